@@ -1,0 +1,199 @@
+import { ApiObject, Chart } from 'cdk8s';
+import * as kplus from 'cdk8s-plus-28';
+import { Construct } from 'constructs';
+import {
+  ControlPlane as ControlPlaneApi,
+  ControlPlaneSpec,
+  ControlPlaneSpecType,
+} from '../imports/tenancy.kflex.kubestellar.org';
+import { KubeflexConfigError } from './errors';
+import { KubeflexHosting } from './hosting';
+import { CONTROL_PLANE_LABEL, TenantNames, tenantNames } from './names';
+import { PostCreateHook } from './post-create-hook';
+import { podSecurityLabels, restrictedContainerJson } from './security';
+import { IMAGES } from './versions';
+
+/** One use of a PostCreateHook by a control plane. */
+export interface PostCreateHookUse {
+  /** The hook, or the name of a hook registered with the same hosting install. */
+  readonly hook: PostCreateHook | string;
+  /** Variables for this use (override the hook's defaultVars and the control plane's globalVars). @default - none */
+  readonly vars?: Record<string, string>;
+}
+
+/** Props common to every control-plane construct. */
+export interface ControlPlaneProps {
+  /** The hosting install this control plane runs on. */
+  readonly hosting: KubeflexHosting;
+  /** Name of the control plane (DNS-1123 label, at most 56 characters). @default - the construct id */
+  readonly name?: string;
+  /** Hooks rendered into the control plane's namespace, in order. More can be added with addPostCreateHook(). @default - none */
+  readonly postCreateHooks?: PostCreateHookUse[];
+  /** Variables shared by all hooks of this control plane. @default - none */
+  readonly globalVars?: Record<string, string>;
+  /** Ready waits until every hook's objects are ready. @default false */
+  readonly waitForPostCreateHooks?: boolean;
+}
+
+/** Where the runtime controller puts a control plane's kubeconfigs (KubeFlex's Secret names and keys). */
+export interface KubeconfigSecretRef {
+  /** Secret name in `<name>-system`. */
+  readonly name: string;
+  /** Key of the off-cluster kubeconfig, if the type has one. */
+  readonly key?: string;
+  /** Key of the in-cluster kubeconfig. */
+  readonly inClusterKey: string;
+}
+
+/** What a control-plane type tells the shared base. */
+export interface ControlPlaneTypeInfo {
+  /** Value of `spec.type`. */
+  readonly type: ControlPlaneSpecType;
+  /** Pod Security Standard enforced in `<name>-system`. */
+  readonly podSecurity: 'restricted' | 'baseline' | 'privileged';
+  /** The kubeconfig Secret the controller mints. */
+  readonly kubeconfigSecret: KubeconfigSecretRef;
+  /** Extra spec fields (external type). */
+  readonly spec?: Partial<ControlPlaneSpec>;
+}
+
+/** Mount path of the kubeconfig Secret in the init container that waits for the tenant API. */
+const WAIT_KUBECONFIG_DIR = '/var/run/kubeflex/kubeconfig';
+
+/**
+ * Shared part of every control-plane type: one chart per tenant holding the `ControlPlane` object (id `Resource`),
+ * the `<name>-system` namespace, the controller's access to that namespace, and the rendered PostCreateHooks.
+ */
+export abstract class ControlPlaneBase extends Chart {
+  /** Every name derived from the tenant name. */
+  public readonly names: TenantNames;
+  /** The hosting install. */
+  public readonly hosting: KubeflexHosting;
+  /** The kubeconfig Secret the controller mints for this control plane. */
+  public readonly kubeconfigSecret: KubeconfigSecretRef;
+  /** The tenant namespace `<name>-system`. */
+  public readonly tenantNamespace: kplus.Namespace;
+  protected readonly constructName: string;
+  private readonly globalVars: Record<string, string>;
+  private readonly hookUses: { hookName: string; vars?: Record<string, string> }[] = [];
+  private readonly resource: ControlPlaneApi;
+
+  protected constructor(scope: Construct, id: string, props: ControlPlaneProps, info: ControlPlaneTypeInfo) {
+    const name = props.name ?? id;
+    super(scope, id, { labels: { [CONTROL_PLANE_LABEL]: name, 'app.kubernetes.io/part-of': 'kubeflex' } });
+    this.constructName = `${new.target.name} "${this.node.path}"`;
+    this.names = tenantNames(name, this.constructName, 'name');
+    this.hosting = props.hosting;
+    this.kubeconfigSecret = info.kubeconfigSecret;
+    this.globalVars = { ...(props.globalVars ?? {}) };
+    props.hosting.registerControlPlane(name, this);
+
+    this.resource = new ControlPlaneApi(this, 'Resource', {
+      metadata: { name },
+      spec: {
+        type: info.type,
+        ...info.spec,
+        postCreateHooks: this.hookUses,
+        globalVars: props.globalVars,
+        waitForPostCreateHooks: props.waitForPostCreateHooks ?? false,
+      },
+    });
+    this.tenantNamespace = new kplus.Namespace(this, 'Namespace', {
+      metadata: { name: this.names.namespace, labels: podSecurityLabels(info.podSecurity) },
+    });
+    props.hosting.bindControllerInNamespace(this, 'ControllerAccess', this.names.namespace);
+    for (const use of props.postCreateHooks ?? []) this.addPostCreateHook(use);
+  }
+
+  /** The control plane name. */
+  public get controlPlaneName(): string {
+    return this.names.name;
+  }
+
+  /**
+   * Uses a PostCreateHook: records it in `spec.postCreateHooks` and renders its templates into `<name>-system`.
+   * Jobs that mount this control plane's kubeconfig Secret get an init container that waits for its API.
+   */
+  public addPostCreateHook(use: PostCreateHookUse): void {
+    const hook = typeof use.hook === 'string' ? this.hosting.findPostCreateHook(use.hook) : use.hook;
+    if (!hook) {
+      const known = this.hosting.postCreateHookNames;
+      throw new KubeflexConfigError(
+        this.constructName,
+        'postCreateHooks[].hook',
+        use.hook,
+        `no PostCreateHook with that name is registered with the hosting install (known: ${known.length ? known.join(', ') : 'none'}); define hooks before the control planes that use them`,
+      );
+    }
+    if (this.hookUses.some((u) => u.hookName === hook.hookName)) {
+      throw new KubeflexConfigError(this.constructName, 'postCreateHooks[].hook', hook.hookName, 'is used twice');
+    }
+    this.hookUses.push({ hookName: hook.hookName, vars: use.vars });
+    const labels = hook.labels;
+    for (const [k, v] of Object.entries(labels)) this.resource.metadata.addLabel(k, v);
+
+    const rendered = hook.render({
+      controlPlanePath: this.constructName,
+      controlPlaneName: this.names.name,
+      namespace: this.names.namespace,
+      globalVars: this.globalVars,
+      vars: use.vars ?? {},
+    });
+    rendered.forEach((obj, i) => {
+      if (obj.kind === 'Job') this.addApiWait(obj);
+      new ApiObject(this, `Hook-${hook.hookName}-${i}`, obj as any);
+    });
+  }
+
+  /**
+   * Exposes `service` outside the cluster at `<name>.<domain>`: an Ingress with SSL passthrough, or an OpenShift
+   * Route with passthrough TLS when the hosting install is on OpenShift. TLS always ends at the tenant API server.
+   */
+  protected expose(service: kplus.Service, port: number, targetPortName: string): void {
+    const metadata = { name: this.names.name, namespace: this.names.namespace };
+    if (this.hosting.isOpenShift) {
+      // No cdk8s-plus or generated class exists for routes.openshift.io.
+      new ApiObject(this, 'Route', {
+        apiVersion: 'route.openshift.io/v1',
+        kind: 'Route',
+        metadata: { ...metadata, annotations: { 'openshift.io/host.generated': 'true' } },
+        spec: {
+          to: { kind: 'Service', name: service.name, weight: 100 },
+          port: { targetPort: targetPortName },
+          tls: { termination: 'passthrough', insecureEdgeTerminationPolicy: 'None' },
+          wildcardPolicy: 'None',
+        },
+      });
+      return;
+    }
+    new kplus.Ingress(this, 'Ingress', {
+      metadata: { ...metadata, annotations: { 'nginx.ingress.kubernetes.io/ssl-passthrough': 'true' } },
+      className: this.hosting.ingressClassName,
+      rules: [
+        {
+          host: this.names.host(this.hosting.domain),
+          path: '/',
+          pathType: kplus.HttpIngressPathType.PREFIX,
+          backend: kplus.IngressBackend.fromService(service, { port }),
+        },
+      ],
+    });
+  }
+
+  /** Adds an init container to a Job that mounts the tenant kubeconfig, so it runs only once the tenant API is ready. */
+  private addApiWait(job: Record<string, any>): void {
+    const pod = job.spec?.template?.spec;
+    const volume = (pod?.volumes ?? []).find((v: any) => v?.secret?.secretName === this.kubeconfigSecret.name);
+    if (!volume) return;
+    const waiter = {
+      name: 'wait-for-control-plane',
+      image: IMAGES.controller,
+      command: ['kubeflex-wait-for-apiserver'],
+      args: [`--kubeconfig=${WAIT_KUBECONFIG_DIR}/${this.kubeconfigSecret.inClusterKey}`, '--timeout=600s'],
+      volumeMounts: [{ name: volume.name, mountPath: WAIT_KUBECONFIG_DIR, readOnly: true }],
+      securityContext: restrictedContainerJson(),
+      resources: { requests: { cpu: '10m', memory: '32Mi' }, limits: { cpu: '100m', memory: '64Mi' } },
+    };
+    pod.initContainers = [waiter, ...(pod.initContainers ?? [])];
+  }
+}

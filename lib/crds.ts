@@ -1,0 +1,166 @@
+/**
+ * The CustomResourceDefinitions of `tenancy.kflex.kubestellar.org/v1alpha1`, as plain objects. They accept every
+ * field of KubeFlex's v1alpha1 types (wire compatibility) and are the source of `crds/*.yaml` and `imports/`.
+ */
+export const API_GROUP = 'tenancy.kflex.kubestellar.org';
+export const API_VERSION = `${API_GROUP}/v1alpha1`;
+
+/** Control-plane types KubeFlex knows; `ocm` is accepted on the wire but has no construct (deprecated upstream). */
+export const CONTROL_PLANE_TYPES = ['k8s', 'ocm', 'vcluster', 'host', 'external', 'k3s'] as const;
+export type ControlPlaneType = (typeof CONTROL_PLANE_TYPES)[number];
+
+const stringMap = { type: 'object', additionalProperties: { type: 'string' } };
+
+const condition = {
+  type: 'object',
+  required: ['type', 'status', 'lastUpdateTime', 'lastTransitionTime', 'reason', 'message'],
+  properties: {
+    type: { type: 'string' },
+    status: { type: 'string' },
+    lastUpdateTime: { type: 'string', format: 'date-time' },
+    lastTransitionTime: { type: 'string', format: 'date-time' },
+    reason: { type: 'string' },
+    message: { type: 'string' },
+    observedGeneration: { type: 'integer', format: 'int64' },
+  },
+};
+
+const secretRef = {
+  type: 'object',
+  properties: {
+    namespace: { type: 'string' },
+    name: { type: 'string' },
+    key: { type: 'string' },
+    inClusterKey: { type: 'string' },
+  },
+};
+
+function printerColumns(typePath = '.spec.type') {
+  return [
+    { name: 'SYNCED', type: 'string', jsonPath: ".status.conditions[?(@.type=='Synced')].status" },
+    { name: 'READY', type: 'string', jsonPath: ".status.conditions[?(@.type=='Ready')].status" },
+    { name: 'TYPE', type: 'string', jsonPath: typePath },
+    { name: 'AGE', type: 'date', jsonPath: '.metadata.creationTimestamp' },
+  ];
+}
+
+function crd(kind: string, plural: string, shortNames: string[], schema: object, columns: object[]) {
+  return {
+    apiVersion: 'apiextensions.k8s.io/v1',
+    kind: 'CustomResourceDefinition',
+    metadata: { name: `${plural}.${API_GROUP}` },
+    spec: {
+      group: API_GROUP,
+      names: { kind, listKind: `${kind}List`, plural, singular: kind.toLowerCase(), shortNames },
+      scope: 'Cluster',
+      versions: [
+        {
+          name: 'v1alpha1',
+          served: true,
+          storage: true,
+          subresources: { status: {} },
+          additionalPrinterColumns: columns,
+          schema: { openAPIV3Schema: schema },
+        },
+      ],
+    },
+  };
+}
+
+export const CONTROL_PLANE_CRD = crd(
+  'ControlPlane',
+  'controlplanes',
+  ['cp', 'cps'],
+  {
+    description: 'ControlPlane is a tenant control plane hosted on this cluster.',
+    type: 'object',
+    properties: {
+      apiVersion: { type: 'string' },
+      kind: { type: 'string' },
+      metadata: { type: 'object' },
+      spec: {
+        type: 'object',
+        required: ['type'],
+        properties: {
+          type: { type: 'string', enum: [...CONTROL_PLANE_TYPES] },
+          backend: { type: 'string', enum: ['shared', 'dedicated'] },
+          bootstrapSecretRef: {
+            type: 'object',
+            required: ['namespace', 'name', 'inClusterKey'],
+            properties: {
+              namespace: { type: 'string' },
+              name: { type: 'string' },
+              inClusterKey: { type: 'string' },
+            },
+          },
+          tokenExpirationSeconds: { type: 'integer', format: 'int64', default: 31536000, minimum: 600 },
+          postCreateHook: { type: 'string' },
+          postCreateHookVars: stringMap,
+          postCreateHooks: {
+            type: 'array',
+            items: {
+              type: 'object',
+              required: ['hookName'],
+              properties: { hookName: { type: 'string' }, vars: stringMap },
+            },
+          },
+          globalVars: stringMap,
+          waitForPostCreateHooks: { type: 'boolean', default: false },
+        },
+      },
+      status: {
+        type: 'object',
+        properties: {
+          conditions: { type: 'array', items: condition },
+          observedGeneration: { type: 'integer', format: 'int64' },
+          secretRef,
+          postCreateHooks: { type: 'object', additionalProperties: { type: 'boolean' } },
+          postCreateHookCompleted: { type: 'boolean' },
+        },
+      },
+    },
+  },
+  printerColumns(),
+);
+
+export const POST_CREATE_HOOK_CRD = crd(
+  'PostCreateHook',
+  'postcreatehooks',
+  ['pch', 'pchs'],
+  {
+    description: 'PostCreateHook is a set of templated objects rendered for each control plane that uses it.',
+    type: 'object',
+    properties: {
+      apiVersion: { type: 'string' },
+      kind: { type: 'string' },
+      metadata: { type: 'object' },
+      spec: {
+        type: 'object',
+        properties: {
+          templates: {
+            type: 'array',
+            items: { type: 'object', 'x-kubernetes-embedded-resource': true, 'x-kubernetes-preserve-unknown-fields': true },
+          },
+          defaultVars: {
+            type: 'array',
+            items: {
+              type: 'object',
+              required: ['name', 'value'],
+              properties: { name: { type: 'string' }, value: { type: 'string' } },
+            },
+          },
+        },
+      },
+      status: {
+        type: 'object',
+        properties: {
+          conditions: { type: 'array', items: condition },
+          observedGeneration: { type: 'integer', format: 'int64' },
+          secretRef,
+        },
+      },
+    },
+  },
+  // KubeFlex copies the ControlPlane columns here, TYPE pointing at a non-existent .spec.type; we leave that column out.
+  printerColumns().filter((c) => c.name !== 'TYPE'),
+);

@@ -1,0 +1,71 @@
+import { Size } from 'cdk8s';
+
+/**
+ * Error thrown for bad construct input. The message always names the construct, the prop and the bad value,
+ * so a platform team can fix its code without reading ours.
+ */
+export class KubeflexConfigError extends Error {
+  public constructor(
+    public readonly construct: string,
+    public readonly prop: string,
+    public readonly value: unknown,
+    public readonly reason: string,
+  ) {
+    super(`${construct}: invalid ${prop} ${formatValue(value)}: ${reason}`);
+    this.name = 'KubeflexConfigError';
+  }
+}
+
+function formatValue(value: unknown): string {
+  if (value === undefined) return '(not set)';
+  if (typeof value === 'string') return JSON.stringify(value);
+  try {
+    return JSON.stringify(value) ?? String(value);
+  } catch {
+    return String(value);
+  }
+}
+
+/** Throws unless `value` is an integer within [min, max]. */
+export function checkInteger(construct: string, prop: string, value: number, min: number, max: number): void {
+  if (!Number.isInteger(value) || value < min || value > max) {
+    throw new KubeflexConfigError(construct, prop, value, `must be an integer from ${min} to ${max}`);
+  }
+}
+
+/**
+ * Validates a storage size such as "1Gi" (a positive whole number of Mi, Gi or Ti) and returns it as a cdk8s Size.
+ */
+export function parseStorageSize(construct: string, prop: string, value: string): Size {
+  const m = /^([1-9][0-9]*)(Mi|Gi|Ti)$/.exec(value);
+  if (!m) {
+    throw new KubeflexConfigError(construct, prop, value, 'must be a positive whole number of Mi, Gi or Ti, such as "1Gi"');
+  }
+  const n = Number(m[1]);
+  return m[2] === 'Mi' ? Size.mebibytes(n) : m[2] === 'Gi' ? Size.gibibytes(n) : Size.tebibytes(n);
+}
+
+const DNS1123_LABEL = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
+const DNS1123_SUBDOMAIN = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/;
+
+/** Throws unless `value` is a DNS-1123 label of at most `max` characters. */
+export function checkDnsLabel(construct: string, prop: string, value: string, max = 63): void {
+  if (typeof value !== 'string' || !DNS1123_LABEL.test(value)) {
+    throw new KubeflexConfigError(
+      construct,
+      prop,
+      value,
+      "must be a DNS-1123 label: lowercase letters, digits and '-', starting and ending with a letter or digit",
+    );
+  }
+  if (value.length > max) {
+    throw new KubeflexConfigError(construct, prop, value, `must be at most ${max} characters (is ${value.length})`);
+  }
+}
+
+/** Throws unless `value` is a DNS-1123 subdomain (e.g. a domain name) of at most 253 characters. */
+export function checkDnsSubdomain(construct: string, prop: string, value: string): void {
+  if (typeof value !== 'string' || value.length > 253 || !DNS1123_SUBDOMAIN.test(value)) {
+    throw new KubeflexConfigError(construct, prop, value, 'must be a lowercase DNS-1123 subdomain of at most 253 characters');
+  }
+}

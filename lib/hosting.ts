@@ -1,0 +1,425 @@
+import { ApiObject, Chart, Duration, JsonPatch } from 'cdk8s';
+import * as kplus from 'cdk8s-plus-28';
+import { Construct } from 'constructs';
+import { API_GROUP, CONTROL_PLANE_CRD, POST_CREATE_HOOK_CRD } from './crds';
+import { checkDnsLabel, checkDnsSubdomain, checkInteger, KubeflexConfigError, parseStorageSize } from './errors';
+import { HOSTING_NAMESPACE, MAX_TENANT_NAME_LENGTH } from './names';
+import { podSecurityLabels, resources, restrictedContainer, restrictedPod } from './security';
+import { IMAGES } from './versions';
+import type { PostCreateHook } from './post-create-hook';
+
+/** Options for the PostgreSQL that the hosting install runs for k8s-type tenants. */
+export interface PostgresOptions {
+  /** Storage class of the data volume. @default - the cluster's default storage class */
+  readonly storageClassName?: string;
+  /** Size of the data volume. @default "8Gi" */
+  readonly storageSize?: string;
+  /** PostgreSQL image. @default IMAGES.postgres */
+  readonly image?: string;
+  /** `max_connections` of the server (each k8s tenant's kine holds a pool). @default 1000 */
+  readonly maxConnections?: number;
+}
+
+/** An existing PostgreSQL server to use instead of the bundled one. */
+export interface ExternalPostgresOptions {
+  /** Host name of the server as seen from the hosting cluster. */
+  readonly host: string;
+  /** TCP port. @default 5432 */
+  readonly port?: number;
+  /** Superuser (or a role with CREATEDB and CREATEROLE) used to provision tenant databases. @default "postgres" */
+  readonly superuser?: string;
+  /** Secret in `kubeflex-system` that holds the superuser's password. */
+  readonly passwordSecretName: string;
+  /** Key of the password in that Secret. @default "postgres-password" */
+  readonly passwordSecretKey?: string;
+}
+
+/** libpq `sslmode` used by kine and the provisioning Jobs. */
+export type PostgresSslMode = 'disable' | 'allow' | 'prefer' | 'require' | 'verify-ca' | 'verify-full';
+
+/** Props of KubeflexHosting. */
+export interface KubeflexHostingProps {
+  /** Domain under which control planes are exposed as `<name>.<domain>`. @default "localtest.me" */
+  readonly domain?: string;
+  /** Port of the ingress controller as seen from outside the cluster. @default 9443 */
+  readonly externalPort?: number;
+  /** Expose control planes with OpenShift Routes instead of Ingresses. @default false */
+  readonly isOpenShift?: boolean;
+  /** Ingress class of an ingress controller with SSL passthrough enabled. @default "nginx" */
+  readonly ingressClassName?: string;
+  /** Host container name added to certificate SANs (kind/k3d setups). @default "kubeflex-control-plane" */
+  readonly hostContainer?: string;
+  /** Image of the runtime controller. @default IMAGES.controller */
+  readonly controllerImage?: string;
+  /** Run the bundled PostgreSQL for k8s-type tenants; `false` with no externalPostgres means no k8s tenants. @default true unless externalPostgres is set */
+  readonly installPostgres?: boolean;
+  /** Options for the bundled PostgreSQL. @default - see PostgresOptions */
+  readonly postgres?: PostgresOptions;
+  /** Use an existing PostgreSQL server instead of the bundled one. @default - none */
+  readonly externalPostgres?: ExternalPostgresOptions;
+  /** libpq sslmode towards PostgreSQL. @default "prefer" */
+  readonly postgresSslMode?: PostgresSslMode;
+}
+
+/** Where k8s-type tenants find their PostgreSQL, resolved once by KubeflexHosting. */
+export interface PostgresEndpoint {
+  /** Host name. */
+  readonly host: string;
+  /** TCP port. */
+  readonly port: number;
+  /** Role used to provision tenant databases. */
+  readonly superuser: string;
+  /** Secret in `kubeflex-system` holding that role's password. */
+  readonly passwordSecretName: string;
+  /** Key of the password in that Secret. */
+  readonly passwordSecretKey: string;
+  /** libpq sslmode. */
+  readonly sslMode: PostgresSslMode;
+  /** Image whose `psql` runs the provisioning Jobs. */
+  readonly clientImage: string;
+}
+
+/** KubeFlex's names for the bundled PostgreSQL (Bitnami release `postgres`), kept so existing tooling finds it. */
+export const POSTGRES_NAME = 'postgres-postgresql';
+export const POSTGRES_PASSWORD_KEY = 'postgres-password';
+/** Name of the runtime controller's ServiceAccount and Deployment (KubeFlex's names). */
+export const CONTROLLER_NAME = 'kubeflex-controller-manager';
+/** ClusterRole the controller gets in each tenant namespace only (bound there by the control-plane constructs). */
+export const CONTROLLER_TENANT_ROLE = 'kubeflex-controller-tenant';
+
+/** ConfigMap in `kubeflex-system` holding DB_PROVISION_SQL, mounted by each k8s tenant's provisioning Job. */
+export const DB_PROVISION_CONFIGMAP = 'kubeflex-db-provision';
+
+/**
+ * Idempotent psql script creating one tenant's login role and database (run with
+ * `--set=tenant_db=… --set=tenant_role=…`; the password comes from $TENANT_DB_PASSWORD). The role owns only its
+ * database and cannot create others; PUBLIC loses CONNECT, so tenants cannot reach each other's data.
+ */
+export const DB_PROVISION_SQL = `\\set ON_ERROR_STOP on
+\\getenv tenant_password TENANT_DB_PASSWORD
+SELECT format('CREATE ROLE %I LOGIN', :'tenant_role')
+  WHERE NOT EXISTS (SELECT FROM pg_roles WHERE rolname = :'tenant_role') \\gexec
+ALTER ROLE :"tenant_role" WITH LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION CONNECTION LIMIT 50 PASSWORD :'tenant_password';
+SELECT format('CREATE DATABASE %I OWNER %I', :'tenant_db', :'tenant_role')
+  WHERE NOT EXISTS (SELECT FROM pg_database WHERE datname = :'tenant_db') \\gexec
+REVOKE ALL ON DATABASE :"tenant_db" FROM PUBLIC;
+GRANT ALL ON DATABASE :"tenant_db" TO :"tenant_role";
+`;
+
+const CONSTRUCT = 'KubeflexHosting';
+
+/**
+ * The hosting install: namespace `kubeflex-system`, the KubeFlex CRDs, ConfigMap `kubeflex-config`, the runtime
+ * controller with least-privilege RBAC, and (optionally) the shared PostgreSQL. Control planes and hooks register
+ * with it, which is how duplicate tenant names and unknown hooks are caught.
+ */
+export class KubeflexHosting extends Chart {
+  /** Domain under which control planes are exposed. */
+  public readonly domain: string;
+  /** External port of the ingress controller. */
+  public readonly externalPort: number;
+  /** Whether control planes are exposed by OpenShift Routes. */
+  public readonly isOpenShift: boolean;
+  /** Ingress class used by control-plane Ingresses. */
+  public readonly ingressClassName: string;
+  /** Host container name (certificate SAN). */
+  public readonly hostContainer: string;
+  /** PostgreSQL for k8s-type tenants, or undefined when there is none. */
+  public readonly postgres?: PostgresEndpoint;
+  /** The controller's ServiceAccount. */
+  public readonly serviceAccount: kplus.ServiceAccount;
+
+  private readonly controlPlanes = new Map<string, Construct>();
+  private readonly hooks = new Map<string, PostCreateHook>();
+
+  public constructor(scope: Construct, id: string, props: KubeflexHostingProps = {}) {
+    super(scope, id, { labels: { 'app.kubernetes.io/part-of': 'kubeflex' } });
+    this.domain = props.domain ?? 'localtest.me';
+    this.externalPort = props.externalPort ?? 9443;
+    this.isOpenShift = props.isOpenShift ?? false;
+    this.ingressClassName = props.ingressClassName ?? 'nginx';
+    this.hostContainer = props.hostContainer ?? 'kubeflex-control-plane';
+    const sslMode = props.postgresSslMode ?? 'prefer';
+
+    checkDnsSubdomain(CONSTRUCT, 'domain', this.domain);
+    if (this.domain.length + 1 + MAX_TENANT_NAME_LENGTH > 253) {
+      throw new KubeflexConfigError(CONSTRUCT, 'domain', this.domain, 'leaves no room for `<tenant>.` in host names');
+    }
+    checkInteger(CONSTRUCT, 'externalPort', this.externalPort, 1, 65535);
+    checkDnsLabel(CONSTRUCT, 'ingressClassName', this.ingressClassName);
+    checkDnsSubdomain(CONSTRUCT, 'hostContainer', this.hostContainer);
+    if (props.externalPostgres && props.installPostgres) {
+      throw new KubeflexConfigError(CONSTRUCT, 'installPostgres', true, 'contradicts externalPostgres; set only one');
+    }
+    if (props.externalPostgres && props.postgres) {
+      throw new KubeflexConfigError(CONSTRUCT, 'postgres', props.postgres, 'options apply to the bundled PostgreSQL only, but externalPostgres is set');
+    }
+    if (props.installPostgres === false && props.postgres) {
+      throw new KubeflexConfigError(CONSTRUCT, 'postgres', props.postgres, 'options given but installPostgres is false');
+    }
+
+    new kplus.Namespace(this, 'Namespace', {
+      metadata: { name: HOSTING_NAMESPACE, labels: podSecurityLabels('restricted') },
+    });
+    new ApiObject(this, 'ControlPlaneCrd', CONTROL_PLANE_CRD);
+    new ApiObject(this, 'PostCreateHookCrd', POST_CREATE_HOOK_CRD);
+    new kplus.ConfigMap(this, 'Config', {
+      metadata: { name: 'kubeflex-config', namespace: HOSTING_NAMESPACE },
+      data: {
+        domain: this.domain,
+        externalPort: String(this.externalPort),
+        isOpenShift: String(this.isOpenShift),
+        hostContainer: this.hostContainer,
+        ingressClassName: this.ingressClassName,
+      },
+    });
+
+    this.serviceAccount = new kplus.ServiceAccount(this, 'ServiceAccount', {
+      metadata: { name: CONTROLLER_NAME, namespace: HOSTING_NAMESPACE },
+      automountToken: true,
+    });
+    this.addControllerRbac();
+    this.addController(props.controllerImage ?? IMAGES.controller);
+
+    if (props.externalPostgres) {
+      const ext = props.externalPostgres;
+      checkDnsSubdomain(CONSTRUCT, 'externalPostgres.host', ext.host);
+      checkInteger(CONSTRUCT, 'externalPostgres.port', ext.port ?? 5432, 1, 65535);
+      checkDnsSubdomain(CONSTRUCT, 'externalPostgres.passwordSecretName', ext.passwordSecretName);
+      this.postgres = {
+        host: ext.host,
+        port: ext.port ?? 5432,
+        superuser: ext.superuser ?? 'postgres',
+        passwordSecretName: ext.passwordSecretName,
+        passwordSecretKey: ext.passwordSecretKey ?? POSTGRES_PASSWORD_KEY,
+        sslMode,
+        clientImage: IMAGES.postgres,
+      };
+    }
+    if (!props.externalPostgres && (props.installPostgres ?? true)) {
+      const image = props.postgres?.image ?? IMAGES.postgres;
+      this.addPostgres(props.postgres ?? {}, image);
+      this.postgres = {
+        host: `${POSTGRES_NAME}.${HOSTING_NAMESPACE}.svc`,
+        port: 5432,
+        superuser: 'postgres',
+        passwordSecretName: POSTGRES_NAME,
+        passwordSecretKey: POSTGRES_PASSWORD_KEY,
+        sslMode,
+        clientImage: image,
+      };
+    }
+    if (this.postgres) {
+      new kplus.ConfigMap(this, 'DbProvisionScript', {
+        metadata: { name: DB_PROVISION_CONFIGMAP, namespace: HOSTING_NAMESPACE },
+        data: { 'provision.sql': DB_PROVISION_SQL },
+      });
+    }
+  }
+
+  /**
+   * Registers a control plane name; throws when another control plane already uses it.
+   * Called by the control-plane constructs.
+   */
+  public registerControlPlane(name: string, construct: Construct): void {
+    const existing = this.controlPlanes.get(name);
+    if (existing) {
+      throw new KubeflexConfigError(
+        `${construct.constructor.name} "${construct.node.path}"`,
+        'name',
+        name,
+        `is already used by the control plane at "${existing.node.path}"`,
+      );
+    }
+    this.controlPlanes.set(name, construct);
+  }
+
+  /** Registers a PostCreateHook so control planes can refer to it by name; throws on a duplicate name. */
+  public registerPostCreateHook(hook: PostCreateHook): void {
+    const existing = this.hooks.get(hook.hookName);
+    if (existing) {
+      throw new KubeflexConfigError(
+        `PostCreateHook "${hook.node.path}"`,
+        'name',
+        hook.hookName,
+        `is already used by the hook at "${existing.node.path}"`,
+      );
+    }
+    this.hooks.set(hook.hookName, hook);
+  }
+
+  /** The hook registered under `name`, if any. */
+  public findPostCreateHook(name: string): PostCreateHook | undefined {
+    return this.hooks.get(name);
+  }
+
+  /** Names of all registered hooks, sorted (for error messages). */
+  public get postCreateHookNames(): string[] {
+    return [...this.hooks.keys()].sort();
+  }
+
+  private addControllerRbac(): void {
+    const cluster = new kplus.ClusterRole(this, 'ControllerRole', { metadata: { name: 'kubeflex-controller' } });
+    const custom = (apiGroup: string, resourceType: string) => kplus.ApiResource.custom({ apiGroup, resourceType });
+    cluster.allow(
+      ['get', 'list', 'watch', 'update', 'patch'],
+      custom(API_GROUP, 'controlplanes'),
+    );
+    cluster.allow(['get', 'update', 'patch'], custom(API_GROUP, 'controlplanes/status'));
+    cluster.allow(['update'], custom(API_GROUP, 'controlplanes/finalizers'));
+    cluster.allow(['get', 'list', 'watch'], custom(API_GROUP, 'postcreatehooks'));
+    // Readiness of tenant workloads and of hook objects (KubeFlex's readiness rules) is read cluster-wide;
+    // no write access outside the tenant namespaces is granted here.
+    cluster.allow(
+      ['get', 'list', 'watch'],
+      kplus.ApiResource.NAMESPACES,
+      kplus.ApiResource.DEPLOYMENTS,
+      kplus.ApiResource.STATEFUL_SETS,
+      kplus.ApiResource.DAEMON_SETS,
+      kplus.ApiResource.JOBS,
+      kplus.ApiResource.PODS,
+      kplus.ApiResource.CUSTOM_RESOURCE_DEFINITIONS,
+    );
+    cluster.allow(['create', 'patch'], kplus.ApiResource.EVENTS);
+    const binding = new kplus.ClusterRoleBinding(this, 'ControllerRoleBinding', {
+      metadata: { name: 'kubeflex-controller' },
+      role: cluster,
+    });
+    binding.addSubjects(this.serviceAccount);
+
+    // Secrets are written only where a RoleBinding to this ClusterRole exists: kubeflex-system and each tenant
+    // namespace. The controller can never read Secrets of unrelated namespaces.
+    const tenant = new kplus.ClusterRole(this, 'ControllerTenantRole', { metadata: { name: CONTROLLER_TENANT_ROLE } });
+    tenant.allow(['get', 'list', 'watch', 'create', 'update', 'patch', 'delete'], kplus.ApiResource.SECRETS);
+    tenant.allow(['get', 'list', 'watch'], kplus.ApiResource.SERVICES, kplus.ApiResource.CONFIG_MAPS);
+    this.bindControllerInNamespace(this, 'ControllerTenantRoleBinding', HOSTING_NAMESPACE);
+  }
+
+  /**
+   * Grants the runtime controller Secret access in `namespace` (a RoleBinding to the tenant ClusterRole).
+   * Called by the control-plane constructs for their `<name>-system` namespace.
+   */
+  public bindControllerInNamespace(scope: Construct, id: string, namespace: string): kplus.RoleBinding {
+    const role = kplus.ClusterRole.fromClusterRoleName(scope, `${id}Role`, CONTROLLER_TENANT_ROLE);
+    const binding = new kplus.RoleBinding(scope, id, {
+      metadata: { name: 'kubeflex-controller', namespace },
+      role,
+    });
+    binding.addSubjects(
+      kplus.ServiceAccount.fromServiceAccountName(scope, `${id}Subject`, CONTROLLER_NAME, {
+        namespaceName: HOSTING_NAMESPACE,
+      }),
+    );
+    return binding;
+  }
+
+  private addController(image: string): void {
+    const deployment = new kplus.Deployment(this, 'Resource', {
+      metadata: { name: CONTROLLER_NAME, namespace: HOSTING_NAMESPACE, labels: { 'control-plane': 'controller-manager' } },
+      replicas: 1,
+      select: false,
+      podMetadata: { labels: { app: CONTROLLER_NAME } },
+      serviceAccount: this.serviceAccount,
+      automountServiceAccountToken: true,
+      securityContext: restrictedPod(),
+      containers: [
+        {
+          name: 'manager',
+          image,
+          imagePullPolicy: kplus.ImagePullPolicy.IF_NOT_PRESENT,
+          args: ['--health-port=8081'],
+          envVariables: {
+            POD_NAMESPACE: kplus.EnvValue.fromFieldRef(kplus.EnvFieldPaths.POD_NAMESPACE),
+          },
+          ports: [{ number: 8081, name: 'health' }],
+          securityContext: restrictedContainer(),
+          resources: resources(10, 64, 500, 256),
+          liveness: kplus.Probe.fromHttpGet('/healthz', { port: 8081, periodSeconds: Duration.seconds(10) }),
+          readiness: kplus.Probe.fromHttpGet('/readyz', { port: 8081, periodSeconds: Duration.seconds(5) }),
+        },
+      ],
+    });
+    deployment.select(kplus.LabelSelector.of({ labels: { app: CONTROLLER_NAME } }));
+  }
+
+  private addPostgres(options: PostgresOptions, image: string): void {
+    const storageSize = options.storageSize ?? '8Gi';
+    parseStorageSize(CONSTRUCT, 'postgres.storageSize', storageSize);
+    const maxConnections = options.maxConnections ?? 1000;
+    checkInteger(CONSTRUCT, 'postgres.maxConnections', maxConnections, 10, 100000);
+    if (options.storageClassName !== undefined) {
+      checkDnsSubdomain(CONSTRUCT, 'postgres.storageClassName', options.storageClassName);
+    }
+    const labels = { 'app.kubernetes.io/name': 'postgresql', 'app.kubernetes.io/instance': 'postgres' };
+    const ports = [{ port: 5432, targetPort: 5432, name: 'tcp-postgresql' }];
+    const headless = new kplus.Service(this, 'PostgresHeadless', {
+      metadata: { name: `${POSTGRES_NAME}-hl`, namespace: HOSTING_NAMESPACE },
+      clusterIP: 'None',
+      publishNotReadyAddresses: true,
+      ports,
+    });
+    const client = new kplus.Service(this, 'PostgresService', {
+      metadata: { name: POSTGRES_NAME, namespace: HOSTING_NAMESPACE },
+      ports,
+    });
+    const password = kplus.Secret.fromSecretName(this, 'PostgresPassword', POSTGRES_NAME);
+    const run = kplus.Volume.fromEmptyDir(this, 'PostgresRun', 'run');
+    const tmp = kplus.Volume.fromEmptyDir(this, 'PostgresTmp', 'tmp');
+    const pgUid = 999; // the postgres user of the official image
+    const sts = new kplus.StatefulSet(this, 'Postgres', {
+      metadata: { name: POSTGRES_NAME, namespace: HOSTING_NAMESPACE },
+      service: headless,
+      replicas: 1,
+      select: false,
+      podMetadata: { labels },
+      securityContext: restrictedPod(pgUid),
+      containers: [
+        {
+          name: 'postgresql',
+          image,
+          imagePullPolicy: kplus.ImagePullPolicy.IF_NOT_PRESENT,
+          args: ['-c', `max_connections=${maxConnections}`, '-c', 'password_encryption=scram-sha-256'],
+          ports: [{ number: 5432, name: 'tcp-postgresql' }],
+          envVariables: {
+            POSTGRES_USER: kplus.EnvValue.fromValue('postgres'),
+            POSTGRES_PASSWORD: kplus.EnvValue.fromSecretValue({ secret: password, key: POSTGRES_PASSWORD_KEY }),
+            PGDATA: kplus.EnvValue.fromValue('/var/lib/postgresql/data/pgdata'),
+            POSTGRES_INITDB_ARGS: kplus.EnvValue.fromValue('--auth-host=scram-sha-256'),
+          },
+          securityContext: restrictedContainer(pgUid),
+          resources: resources(250, 256, 2000, 1024),
+          readiness: kplus.Probe.fromCommand(['pg_isready', '-U', 'postgres', '-h', '127.0.0.1'], {
+            periodSeconds: Duration.seconds(5),
+          }),
+          liveness: kplus.Probe.fromCommand(['pg_isready', '-U', 'postgres', '-h', '127.0.0.1'], {
+            initialDelaySeconds: Duration.seconds(30),
+            periodSeconds: Duration.seconds(10),
+          }),
+          volumeMounts: [
+            { path: '/var/run/postgresql', volume: run },
+            { path: '/tmp', volume: tmp },
+          ],
+        },
+      ],
+    });
+    sts.select(kplus.LabelSelector.of({ labels }));
+    client.selectLabel('app.kubernetes.io/name', 'postgresql');
+    client.selectLabel('app.kubernetes.io/instance', 'postgres');
+    headless.selectLabel('app.kubernetes.io/name', 'postgresql');
+    headless.selectLabel('app.kubernetes.io/instance', 'postgres');
+    // cdk8s-plus has no volumeClaimTemplates; this keeps KubeFlex's PVC name data-postgres-postgresql-0.
+    const claim: Record<string, unknown> = {
+      accessModes: ['ReadWriteOnce'],
+      resources: { requests: { storage: storageSize } },
+    };
+    if (options.storageClassName) claim.storageClassName = options.storageClassName;
+    const api = ApiObject.of(sts);
+    api.addJsonPatch(JsonPatch.add('/spec/volumeClaimTemplates', [{ metadata: { name: 'data' }, spec: claim }]));
+    api.addJsonPatch(
+      JsonPatch.add('/spec/template/spec/containers/0/volumeMounts/-', {
+        name: 'data',
+        mountPath: '/var/lib/postgresql/data',
+      }),
+    );
+  }
+}

@@ -1,0 +1,165 @@
+import { Duration, Size } from 'cdk8s';
+import * as kplus from 'cdk8s-plus-28';
+import { Construct } from 'constructs';
+import { ControlPlaneSpecType } from '../imports/tenancy.kflex.kubestellar.org';
+import { ControlPlaneBase, ControlPlaneProps } from './control-plane';
+import { checkDnsSubdomain, parseStorageSize } from './errors';
+import { resources } from './security';
+import { IMAGES } from './versions';
+
+/** Props of K3sControlPlane. */
+export interface K3sControlPlaneProps extends ControlPlaneProps {
+  /** k3s image. @default IMAGES.k3s */
+  readonly image?: string;
+  /** Storage class of the PVCs. @default - the cluster's default storage class */
+  readonly storageClassName?: string;
+  /** Size of PVC `k3s-data` (k3s data dir with its SQLite store). @default "1Gi" */
+  readonly dataStorageSize?: string;
+  /** Size of PVC `k3s-config` (/etc/rancher/k3s). @default "1Gi" */
+  readonly configStorageSize?: string;
+}
+
+/** Secret (KubeFlex's name) with keys `config` and `config-incluster`, minted by the runtime controller. */
+export const K3S_KUBECONFIG_SECRET = 'k3s-config';
+/** Secret with the CA certificates and keys the controller mints; seeded into k3s so it can sign kubeconfigs. */
+export const K3S_CA_SECRET = 'k3s-server-ca';
+const DATA_DIR = '/var/lib/rancher/k3s';
+const CA_FILES = ['server-ca.crt', 'server-ca.key', 'client-ca.crt', 'client-ca.key', 'request-header-ca.crt', 'request-header-ca.key'];
+
+/**
+ * A tenant running a k3s server (no agent, packaged add-ons disabled) as StatefulSet `k3s-server`. k3s is seeded
+ * with CAs the runtime controller mints, so kubeconfigs come from the controller instead of a privileged helper Job.
+ */
+export class K3sControlPlane extends ControlPlaneBase {
+  /** The k3s server StatefulSet. */
+  public readonly server: kplus.StatefulSet;
+  /** Service `k3s` (443 -> 6443). */
+  public readonly service: kplus.Service;
+
+  public constructor(scope: Construct, id: string, props: K3sControlPlaneProps) {
+    super(scope, id, props, {
+      type: ControlPlaneSpecType.K3S,
+      // k3s runs as root inside its container (unprivileged, no capabilities): baseline, not restricted.
+      podSecurity: 'baseline',
+      kubeconfigSecret: { name: K3S_KUBECONFIG_SECRET, key: 'config', inClusterKey: 'config-incluster' },
+    });
+    const dataSize = props.dataStorageSize ?? '1Gi';
+    const configSize = props.configStorageSize ?? '1Gi';
+    const dataStorage = parseStorageSize(this.constructName, 'dataStorageSize', dataSize);
+    const configStorage = parseStorageSize(this.constructName, 'configStorageSize', configSize);
+    if (props.storageClassName !== undefined) checkDnsSubdomain(this.constructName, 'storageClassName', props.storageClassName);
+    const ns = this.names.namespace;
+    const labels = {
+      'controller.kubeflex.dev/type': 'k3s',
+      'controller.kubeflex.dev/service-name': 'k3s',
+      'controller.kubeflex.dev/pvc-name': 'k3s-data',
+    };
+
+    const pvc = (cid: string, name: string, storage: Size) =>
+      new kplus.PersistentVolumeClaim(this, cid, {
+        metadata: { name, namespace: ns },
+        accessModes: [kplus.PersistentVolumeAccessMode.READ_WRITE_ONCE],
+        storage,
+        storageClassName: props.storageClassName,
+      });
+    const data = kplus.Volume.fromPersistentVolumeClaim(this, 'DataVolume', pvc('DataClaim', 'k3s-data', dataStorage), { name: 'k3s-data' });
+    const config = kplus.Volume.fromPersistentVolumeClaim(this, 'ConfigVolume', pvc('ConfigClaim', 'k3s-config', configStorage), {
+      name: 'k3s-config',
+    });
+    const ca = kplus.Volume.fromSecret(this, 'CaVolume', kplus.Secret.fromSecretName(this, 'Ca', K3S_CA_SECRET), {
+      name: 'ca',
+      defaultMode: 0o400,
+    });
+
+    this.service = new kplus.Service(this, 'Service', {
+      metadata: { name: 'k3s', namespace: ns },
+      ports: [{ name: 'https', port: 443, targetPort: 6443 }],
+    });
+    for (const [k, v] of Object.entries(labels)) this.service.selectLabel(k, v);
+
+    const security: kplus.ContainerSecurityContextProps = {
+      ensureNonRoot: false,
+      user: 0,
+      group: 0,
+      privileged: false,
+      allowPrivilegeEscalation: false,
+      // k3s unpacks its bundled binaries at start; the data dir is on the PVC but /run and /tmp must be writable.
+      readOnlyRootFilesystem: false,
+      capabilities: { drop: [kplus.Capability.ALL] },
+      seccompProfile: { type: kplus.SeccompProfileType.RUNTIME_DEFAULT },
+    };
+    const image = props.image ?? IMAGES.k3s;
+    this.server = new kplus.StatefulSet(this, 'Server', {
+      metadata: { name: 'k3s-server', namespace: ns },
+      service: this.service,
+      replicas: 1,
+      select: false,
+      podMetadata: { labels },
+      securityContext: { ensureNonRoot: false, fsGroup: 0 },
+      initContainers: [
+        {
+          name: 'seed-ca',
+          image,
+          imagePullPolicy: kplus.ImagePullPolicy.IF_NOT_PRESENT,
+          command: ['sh', '-c'],
+          // Copy once: k3s keeps its CAs in the data dir, and replacing them later would invalidate every client.
+          args: [
+            `mkdir -p ${DATA_DIR}/server/tls && for f in ${CA_FILES.join(' ')}; do ` +
+              `[ -f ${DATA_DIR}/server/tls/$f ] || cp /ca/$f ${DATA_DIR}/server/tls/$f; done`,
+          ],
+          volumeMounts: [
+            { path: DATA_DIR, volume: data },
+            { path: '/ca', volume: ca, readOnly: true },
+          ],
+          securityContext: security,
+          resources: resources(10, 16, 100, 32),
+        },
+      ],
+      containers: [
+        {
+          name: 'k3s-server',
+          image,
+          imagePullPolicy: kplus.ImagePullPolicy.IF_NOT_PRESENT,
+          args: [
+            'server',
+            `--data-dir=${DATA_DIR}`,
+            '--https-listen-port=6443',
+            `--tls-san=${this.names.host(props.hosting.domain)}`,
+            `--tls-san=${this.names.serviceHost('k3s')}`,
+            `--tls-san=k3s.${ns}`,
+            `--tls-san=${props.hosting.hostContainer}`,
+            '--write-kubeconfig=/etc/rancher/k3s/k3s.yaml',
+            '--write-kubeconfig-mode=0600',
+            '--disable-agent',
+            '--disable=traefik,servicelb,metrics-server,local-storage,coredns',
+            '--disable-helm-controller',
+            '--disable-network-policy',
+            '--disable-cloud-controller',
+            '--disable-kube-proxy',
+            '--disable-scheduler',
+            '--egress-selector-mode=disabled',
+            '--flannel-backend=none',
+            '--kube-controller-manager-arg=leader-elect=false',
+          ],
+          envVariables: {
+            K3S_CONTROLPLANE_SECRET_NAME: kplus.EnvValue.fromValue(K3S_KUBECONFIG_SECRET),
+            K3S_DATA_DIR: kplus.EnvValue.fromValue(DATA_DIR),
+          },
+          ports: [{ number: 6443, name: 'https' }],
+          volumeMounts: [
+            { path: DATA_DIR, volume: data },
+            { path: '/etc/rancher/k3s', volume: config },
+          ],
+          securityContext: security,
+          resources: resources(250, 256, 2000, 1024),
+          // k3s refuses anonymous HTTP probes, so probe the socket.
+          startup: kplus.Probe.fromTcpSocket({ port: 6443, periodSeconds: Duration.seconds(5), failureThreshold: 60 }),
+          liveness: kplus.Probe.fromTcpSocket({ port: 6443, periodSeconds: Duration.seconds(10), failureThreshold: 6 }),
+          readiness: kplus.Probe.fromTcpSocket({ port: 6443, periodSeconds: Duration.seconds(5) }),
+        },
+      ],
+    });
+    this.server.select(kplus.LabelSelector.of({ labels }));
+    this.expose(this.service, 443, 'https');
+  }
+}

@@ -1,0 +1,340 @@
+import { Duration } from 'cdk8s';
+import * as kplus from 'cdk8s-plus-28';
+import { Construct } from 'constructs';
+import { ControlPlaneSpecType } from '../imports/tenancy.kflex.kubestellar.org';
+import { ControlPlaneBase, ControlPlaneProps } from './control-plane';
+import { KubeflexConfigError } from './errors';
+import { DB_PROVISION_CONFIGMAP, PostgresEndpoint } from './hosting';
+import { HOSTING_NAMESPACE } from './names';
+import { resources, restrictedContainer, restrictedPod } from './security';
+import { IMAGES } from './versions';
+
+/** Props of K8sControlPlane. */
+export interface K8sControlPlaneProps extends ControlPlaneProps {
+  /** kube-apiserver image. @default IMAGES.kubeApiserver */
+  readonly apiServerImage?: string;
+  /** kube-controller-manager image. @default IMAGES.kubeControllerManager */
+  readonly controllerManagerImage?: string;
+  /** kine image. @default IMAGES.kine */
+  readonly kineImage?: string;
+  /** Type of the tenant API Service. @default kplus.ServiceType.CLUSTER_IP */
+  readonly serviceType?: kplus.ServiceType;
+  /** Service CIDR of the tenant cluster. @default "10.96.0.0/12" */
+  readonly serviceClusterIpRange?: string;
+}
+
+/** Port kube-apiserver listens on (KubeFlex's SecurePort). */
+export const K8S_APISERVER_PORT = 9444;
+/** kine listens here, on loopback only: it has no authentication, so nothing outside the pod may reach it. */
+export const KINE_LISTEN_ADDRESS = '127.0.0.1:2379';
+/** Secret names the runtime controller mints for a k8s tenant (KubeFlex's, plus the database credentials). */
+export const K8S_SECRETS = {
+  certs: 'k8s-certs',
+  adminKubeconfig: 'admin-kubeconfig',
+  controllerManagerKubeconfig: 'cm-kubeconfig',
+  database: 'kine-postgres',
+} as const;
+const PKI = '/etc/kubernetes/pki';
+const CM_KUBECONFIG_DIR = '/etc/kubernetes/cm';
+
+/**
+ * Controllers a tenant without nodes needs (KubeFlex's "denatured" set plus clusterrole-aggregation, which the
+ * built-in admin/edit/view roles rely on).
+ */
+export const K8S_CONTROLLERS = [
+  'csrapproving',
+  'csrcleaner',
+  'csrsigning',
+  'namespace',
+  'root-ca-cert-publisher',
+  'serviceaccount',
+  'serviceaccount-token',
+  'bootstrapsigner',
+  'tokencleaner',
+  'garbagecollector',
+  'clusterrole-aggregation',
+  'pv-protection',
+  'pvc-protection',
+];
+
+/**
+ * A tenant running upstream kube-apiserver (with kine on the shared PostgreSQL as its store) and a trimmed
+ * kube-controller-manager, in namespace `<name>-system`. Certificates, kubeconfigs and the database password are
+ * minted by the runtime controller into Secrets; the manifests only reference them.
+ */
+export class K8sControlPlane extends ControlPlaneBase {
+  /** The kube-apiserver Deployment (kine runs as a sidecar). */
+  public readonly apiServer: kplus.Deployment;
+  /** The kube-controller-manager Deployment. */
+  public readonly controllerManager: kplus.Deployment;
+  /** The Service `<name>` (443 -> kube-apiserver). */
+  public readonly service: kplus.Service;
+  /** The Job that creates the tenant's database and role (in `kubeflex-system`). */
+  public readonly databaseJob: kplus.Job;
+
+  public constructor(scope: Construct, id: string, props: K8sControlPlaneProps) {
+    super(scope, id, props, {
+      type: ControlPlaneSpecType.K8S,
+      podSecurity: 'restricted',
+      kubeconfigSecret: { name: K8S_SECRETS.adminKubeconfig, key: 'kubeconfig', inClusterKey: 'kubeconfig-incluster' },
+    });
+    const postgres = props.hosting.postgres;
+    if (!postgres) {
+      throw new KubeflexConfigError(
+        this.constructName,
+        'hosting',
+        props.hosting.node.path,
+        'k8s control planes store their state in PostgreSQL, but this hosting install has installPostgres=false and no externalPostgres',
+      );
+    }
+    const serviceCidr = props.serviceClusterIpRange ?? '10.96.0.0/12';
+    if (!/^\d{1,3}(\.\d{1,3}){3}\/\d{1,2}$/.test(serviceCidr)) {
+      throw new KubeflexConfigError(this.constructName, 'serviceClusterIpRange', serviceCidr, 'must be an IPv4 CIDR such as 10.96.0.0/12');
+    }
+    const ns = this.names.namespace;
+
+    this.databaseJob = this.addDatabaseJob(postgres);
+    const certs = kplus.Secret.fromSecretName(this, 'Certs', K8S_SECRETS.certs);
+    this.apiServer = this.addApiServer(props, postgres, certs, serviceCidr);
+    this.controllerManager = this.addControllerManager(props, certs);
+
+    this.service = new kplus.Service(this, 'Service', {
+      metadata: { name: this.names.name, namespace: ns },
+      type: props.serviceType ?? kplus.ServiceType.CLUSTER_IP,
+      ports: [{ name: 'https', port: 443, targetPort: K8S_APISERVER_PORT }],
+    });
+    this.service.selectLabel('app', 'kube-apiserver');
+    this.expose(this.service, 443, 'https');
+  }
+
+  private addDatabaseJob(postgres: PostgresEndpoint): kplus.Job {
+    const superuser = kplus.Secret.fromSecretName(this, 'PostgresSuperuser', postgres.passwordSecretName);
+    const tenant = kplus.Secret.fromSecretName(this, 'DatabaseCredentials', this.names.hostingDatabaseSecret);
+    const script = kplus.ConfigMap.fromConfigMapName(this, 'ProvisionScript', DB_PROVISION_CONFIGMAP);
+    const tmp = kplus.Volume.fromEmptyDir(this, 'ProvisionTmp', 'tmp');
+    return new kplus.Job(this, 'DatabaseJob', {
+      metadata: { name: this.names.provisionJob, namespace: HOSTING_NAMESPACE },
+      backoffLimit: 10,
+      securityContext: restrictedPod(),
+      containers: [
+        {
+          name: 'provision',
+          image: postgres.clientImage,
+          imagePullPolicy: kplus.ImagePullPolicy.IF_NOT_PRESENT,
+          command: ['psql'],
+          // Names only; both passwords come from Secrets through the environment (psql reads PGPASSWORD itself,
+          // the script reads TENANT_DB_PASSWORD with \getenv), never from the command line.
+          args: [
+            `--host=${postgres.host}`,
+            `--port=${postgres.port}`,
+            `--username=${postgres.superuser}`,
+            '--dbname=postgres',
+            '--no-psqlrc',
+            `--set=tenant_db=${this.names.database}`,
+            `--set=tenant_role=${this.names.databaseRole}`,
+            '--file=/provision/provision.sql',
+          ],
+          envVariables: {
+            PGPASSWORD: kplus.EnvValue.fromSecretValue({ secret: superuser, key: postgres.passwordSecretKey }),
+            TENANT_DB_PASSWORD: kplus.EnvValue.fromSecretValue({ secret: tenant, key: 'password' }),
+            PGSSLMODE: kplus.EnvValue.fromValue(postgres.sslMode),
+            PGCONNECT_TIMEOUT: kplus.EnvValue.fromValue('10'),
+          },
+          volumeMounts: [
+            { path: '/provision', volume: kplus.Volume.fromConfigMap(this, 'ProvisionVolume', script) },
+            { path: '/tmp', volume: tmp },
+          ],
+          securityContext: restrictedContainer(),
+          resources: resources(10, 32, 200, 64),
+        },
+      ],
+    });
+  }
+
+  private addApiServer(
+    props: K8sControlPlaneProps,
+    postgres: PostgresEndpoint,
+    certs: kplus.ISecret,
+    serviceCidr: string,
+  ): kplus.Deployment {
+    const labels = { app: 'kube-apiserver' };
+    const pki = kplus.Volume.fromSecret(this, 'ApiServerPki', certs, {
+      name: 'k8s-certs',
+      defaultMode: 0o440,
+      // Everything but ca.key: the API server never signs with the CA.
+      items: Object.fromEntries(
+        [
+          'ca.crt',
+          'apiserver.crt',
+          'apiserver.key',
+          'front-proxy-ca.crt',
+          'front-proxy-client.crt',
+          'front-proxy-client.key',
+          'sa.key',
+          'sa.pub',
+        ].map((k) => [k, { path: k }]),
+      ),
+    });
+    const database = kplus.Secret.fromSecretName(this, 'KineDatabase', K8S_SECRETS.database);
+    const probe = (path: string, opts: kplus.ProbeOptions) =>
+      kplus.Probe.fromHttpGet(path, { port: K8S_APISERVER_PORT, scheme: kplus.ConnectionScheme.HTTPS, ...opts });
+    const dsn =
+      `postgres://${this.names.databaseRole}:$(KINE_DB_PASSWORD)@${postgres.host}:${postgres.port}/` +
+      `${this.names.database}?sslmode=${postgres.sslMode}`;
+
+    const deployment = new kplus.Deployment(this, 'ApiServer', {
+      metadata: {
+        name: 'kube-apiserver',
+        namespace: this.names.namespace,
+        labels: { component: 'kube-apiserver', tier: 'control-plane' },
+      },
+      replicas: 1,
+      select: false,
+      podMetadata: { labels },
+      securityContext: restrictedPod(),
+      containers: [
+        {
+          name: 'kine',
+          image: props.kineImage ?? IMAGES.kine,
+          imagePullPolicy: kplus.ImagePullPolicy.IF_NOT_PRESENT,
+          args: [`--listen-address=${KINE_LISTEN_ADDRESS}`, '--metrics-bind-address=0'],
+          envVariables: {
+            KINE_DB_PASSWORD: kplus.EnvValue.fromSecretValue({ secret: database, key: 'password' }),
+            // Expanded by the kubelet from the variable above, so the password is in neither the manifest nor argv.
+            KINE_ENDPOINT: kplus.EnvValue.fromValue(dsn),
+          },
+          securityContext: restrictedContainer(),
+          resources: resources(50, 32, 500, 256),
+        },
+        {
+          name: 'kube-apiserver',
+          image: props.apiServerImage ?? IMAGES.kubeApiserver,
+          imagePullPolicy: kplus.ImagePullPolicy.IF_NOT_PRESENT,
+          command: ['kube-apiserver'],
+          args: [
+            '--advertise-address=$(POD_IP)',
+            '--authorization-mode=RBAC',
+            `--client-ca-file=${PKI}/ca.crt`,
+            '--enable-priority-and-fairness=false',
+            '--endpoint-reconciler-type=none',
+            `--etcd-servers=http://${KINE_LISTEN_ADDRESS}`,
+            '--profiling=false',
+            `--proxy-client-cert-file=${PKI}/front-proxy-client.crt`,
+            `--proxy-client-key-file=${PKI}/front-proxy-client.key`,
+            '--requestheader-allowed-names=front-proxy-client',
+            `--requestheader-client-ca-file=${PKI}/front-proxy-ca.crt`,
+            '--requestheader-extra-headers-prefix=X-Remote-Extra-',
+            '--requestheader-group-headers=X-Remote-Group',
+            '--requestheader-username-headers=X-Remote-User',
+            `--secure-port=${K8S_APISERVER_PORT}`,
+            '--service-account-issuer=https://kubernetes.default.svc.cluster.local',
+            `--service-account-key-file=${PKI}/sa.pub`,
+            `--service-account-signing-key-file=${PKI}/sa.key`,
+            `--service-cluster-ip-range=${serviceCidr}`,
+            `--tls-cert-file=${PKI}/apiserver.crt`,
+            `--tls-private-key-file=${PKI}/apiserver.key`,
+          ],
+          envVariables: { POD_IP: kplus.EnvValue.fromFieldRef(kplus.EnvFieldPaths.POD_IP) },
+          ports: [{ number: K8S_APISERVER_PORT, name: 'https' }],
+          volumeMounts: [{ path: PKI, volume: pki, readOnly: true }],
+          securityContext: restrictedContainer(),
+          resources: resources(250, 192, 1000, 512),
+          startup: probe('/livez', {
+            initialDelaySeconds: Duration.seconds(5),
+            periodSeconds: Duration.seconds(5),
+            timeoutSeconds: Duration.seconds(15),
+            failureThreshold: 48,
+          }),
+          liveness: probe('/livez', {
+            periodSeconds: Duration.seconds(10),
+            timeoutSeconds: Duration.seconds(15),
+            failureThreshold: 8,
+          }),
+          readiness: probe('/readyz', {
+            periodSeconds: Duration.seconds(2),
+            timeoutSeconds: Duration.seconds(15),
+            failureThreshold: 3,
+          }),
+        },
+      ],
+    });
+    deployment.select(kplus.LabelSelector.of({ labels }));
+    return deployment;
+  }
+
+  private addControllerManager(props: K8sControlPlaneProps, certs: kplus.ISecret): kplus.Deployment {
+    const labels = { app: 'kube-controller-manager' };
+    const pki = kplus.Volume.fromSecret(this, 'ControllerManagerPki', certs, {
+      name: 'k8s-certs',
+      defaultMode: 0o440,
+      items: Object.fromEntries(['ca.crt', 'ca.key', 'front-proxy-ca.crt', 'sa.key'].map((k) => [k, { path: k }])),
+    });
+    const kubeconfig = kplus.Volume.fromSecret(
+      this,
+      'ControllerManagerKubeconfig',
+      kplus.Secret.fromSecretName(this, 'CmKubeconfig', K8S_SECRETS.controllerManagerKubeconfig),
+      { name: 'cm-kubeconfig', defaultMode: 0o440, items: { kubeconfig: { path: 'kubeconfig' } } },
+    );
+    const kc = `${CM_KUBECONFIG_DIR}/kubeconfig`;
+    const probe = (opts: kplus.ProbeOptions) =>
+      kplus.Probe.fromHttpGet('/healthz', { port: 10257, scheme: kplus.ConnectionScheme.HTTPS, ...opts });
+    const deployment = new kplus.Deployment(this, 'ControllerManager', {
+      metadata: {
+        name: 'kube-controller-manager',
+        namespace: this.names.namespace,
+        labels: { component: 'kube-controller-manager', tier: 'control-plane' },
+      },
+      replicas: 1,
+      select: false,
+      podMetadata: { labels },
+      securityContext: restrictedPod(),
+      containers: [
+        {
+          name: 'kube-controller-manager',
+          image: props.controllerManagerImage ?? IMAGES.kubeControllerManager,
+          imagePullPolicy: kplus.ImagePullPolicy.IF_NOT_PRESENT,
+          command: ['kube-controller-manager'],
+          args: [
+            `--authentication-kubeconfig=${kc}`,
+            `--authorization-kubeconfig=${kc}`,
+            '--bind-address=0.0.0.0',
+            `--client-ca-file=${PKI}/ca.crt`,
+            '--cluster-name=kubernetes',
+            `--cluster-signing-cert-file=${PKI}/ca.crt`,
+            `--cluster-signing-key-file=${PKI}/ca.key`,
+            `--controllers=${K8S_CONTROLLERS.join(',')}`,
+            `--kubeconfig=${kc}`,
+            // One replica: leader election would only add a Lease write every few seconds to the shared database.
+            '--leader-elect=false',
+            '--profiling=false',
+            `--requestheader-client-ca-file=${PKI}/front-proxy-ca.crt`,
+            `--root-ca-file=${PKI}/ca.crt`,
+            '--secure-port=10257',
+            `--service-account-private-key-file=${PKI}/sa.key`,
+            '--use-service-account-credentials=true',
+          ],
+          ports: [{ number: 10257, name: 'https' }],
+          volumeMounts: [
+            { path: PKI, volume: pki, readOnly: true },
+            { path: CM_KUBECONFIG_DIR, volume: kubeconfig, readOnly: true },
+          ],
+          securityContext: restrictedContainer(),
+          resources: resources(100, 64, 500, 256),
+          startup: probe({
+            initialDelaySeconds: Duration.seconds(5),
+            periodSeconds: Duration.seconds(5),
+            timeoutSeconds: Duration.seconds(15),
+            failureThreshold: 48,
+          }),
+          liveness: probe({
+            periodSeconds: Duration.seconds(10),
+            timeoutSeconds: Duration.seconds(15),
+            failureThreshold: 8,
+          }),
+        },
+      ],
+    });
+    deployment.select(kplus.LabelSelector.of({ labels }));
+    return deployment;
+  }
+}

@@ -1,0 +1,53 @@
+import { checkDnsLabel } from './errors';
+
+/** Longest tenant name: `<name>-system` must fit the 63-character namespace limit. */
+export const MAX_TENANT_NAME_LENGTH = 63 - '-system'.length;
+
+/** Label put on every object rendered for a control plane, so `kflex delete` and GC can find them all. */
+export const CONTROL_PLANE_LABEL = 'tenancy.kflex.kubestellar.org/control-plane';
+
+/** Namespace of the hosting install (KubeFlex wire contract). */
+export const HOSTING_NAMESPACE = 'kubeflex-system';
+
+/**
+ * Every name derived from a tenant (control plane) name. This is the only place that concatenates
+ * tenant names, so limits are checked once and the wire contract with KubeFlex lives in one file.
+ */
+export interface TenantNames {
+  /** The control plane name itself (the `ControlPlane` object's name). */
+  readonly name: string;
+  /** Namespace that holds the tenant's workloads: `<name>-system`. */
+  readonly namespace: string;
+  /** PostgreSQL database (KubeFlex: name with '-' replaced by '_'). */
+  readonly database: string;
+  /** PostgreSQL login role owning the database (same identifier as the database). */
+  readonly databaseRole: string;
+  /** Secret in the hosting namespace with the tenant's database credentials, read by the provisioning Job. */
+  readonly hostingDatabaseSecret: string;
+  /** Job in the hosting namespace that creates the tenant's database and role. */
+  readonly provisionJob: string;
+  /** Off-cluster host name `<name>.<domain>`. */
+  host(domain: string): string;
+  /** In-cluster DNS name of a Service in the tenant namespace. */
+  serviceHost(service: string): string;
+}
+
+/**
+ * Derives all names for a tenant, throwing a KubeflexConfigError naming `construct` and `prop` when
+ * `name` is not a DNS-1123 label short enough for every derived name.
+ */
+export function tenantNames(name: string, construct = 'ControlPlane', prop = 'name'): TenantNames {
+  checkDnsLabel(construct, prop, name, MAX_TENANT_NAME_LENGTH);
+  const database = name.replace(/-/g, '_');
+  const namespace = `${name}-system`;
+  return {
+    name,
+    namespace,
+    database,
+    databaseRole: database,
+    hostingDatabaseSecret: `${name}-db-credentials`,
+    provisionJob: `db-${name}`,
+    host: (domain: string) => `${name}.${domain}`,
+    serviceHost: (service: string) => `${service}.${namespace}.svc`,
+  };
+}

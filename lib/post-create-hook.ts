@@ -1,0 +1,227 @@
+import { Construct } from 'constructs';
+import { PostCreateHook as PostCreateHookApi } from '../imports/tenancy.kflex.kubestellar.org';
+import { checkDnsSubdomain, KubeflexConfigError } from './errors';
+import type { KubeflexHosting } from './hosting';
+
+/** Props of PostCreateHook. */
+export interface PostCreateHookProps {
+  /** The hosting install the hook belongs to; control planes of that install can use it by name. */
+  readonly hosting: KubeflexHosting;
+  /** Name of the PostCreateHook object. @default - the construct id */
+  readonly name?: string;
+  /** Templated Kubernetes objects; more can be added with addTemplate(). @default - none */
+  readonly templates?: Record<string, unknown>[];
+  /** Default values of template variables (lowest precedence). @default - none */
+  readonly defaultVars?: Record<string, string>;
+  /** Labels of the hook object; KubeFlex merges them into the labels of control planes that use it. @default - none */
+  readonly labels?: Record<string, string>;
+}
+
+/** What a control plane tells a hook when rendering it. */
+export interface HookRenderContext {
+  /** Path of the control-plane construct, for error messages. */
+  readonly controlPlanePath: string;
+  /** Control plane name. */
+  readonly controlPlaneName: string;
+  /** `<name>-system`. */
+  readonly namespace: string;
+  /** Variables from the control plane's globalVars. */
+  readonly globalVars: Record<string, string>;
+  /** Variables given for this use of the hook. */
+  readonly vars: Record<string, string>;
+}
+
+/** Built-in variables, which override every user-defined one (KubeFlex precedence). */
+export const BUILT_IN_HOOK_VARS = ['Namespace', 'ControlPlaneName', 'HookName'] as const;
+
+/**
+ * Kinds that are cluster-scoped in Kubernetes; KubeFlex asks discovery, we know them at synth time.
+ * Anything else is treated as namespaced and placed in the control plane's namespace.
+ */
+export const CLUSTER_SCOPED_KINDS = new Set([
+  'APIService',
+  'CertificateSigningRequest',
+  'ClusterRole',
+  'ClusterRoleBinding',
+  'CSIDriver',
+  'CSINode',
+  'CustomResourceDefinition',
+  'FlowSchema',
+  'IngressClass',
+  'MutatingWebhookConfiguration',
+  'Namespace',
+  'Node',
+  'PersistentVolume',
+  'PriorityClass',
+  'PriorityLevelConfiguration',
+  'RuntimeClass',
+  'StorageClass',
+  'ValidatingAdmissionPolicy',
+  'ValidatingAdmissionPolicyBinding',
+  'ValidatingWebhookConfiguration',
+  'VolumeAttachment',
+]);
+
+// Go text/template actions. We support exactly `{{.Name}}` (with optional spaces), which is what KubeFlex hooks use.
+const ACTION = /\{\{-?\s*(.*?)\s*-?\}\}/g;
+const VARIABLE = /^\.([A-Za-z_][A-Za-z0-9_]*)$/;
+
+/**
+ * A KubeFlex PostCreateHook: emits the PostCreateHook object and renders its templates, at synth time, for each
+ * control plane that uses it, with KubeFlex's variable precedence:
+ * defaultVars < control plane globalVars < per-use vars < built-ins (Namespace, ControlPlaneName, HookName).
+ */
+export class PostCreateHook extends Construct {
+  /** Name of the PostCreateHook object. */
+  public readonly hookName: string;
+  private readonly templates: Record<string, unknown>[] = [];
+  private readonly defaultVars: { name: string; value: string }[] = [];
+  private used = false;
+  private readonly hookLabels: Record<string, string>;
+
+  public constructor(scope: Construct, id: string, props: PostCreateHookProps) {
+    super(scope, id);
+    this.hookName = props.name ?? id;
+    this.hookLabels = { ...(props.labels ?? {}) };
+    const where = `PostCreateHook "${this.node.path}"`;
+    checkDnsSubdomain(where, 'name', this.hookName);
+    for (const [name, value] of Object.entries(props.defaultVars ?? {})) this.addDefaultVar(name, value);
+    for (const t of props.templates ?? []) this.addTemplate(t);
+
+    new PostCreateHookApi(this, 'Resource', {
+      metadata: { name: this.hookName, labels: props.labels },
+      // Arrays are read at synth time, so templates added later are included.
+      spec: { templates: this.templates, defaultVars: this.defaultVars },
+    });
+    props.hosting.registerPostCreateHook(this);
+    this.node.addValidation({
+      validate: () => (this.templates.length === 0 ? [`${where}: no templates were added (use addTemplate())`] : []),
+    });
+  }
+
+  /** Labels of the hook object. */
+  public get labels(): Record<string, string> {
+    return { ...this.hookLabels };
+  }
+
+  /** Adds a templated Kubernetes object (must have apiVersion, kind and metadata.name). */
+  public addTemplate(template: Record<string, unknown>): void {
+    const where = `PostCreateHook "${this.node.path}"`;
+    this.checkNotUsed('addTemplate');
+    const meta = template.metadata as Record<string, unknown> | undefined;
+    if (typeof template.apiVersion !== 'string' || typeof template.kind !== 'string' || typeof meta?.name !== 'string') {
+      throw new KubeflexConfigError(where, `templates[${this.templates.length}]`, template, 'needs apiVersion, kind and metadata.name');
+    }
+    for (const action of actionsIn(template)) {
+      if (!VARIABLE.test(action)) {
+        throw new KubeflexConfigError(where, `templates[${this.templates.length}]`, `{{${action}}}`, 'only {{.Variable}} actions are supported');
+      }
+    }
+    this.templates.push(structuredClone(template));
+  }
+
+  /** Adds a default value for a variable. */
+  public addDefaultVar(name: string, value: string): void {
+    const where = `PostCreateHook "${this.node.path}"`;
+    this.checkNotUsed('addDefaultVar');
+    if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(name)) {
+      throw new KubeflexConfigError(where, 'defaultVars', name, 'variable names must be identifiers ([A-Za-z_][A-Za-z0-9_]*)');
+    }
+    if (this.defaultVars.some((v) => v.name === name)) {
+      throw new KubeflexConfigError(where, 'defaultVars', name, 'is defined twice');
+    }
+    this.defaultVars.push({ name, value });
+  }
+
+  /** Names of the variables the templates use, sorted. */
+  public get variables(): string[] {
+    const names = new Set<string>();
+    for (const t of this.templates) for (const a of actionsIn(t)) names.add(VARIABLE.exec(a)![1]);
+    return [...names].sort();
+  }
+
+  /**
+   * Renders the templates for one control plane. Throws when a variable is used but defined nowhere, or a
+   * namespaced template names a namespace other than the control plane's.
+   */
+  public render(ctx: HookRenderContext): Record<string, unknown>[] {
+    this.used = true;
+    const vars: Record<string, string> = {
+      ...Object.fromEntries(this.defaultVars.map((v) => [v.name, v.value])),
+      ...ctx.globalVars,
+      ...ctx.vars,
+      Namespace: ctx.namespace,
+      ControlPlaneName: ctx.controlPlaneName,
+      HookName: this.hookName,
+    };
+    const missing = this.variables.filter((v) => !(v in vars));
+    if (missing.length > 0) {
+      throw new KubeflexConfigError(
+        `${ctx.controlPlanePath}`,
+        `postCreateHooks[${this.hookName}].vars`,
+        missing,
+        `hook "${this.hookName}" uses ${missing.map((m) => `{{.${m}}}`).join(', ')} but no defaultVars, globalVars or vars define it`,
+      );
+    }
+    return this.templates.map((t, i) => {
+      const obj = substitute(t, vars) as Record<string, any>;
+      obj.metadata = { ...(obj.metadata ?? {}) };
+      if (CLUSTER_SCOPED_KINDS.has(obj.kind)) {
+        // KubeFlex marks cluster-scoped hook objects this way so that deleting the control plane collects them.
+        obj.metadata.labels = { ...obj.metadata.labels, 'app.kubernetes.io/managed-by': 'Helm' };
+        obj.metadata.annotations = { ...obj.metadata.annotations, 'meta.helm.sh/release-namespace': ctx.namespace };
+      } else {
+        if (obj.metadata.namespace !== undefined && obj.metadata.namespace !== ctx.namespace) {
+          throw new KubeflexConfigError(
+            `PostCreateHook "${this.node.path}"`,
+            `templates[${i}].metadata.namespace`,
+            obj.metadata.namespace,
+            `namespaced hook objects must live in the control plane's namespace "${ctx.namespace}"`,
+          );
+        }
+        obj.metadata.namespace = ctx.namespace;
+      }
+      return obj;
+    });
+  }
+
+  private checkNotUsed(method: string): void {
+    if (this.used) {
+      throw new KubeflexConfigError(
+        `PostCreateHook "${this.node.path}"`,
+        method,
+        this.hookName,
+        'the hook was already rendered for a control plane; add templates and vars before using it',
+      );
+    }
+  }
+}
+
+function actionsIn(value: unknown): string[] {
+  const out: string[] = [];
+  const visit = (v: unknown) => {
+    if (typeof v === 'string') {
+      for (const m of v.matchAll(ACTION)) out.push(m[1]);
+    } else if (Array.isArray(v)) {
+      v.forEach(visit);
+    } else if (v && typeof v === 'object') {
+      for (const [k, x] of Object.entries(v)) {
+        visit(k);
+        visit(x);
+      }
+    }
+  };
+  visit(value);
+  return out;
+}
+
+function substitute(value: unknown, vars: Record<string, string>): unknown {
+  if (typeof value === 'string') {
+    return value.replace(ACTION, (_m, action: string) => vars[VARIABLE.exec(action)![1]]);
+  }
+  if (Array.isArray(value)) return value.map((v) => substitute(v, vars));
+  if (value && typeof value === 'object') {
+    return Object.fromEntries(Object.entries(value).map(([k, v]) => [substitute(k, vars) as string, substitute(v, vars)]));
+  }
+  return value;
+}

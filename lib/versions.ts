@@ -1,0 +1,22 @@
+/**
+ * Every image and version the library emits, pinned in one place. Bumping a version is a one-line change here,
+ * and the snapshot tests show its effect.
+ */
+export const KUBERNETES_VERSION = 'v1.32.2';
+export const KINE_VERSION = 'v0.16.4';
+export const K3S_VERSION = 'v1.32.2+k3s1';
+/** vCluster release whose chart objects `VClusterControlPlane` synthesizes natively. */
+export const VCLUSTER_VERSION = '0.26.1';
+export const POSTGRES_VERSION = '16.10';
+
+export const IMAGES = {
+  kubeApiserver: `registry.k8s.io/kube-apiserver:${KUBERNETES_VERSION}`,
+  kubeControllerManager: `registry.k8s.io/kube-controller-manager:${KUBERNETES_VERSION}`,
+  kine: `docker.io/rancher/kine:${KINE_VERSION}`,
+  k3s: `docker.io/rancher/k3s:${K3S_VERSION.replace('+', '-')}`,
+  vclusterSyncer: `ghcr.io/loft-sh/vcluster-oss:${VCLUSTER_VERSION}`,
+  vclusterKubernetes: `ghcr.io/loft-sh/kubernetes:${KUBERNETES_VERSION}`,
+  postgres: `docker.io/library/postgres:${POSTGRES_VERSION}`,
+  kubectl: `registry.k8s.io/kubectl:${KUBERNETES_VERSION}`,
+  controller: 'ghcr.io/cdk8s-kubeflex/controller:0.1.0',
+} as const;
