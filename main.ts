@@ -33,7 +33,13 @@ export function buildExamplePlatform(app: App): void {
                 {
                   name: 'hello',
                   image: 'registry.k8s.io/kubectl:v1.32.2',
-                  args: ['--kubeconfig=/etc/kube/kubeconfig-incluster', 'create', 'configmap', 'greeting', '--from-literal=message={{.Message}}'],
+                  args: [
+                    '--kubeconfig=/etc/kube/kubeconfig-incluster',
+                    'create',
+                    'configmap',
+                    'greeting',
+                    '--from-literal=message={{.Message}}',
+                  ],
                   volumeMounts: [{ name: 'kubeconfig', mountPath: '/etc/kube', readOnly: true }],
                   securityContext: { allowPrivilegeEscalation: false, capabilities: { drop: ['ALL'] } },
                 },

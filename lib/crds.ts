@@ -139,7 +139,11 @@ export const POST_CREATE_HOOK_CRD = crd(
         properties: {
           templates: {
             type: 'array',
-            items: { type: 'object', 'x-kubernetes-embedded-resource': true, 'x-kubernetes-preserve-unknown-fields': true },
+            items: {
+              type: 'object',
+              'x-kubernetes-embedded-resource': true,
+              'x-kubernetes-preserve-unknown-fields': true,
+            },
           },
           defaultVars: {
             type: 'array',

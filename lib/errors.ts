@@ -39,7 +39,12 @@ export function checkInteger(construct: string, prop: string, value: number, min
 export function parseStorageSize(construct: string, prop: string, value: string): Size {
   const m = /^([1-9][0-9]*)(Mi|Gi|Ti)$/.exec(value);
   if (!m) {
-    throw new KubeflexConfigError(construct, prop, value, 'must be a positive whole number of Mi, Gi or Ti, such as "1Gi"');
+    throw new KubeflexConfigError(
+      construct,
+      prop,
+      value,
+      'must be a positive whole number of Mi, Gi or Ti, such as "1Gi"',
+    );
   }
   const n = Number(m[1]);
   return m[2] === 'Mi' ? Size.mebibytes(n) : m[2] === 'Gi' ? Size.gibibytes(n) : Size.tebibytes(n);
@@ -66,6 +71,11 @@ export function checkDnsLabel(construct: string, prop: string, value: string, ma
 /** Throws unless `value` is a DNS-1123 subdomain (e.g. a domain name) of at most 253 characters. */
 export function checkDnsSubdomain(construct: string, prop: string, value: string): void {
   if (typeof value !== 'string' || value.length > 253 || !DNS1123_SUBDOMAIN.test(value)) {
-    throw new KubeflexConfigError(construct, prop, value, 'must be a lowercase DNS-1123 subdomain of at most 253 characters');
+    throw new KubeflexConfigError(
+      construct,
+      prop,
+      value,
+      'must be a lowercase DNS-1123 subdomain of at most 253 characters',
+    );
   }
 }

@@ -31,7 +31,12 @@ export class ExternalControlPlane extends ControlPlaneBase {
     const where = `ExternalControlPlane "${scope.node.path ? `${scope.node.path}/` : ''}${id}"`;
     const ref = props?.bootstrapSecret;
     if (!ref?.name) {
-      throw new KubeflexConfigError(where, 'bootstrapSecret', ref, 'an external control plane needs the Secret with the kubeconfig of the cluster to adopt');
+      throw new KubeflexConfigError(
+        where,
+        'bootstrapSecret',
+        ref,
+        'an external control plane needs the Secret with the kubeconfig of the cluster to adopt',
+      );
     }
     checkDnsSubdomain(where, 'bootstrapSecret.name', ref.name);
     const namespace = ref.namespace ?? HOSTING_NAMESPACE;

@@ -4,7 +4,7 @@ import { ControlPlaneSpecType } from '../imports/tenancy.kflex.kubestellar.org';
 import { ControlPlaneBase, ControlPlaneProps } from './control-plane';
 
 /** Props of HostControlPlane. */
-export interface HostControlPlaneProps extends ControlPlaneProps {}
+export type HostControlPlaneProps = ControlPlaneProps;
 
 /**
  * A "control plane" that is the hosting cluster itself: a ServiceAccount `<name>` bound to cluster-admin and its
@@ -21,7 +21,9 @@ export class HostControlPlane extends ControlPlaneBase {
       kubeconfigSecret: { name: 'admin-kubeconfig', inClusterKey: 'kubeconfig-incluster' },
     });
     const ns = this.names.namespace;
-    this.serviceAccount = new kplus.ServiceAccount(this, 'ServiceAccount', { metadata: { name: this.names.name, namespace: ns } });
+    this.serviceAccount = new kplus.ServiceAccount(this, 'ServiceAccount', {
+      metadata: { name: this.names.name, namespace: ns },
+    });
     new kplus.ServiceAccountTokenSecret(this, 'Token', {
       metadata: { name: this.names.name, namespace: ns },
       serviceAccount: this.serviceAccount,

@@ -152,10 +152,20 @@ export class KubeflexHosting extends Chart {
       throw new KubeflexConfigError(CONSTRUCT, 'installPostgres', true, 'contradicts externalPostgres; set only one');
     }
     if (props.externalPostgres && props.postgres) {
-      throw new KubeflexConfigError(CONSTRUCT, 'postgres', props.postgres, 'options apply to the bundled PostgreSQL only, but externalPostgres is set');
+      throw new KubeflexConfigError(
+        CONSTRUCT,
+        'postgres',
+        props.postgres,
+        'options apply to the bundled PostgreSQL only, but externalPostgres is set',
+      );
     }
     if (props.installPostgres === false && props.postgres) {
-      throw new KubeflexConfigError(CONSTRUCT, 'postgres', props.postgres, 'options given but installPostgres is false');
+      throw new KubeflexConfigError(
+        CONSTRUCT,
+        'postgres',
+        props.postgres,
+        'options given but installPostgres is false',
+      );
     }
 
     new kplus.Namespace(this, 'Namespace', {
@@ -261,10 +271,7 @@ export class KubeflexHosting extends Chart {
   private addControllerRbac(): void {
     const cluster = new kplus.ClusterRole(this, 'ControllerRole', { metadata: { name: 'kubeflex-controller' } });
     const custom = (apiGroup: string, resourceType: string) => kplus.ApiResource.custom({ apiGroup, resourceType });
-    cluster.allow(
-      ['get', 'list', 'watch', 'update', 'patch'],
-      custom(API_GROUP, 'controlplanes'),
-    );
+    cluster.allow(['get', 'list', 'watch', 'update', 'patch'], custom(API_GROUP, 'controlplanes'));
     cluster.allow(['get', 'update', 'patch'], custom(API_GROUP, 'controlplanes/status'));
     cluster.allow(['update'], custom(API_GROUP, 'controlplanes/finalizers'));
     cluster.allow(['get', 'list', 'watch'], custom(API_GROUP, 'postcreatehooks'));
@@ -315,7 +322,11 @@ export class KubeflexHosting extends Chart {
 
   private addController(image: string): void {
     const deployment = new kplus.Deployment(this, 'Resource', {
-      metadata: { name: CONTROLLER_NAME, namespace: HOSTING_NAMESPACE, labels: { 'control-plane': 'controller-manager' } },
+      metadata: {
+        name: CONTROLLER_NAME,
+        namespace: HOSTING_NAMESPACE,
+        labels: { 'control-plane': 'controller-manager' },
+      },
       replicas: 1,
       select: false,
       podMetadata: { labels: { app: CONTROLLER_NAME } },
@@ -407,10 +418,11 @@ export class KubeflexHosting extends Chart {
     client.selectLabel('app.kubernetes.io/instance', 'postgres');
     headless.selectLabel('app.kubernetes.io/name', 'postgresql');
     headless.selectLabel('app.kubernetes.io/instance', 'postgres');
-    // cdk8s-plus has no volumeClaimTemplates; this keeps KubeFlex's PVC name data-postgres-postgresql-0.
+    // cdk8s-plus has no volumeClaimTemplates; this keeps KubeFlex's PVC name data-postgres-postgresql-0. Patches
+    // are applied before the generated class converts props, hence the Quantity.
     const claim: Record<string, unknown> = {
       accessModes: ['ReadWriteOnce'],
-      resources: { requests: { storage: storageSize } },
+      resources: { requests: { storage: kplus.k8s.Quantity.fromString(storageSize) } },
     };
     if (options.storageClassName) claim.storageClassName = options.storageClassName;
     const api = ApiObject.of(sts);

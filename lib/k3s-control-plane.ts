@@ -24,7 +24,14 @@ export const K3S_KUBECONFIG_SECRET = 'k3s-config';
 /** Secret with the CA certificates and keys the controller mints; seeded into k3s so it can sign kubeconfigs. */
 export const K3S_CA_SECRET = 'k3s-server-ca';
 const DATA_DIR = '/var/lib/rancher/k3s';
-const CA_FILES = ['server-ca.crt', 'server-ca.key', 'client-ca.crt', 'client-ca.key', 'request-header-ca.crt', 'request-header-ca.key'];
+const CA_FILES = [
+  'server-ca.crt',
+  'server-ca.key',
+  'client-ca.crt',
+  'client-ca.key',
+  'request-header-ca.crt',
+  'request-header-ca.key',
+];
 
 /**
  * A tenant running a k3s server (no agent, packaged add-ons disabled) as StatefulSet `k3s-server`. k3s is seeded
@@ -47,7 +54,8 @@ export class K3sControlPlane extends ControlPlaneBase {
     const configSize = props.configStorageSize ?? '1Gi';
     const dataStorage = parseStorageSize(this.constructName, 'dataStorageSize', dataSize);
     const configStorage = parseStorageSize(this.constructName, 'configStorageSize', configSize);
-    if (props.storageClassName !== undefined) checkDnsSubdomain(this.constructName, 'storageClassName', props.storageClassName);
+    if (props.storageClassName !== undefined)
+      checkDnsSubdomain(this.constructName, 'storageClassName', props.storageClassName);
     const ns = this.names.namespace;
     const labels = {
       'controller.kubeflex.dev/type': 'k3s',
@@ -62,10 +70,17 @@ export class K3sControlPlane extends ControlPlaneBase {
         storage,
         storageClassName: props.storageClassName,
       });
-    const data = kplus.Volume.fromPersistentVolumeClaim(this, 'DataVolume', pvc('DataClaim', 'k3s-data', dataStorage), { name: 'k3s-data' });
-    const config = kplus.Volume.fromPersistentVolumeClaim(this, 'ConfigVolume', pvc('ConfigClaim', 'k3s-config', configStorage), {
-      name: 'k3s-config',
+    const data = kplus.Volume.fromPersistentVolumeClaim(this, 'DataVolume', pvc('DataClaim', 'k3s-data', dataStorage), {
+      name: 'k3s-data',
     });
+    const config = kplus.Volume.fromPersistentVolumeClaim(
+      this,
+      'ConfigVolume',
+      pvc('ConfigClaim', 'k3s-config', configStorage),
+      {
+        name: 'k3s-config',
+      },
+    );
     const ca = kplus.Volume.fromSecret(this, 'CaVolume', kplus.Secret.fromSecretName(this, 'Ca', K3S_CA_SECRET), {
       name: 'ca',
       defaultMode: 0o400,

@@ -38,23 +38,23 @@ const PKI = '/etc/kubernetes/pki';
 const CM_KUBECONFIG_DIR = '/etc/kubernetes/cm';
 
 /**
- * Controllers a tenant without nodes needs (KubeFlex's "denatured" set plus clusterrole-aggregation, which the
- * built-in admin/edit/view roles rely on).
+ * Controllers a tenant without nodes needs: KubeFlex's "denatured" set (canonical 1.28+ names) plus
+ * clusterrole-aggregation (the built-in admin/edit/view roles rely on it) and the legacy token cleaner. Node-only
+ * controllers (bootstrap signer, token cleaner for join tokens) are left out: no node ever joins a tenant.
  */
 export const K8S_CONTROLLERS = [
-  'csrapproving',
-  'csrcleaner',
-  'csrsigning',
-  'namespace',
-  'root-ca-cert-publisher',
-  'serviceaccount',
-  'serviceaccount-token',
-  'bootstrapsigner',
-  'tokencleaner',
-  'garbagecollector',
-  'clusterrole-aggregation',
-  'pv-protection',
-  'pvc-protection',
+  'certificatesigningrequest-approving-controller',
+  'certificatesigningrequest-cleaner-controller',
+  'certificatesigningrequest-signing-controller',
+  'clusterrole-aggregation-controller',
+  'garbage-collector-controller',
+  'legacy-serviceaccount-token-cleaner-controller',
+  'namespace-controller',
+  'persistentvolume-protection-controller',
+  'persistentvolumeclaim-protection-controller',
+  'root-ca-certificate-publisher-controller',
+  'serviceaccount-controller',
+  'serviceaccount-token-controller',
 ];
 
 /**
@@ -89,7 +89,12 @@ export class K8sControlPlane extends ControlPlaneBase {
     }
     const serviceCidr = props.serviceClusterIpRange ?? '10.96.0.0/12';
     if (!/^\d{1,3}(\.\d{1,3}){3}\/\d{1,2}$/.test(serviceCidr)) {
-      throw new KubeflexConfigError(this.constructName, 'serviceClusterIpRange', serviceCidr, 'must be an IPv4 CIDR such as 10.96.0.0/12');
+      throw new KubeflexConfigError(
+        this.constructName,
+        'serviceClusterIpRange',
+        serviceCidr,
+        'must be an IPv4 CIDR such as 10.96.0.0/12',
+      );
     }
     const ns = this.names.namespace;
 

@@ -109,12 +109,26 @@ export class PostCreateHook extends Construct {
     const where = `PostCreateHook "${this.node.path}"`;
     this.checkNotUsed('addTemplate');
     const meta = template.metadata as Record<string, unknown> | undefined;
-    if (typeof template.apiVersion !== 'string' || typeof template.kind !== 'string' || typeof meta?.name !== 'string') {
-      throw new KubeflexConfigError(where, `templates[${this.templates.length}]`, template, 'needs apiVersion, kind and metadata.name');
+    if (
+      typeof template.apiVersion !== 'string' ||
+      typeof template.kind !== 'string' ||
+      typeof meta?.name !== 'string'
+    ) {
+      throw new KubeflexConfigError(
+        where,
+        `templates[${this.templates.length}]`,
+        template,
+        'needs apiVersion, kind and metadata.name',
+      );
     }
     for (const action of actionsIn(template)) {
       if (!VARIABLE.test(action)) {
-        throw new KubeflexConfigError(where, `templates[${this.templates.length}]`, `{{${action}}}`, 'only {{.Variable}} actions are supported');
+        throw new KubeflexConfigError(
+          where,
+          `templates[${this.templates.length}]`,
+          `{{${action}}}`,
+          'only {{.Variable}} actions are supported',
+        );
       }
     }
     this.templates.push(structuredClone(template));
@@ -125,7 +139,12 @@ export class PostCreateHook extends Construct {
     const where = `PostCreateHook "${this.node.path}"`;
     this.checkNotUsed('addDefaultVar');
     if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(name)) {
-      throw new KubeflexConfigError(where, 'defaultVars', name, 'variable names must be identifiers ([A-Za-z_][A-Za-z0-9_]*)');
+      throw new KubeflexConfigError(
+        where,
+        'defaultVars',
+        name,
+        'variable names must be identifiers ([A-Za-z_][A-Za-z0-9_]*)',
+      );
     }
     if (this.defaultVars.some((v) => v.name === name)) {
       throw new KubeflexConfigError(where, 'defaultVars', name, 'is defined twice');
@@ -221,7 +240,9 @@ function substitute(value: unknown, vars: Record<string, string>): unknown {
   }
   if (Array.isArray(value)) return value.map((v) => substitute(v, vars));
   if (value && typeof value === 'object') {
-    return Object.fromEntries(Object.entries(value).map(([k, v]) => [substitute(k, vars) as string, substitute(v, vars)]));
+    return Object.fromEntries(
+      Object.entries(value).map(([k, v]) => [substitute(k, vars) as string, substitute(v, vars)]),
+    );
   }
   return value;
 }

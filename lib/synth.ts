@@ -8,7 +8,10 @@ import { KubeflexConfigError } from './errors';
  * moved into place only when every chart rendered, so bad input never leaves a half-written `dist/`.
  * Returns the files written. Throws (after cleaning up) on any error.
  */
-export function synthesizeAtomically(build: (app: App) => void, outdir: string = process.env.CDK8S_OUTDIR ?? 'dist'): string[] {
+export function synthesizeAtomically(
+  build: (app: App) => void,
+  outdir: string = process.env.CDK8S_OUTDIR ?? 'dist',
+): string[] {
   const target = path.resolve(outdir);
   fs.mkdirSync(path.dirname(target), { recursive: true });
   const staging = fs.mkdtempSync(`${target}.staging-`);
@@ -18,7 +21,10 @@ export function synthesizeAtomically(build: (app: App) => void, outdir: string =
     app.synth();
     fs.rmSync(target, { recursive: true, force: true });
     fs.renameSync(staging, target);
-    return fs.readdirSync(target).sort().map((f) => path.join(target, f));
+    return fs
+      .readdirSync(target)
+      .sort()
+      .map((f) => path.join(target, f));
   } catch (err) {
     fs.rmSync(staging, { recursive: true, force: true });
     throw err;

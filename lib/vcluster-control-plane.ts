@@ -47,7 +47,8 @@ export class VClusterControlPlane extends ControlPlaneBase {
     });
     const storageSize = props.storageSize ?? '5Gi';
     parseStorageSize(this.constructName, 'storageSize', storageSize);
-    if (props.storageClassName !== undefined) checkDnsSubdomain(this.constructName, 'storageClassName', props.storageClassName);
+    if (props.storageClassName !== undefined)
+      checkDnsSubdomain(this.constructName, 'storageClassName', props.storageClassName);
     const ns = this.names.namespace;
     const r = VCLUSTER_RELEASE;
     const host = this.names.host(props.hosting.domain);
@@ -58,7 +59,9 @@ export class VClusterControlPlane extends ControlPlaneBase {
         distro: { k8s: { enabled: true, version: KUBERNETES_VERSION } },
         backingStore: { database: { embedded: { enabled: true } } },
         proxy: { extraSANs: [host, `${r}.${ns}`, this.names.serviceHost(r), props.hosting.hostContainer] },
-        statefulSet: { persistence: { volumeClaim: { size: storageSize, storageClass: props.storageClassName ?? '' } } },
+        statefulSet: {
+          persistence: { volumeClaim: { size: storageSize, storageClass: props.storageClassName ?? '' } },
+        },
       },
       exportKubeConfig: { server: `https://${host}:${props.hosting.externalPort}`, context: this.names.name },
       sync: { toHost: { pods: { enabled: true }, services: { enabled: true } } },
@@ -84,7 +87,12 @@ export class VClusterControlPlane extends ControlPlaneBase {
       core('persistentvolumeclaims'),
     );
     role.allow(['patch', 'update'], core('pods/status'), core('pods/ephemeralcontainers'));
-    role.allow(['get', 'list', 'watch', 'patch', 'update'], apps('statefulsets'), apps('replicasets'), apps('deployments'));
+    role.allow(
+      ['get', 'list', 'watch', 'patch', 'update'],
+      apps('statefulsets'),
+      apps('replicasets'),
+      apps('deployments'),
+    );
     role.allow(['get', 'list', 'watch'], core('endpoints'), core('pods/log'));
     role.allow(['create', 'get', 'list', 'watch'], core('events'));
     role.allow(
@@ -133,7 +141,11 @@ export class VClusterControlPlane extends ControlPlaneBase {
     const probe = (path: string, opts: kplus.ProbeOptions) =>
       kplus.Probe.fromHttpGet(path, { port: 8443, scheme: kplus.ConnectionScheme.HTTPS, ...opts });
     this.statefulSet = new kplus.StatefulSet(this, 'StatefulSet', {
-      metadata: { name: r, namespace: ns, labels: { app: 'vcluster', release: r, chart: `vcluster-${VCLUSTER_VERSION}` } },
+      metadata: {
+        name: r,
+        namespace: ns,
+        labels: { app: 'vcluster', release: r, chart: `vcluster-${VCLUSTER_VERSION}` },
+      },
       service: headless,
       replicas: 1,
       select: false,
@@ -168,7 +180,10 @@ export class VClusterControlPlane extends ControlPlaneBase {
           },
           volumeMounts: [
             { path: '/binaries', volume: binaries },
-            { path: '/var/lib/vcluster', volume: kplus.Volume.fromSecret(this, 'ConfigVolume', config, { name: 'vcluster-config' }) },
+            {
+              path: '/var/lib/vcluster',
+              volume: kplus.Volume.fromSecret(this, 'ConfigVolume', config, { name: 'vcluster-config' }),
+            },
             { path: '/pki', volume: empty('Certs', 'certs') },
             { path: '/.cache/helm', volume: empty('HelmCache', 'helm-cache') },
             { path: '/tmp', volume: empty('Tmp', 'tmp') },
@@ -184,12 +199,19 @@ export class VClusterControlPlane extends ControlPlaneBase {
     });
     this.statefulSet.select(kplus.LabelSelector.of({ labels }));
     // cdk8s-plus has no volumeClaimTemplates or retention policy.
-    const claim: Record<string, unknown> = { accessModes: ['ReadWriteOnce'], resources: { requests: { storage: storageSize } } };
+    const claim: Record<string, unknown> = {
+      accessModes: ['ReadWriteOnce'],
+      resources: { requests: { storage: kplus.k8s.Quantity.fromString(storageSize) } },
+    };
     if (props.storageClassName) claim.storageClassName = props.storageClassName;
     const api = ApiObject.of(this.statefulSet);
     api.addJsonPatch(JsonPatch.add('/spec/volumeClaimTemplates', [{ metadata: { name: 'data' }, spec: claim }]));
-    api.addJsonPatch(JsonPatch.add('/spec/persistentVolumeClaimRetentionPolicy', { whenDeleted: 'Retain', whenScaled: 'Retain' }));
-    api.addJsonPatch(JsonPatch.add('/spec/template/spec/containers/0/volumeMounts/-', { name: 'data', mountPath: '/data' }));
+    api.addJsonPatch(
+      JsonPatch.add('/spec/persistentVolumeClaimRetentionPolicy', { whenDeleted: 'Retain', whenScaled: 'Retain' }),
+    );
+    api.addJsonPatch(
+      JsonPatch.add('/spec/template/spec/containers/0/volumeMounts/-', { name: 'data', mountPath: '/data' }),
+    );
     this.expose(this.service, 443, 'https');
   }
 }

@@ -1,0 +1,87 @@
+import { execFileSync, spawnSync } from 'child_process';
+import * as fs from 'fs';
+import * as os from 'os';
+import * as path from 'path';
+import { parseAllDocuments } from 'yaml';
+import { synthesizeAtomically } from '../lib';
+import { buildExamplePlatform } from '../main';
+
+const root = path.join(__dirname, '..');
+
+function synthTo(dir: string): Record<string, string> {
+  const files = synthesizeAtomically(buildExamplePlatform, dir);
+  return Object.fromEntries(files.map((f) => [path.basename(f), fs.readFileSync(f, 'utf8')]));
+}
+
+describe('example platform', () => {
+  let tmp: string;
+  beforeAll(() => {
+    tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'kflex-app-'));
+  });
+  afterAll(() => fs.rmSync(tmp, { recursive: true, force: true }));
+
+  test('one file per chart, matching the snapshot', () => {
+    const files = synthTo(path.join(tmp, 'a'));
+    expect(Object.keys(files)).toEqual([
+      'cp1.k8s.yaml',
+      'cp2.k8s.yaml',
+      'cp3.k8s.yaml',
+      'cp4.k8s.yaml',
+      'ext1.k8s.yaml',
+      'hosting.k8s.yaml',
+    ]);
+    expect(files).toMatchSnapshot();
+  });
+
+  test('output is byte-identical across runs', () => {
+    expect(synthTo(path.join(tmp, 'b'))).toEqual(synthTo(path.join(tmp, 'c')));
+  });
+
+  test('the committed dist/ is current', () => {
+    expect(synthTo(path.join(tmp, 'd'))).toEqual(
+      Object.fromEntries(
+        fs.readdirSync(path.join(root, 'dist')).map((f) => [f, fs.readFileSync(path.join(root, 'dist', f), 'utf8')]),
+      ),
+    );
+  });
+
+  test('output holds no private key, token or password', () => {
+    const files = synthTo(path.join(tmp, 'e'));
+    for (const [name, text] of Object.entries(files)) {
+      expect(text).not.toMatch(/BEGIN [A-Z ]*PRIVATE KEY|BEGIN CERTIFICATE/);
+      expect(text).not.toMatch(/^\s*(password|token|client-key-data|postgres-password):\s*\S/im);
+      for (const doc of parseAllDocuments(text)) {
+        const obj = doc.toJSON();
+        if (obj?.kind !== 'Secret') continue;
+        // Secrets we emit are either empty shells (service-account tokens, filled by Kubernetes) or vCluster's
+        // configuration; every credential is minted at runtime by the controller.
+        expect({ file: name, data: obj.data }).toEqual({ file: name, data: undefined });
+        expect(Object.keys(obj.stringData ?? {}).filter((k) => k !== 'config.yaml')).toEqual([]);
+      }
+    }
+  });
+
+  test('two control planes use the hook, each rendered into its own namespace', () => {
+    const files = synthTo(path.join(tmp, 'f'));
+    expect(files['cp1.k8s.yaml']).toContain('name: hello-cp1\n  namespace: cp1-system');
+    expect(files['cp4.k8s.yaml']).toContain('--from-literal=message=hi host');
+  });
+
+  test('bad input through the compiled app: exit code 1, one line, no dist', () => {
+    execFileSync('npx', ['tsc', '-p', 'tsconfig.json'], { cwd: root, stdio: 'pipe' });
+    const out = path.join(tmp, 'bad-dist');
+    const script = path.join(tmp, 'bad.js');
+    fs.writeFileSync(
+      script,
+      `const lib = require(${JSON.stringify(path.join(root, 'build/lib'))});
+       lib.runSynth((app) => { const hosting = new lib.KubeflexHosting(app, 'hosting');
+         new lib.K8sControlPlane(app, 'ok', { hosting }); new lib.HostControlPlane(app, 'x', { hosting, name: 'ok' }); }, ${JSON.stringify(out)});`,
+    );
+    const r = spawnSync(process.execPath, [script], { encoding: 'utf8' });
+    expect(r.status).toBe(1);
+    expect(r.stderr.trim()).toBe(
+      'synth failed: HostControlPlane "x": invalid name "ok": is already used by the control plane at "ok"',
+    );
+    expect(fs.existsSync(out)).toBe(false);
+  });
+});

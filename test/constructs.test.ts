@@ -1,0 +1,426 @@
+import { ApiObject, JsonPatch } from 'cdk8s';
+import {
+  ExternalControlPlane,
+  HostControlPlane,
+  K3sControlPlane,
+  K8S_APISERVER_PORT,
+  K8sControlPlane,
+  PostCreateHook,
+  VClusterControlPlane,
+} from '../lib';
+import { find, setup, synth } from './helpers';
+
+const cpLabels = (name: string) => ({
+  'app.kubernetes.io/part-of': 'kubeflex',
+  'tenancy.kflex.kubestellar.org/control-plane': name,
+});
+
+describe('HostControlPlane', () => {
+  test('minimal: exact manifests', () => {
+    const { app, hosting } = setup();
+    const cp = new HostControlPlane(app, 'h1', { hosting });
+    expect(synth(cp)).toEqual([
+      {
+        apiVersion: 'tenancy.kflex.kubestellar.org/v1alpha1',
+        kind: 'ControlPlane',
+        metadata: { name: 'h1', labels: cpLabels('h1') },
+        spec: { type: 'host', postCreateHooks: [], waitForPostCreateHooks: false },
+      },
+      {
+        apiVersion: 'v1',
+        kind: 'Namespace',
+        metadata: {
+          name: 'h1-system',
+          labels: {
+            ...cpLabels('h1'),
+            'pod-security.kubernetes.io/enforce': 'restricted',
+            'pod-security.kubernetes.io/warn': 'restricted',
+          },
+        },
+        spec: {},
+      },
+      {
+        apiVersion: 'rbac.authorization.k8s.io/v1',
+        kind: 'RoleBinding',
+        metadata: { name: 'kubeflex-controller', namespace: 'h1-system', labels: cpLabels('h1') },
+        roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name: 'kubeflex-controller-tenant' },
+        subjects: [
+          { apiGroup: '', kind: 'ServiceAccount', name: 'kubeflex-controller-manager', namespace: 'kubeflex-system' },
+        ],
+      },
+      {
+        apiVersion: 'v1',
+        kind: 'ServiceAccount',
+        metadata: { name: 'h1', namespace: 'h1-system', labels: cpLabels('h1') },
+        automountServiceAccountToken: false,
+      },
+      {
+        apiVersion: 'v1',
+        kind: 'Secret',
+        type: 'kubernetes.io/service-account-token',
+        metadata: {
+          name: 'h1',
+          namespace: 'h1-system',
+          labels: cpLabels('h1'),
+          annotations: { 'kubernetes.io/service-account.name': 'h1' },
+        },
+        immutable: false,
+        stringData: {},
+      },
+      {
+        apiVersion: 'rbac.authorization.k8s.io/v1',
+        kind: 'ClusterRoleBinding',
+        metadata: { name: 'h1-binding', labels: cpLabels('h1') },
+        roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name: 'cluster-admin' },
+        subjects: [{ apiGroup: '', kind: 'ServiceAccount', name: 'h1', namespace: 'h1-system' }],
+      },
+    ]);
+  });
+
+  test('the ControlPlane object is the Resource child, patchable through ApiObject.of', () => {
+    const { app, hosting } = setup();
+    const cp = new HostControlPlane(app, 'h1', { hosting });
+    ApiObject.of(cp.node.findChild('Resource')).addJsonPatch(JsonPatch.add('/spec/backend', 'shared'));
+    expect(find(synth(cp), 'ControlPlane', 'h1').spec.backend).toBe('shared');
+  });
+});
+
+describe('ExternalControlPlane', () => {
+  test('minimal: exact ControlPlane with bootstrap reference and default token lifetime', () => {
+    const { app, hosting } = setup();
+    const cp = new ExternalControlPlane(app, 'ext', { hosting, bootstrapSecret: { name: 'ext-bootstrap' } });
+    const objects = synth(cp);
+    expect(objects.map((o) => `${o.kind}/${o.metadata.name}`)).toEqual([
+      'ControlPlane/ext',
+      'Namespace/ext-system',
+      'RoleBinding/kubeflex-controller',
+    ]);
+    expect(objects[0].spec).toEqual({
+      type: 'external',
+      bootstrapSecretRef: { name: 'ext-bootstrap', namespace: 'kubeflex-system', inClusterKey: 'kubeconfig-incluster' },
+      tokenExpirationSeconds: 31536000,
+      postCreateHooks: [],
+      waitForPostCreateHooks: false,
+    });
+  });
+
+  test('a bootstrap Secret outside kubeflex-system gets the controller access to that namespace', () => {
+    const { app, hosting } = setup();
+    const cp = new ExternalControlPlane(app, 'ext', {
+      hosting,
+      bootstrapSecret: { name: 'b', namespace: 'adoption', inClusterKey: 'kc' },
+      tokenExpirationSeconds: 3600,
+    });
+    const objects = synth(cp);
+    expect(objects[0].spec.bootstrapSecretRef).toEqual({ name: 'b', namespace: 'adoption', inClusterKey: 'kc' });
+    expect(objects[0].spec.tokenExpirationSeconds).toBe(3600);
+    const bindings = objects.filter((o) => o.kind === 'RoleBinding').map((o) => o.metadata.namespace);
+    expect(bindings).toEqual(['ext-system', 'adoption']);
+  });
+});
+
+describe('K8sControlPlane', () => {
+  const make = (hostingProps = {}) => {
+    const { app, hosting } = setup(hostingProps);
+    return new K8sControlPlane(app, 'cp1', { hosting });
+  };
+
+  test('workloads, service and ingress carry KubeFlex names', () => {
+    const objects = synth(make());
+    expect(objects.map((o) => `${o.kind}/${o.metadata.namespace ?? ''}/${o.metadata.name}`)).toEqual([
+      'ControlPlane//cp1',
+      'Namespace//cp1-system',
+      'RoleBinding/cp1-system/kubeflex-controller',
+      'Job/kubeflex-system/db-cp1',
+      'Deployment/cp1-system/kube-apiserver',
+      'Deployment/cp1-system/kube-controller-manager',
+      'Service/cp1-system/cp1',
+      'Ingress/cp1-system/cp1',
+    ]);
+    expect(find(objects, 'Service', 'cp1').spec).toEqual({
+      type: 'ClusterIP',
+      externalIPs: [],
+      ports: [{ name: 'https', port: 443, targetPort: K8S_APISERVER_PORT }],
+      selector: { app: 'kube-apiserver' },
+    });
+    expect(find(objects, 'Ingress', 'cp1')).toEqual({
+      apiVersion: 'networking.k8s.io/v1',
+      kind: 'Ingress',
+      metadata: {
+        name: 'cp1',
+        namespace: 'cp1-system',
+        labels: cpLabels('cp1'),
+        annotations: { 'nginx.ingress.kubernetes.io/ssl-passthrough': 'true' },
+      },
+      spec: {
+        ingressClassName: 'nginx',
+        rules: [
+          {
+            host: 'cp1.localtest.me',
+            http: {
+              paths: [{ path: '/', pathType: 'Prefix', backend: { service: { name: 'cp1', port: { number: 443 } } } }],
+            },
+          },
+        ],
+      },
+    });
+  });
+
+  test('kine listens on loopback and gets its password from a Secret, never from argv', () => {
+    const pod = find(synth(make()), 'Deployment', 'kube-apiserver').spec.template.spec;
+    const kine = pod.containers.find((c: any) => c.name === 'kine');
+    expect(kine.args).toEqual(['--listen-address=127.0.0.1:2379', '--metrics-bind-address=0']);
+    expect(kine.command).toBeUndefined();
+    expect(kine.env).toEqual([
+      { name: 'KINE_DB_PASSWORD', valueFrom: { secretKeyRef: { name: 'kine-postgres', key: 'password' } } },
+      {
+        name: 'KINE_ENDPOINT',
+        value: 'postgres://cp1:$(KINE_DB_PASSWORD)@postgres-postgresql.kubeflex-system.svc:5432/cp1?sslmode=prefer',
+      },
+    ]);
+    const apiserver = pod.containers.find((c: any) => c.name === 'kube-apiserver');
+    expect(apiserver.args).toContain('--etcd-servers=http://127.0.0.1:2379');
+    expect(JSON.stringify(pod)).not.toMatch(/password=|:\/\/[^$]*:[^$]+@/);
+  });
+
+  test('controller manager runs the denatured set without leader election', () => {
+    const c = find(synth(make()), 'Deployment', 'kube-controller-manager').spec.template.spec.containers[0];
+    const controllers = c.args
+      .find((a: string) => a.startsWith('--controllers='))
+      .split('=')[1]
+      .split(',');
+    expect(controllers).toContain('clusterrole-aggregation-controller');
+    expect(controllers).toContain('garbage-collector-controller');
+    expect(controllers).toContain('namespace-controller');
+    expect(controllers).not.toContain('*');
+    expect(c.args).toContain('--leader-elect=false');
+  });
+
+  test('workloads meet the restricted pod security standard', () => {
+    for (const d of synth(make()).filter((o) => o.kind === 'Deployment' || o.kind === 'Job')) {
+      const pod = d.spec.template.spec;
+      expect(pod.securityContext.runAsNonRoot).toBe(true);
+      for (const c of pod.containers) {
+        expect(c.securityContext).toMatchObject({
+          allowPrivilegeEscalation: false,
+          runAsNonRoot: true,
+          capabilities: { drop: ['ALL'] },
+          seccompProfile: { type: 'RuntimeDefault' },
+        });
+      }
+    }
+  });
+
+  test('database Job runs in kubeflex-system with both passwords from Secrets', () => {
+    const job = find(synth(make()), 'Job', 'db-cp1');
+    const c = job.spec.template.spec.containers[0];
+    expect(c.command).toEqual(['psql']);
+    expect(c.args).toContain('--set=tenant_db=cp1');
+    expect(c.env.slice(0, 2)).toEqual([
+      { name: 'PGPASSWORD', valueFrom: { secretKeyRef: { name: 'postgres-postgresql', key: 'postgres-password' } } },
+      { name: 'TENANT_DB_PASSWORD', valueFrom: { secretKeyRef: { name: 'cp1-db-credentials', key: 'password' } } },
+    ]);
+  });
+
+  test('tenant name with dashes maps to an underscore database name', () => {
+    const { app, hosting } = setup();
+    const job = find(synth(new K8sControlPlane(app, 'x', { hosting, name: 'team-a' })), 'Job', 'db-team-a');
+    expect(job.spec.template.spec.containers[0].args).toContain('--set=tenant_db=team_a');
+  });
+
+  test('on OpenShift a passthrough Route replaces the Ingress', () => {
+    const objects = synth(make({ isOpenShift: true }));
+    expect(objects.some((o) => o.kind === 'Ingress')).toBe(false);
+    expect(find(objects, 'Route', 'cp1')).toEqual({
+      apiVersion: 'route.openshift.io/v1',
+      kind: 'Route',
+      metadata: {
+        name: 'cp1',
+        namespace: 'cp1-system',
+        labels: cpLabels('cp1'),
+        annotations: { 'openshift.io/host.generated': 'true' },
+      },
+      spec: {
+        to: { kind: 'Service', name: 'cp1', weight: 100 },
+        port: { targetPort: 'https' },
+        tls: { termination: 'passthrough', insecureEdgeTerminationPolicy: 'None' },
+        wildcardPolicy: 'None',
+      },
+    });
+  });
+
+  test('an external PostgreSQL is used as given', () => {
+    const objects = synth(
+      make({
+        externalPostgres: { host: 'pg.example.com', port: 6432, passwordSecretName: 'pg-admin', superuser: 'admin' },
+      }),
+    );
+    const kine = find(objects, 'Deployment', 'kube-apiserver').spec.template.spec.containers[0];
+    expect(kine.env[1].value).toBe('postgres://cp1:$(KINE_DB_PASSWORD)@pg.example.com:6432/cp1?sslmode=prefer');
+    expect(find(objects, 'Job', 'db-cp1').spec.template.spec.containers[0].args).toContain('--username=admin');
+  });
+});
+
+describe('K3sControlPlane', () => {
+  test('server-only k3s with configurable PVCs and no privileges', () => {
+    const { app, hosting } = setup();
+    const objects = synth(new K3sControlPlane(app, 'k', { hosting, storageClassName: 'fast', dataStorageSize: '5Gi' }));
+    expect(find(objects, 'PersistentVolumeClaim', 'k3s-data').spec).toEqual({
+      accessModes: ['ReadWriteOnce'],
+      resources: { requests: { storage: '5Gi' } },
+      storageClassName: 'fast',
+      volumeMode: 'Filesystem',
+    });
+    expect(find(objects, 'PersistentVolumeClaim', 'k3s-config').spec.resources.requests.storage).toBe('1Gi');
+    const sts = find(objects, 'StatefulSet', 'k3s-server');
+    expect(sts.spec.serviceName).toBe('k3s');
+    const c = sts.spec.template.spec.containers[0];
+    expect(c.args).toEqual(expect.arrayContaining(['server', '--disable-agent', '--tls-san=k.localtest.me']));
+    expect(c.args.find((a: string) => a.startsWith('--disable='))).toBe(
+      '--disable=traefik,servicelb,metrics-server,local-storage,coredns',
+    );
+    expect(c.securityContext.privileged).toBe(false);
+    expect(c.securityContext.allowPrivilegeEscalation).toBe(false);
+    expect(find(objects, 'Service', 'k3s').spec.ports).toEqual([{ name: 'https', port: 443, targetPort: 6443 }]);
+    expect(JSON.stringify(objects)).not.toContain('"standard"');
+  });
+
+  test('without a storage class the cluster default is used', () => {
+    const { app, hosting } = setup();
+    const pvc = find(synth(new K3sControlPlane(app, 'k', { hosting })), 'PersistentVolumeClaim', 'k3s-data');
+    expect(pvc.spec.storageClassName).toBeUndefined();
+  });
+});
+
+describe('VClusterControlPlane', () => {
+  test('chart objects without credentials, version pinned', () => {
+    const { app, hosting } = setup();
+    const objects = synth(new VClusterControlPlane(app, 'v', { hosting }));
+    const names = objects.map((o) => `${o.kind}/${o.metadata.name}`);
+    expect(names).toEqual(
+      expect.arrayContaining([
+        'ServiceAccount/vc-vcluster',
+        'ServiceAccount/vc-workload-vcluster',
+        'Role/vc-vcluster',
+        'RoleBinding/vc-vcluster',
+        'Secret/vc-config-vcluster',
+        'Service/vcluster',
+        'Service/vcluster-headless',
+        'StatefulSet/vcluster',
+        'Ingress/v',
+      ]),
+    );
+    const config = find(objects, 'Secret', 'vc-config-vcluster');
+    expect(Object.keys(config.stringData)).toEqual(['config.yaml']);
+    expect(config.stringData['config.yaml']).toContain('server: https://v.localtest.me:9443');
+    const sts = find(objects, 'StatefulSet', 'vcluster');
+    expect(sts.spec.volumeClaimTemplates[0].spec.resources.requests.storage).toBe('5Gi');
+    expect(sts.spec.template.spec.containers[0].image).toMatch(/^ghcr\.io\/loft-sh\/vcluster-oss:\d+\.\d+\.\d+$/);
+  });
+});
+
+describe('PostCreateHook', () => {
+  const template = {
+    apiVersion: 'v1',
+    kind: 'ConfigMap',
+    metadata: { name: '{{.HookName}}-cm' },
+    data: { a: '{{.A}}', b: '{{ .B }}', ns: '{{.Namespace}}', cp: '{{.ControlPlaneName}}' },
+  };
+
+  test('renders with KubeFlex precedence: defaultVars < globalVars < vars < built-ins', () => {
+    const { app, hosting } = setup();
+    new PostCreateHook(hosting, 'h', {
+      hosting,
+      templates: [template],
+      defaultVars: { A: 'default-a', B: 'default-b', Namespace: 'ignored' },
+    });
+    const cp = new HostControlPlane(app, 'cp', {
+      hosting,
+      globalVars: { A: 'global-a', B: 'global-b' },
+      postCreateHooks: [{ hook: 'h', vars: { B: 'use-b' } }],
+    });
+    const objects = synth(cp);
+    expect(find(objects, 'ConfigMap', 'h-cm')).toEqual({
+      apiVersion: 'v1',
+      kind: 'ConfigMap',
+      metadata: { name: 'h-cm', namespace: 'cp-system', labels: cpLabels('cp') },
+      data: { a: 'global-a', b: 'use-b', ns: 'cp-system', cp: 'cp' },
+    });
+    expect(find(objects, 'ControlPlane', 'cp').spec.postCreateHooks).toEqual([{ hookName: 'h', vars: { B: 'use-b' } }]);
+    expect(find(objects, 'ControlPlane', 'cp').spec.globalVars).toEqual({ A: 'global-a', B: 'global-b' });
+  });
+
+  test('emits the PostCreateHook object and propagates its labels to control planes', () => {
+    const { app, hosting } = setup();
+    const hook = new PostCreateHook(hosting, 'h', {
+      hosting,
+      templates: [template],
+      defaultVars: { A: '1', B: '2' },
+      labels: { flavor: 'x' },
+    });
+    expect(find(synth(hosting), 'PostCreateHook', 'h')).toEqual({
+      apiVersion: 'tenancy.kflex.kubestellar.org/v1alpha1',
+      kind: 'PostCreateHook',
+      metadata: { name: 'h', labels: { 'app.kubernetes.io/part-of': 'kubeflex', flavor: 'x' } },
+      spec: {
+        templates: [template],
+        defaultVars: [
+          { name: 'A', value: '1' },
+          { name: 'B', value: '2' },
+        ],
+      },
+    });
+    const cp = new HostControlPlane(app, 'cp', { hosting, postCreateHooks: [{ hook }] });
+    expect(find(synth(cp), 'ControlPlane', 'cp').metadata.labels.flavor).toBe('x');
+  });
+
+  test('cluster-scoped templates are marked for garbage collection with the control plane', () => {
+    const { app, hosting } = setup();
+    new PostCreateHook(hosting, 'crd', {
+      hosting,
+      templates: [
+        {
+          apiVersion: 'rbac.authorization.k8s.io/v1',
+          kind: 'ClusterRole',
+          metadata: { name: '{{.ControlPlaneName}}-r' },
+        },
+      ],
+    });
+    const cr = find(
+      synth(new HostControlPlane(app, 'cp', { hosting, postCreateHooks: [{ hook: 'crd' }] })),
+      'ClusterRole',
+      'cp-r',
+    );
+    expect(cr.metadata.namespace).toBeUndefined();
+    expect(cr.metadata.labels['app.kubernetes.io/managed-by']).toBe('Helm');
+    expect(cr.metadata.annotations).toEqual({ 'meta.helm.sh/release-namespace': 'cp-system' });
+  });
+
+  test('Jobs that mount the tenant kubeconfig wait for the tenant API first', () => {
+    const { app, hosting } = setup();
+    const job = (secretName: string) => ({
+      apiVersion: 'batch/v1',
+      kind: 'Job',
+      metadata: { name: `j-${secretName}` },
+      spec: {
+        template: {
+          spec: {
+            restartPolicy: 'Never',
+            volumes: [{ name: 'kc', secret: { secretName } }],
+            containers: [{ name: 'c', image: 'x' }],
+          },
+        },
+      },
+    });
+    new PostCreateHook(hosting, 'j', { hosting, templates: [job('vc-vcluster'), job('other')] });
+    const objects = synth(new VClusterControlPlane(app, 'v', { hosting, postCreateHooks: [{ hook: 'j' }] }));
+    const waiting = find(objects, 'Job', 'j-vc-vcluster').spec.template.spec.initContainers;
+    expect(waiting).toHaveLength(1);
+    expect(waiting[0].name).toBe('wait-for-control-plane');
+    expect(waiting[0].args[0]).toBe('--kubeconfig=/var/run/kubeflex/kubeconfig/config-incluster');
+    expect(waiting[0].volumeMounts).toEqual([
+      { name: 'kc', mountPath: '/var/run/kubeflex/kubeconfig', readOnly: true },
+    ]);
+    expect(find(objects, 'Job', 'j-other').spec.template.spec.initContainers).toBeUndefined();
+  });
+});

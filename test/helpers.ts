@@ -1,0 +1,20 @@
+import { App, Chart, Testing } from 'cdk8s';
+import { KubeflexHosting, KubeflexHostingProps } from '../lib';
+
+/** A fresh app with a hosting install, the starting point of most construct tests. */
+export function setup(props: KubeflexHostingProps = {}): { app: App; hosting: KubeflexHosting } {
+  const app = Testing.app();
+  return { app, hosting: new KubeflexHosting(app, 'hosting', props) };
+}
+
+/** Rendered objects of a chart. */
+export function synth(chart: Chart): any[] {
+  return Testing.synth(chart);
+}
+
+/** The one object of a kind and name (fails the test when absent or ambiguous). */
+export function find(objects: any[], kind: string, name: string): any {
+  const found = objects.filter((o) => o.kind === kind && o.metadata?.name === name);
+  if (found.length !== 1) throw new Error(`expected exactly one ${kind}/${name}, found ${found.length}`);
+  return found[0];
+}

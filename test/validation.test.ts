@@ -1,0 +1,293 @@
+import * as fs from 'fs';
+import * as os from 'os';
+import * as path from 'path';
+import { Testing } from 'cdk8s';
+import {
+  ExternalControlPlane,
+  HostControlPlane,
+  K3sControlPlane,
+  K8sControlPlane,
+  KubeflexConfigError,
+  KubeflexHosting,
+  PostCreateHook,
+  synthesizeAtomically,
+  VClusterControlPlane,
+} from '../lib';
+import { setup } from './helpers';
+
+/** Asserts that `fn` throws a KubeflexConfigError whose message names construct, prop and value. */
+function expectConfigError(fn: () => unknown, ...parts: string[]): void {
+  let error: unknown;
+  try {
+    fn();
+  } catch (e) {
+    error = e;
+  }
+  expect(error).toBeInstanceOf(KubeflexConfigError);
+  for (const p of parts) expect((error as Error).message).toContain(p);
+}
+
+const hookTemplate = { apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: 'cm' }, data: { x: '{{.Undefined}}' } };
+
+describe('bad input fails with a message naming construct, prop and value', () => {
+  test('fails when a tenant name is not a DNS-1123 label', () => {
+    const { app, hosting } = setup();
+    expectConfigError(
+      () => new K8sControlPlane(app, 'x', { hosting, name: 'Team_A' }),
+      'K8sControlPlane "x"',
+      'name',
+      '"Team_A"',
+      'DNS-1123',
+    );
+  });
+
+  test('fails when a tenant name is too long for the derived namespace', () => {
+    const { app, hosting } = setup();
+    const name = 'a'.repeat(57);
+    expectConfigError(
+      () => new HostControlPlane(app, 'x', { hosting, name }),
+      'HostControlPlane',
+      'name',
+      name,
+      'at most 56',
+    );
+  });
+
+  test('accepts a tenant name of exactly 56 characters', () => {
+    const { app, hosting } = setup();
+    const cp = new HostControlPlane(app, 'x', { hosting, name: 'a'.repeat(56) });
+    expect(Testing.synth(cp)[1].metadata.name).toHaveLength(63);
+  });
+
+  test('fails when two control planes share a name', () => {
+    const { app, hosting } = setup();
+    new K3sControlPlane(app, 'one', { hosting, name: 'dup' });
+    expectConfigError(
+      () => new HostControlPlane(app, 'two', { hosting, name: 'dup' }),
+      'HostControlPlane "two"',
+      'name',
+      '"dup"',
+      'already used',
+      '"one"',
+    );
+  });
+
+  test('fails when two hooks share a name', () => {
+    const { hosting } = setup();
+    new PostCreateHook(hosting, 'h', { hosting, templates: [] });
+    expectConfigError(
+      () => new PostCreateHook(hosting, 'h2', { hosting, name: 'h' }),
+      'PostCreateHook',
+      'name',
+      '"h"',
+      'already used',
+    );
+  });
+
+  test('fails when a hook variable is used in a template but never defined', () => {
+    const { app, hosting } = setup();
+    new PostCreateHook(hosting, 'h', { hosting, templates: [hookTemplate] });
+    expectConfigError(
+      () => new HostControlPlane(app, 'cp', { hosting, postCreateHooks: [{ hook: 'h' }] }),
+      'HostControlPlane "cp"',
+      'postCreateHooks[h].vars',
+      '["Undefined"]',
+      '{{.Undefined}}',
+    );
+  });
+
+  test('fails when a control plane uses an unknown hook', () => {
+    const { app, hosting } = setup();
+    expectConfigError(
+      () => new VClusterControlPlane(app, 'cp', { hosting, postCreateHooks: [{ hook: 'nope' }] }),
+      'VClusterControlPlane "cp"',
+      'postCreateHooks[].hook',
+      '"nope"',
+      'known: none',
+    );
+  });
+
+  test('fails when a control plane uses the same hook twice', () => {
+    const { app, hosting } = setup();
+    const hook = new PostCreateHook(hosting, 'h', { hosting, templates: [{ ...hookTemplate, data: {} }] });
+    expectConfigError(
+      () => new HostControlPlane(app, 'cp', { hosting, postCreateHooks: [{ hook }, { hook }] }),
+      'used twice',
+    );
+  });
+
+  test('fails when a template uses an unsupported action', () => {
+    const { hosting } = setup();
+    expectConfigError(
+      () =>
+        new PostCreateHook(hosting, 'h', {
+          hosting,
+          templates: [{ ...hookTemplate, data: { x: '{{ if .A }}y{{ end }}' } }],
+        }),
+      'PostCreateHook "hosting/h"',
+      'templates[0]',
+      'if .A',
+    );
+  });
+
+  test('fails when a template lacks kind or name', () => {
+    const { hosting } = setup();
+    expectConfigError(
+      () => new PostCreateHook(hosting, 'h', { hosting, templates: [{ apiVersion: 'v1', kind: 'ConfigMap' }] }),
+      'templates[0]',
+      'metadata.name',
+    );
+  });
+
+  test('fails when a namespaced template names another namespace', () => {
+    const { app, hosting } = setup();
+    new PostCreateHook(hosting, 'h', {
+      hosting,
+      templates: [{ apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: 'c', namespace: 'default' } }],
+    });
+    expectConfigError(
+      () => new HostControlPlane(app, 'cp', { hosting, postCreateHooks: [{ hook: 'h' }] }),
+      'templates[0].metadata.namespace',
+      '"default"',
+      'cp-system',
+    );
+  });
+
+  test('fails when templates are added to a hook after it was rendered', () => {
+    const { app, hosting } = setup();
+    const hook = new PostCreateHook(hosting, 'h', { hosting, templates: [{ ...hookTemplate, data: {} }] });
+    new HostControlPlane(app, 'cp', { hosting, postCreateHooks: [{ hook }] });
+    expectConfigError(() => hook.addTemplate({ ...hookTemplate, data: {} }), 'addTemplate', 'already rendered');
+  });
+
+  test('fails at synth when a hook has no templates', () => {
+    const { app, hosting } = setup();
+    new PostCreateHook(hosting, 'empty', { hosting });
+    expect(() => app.synth()).toThrow(/PostCreateHook "hosting\/empty": no templates were added/);
+  });
+
+  test('fails when an external plane has no bootstrap Secret', () => {
+    const { app, hosting } = setup();
+    expectConfigError(
+      () => new ExternalControlPlane(app, 'ext', { hosting } as any),
+      'ExternalControlPlane "ext"',
+      'bootstrapSecret',
+      '(not set)',
+    );
+  });
+
+  test('fails when an external token lifetime is below the TokenRequest minimum', () => {
+    const { app, hosting } = setup();
+    expectConfigError(
+      () =>
+        new ExternalControlPlane(app, 'ext', { hosting, bootstrapSecret: { name: 'b' }, tokenExpirationSeconds: 60 }),
+      'tokenExpirationSeconds',
+      '60',
+      'from 600',
+    );
+  });
+
+  test('fails when a k8s plane has no PostgreSQL', () => {
+    const { app, hosting } = setup({ installPostgres: false });
+    expectConfigError(
+      () => new K8sControlPlane(app, 'cp', { hosting }),
+      'K8sControlPlane "cp"',
+      'hosting',
+      '"hosting"',
+      'PostgreSQL',
+    );
+  });
+
+  test('fails when a storage size is negative or zero', () => {
+    const { app, hosting } = setup();
+    expectConfigError(
+      () => new K3sControlPlane(app, 'k', { hosting, dataStorageSize: '-1Gi' }),
+      'K3sControlPlane "k"',
+      'dataStorageSize',
+      '"-1Gi"',
+    );
+    expectConfigError(
+      () => new VClusterControlPlane(app, 'v', { hosting, storageSize: '0Gi' }),
+      'storageSize',
+      '"0Gi"',
+    );
+    expectConfigError(
+      () => setup({ postgres: { storageSize: '10GB' } }),
+      'KubeflexHosting',
+      'postgres.storageSize',
+      '"10GB"',
+    );
+  });
+
+  test('fails when a port is out of range', () => {
+    expectConfigError(() => setup({ externalPort: 70000 }), 'KubeflexHosting', 'externalPort', '70000', '1 to 65535');
+    expectConfigError(() => setup({ externalPort: 0 }), 'externalPort', '0');
+    expectConfigError(
+      () => setup({ externalPostgres: { host: 'pg', port: -5, passwordSecretName: 's' } }),
+      'externalPostgres.port',
+      '-5',
+    );
+  });
+
+  test('fails when the domain is invalid', () => {
+    expectConfigError(() => setup({ domain: 'Not A Domain' }), 'KubeflexHosting', 'domain', '"Not A Domain"');
+  });
+
+  test('fails when postgres props contradict each other', () => {
+    const ext = { host: 'pg', passwordSecretName: 's' };
+    expectConfigError(
+      () => setup({ externalPostgres: ext, installPostgres: true }),
+      'installPostgres',
+      'contradicts externalPostgres',
+    );
+    expectConfigError(
+      () => setup({ externalPostgres: ext, postgres: { storageSize: '1Gi' } }),
+      'postgres',
+      'externalPostgres is set',
+    );
+    expectConfigError(() => setup({ installPostgres: false, postgres: {} }), 'postgres', 'installPostgres is false');
+  });
+
+  test('fails when the service CIDR is malformed', () => {
+    const { app, hosting } = setup();
+    expectConfigError(
+      () => new K8sControlPlane(app, 'cp', { hosting, serviceClusterIpRange: '10.96/12' }),
+      'serviceClusterIpRange',
+      '"10.96/12"',
+    );
+  });
+});
+
+describe('nothing is written on bad input', () => {
+  let dir: string;
+  beforeEach(() => {
+    dir = fs.mkdtempSync(path.join(os.tmpdir(), 'kflex-atomic-'));
+  });
+  afterEach(() => fs.rmSync(dir, { recursive: true, force: true }));
+
+  test('a failing build leaves no output directory and no staging leftovers', () => {
+    const out = path.join(dir, 'dist');
+    expect(() =>
+      synthesizeAtomically((app) => {
+        const hosting = new KubeflexHosting(app, 'hosting');
+        new HostControlPlane(app, 'good', { hosting });
+        new HostControlPlane(app, 'bad', { hosting, name: 'BAD' });
+      }, out),
+    ).toThrow(KubeflexConfigError);
+    expect(fs.readdirSync(dir)).toEqual([]);
+  });
+
+  test('a failing validation at synth keeps a previous output untouched', () => {
+    const out = path.join(dir, 'dist');
+    fs.mkdirSync(out);
+    fs.writeFileSync(path.join(out, 'old.yaml'), 'kept');
+    expect(() =>
+      synthesizeAtomically((app) => {
+        const hosting = new KubeflexHosting(app, 'hosting');
+        new PostCreateHook(hosting, 'empty', { hosting });
+      }, out),
+    ).toThrow(/no templates/);
+    expect(fs.readdirSync(dir)).toEqual(['dist']);
+    expect(fs.readdirSync(out)).toEqual(['old.yaml']);
+  });
+});
