@@ -1,6 +1,6 @@
 import * as fs from 'fs';
 import * as path from 'path';
-import { App, YamlOutputType } from 'cdk8s';
+import { ApiObject, App, Chart, DependencyGraph, Names, Yaml, YamlOutputType } from 'cdk8s';
 import { KubeflexConfigError } from './errors';
 
 /**
@@ -18,7 +18,7 @@ export function synthesizeAtomically(
   try {
     const app = new App({ outdir: staging, yamlOutputType: YamlOutputType.FILE_PER_CHART });
     build(app);
-    app.synth();
+    synthFilePerChart(app);
     fs.rmSync(target, { recursive: true, force: true });
     fs.renameSync(staging, target);
     return fs
@@ -51,4 +51,31 @@ export function runSynth(build: (app: App) => void, outdir?: string): void {
     }
     throw err;
   }
+}
+
+/**
+ * Same output as `app.synth()` with one file per chart, in linear time. cdk8s's `Chart.toJson()` validates and
+ * resolves dependencies of the whole app on every call, which is quadratic with one chart per tenant (28 s for
+ * 1,000 tenants); here that whole-app work runs once, through the first chart, and the rest render directly.
+ */
+export function synthFilePerChart(app: App): void {
+  const charts = app.charts;
+  if (charts.length === 0) return;
+  fs.mkdirSync(app.outdir, { recursive: true });
+  const first = charts[0].toJson();
+  if (charts.some((c) => c.node.dependencies.length > 0)) {
+    // Charts depending on each other get indexed file names from cdk8s; leave that case to cdk8s itself.
+    app.synth();
+    return;
+  }
+  charts.forEach((chart, i) => {
+    const objects =
+      i === 0
+        ? first
+        : new DependencyGraph(chart.node)
+            .topology()
+            .filter((x): x is ApiObject => x instanceof ApiObject && Chart.of(x) === chart)
+            .map((x) => x.toJson());
+    Yaml.save(path.join(app.outdir, `${Names.toDnsLabel(chart)}${app.outputFileExtension}`), objects);
+  });
 }
