@@ -1,0 +1,318 @@
+// A real hosting cluster on loopback, envtest-style: a private PostgreSQL, kine on it, kube-apiserver and
+// kube-controller-manager built from the published Go modules (scripts/prepare-binaries.sh). No mocks.
+import { ChildProcess, execFileSync, spawn } from 'child_process';
+import * as fs from 'fs';
+import * as https from 'https';
+import * as net from 'net';
+import * as os from 'os';
+import * as path from 'path';
+
+export interface ClusterState {
+  /** Set when the cluster could not be started here; tests report themselves skipped with this reason. */
+  readonly skipped?: string;
+  readonly dir: string;
+  readonly logDir: string;
+  readonly kubeconfig: string;
+  readonly server: string;
+  readonly pgPort: number;
+  readonly pgDataDir: string;
+  readonly pgSocketDir: string;
+  /** Superuser password for TCP connections (test-only, random per run). */
+  readonly pgPassword: string;
+  readonly pids: Record<string, number>;
+  readonly binDir: string;
+}
+
+export const STATE_FILE = path.join(os.tmpdir(), `kflex-jest-cluster-${process.getuid?.() ?? 0}.json`);
+const PG_BIN = process.env.KFLEX_PG_BIN ?? '/usr/lib/postgresql/15/bin';
+
+/** A free TCP port on 127.0.0.1 (racy like envtest's, callers retry on bind failure). */
+export async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const srv = net.createServer();
+    srv.once('error', reject);
+    srv.listen(0, '127.0.0.1', () => {
+      const port = (srv.address() as net.AddressInfo).port;
+      srv.close(() => resolve(port));
+    });
+  });
+}
+
+/** Runs a command as the unprivileged `postgres` user when we are root (initdb refuses root). */
+function pgCommand(bin: string, args: string[]): [string, string[]] {
+  const exe = path.join(PG_BIN, bin);
+  return process.getuid?.() === 0 ? ['runuser', ['-u', 'postgres', '--', exe, ...args]] : [exe, args];
+}
+
+export function runPg(bin: string, args: string[]): string {
+  const [cmd, a] = pgCommand(bin, args);
+  return execFileSync(cmd, a, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
+}
+
+/** Starts a private PostgreSQL cluster in `dir` on a fresh loopback port (never the machine's default cluster). */
+export async function startPostgres(
+  dir: string,
+  logDir: string,
+): Promise<{ port: number; dataDir: string; socketDir: string }> {
+  const dataDir = path.join(dir, 'pg');
+  const socketDir = path.join(dir, 'pgsock');
+  fs.mkdirSync(socketDir, { recursive: true });
+  const pgLog = path.join(logDir, 'postgres.log');
+  fs.writeFileSync(pgLog, '');
+  if (process.getuid?.() === 0) execFileSync('chown', ['-R', 'postgres', dir, pgLog]);
+  runPg('initdb', ['-A', 'trust', '-U', 'postgres', '-D', dataDir, '--no-sync']);
+  // Password auth over TCP (tenants must present their own password); trust only on our private socket.
+  fs.writeFileSync(
+    path.join(dataDir, 'pg_hba.conf'),
+    'local all postgres trust\nhost all all 127.0.0.1/32 scram-sha-256\n',
+  );
+  const port = await freePort();
+  runPg('pg_ctl', [
+    '-D',
+    dataDir,
+    '-l',
+    pgLog,
+    '-w',
+    '-o',
+    `-p ${port} -c listen_addresses=127.0.0.1 -k ${socketDir} -c fsync=off -c synchronous_commit=off -c full_page_writes=off`,
+    'start',
+  ]);
+  return { port, dataDir, socketDir };
+}
+
+export function stopPostgres(dataDir: string): void {
+  try {
+    runPg('pg_ctl', ['-D', dataDir, '-m', 'fast', '-w', 'stop']);
+  } catch {
+    // already stopped
+  }
+}
+
+/** psql as the superuser over the private socket. */
+export function psql(state: Pick<ClusterState, 'pgPort' | 'pgSocketDir'>, sql: string, db = 'postgres'): string {
+  const [cmd, a] = pgCommand('psql', [
+    '-h',
+    state.pgSocketDir,
+    '-p',
+    String(state.pgPort),
+    '-U',
+    'postgres',
+    '-d',
+    db,
+    '-v',
+    'ON_ERROR_STOP=1',
+    '-At',
+    '-c',
+    sql,
+  ]);
+  return execFileSync(cmd, a, { encoding: 'utf8' });
+}
+
+/** Minimal PKI with the openssl CLI: a CA, a serving cert for 127.0.0.1, an admin client cert, an SA key pair. */
+export function makePki(dir: string, opts: { cn?: string; sans?: string[] } = {}): void {
+  fs.mkdirSync(dir, { recursive: true });
+  const o = (...args: string[]) => execFileSync('openssl', args, { cwd: dir, stdio: 'pipe' });
+  const sans = opts.sans ?? ['IP:127.0.0.1', 'DNS:localhost'];
+  o(
+    'req',
+    '-x509',
+    '-newkey',
+    'ec',
+    '-pkeyopt',
+    'ec_paramgen_curve:prime256v1',
+    '-nodes',
+    '-keyout',
+    'ca.key',
+    '-out',
+    'ca.crt',
+    '-days',
+    '2',
+    '-subj',
+    '/CN=kflex-test-ca',
+  );
+  const sign = (name: string, subj: string, ext: string) => {
+    o(
+      'req',
+      '-newkey',
+      'ec',
+      '-pkeyopt',
+      'ec_paramgen_curve:prime256v1',
+      '-nodes',
+      '-keyout',
+      `${name}.key`,
+      '-out',
+      `${name}.csr`,
+      '-subj',
+      subj,
+    );
+    fs.writeFileSync(path.join(dir, `${name}.ext`), ext);
+    o(
+      'x509',
+      '-req',
+      '-in',
+      `${name}.csr`,
+      '-CA',
+      'ca.crt',
+      '-CAkey',
+      'ca.key',
+      '-CAcreateserial',
+      '-out',
+      `${name}.crt`,
+      '-days',
+      '2',
+      '-extfile',
+      `${name}.ext`,
+    );
+  };
+  sign(
+    'apiserver',
+    `/CN=${opts.cn ?? 'kube-apiserver'}`,
+    `subjectAltName=${sans.join(',')}\nextendedKeyUsage=serverAuth\n`,
+  );
+  sign('admin', '/O=system:masters/CN=kubernetes-admin', 'extendedKeyUsage=clientAuth\n');
+  sign('kcm', '/CN=system:kube-controller-manager', 'extendedKeyUsage=clientAuth\n');
+  sign('front-proxy-client', '/CN=front-proxy-client', 'extendedKeyUsage=clientAuth\n');
+  o('genpkey', '-algorithm', 'RSA', '-pkeyopt', 'rsa_keygen_bits:2048', '-out', 'sa.key');
+  o('pkey', '-in', 'sa.key', '-pubout', '-out', 'sa.pub');
+}
+
+/** A kubeconfig with embedded client-certificate credentials. */
+export function writeKubeconfig(file: string, server: string, pki: string, user = 'admin', name = 'kflex-test'): void {
+  const b64 = (f: string) => fs.readFileSync(path.join(pki, f)).toString('base64');
+  fs.writeFileSync(
+    file,
+    `apiVersion: v1
+kind: Config
+clusters:
+- name: ${name}
+  cluster:
+    server: ${server}
+    certificate-authority-data: ${b64('ca.crt')}
+users:
+- name: ${name}
+  user:
+    client-certificate-data: ${b64(`${user}.crt`)}
+    client-key-data: ${b64(`${user}.key`)}
+contexts:
+- name: ${name}
+  context: {cluster: ${name}, user: ${name}}
+current-context: ${name}
+`,
+    { mode: 0o600 },
+  );
+}
+
+/** Spawns a long-running process with its output in `<logDir>/<name>.log`. */
+export function startProcess(
+  name: string,
+  cmd: string,
+  args: string[],
+  logDir: string,
+  env: NodeJS.ProcessEnv = {},
+): ChildProcess {
+  const log = fs.openSync(path.join(logDir, `${name}.log`), 'a');
+  const child = spawn(cmd, args, { stdio: ['ignore', log, log], env: { ...process.env, ...env }, detached: false });
+  fs.closeSync(log);
+  return child;
+}
+
+/** Polls `url` over mTLS until it answers 200 `ok`, failing fast if `child` exits. */
+export async function waitReady(
+  url: string,
+  pki: string,
+  child?: ChildProcess,
+  timeoutMs = 90_000,
+  user = 'admin',
+): Promise<number> {
+  const start = Date.now();
+  let exited: number | null = null;
+  child?.once('exit', (code) => (exited = code ?? -1));
+  let last = '';
+  while (Date.now() - start < timeoutMs) {
+    if (exited !== null) throw new Error(`process exited with ${exited} before ${url} was ready`);
+    try {
+      const body = await new Promise<string>((resolve, reject) => {
+        const req = https.get(
+          url,
+          {
+            ca: fs.readFileSync(path.join(pki, 'ca.crt')),
+            cert: fs.readFileSync(path.join(pki, `${user}.crt`)),
+            key: fs.readFileSync(path.join(pki, `${user}.key`)),
+            timeout: 2000,
+          },
+          (res) => {
+            let data = '';
+            res.on('data', (d) => (data += d));
+            res.on('end', () =>
+              res.statusCode === 200 ? resolve(data) : reject(new Error(`${res.statusCode} ${data}`)),
+            );
+          },
+        );
+        req.on('error', reject);
+        req.on('timeout', () => req.destroy(new Error('timeout')));
+      });
+      if (body.trim() === 'ok') return Date.now() - start;
+    } catch (e) {
+      last = String(e);
+    }
+    await new Promise((r) => setTimeout(r, 200));
+  }
+  throw new Error(`${url} not ready after ${timeoutMs} ms: ${last}`);
+}
+
+/** kube-apiserver flags for a loopback test server backed by kine at `etcd`. */
+export function apiserverArgs(pki: string, port: number, etcd: string, extra: string[] = []): string[] {
+  return [
+    `--etcd-servers=${etcd}`,
+    `--secure-port=${port}`,
+    '--bind-address=127.0.0.1',
+    '--advertise-address=127.0.0.1',
+    `--tls-cert-file=${pki}/apiserver.crt`,
+    `--tls-private-key-file=${pki}/apiserver.key`,
+    `--client-ca-file=${pki}/ca.crt`,
+    '--authorization-mode=RBAC',
+    '--service-cluster-ip-range=10.0.0.0/24',
+    `--service-account-issuer=https://127.0.0.1:${port}`,
+    `--service-account-key-file=${pki}/sa.pub`,
+    `--service-account-signing-key-file=${pki}/sa.key`,
+    '--endpoint-reconciler-type=none',
+    `--cert-dir=${pki}`,
+    ...extra,
+  ];
+}
+
+/** Kills processes by pid (TERM, then KILL after a grace period). */
+export async function killAll(pids: number[], graceMs = 10_000): Promise<void> {
+  const alive = (pid: number) => {
+    try {
+      process.kill(pid, 0);
+      return true;
+    } catch {
+      return false;
+    }
+  };
+  for (const pid of pids) if (alive(pid)) process.kill(pid, 'SIGTERM');
+  const deadline = Date.now() + graceMs;
+  while (pids.some(alive) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
+  for (const pid of pids) if (alive(pid)) process.kill(pid, 'SIGKILL');
+}
+
+export function loadState(): ClusterState {
+  return JSON.parse(fs.readFileSync(STATE_FILE, 'utf8')) as ClusterState;
+}
+
+/** kubectl against the test cluster; returns stdout and stderr, throwing with both on failure. */
+export function kubectl(
+  state: Pick<ClusterState, 'kubeconfig'>,
+  args: string[],
+  input?: string,
+): { stdout: string; stderr: string } {
+  const { spawnSync } = require('child_process') as typeof import('child_process');
+  const r = spawnSync('kubectl', [`--kubeconfig=${state.kubeconfig}`, ...args], {
+    encoding: 'utf8',
+    input,
+    timeout: 120_000,
+  });
+  if (r.status !== 0) throw new Error(`kubectl ${args.join(' ')} failed (${r.status}):\n${r.stderr}\n${r.stdout}`);
+  return { stdout: r.stdout, stderr: r.stderr };
+}
