@@ -1,6 +1,6 @@
 // A real hosting cluster on loopback, envtest-style: a private PostgreSQL, kine on it, kube-apiserver and
 // kube-controller-manager built from the published Go modules (scripts/prepare-binaries.sh). No mocks.
-import { ChildProcess, execFileSync, spawn } from 'child_process';
+import { ChildProcess, execFileSync, spawn, spawnSync } from 'child_process';
 import * as fs from 'fs';
 import * as https from 'https';
 import * as net from 'net';
@@ -307,7 +307,6 @@ export function kubectl(
   args: string[],
   input?: string,
 ): { stdout: string; stderr: string } {
-  const { spawnSync } = require('child_process') as typeof import('child_process');
   const r = spawnSync('kubectl', [`--kubeconfig=${state.kubeconfig}`, ...args], {
     encoding: 'utf8',
     input,

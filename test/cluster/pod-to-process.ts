@@ -1,0 +1,74 @@
+// Runs the containers of a synthesized Deployment as local processes: the real binaries with the exact command and
+// args we synthesize, mounted Secrets written to temp dirs, `$(VAR)` env expansion as the kubelet does it, and
+// in-cluster addresses mapped to loopback. This is how a tenant "boots from its own spec" without a kubelet.
+import * as fs from 'fs';
+import * as path from 'path';
+import { ChildProcess } from 'child_process';
+import { startProcess } from './harness';
+
+export interface PodRunOptions {
+  /** Directory holding the binaries named like the container commands (kube-apiserver, kine, ...). */
+  readonly binDir: string;
+  /** Content of each mounted Secret/ConfigMap, by object name then key. */
+  readonly volumeData: Record<string, Record<string, string>>;
+  /** Values of secretKeyRef env vars, by `<secret>/<key>`. */
+  readonly secretValues: Record<string, string>;
+  /** String replacements applied to args and env values (in-cluster address -> loopback address). */
+  readonly rewrite: [string, string][];
+  /** Where mounted volumes are materialized. */
+  readonly rootDir: string;
+  readonly logDir: string;
+  /** Extra args per container (e.g. bind to loopback where the pod would bind to its own IP). */
+  readonly extraArgs?: Record<string, string[]>;
+  /** Binary used for a container without command (its image entrypoint), by container name. */
+  readonly entrypoints?: Record<string, string>;
+}
+
+/** Starts every container of `podSpec`; returns the processes by container name. */
+export function runPod(podSpec: any, opts: PodRunOptions, prefix: string): Record<string, ChildProcess> {
+  const volumes = new Map<string, any>((podSpec.volumes ?? []).map((v: any) => [v.name, v]));
+  const out: Record<string, ChildProcess> = {};
+  for (const c of podSpec.containers) {
+    const mounts: [string, string][] = [];
+    for (const m of c.volumeMounts ?? []) {
+      const v = volumes.get(m.name);
+      const source = v?.secret?.secretName ?? v?.configMap?.name;
+      const dir = path.join(opts.rootDir, prefix, c.name, m.mountPath);
+      fs.mkdirSync(dir, { recursive: true });
+      if (source) {
+        const data = opts.volumeData[source];
+        if (!data) throw new Error(`no data for volume source ${source}`);
+        const items: { key: string; path: string }[] =
+          (v.secret ?? v.configMap).items ?? Object.keys(data).map((k) => ({ key: k, path: k }));
+        for (const it of items) fs.writeFileSync(path.join(dir, it.path), data[it.key], { mode: 0o600 });
+      }
+      mounts.push([m.mountPath, dir]);
+    }
+    const env: Record<string, string> = {};
+    const expand = (s: string) => s.replace(/\$\(([A-Za-z_][A-Za-z0-9_]*)\)/g, (m, n) => (n in env ? env[n] : m));
+    const rewrite = (s: string) => {
+      let r = s;
+      for (const [from, to] of opts.rewrite) r = r.split(from).join(to);
+      // Longest mount path first, so /etc/kubernetes/pki wins over /etc/kubernetes.
+      for (const [from, to] of [...mounts].sort((a, b) => b[0].length - a[0].length))
+        r = r.split(`${from}/`).join(`${to}/`);
+      return r;
+    };
+    for (const e of c.env ?? []) {
+      if (e.valueFrom?.secretKeyRef) {
+        const k = `${e.valueFrom.secretKeyRef.name}/${e.valueFrom.secretKeyRef.key}`;
+        if (!(k in opts.secretValues)) throw new Error(`no value for secret ${k}`);
+        env[e.name] = opts.secretValues[k];
+      } else if (e.valueFrom?.fieldRef?.fieldPath === 'status.podIP') {
+        env[e.name] = '127.0.0.1';
+      } else {
+        env[e.name] = rewrite(expand(e.value ?? ''));
+      }
+    }
+    const command: string[] = c.command ?? [opts.entrypoints?.[c.name] ?? c.name];
+    const args = [...(c.args ?? []).map((a: string) => rewrite(expand(a))), ...(opts.extraArgs?.[c.name] ?? [])];
+    const bin = path.join(opts.binDir, path.basename(command[0]));
+    out[c.name] = startProcess(`${prefix}-${c.name}`, bin, [...command.slice(1), ...args], opts.logDir, env);
+  }
+  return out;
+}
