@@ -1,0 +1,61 @@
+// Time from start to tenant /readyz and resident memory of one idle k8s tenant (kube-apiserver + kine +
+// kube-controller-manager, with our synthesized flags), on a private PostgreSQL. Median of several runs.
+// Usage: npm run bench:tenant (needs scripts/prepare-binaries.sh; runs processes on loopback only).
+import * as fs from 'fs';
+import * as os from 'os';
+import * as path from 'path';
+import { startPostgres, stopPostgres, psql } from '../test/cluster/harness';
+import { bootTenant } from '../test/cluster/tenant';
+
+const RUNS = Number(process.env.RUNS ?? 3);
+const IDLE_MS = Number(process.env.IDLE_MS ?? 30_000);
+
+function rssMiB(pid: number): number {
+  const m = /VmRSS:\s+(\d+) kB/.exec(fs.readFileSync(`/proc/${pid}/status`, 'utf8'));
+  return m ? Number(m[1]) / 1024 : NaN;
+}
+const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+
+async function main(): Promise<void> {
+  const binDir = process.env.KFLEX_BIN_DIR ?? path.join(os.homedir(), '.cache/cdk8s-kubeflex/bin');
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'kflex-bench-'));
+  const logDir = path.join(dir, 'logs');
+  fs.mkdirSync(logDir);
+  const pg = await startPostgres(dir, logDir);
+  const pgPassword = 'bench-' + process.pid;
+  psql({ pgPort: pg.port, pgSocketDir: pg.socketDir }, `ALTER ROLE postgres PASSWORD '${pgPassword}'`);
+  const rows: { ready: number; apiserver: number; kine: number; kcm: number; total: number }[] = [];
+  try {
+    for (let i = 0; i < RUNS; i++) {
+      const t = await bootTenant({ dir, pgPort: pg.port, pgPassword, binDir, logDir }, `bench-${i}`);
+      const ready = await t.start();
+      await new Promise((r) => setTimeout(r, IDLE_MS));
+      const r = {
+        ready,
+        apiserver: rssMiB(t.procs['kube-apiserver'].pid!),
+        kine: rssMiB(t.procs.kine.pid!),
+        kcm: rssMiB(t.procs['kube-controller-manager'].pid!),
+        total: 0,
+      };
+      r.total = r.apiserver + r.kine + r.kcm;
+      rows.push(r);
+      await t.stop();
+    }
+  } finally {
+    stopPostgres(pg.dataDir);
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+  console.log(`${RUNS} runs, RSS read after ${IDLE_MS / 1000} s idle; medians:`);
+  console.log(
+    '| start to /readyz (ms) | kube-apiserver RSS (MiB) | kine RSS (MiB) | KCM RSS (MiB) | tenant total (MiB) |',
+  );
+  console.log('|---:|---:|---:|---:|---:|');
+  const m = (k: keyof (typeof rows)[0]) => median(rows.map((r) => r[k])).toFixed(0);
+  console.log(`| ${m('ready')} | ${m('apiserver')} | ${m('kine')} | ${m('kcm')} | ${m('total')} |`);
+  console.log('all runs: ' + rows.map((r) => `${r.ready}ms/${r.total.toFixed(0)}MiB`).join(', '));
+}
+
+main().catch((e) => {
+  console.error(e);
+  process.exit(1);
+});

@@ -1,0 +1,112 @@
+// A k8s tenant booted from its own synthesized manifests as local processes (shared by tests and bench/).
+import { ChildProcess, execFileSync } from 'child_process';
+import { randomBytes } from 'crypto';
+import * as fs from 'fs';
+import * as path from 'path';
+import { Testing } from 'cdk8s';
+import { DB_PROVISION_SQL, K8sControlPlane, KubeflexHosting } from '../../lib';
+import { ClusterState, freePort, killAll, makePki, waitReady, writeKubeconfig } from './harness';
+import { runPod } from './pod-to-process';
+
+export interface Tenant {
+  name: string;
+  dir: string;
+  kubeconfig: string;
+  dbPassword: string;
+  procs: Record<string, ChildProcess>;
+  start: () => Promise<number>;
+  stop: () => Promise<void>;
+}
+
+/** Synthesizes a K8sControlPlane and boots it from its own manifests as local processes. */
+export async function bootTenant(
+  state: Pick<ClusterState, 'dir' | 'pgPort' | 'pgPassword' | 'binDir' | 'logDir'>,
+  name: string,
+): Promise<Tenant> {
+  const app = Testing.app();
+  const hosting = new KubeflexHosting(app, 'hosting');
+  const objects = Testing.synth(new K8sControlPlane(app, name, { hosting }));
+  const get = (kind: string, n: string) => objects.find((o) => o.kind === kind && o.metadata.name === n);
+  const dir = path.join(state.dir, 'tenants', name);
+  const pki = path.join(dir, 'pki-src');
+  makePki(pki);
+  const [kinePort, apiPort, kcmPort] = [await freePort(), await freePort(), await freePort()];
+  const server = `https://127.0.0.1:${apiPort}`;
+  writeKubeconfig(path.join(dir, 'cm.kubeconfig'), server, pki, 'kcm');
+  const kubeconfig = path.join(dir, 'admin.kubeconfig');
+  writeKubeconfig(kubeconfig, server, pki, 'admin', name);
+  const dbPassword = randomBytes(16).toString('hex');
+
+  // The provisioning Job, run with its own command: only host/port and the script path are mapped.
+  const job = get('Job', `db-${name}`).spec.template.spec.containers[0];
+  fs.writeFileSync(path.join(dir, 'provision.sql'), DB_PROVISION_SQL);
+  const jobArgs = job.args.map((a: string) =>
+    a
+      .replace(/^--host=.*/, '--host=127.0.0.1')
+      .replace(/^--port=.*/, `--port=${state.pgPort}`)
+      .replace('/provision/', `${dir}/`),
+  );
+  execFileSync(job.command[0], jobArgs, {
+    env: { ...process.env, PGPASSWORD: state.pgPassword, TENANT_DB_PASSWORD: dbPassword, PGSSLMODE: 'prefer' },
+    stdio: 'pipe',
+  });
+
+  const read = (f: string) => fs.readFileSync(path.join(pki, f), 'utf8');
+  const certs = Object.fromEntries(
+    [
+      'ca.crt',
+      'ca.key',
+      'apiserver.crt',
+      'apiserver.key',
+      'front-proxy-client.crt',
+      'front-proxy-client.key',
+      'sa.key',
+      'sa.pub',
+    ].map((k) => [k, read(k)]),
+  );
+  const opts = {
+    binDir: state.binDir,
+    volumeData: {
+      'k8s-certs': { ...certs, 'front-proxy-ca.crt': certs['ca.crt'] },
+      'cm-kubeconfig': { kubeconfig: fs.readFileSync(path.join(dir, 'cm.kubeconfig'), 'utf8') },
+    },
+    secretValues: { 'kine-postgres/password': dbPassword },
+    rewrite: [
+      ['127.0.0.1:2379', `127.0.0.1:${kinePort}`],
+      ['postgres-postgresql.kubeflex-system.svc:5432', `127.0.0.1:${state.pgPort}`],
+      ['--secure-port=9444', `--secure-port=${apiPort}`],
+      ['--secure-port=10257', `--secure-port=${kcmPort}`],
+      ['--bind-address=0.0.0.0', '--bind-address=127.0.0.1'],
+    ] as [string, string][],
+    rootDir: dir,
+    logDir: state.logDir,
+    extraArgs: { 'kube-apiserver': ['--bind-address=127.0.0.1'] },
+  };
+  const tenant: Tenant = {
+    name,
+    dir,
+    kubeconfig,
+    dbPassword,
+    procs: {},
+    start: async () => {
+      const t0 = Date.now();
+      tenant.procs = {
+        ...runPod(get('Deployment', 'kube-apiserver').spec.template.spec, opts, `${name}-apiserver`),
+      };
+      await waitReady(`${server}/readyz`, pki, tenant.procs['kube-apiserver'], 90_000);
+      const readyMs = Date.now() - t0;
+      tenant.procs = {
+        ...tenant.procs,
+        ...runPod(get('Deployment', 'kube-controller-manager').spec.template.spec, opts, `${name}-kcm`),
+      };
+      fs.mkdirSync(path.join(state.dir, 'pids'), { recursive: true });
+      for (const [c, p] of Object.entries(tenant.procs))
+        fs.writeFileSync(path.join(state.dir, 'pids', `${name}-${c}`), String(p.pid));
+      return readyMs;
+    },
+    stop: async () => {
+      await killAll(Object.values(tenant.procs).map((p) => p.pid!));
+    },
+  };
+  return tenant;
+}
