@@ -113,38 +113,11 @@ export function makePki(dir: string, opts: { cn?: string; sans?: string[] } = {}
   fs.mkdirSync(dir, { recursive: true });
   const o = (...args: string[]) => execFileSync('openssl', args, { cwd: dir, stdio: 'pipe' });
   const sans = opts.sans ?? ['IP:127.0.0.1', 'DNS:localhost'];
-  o(
-    'req',
-    '-x509',
-    '-newkey',
-    'ec',
-    '-pkeyopt',
-    'ec_paramgen_curve:prime256v1',
-    '-nodes',
-    '-keyout',
-    'ca.key',
-    '-out',
-    'ca.crt',
-    '-days',
-    '2',
-    '-subj',
-    '/CN=kflex-test-ca',
-  );
+  // A fresh P-256 key with no passphrase, for every certificate below.
+  const newKey = ['-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-keyout'];
+  o('req', '-x509', ...newKey, 'ca.key', '-out', 'ca.crt', '-days', '2', '-subj', '/CN=kflex-test-ca');
   const sign = (name: string, subj: string, ext: string) => {
-    o(
-      'req',
-      '-newkey',
-      'ec',
-      '-pkeyopt',
-      'ec_paramgen_curve:prime256v1',
-      '-nodes',
-      '-keyout',
-      `${name}.key`,
-      '-out',
-      `${name}.csr`,
-      '-subj',
-      subj,
-    );
+    o('req', ...newKey, `${name}.key`, '-out', `${name}.csr`, '-subj', subj);
     fs.writeFileSync(path.join(dir, `${name}.ext`), ext);
     o(
       'x509',
