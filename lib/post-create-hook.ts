@@ -2,6 +2,9 @@ import { Construct } from 'constructs';
 import { PostCreateHook as PostCreateHookApi } from '../imports/tenancy.kflex.kubestellar.org';
 import { checkDnsSubdomain, KubeflexConfigError } from './errors';
 import type { KubeflexHosting } from './hosting';
+import { actionsIn, HookRenderContext, renderHookTemplates, VARIABLE } from './hook-render';
+
+export { BUILT_IN_HOOK_VARS, CLUSTER_SCOPED_KINDS, HookRenderContext } from './hook-render';
 
 /** Props of PostCreateHook. */
 export interface PostCreateHookProps {
@@ -17,54 +20,6 @@ export interface PostCreateHookProps {
   readonly labels?: Record<string, string>;
 }
 
-/** What a control plane tells a hook when rendering it. */
-export interface HookRenderContext {
-  /** Path of the control-plane construct, for error messages. */
-  readonly controlPlanePath: string;
-  /** Control plane name. */
-  readonly controlPlaneName: string;
-  /** `<name>-system`. */
-  readonly namespace: string;
-  /** Variables from the control plane's globalVars. */
-  readonly globalVars: Record<string, string>;
-  /** Variables given for this use of the hook. */
-  readonly vars: Record<string, string>;
-}
-
-/** Built-in variables, which override every user-defined one (KubeFlex precedence). */
-export const BUILT_IN_HOOK_VARS = ['Namespace', 'ControlPlaneName', 'HookName'] as const;
-
-/**
- * Kinds that are cluster-scoped in Kubernetes; KubeFlex asks discovery, we know them at synth time.
- * Anything else is treated as namespaced and placed in the control plane's namespace.
- */
-export const CLUSTER_SCOPED_KINDS = new Set([
-  'APIService',
-  'CertificateSigningRequest',
-  'ClusterRole',
-  'ClusterRoleBinding',
-  'CSIDriver',
-  'CSINode',
-  'CustomResourceDefinition',
-  'FlowSchema',
-  'IngressClass',
-  'MutatingWebhookConfiguration',
-  'Namespace',
-  'Node',
-  'PersistentVolume',
-  'PriorityClass',
-  'PriorityLevelConfiguration',
-  'RuntimeClass',
-  'StorageClass',
-  'ValidatingAdmissionPolicy',
-  'ValidatingAdmissionPolicyBinding',
-  'ValidatingWebhookConfiguration',
-  'VolumeAttachment',
-]);
-
-// Go text/template actions. We support exactly `{{.Name}}` (with optional spaces), which is what KubeFlex hooks use.
-const ACTION = /\{\{-?\s*(.*?)\s*-?\}\}/g;
-const VARIABLE = /^\.([A-Za-z_][A-Za-z0-9_]*)$/;
 
 /**
  * A KubeFlex PostCreateHook: emits the PostCreateHook object and renders its templates, at synth time, for each
@@ -165,43 +120,22 @@ export class PostCreateHook extends Construct {
    */
   public render(ctx: HookRenderContext): Record<string, unknown>[] {
     this.used = true;
-    const vars: Record<string, string> = {
-      ...Object.fromEntries(this.defaultVars.map((v) => [v.name, v.value])),
-      ...ctx.globalVars,
-      ...ctx.vars,
-      Namespace: ctx.namespace,
-      ControlPlaneName: ctx.controlPlaneName,
-      HookName: this.hookName,
-    };
-    const missing = this.variables.filter((v) => !(v in vars));
-    if (missing.length > 0) {
+    const result = renderHookTemplates(this.hookName, this.templates, this.defaultVars, ctx);
+    if ('objects' in result) return result.objects;
+    if (result.error.prop === 'vars') {
       throw new KubeflexConfigError(
-        `${ctx.controlPlanePath}`,
+        ctx.controlPlanePath,
         `postCreateHooks[${this.hookName}].vars`,
-        missing,
-        `hook "${this.hookName}" uses ${missing.map((m) => `{{.${m}}}`).join(', ')} but no defaultVars, globalVars or vars define it`,
+        result.error.value,
+        result.error.reason,
       );
     }
-    return this.templates.map((t, i) => {
-      const obj = substitute(t, vars) as Record<string, any>;
-      obj.metadata = { ...(obj.metadata ?? {}) };
-      if (CLUSTER_SCOPED_KINDS.has(obj.kind)) {
-        // KubeFlex marks cluster-scoped hook objects this way so that deleting the control plane collects them.
-        obj.metadata.labels = { ...obj.metadata.labels, 'app.kubernetes.io/managed-by': 'Helm' };
-        obj.metadata.annotations = { ...obj.metadata.annotations, 'meta.helm.sh/release-namespace': ctx.namespace };
-      } else {
-        if (obj.metadata.namespace !== undefined && obj.metadata.namespace !== ctx.namespace) {
-          throw new KubeflexConfigError(
-            `PostCreateHook "${this.node.path}"`,
-            `templates[${i}].metadata.namespace`,
-            obj.metadata.namespace,
-            `namespaced hook objects must live in the control plane's namespace "${ctx.namespace}"`,
-          );
-        }
-        obj.metadata.namespace = ctx.namespace;
-      }
-      return obj;
-    });
+    throw new KubeflexConfigError(
+      `PostCreateHook "${this.node.path}"`,
+      result.error.prop,
+      result.error.value,
+      result.error.reason,
+    );
   }
 
   private checkNotUsed(method: string): void {
@@ -214,35 +148,4 @@ export class PostCreateHook extends Construct {
       );
     }
   }
-}
-
-function actionsIn(value: unknown): string[] {
-  const out: string[] = [];
-  const visit = (v: unknown) => {
-    if (typeof v === 'string') {
-      for (const m of v.matchAll(ACTION)) out.push(m[1]);
-    } else if (Array.isArray(v)) {
-      v.forEach(visit);
-    } else if (v && typeof v === 'object') {
-      for (const [k, x] of Object.entries(v)) {
-        visit(k);
-        visit(x);
-      }
-    }
-  };
-  visit(value);
-  return out;
-}
-
-function substitute(value: unknown, vars: Record<string, string>): unknown {
-  if (typeof value === 'string') {
-    return value.replace(ACTION, (_m, action: string) => vars[VARIABLE.exec(action)![1]]);
-  }
-  if (Array.isArray(value)) return value.map((v) => substitute(v, vars));
-  if (value && typeof value === 'object') {
-    return Object.fromEntries(
-      Object.entries(value).map(([k, v]) => [substitute(k, vars) as string, substitute(v, vars)]),
-    );
-  }
-  return value;
 }
