@@ -6,6 +6,9 @@ import { checkDnsLabel, checkDnsSubdomain, checkInteger, KubeflexConfigError, pa
 import { HOSTING_NAMESPACE, MAX_TENANT_NAME_LENGTH } from './names';
 import { podSecurityLabels, resources, restrictedContainer, restrictedPod } from './security';
 import { IMAGES } from './versions';
+import { HOSTING_CONFIGMAP } from './wire';
+
+export { HOSTING_CONFIGMAP };
 import type { PostCreateHook } from './post-create-hook';
 
 /** Options for the PostgreSQL that the hosting install runs for k8s-type tenants. */
@@ -173,8 +176,8 @@ export class KubeflexHosting extends Chart {
     });
     new ApiObject(this, 'ControlPlaneCrd', CONTROL_PLANE_CRD);
     new ApiObject(this, 'PostCreateHookCrd', POST_CREATE_HOOK_CRD);
-    new kplus.ConfigMap(this, 'Config', {
-      metadata: { name: 'kubeflex-config', namespace: HOSTING_NAMESPACE },
+    const config = new kplus.ConfigMap(this, 'Config', {
+      metadata: { name: HOSTING_CONFIGMAP, namespace: HOSTING_NAMESPACE },
       data: {
         domain: this.domain,
         externalPort: String(this.externalPort),
@@ -220,6 +223,16 @@ export class KubeflexHosting extends Chart {
       };
     }
     if (this.postgres) {
+      // What the runtime controller needs to drop a tenant's database and role when its ControlPlane is deleted.
+      const pg = this.postgres;
+      config.addData('postgresHost', pg.host);
+      config.addData('postgresPort', String(pg.port));
+      config.addData('postgresSuperuser', pg.superuser);
+      config.addData('postgresPasswordSecret', pg.passwordSecretName);
+      config.addData('postgresPasswordKey', pg.passwordSecretKey);
+      config.addData('postgresSslMode', pg.sslMode);
+      // Only the bundled server's superuser password is minted by the controller; an external one is the user's.
+      config.addData('postgresBundled', String(!props.externalPostgres));
       new kplus.ConfigMap(this, 'DbProvisionScript', {
         metadata: { name: DB_PROVISION_CONFIGMAP, namespace: HOSTING_NAMESPACE },
         data: { 'provision.sql': DB_PROVISION_SQL },

@@ -1,6 +1,7 @@
 import { Duration, Size } from 'cdk8s';
 import * as kplus from 'cdk8s-plus-28';
 import { Construct } from 'constructs';
+import { K3S_CA_SECRET, K3S_KUBECONFIG_SECRET } from './wire';
 import { ControlPlaneSpecType } from '../imports/tenancy.kflex.kubestellar.org';
 import { ControlPlaneBase, ControlPlaneProps } from './control-plane';
 import { checkDnsSubdomain, parseStorageSize } from './errors';
@@ -19,10 +20,7 @@ export interface K3sControlPlaneProps extends ControlPlaneProps {
   readonly configStorageSize?: string;
 }
 
-/** Secret (KubeFlex's name) with keys `config` and `config-incluster`, minted by the runtime controller. */
-export const K3S_KUBECONFIG_SECRET = 'k3s-config';
-/** Secret with the CA certificates and keys the controller mints; seeded into k3s so it can sign kubeconfigs. */
-export const K3S_CA_SECRET = 'k3s-server-ca';
+export { K3S_CA_SECRET, K3S_KUBECONFIG_SECRET };
 const DATA_DIR = '/var/lib/rancher/k3s';
 const CA_FILES = [
   'server-ca.crt',

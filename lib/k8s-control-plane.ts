@@ -8,6 +8,7 @@ import { DB_PROVISION_CONFIGMAP, PostgresEndpoint } from './hosting';
 import { HOSTING_NAMESPACE } from './names';
 import { resources, restrictedContainer, restrictedPod } from './security';
 import { IMAGES } from './versions';
+import { K8S_SECRETS } from './wire';
 
 /** Props of K8sControlPlane. */
 export interface K8sControlPlaneProps extends ControlPlaneProps {
@@ -27,13 +28,7 @@ export interface K8sControlPlaneProps extends ControlPlaneProps {
 export const K8S_APISERVER_PORT = 9444;
 /** kine listens here, on loopback only: it has no authentication, so nothing outside the pod may reach it. */
 export const KINE_LISTEN_ADDRESS = '127.0.0.1:2379';
-/** Secret names the runtime controller mints for a k8s tenant (KubeFlex's, plus the database credentials). */
-export const K8S_SECRETS = {
-  certs: 'k8s-certs',
-  adminKubeconfig: 'admin-kubeconfig',
-  controllerManagerKubeconfig: 'cm-kubeconfig',
-  database: 'kine-postgres',
-} as const;
+export { K8S_SECRETS };
 const PKI = '/etc/kubernetes/pki';
 const CM_KUBECONFIG_DIR = '/etc/kubernetes/cm';
 

@@ -1,6 +1,7 @@
 import { ApiObject, Duration, JsonPatch } from 'cdk8s';
 import * as kplus from 'cdk8s-plus-28';
 import { Construct } from 'constructs';
+import { VCLUSTER_KUBECONFIG_SECRET, VCLUSTER_RELEASE } from './wire';
 import { stringify } from 'yaml';
 import { ControlPlaneSpecType } from '../imports/tenancy.kflex.kubestellar.org';
 import { ControlPlaneBase, ControlPlaneProps } from './control-plane';
@@ -21,9 +22,7 @@ export interface VClusterControlPlaneProps extends ControlPlaneProps {
 }
 
 /** vCluster release name KubeFlex uses; it fixes the names of all objects below. */
-export const VCLUSTER_RELEASE = 'vcluster';
-/** Kubeconfig Secret the syncer writes (`config`); the runtime controller adds `config-incluster`. */
-export const VCLUSTER_KUBECONFIG_SECRET = `vc-${VCLUSTER_RELEASE}`;
+export { VCLUSTER_KUBECONFIG_SECRET, VCLUSTER_RELEASE };
 
 /**
  * A tenant running vCluster (release `vcluster`), synthesized natively: the objects the vCluster chart

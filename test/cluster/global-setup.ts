@@ -3,18 +3,14 @@ import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
 import {
-  apiserverArgs,
   ClusterState,
-  freePort,
+  HOSTING_KCM_CONTROLLERS,
   killAll,
-  makePki,
   psql,
+  startCluster,
   startPostgres,
-  startProcess,
   STATE_FILE,
   stopPostgres,
-  waitReady,
-  writeKubeconfig,
 } from './harness';
 
 /** Starts the hosting cluster once per Jest run and records how to reach it in STATE_FILE. */
@@ -40,48 +36,13 @@ export default async function globalSetup(): Promise<void> {
     const pgPassword = randomBytes(16).toString('hex');
     psql({ pgPort: pg.port, pgSocketDir: pg.socketDir }, `ALTER ROLE postgres PASSWORD '${pgPassword}'`);
 
-    const pki = path.join(dir, 'pki');
-    makePki(pki);
-    const kinePort = await freePort();
-    const kine = startProcess(
-      'kine',
-      path.join(binDir, 'kine'),
-      [`--listen-address=127.0.0.1:${kinePort}`, '--metrics-bind-address=0'],
-      logDir,
-      {
-        KINE_ENDPOINT: `postgres://postgres:${pgPassword}@127.0.0.1:${pg.port}/kine_hosting?sslmode=disable`,
-      },
-    );
-    pids.kine = kine.pid!;
-    const port = await freePort();
-    const apiserver = startProcess(
-      'kube-apiserver',
-      path.join(binDir, 'kube-apiserver'),
-      apiserverArgs(pki, port, `http://127.0.0.1:${kinePort}`),
-      logDir,
-    );
-    pids['kube-apiserver'] = apiserver.pid!;
-    const server = `https://127.0.0.1:${port}`;
-    const readyMs = await waitReady(`${server}/readyz`, pki, apiserver);
-    const kubeconfig = path.join(dir, 'admin.kubeconfig');
-    writeKubeconfig(kubeconfig, server, pki);
-    writeKubeconfig(path.join(dir, 'kcm.kubeconfig'), server, pki, 'kcm');
-    const kcm = startProcess(
-      'kube-controller-manager',
-      path.join(binDir, 'kube-controller-manager'),
-      [
-        `--kubeconfig=${path.join(dir, 'kcm.kubeconfig')}`,
-        '--bind-address=127.0.0.1',
-        '--secure-port=0',
-        '--leader-elect=false',
-        '--controllers=serviceaccount-controller,serviceaccount-token-controller,namespace-controller,garbage-collector-controller,root-ca-certificate-publisher-controller,job-controller',
-        `--service-account-private-key-file=${pki}/sa.key`,
-        `--root-ca-file=${pki}/ca.crt`,
-        '--use-service-account-credentials=true',
-      ],
-      logDir,
-    );
-    pids['kube-controller-manager'] = kcm.pid!;
+    // The job controller runs here (not in the controller tests' own clusters), for the database Jobs.
+    const cluster = await startCluster({ dir, logDir, binDir, pgPort: pg.port, pgPassword }, 'hosting', [
+      ...HOSTING_KCM_CONTROLLERS,
+      'job-controller',
+    ]);
+    Object.assign(pids, cluster.pids);
+    const { server, kubeconfig, readyMs } = cluster;
     const state: ClusterState = {
       dir,
       logDir,

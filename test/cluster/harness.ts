@@ -288,3 +288,99 @@ export function kubectl(
   if (r.status !== 0) throw new Error(`kubectl ${args.join(' ')} failed (${r.status}):\n${r.stderr}\n${r.stdout}`);
   return { stdout: r.stdout, stderr: r.stderr };
 }
+
+/** A kube-apiserver (with kine on the shared test Postgres and optionally a KCM) started on loopback. */
+export interface TestCluster {
+  server: string;
+  kubeconfig: string;
+  pki: string;
+  pids: Record<string, number>;
+  readyMs: number;
+  stop: () => Promise<void>;
+}
+
+/**
+ * Starts a cluster named `name`: PKI in `<dir>/<name>`, kine on database `kine_<name>`, kube-apiserver, and a
+ * kube-controller-manager running `controllers` (none when empty). Logs go to `<logDir>/<name>-*.log`.
+ */
+export async function startCluster(
+  opts: { dir: string; logDir: string; binDir: string; pgPort: number; pgPassword: string },
+  name: string,
+  controllers: string[] = [],
+): Promise<TestCluster> {
+  const pids: Record<string, number> = {};
+  const stop = () => killAll(Object.values(pids));
+  try {
+    const pki = path.join(opts.dir, name);
+    makePki(pki);
+    const kinePort = await freePort();
+    const kine = startProcess(
+      `${name}-kine`,
+      path.join(opts.binDir, 'kine'),
+      [`--listen-address=127.0.0.1:${kinePort}`, '--metrics-bind-address=0'],
+      opts.logDir,
+      { KINE_ENDPOINT: `postgres://postgres:${opts.pgPassword}@127.0.0.1:${opts.pgPort}/kine_${name}?sslmode=disable` },
+    );
+    pids.kine = kine.pid!;
+    const port = await freePort();
+    const apiserver = startProcess(
+      `${name}-kube-apiserver`,
+      path.join(opts.binDir, 'kube-apiserver'),
+      apiserverArgs(pki, port, `http://127.0.0.1:${kinePort}`),
+      opts.logDir,
+    );
+    pids['kube-apiserver'] = apiserver.pid!;
+    const server = `https://127.0.0.1:${port}`;
+    const readyMs = await waitReady(`${server}/readyz`, pki, apiserver);
+    const kubeconfig = path.join(pki, 'admin.kubeconfig');
+    writeKubeconfig(kubeconfig, server, pki, 'admin', name);
+    if (controllers.length) {
+      writeKubeconfig(path.join(pki, 'kcm.kubeconfig'), server, pki, 'kcm', name);
+      const kcm = startProcess(
+        `${name}-kube-controller-manager`,
+        path.join(opts.binDir, 'kube-controller-manager'),
+        [
+          `--kubeconfig=${path.join(pki, 'kcm.kubeconfig')}`,
+          '--bind-address=127.0.0.1',
+          '--secure-port=0',
+          '--leader-elect=false',
+          `--controllers=${controllers.join(',')}`,
+          `--service-account-private-key-file=${pki}/sa.key`,
+          `--root-ca-file=${pki}/ca.crt`,
+          '--use-service-account-credentials=true',
+        ],
+        opts.logDir,
+      );
+      pids['kube-controller-manager'] = kcm.pid!;
+    }
+    return { server, kubeconfig, pki, pids, readyMs, stop };
+  } catch (e) {
+    await stop();
+    throw e;
+  }
+}
+
+/** The hosting cluster's controllers: what the tests and the runtime controller rely on (no scheduler, no kubelet). */
+export const HOSTING_KCM_CONTROLLERS = [
+  'serviceaccount-controller',
+  'serviceaccount-token-controller',
+  'legacy-serviceaccount-token-cleaner-controller',
+  'namespace-controller',
+  'garbage-collector-controller',
+  'root-ca-certificate-publisher-controller',
+];
+
+/** Server-side applies synthesized files: CRDs of the hosting file first (kubectl maps every kind up front). */
+export function applySynthesized(cluster: Pick<ClusterState, 'kubeconfig'>, files: string[], tmp: string): void {
+  const apply = (f: string) => kubectl(cluster, ['apply', '--server-side', '--field-manager=cdk8s-kubeflex', '-f', f]);
+  const hosting = files.find((f) => f.endsWith('hosting.k8s.yaml'));
+  if (hosting) {
+    const crds = path.join(tmp, 'crds.yaml');
+    const docs = fs.readFileSync(hosting, 'utf8').split(/^---$/m);
+    fs.writeFileSync(crds, docs.filter((d) => /^kind: CustomResourceDefinition$/m.test(d)).join('---'));
+    apply(crds);
+    kubectl(cluster, ['wait', '--for=condition=Established', '--timeout=60s', '-f', crds]);
+    apply(hosting);
+  }
+  for (const f of files.filter((x) => x !== hosting)) apply(f);
+}

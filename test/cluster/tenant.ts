@@ -4,6 +4,7 @@ import { randomBytes } from 'crypto';
 import * as fs from 'fs';
 import * as path from 'path';
 import { Testing } from 'cdk8s';
+import { parse } from 'yaml';
 import { DB_PROVISION_SQL, K8sControlPlane, KubeflexHosting } from '../../lib';
 import { ClusterState, freePort, killAll, makePki, waitReady, writeKubeconfig } from './harness';
 import { runPod } from './pod-to-process';
@@ -18,10 +19,26 @@ export interface Tenant {
   stop: () => Promise<void>;
 }
 
-/** Synthesizes a K8sControlPlane and boots it from its own manifests as local processes. */
+/** Secrets the runtime controller minted for a tenant, used instead of openssl-made test PKI. */
+export interface MintedTenantSecrets {
+  /** Data of Secret `k8s-certs`. */
+  certs: Record<string, string>;
+  /** Key `kubeconfig` of Secret `cm-kubeconfig`. */
+  cmKubeconfig: string;
+  /** Key `kubeconfig-incluster` of Secret `admin-kubeconfig`. */
+  adminKubeconfig: string;
+  /** Key `password` of Secret `kine-postgres`. */
+  dbPassword: string;
+}
+
+/**
+ * Synthesizes a K8sControlPlane and boots it from its own manifests as local processes, with test PKI made by
+ * openssl or, when `minted` is given, with the Secrets the runtime controller minted.
+ */
 export async function bootTenant(
   state: Pick<ClusterState, 'dir' | 'pgPort' | 'pgPassword' | 'binDir' | 'logDir'>,
   name: string,
+  minted?: MintedTenantSecrets,
 ): Promise<Tenant> {
   const app = Testing.app();
   const hosting = new KubeflexHosting(app, 'hosting');
@@ -29,13 +46,25 @@ export async function bootTenant(
   const get = (kind: string, n: string) => objects.find((o) => o.kind === kind && o.metadata.name === n);
   const dir = path.join(state.dir, 'tenants', name);
   const pki = path.join(dir, 'pki-src');
-  makePki(pki);
   const [kinePort, apiPort, kcmPort] = [await freePort(), await freePort(), await freePort()];
   const server = `https://127.0.0.1:${apiPort}`;
-  writeKubeconfig(path.join(dir, 'cm.kubeconfig'), server, pki, 'kcm');
   const kubeconfig = path.join(dir, 'admin.kubeconfig');
-  writeKubeconfig(kubeconfig, server, pki, 'admin', name);
-  const dbPassword = randomBytes(16).toString('hex');
+  if (minted) {
+    // The minted kubeconfigs name in-cluster URLs; the processes listen on loopback (a SAN of the minted cert).
+    fs.mkdirSync(pki, { recursive: true });
+    for (const [k, v] of Object.entries(minted.certs)) fs.writeFileSync(path.join(pki, k), v);
+    const toLoopback = (text: string) => text.replace(/server: https:\/\/\S+/, `server: ${server}`);
+    fs.writeFileSync(path.join(dir, 'cm.kubeconfig'), toLoopback(minted.cmKubeconfig));
+    fs.writeFileSync(kubeconfig, toLoopback(minted.adminKubeconfig), { mode: 0o600 });
+    const user = parse(minted.adminKubeconfig).users[0].user;
+    fs.writeFileSync(path.join(pki, 'admin.crt'), Buffer.from(user['client-certificate-data'], 'base64'));
+    fs.writeFileSync(path.join(pki, 'admin.key'), Buffer.from(user['client-key-data'], 'base64'));
+  } else {
+    makePki(pki);
+    writeKubeconfig(path.join(dir, 'cm.kubeconfig'), server, pki, 'kcm');
+    writeKubeconfig(kubeconfig, server, pki, 'admin', name);
+  }
+  const dbPassword = minted?.dbPassword ?? randomBytes(16).toString('hex');
 
   // The provisioning Job, run with its own command: only host/port and the script path are mapped.
   const job = get('Job', `db-${name}`).spec.template.spec.containers[0];

@@ -1,0 +1,678 @@
+// The controller's pure core: from observed state (a ControlPlane, its Secrets, workload and hook readiness) to
+// desired Secrets and status. No I/O here; lib/controller/reconcile.ts feeds it, lib/controller/kube.ts talks to the
+// API server. Randomness (new keys, passwords) is the only side effect.
+import { randomBytes } from 'crypto';
+import { renderHookTemplates } from '../hook-render';
+import { parse as parseYaml, stringify as stringifyYaml } from 'yaml';
+import { HOSTING_NAMESPACE, TenantNames } from '../names';
+import { K3S_CA_SECRET, K3S_KUBECONFIG_SECRET, K8S_SECRETS, VCLUSTER_KUBECONFIG_SECRET, VCLUSTER_RELEASE } from '../wire';
+import { parseKubeconfig, ParsedKubeconfig, renderKubeconfig, tokenTimes } from './kubeconfig';
+import { certProblem, issue, KeyAndCert, newServiceAccountKey, publicKeyMatches } from './x509';
+
+export const FINALIZER = 'kflex.kubestellar.org/finalizer';
+/** Label on every Secret the controller writes. */
+export const MANAGED_BY = { 'app.kubernetes.io/managed-by': 'kubeflex-controller' };
+
+/** Decoded Secret data. */
+export type SecretData = Record<string, string>;
+
+/** A Secret the controller wants to exist with (at least) these keys. */
+export interface SecretWrite {
+  readonly namespace: string;
+  readonly name: string;
+  /** Complete data to store (existing keys the controller does not own are carried over). */
+  readonly data: SecretData;
+  /** Why it is written, for the log. */
+  readonly reason: string;
+}
+
+/** The settings of the hosting install, from ConfigMap `kubeflex-config`. */
+export interface HostingConfig {
+  readonly domain: string;
+  readonly externalPort: number;
+  readonly isOpenShift: boolean;
+  readonly hostContainer: string;
+  readonly postgres?: {
+    readonly host: string;
+    readonly port: number;
+    readonly superuser: string;
+    readonly passwordSecret: string;
+    readonly passwordKey: string;
+    readonly sslMode: string;
+    readonly bundled: boolean;
+  };
+}
+
+/** Parses `kubeflex-config`; throws an Error naming the bad key and value. */
+export function parseHostingConfig(data: Record<string, string> | undefined): HostingConfig {
+  if (!data) throw new Error(`ConfigMap ${HOSTING_NAMESPACE}/kubeflex-config not found: apply the hosting install first`);
+  const int = (key: string, fallback: number) => {
+    const raw = data[key];
+    if (raw === undefined || raw === '') return fallback;
+    if (!/^\d+$/.test(raw) || Number(raw) < 1 || Number(raw) > 65535) {
+      throw new Error(`ConfigMap kubeflex-config key ${key}="${raw}" is not a port number`);
+    }
+    return Number(raw);
+  };
+  const bool = (key: string) => {
+    const raw = data[key] ?? 'false';
+    if (raw !== 'true' && raw !== 'false') throw new Error(`ConfigMap kubeflex-config key ${key}="${raw}" is not true or false`);
+    return raw === 'true';
+  };
+  const config: HostingConfig = {
+    domain: data.domain || 'localtest.me',
+    externalPort: int('externalPort', 9443),
+    isOpenShift: bool('isOpenShift'),
+    hostContainer: data.hostContainer || 'kubeflex-control-plane',
+    postgres: data.postgresHost
+      ? {
+          host: data.postgresHost,
+          port: int('postgresPort', 5432),
+          superuser: data.postgresSuperuser || 'postgres',
+          passwordSecret: data.postgresPasswordSecret || 'postgres-postgresql',
+          passwordKey: data.postgresPasswordKey || 'postgres-password',
+          sslMode: data.postgresSslMode || 'prefer',
+          bundled: bool('postgresBundled'),
+        }
+      : undefined,
+  };
+  return config;
+}
+
+/** Certificate lifetimes. */
+export interface MintOptions {
+  readonly now: Date;
+  /** Validity of every certificate the controller issues. */
+  readonly certValiditySeconds: number;
+}
+
+/** Renew when less than a third of the validity (at most 30 days) remains. */
+export const renewBeforeSeconds = (validity: number) => Math.min(validity / 3, 30 * 86400);
+
+/** A random password: 32 URL-safe characters (192 bits). */
+export const newPassword = () => randomBytes(24).toString('base64url');
+
+/** Where a ControlPlane's kubeconfig lives (KubeFlex's status.secretRef). */
+export interface SecretRef {
+  readonly namespace: string;
+  readonly name: string;
+  readonly key?: string;
+  readonly inClusterKey: string;
+}
+
+/** KubeFlex's kubeconfig Secret per type (wire contract, reference §2.9). Host and external have no off-cluster key. */
+export function secretRefFor(type: string, names: TenantNames): SecretRef | undefined {
+  const ns = names.namespace;
+  switch (type) {
+    case 'k8s':
+      return { namespace: ns, name: K8S_SECRETS.adminKubeconfig, key: 'kubeconfig', inClusterKey: 'kubeconfig-incluster' };
+    case 'k3s':
+      return { namespace: ns, name: K3S_KUBECONFIG_SECRET, key: 'config', inClusterKey: 'config-incluster' };
+    case 'vcluster':
+      return { namespace: ns, name: VCLUSTER_KUBECONFIG_SECRET, key: 'config', inClusterKey: 'config-incluster' };
+    case 'host':
+    case 'external':
+      return { namespace: ns, name: 'admin-kubeconfig', inClusterKey: 'kubeconfig-incluster' };
+    default:
+      return undefined;
+  }
+}
+
+/** The workload whose readiness makes the tenant API "ready" (KubeFlex's apiServerReady). */
+export function workloadFor(type: string): { kind: 'Deployment' | 'StatefulSet'; name: string } | undefined {
+  if (type === 'k8s') return { kind: 'Deployment', name: 'kube-apiserver' };
+  if (type === 'k3s') return { kind: 'StatefulSet', name: 'k3s-server' };
+  if (type === 'vcluster') return { kind: 'StatefulSet', name: VCLUSTER_RELEASE };
+  return undefined;
+}
+
+// ---- Secrets per type --------------------------------------------------------------------------------------------
+
+type Lookup = (namespace: string, name: string) => SecretData | undefined;
+
+/** Result of planning a tenant's Secrets: what to write, or what the controller is waiting for. */
+export interface SecretPlan {
+  readonly writes: SecretWrite[];
+  /** Set when a Secret the controller derives from is not there yet (not an error: Ready stays False). */
+  readonly waitingFor?: string;
+}
+
+/** Off-cluster URL of a tenant: `https://<cp>.<domain>:<externalPort>`, or the OpenShift Route host on 443. */
+export function externalUrl(names: TenantNames, config: HostingConfig, routeHost?: string): string {
+  return routeHost ? `https://${routeHost}` : `https://${names.host(config.domain)}:${config.externalPort}`;
+}
+
+function write(lookup: Lookup, namespace: string, name: string, desired: SecretData, reason: string): SecretWrite {
+  return { namespace, name, data: { ...(lookup(namespace, name) ?? {}), ...desired }, reason };
+}
+
+function ensureCa(existing: SecretData | undefined, certKey: string, keyKey: string, cn: string, opts: MintOptions) {
+  const problem = certProblem(
+    existing?.[certKey],
+    { key: existing?.[keyKey] ?? '', renewBeforeSeconds: renewBeforeSeconds(opts.certValiditySeconds) },
+    opts.now,
+  );
+  if (!problem) return { ca: { cert: existing![certKey], key: existing![keyKey] }, problem };
+  const ca = issue({ subject: { cn }, usage: 'ca', validitySeconds: opts.certValiditySeconds }, opts.now);
+  return { ca, problem };
+}
+
+/** A client-certificate kubeconfig, kept when still valid for `server` and `ca`, otherwise issued anew. */
+function clientKubeconfig(
+  existing: string | undefined,
+  want: { server: string; ca: KeyAndCert; cn: string; o?: string[]; cluster: string; user: string; context: string },
+  opts: MintOptions,
+): { text: string; problem?: string } {
+  let problem: string | undefined;
+  if (existing) {
+    try {
+      const kc = parseKubeconfig(existing);
+      if (kc.server !== want.server) problem = `server is ${kc.server}, want ${want.server}`;
+      else if (kc.caCert !== want.ca.cert) problem = 'CA changed';
+      else
+        problem = certProblem(
+          kc.cert,
+          { ca: want.ca.cert, key: kc.key ?? '', renewBeforeSeconds: renewBeforeSeconds(opts.certValiditySeconds) },
+          opts.now,
+        );
+      if (!problem) return { text: existing };
+    } catch (e) {
+      problem = `unreadable (${(e as Error).message})`;
+    }
+  } else {
+    problem = 'missing';
+  }
+  const client = issue(
+    { subject: { cn: want.cn, o: want.o }, usage: 'client', validitySeconds: opts.certValiditySeconds },
+    opts.now,
+    want.ca,
+  );
+  const text = renderKubeconfig({
+    server: want.server,
+    caCert: want.ca.cert,
+    credentials: client,
+    clusterName: want.cluster,
+    userName: want.user,
+    contextName: want.context,
+  });
+  return { text, problem };
+}
+
+/** The SANs of a k8s tenant's API server certificate (KubeFlex's list, with the configured host container). */
+export function apiServerSans(names: TenantNames, config: HostingConfig, routeHost?: string): string[] {
+  const svc = `${names.name}.${names.namespace}`;
+  return [
+    'kubernetes',
+    'kubernetes.default',
+    'kubernetes.default.svc',
+    'kubernetes.default.svc.cluster',
+    'kubernetes.default.svc.cluster.local',
+    'localhost',
+    '127.0.0.1',
+    config.hostContainer,
+    svc,
+    `${svc}.svc`,
+    `${svc}.svc.cluster`,
+    `${svc}.svc.cluster.local`,
+    names.host(config.domain),
+    ...(routeHost ? [routeHost] : []),
+  ];
+}
+
+/** In-cluster URL of a k8s tenant (KubeFlex's). */
+export const k8sInClusterUrl = (names: TenantNames) => `https://${names.name}.${names.namespace}.svc.cluster.local`;
+
+/** k8s: `k8s-certs`, `admin-kubeconfig`, `cm-kubeconfig` and the database password in both places it is read. */
+export function planK8sSecrets(
+  names: TenantNames,
+  config: HostingConfig,
+  lookup: Lookup,
+  opts: MintOptions,
+  routeHost?: string,
+): SecretPlan {
+  const ns = names.namespace;
+  const writes: SecretWrite[] = [];
+  const renew = renewBeforeSeconds(opts.certValiditySeconds);
+  const old = lookup(ns, K8S_SECRETS.certs);
+  const { ca, problem: caProblem } = ensureCa(old, 'ca.crt', 'ca.key', 'kubernetes', opts);
+  const certs: SecretData = { 'ca.crt': ca.cert, 'ca.key': ca.key, 'front-proxy-ca.crt': ca.cert };
+  const reasons: string[] = caProblem ? [`CA ${caProblem}`] : [];
+  const leaf = (prefix: string, cn: string, usage: 'server-client' | 'client', sans?: string[]) => {
+    const problem = caProblem
+      ? 'new CA'
+      : certProblem(old?.[`${prefix}.crt`], { ca: ca.cert, key: old?.[`${prefix}.key`] ?? '', sans, renewBeforeSeconds: renew }, opts.now);
+    if (!problem) {
+      certs[`${prefix}.crt`] = old![`${prefix}.crt`];
+      certs[`${prefix}.key`] = old![`${prefix}.key`];
+      return;
+    }
+    if (!caProblem) reasons.push(`${prefix} ${problem}`);
+    const kc = issue({ subject: { cn }, usage, sans, validitySeconds: opts.certValiditySeconds }, opts.now, ca);
+    certs[`${prefix}.crt`] = kc.cert;
+    certs[`${prefix}.key`] = kc.key;
+  };
+  leaf('apiserver', 'kube-apiserver', 'server-client', apiServerSans(names, config, routeHost));
+  leaf('apiserver-kubelet-client', 'apiserver-kubelet-client', 'client');
+  leaf('front-proxy-client', 'front-proxy-client', 'client');
+  if (publicKeyMatches(old?.['sa.key'], old?.['sa.pub'])) {
+    certs['sa.key'] = old!['sa.key'];
+    certs['sa.pub'] = old!['sa.pub'];
+  } else {
+    // A new signing key invalidates the tenant's existing service-account tokens; only done when it is unusable.
+    reasons.push('service-account key pair missing or mismatched');
+    const sa = newServiceAccountKey();
+    certs['sa.key'] = sa.key;
+    certs['sa.pub'] = sa.pub;
+  }
+  if (reasons.length || old?.['front-proxy-ca.crt'] !== ca.cert) {
+    writes.push(write(lookup, ns, K8S_SECRETS.certs, certs, reasons.join('; ') || 'front-proxy CA out of date'));
+  }
+
+  const triple = { cluster: `${names.name}-cluster`, user: `${names.name}-admin`, context: names.name };
+  const admin = lookup(ns, K8S_SECRETS.adminKubeconfig);
+  const adminWant = { ca, cn: 'kubernetes-admin', o: ['system:masters'], ...triple };
+  const off = clientKubeconfig(admin?.kubeconfig, { ...adminWant, server: externalUrl(names, config, routeHost) }, opts);
+  const inc = clientKubeconfig(admin?.['kubeconfig-incluster'], { ...adminWant, server: k8sInClusterUrl(names) }, opts);
+  if (off.problem || inc.problem) {
+    const why = [off.problem && `kubeconfig ${off.problem}`, inc.problem && `kubeconfig-incluster ${inc.problem}`];
+    writes.push(
+      write(lookup, ns, K8S_SECRETS.adminKubeconfig, { kubeconfig: off.text, 'kubeconfig-incluster': inc.text }, why.filter(Boolean).join('; ')),
+    );
+  }
+  const cm = clientKubeconfig(
+    lookup(ns, K8S_SECRETS.controllerManagerKubeconfig)?.kubeconfig,
+    { ca, cn: 'system:kube-controller-manager', server: k8sInClusterUrl(names), ...triple, user: 'system:kube-controller-manager' },
+    opts,
+  );
+  if (cm.problem) writes.push(write(lookup, ns, K8S_SECRETS.controllerManagerKubeconfig, { kubeconfig: cm.text }, `kubeconfig ${cm.problem}`));
+
+  // One password, read by the provisioning Job (hosting namespace) and by kine (tenant namespace). The hosting copy
+  // is what the Job sets on the role, so it wins if they ever differ.
+  const hostingCopy = lookup(HOSTING_NAMESPACE, names.hostingDatabaseSecret)?.password;
+  const tenantCopy = lookup(ns, K8S_SECRETS.database)?.password;
+  const password = hostingCopy || tenantCopy || newPassword();
+  if (hostingCopy !== password) {
+    writes.push(write(lookup, HOSTING_NAMESPACE, names.hostingDatabaseSecret, { password, database: names.database, username: names.databaseRole }, 'database password missing'));
+  }
+  if (tenantCopy !== password) {
+    writes.push(write(lookup, ns, K8S_SECRETS.database, { password }, tenantCopy ? 'database password differs from the provisioned one' : 'database password missing'));
+  }
+  return { writes };
+}
+
+/** k3s: the CAs k3s is seeded with, and `k3s-config` with kubeconfigs signed by them (no privileged helper Job). */
+export function planK3sSecrets(names: TenantNames, config: HostingConfig, lookup: Lookup, opts: MintOptions): SecretPlan {
+  const ns = names.namespace;
+  const old = lookup(ns, K3S_CA_SECRET);
+  const data: SecretData = {};
+  const reasons: string[] = [];
+  const cas: Record<string, KeyAndCert> = {};
+  for (const [prefix, cn] of [
+    ['server-ca', 'k3s-server-ca'],
+    ['client-ca', 'k3s-client-ca'],
+    ['request-header-ca', 'k3s-request-header-ca'],
+  ]) {
+    const { ca, problem } = ensureCa(old, `${prefix}.crt`, `${prefix}.key`, cn, opts);
+    if (problem) reasons.push(`${prefix} ${problem}`);
+    cas[prefix] = ca;
+    data[`${prefix}.crt`] = ca.cert;
+    data[`${prefix}.key`] = ca.key;
+  }
+  const writes: SecretWrite[] = [];
+  if (reasons.length) writes.push(write(lookup, ns, K3S_CA_SECRET, data, reasons.join('; ')));
+  const existing = lookup(ns, K3S_KUBECONFIG_SECRET);
+  const want = {
+    ca: cas['client-ca'],
+    cn: 'system:admin',
+    o: ['system:masters'],
+    cluster: `${names.name}-cluster`,
+    user: `${names.name}-admin`,
+    context: names.name,
+  };
+  // The client certificate is signed by client-ca, but clients must trust server-ca: build with client-ca, then
+  // swap the cluster CA. Validity is checked against client-ca, the CA data against server-ca.
+  const build = (current: string | undefined, server: string) => {
+    const swapped = current?.replace(b64(cas['server-ca'].cert), b64(cas['client-ca'].cert));
+    const r = clientKubeconfig(swapped, { ...want, server }, opts);
+    return { text: r.text.replace(b64(cas['client-ca'].cert), b64(cas['server-ca'].cert)), problem: r.problem };
+  };
+  const off = build(existing?.config, externalUrl(names, config));
+  const inc = build(existing?.['config-incluster'], `https://${names.serviceHost('k3s')}`);
+  if (off.problem || inc.problem) {
+    const why = [off.problem && `config ${off.problem}`, inc.problem && `config-incluster ${inc.problem}`];
+    writes.push(write(lookup, ns, K3S_KUBECONFIG_SECRET, { config: off.text, 'config-incluster': inc.text }, why.filter(Boolean).join('; ')));
+  }
+  return { writes };
+}
+
+const b64 = (s: string) => Buffer.from(s, 'utf8').toString('base64');
+
+/** vcluster: `config-incluster` derived from the syncer's `config` with the in-cluster Service URL (KubeFlex's). */
+export function planVClusterSecrets(names: TenantNames, lookup: Lookup): SecretPlan {
+  const ns = names.namespace;
+  const existing = lookup(ns, VCLUSTER_KUBECONFIG_SECRET);
+  if (!existing?.config) return { writes: [], waitingFor: `the vCluster syncer to write Secret ${ns}/${VCLUSTER_KUBECONFIG_SECRET}` };
+  let parsed: any;
+  try {
+    parsed = parseYaml(existing.config);
+  } catch {
+    return { writes: [], waitingFor: `a readable kubeconfig in Secret ${ns}/${VCLUSTER_KUBECONFIG_SECRET} key config` };
+  }
+  const server = `https://${VCLUSTER_RELEASE}.${ns}`;
+  for (const c of parsed?.clusters ?? []) if (c?.cluster) c.cluster.server = server;
+  const text = stringifyYaml(parsed);
+  if (existing['config-incluster'] === text) return { writes: [] };
+  return { writes: [write(lookup, ns, VCLUSTER_KUBECONFIG_SECRET, { 'config-incluster': text }, 'config-incluster out of date')] };
+}
+
+/** host: a kubeconfig from the token of ServiceAccount `<cp>` (its token Secret is synthesized). */
+export function planHostSecrets(names: TenantNames, lookup: Lookup): SecretPlan {
+  const ns = names.namespace;
+  const token = lookup(ns, names.name);
+  if (!token?.token || !token['ca.crt']) return { writes: [], waitingFor: `the token of ServiceAccount ${ns}/${names.name}` };
+  const text = renderKubeconfig({
+    server: 'https://kubernetes.default.svc',
+    caCert: token['ca.crt'],
+    credentials: { token: token.token },
+    clusterName: `${names.name}-cluster`,
+    userName: `${names.name}-admin`,
+    contextName: names.name,
+  });
+  if (lookup(ns, 'admin-kubeconfig')?.['kubeconfig-incluster'] === text) return { writes: [] };
+  return { writes: [write(lookup, ns, 'admin-kubeconfig', { 'kubeconfig-incluster': text }, 'kubeconfig-incluster missing or token changed')] };
+}
+
+/** Shared PostgreSQL: the bundled server's superuser password, minted once. */
+export function planHostingSecrets(config: HostingConfig, lookup: Lookup): SecretWrite[] {
+  const pg = config.postgres;
+  if (!pg?.bundled || lookup(HOSTING_NAMESPACE, pg.passwordSecret)?.[pg.passwordKey]) return [];
+  return [write(lookup, HOSTING_NAMESPACE, pg.passwordSecret, { [pg.passwordKey]: newPassword() }, 'superuser password missing')];
+}
+
+// ---- External ----------------------------------------------------------------------------------------------------
+
+/** What to do for an external (adopted) cluster. */
+export type ExternalPlan =
+  | { readonly action: 'keep'; readonly renewAt?: Date }
+  | { readonly action: 'mint'; readonly via: ParsedKubeconfig; readonly reason: string; readonly deleteBootstrap: boolean }
+  | { readonly action: 'error'; readonly message: string };
+
+/** Renew a token once `fraction` of its lifetime has passed (KubeFlex never renews). */
+export function tokenRenewAt(token: string, fraction = 0.8): Date | undefined {
+  const { iat, exp } = tokenTimes(token);
+  if (exp === undefined) return undefined;
+  const start = iat ?? exp - 3600;
+  return new Date((start + fraction * (exp - start)) * 1000);
+}
+
+/**
+ * Decides how to get (or keep) the adopted cluster's token. The bootstrap kubeconfig is used for the first token;
+ * renewals use the current token (its ServiceAccount is cluster-admin there), so the bootstrap Secret can go.
+ */
+export function planExternal(
+  cp: ControlPlaneObject,
+  admin: SecretData | undefined,
+  bootstrap: SecretData | undefined,
+  now: Date,
+  renewFraction = 0.8,
+): ExternalPlan {
+  const ref = cp.spec?.bootstrapSecretRef;
+  const current = admin?.['kubeconfig-incluster'];
+  if (current) {
+    try {
+      const kc = parseKubeconfig(current);
+      const renewAt = kc.token ? tokenRenewAt(kc.token, renewFraction) : undefined;
+      const exp = kc.token ? tokenTimes(kc.token).exp : undefined;
+      if (!renewAt || now < renewAt) return { action: 'keep', renewAt };
+      if (exp !== undefined && now.getTime() / 1000 < exp - 5) {
+        return { action: 'mint', via: kc, reason: `token renewal (expires ${new Date(exp * 1000).toISOString()})`, deleteBootstrap: false };
+      }
+    } catch {
+      // fall through to the bootstrap Secret
+    }
+  }
+  if (!ref?.name || !ref.namespace) {
+    return { action: 'error', message: 'spec.bootstrapSecretRef is missing: an external control plane needs the kubeconfig of the cluster to adopt' };
+  }
+  const where = `bootstrap Secret ${ref.namespace}/${ref.name}`;
+  if (!bootstrap) {
+    return {
+      action: 'error',
+      message: current
+        ? `the token in admin-kubeconfig has expired and the ${where} is gone: run kflex adopt again`
+        : `${where} not found: create it (kflex adopt does) with the kubeconfig of the cluster to adopt`,
+    };
+  }
+  const key = ref.inClusterKey || 'kubeconfig-incluster';
+  if (!bootstrap[key]) return { action: 'error', message: `${where} has no key "${key}"` };
+  try {
+    return { action: 'mint', via: parseKubeconfig(bootstrap[key]), reason: 'first token', deleteBootstrap: true };
+  } catch (e) {
+    return { action: 'error', message: `${where} key "${key}" is not a usable kubeconfig: ${(e as Error).message}` };
+  }
+}
+
+/** The admin kubeconfig of an adopted cluster: its cluster entry, user and context `<cp>` with the minted token. */
+export function externalKubeconfig(names: TenantNames, via: ParsedKubeconfig, token: string): string {
+  const doc = {
+    apiVersion: 'v1',
+    kind: 'Config',
+    clusters: [
+      {
+        name: via.clusterName,
+        cluster: {
+          server: via.server,
+          ...(via.caCert ? { 'certificate-authority-data': b64(via.caCert) } : {}),
+          ...(via.insecure ? { 'insecure-skip-tls-verify': true } : {}),
+          ...(via.tlsServerName ? { 'tls-server-name': via.tlsServerName } : {}),
+        },
+      },
+    ],
+    users: [{ name: names.name, user: { token } }],
+    contexts: [{ name: names.name, context: { ...via.context, cluster: via.clusterName, user: names.name } }],
+    'current-context': names.name,
+    preferences: {},
+  };
+  return stringifyYaml(doc);
+}
+
+// ---- Hooks and status --------------------------------------------------------------------------------------------
+
+/** The parts of a ControlPlane the controller reads. */
+export interface ControlPlaneObject {
+  readonly metadata: {
+    readonly name: string;
+    readonly uid?: string;
+    readonly generation?: number;
+    readonly deletionTimestamp?: string;
+    readonly finalizers?: string[];
+    readonly labels?: Record<string, string>;
+    readonly resourceVersion?: string;
+  };
+  readonly spec?: {
+    readonly type?: string;
+    readonly bootstrapSecretRef?: { namespace?: string; name?: string; inClusterKey?: string };
+    readonly tokenExpirationSeconds?: number;
+    readonly postCreateHook?: string;
+    readonly postCreateHookVars?: Record<string, string>;
+    readonly postCreateHooks?: { hookName: string; vars?: Record<string, string> }[];
+    readonly globalVars?: Record<string, string>;
+    readonly waitForPostCreateHooks?: boolean;
+  };
+  readonly status?: ControlPlaneStatus;
+}
+
+export interface Condition {
+  type: 'Synced' | 'Ready';
+  status: 'True' | 'False' | 'Unknown';
+  reason: string;
+  message: string;
+  lastTransitionTime: string;
+  lastUpdateTime: string;
+  observedGeneration?: number;
+}
+
+export interface ControlPlaneStatus {
+  conditions?: Condition[];
+  observedGeneration?: number;
+  secretRef?: SecretRef;
+  postCreateHooks?: Record<string, boolean>;
+  postCreateHookCompleted?: boolean;
+}
+
+/** Hooks a ControlPlane uses, in KubeFlex's order (legacy single hook first), duplicates dropped. */
+export function hookUses(cp: ControlPlaneObject): { hookName: string; vars: Record<string, string> }[] {
+  const out: { hookName: string; vars: Record<string, string> }[] = [];
+  if (cp.spec?.postCreateHook) out.push({ hookName: cp.spec.postCreateHook, vars: cp.spec.postCreateHookVars ?? {} });
+  for (const u of cp.spec?.postCreateHooks ?? []) {
+    if (u?.hookName && !out.some((o) => o.hookName === u.hookName)) out.push({ hookName: u.hookName, vars: u.vars ?? {} });
+  }
+  return out;
+}
+
+/** An object a hook renders, identified as the controller looks it up. */
+export interface HookObjectRef {
+  readonly apiVersion: string;
+  readonly kind: string;
+  readonly name: string;
+  readonly namespace?: string;
+}
+
+/** Renders a hook the way the constructs did, to learn which objects it consists of; error text on failure. */
+export function hookObjects(
+  cp: ControlPlaneObject,
+  names: TenantNames,
+  hook: { spec?: { templates?: Record<string, unknown>[]; defaultVars?: { name: string; value: string }[] } },
+  use: { hookName: string; vars: Record<string, string> },
+): HookObjectRef[] | string {
+  const r = renderHookTemplates(use.hookName, hook.spec?.templates ?? [], hook.spec?.defaultVars ?? [], {
+    controlPlanePath: names.name,
+    controlPlaneName: names.name,
+    namespace: names.namespace,
+    globalVars: cp.spec?.globalVars ?? {},
+    vars: use.vars,
+  });
+  if ('error' in r) return `PostCreateHook "${use.hookName}": ${r.error.prop} ${JSON.stringify(r.error.value)} ${r.error.reason}`;
+  return r.objects.map((o) => ({
+    apiVersion: o.apiVersion,
+    kind: o.kind,
+    name: o.metadata.name,
+    namespace: o.metadata.namespace,
+  }));
+}
+
+/** KubeFlex's readiness rules for hook objects; undefined = does not exist. */
+export function objectReady(kind: string, obj: any): { ready: boolean; detail: string } {
+  if (!obj) return { ready: false, detail: 'not found' };
+  const s = obj.status ?? {};
+  switch (kind) {
+    case 'Deployment':
+    case 'StatefulSet': {
+      const want = obj.spec?.replicas ?? 1;
+      return { ready: (s.readyReplicas ?? 0) >= want, detail: `${s.readyReplicas ?? 0}/${want} replicas ready` };
+    }
+    case 'Job':
+      return { ready: (s.succeeded ?? 0) > 0, detail: (s.succeeded ?? 0) > 0 ? 'succeeded' : `not succeeded (${s.failed ?? 0} failed pods)` };
+    case 'DaemonSet':
+      return { ready: (s.numberReady ?? 0) === (s.desiredNumberScheduled ?? 0), detail: `${s.numberReady ?? 0}/${s.desiredNumberScheduled ?? 0} ready` };
+    case 'CustomResourceDefinition': {
+      const ok = (s.conditions ?? []).some((c: any) => c.type === 'Established' && c.status === 'True');
+      return { ready: ok, detail: ok ? 'established' : 'not established' };
+    }
+    case 'Pod':
+      return { ready: s.phase === 'Running' || s.phase === 'Succeeded', detail: `phase ${s.phase ?? 'Unknown'}` };
+    default:
+      return { ready: true, detail: 'exists' };
+  }
+}
+
+/** Workload readiness (KubeFlex: readyReplicas == replicas == spec.replicas > 0). */
+export function workloadReady(obj: any): { ready: boolean; detail: string } {
+  if (!obj) return { ready: false, detail: 'not found' };
+  const want = obj.spec?.replicas ?? 1;
+  const s = obj.status ?? {};
+  const ready = want > 0 && s.readyReplicas === want && s.replicas === want;
+  return { ready, detail: `${s.readyReplicas ?? 0}/${want} replicas ready` };
+}
+
+/** Everything status is computed from. */
+export interface StatusInput {
+  /** Set when reconciling failed; becomes Synced=False/ReconcileError. */
+  readonly syncError?: string;
+  /** Why the tenant API is not ready yet; undefined when it is (workload ready and answering discovery). */
+  readonly notReady?: string;
+  /** Per hook: complete, and what is missing. */
+  readonly hooks: { readonly name: string; readonly complete: boolean; readonly detail: string }[];
+  readonly secretRef?: SecretRef;
+}
+
+function setCondition(
+  previous: Condition[] | undefined,
+  next: Omit<Condition, 'lastTransitionTime' | 'lastUpdateTime'>,
+  now: string,
+): Condition {
+  const old = previous?.find((c) => c.type === next.type);
+  const same = old && old.status === next.status && old.reason === next.reason && old.message === next.message;
+  if (same && old.observedGeneration === next.observedGeneration) return old;
+  return {
+    ...next,
+    lastTransitionTime: old && old.status === next.status ? old.lastTransitionTime : now,
+    lastUpdateTime: now,
+  };
+}
+
+/** The desired status: conditions keep their timestamps unless they change. */
+export function computeStatus(cp: ControlPlaneObject, input: StatusInput, now: Date): ControlPlaneStatus {
+  const t = now.toISOString().replace(/\.\d{3}Z$/, 'Z');
+  const gen = cp.metadata.generation;
+  const prev = cp.status?.conditions;
+  const synced = input.syncError
+    ? { type: 'Synced' as const, status: 'False' as const, reason: 'ReconcileError', message: input.syncError }
+    : { type: 'Synced' as const, status: 'True' as const, reason: 'ReconcileSuccess', message: '' };
+  const allHooks = input.hooks.every((h) => h.complete);
+  let ready: Omit<Condition, 'lastTransitionTime' | 'lastUpdateTime'>;
+  if (input.notReady) {
+    ready = { type: 'Ready', status: 'False', reason: 'Unavailable', message: input.notReady };
+  } else if (cp.spec?.waitForPostCreateHooks && !allHooks) {
+    const waiting = input.hooks.filter((h) => !h.complete).map((h) => `${h.name}: ${h.detail}`);
+    ready = {
+      type: 'Ready',
+      status: 'False',
+      reason: 'WaitingForPostCreateHooks',
+      message: `Waiting for PostCreateHook completion (${waiting.join('; ')})`,
+    };
+  } else {
+    ready = { type: 'Ready', status: 'True', reason: 'Available', message: '' };
+  }
+  const status: ControlPlaneStatus = {
+    conditions: [
+      setCondition(prev, { ...synced, observedGeneration: gen }, t),
+      setCondition(prev, { ...ready, observedGeneration: gen }, t),
+    ],
+    observedGeneration: gen,
+  };
+  if (input.secretRef) status.secretRef = input.secretRef;
+  if (input.hooks.length > 0) {
+    status.postCreateHooks = Object.fromEntries(input.hooks.map((h) => [h.name, h.complete]));
+    status.postCreateHookCompleted = allHooks;
+  }
+  return status;
+}
+
+/** True when writing `next` would change what is stored. */
+export function statusChanged(current: ControlPlaneStatus | undefined, next: ControlPlaneStatus): boolean {
+  return JSON.stringify(normalize(current ?? {})) !== JSON.stringify(normalize(next));
+}
+
+function normalize(v: unknown): unknown {
+  if (Array.isArray(v)) return v.map(normalize);
+  if (v && typeof v === 'object') {
+    return Object.fromEntries(
+      Object.keys(v)
+        .sort()
+        .filter((k) => (v as any)[k] !== undefined)
+        .map((k) => [k, normalize((v as any)[k])]),
+    );
+  }
+  return v;
+}

@@ -1,0 +1,292 @@
+// The one file that talks to Kubernetes API servers: the hosting cluster, tenant control planes (probes) and
+// adopted clusters. Authentication and kubeconfig handling come from @kubernetes/client-node; requests are plain
+// HTTPS with a keep-alive agent so that reconciling 1,000 control planes does not open 10,000 connections.
+import * as http from 'http';
+import * as https from 'https';
+import { KubeConfig, Watch } from '@kubernetes/client-node';
+
+/** `host:port` -> `address:port`: connect elsewhere but verify TLS for the original host (like curl --connect-to). */
+export type ConnectTo = Record<string, string>;
+
+/** A non-2xx answer from an API server. */
+export class ApiError extends Error {
+  public constructor(
+    public readonly status: number,
+    public readonly reason: string,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+interface Prepared {
+  agent: http.Agent;
+  headers: Record<string, string>;
+  base: URL;
+  at: number;
+}
+
+/** A client for one API server. */
+export class KubeClient {
+  /** From a kubeconfig file (or the in-cluster config when none is given). */
+  public static fromFile(path: string | undefined, connectTo: ConnectTo = {}): KubeClient {
+    const kc = new KubeConfig();
+    if (path) kc.loadFromFile(path);
+    else kc.loadFromDefault();
+    return new KubeClient(kc, connectTo);
+  }
+
+  /** From kubeconfig text (a minted or bootstrap kubeconfig). */
+  public static fromString(text: string, connectTo: ConnectTo = {}, timeoutMs = 10_000): KubeClient {
+    const kc = new KubeConfig();
+    kc.loadFromString(text);
+    return new KubeClient(kc, connectTo, timeoutMs);
+  }
+
+  private prepared?: Prepared;
+  private preparing?: Promise<Prepared>;
+
+  private constructor(
+    public readonly config: KubeConfig,
+    private readonly connectTo: ConnectTo,
+    private readonly timeoutMs = 30_000,
+  ) {}
+
+  /** The server URL this client talks to, as written in its kubeconfig. */
+  public get server(): string {
+    return this.config.getCurrentCluster()?.server ?? '';
+  }
+
+  private async prepare(): Promise<Prepared> {
+    // Auth options are re-read every minute: in-cluster service-account tokens are rotated on disk.
+    if (this.prepared && Date.now() - this.prepared.at < 60_000) return this.prepared;
+    if (this.preparing) return this.preparing;
+    this.preparing = (async () => {
+      const server = new URL(this.server);
+      const target = this.connectTo[`${server.hostname}:${server.port || (server.protocol === 'https:' ? 443 : 80)}`];
+      const opts: https.RequestOptions = { headers: {} };
+      if (target) opts.servername = server.hostname;
+      await this.config.applyToHTTPSOptions(opts);
+      const agentOpts: https.AgentOptions = {
+        keepAlive: true,
+        maxSockets: 32,
+        ca: opts.ca,
+        cert: opts.cert,
+        key: opts.key,
+        servername: opts.servername,
+        rejectUnauthorized: opts.rejectUnauthorized,
+      };
+      const base = new URL(server.toString());
+      if (target) {
+        const [host, port] = splitHostPort(target);
+        base.hostname = host;
+        base.port = port;
+      }
+      this.prepared?.agent.destroy();
+      const agent = base.protocol === 'https:' ? new https.Agent(agentOpts) : new http.Agent({ keepAlive: true });
+      const headers: Record<string, string> = {};
+      for (const [k, v] of Object.entries(opts.headers ?? {})) if (v !== undefined) headers[k] = String(v);
+      if (opts.auth) headers.Authorization = `Basic ${Buffer.from(opts.auth).toString('base64')}`;
+      this.prepared = { agent, headers, base, at: Date.now() };
+      return this.prepared;
+    })().finally(() => (this.preparing = undefined));
+    return this.preparing;
+  }
+
+  /** One request; resolves with the parsed body, rejects with ApiError on non-2xx. */
+  public async request<T = any>(method: string, path: string, body?: unknown, contentType = 'application/json'): Promise<T> {
+    const p = await this.prepare();
+    const url = new URL(p.base.toString().replace(/\/$/, '') + path);
+    const payload = body === undefined ? undefined : Buffer.from(JSON.stringify(body));
+    const mod = url.protocol === 'https:' ? https : http;
+    return new Promise<T>((resolve, reject) => {
+      const req = mod.request(
+        url,
+        {
+          method,
+          agent: p.agent,
+          timeout: this.timeoutMs,
+          headers: {
+            ...p.headers,
+            Accept: 'application/json',
+            ...(payload ? { 'Content-Type': contentType, 'Content-Length': String(payload.length) } : {}),
+          },
+        },
+        (res) => {
+          const chunks: Buffer[] = [];
+          res.on('data', (c: Buffer) => chunks.push(c));
+          res.on('end', () => {
+            const text = Buffer.concat(chunks).toString('utf8');
+            let parsed: any = text;
+            try {
+              parsed = text ? JSON.parse(text) : undefined;
+            } catch {
+              // not JSON (e.g. a proxy error page); keep the text
+            }
+            const status = res.statusCode ?? 0;
+            if (status >= 200 && status < 300) resolve(parsed as T);
+            else {
+              const msg = typeof parsed === 'object' && parsed?.message ? parsed.message : String(text).slice(0, 200);
+              reject(new ApiError(status, parsed?.reason ?? '', `${method} ${path}: ${status} ${msg}`));
+            }
+          });
+          res.on('error', reject);
+        },
+      );
+      req.on('timeout', () => req.destroy(new Error(`${method} ${path}: timed out after ${this.timeoutMs} ms`)));
+      req.on('error', (e) => reject(new Error(`${method} ${this.server}${path}: ${e.message}`)));
+      if (payload) req.write(payload);
+      req.end();
+    });
+  }
+
+  /** GET, with undefined for 404. */
+  public async get<T = any>(path: string): Promise<T | undefined> {
+    try {
+      return await this.request<T>('GET', path);
+    } catch (e) {
+      if (e instanceof ApiError && e.status === 404) return undefined;
+      throw e;
+    }
+  }
+
+  /** Create, treating 409 AlreadyExists as success (create-if-absent). */
+  public async createIfAbsent(path: string, obj: unknown): Promise<void> {
+    try {
+      await this.request('POST', path, obj);
+    } catch (e) {
+      if (!(e instanceof ApiError && e.status === 409)) throw e;
+    }
+  }
+
+  /** DELETE, with 404 as success. */
+  public async deleteIfPresent(path: string): Promise<void> {
+    try {
+      await this.request('DELETE', path);
+    } catch (e) {
+      if (!(e instanceof ApiError && e.status === 404)) throw e;
+    }
+  }
+
+  /**
+   * List then watch `path`, forever, re-listing after any disconnect, expiry (410) or API-server restart.
+   * `onEvent` receives every object of the list as ADDED and then every watch event.
+   */
+  public runListWatch(
+    path: string,
+    onEvent: (type: string, obj: any) => void,
+    onSynced: () => void,
+    onError: (err: Error) => void,
+    signal: AbortSignal,
+  ): void {
+    const loop = async () => {
+      let backoff = 500;
+      while (!signal.aborted) {
+        try {
+          const list = await this.request<any>('GET', path);
+          for (const item of list.items ?? []) onEvent('ADDED', item);
+          onSynced();
+          backoff = 500;
+          await new Promise<void>((resolve) => {
+            const w = new Watch(this.config);
+            let controller: AbortController | undefined;
+            const stop = () => controller?.abort();
+            signal.addEventListener('abort', stop, { once: true });
+            w.watch(
+              path,
+              { resourceVersion: list.metadata?.resourceVersion, allowWatchBookmarks: true },
+              (type, obj) => {
+                if (type === 'ERROR') {
+                  controller?.abort();
+                  return;
+                }
+                if (type !== 'BOOKMARK') onEvent(type, obj);
+              },
+              (err) => {
+                signal.removeEventListener('abort', stop);
+                if (err && !signal.aborted && (err as Error).name !== 'AbortError') onError(err as Error);
+                resolve();
+              },
+            )
+              .then((c) => (controller = c))
+              .catch((err: Error) => {
+                onError(err);
+                resolve();
+              });
+          });
+        } catch (e) {
+          if (!signal.aborted) onError(e as Error);
+          await sleep(backoff, signal);
+          backoff = Math.min(backoff * 2, 30_000);
+          continue;
+        }
+        await sleep(200, signal);
+      }
+    };
+    void loop();
+  }
+
+  /** Closes idle connections. */
+  public close(): void {
+    this.prepared?.agent.destroy();
+  }
+}
+
+function splitHostPort(s: string): [string, string] {
+  const i = s.lastIndexOf(':');
+  return i < 0 ? [s, ''] : [s.slice(0, i).replace(/^\[|\]$/g, ''), s.slice(i + 1)];
+}
+
+/** Resolves after `ms`, or at once when `signal` aborts. */
+export function sleep(ms: number, signal?: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    const onAbort = () => {
+      clearTimeout(t);
+      resolve();
+    };
+    const t = setTimeout(() => {
+      signal?.removeEventListener('abort', onAbort);
+      resolve();
+    }, ms);
+    signal?.addEventListener('abort', onAbort, { once: true });
+  });
+}
+
+/** Maps `host:port` through `connectTo` (used for non-HTTP connections such as PostgreSQL). */
+export function resolveConnectTo(connectTo: ConnectTo, host: string, port: number): { host: string; port: number } {
+  const target = connectTo[`${host}:${port}`];
+  if (!target) return { host, port };
+  const [h, p] = splitHostPort(target);
+  return { host: h, port: Number(p) };
+}
+
+// ---- REST paths --------------------------------------------------------------------------------------------------
+
+export const GROUP_PATH = '/apis/tenancy.kflex.kubestellar.org/v1alpha1';
+export const paths = {
+  controlPlanes: `${GROUP_PATH}/controlplanes`,
+  controlPlane: (n: string) => `${GROUP_PATH}/controlplanes/${n}`,
+  postCreateHooks: `${GROUP_PATH}/postcreatehooks`,
+  postCreateHook: (n: string) => `${GROUP_PATH}/postcreatehooks/${n}`,
+  namespace: (n: string) => `/api/v1/namespaces/${n}`,
+  secrets: (ns: string) => `/api/v1/namespaces/${ns}/secrets`,
+  secret: (ns: string, n: string) => `/api/v1/namespaces/${ns}/secrets/${n}`,
+  configMap: (ns: string, n: string) => `/api/v1/namespaces/${ns}/configmaps/${n}`,
+  /** Path of a named object of a well-known kind (the kinds hook readiness and workloads need). */
+  object: (apiVersion: string, kind: string, name: string, namespace?: string): string | undefined => {
+    const plural = PLURALS[kind];
+    if (!plural) return undefined;
+    const prefix = apiVersion.includes('/') ? `/apis/${apiVersion}` : `/api/${apiVersion}`;
+    return namespace ? `${prefix}/namespaces/${namespace}/${plural}/${name}` : `${prefix}/${plural}/${name}`;
+  },
+};
+
+const PLURALS: Record<string, string> = {
+  Deployment: 'deployments',
+  StatefulSet: 'statefulsets',
+  DaemonSet: 'daemonsets',
+  Job: 'jobs',
+  Pod: 'pods',
+  CustomResourceDefinition: 'customresourcedefinitions',
+  Route: 'routes',
+};

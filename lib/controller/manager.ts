@@ -1,0 +1,252 @@
+// The controller loop: watches feed a de-duplicating work queue; a few workers reconcile; errors back off per key;
+// a periodic resync catches what no watch reports (Secrets are not watched: the controller may read them only in
+// namespaces it is bound in, so a cluster-wide Secret watch would need cluster-wide Secret access).
+import * as http from 'http';
+import { HOSTING_NAMESPACE } from '../names';
+import { ConnectTo, GROUP_PATH, KubeClient, paths } from './kube';
+import { Logger } from './log';
+import { dropTenantDatabase } from './postgres';
+import { reconcileControlPlane, ReconcileDeps, reconcileHosting } from './reconcile';
+
+/** Settings of a running controller. */
+export interface ManagerOptions {
+  readonly hosting: KubeClient;
+  readonly log: Logger;
+  readonly connectTo?: ConnectTo;
+  /** Parallel reconciles. @default 4 */
+  readonly workers?: number;
+  /** Full resync period. @default 300 s */
+  readonly resyncMs?: number;
+  /** Validity of issued certificates. @default one year */
+  readonly certValiditySeconds?: number;
+  /** Look again at a control plane that is not ready after this long. @default 15 s (KubeFlex) */
+  readonly notReadyRequeueMs?: number;
+  /** Look again while waiting for hooks. @default 30 s (KubeFlex) */
+  readonly hooksRequeueMs?: number;
+  /** Renew adopted clusters' tokens after this fraction of their lifetime. @default 0.8 */
+  readonly tokenRenewFraction?: number;
+  /** Port of /healthz and /readyz; 0 = none. @default 0 */
+  readonly healthPort?: number;
+  /** Clock (tests move it to exercise renewal). @default Date */
+  readonly now?: () => Date;
+}
+
+/** A work queue keyed by ControlPlane name: one reconcile per key at a time, delayed adds keep the earliest. */
+class WorkQueue {
+  private readonly ready: string[] = [];
+  private readonly queued = new Set<string>();
+  private readonly active = new Set<string>();
+  private readonly dirty = new Set<string>();
+  private readonly timers = new Map<string, { at: number; timer: NodeJS.Timeout }>();
+  private waiters: (() => void)[] = [];
+
+  public add(key: string, delayMs = 0): void {
+    if (delayMs > 0) {
+      const at = Date.now() + delayMs;
+      const t = this.timers.get(key);
+      if (t && t.at <= at) return;
+      if (t) clearTimeout(t.timer);
+      this.timers.set(key, {
+        at,
+        timer: setTimeout(() => {
+          this.timers.delete(key);
+          this.add(key);
+        }, delayMs),
+      });
+      return;
+    }
+    if (this.active.has(key)) {
+      this.dirty.add(key);
+      return;
+    }
+    if (this.queued.has(key)) return;
+    this.queued.add(key);
+    this.ready.push(key);
+    this.waiters.shift()?.();
+  }
+
+  public async next(signal: AbortSignal): Promise<string | undefined> {
+    while (!signal.aborted) {
+      const key = this.ready.shift();
+      if (key !== undefined) {
+        this.queued.delete(key);
+        this.active.add(key);
+        return key;
+      }
+      let onAbort = () => {};
+      await new Promise<void>((resolve) => {
+        this.waiters.push(resolve);
+        onAbort = () => resolve();
+        signal.addEventListener('abort', onAbort, { once: true });
+      });
+      signal.removeEventListener('abort', onAbort);
+    }
+    return undefined;
+  }
+
+  public done(key: string): void {
+    this.active.delete(key);
+    if (this.dirty.delete(key)) this.add(key);
+  }
+
+  public get depth(): number {
+    return this.ready.length + this.active.size;
+  }
+
+  public stop(): void {
+    for (const t of this.timers.values()) clearTimeout(t.timer);
+    this.timers.clear();
+    for (const w of this.waiters.splice(0)) w();
+  }
+}
+
+/** The running controller. */
+export class Manager {
+  private readonly abort = new AbortController();
+  private readonly queue = new WorkQueue();
+  private readonly failures = new Map<string, number>();
+  private readonly known = new Set<string>();
+  private readonly synced = new Set<string>();
+  private readonly deps: ReconcileDeps;
+  private server?: http.Server;
+  private resyncTimer?: NodeJS.Timeout;
+  private workersDone: Promise<void>[] = [];
+  /** Reconcile passes completed (for tests and benchmarks). */
+  public reconciles = 0;
+
+  public constructor(private readonly opts: ManagerOptions) {
+    const connectTo = opts.connectTo ?? {};
+    this.deps = {
+      hosting: opts.hosting,
+      connectTo,
+      certValiditySeconds: opts.certValiditySeconds ?? 365 * 86400,
+      notReadyRequeueMs: opts.notReadyRequeueMs ?? 15_000,
+      hooksRequeueMs: opts.hooksRequeueMs ?? 30_000,
+      probeTimeoutMs: 5_000,
+      tokenRenewFraction: opts.tokenRenewFraction ?? 0.8,
+      log: opts.log,
+      now: opts.now ?? (() => new Date()),
+      dropDatabase: (pg, password, db, role) => dropTenantDatabase(pg, password, db, role, connectTo),
+    };
+  }
+
+  /** True once every watch has listed once. */
+  public get isSynced(): boolean {
+    return this.synced.size >= WATCHES.length;
+  }
+
+  /** Starts watches, workers, resync and the health endpoint. */
+  public async start(): Promise<void> {
+    const { log } = this.opts;
+    if (this.opts.healthPort) await this.serveHealth(this.opts.healthPort);
+    for (const w of WATCHES) {
+      this.opts.hosting.runListWatch(
+        w.path,
+        (type, obj) => this.onEvent(w.kind, type, obj),
+        () => {
+          if (!this.synced.has(w.kind)) log.info('watch synced', { kind: w.kind });
+          this.synced.add(w.kind);
+        },
+        (err) => log.warn('watch interrupted; re-listing', { kind: w.kind, error: err.message }),
+        this.abort.signal,
+      );
+    }
+    const workers = this.opts.workers ?? 4;
+    for (let i = 0; i < workers; i++) this.workersDone.push(this.work());
+    await this.hostingPass();
+    const resync = this.opts.resyncMs ?? 300_000;
+    this.resyncTimer = setInterval(() => {
+      void this.hostingPass();
+      for (const k of this.known) this.queue.add(k);
+    }, resync);
+    log.info('controller started', { workers, resyncMs: resync });
+  }
+
+  /** Stops everything and waits for running reconciles to finish. */
+  public async stop(): Promise<void> {
+    this.abort.abort();
+    if (this.resyncTimer) clearInterval(this.resyncTimer);
+    this.queue.stop();
+    await Promise.all(this.workersDone);
+    await new Promise<void>((resolve) => (this.server ? this.server.close(() => resolve()) : resolve()));
+    this.opts.hosting.close();
+  }
+
+  /** Requests a reconcile of one control plane now. */
+  public enqueue(name: string): void {
+    this.queue.add(name);
+  }
+
+  private async hostingPass(): Promise<void> {
+    try {
+      await reconcileHosting(this.deps);
+    } catch (e) {
+      this.opts.log.warn('hosting reconcile failed', { error: (e as Error).message });
+    }
+  }
+
+  private onEvent(kind: string, type: string, obj: any): void {
+    if (kind === 'ControlPlane') {
+      const name = obj?.metadata?.name;
+      if (!name) return;
+      if (type === 'DELETED') this.known.delete(name);
+      else this.known.add(name);
+      this.queue.add(name);
+      return;
+    }
+    if (kind === 'PostCreateHook') {
+      // Hooks may be created after the control planes that use them (KubeFlex issue #319): look at all again.
+      for (const k of this.known) this.queue.add(k);
+      return;
+    }
+    const ns: string | undefined = obj?.metadata?.namespace;
+    if (ns === HOSTING_NAMESPACE) return;
+    const m = ns ? /^(.*)-system$/.exec(ns) : null;
+    if (m && this.known.has(m[1])) this.queue.add(m[1]);
+  }
+
+  private async work(): Promise<void> {
+    const signal = this.abort.signal;
+    for (;;) {
+      const name = await this.queue.next(signal);
+      if (name === undefined) return;
+      try {
+        const r = await reconcileControlPlane(this.deps, name);
+        if (r.error) this.backoff(name, r.error);
+        else {
+          this.failures.delete(name);
+          if (r.requeueAfterMs !== undefined) this.queue.add(name, r.requeueAfterMs);
+        }
+      } catch (e) {
+        this.backoff(name, (e as Error).message);
+      } finally {
+        this.reconciles++;
+        this.queue.done(name);
+      }
+    }
+  }
+
+  private backoff(name: string, error: string): void {
+    const n = (this.failures.get(name) ?? 0) + 1;
+    this.failures.set(name, n);
+    const delay = Math.min(500 * 2 ** (n - 1), 60_000);
+    this.opts.log.debug('requeue with backoff', { controlPlane: name, delayMs: delay, error });
+    this.queue.add(name, delay);
+  }
+
+  private serveHealth(port: number): Promise<void> {
+    this.server = http.createServer((req, res) => {
+      const ok = req.url === '/healthz' || (req.url === '/readyz' && this.isSynced);
+      res.writeHead(ok ? 200 : 503, { 'Content-Type': 'text/plain' }).end(ok ? 'ok\n' : 'not synced\n');
+    });
+    return new Promise((resolve) => this.server!.listen(port, resolve));
+  }
+}
+
+const WATCHES = [
+  { kind: 'ControlPlane', path: paths.controlPlanes },
+  { kind: 'PostCreateHook', path: `${GROUP_PATH}/postcreatehooks` },
+  { kind: 'Deployment', path: '/apis/apps/v1/deployments' },
+  { kind: 'StatefulSet', path: '/apis/apps/v1/statefulsets' },
+  { kind: 'Job', path: '/apis/batch/v1/jobs' },
+];

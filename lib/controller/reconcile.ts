@@ -1,0 +1,392 @@
+// One reconcile of one ControlPlane: observe through KubeClient, decide with the pure core, write the difference.
+// Level-based: every pass starts from what the cluster holds now, so a restart or a lost event changes nothing.
+import { tenantNames, TenantNames, HOSTING_NAMESPACE, CONTROL_PLANE_LABEL } from '../names';
+import { HOSTING_CONFIGMAP } from '../wire';
+import {
+  computeStatus,
+  ControlPlaneObject,
+  externalKubeconfig,
+  FINALIZER,
+  HostingConfig,
+  hookObjects,
+  hookUses,
+  MANAGED_BY,
+  objectReady,
+  parseHostingConfig,
+  planExternal,
+  planHostingSecrets,
+  planHostSecrets,
+  planK3sSecrets,
+  planK8sSecrets,
+  planVClusterSecrets,
+  SecretData,
+  SecretPlan,
+  secretRefFor,
+  SecretWrite,
+  statusChanged,
+  workloadFor,
+  workloadReady,
+} from './core';
+import { ConnectTo, KubeClient, paths } from './kube';
+import { K8S_SECRETS } from '../wire';
+import { parseKubeconfig } from './kubeconfig';
+import type { Logger } from './log';
+
+/** What a reconcile needs from its environment. */
+export interface ReconcileDeps {
+  readonly hosting: KubeClient;
+  readonly connectTo: ConnectTo;
+  readonly certValiditySeconds: number;
+  readonly notReadyRequeueMs: number;
+  readonly hooksRequeueMs: number;
+  readonly probeTimeoutMs: number;
+  /** Renew adopted clusters' tokens after this fraction of their lifetime. */
+  readonly tokenRenewFraction: number;
+  readonly log: Logger;
+  readonly now: () => Date;
+  readonly dropDatabase: (pg: NonNullable<HostingConfig['postgres']>, password: string, db: string, role: string) => Promise<void>;
+}
+
+/** When to look again. */
+export interface ReconcileResult {
+  readonly requeueAfterMs?: number;
+  /** Set when the pass failed; the manager backs off. */
+  readonly error?: string;
+}
+
+const KEYS_BY_TYPE: Record<string, (n: TenantNames) => [string, string][]> = {
+  k8s: (n) => [
+    [n.namespace, K8S_SECRETS.certs],
+    [n.namespace, K8S_SECRETS.adminKubeconfig],
+    [n.namespace, K8S_SECRETS.controllerManagerKubeconfig],
+    [n.namespace, K8S_SECRETS.database],
+    [HOSTING_NAMESPACE, n.hostingDatabaseSecret],
+  ],
+  k3s: (n) => [
+    [n.namespace, 'k3s-server-ca'],
+    [n.namespace, 'k3s-config'],
+  ],
+  vcluster: (n) => [[n.namespace, 'vc-vcluster']],
+  host: (n) => [
+    [n.namespace, n.name],
+    [n.namespace, 'admin-kubeconfig'],
+  ],
+  external: (n) => [[n.namespace, 'admin-kubeconfig']],
+};
+
+type Observed = Map<string, { data: SecretData; resourceVersion: string }>;
+const key = (ns: string, name: string) => `${ns}/${name}`;
+const decode = (d: Record<string, string> | undefined): SecretData =>
+  Object.fromEntries(Object.entries(d ?? {}).map(([k, v]) => [k, Buffer.from(v, 'base64').toString('utf8')]));
+
+/** Reconciles the hosting install itself: the bundled PostgreSQL's superuser password. */
+export async function reconcileHosting(deps: ReconcileDeps): Promise<void> {
+  const config = parseHostingConfig((await deps.hosting.get(paths.configMap(HOSTING_NAMESPACE, HOSTING_CONFIGMAP)))?.data);
+  if (!config.postgres?.bundled) return;
+  const observed: Observed = new Map();
+  await readSecrets(deps.hosting, observed, [[HOSTING_NAMESPACE, config.postgres.passwordSecret]]);
+  for (const w of planHostingSecrets(config, lookupIn(observed))) await writeSecret(deps, observed, w);
+}
+
+/** Reconciles one ControlPlane by name. */
+export async function reconcileControlPlane(deps: ReconcileDeps, name: string): Promise<ReconcileResult> {
+  const cp = await deps.hosting.get<ControlPlaneObject>(paths.controlPlane(name));
+  if (!cp) return {};
+  const log = deps.log.child({ controlPlane: name });
+  const type = cp.spec?.type ?? '';
+
+  if (cp.metadata.deletionTimestamp) {
+    if (cp.metadata.finalizers?.includes(FINALIZER)) await finalize(deps, cp, log);
+    return {};
+  }
+
+  let names: TenantNames;
+  try {
+    names = tenantNames(name, 'ControlPlane', 'metadata.name');
+  } catch (e) {
+    return writeStatus(deps, cp, { syncError: (e as Error).message, notReady: 'not synced', hooks: [] }, log);
+  }
+  const secretRef = secretRefFor(type, names);
+  const hooks: { name: string; complete: boolean; detail: string }[] = [];
+  let notReady: string | undefined;
+  let requeueAfterMs: number | undefined;
+  try {
+    if (!secretRef) throw new Error(`spec.type "${type}" is not supported by this controller (k8s, k3s, vcluster, host, external)`);
+    if (type === 'k8s' && !cp.metadata.finalizers?.includes(FINALIZER)) {
+      // Only k8s tenants own something outside Kubernetes (their database), so only they get a finalizer.
+      await deps.hosting.request('PATCH', paths.controlPlane(name), {
+        metadata: { finalizers: [...(cp.metadata.finalizers ?? []), FINALIZER], resourceVersion: cp.metadata.resourceVersion },
+      }, 'application/merge-patch+json');
+      return { requeueAfterMs: 0 };
+    }
+    const config = parseHostingConfig((await deps.hosting.get(paths.configMap(HOSTING_NAMESPACE, HOSTING_CONFIGMAP)))?.data);
+    if (!(await deps.hosting.get(paths.namespace(names.namespace)))) {
+      throw new Error(`namespace ${names.namespace} not found: apply every manifest synthesized for this control plane`);
+    }
+    const observed: Observed = new Map();
+    await readSecrets(deps.hosting, observed, KEYS_BY_TYPE[type](names));
+    const lookup = lookupIn(observed);
+    const opts = { now: deps.now(), certValiditySeconds: deps.certValiditySeconds };
+
+    let plan: SecretPlan = { writes: [] };
+    let routeHost: string | undefined;
+    if (config.isOpenShift && (type === 'k8s' || type === 'vcluster')) {
+      const route = await deps.hosting.get(`/apis/route.openshift.io/v1/namespaces/${names.namespace}/routes/${name}`);
+      routeHost = route?.spec?.host || undefined;
+      if (!routeHost) notReady = `waiting for OpenShift to assign a host to Route ${names.namespace}/${name}`;
+    }
+    if (type === 'k8s') {
+      if (!config.postgres) throw new Error('ConfigMap kubeflex-config has no postgresHost: k8s control planes need the shared PostgreSQL');
+      if (!notReady) plan = planK8sSecrets(names, config, lookup, opts, routeHost);
+    } else if (type === 'k3s') plan = planK3sSecrets(names, config, lookup, opts);
+    else if (type === 'vcluster') plan = planVClusterSecrets(names, lookup);
+    else if (type === 'host') plan = planHostSecrets(names, lookup);
+    else if (type === 'external') requeueAfterMs = await reconcileExternal(deps, cp, names, observed, log);
+    for (const w of plan.writes) await writeSecret(deps, observed, w, cp, log);
+    notReady ??= plan.waitingFor && `waiting for ${plan.waitingFor}`;
+
+    notReady ??= await apiNotReady(deps, type, names, secretRef.inClusterKey, observed.get(key(secretRef.namespace, secretRef.name))?.data);
+    for (const use of hookUses(cp)) hooks.push(await hookState(deps, cp, names, use));
+    const result = await writeStatus(deps, cp, { notReady, hooks, secretRef }, log);
+    const waitingHooks = cp.spec?.waitForPostCreateHooks && hooks.some((h) => !h.complete);
+    const next = [requeueAfterMs, notReady ? deps.notReadyRequeueMs : undefined, waitingHooks ? deps.hooksRequeueMs : undefined]
+      .filter((x): x is number => x !== undefined);
+    return { ...result, requeueAfterMs: next.length ? Math.min(...next) : undefined };
+  } catch (e) {
+    const message = errorText(e);
+    log.warn('reconcile failed', { error: message });
+    const r = await writeStatus(deps, cp, { syncError: message, notReady: notReady ?? 'not synced', hooks, secretRef }, log).catch(
+      (err) => ({ error: errorText(err) }),
+    );
+    return { error: r.error ?? message };
+  }
+}
+
+function errorText(e: unknown): string {
+  return e instanceof Error ? e.message : String(e);
+}
+
+async function readSecrets(client: KubeClient, into: Observed, keys: [string, string][]): Promise<void> {
+  await Promise.all(
+    keys.map(async ([ns, n]) => {
+      const s = await client.get(paths.secret(ns, n));
+      if (s) into.set(key(ns, n), { data: decode(s.data), resourceVersion: s.metadata.resourceVersion });
+    }),
+  );
+}
+
+const lookupIn = (observed: Observed) => (ns: string, n: string) => observed.get(key(ns, n))?.data;
+
+/** Creates or updates (with optimistic concurrency) one Secret; never logs its data. */
+async function writeSecret(
+  deps: ReconcileDeps,
+  observed: Observed,
+  w: SecretWrite,
+  owner?: ControlPlaneObject,
+  log = deps.log,
+): Promise<void> {
+  const existing = observed.get(key(w.namespace, w.name));
+  const body = {
+    apiVersion: 'v1',
+    kind: 'Secret',
+    type: 'Opaque',
+    metadata: {
+      name: w.name,
+      namespace: w.namespace,
+      labels: { ...MANAGED_BY, ...(owner ? { [CONTROL_PLANE_LABEL]: owner.metadata.name } : {}) },
+      // Owned by the ControlPlane, so garbage collection removes it with the control plane.
+      ...(owner?.metadata.uid
+        ? {
+            ownerReferences: [
+              {
+                apiVersion: 'tenancy.kflex.kubestellar.org/v1alpha1',
+                kind: 'ControlPlane',
+                name: owner.metadata.name,
+                uid: owner.metadata.uid,
+              },
+            ],
+          }
+        : {}),
+      ...(existing ? { resourceVersion: existing.resourceVersion } : {}),
+    },
+    stringData: w.data,
+  };
+  const saved = existing
+    ? await deps.hosting.request('PUT', paths.secret(w.namespace, w.name), body)
+    : await deps.hosting.request('POST', paths.secrets(w.namespace), body);
+  observed.set(key(w.namespace, w.name), { data: w.data, resourceVersion: saved.metadata.resourceVersion });
+  log.info(existing ? 'secret updated' : 'secret created', { secret: `${w.namespace}/${w.name}`, reason: w.reason, keys: Object.keys(w.data).sort() });
+}
+
+async function reconcileExternal(
+  deps: ReconcileDeps,
+  cp: ControlPlaneObject,
+  names: TenantNames,
+  observed: Observed,
+  log: Logger,
+): Promise<number | undefined> {
+  const ref = cp.spec?.bootstrapSecretRef;
+  let bootstrap: SecretData | undefined;
+  if (ref?.name && ref.namespace) {
+    const s = await deps.hosting.get(paths.secret(ref.namespace, ref.name));
+    bootstrap = s ? decode(s.data) : undefined;
+  }
+  const now = deps.now();
+  const plan = planExternal(cp, observed.get(key(names.namespace, 'admin-kubeconfig'))?.data, bootstrap, now, deps.tokenRenewFraction);
+  if (plan.action === 'error') throw new Error(plan.message);
+  if (plan.action === 'keep') return plan.renewAt ? Math.max(1000, plan.renewAt.getTime() - now.getTime()) : undefined;
+
+  const adopted = KubeClient.fromString(externalSource(plan.via), deps.connectTo, deps.probeTimeoutMs);
+  try {
+    // Create-if-absent: the ServiceAccount and its cluster-admin binding on the adopted cluster (KubeFlex's names).
+    await adopted.createIfAbsent('/api/v1/namespaces/kube-system/serviceaccounts', {
+      apiVersion: 'v1',
+      kind: 'ServiceAccount',
+      metadata: { name: 'kubeflex', namespace: 'kube-system' },
+    });
+    await adopted.createIfAbsent('/apis/rbac.authorization.k8s.io/v1/clusterrolebindings', {
+      apiVersion: 'rbac.authorization.k8s.io/v1',
+      kind: 'ClusterRoleBinding',
+      metadata: { name: 'kubeflex-clusterrolebinding' },
+      roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name: 'cluster-admin' },
+      subjects: [{ kind: 'ServiceAccount', name: 'kubeflex', namespace: 'kube-system' }],
+    });
+    const tr = await adopted.request('POST', '/api/v1/namespaces/kube-system/serviceaccounts/kubeflex/token', {
+      apiVersion: 'authentication.k8s.io/v1',
+      kind: 'TokenRequest',
+      spec: { expirationSeconds: cp.spec?.tokenExpirationSeconds ?? 31536000, audiences: [] },
+    });
+    const token: string = tr.status.token;
+    await writeSecret(
+      deps,
+      observed,
+      { namespace: names.namespace, name: 'admin-kubeconfig', data: { 'kubeconfig-incluster': externalKubeconfig(names, plan.via, token) }, reason: plan.reason },
+      cp,
+      log,
+    );
+    if (plan.deleteBootstrap && ref?.name && ref.namespace) {
+      await deps.hosting.deleteIfPresent(paths.secret(ref.namespace, ref.name));
+      log.info('bootstrap secret deleted', { secret: `${ref.namespace}/${ref.name}` });
+    }
+    return 0;
+  } finally {
+    adopted.close();
+  }
+}
+
+// Rebuild a kubeconfig from the parsed one for KubeClient (client-node needs a whole document).
+function externalSource(via: ReturnType<typeof parseKubeconfig>): string {
+  const user: Record<string, string> = via.token
+    ? { token: via.token }
+    : {
+        'client-certificate-data': Buffer.from(via.cert!).toString('base64'),
+        'client-key-data': Buffer.from(via.key!).toString('base64'),
+      };
+  return JSON.stringify({
+    apiVersion: 'v1',
+    kind: 'Config',
+    clusters: [
+      {
+        name: 'c',
+        cluster: {
+          server: via.server,
+          ...(via.caCert ? { 'certificate-authority-data': Buffer.from(via.caCert).toString('base64') } : {}),
+          ...(via.insecure ? { 'insecure-skip-tls-verify': true } : {}),
+          ...(via.tlsServerName ? { 'tls-server-name': via.tlsServerName } : {}),
+        },
+      },
+    ],
+    users: [{ name: 'u', user }],
+    contexts: [{ name: 'x', context: { cluster: 'c', user: 'u' } }],
+    'current-context': 'x',
+  });
+}
+
+/** Why the tenant API is not ready, or undefined: workload ready and core/v1 discovery answers with the minted kubeconfig. */
+async function apiNotReady(
+  deps: ReconcileDeps,
+  type: string,
+  names: TenantNames,
+  inClusterKey: string,
+  secret: SecretData | undefined,
+): Promise<string | undefined> {
+  const workload = workloadFor(type);
+  if (workload) {
+    const path = paths.object('apps/v1', workload.kind, workload.name, names.namespace)!;
+    const w = workloadReady(await deps.hosting.get(path));
+    if (!w.ready) return `${workload.kind} ${names.namespace}/${workload.name}: ${w.detail}`;
+  }
+  if (type === 'host') return secret?.[inClusterKey] ? undefined : 'waiting for admin-kubeconfig';
+  const kubeconfig = secret?.[inClusterKey];
+  if (!kubeconfig) return `kubeconfig key ${inClusterKey} not written yet`;
+  let client: KubeClient;
+  try {
+    client = KubeClient.fromString(kubeconfig, deps.connectTo, deps.probeTimeoutMs);
+  } catch (e) {
+    return `kubeconfig key ${inClusterKey} unreadable: ${errorText(e)}`;
+  }
+  try {
+    await client.request('GET', '/api/v1');
+    return undefined;
+  } catch (e) {
+    return `API server not answering discovery: ${errorText(e)}`;
+  } finally {
+    client.close();
+  }
+}
+
+async function hookState(
+  deps: ReconcileDeps,
+  cp: ControlPlaneObject,
+  names: TenantNames,
+  use: { hookName: string; vars: Record<string, string> },
+): Promise<{ name: string; complete: boolean; detail: string }> {
+  const hook = await deps.hosting.get(paths.postCreateHook(use.hookName));
+  if (!hook) throw new Error(`PostCreateHook "${use.hookName}" not found (create it, or remove it from spec.postCreateHooks)`);
+  const objects = hookObjects(cp, names, hook, use);
+  if (typeof objects === 'string') throw new Error(objects);
+  const waiting: string[] = [];
+  for (const o of objects) {
+    const path = paths.object(o.apiVersion, o.kind, o.name, o.namespace);
+    if (!path) continue; // kinds without a readiness rule count as ready once applied, which we cannot see: skip
+    const r = objectReady(o.kind, await deps.hosting.get(path));
+    if (!r.ready) waiting.push(`${o.kind} ${o.name} ${r.detail}`);
+  }
+  return { name: use.hookName, complete: waiting.length === 0, detail: waiting.join(', ') || 'complete' };
+}
+
+async function writeStatus(
+  deps: ReconcileDeps,
+  cp: ControlPlaneObject,
+  input: Parameters<typeof computeStatus>[1],
+  log: Logger,
+): Promise<ReconcileResult> {
+  const status = computeStatus(cp, input, deps.now());
+  if (!statusChanged(cp.status, status)) return {};
+  await deps.hosting.request('PUT', `${paths.controlPlane(cp.metadata.name)}/status`, { ...cp, status });
+  const ready = status.conditions!.find((c) => c.type === 'Ready')!;
+  const synced = status.conditions!.find((c) => c.type === 'Synced')!;
+  log.info('status', { synced: synced.status, ready: ready.status, reason: ready.reason, message: synced.message || ready.message });
+  return {};
+}
+
+async function finalize(deps: ReconcileDeps, cp: ControlPlaneObject, log: Logger): Promise<void> {
+  const name = cp.metadata.name;
+  if (cp.spec?.type === 'k8s') {
+    const names = tenantNames(name);
+    const config = parseHostingConfig((await deps.hosting.get(paths.configMap(HOSTING_NAMESPACE, HOSTING_CONFIGMAP)))?.data);
+    if (config.postgres) {
+      const secret = await deps.hosting.get(paths.secret(HOSTING_NAMESPACE, config.postgres.passwordSecret));
+      const password = decode(secret?.data)[config.postgres.passwordKey];
+      if (!password) throw new Error(`cannot drop database ${names.database}: Secret ${HOSTING_NAMESPACE}/${config.postgres.passwordSecret} has no ${config.postgres.passwordKey}`);
+      await deps.dropDatabase(config.postgres, password, names.database, names.databaseRole);
+      log.info('database dropped', { database: names.database, role: names.databaseRole });
+    }
+    await deps.hosting.deleteIfPresent(paths.secret(HOSTING_NAMESPACE, names.hostingDatabaseSecret));
+  }
+  await deps.hosting.request('PATCH', paths.controlPlane(name), {
+    metadata: { finalizers: (cp.metadata.finalizers ?? []).filter((f) => f !== FINALIZER), resourceVersion: cp.metadata.resourceVersion },
+  }, 'application/merge-patch+json');
+  log.info('finalizer removed');
+}
+

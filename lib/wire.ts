@@ -1,0 +1,20 @@
+// KubeFlex's names that both the constructs (synth time) and the runtime controller use. Kept free of cdk8s
+// imports so the controller does not load the construct libraries.
+
+/** Secret names the runtime controller mints for a k8s tenant (KubeFlex's, plus the database credentials). */
+export const K8S_SECRETS = {
+  certs: 'k8s-certs',
+  adminKubeconfig: 'admin-kubeconfig',
+  controllerManagerKubeconfig: 'cm-kubeconfig',
+  database: 'kine-postgres',
+} as const;
+/** k3s: Secret (KubeFlex's name) with keys `config` and `config-incluster`, minted by the runtime controller. */
+export const K3S_KUBECONFIG_SECRET = 'k3s-config';
+/** k3s: Secret with the CA certificates and keys the controller mints; seeded into k3s so it can sign kubeconfigs. */
+export const K3S_CA_SECRET = 'k3s-server-ca';
+/** vCluster Helm release name KubeFlex uses (names the StatefulSet, Service and Secrets). */
+export const VCLUSTER_RELEASE = 'vcluster';
+/** vCluster: kubeconfig Secret the syncer writes (`config`); the runtime controller adds `config-incluster`. */
+export const VCLUSTER_KUBECONFIG_SECRET = `vc-${VCLUSTER_RELEASE}`;
+/** ConfigMap in `kubeflex-system` with the settings every control plane and the controller read (KubeFlex's name). */
+export const HOSTING_CONFIGMAP = 'kubeflex-config';

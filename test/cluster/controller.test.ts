@@ -1,0 +1,430 @@
+// The runtime controller, run as its real binary (build/lib/controller/main.js) against its own real hosting
+// cluster (kube-apiserver + kine + KCM) and a second real API server acting as an adopted cluster.
+import { ChildProcess, execFileSync, spawn } from 'child_process';
+import { X509Certificate } from 'crypto';
+import * as fs from 'fs';
+import * as path from 'path';
+import { parse, stringify } from 'yaml';
+import {
+  ExternalControlPlane,
+  HostControlPlane,
+  K3sControlPlane,
+  K8sControlPlane,
+  KubeflexHosting,
+  PostCreateHook,
+  synthesizeAtomically,
+  VClusterControlPlane,
+} from '../../lib';
+import {
+  applySynthesized,
+  ClusterState,
+  HOSTING_KCM_CONTROLLERS,
+  killAll,
+  kubectl,
+  loadState,
+  psql,
+  startCluster,
+  TestCluster,
+} from './harness';
+import { bootTenant, Tenant } from './tenant';
+
+const state: ClusterState = loadState();
+const suite = state.skipped ? describe.skip : describe;
+if (state.skipped) console.warn(`### SKIPPED runtime controller tests: ${state.skipped}`);
+
+const MAIN = path.resolve(__dirname, '../../build/lib/controller/main.js');
+jest.setTimeout(180_000);
+
+interface Running {
+  proc: ChildProcess;
+  log: string;
+}
+
+suite('runtime controller on a real API server', () => {
+  let hosting: TestCluster;
+  let adopted: TestCluster;
+  let tmp: string;
+  let controller: Running | undefined;
+  let tenant: Tenant | undefined;
+  const connectTo: string[] = [];
+  let starts = 0;
+
+  const k = (args: string[], input?: string) => kubectl(hosting, args, input).stdout;
+  const json = (args: string[]) => JSON.parse(k([...args, '-o', 'json']));
+  const secret = (ns: string, name: string): Record<string, string> | undefined => {
+    try {
+      const s = json(['get', 'secret', '-n', ns, name]);
+      return Object.fromEntries(Object.entries(s.data ?? {}).map(([kk, v]) => [kk, Buffer.from(v as string, 'base64').toString()]));
+    } catch {
+      return undefined;
+    }
+  };
+  const condition = (cp: string, type: string) => {
+    const c = (json(['get', 'cp', cp]).status?.conditions ?? []).find((x: any) => x.type === type);
+    return c ? `${c.status}/${c.reason}${c.message ? `: ${c.message}` : ''}` : 'none';
+  };
+  async function waitFor<T>(what: string, fn: () => T | undefined | false, timeoutMs = 60_000): Promise<T> {
+    const deadline = Date.now() + timeoutMs;
+    let last: unknown;
+    while (Date.now() < deadline) {
+      try {
+        const v = fn();
+        if (v) return v;
+        last = v;
+      } catch (e) {
+        last = e;
+      }
+      await new Promise((r) => setTimeout(r, 250));
+    }
+    throw new Error(`timed out waiting for ${what}; last: ${last instanceof Error ? last.message : JSON.stringify(last)}`);
+  }
+
+  function startController(): Running {
+    starts++;
+    const log = path.join(state.logDir, `controller-${starts}.log`);
+    const out = fs.openSync(log, 'a');
+    const proc = spawn(
+      process.execPath,
+      [
+        MAIN,
+        `--kubeconfig=${hosting.kubeconfig}`,
+        '--health-port=0',
+        '--requeue-not-ready=500ms',
+        '--requeue-hooks=500ms',
+        '--resync=3s',
+        '--token-renew-fraction=0.02',
+        '--log-level=debug',
+        ...connectTo.map((c) => `--connect-to=${c}`),
+      ],
+      { stdio: ['ignore', out, out] },
+    );
+    fs.closeSync(out);
+    return { proc, log };
+  }
+  async function stopController(): Promise<void> {
+    if (controller) await killAll([controller.proc.pid!]);
+    controller = undefined;
+  }
+  const logLines = (r: Running) =>
+    fs
+      .readFileSync(r.log, 'utf8')
+      .split('\n')
+      .filter((l) => l.startsWith('{'))
+      .map((l) => JSON.parse(l));
+
+  beforeAll(async () => {
+    tmp = fs.mkdtempSync(path.join(state.dir, 'controller-'));
+    [hosting, adopted] = await Promise.all([
+      startCluster(state, 'ctrlhost', HOSTING_KCM_CONTROLLERS),
+      startCluster(state, 'adopted'),
+    ]);
+    const files = synthesizeAtomically((app) => {
+      const h = new KubeflexHosting(app, 'hosting');
+      const hook = new PostCreateHook(h, 'hook', {
+        hosting: h,
+        name: 'smoke',
+        templates: [
+          {
+            apiVersion: 'batch/v1',
+            kind: 'Job',
+            metadata: { name: 'smoke-{{.ControlPlaneName}}' },
+            spec: {
+              template: {
+                spec: {
+                  restartPolicy: 'Never',
+                  containers: [
+                    {
+                      name: 'kubectl',
+                      image: 'registry.k8s.io/kubectl:v1.32.2',
+                      args: ['get', 'ns', 'kube-system'],
+                      env: [{ name: 'KUBECONFIG', value: '/etc/kube/kubeconfig-incluster' }],
+                      volumeMounts: [{ name: 'kubeconfig', mountPath: '/etc/kube', readOnly: true }],
+                      securityContext: {
+                        allowPrivilegeEscalation: false,
+                        runAsNonRoot: true,
+                        runAsUser: 65532,
+                        capabilities: { drop: ['ALL'] },
+                        seccompProfile: { type: 'RuntimeDefault' },
+                      },
+                    },
+                  ],
+                  volumes: [{ name: 'kubeconfig', secret: { secretName: 'admin-kubeconfig' } }],
+                },
+              },
+            },
+          },
+        ],
+      });
+      new K8sControlPlane(app, 't1', { hosting: h, postCreateHooks: [{ hook }], waitForPostCreateHooks: true });
+      new K3sControlPlane(app, 'k1', { hosting: h });
+      new VClusterControlPlane(app, 'v1', { hosting: h });
+      new HostControlPlane(app, 'h1', { hosting: h });
+      new ExternalControlPlane(app, 'e1', {
+        hosting: h,
+        bootstrapSecret: { name: 'e1-bootstrap' },
+        tokenExpirationSeconds: 600,
+      });
+    }, path.join(tmp, 'dist'));
+    applySynthesized(hosting, files, tmp);
+    // What `kflex adopt` writes: the adopted cluster's kubeconfig in the bootstrap Secret.
+    k(['create', 'secret', 'generic', 'e1-bootstrap', '-n', 'kubeflex-system', `--from-file=kubeconfig-incluster=${adopted.kubeconfig}`]);
+    // The shared Postgres of the test harness plays the bundled one; the controller reaches it through --connect-to.
+    connectTo.push(`postgres-postgresql.kubeflex-system.svc:5432=127.0.0.1:${state.pgPort}`);
+    controller = startController();
+  });
+
+  afterAll(async () => {
+    await stopController();
+    await tenant?.stop();
+    await Promise.all([hosting?.stop(), adopted?.stop()]);
+  });
+
+  test('mints the k8s PKI: certificates verify against the minted CA with the right SANs and usages', async () => {
+    const certs = await waitFor('k8s-certs', () => secret('t1-system', 'k8s-certs'));
+    expect(Object.keys(certs).sort()).toEqual(
+      [
+        'apiserver-kubelet-client.crt',
+        'apiserver-kubelet-client.key',
+        'apiserver.crt',
+        'apiserver.key',
+        'ca.crt',
+        'ca.key',
+        'front-proxy-ca.crt',
+        'front-proxy-client.crt',
+        'front-proxy-client.key',
+        'sa.key',
+        'sa.pub',
+      ].sort(),
+    );
+    const ca = new X509Certificate(certs['ca.crt']);
+    expect(ca.ca).toBe(true);
+    expect(certs['front-proxy-ca.crt']).toBe(certs['ca.crt']);
+    const api = new X509Certificate(certs['apiserver.crt']);
+    expect(api.verify(ca.publicKey)).toBe(true);
+    for (const host of ['t1.t1-system.svc.cluster.local', 't1.t1-system', 'kubernetes.default.svc', 't1.localtest.me', 'kubeflex-control-plane']) {
+      expect({ host, ok: api.checkHost(host) }).toEqual({ host, ok: host });
+    }
+    expect(api.checkHost('t2.t1-system.svc')).toBeUndefined();
+    // One year by default, not KubeFlex's ten.
+    const days = (Date.parse(api.validTo) - Date.now()) / 86400_000;
+    expect(days).toBeGreaterThan(364);
+    expect(days).toBeLessThan(366);
+    // openssl agrees, with the purposes each certificate is used for.
+    for (const [f, purpose] of [
+      ['apiserver.crt', 'sslserver'],
+      ['front-proxy-client.crt', 'sslclient'],
+      ['apiserver-kubelet-client.crt', 'sslclient'],
+    ]) {
+      fs.writeFileSync(path.join(tmp, 'ca.crt'), certs['ca.crt']);
+      fs.writeFileSync(path.join(tmp, f), certs[f]);
+      expect(execFileSync('openssl', ['verify', '-purpose', purpose, '-CAfile', path.join(tmp, 'ca.crt'), path.join(tmp, f)], { encoding: 'utf8' })).toMatch(/: OK/);
+    }
+    const kubeconfigs = await waitFor('admin-kubeconfig', () => secret('t1-system', 'admin-kubeconfig'));
+    expect(Object.keys(kubeconfigs).sort()).toEqual(['kubeconfig', 'kubeconfig-incluster']);
+    const off = parse(kubeconfigs.kubeconfig);
+    expect(off.clusters[0]).toMatchObject({ name: 't1-cluster', cluster: { server: 'https://t1.localtest.me:9443' } });
+    expect(off.users[0].name).toBe('t1-admin');
+    expect(off['current-context']).toBe('t1');
+    expect(parse(kubeconfigs['kubeconfig-incluster']).clusters[0].cluster.server).toBe('https://t1.t1-system.svc.cluster.local');
+    const client = new X509Certificate(Buffer.from(off.users[0].user['client-certificate-data'], 'base64'));
+    expect(client.verify(ca.publicKey)).toBe(true);
+    expect(client.subject).toMatch(/O=system:masters/);
+    const cm = parse((await waitFor('cm-kubeconfig', () => secret('t1-system', 'cm-kubeconfig'))).kubeconfig);
+    expect(new X509Certificate(Buffer.from(cm.users[0].user['client-certificate-data'], 'base64')).subject).toBe(
+      'CN=system:kube-controller-manager',
+    );
+    // The database password: one value where the provisioning Job and kine read it, nowhere in a manifest.
+    const db = await waitFor('db credentials', () => secret('kubeflex-system', 't1-db-credentials'));
+    expect(db.password).toHaveLength(32);
+    expect((await waitFor('kine-postgres', () => secret('t1-system', 'kine-postgres'))).password).toBe(db.password);
+    // The bundled Postgres' superuser password.
+    expect((await waitFor('postgres password', () => secret('kubeflex-system', 'postgres-postgresql')))['postgres-password']).toHaveLength(32);
+  });
+
+  test('status walks Synced -> Unavailable -> WaitingForPostCreateHooks -> Available, with a kubeconfig that reaches the tenant', async () => {
+    await waitFor('t1 Synced', () => condition('t1', 'Synced') === 'True/ReconcileSuccess');
+    expect(condition('t1', 'Ready')).toMatch(/^False\/Unavailable: Deployment t1-system\/kube-apiserver: 0\/1 replicas ready/);
+    const cp = json(['get', 'cp', 't1']);
+    expect(cp.status.secretRef).toEqual({ namespace: 't1-system', name: 'admin-kubeconfig', key: 'kubeconfig', inClusterKey: 'kubeconfig-incluster' });
+    expect(cp.status.observedGeneration).toBe(cp.metadata.generation);
+    expect(cp.metadata.finalizers).toEqual(['kflex.kubestellar.org/finalizer']);
+
+    // Boot the tenant from its synthesized Deployments with exactly what the controller minted.
+    tenant = await bootTenant(state, 't1', {
+      certs: secret('t1-system', 'k8s-certs')!,
+      cmKubeconfig: secret('t1-system', 'cm-kubeconfig')!.kubeconfig,
+      adminKubeconfig: secret('t1-system', 'admin-kubeconfig')!['kubeconfig-incluster'],
+      dbPassword: secret('t1-system', 'kine-postgres')!.password,
+    });
+    await tenant.start();
+    const apiPort = /127\.0\.0\.1:(\d+)/.exec(fs.readFileSync(tenant.kubeconfig, 'utf8'))![1];
+    // The minted in-cluster kubeconfig, unchanged but for where to connect (TLS still checks the in-cluster name).
+    const minted = parse(secret('t1-system', 'admin-kubeconfig')!['kubeconfig-incluster']);
+    minted.clusters[0].cluster.server = `https://127.0.0.1:${apiPort}`;
+    minted.clusters[0].cluster['tls-server-name'] = 't1.t1-system.svc.cluster.local';
+    const kc = path.join(tmp, 't1.kubeconfig');
+    fs.writeFileSync(kc, stringify(minted), { mode: 0o600 });
+    expect(execFileSync('kubectl', [`--kubeconfig=${kc}`, 'get', 'ns', 'kube-system', '-o', 'name'], { encoding: 'utf8' }).trim()).toBe(
+      'namespace/kube-system',
+    );
+
+    // Restart the controller with the route to the tenant (as it would have in-cluster) and compare Secrets.
+    const before = JSON.stringify(k(['get', 'secrets', '-A', '-o', 'jsonpath={range .items[*]}{.metadata.namespace}/{.metadata.name}={.metadata.resourceVersion} {end}']));
+    const first = controller!;
+    await stopController();
+    connectTo.push(`t1.t1-system.svc.cluster.local:443=127.0.0.1:${apiPort}`);
+    controller = startController();
+
+    // No kubelet: mark the Deployment ready through its status, as the kubelet and deployment controller would.
+    k(['patch', 'deployment', '-n', 't1-system', 'kube-apiserver', '--subresource=status', '--type=merge', '-p',
+      JSON.stringify({ status: { observedGeneration: 1, replicas: 1, readyReplicas: 1, availableReplicas: 1, updatedReplicas: 1 } })]);
+    await waitFor('WaitingForPostCreateHooks', () => condition('t1', 'Ready').startsWith('False/WaitingForPostCreateHooks'));
+    expect(condition('t1', 'Ready')).toMatch(/smoke: Job smoke-t1 not succeeded/);
+    expect(json(['get', 'cp', 't1']).status).toMatchObject({ postCreateHooks: { smoke: false }, postCreateHookCompleted: false });
+
+    const now = new Date().toISOString().replace(/\.\d+Z$/, 'Z');
+    k(['patch', 'job', '-n', 't1-system', 'smoke-t1', '--subresource=status', '--type=merge', '-p',
+      JSON.stringify({
+        status: {
+          startTime: now,
+          completionTime: now,
+          succeeded: 1,
+          conditions: [
+            { type: 'SuccessCriteriaMet', status: 'True', lastProbeTime: now, lastTransitionTime: now },
+            { type: 'Complete', status: 'True', lastProbeTime: now, lastTransitionTime: now },
+          ],
+        },
+      })]);
+    await waitFor('Available', () => condition('t1', 'Ready') === 'True/Available');
+    expect(json(['get', 'cp', 't1']).status).toMatchObject({ postCreateHooks: { smoke: true }, postCreateHookCompleted: true });
+
+    // The restart minted nothing: every Secret has the resourceVersion it had before.
+    const after = JSON.stringify(k(['get', 'secrets', '-A', '-o', 'jsonpath={range .items[*]}{.metadata.namespace}/{.metadata.name}={.metadata.resourceVersion} {end}']));
+    const mine = (s: string) => JSON.parse(s).split(' ').filter((x: string) => /^(t1|k1|v1|h1|e1)-system\/|^kubeflex-system\/(t1-db|postgres)/.test(x) && !/e1-system\/admin-kubeconfig/.test(x)).sort();
+    expect(mine(after)).toEqual(mine(before));
+    expect(logLines(controller!).filter((l) => l.msg === 'secret created' && !/^e1-system/.test(l.secret))).toEqual([]);
+    expect(logLines(first).filter((l) => l.msg === 'secret created').length).toBeGreaterThan(5);
+  });
+
+  test('k3s: CAs to seed k3s with and k3s-config kubeconfigs signed by them', async () => {
+    const cas = await waitFor('k3s-server-ca', () => secret('k1-system', 'k3s-server-ca'));
+    expect(Object.keys(cas).sort()).toEqual(
+      ['client-ca.crt', 'client-ca.key', 'request-header-ca.crt', 'request-header-ca.key', 'server-ca.crt', 'server-ca.key'],
+    );
+    const cfg = await waitFor('k3s-config', () => secret('k1-system', 'k3s-config'));
+    const inc = parse(cfg['config-incluster']);
+    expect(inc.clusters[0].cluster.server).toBe('https://k3s.k1-system.svc');
+    expect(Buffer.from(inc.clusters[0].cluster['certificate-authority-data'], 'base64').toString()).toBe(cas['server-ca.crt']);
+    const cert = new X509Certificate(Buffer.from(inc.users[0].user['client-certificate-data'], 'base64'));
+    expect(cert.verify(new X509Certificate(cas['client-ca.crt']).publicKey)).toBe(true);
+    expect(parse(cfg.config).clusters[0].cluster.server).toBe('https://k1.localtest.me:9443');
+    expect(condition('k1', 'Synced')).toBe('True/ReconcileSuccess');
+    expect(condition('k1', 'Ready')).toMatch(/^False\/Unavailable: StatefulSet k1-system\/k3s-server/);
+  });
+
+  test('vcluster: config-incluster derived from the syncer\'s kubeconfig', async () => {
+    await waitFor('v1 waiting', () => condition('v1', 'Ready').includes('waiting for the vCluster syncer'));
+    // What the vCluster syncer writes (no syncer can run here): its kubeconfig under key `config`.
+    const syncer = fs.readFileSync(adopted.kubeconfig, 'utf8').replace(/server: .*/, 'server: https://v1.localtest.me:9443');
+    k(['create', 'secret', 'generic', 'vc-vcluster', '-n', 'v1-system', '--from-literal=config=' + syncer]);
+    const s = await waitFor('config-incluster', () => {
+      const data = secret('v1-system', 'vc-vcluster');
+      return data?.['config-incluster'] ? data : undefined;
+    });
+    expect(parse(s['config-incluster']).clusters[0].cluster.server).toBe('https://vcluster.v1-system');
+    expect(s.config).toBe(syncer);
+  });
+
+  test('host: a ServiceAccount-token kubeconfig, Ready once written', async () => {
+    await waitFor('h1 Available', () => condition('h1', 'Ready') === 'True/Available');
+    const kc = parse(secret('h1-system', 'admin-kubeconfig')!['kubeconfig-incluster']);
+    expect(kc.clusters[0].cluster.server).toBe('https://kubernetes.default.svc');
+    const token = secret('h1-system', 'h1')!.token;
+    expect(kc.users[0].user.token).toBe(token);
+    expect(json(['get', 'cp', 'h1']).status.secretRef).toEqual({ namespace: 'h1-system', name: 'admin-kubeconfig', inClusterKey: 'kubeconfig-incluster' });
+  });
+
+  test('external: token with the requested expiry on the adopted cluster, bootstrap Secret gone, renewed before expiry', async () => {
+    await waitFor('e1 Available', () => condition('e1', 'Ready') === 'True/Available');
+    const first = parse(secret('e1-system', 'admin-kubeconfig')!['kubeconfig-incluster']);
+    expect(first['current-context']).toBe('e1');
+    expect(first.users[0].name).toBe('e1');
+    const claims = (t: string) => JSON.parse(Buffer.from(t.split('.')[1], 'base64url').toString());
+    const c1 = claims(first.users[0].user.token);
+    expect(c1.exp - c1.iat).toBe(600);
+    expect(c1.sub).toBe('system:serviceaccount:kube-system:kubeflex');
+    expect(() => k(['get', 'secret', '-n', 'kubeflex-system', 'e1-bootstrap'])).toThrow(/NotFound/);
+    expect(kubectl(adopted, ['get', 'clusterrolebinding', 'kubeflex-clusterrolebinding', '-o', 'jsonpath={.roleRef.name}']).stdout).toBe('cluster-admin');
+    // The token works on the adopted cluster.
+    const kc = path.join(tmp, 'e1.kubeconfig');
+    fs.writeFileSync(kc, stringify(first), { mode: 0o600 });
+    expect(execFileSync('kubectl', [`--kubeconfig=${kc}`, 'auth', 'whoami', '-o', 'jsonpath={.status.userInfo.username}'], { encoding: 'utf8' })).toBe(
+      'system:serviceaccount:kube-system:kubeflex',
+    );
+    // --token-renew-fraction=0.02 of 600 s: renewed after 12 s, with the old token, the bootstrap Secret being gone.
+    const renewed = await waitFor(
+      'renewed token',
+      () => {
+        const t = parse(secret('e1-system', 'admin-kubeconfig')!['kubeconfig-incluster']).users[0].user.token;
+        return t !== first.users[0].user.token && t;
+      },
+      40_000,
+    );
+    const c2 = claims(renewed);
+    expect(c2.exp).toBeGreaterThan(c1.exp);
+    expect(c2.exp - c2.iat).toBe(600);
+    expect(condition('e1', 'Ready')).toBe('True/Available');
+  });
+
+  test('bad input gives Synced=False with a message; other tenants are still served', async () => {
+    const cp = (name: string, spec: object) =>
+      k(['apply', '--server-side', '-f', '-'], stringify({ apiVersion: 'tenancy.kflex.kubestellar.org/v1alpha1', kind: 'ControlPlane', metadata: { name }, spec }));
+    for (const ns of ['nohook-system', 'badkc-system', 'noboot-system', 'h2-system']) k(['create', 'ns', ns]);
+    cp('nohook', { type: 'host', postCreateHooks: [{ hookName: 'nope' }] });
+    k(['create', 'secret', 'generic', 'badkc-bootstrap', '-n', 'kubeflex-system', '--from-literal=kubeconfig-incluster=clusters: [oops']);
+    cp('badkc', { type: 'external', bootstrapSecretRef: { name: 'badkc-bootstrap', namespace: 'kubeflex-system', inClusterKey: 'kubeconfig-incluster' } });
+    cp('noboot', { type: 'external', bootstrapSecretRef: { name: 'absent', namespace: 'kubeflex-system', inClusterKey: 'kubeconfig-incluster' } });
+    await waitFor('nohook', () => condition('nohook', 'Synced').startsWith('False'));
+    expect(condition('nohook', 'Synced')).toBe('False/ReconcileError: PostCreateHook "nope" not found (create it, or remove it from spec.postCreateHooks)');
+    await waitFor('badkc', () => condition('badkc', 'Synced').startsWith('False'));
+    expect(condition('badkc', 'Synced')).toMatch(/^False\/ReconcileError: bootstrap Secret kubeflex-system\/badkc-bootstrap key "kubeconfig-incluster" is not a usable kubeconfig: not YAML/);
+    await waitFor('noboot', () => condition('noboot', 'Synced').startsWith('False'));
+    expect(condition('noboot', 'Synced')).toBe(
+      'False/ReconcileError: bootstrap Secret kubeflex-system/absent not found: create it (kflex adopt does) with the kubeconfig of the cluster to adopt',
+    );
+    // Meanwhile a new tenant is served, and a hook created late is picked up (KubeFlex issue #319).
+    cp('h2', { type: 'host' });
+    k(['create', 'sa', 'h2', '-n', 'h2-system']);
+    k(['apply', '-f', '-'], stringify({ apiVersion: 'v1', kind: 'Secret', type: 'kubernetes.io/service-account-token', metadata: { name: 'h2', namespace: 'h2-system', annotations: { 'kubernetes.io/service-account.name': 'h2' } } }));
+    await waitFor('h2 Available', () => condition('h2', 'Ready') === 'True/Available');
+    k(['apply', '-f', '-'], stringify({ apiVersion: 'tenancy.kflex.kubestellar.org/v1alpha1', kind: 'PostCreateHook', metadata: { name: 'nope' }, spec: { templates: [{ apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: 'x' } }] } }));
+    await waitFor('nohook synced', () => condition('nohook', 'Synced') === 'True/ReconcileSuccess');
+  });
+
+  test('deleting a k8s ControlPlane drops its database and role, then garbage collection takes the rest', async () => {
+    const pg = { pgPort: state.pgPort, pgSocketDir: state.pgSocketDir };
+    expect(psql(pg, "SELECT count(*) FROM pg_database WHERE datname = 't1'").trim()).toBe('1');
+    await tenant?.stop();
+    tenant = undefined;
+    // The controller connects as the superuser whose password it minted: give the test server that role, as the
+    // bundled Postgres image does from the Secret at first start.
+    const password = secret('kubeflex-system', 'postgres-postgresql')!['postgres-password'];
+    psql(pg, `DO $$ BEGIN IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'ctrl_super') THEN CREATE ROLE ctrl_super SUPERUSER LOGIN; END IF; END $$`);
+    psql(pg, `ALTER ROLE ctrl_super PASSWORD '${password}'`);
+    k(['patch', 'configmap', '-n', 'kubeflex-system', 'kubeflex-config', '--type=merge', '-p', JSON.stringify({ data: { postgresSuperuser: 'ctrl_super' } })]);
+    k(['delete', 'cp', 't1', '--wait=false']);
+    await waitFor('t1 gone', () => {
+      try {
+        k(['get', 'cp', 't1']);
+        return false;
+      } catch (e) {
+        return /NotFound/.test(String(e));
+      }
+    });
+    expect(psql(pg, "SELECT count(*) FROM pg_database WHERE datname = 't1'").trim()).toBe('0');
+    expect(psql(pg, "SELECT count(*) FROM pg_roles WHERE rolname = 't1'").trim()).toBe('0');
+    expect(secret('kubeflex-system', 't1-db-credentials')).toBeUndefined();
+    // Owner references: the garbage collector removes the minted Secrets with the ControlPlane.
+    await waitFor('k8s-certs collected', () => secret('t1-system', 'k8s-certs') === undefined);
+  });
+});
