@@ -82,8 +82,13 @@ export function parseHostingConfig(data: Record<string, string> | undefined): Ho
 /** Certificate lifetimes. */
 export interface MintOptions {
   readonly now: Date;
-  /** Validity of every certificate the controller issues. */
+  /** Validity of every leaf certificate the controller issues. */
   readonly certValiditySeconds: number;
+  /**
+   * Validity of the CAs. Longer than the leaves (as kubeadm does) so that routine leaf rotation never changes the
+   * trust root that users' kubeconfigs carry. @default 5 x certValiditySeconds
+   */
+  readonly caValiditySeconds?: number;
 }
 
 /** Renew when less than a third of the validity (at most 30 days) remains. */
@@ -147,13 +152,15 @@ function write(lookup: Lookup, namespace: string, name: string, desired: SecretD
 }
 
 function ensureCa(existing: SecretData | undefined, certKey: string, keyKey: string, cn: string, opts: MintOptions) {
+  const validity = opts.caValiditySeconds ?? 5 * opts.certValiditySeconds;
   const problem = certProblem(
     existing?.[certKey],
-    { key: existing?.[keyKey] ?? '', renewBeforeSeconds: renewBeforeSeconds(opts.certValiditySeconds) },
+    // A CA must outlive every leaf it signs.
+    { key: existing?.[keyKey] ?? '', renewBeforeSeconds: Math.max(renewBeforeSeconds(validity), opts.certValiditySeconds) },
     opts.now,
   );
   if (!problem) return { ca: { cert: existing![certKey], key: existing![keyKey] }, problem };
-  const ca = issue({ subject: { cn }, usage: 'ca', validitySeconds: opts.certValiditySeconds }, opts.now);
+  const ca = issue({ subject: { cn }, usage: 'ca', validitySeconds: validity }, opts.now);
   return { ca, problem };
 }
 

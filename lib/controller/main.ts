@@ -15,7 +15,8 @@ Flags:
   --health-port N           serve /healthz and /readyz on this port (default 8081; 0 = off)
   --workers N               parallel reconciles (default 4)
   --resync DURATION         full resync period (default 5m)
-  --cert-validity DURATION  validity of issued certificates (default 8760h = one year)
+  --cert-validity DURATION  validity of issued leaf certificates (default 8760h = one year)
+  --ca-validity DURATION    validity of the CAs (default 5 x --cert-validity)
   --requeue-not-ready DUR   look again at a control plane that is not ready (default 15s)
   --requeue-hooks DUR       look again while waiting for PostCreateHooks (default 30s)
   --token-renew-fraction F renew adopted clusters' tokens after this fraction of their lifetime (default 0.8)
@@ -28,7 +29,7 @@ export async function main(argv: string[]): Promise<number> {
   let manager: Manager;
   try {
     const { flags, positional } = parseFlags(argv, {
-      strings: ['kubeconfig', 'health-port', 'workers', 'resync', 'cert-validity', 'requeue-not-ready', 'requeue-hooks', 'log-level', 'token-renew-fraction'],
+      strings: ['kubeconfig', 'health-port', 'workers', 'resync', 'cert-validity', 'ca-validity', 'requeue-not-ready', 'requeue-hooks', 'log-level', 'token-renew-fraction'],
       booleans: ['help'],
       repeatable: ['connect-to'],
     });
@@ -57,6 +58,7 @@ export async function main(argv: string[]): Promise<number> {
     }
     const validity = dur('cert-validity', '8760h');
     if (validity < 3_600_000) throw new UsageError('--cert-validity must be at least 1h');
+    if (dur('ca-validity', `${(5 * validity) / 1000}s`) < 2 * validity) throw new UsageError('--ca-validity must be at least twice --cert-validity');
     const fraction = Number((flags['token-renew-fraction'] as string | undefined) ?? '0.8');
     if (!(fraction > 0 && fraction < 1)) {
       throw new UsageError(`--token-renew-fraction=${String(flags['token-renew-fraction'])} must be between 0 and 1`);
@@ -69,6 +71,7 @@ export async function main(argv: string[]): Promise<number> {
       workers: Math.max(1, int('workers', 4)),
       resyncMs: dur('resync', '5m'),
       certValiditySeconds: validity / 1000,
+      caValiditySeconds: dur('ca-validity', `${(5 * validity) / 1000}s`) / 1000,
       notReadyRequeueMs: dur('requeue-not-ready', '15s'),
       hooksRequeueMs: dur('requeue-hooks', '30s'),
       healthPort: int('health-port', 8081),

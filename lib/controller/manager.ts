@@ -17,8 +17,10 @@ export interface ManagerOptions {
   readonly workers?: number;
   /** Full resync period. @default 300 s */
   readonly resyncMs?: number;
-  /** Validity of issued certificates. @default one year */
+  /** Validity of issued leaf certificates. @default one year */
   readonly certValiditySeconds?: number;
+  /** Validity of the CAs. @default 5 x certValiditySeconds */
+  readonly caValiditySeconds?: number;
   /** Look again at a control plane that is not ready after this long. @default 15 s (KubeFlex) */
   readonly notReadyRequeueMs?: number;
   /** Look again while waiting for hooks. @default 30 s (KubeFlex) */
@@ -120,6 +122,7 @@ export class Manager {
       hosting: opts.hosting,
       connectTo,
       certValiditySeconds: opts.certValiditySeconds ?? 365 * 86400,
+      caValiditySeconds: opts.caValiditySeconds ?? 5 * (opts.certValiditySeconds ?? 365 * 86400),
       notReadyRequeueMs: opts.notReadyRequeueMs ?? 15_000,
       hooksRequeueMs: opts.hooksRequeueMs ?? 30_000,
       probeTimeoutMs: 5_000,

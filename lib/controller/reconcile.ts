@@ -37,6 +37,7 @@ export interface ReconcileDeps {
   readonly hosting: KubeClient;
   readonly connectTo: ConnectTo;
   readonly certValiditySeconds: number;
+  readonly caValiditySeconds: number;
   readonly notReadyRequeueMs: number;
   readonly hooksRequeueMs: number;
   readonly probeTimeoutMs: number;
@@ -126,7 +127,7 @@ export async function reconcileControlPlane(deps: ReconcileDeps, name: string): 
     const observed: Observed = new Map();
     await readSecrets(deps.hosting, observed, KEYS_BY_TYPE[type](names));
     const lookup = lookupIn(observed);
-    const opts = { now: deps.now(), certValiditySeconds: deps.certValiditySeconds };
+    const opts = { now: deps.now(), certValiditySeconds: deps.certValiditySeconds, caValiditySeconds: deps.caValiditySeconds };
 
     let plan: SecretPlan = { writes: [] };
     let routeHost: string | undefined;

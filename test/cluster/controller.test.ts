@@ -48,6 +48,7 @@ suite('runtime controller on a real API server', () => {
   let tenant: Tenant | undefined;
   const connectTo: string[] = [];
   let starts = 0;
+  let controllerKubeconfig = '';
 
   const k = (args: string[], input?: string) => kubectl(hosting, args, input).stdout;
   const json = (args: string[]) => JSON.parse(k([...args, '-o', 'json']));
@@ -87,7 +88,7 @@ suite('runtime controller on a real API server', () => {
       process.execPath,
       [
         MAIN,
-        `--kubeconfig=${hosting.kubeconfig}`,
+        `--kubeconfig=${controllerKubeconfig || hosting.kubeconfig}`,
         '--health-port=0',
         '--requeue-not-ready=500ms',
         '--requeue-hooks=500ms',
@@ -273,6 +274,13 @@ suite('runtime controller on a real API server', () => {
     const first = controller!;
     await stopController();
     connectTo.push(`t1.t1-system.svc.cluster.local:443=127.0.0.1:${apiPort}`);
+    // From here on the controller runs with its own ServiceAccount's token: the synthesized least-privilege RBAC
+    // must be enough for everything below (status, hooks, adoption, bad input, finalization).
+    const token = k(['create', 'token', 'kubeflex-controller-manager', '-n', 'kubeflex-system', '--duration=1h']).trim();
+    const admin = parse(fs.readFileSync(hosting.kubeconfig, 'utf8'));
+    admin.users[0].user = { token };
+    controllerKubeconfig = path.join(tmp, 'controller.kubeconfig');
+    fs.writeFileSync(controllerKubeconfig, stringify(admin), { mode: 0o600 });
     controller = startController();
 
     // No kubelet: mark the Deployment ready through its status, as the kubelet and deployment controller would.
@@ -379,7 +387,11 @@ suite('runtime controller on a real API server', () => {
   test('bad input gives Synced=False with a message; other tenants are still served', async () => {
     const cp = (name: string, spec: object) =>
       k(['apply', '--server-side', '-f', '-'], stringify({ apiVersion: 'tenancy.kflex.kubestellar.org/v1alpha1', kind: 'ControlPlane', metadata: { name }, spec }));
-    for (const ns of ['nohook-system', 'badkc-system', 'noboot-system', 'h2-system']) k(['create', 'ns', ns]);
+    for (const ns of ['nohook-system', 'badkc-system', 'noboot-system', 'h2-system']) {
+      // What the constructs emit for every tenant namespace: the controller's Secret access there, and only there.
+      k(['create', 'ns', ns]);
+      k(['create', 'rolebinding', 'kubeflex-controller', '-n', ns, '--clusterrole=kubeflex-controller-tenant', '--serviceaccount=kubeflex-system:kubeflex-controller-manager']);
+    }
     cp('nohook', { type: 'host', postCreateHooks: [{ hookName: 'nope' }] });
     k(['create', 'secret', 'generic', 'badkc-bootstrap', '-n', 'kubeflex-system', '--from-literal=kubeconfig-incluster=clusters: [oops']);
     cp('badkc', { type: 'external', bootstrapSecretRef: { name: 'badkc-bootstrap', namespace: 'kubeflex-system', inClusterKey: 'kubeconfig-incluster' } });

@@ -1,0 +1,26 @@
+# The runtime controller image (IMAGES.controller). Also provides `kubeflex-wait-for-apiserver` for hook Jobs.
+# Build: docker build -t ghcr.io/cdk8s-kubeflex/controller:0.1.0 .
+FROM docker.io/library/node:20.19.5-bookworm-slim AS build
+WORKDIR /src
+COPY package.json package-lock.json ./
+RUN npm ci --ignore-scripts --no-audit --no-fund
+COPY tsconfig.json main.ts ./
+COPY lib lib
+COPY imports imports
+COPY bench bench
+COPY scripts scripts
+RUN npx tsc -p tsconfig.json && npm prune --omit=dev --ignore-scripts
+
+FROM docker.io/library/node:20.19.5-bookworm-slim
+WORKDIR /app
+COPY --from=build /src/package.json ./
+COPY --from=build /src/node_modules node_modules
+COPY --from=build /src/build/lib build/lib
+COPY --from=build /src/build/imports build/imports
+RUN chmod 0755 build/lib/controller/main.js build/lib/controller/wait-for-apiserver.js \
+ && ln -s /app/build/lib/controller/main.js /usr/local/bin/kubeflex-controller \
+ && ln -s /app/build/lib/controller/wait-for-apiserver.js /usr/local/bin/kubeflex-wait-for-apiserver
+# The uid the hosting Deployment runs as (restricted pod security); numeric so runAsNonRoot can verify it.
+USER 65532:65532
+ENV NODE_ENV=production
+ENTRYPOINT ["kubeflex-controller"]

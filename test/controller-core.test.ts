@@ -1,0 +1,249 @@
+// The controller's pure core: no API server needed, every decision checked with exact expectations.
+import { X509Certificate } from 'crypto';
+import { parse } from 'yaml';
+import { tenantNames } from '../lib';
+import { parseConnectTo, parseDuration, UsageError } from '../lib/controller/args';
+import {
+  computeStatus,
+  ControlPlaneObject,
+  hookObjects,
+  parseHostingConfig,
+  planExternal,
+  planHostingSecrets,
+  planK8sSecrets,
+  SecretData,
+  SecretWrite,
+  statusChanged,
+} from '../lib/controller/core';
+import { parseKubeconfig, renderKubeconfig } from '../lib/controller/kubeconfig';
+import { certProblem, issue } from '../lib/controller/x509';
+
+const names = tenantNames('cp1');
+const config = parseHostingConfig({ domain: 'example.com', externalPort: '443', postgresHost: 'pg', postgresBundled: 'true' });
+const YEAR = 365 * 86400;
+const t0 = new Date('2026-11-21T00:00:00Z');
+
+/** Applies writes to an in-memory Secret store, the way the adapter does. */
+function store(writes: SecretWrite[], into = new Map<string, SecretData>()) {
+  for (const w of writes) into.set(`${w.namespace}/${w.name}`, w.data);
+  return into;
+}
+const lookupIn = (m: Map<string, SecretData>) => (ns: string, n: string) => m.get(`${ns}/${n}`);
+
+describe('x509', () => {
+  const ca = issue({ subject: { cn: 'ca' }, usage: 'ca', validitySeconds: YEAR }, t0);
+  const leaf = issue({ subject: { cn: 'srv' }, usage: 'server', sans: ['a.example', '10.0.0.1'], validitySeconds: 3600 }, t0, ca);
+
+  test('issues certificates Node can parse and verify', () => {
+    const c = new X509Certificate(leaf.cert);
+    expect(c.verify(new X509Certificate(ca.cert).publicKey)).toBe(true);
+    expect(c.subjectAltName).toBe('DNS:a.example, IP Address:10.0.0.1');
+    expect(c.issuer).toBe('CN=ca');
+    expect(c.ca).toBe(false);
+    expect(new X509Certificate(ca.cert).ca).toBe(true);
+  });
+
+  test('certProblem names what is wrong', () => {
+    const check = { ca: ca.cert, key: leaf.key, sans: ['a.example'], renewBeforeSeconds: 600 };
+    expect(certProblem(leaf.cert, check, t0)).toBeUndefined();
+    expect(certProblem(undefined, check, t0)).toBe('missing');
+    expect(certProblem('garbage', check, t0)).toBe('not a PEM certificate');
+    expect(certProblem(leaf.cert, { ...check, sans: ['b.example'] }, t0)).toBe('lacks SANs b.example');
+    expect(certProblem(leaf.cert, { ...check, key: ca.key }, t0)).toBe('private key does not match');
+    const other = issue({ subject: { cn: 'other' }, usage: 'ca', validitySeconds: YEAR }, t0);
+    expect(certProblem(leaf.cert, { ...check, ca: other.cert }, t0)).toBe('not signed by the current CA');
+    expect(certProblem(leaf.cert, check, new Date(t0.getTime() + 3100_000))).toMatch(/^expires 2026-11-21T01:00:00/);
+  });
+});
+
+describe('planK8sSecrets', () => {
+  const opts = { now: t0, certValiditySeconds: YEAR };
+  const first = planK8sSecrets(names, config, () => undefined, opts);
+
+  test('mints every Secret once, then nothing: idempotent', () => {
+    expect(first.writes.map((w) => `${w.namespace}/${w.name}`)).toEqual([
+      'cp1-system/k8s-certs',
+      'cp1-system/admin-kubeconfig',
+      'cp1-system/cm-kubeconfig',
+      'kubeflex-system/cp1-db-credentials',
+      'cp1-system/kine-postgres',
+    ]);
+    const again = planK8sSecrets(names, config, lookupIn(store(first.writes)), opts);
+    expect(again.writes).toEqual([]);
+  });
+
+  test('the off-cluster kubeconfig uses the domain and external port', () => {
+    const admin = first.writes[1].data;
+    expect(parseKubeconfig(admin.kubeconfig).server).toBe('https://cp1.example.com:443');
+    expect(parseKubeconfig(admin['kubeconfig-incluster']).server).toBe('https://cp1.cp1-system.svc.cluster.local');
+  });
+
+  test('renews leaf certificates before expiry and keeps the CA and service-account key', () => {
+    const s = store(first.writes);
+    const later = { now: new Date(t0.getTime() + 340 * 86400_000), certValiditySeconds: YEAR };
+    const plan = planK8sSecrets(names, config, lookupIn(s), later);
+    const certs = plan.writes.find((w) => w.name === 'k8s-certs')!;
+    expect(certs.reason).toMatch(/^apiserver expires/);
+    expect(certs.data['ca.crt']).toBe(first.writes[0].data['ca.crt']);
+    expect(certs.data['sa.key']).toBe(first.writes[0].data['sa.key']);
+    expect(certs.data['apiserver.crt']).not.toBe(first.writes[0].data['apiserver.crt']);
+    expect(plan.writes.map((w) => w.name)).toEqual(['k8s-certs', 'admin-kubeconfig', 'cm-kubeconfig']);
+  });
+
+  test('a new domain re-issues the serving certificate and the off-cluster kubeconfig only', () => {
+    const s = store(first.writes);
+    const moved = parseHostingConfig({ domain: 'new.example', postgresHost: 'pg' });
+    const plan = planK8sSecrets(names, moved, lookupIn(s), opts);
+    expect(plan.writes.map((w) => `${w.name}: ${w.reason}`)).toEqual([
+      'k8s-certs: apiserver lacks SANs cp1.new.example',
+      'admin-kubeconfig: kubeconfig server is https://cp1.example.com:443, want https://cp1.new.example:9443',
+    ]);
+    const admin = plan.writes[1].data;
+    expect(admin['kubeconfig-incluster']).toBe(first.writes[1].data['kubeconfig-incluster']);
+  });
+
+  test('a mismatched service-account key pair is replaced; the database password is never changed', () => {
+    const s = store(first.writes);
+    s.set('cp1-system/k8s-certs', { ...s.get('cp1-system/k8s-certs')!, 'sa.pub': 'broken' });
+    s.delete('cp1-system/kine-postgres');
+    const plan = planK8sSecrets(names, config, lookupIn(s), opts);
+    expect(plan.writes.map((w) => `${w.name}: ${w.reason}`)).toEqual([
+      'k8s-certs: service-account key pair missing or mismatched',
+      'kine-postgres: database password missing',
+    ]);
+    expect(plan.writes[1].data.password).toBe(first.writes[3].data.password);
+  });
+
+  test('keys the controller does not own survive an update', () => {
+    const s = store(first.writes);
+    s.set('cp1-system/admin-kubeconfig', { ...s.get('cp1-system/admin-kubeconfig')!, extra: 'x', kubeconfig: 'bad' });
+    const w = planK8sSecrets(names, config, lookupIn(s), opts).writes[0];
+    expect(w.name).toBe('admin-kubeconfig');
+    expect(w.data.extra).toBe('x');
+    expect(w.reason).toBe('kubeconfig unreadable (not a kubeconfig document)');
+  });
+});
+
+test('the bundled Postgres superuser password is minted once; an external one never', () => {
+  const writes = planHostingSecrets(config, () => undefined);
+  expect(writes.map((w) => [w.name, Object.keys(w.data)])).toEqual([['postgres-postgresql', ['postgres-password']]]);
+  expect(planHostingSecrets(config, () => writes[0].data)).toEqual([]);
+  const external = parseHostingConfig({ postgresHost: 'db.example', postgresBundled: 'false' });
+  expect(planHostingSecrets(external, () => undefined)).toEqual([]);
+});
+
+describe('planExternal', () => {
+  const jwt = (iat: number, exp: number) =>
+    `x.${Buffer.from(JSON.stringify({ iat, exp })).toString('base64url')}.y`;
+  const kubeconfig = (token: string) =>
+    renderKubeconfig({ server: 'https://adopted:6443', caCert: 'CA', credentials: { token }, clusterName: 'c', userName: 'u', contextName: 'x' });
+  const cp: ControlPlaneObject = {
+    metadata: { name: 'e1' },
+    spec: { type: 'external', bootstrapSecretRef: { name: 'b', namespace: 'kubeflex-system', inClusterKey: 'kubeconfig-incluster' } },
+  };
+  const s = (t: number) => t0.getTime() / 1000 + t;
+
+  test('keeps a fresh token and says when to renew it', () => {
+    const p = planExternal(cp, { 'kubeconfig-incluster': kubeconfig(jwt(s(0), s(1000))) }, undefined, t0);
+    expect(p).toEqual({ action: 'keep', renewAt: new Date(t0.getTime() + 800_000) });
+  });
+  test('renews with the current token after 80% of its life', () => {
+    const p = planExternal(cp, { 'kubeconfig-incluster': kubeconfig(jwt(s(-900), s(100))) }, undefined, t0);
+    expect(p).toMatchObject({ action: 'mint', deleteBootstrap: false, reason: expect.stringMatching(/^token renewal/) });
+  });
+  test('an expired token without a bootstrap Secret is an error that says what to do', () => {
+    const p = planExternal(cp, { 'kubeconfig-incluster': kubeconfig(jwt(s(-900), s(-1))) }, undefined, t0);
+    expect(p).toEqual({ action: 'error', message: 'the token in admin-kubeconfig has expired and the bootstrap Secret kubeflex-system/b is gone: run kflex adopt again' });
+  });
+  test('first token from the bootstrap kubeconfig, which is then deleted', () => {
+    const p = planExternal(cp, undefined, { 'kubeconfig-incluster': kubeconfig('boot') }, t0);
+    expect(p).toMatchObject({ action: 'mint', deleteBootstrap: true, via: { token: 'boot', server: 'https://adopted:6443' } });
+  });
+  test.each([
+    [undefined, 'bootstrap Secret kubeflex-system/b not found: create it (kflex adopt does) with the kubeconfig of the cluster to adopt'],
+    [{ other: 'x' }, 'bootstrap Secret kubeflex-system/b has no key "kubeconfig-incluster"'],
+    [{ 'kubeconfig-incluster': 'current-context: x\n' }, 'bootstrap Secret kubeflex-system/b key "kubeconfig-incluster" is not a usable kubeconfig: current-context "x" refers to context "x", which is not defined'],
+    [
+      { 'kubeconfig-incluster': kubeconfig('t').replace(/token: t/, 'exec: {command: aws}') },
+      'bootstrap Secret kubeflex-system/b key "kubeconfig-incluster" is not a usable kubeconfig: uses an exec or auth-provider plugin, which the controller cannot run; use a token or client certificate',
+    ],
+  ])('fails when the bootstrap Secret is %j', (data, message) => {
+    expect(planExternal(cp, undefined, data, t0)).toEqual({ action: 'error', message });
+  });
+});
+
+describe('computeStatus', () => {
+  const cp: ControlPlaneObject = { metadata: { name: 'cp1', generation: 3 }, spec: { type: 'k8s', waitForPostCreateHooks: true } };
+  const ref = { namespace: 'cp1-system', name: 'admin-kubeconfig', key: 'kubeconfig', inClusterKey: 'kubeconfig-incluster' };
+  const cond = (st: any, type: string) => st.conditions.find((c: any) => c.type === type);
+
+  test('Unavailable, then WaitingForPostCreateHooks, then Available', () => {
+    const a = computeStatus(cp, { notReady: 'Deployment not ready', hooks: [{ name: 'h', complete: false, detail: 'Job x not succeeded' }], secretRef: ref }, t0);
+    expect(cond(a, 'Synced')).toEqual({ type: 'Synced', status: 'True', reason: 'ReconcileSuccess', message: '', observedGeneration: 3, lastTransitionTime: '2026-11-21T00:00:00Z', lastUpdateTime: '2026-11-21T00:00:00Z' });
+    expect(cond(a, 'Ready')).toMatchObject({ status: 'False', reason: 'Unavailable', message: 'Deployment not ready' });
+    expect(a).toMatchObject({ observedGeneration: 3, secretRef: ref, postCreateHooks: { h: false }, postCreateHookCompleted: false });
+    const t1 = new Date(t0.getTime() + 60_000);
+    const b = computeStatus({ ...cp, status: a }, { hooks: [{ name: 'h', complete: false, detail: 'Job x not succeeded' }], secretRef: ref }, t1);
+    expect(cond(b, 'Ready')).toMatchObject({ status: 'False', reason: 'WaitingForPostCreateHooks', message: 'Waiting for PostCreateHook completion (h: Job x not succeeded)', lastTransitionTime: '2026-11-21T00:00:00Z', lastUpdateTime: '2026-11-21T00:01:00Z' });
+    // Synced did not change: its timestamps stay.
+    expect(cond(b, 'Synced')).toBe(cond(a, 'Synced'));
+    const c = computeStatus({ ...cp, status: b }, { hooks: [{ name: 'h', complete: true, detail: 'complete' }], secretRef: ref }, t1);
+    expect(cond(c, 'Ready')).toMatchObject({ status: 'True', reason: 'Available', message: '', lastTransitionTime: '2026-11-21T00:01:00Z' });
+    expect(c.postCreateHookCompleted).toBe(true);
+    expect(statusChanged(c, computeStatus({ ...cp, status: c }, { hooks: [{ name: 'h', complete: true, detail: '' }], secretRef: ref }, new Date()))).toBe(false);
+  });
+
+  test('without waitForPostCreateHooks, incomplete hooks do not hold Ready', () => {
+    const s = computeStatus({ ...cp, spec: { type: 'k8s' } }, { hooks: [{ name: 'h', complete: false, detail: '' }] }, t0);
+    expect(cond(s, 'Ready').reason).toBe('Available');
+    expect(s.postCreateHookCompleted).toBe(false);
+  });
+
+  test('a reconcile error is Synced=False/ReconcileError with the error text', () => {
+    const s = computeStatus(cp, { syncError: 'boom', notReady: 'not synced', hooks: [] }, t0);
+    expect(cond(s, 'Synced')).toMatchObject({ status: 'False', reason: 'ReconcileError', message: 'boom' });
+    expect(s.postCreateHooks).toBeUndefined();
+  });
+});
+
+test('hooks are rendered as the constructs render them; a missing variable is reported', () => {
+  const hook = { spec: { templates: [{ apiVersion: 'batch/v1', kind: 'Job', metadata: { name: '{{.HookName}}-{{.ControlPlaneName}}' } }, { apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: '{{.Missing}}' } }] } };
+  const cp: ControlPlaneObject = { metadata: { name: 'cp1' }, spec: { type: 'k8s' } };
+  expect(hookObjects(cp, names, hook, { hookName: 'h', vars: { Missing: 'm' } })).toEqual([
+    { apiVersion: 'batch/v1', kind: 'Job', name: 'h-cp1', namespace: 'cp1-system' },
+    { apiVersion: 'v1', kind: 'ConfigMap', name: 'm', namespace: 'cp1-system' },
+  ]);
+  expect(hookObjects(cp, names, hook, { hookName: 'h', vars: {} })).toBe(
+    'PostCreateHook "h": vars ["Missing"] hook "h" uses {{.Missing}} but no defaultVars, globalVars or vars define it',
+  );
+});
+
+describe('fails when', () => {
+  test.each([
+    [{ externalPort: 'x' }, 'ConfigMap kubeflex-config key externalPort="x" is not a port number'],
+    [{ isOpenShift: 'yes' }, 'ConfigMap kubeflex-config key isOpenShift="yes" is not true or false'],
+    [undefined, 'ConfigMap kubeflex-system/kubeflex-config not found: apply the hosting install first'],
+  ])('kubeflex-config is %j', (data, message) => {
+    expect(() => parseHostingConfig(data as any)).toThrow(message);
+  });
+  test('a duration is malformed', () => {
+    expect(() => parseDuration('resync', '5 minutes')).toThrow(new UsageError('--resync=5 minutes is not a duration (use e.g. 500ms, 15s, 5m, 8760h, 30d)'));
+  });
+  test('--connect-to is malformed', () => {
+    expect(() => parseConnectTo(['a=b'])).toThrow('--connect-to=a=b must look like host:port=address:port');
+    expect(parseConnectTo(['a.svc:443=127.0.0.1:1'])).toEqual({ 'a.svc:443': '127.0.0.1:1' });
+  });
+});
+
+test('kubeconfigs carry KubeFlex names and embedded credentials', () => {
+  const doc = parse(renderKubeconfig({ server: 'https://s', caCert: 'CA', credentials: { cert: 'C', key: 'K' }, clusterName: 'cp1-cluster', userName: 'cp1-admin', contextName: 'cp1' }));
+  expect(doc).toEqual({
+    apiVersion: 'v1',
+    kind: 'Config',
+    clusters: [{ name: 'cp1-cluster', cluster: { server: 'https://s', 'certificate-authority-data': 'Q0E=' } }],
+    users: [{ name: 'cp1-admin', user: { 'client-certificate-data': 'Qw==', 'client-key-data': 'Sw==' } }],
+    contexts: [{ name: 'cp1', context: { cluster: 'cp1-cluster', user: 'cp1-admin', namespace: 'default' } }],
+    'current-context': 'cp1',
+    preferences: {},
+  });
+});
