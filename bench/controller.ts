@@ -1,0 +1,123 @@
+// Runtime controller at scale: time to reconcile N k8s ControlPlanes to Synced=True (each needs a CA, three leaf
+// certificates, a service-account key, three kubeconfigs and a database password: 5 Secrets) and the controller's
+// resident memory, on a real kube-apiserver + kine + PostgreSQL on loopback.
+// Usage: npm run bench:controller   (SIZES=100,1000 by default; needs scripts/prepare-binaries.sh)
+import { spawn, spawnSync } from 'child_process';
+import * as fs from 'fs';
+import * as os from 'os';
+import * as path from 'path';
+import { K8sControlPlane, KubeflexHosting, synthesizeAtomically } from '../lib';
+import { applySynthesized, killAll, psql, startCluster, startPostgres, stopPostgres } from '../test/cluster/harness';
+
+const SIZES = (process.env.SIZES ?? '100,1000').split(',').map(Number);
+const WORKERS = process.env.WORKERS ?? '8';
+const MAIN = path.resolve(__dirname, '../build/lib/controller/main.js');
+
+function rss(pid: number): { rss: number; hwm: number } {
+  const s = fs.readFileSync(`/proc/${pid}/status`, 'utf8');
+  const kb = (k: string) => Number(new RegExp(`${k}:\\s+(\\d+) kB`).exec(s)?.[1] ?? NaN) / 1024;
+  return { rss: kb('VmRSS'), hwm: kb('VmHWM') };
+}
+
+function syncedCount(kubeconfig: string): number {
+  const r = spawnSync(
+    'kubectl',
+    [`--kubeconfig=${kubeconfig}`, 'get', 'cp', '-o', "jsonpath={range .items[*]}{.status.conditions[?(@.type=='Synced')].status}{'\\n'}{end}"],
+    { encoding: 'utf8', maxBuffer: 64 << 20 },
+  );
+  return r.stdout.split('\n').filter((l) => l === 'True').length;
+}
+
+async function run(n: number, base: { dir: string; logDir: string; binDir: string; pgPort: number; pgPassword: string }) {
+  const cluster = await startCluster(base, `bench${n}`);
+  try {
+    const out = path.join(base.dir, `dist-${n}`);
+    const files = synthesizeAtomically((app) => {
+      const hosting = new KubeflexHosting(app, 'hosting');
+      for (let i = 0; i < n; i++) new K8sControlPlane(app, `t${i}`, { hosting });
+    }, out);
+    // The controller reads a tenant's ControlPlane and namespace (workloads only for readiness, which is not
+    // measured here), so only those are applied: 2 objects per tenant instead of ~15 keeps the setup minutes short.
+    const tenants = files.filter((f) => !f.endsWith('hosting.k8s.yaml'));
+    const docs = tenants.flatMap((t) =>
+      fs
+        .readFileSync(t, 'utf8')
+        .split(/^---$/m)
+        .filter((d) => /^kind: (Namespace|ControlPlane)$/m.test(d))
+        .map((d) => d.trim()),
+    );
+    const chunks: string[] = [];
+    const per = Math.ceil(docs.length / 4);
+    for (let i = 0; i < docs.length; i += per) {
+      const f = path.join(base.dir, `chunk-${n}-${i}.yaml`);
+      fs.writeFileSync(f, docs.slice(i, i + per).join('\n---\n') + '\n');
+      chunks.push(f);
+    }
+    const t0 = Date.now();
+    applySynthesized(cluster, [files.find((f) => f.endsWith('hosting.k8s.yaml'))!], base.dir);
+    // Namespaces first (ControlPlanes do not depend on them), four kubectl processes in parallel.
+    await Promise.all(
+      chunks.map(
+        (f) =>
+          new Promise<void>((resolve, reject) =>
+            spawn('kubectl', [`--kubeconfig=${cluster.kubeconfig}`, 'apply', '--server-side', '-f', f], { stdio: ['ignore', 'ignore', 'inherit'] }).on(
+              'exit',
+              (code) => (code === 0 ? resolve() : reject(new Error(`kubectl apply ${f} exited ${code}`))),
+            ),
+          ),
+      ),
+    );
+    const applyMs = Date.now() - t0;
+
+    const log = path.join(base.logDir, `controller-${n}.log`);
+    const fd = fs.openSync(log, 'w');
+    const start = Date.now();
+    const proc = spawn(process.execPath, [MAIN, `--kubeconfig=${cluster.kubeconfig}`, '--health-port=0', `--workers=${WORKERS}`, '--log-level=warn'], {
+      stdio: ['ignore', fd, fd],
+    });
+    fs.closeSync(fd);
+    let peak = 0;
+    let synced = 0;
+    while (synced < n) {
+      await new Promise((r) => setTimeout(r, 500));
+      peak = Math.max(peak, rss(proc.pid!).rss);
+      synced = syncedCount(cluster.kubeconfig);
+      if (Date.now() - start > 30 * 60_000) throw new Error(`only ${synced}/${n} synced after 30 min`);
+    }
+    const syncMs = Date.now() - start;
+    await new Promise((r) => setTimeout(r, 15_000));
+    const idle = rss(proc.pid!);
+    await killAll([proc.pid!]);
+    return { n, applyMs, syncMs, peak: Math.max(peak, idle.hwm), idle: idle.rss };
+  } finally {
+    await cluster.stop();
+  }
+}
+
+async function main(): Promise<void> {
+  const binDir = process.env.KFLEX_BIN_DIR ?? path.join(os.homedir(), '.cache/cdk8s-kubeflex/bin');
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'kflex-bench-ctrl-'));
+  const logDir = path.join(dir, 'logs');
+  fs.mkdirSync(logDir);
+  const pg = await startPostgres(dir, logDir);
+  const pgPassword = `bench-${process.pid}`;
+  psql({ pgPort: pg.port, pgSocketDir: pg.socketDir }, `ALTER ROLE postgres PASSWORD '${pgPassword}'`);
+  try {
+    console.log('| ControlPlanes | apply ns + CP (s) | controller start to all Synced (s) | ms per ControlPlane | peak RSS (MiB) | idle RSS after (MiB) |');
+    console.log('|---:|---:|---:|---:|---:|---:|');
+    for (const n of SIZES) {
+      const r = await run(n, { dir, logDir, binDir, pgPort: pg.port, pgPassword });
+      console.log(
+        `| ${r.n} | ${(r.applyMs / 1000).toFixed(1)} | ${(r.syncMs / 1000).toFixed(1)} | ${(r.syncMs / r.n).toFixed(1)} | ${r.peak.toFixed(0)} | ${r.idle.toFixed(0)} |`,
+      );
+    }
+  } finally {
+    stopPostgres(pg.dataDir);
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+main().catch((e) => {
+  console.error(e);
+  process.exit(1);
+});
