@@ -29,11 +29,12 @@ interface Prepared {
 /** A client for one API server. */
 export class KubeClient {
   /** From a kubeconfig file (or the in-cluster config when none is given). */
-  public static fromFile(path: string | undefined, connectTo: ConnectTo = {}): KubeClient {
+  public static fromFile(path: string | undefined, connectTo: ConnectTo = {}, context?: string, timeoutMs = 30_000): KubeClient {
     const kc = new KubeConfig();
     if (path) kc.loadFromFile(path);
     else kc.loadFromDefault();
-    return new KubeClient(kc, connectTo);
+    if (context) kc.setCurrentContext(context);
+    return new KubeClient(kc, connectTo, timeoutMs);
   }
 
   /** From kubeconfig text (a minted or bootstrap kubeconfig). */

@@ -108,6 +108,7 @@ export class Manager {
   private readonly queue = new WorkQueue();
   private readonly failures = new Map<string, number>();
   private readonly known = new Set<string>();
+  private readonly seen = new Map<string, string>();
   private readonly synced = new Set<string>();
   private readonly deps: ReconcileDeps;
   private server?: http.Server;
@@ -192,8 +193,17 @@ export class Manager {
     if (kind === 'ControlPlane') {
       const name = obj?.metadata?.name;
       if (!name) return;
-      if (type === 'DELETED') this.known.delete(name);
-      else this.known.add(name);
+      if (type === 'DELETED') {
+        this.known.delete(name);
+        this.seen.delete(name);
+        return;
+      }
+      this.known.add(name);
+      // Our own status writes change neither generation, finalizers nor deletion: they need no reconcile.
+      const m = obj.metadata;
+      const fingerprint = `${m.generation}/${m.deletionTimestamp ?? ''}/${(m.finalizers ?? []).join(',')}`;
+      if (this.seen.get(name) === fingerprint && type === 'MODIFIED') return;
+      this.seen.set(name, fingerprint);
       this.queue.add(name);
       return;
     }

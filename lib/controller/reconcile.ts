@@ -91,7 +91,7 @@ export async function reconcileHosting(deps: ReconcileDeps): Promise<void> {
 
 /** Reconciles one ControlPlane by name. */
 export async function reconcileControlPlane(deps: ReconcileDeps, name: string): Promise<ReconcileResult> {
-  const cp = await deps.hosting.get<ControlPlaneObject>(paths.controlPlane(name));
+  let cp = await deps.hosting.get<ControlPlaneObject>(paths.controlPlane(name));
   if (!cp) return {};
   const log = deps.log.child({ controlPlane: name });
   const type = cp.spec?.type ?? '';
@@ -115,10 +115,10 @@ export async function reconcileControlPlane(deps: ReconcileDeps, name: string): 
     if (!secretRef) throw new Error(`spec.type "${type}" is not supported by this controller (k8s, k3s, vcluster, host, external)`);
     if (type === 'k8s' && !cp.metadata.finalizers?.includes(FINALIZER)) {
       // Only k8s tenants own something outside Kubernetes (their database), so only they get a finalizer.
-      await deps.hosting.request('PATCH', paths.controlPlane(name), {
+      const patched = await deps.hosting.request<ControlPlaneObject>('PATCH', paths.controlPlane(name), {
         metadata: { finalizers: [...(cp.metadata.finalizers ?? []), FINALIZER], resourceVersion: cp.metadata.resourceVersion },
       }, 'application/merge-patch+json');
-      return { requeueAfterMs: 0 };
+      cp = patched;
     }
     const config = parseHostingConfig((await deps.hosting.get(paths.configMap(HOSTING_NAMESPACE, HOSTING_CONFIGMAP)))?.data);
     if (!(await deps.hosting.get(paths.namespace(names.namespace)))) {

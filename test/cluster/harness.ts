@@ -368,6 +368,8 @@ export const HOSTING_KCM_CONTROLLERS = [
   'namespace-controller',
   'garbage-collector-controller',
   'root-ca-certificate-publisher-controller',
+  // PVCs (k3s, vcluster, postgres) carry the pvc-protection finalizer; without this their namespaces never go.
+  'persistentvolumeclaim-protection-controller',
 ];
 
 /** Server-side applies synthesized files: CRDs of the hosting file first (kubectl maps every kind up front). */

@@ -1,0 +1,104 @@
+// Server-side apply of synthesized objects and label-based cleanup, through the KubeClient adapter.
+import { ApiError, KubeClient, sleep } from '../controller/kube';
+
+/** Field manager of everything kflex applies (one owner for every field it sets). */
+export const FIELD_MANAGER = 'kflex';
+
+interface Resource {
+  plural: string;
+  namespaced: boolean;
+}
+
+/** Maps apiVersion/kind to REST paths through discovery, cached per group version. */
+export class Discovery {
+  private readonly cache = new Map<string, Map<string, Resource>>();
+  public constructor(private readonly client: KubeClient) {}
+
+  public forget(apiVersion: string): void {
+    this.cache.delete(apiVersion);
+  }
+
+  public async resource(apiVersion: string, kind: string): Promise<Resource> {
+    let kinds = this.cache.get(apiVersion);
+    if (!kinds) {
+      const path = apiVersion.includes('/') ? `/apis/${apiVersion}` : `/api/${apiVersion}`;
+      const list = await this.client.get<any>(path);
+      kinds = new Map();
+      for (const r of list?.resources ?? []) {
+        if (!String(r.name).includes('/')) kinds.set(r.kind, { plural: r.name, namespaced: r.namespaced });
+      }
+      this.cache.set(apiVersion, kinds);
+    }
+    const r = kinds.get(kind);
+    if (!r) throw new Error(`the cluster does not serve ${kind} in ${apiVersion}`);
+    return r;
+  }
+
+  /** REST path of a named object. */
+  public async path(obj: { apiVersion: string; kind: string; metadata: { name: string; namespace?: string } }): Promise<string> {
+    const r = await this.resource(obj.apiVersion, obj.kind);
+    const prefix = obj.apiVersion.includes('/') ? `/apis/${obj.apiVersion}` : `/api/${obj.apiVersion}`;
+    const ns = r.namespaced ? `/namespaces/${obj.metadata.namespace ?? 'default'}` : '';
+    return `${prefix}${ns}/${r.plural}/${obj.metadata.name}`;
+  }
+}
+
+/**
+ * Server-side applies objects in a safe order: CRDs (waiting until Established), namespaces, then the rest.
+ * `force` takes over fields another manager set (re-running kflex after `kubectl apply`).
+ */
+export async function applyObjects(client: KubeClient, objects: any[], discovery = new Discovery(client)): Promise<void> {
+  const rank = (o: any) => (o.kind === 'CustomResourceDefinition' ? 0 : o.kind === 'Namespace' ? 1 : 2);
+  const sorted = [...objects].sort((a, b) => rank(a) - rank(b));
+  for (const obj of sorted) {
+    const path = await discovery.path(obj);
+    await client.request('PATCH', `${path}?fieldManager=${FIELD_MANAGER}&force=true`, obj, 'application/apply-patch+yaml');
+    if (obj.kind === 'CustomResourceDefinition') {
+      await waitEstablished(client, path);
+      for (const v of obj.spec?.versions ?? []) discovery.forget(`${obj.spec.group}/${v.name}`);
+    }
+  }
+}
+
+async function waitEstablished(client: KubeClient, path: string): Promise<void> {
+  for (let i = 0; i < 300; i++) {
+    const crd = await client.get<any>(path);
+    if ((crd?.status?.conditions ?? []).some((c: any) => c.type === 'Established' && c.status === 'True')) return;
+    await sleep(100);
+  }
+  throw new Error(`${path} was not Established within 30 s`);
+}
+
+/** Kinds kflex may have created for a control plane outside its namespace, plus the namespace itself. */
+const SWEPT: { path: string; namespaced?: boolean }[] = [
+  { path: '/apis/batch/v1/namespaces/kubeflex-system/jobs' },
+  { path: '/api/v1/namespaces/kubeflex-system/secrets' },
+  { path: '/api/v1/namespaces/kubeflex-system/configmaps' },
+  { path: '/api/v1/namespaces/kubeflex-system/serviceaccounts' },
+  { path: '/apis/rbac.authorization.k8s.io/v1/namespaces/kubeflex-system/roles' },
+  { path: '/apis/rbac.authorization.k8s.io/v1/namespaces/kubeflex-system/rolebindings' },
+  { path: '/apis/rbac.authorization.k8s.io/v1/clusterroles' },
+  { path: '/apis/rbac.authorization.k8s.io/v1/clusterrolebindings' },
+  { path: '/apis/apiextensions.k8s.io/v1/customresourcedefinitions' },
+  { path: '/api/v1/namespaces' },
+];
+
+/** Deletes every object carrying `label=value` among the kinds kflex creates; returns what it deleted. */
+export async function deleteByLabel(client: KubeClient, label: string, value: string): Promise<string[]> {
+  const deleted: string[] = [];
+  const selector = encodeURIComponent(`${label}=${value}`);
+  for (const s of SWEPT) {
+    let list: any;
+    try {
+      list = await client.request('GET', `${s.path}?labelSelector=${selector}`);
+    } catch (e) {
+      if (e instanceof ApiError && (e.status === 404 || e.status === 403)) continue;
+      throw e;
+    }
+    for (const item of list.items ?? []) {
+      await client.deleteIfPresent(`${s.path}/${item.metadata.name}?propagationPolicy=Background`);
+      deleted.push(`${s.path.split('/').pop()}/${item.metadata.name}`);
+    }
+  }
+  return deleted;
+}
