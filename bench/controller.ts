@@ -22,13 +22,22 @@ function rss(pid: number): { rss: number; hwm: number } {
 function syncedCount(kubeconfig: string): number {
   const r = spawnSync(
     'kubectl',
-    [`--kubeconfig=${kubeconfig}`, 'get', 'cp', '-o', "jsonpath={range .items[*]}{.status.conditions[?(@.type=='Synced')].status}{'\\n'}{end}"],
+    [
+      `--kubeconfig=${kubeconfig}`,
+      'get',
+      'cp',
+      '-o',
+      "jsonpath={range .items[*]}{.status.conditions[?(@.type=='Synced')].status}{'\\n'}{end}",
+    ],
     { encoding: 'utf8', maxBuffer: 64 << 20 },
   );
   return r.stdout.split('\n').filter((l) => l === 'True').length;
 }
 
-async function run(n: number, base: { dir: string; logDir: string; binDir: string; pgPort: number; pgPassword: string }) {
+async function run(
+  n: number,
+  base: { dir: string; logDir: string; binDir: string; pgPort: number; pgPassword: string },
+) {
   const cluster = await startCluster(base, `bench${n}`);
   try {
     const out = path.join(base.dir, `dist-${n}`);
@@ -60,10 +69,9 @@ async function run(n: number, base: { dir: string; logDir: string; binDir: strin
       chunks.map(
         (f) =>
           new Promise<void>((resolve, reject) =>
-            spawn('kubectl', [`--kubeconfig=${cluster.kubeconfig}`, 'apply', '--server-side', '-f', f], { stdio: ['ignore', 'ignore', 'inherit'] }).on(
-              'exit',
-              (code) => (code === 0 ? resolve() : reject(new Error(`kubectl apply ${f} exited ${code}`))),
-            ),
+            spawn('kubectl', [`--kubeconfig=${cluster.kubeconfig}`, 'apply', '--server-side', '-f', f], {
+              stdio: ['ignore', 'ignore', 'inherit'],
+            }).on('exit', (code) => (code === 0 ? resolve() : reject(new Error(`kubectl apply ${f} exited ${code}`)))),
           ),
       ),
     );
@@ -72,9 +80,13 @@ async function run(n: number, base: { dir: string; logDir: string; binDir: strin
     const log = path.join(base.logDir, `controller-${n}.log`);
     const fd = fs.openSync(log, 'w');
     const start = Date.now();
-    const proc = spawn(process.execPath, [MAIN, `--kubeconfig=${cluster.kubeconfig}`, '--health-port=0', `--workers=${WORKERS}`, '--log-level=warn'], {
-      stdio: ['ignore', fd, fd],
-    });
+    const proc = spawn(
+      process.execPath,
+      [MAIN, `--kubeconfig=${cluster.kubeconfig}`, '--health-port=0', `--workers=${WORKERS}`, '--log-level=warn'],
+      {
+        stdio: ['ignore', fd, fd],
+      },
+    );
     fs.closeSync(fd);
     let peak = 0;
     let synced = 0;
@@ -103,7 +115,9 @@ async function main(): Promise<void> {
   const pgPassword = `bench-${process.pid}`;
   psql({ pgPort: pg.port, pgSocketDir: pg.socketDir }, `ALTER ROLE postgres PASSWORD '${pgPassword}'`);
   try {
-    console.log('| ControlPlanes | apply ns + CP (s) | controller start to all Synced (s) | ms per ControlPlane | peak RSS (MiB) | idle RSS after (MiB) |');
+    console.log(
+      '| ControlPlanes | apply ns + CP (s) | controller start to all Synced (s) | ms per ControlPlane | peak RSS (MiB) | idle RSS after (MiB) |',
+    );
     console.log('|---:|---:|---:|---:|---:|---:|');
     for (const n of SIZES) {
       const r = await run(n, { dir, logDir, binDir, pgPort: pg.port, pgPassword });

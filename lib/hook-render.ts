@@ -79,7 +79,8 @@ export function renderHookTemplates(
   for (const t of templates) {
     for (const a of actionsIn(t)) {
       const m = VARIABLE.exec(a);
-      if (!m) return { error: { prop: 'templates', value: `{{${a}}}`, reason: 'only {{.Variable}} actions are supported' } };
+      if (!m)
+        return { error: { prop: 'templates', value: `{{${a}}}`, reason: 'only {{.Variable}} actions are supported' } };
       used.add(m[1]);
     }
   }

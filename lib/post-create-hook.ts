@@ -20,7 +20,6 @@ export interface PostCreateHookProps {
   readonly labels?: Record<string, string>;
 }
 
-
 /**
  * A KubeFlex PostCreateHook: emits the PostCreateHook object and renders its templates, at synth time, for each
  * control plane that uses it, with KubeFlex's variable precedence:

@@ -19,7 +19,12 @@ import { parseKubeconfig, renderKubeconfig } from '../lib/controller/kubeconfig'
 import { certProblem, issue } from '../lib/controller/x509';
 
 const names = tenantNames('cp1');
-const config = parseHostingConfig({ domain: 'example.com', externalPort: '443', postgresHost: 'pg', postgresBundled: 'true' });
+const config = parseHostingConfig({
+  domain: 'example.com',
+  externalPort: '443',
+  postgresHost: 'pg',
+  postgresBundled: 'true',
+});
 const YEAR = 365 * 86400;
 const t0 = new Date('2026-11-21T00:00:00Z');
 
@@ -32,7 +37,11 @@ const lookupIn = (m: Map<string, SecretData>) => (ns: string, n: string) => m.ge
 
 describe('x509', () => {
   const ca = issue({ subject: { cn: 'ca' }, usage: 'ca', validitySeconds: YEAR }, t0);
-  const leaf = issue({ subject: { cn: 'srv' }, usage: 'server', sans: ['a.example', '10.0.0.1'], validitySeconds: 3600 }, t0, ca);
+  const leaf = issue(
+    { subject: { cn: 'srv' }, usage: 'server', sans: ['a.example', '10.0.0.1'], validitySeconds: 3600 },
+    t0,
+    ca,
+  );
 
   test('issues certificates Node can parse and verify', () => {
     const c = new X509Certificate(leaf.cert);
@@ -133,13 +142,22 @@ test('the bundled Postgres superuser password is minted once; an external one ne
 });
 
 describe('planExternal', () => {
-  const jwt = (iat: number, exp: number) =>
-    `x.${Buffer.from(JSON.stringify({ iat, exp })).toString('base64url')}.y`;
+  const jwt = (iat: number, exp: number) => `x.${Buffer.from(JSON.stringify({ iat, exp })).toString('base64url')}.y`;
   const kubeconfig = (token: string) =>
-    renderKubeconfig({ server: 'https://adopted:6443', caCert: 'CA', credentials: { token }, clusterName: 'c', userName: 'u', contextName: 'x' });
+    renderKubeconfig({
+      server: 'https://adopted:6443',
+      caCert: 'CA',
+      credentials: { token },
+      clusterName: 'c',
+      userName: 'u',
+      contextName: 'x',
+    });
   const cp: ControlPlaneObject = {
     metadata: { name: 'e1' },
-    spec: { type: 'external', bootstrapSecretRef: { name: 'b', namespace: 'kubeflex-system', inClusterKey: 'kubeconfig-incluster' } },
+    spec: {
+      type: 'external',
+      bootstrapSecretRef: { name: 'b', namespace: 'kubeflex-system', inClusterKey: 'kubeconfig-incluster' },
+    },
   };
   const s = (t: number) => t0.getTime() / 1000 + t;
 
@@ -149,20 +167,38 @@ describe('planExternal', () => {
   });
   test('renews with the current token after 80% of its life', () => {
     const p = planExternal(cp, { 'kubeconfig-incluster': kubeconfig(jwt(s(-900), s(100))) }, undefined, t0);
-    expect(p).toMatchObject({ action: 'mint', deleteBootstrap: false, reason: expect.stringMatching(/^token renewal/) });
+    expect(p).toMatchObject({
+      action: 'mint',
+      deleteBootstrap: false,
+      reason: expect.stringMatching(/^token renewal/),
+    });
   });
   test('an expired token without a bootstrap Secret is an error that says what to do', () => {
     const p = planExternal(cp, { 'kubeconfig-incluster': kubeconfig(jwt(s(-900), s(-1))) }, undefined, t0);
-    expect(p).toEqual({ action: 'error', message: 'the token in admin-kubeconfig has expired and the bootstrap Secret kubeflex-system/b is gone: run kflex adopt again' });
+    expect(p).toEqual({
+      action: 'error',
+      message:
+        'the token in admin-kubeconfig has expired and the bootstrap Secret kubeflex-system/b is gone: run kflex adopt again',
+    });
   });
   test('first token from the bootstrap kubeconfig, which is then deleted', () => {
     const p = planExternal(cp, undefined, { 'kubeconfig-incluster': kubeconfig('boot') }, t0);
-    expect(p).toMatchObject({ action: 'mint', deleteBootstrap: true, via: { token: 'boot', server: 'https://adopted:6443' } });
+    expect(p).toMatchObject({
+      action: 'mint',
+      deleteBootstrap: true,
+      via: { token: 'boot', server: 'https://adopted:6443' },
+    });
   });
   test.each([
-    [undefined, 'bootstrap Secret kubeflex-system/b not found: create it (kflex adopt does) with the kubeconfig of the cluster to adopt'],
+    [
+      undefined,
+      'bootstrap Secret kubeflex-system/b not found: create it (kflex adopt does) with the kubeconfig of the cluster to adopt',
+    ],
     [{ other: 'x' }, 'bootstrap Secret kubeflex-system/b has no key "kubeconfig-incluster"'],
-    [{ 'kubeconfig-incluster': 'current-context: x\n' }, 'bootstrap Secret kubeflex-system/b key "kubeconfig-incluster" is not a usable kubeconfig: current-context "x" refers to context "x", which is not defined'],
+    [
+      { 'kubeconfig-incluster': 'current-context: x\n' },
+      'bootstrap Secret kubeflex-system/b key "kubeconfig-incluster" is not a usable kubeconfig: current-context "x" refers to context "x", which is not defined',
+    ],
     [
       { 'kubeconfig-incluster': kubeconfig('t').replace(/token: t/, 'exec: {command: aws}') },
       'bootstrap Secret kubeflex-system/b key "kubeconfig-incluster" is not a usable kubeconfig: uses an exec or auth-provider plugin, which the controller cannot run; use a token or client certificate',
@@ -173,28 +209,89 @@ describe('planExternal', () => {
 });
 
 describe('computeStatus', () => {
-  const cp: ControlPlaneObject = { metadata: { name: 'cp1', generation: 3 }, spec: { type: 'k8s', waitForPostCreateHooks: true } };
-  const ref = { namespace: 'cp1-system', name: 'admin-kubeconfig', key: 'kubeconfig', inClusterKey: 'kubeconfig-incluster' };
+  const cp: ControlPlaneObject = {
+    metadata: { name: 'cp1', generation: 3 },
+    spec: { type: 'k8s', waitForPostCreateHooks: true },
+  };
+  const ref = {
+    namespace: 'cp1-system',
+    name: 'admin-kubeconfig',
+    key: 'kubeconfig',
+    inClusterKey: 'kubeconfig-incluster',
+  };
   const cond = (st: any, type: string) => st.conditions.find((c: any) => c.type === type);
 
   test('Unavailable, then WaitingForPostCreateHooks, then Available', () => {
-    const a = computeStatus(cp, { notReady: 'Deployment not ready', hooks: [{ name: 'h', complete: false, detail: 'Job x not succeeded' }], secretRef: ref }, t0);
-    expect(cond(a, 'Synced')).toEqual({ type: 'Synced', status: 'True', reason: 'ReconcileSuccess', message: '', observedGeneration: 3, lastTransitionTime: '2026-11-21T00:00:00Z', lastUpdateTime: '2026-11-21T00:00:00Z' });
+    const a = computeStatus(
+      cp,
+      {
+        notReady: 'Deployment not ready',
+        hooks: [{ name: 'h', complete: false, detail: 'Job x not succeeded' }],
+        secretRef: ref,
+      },
+      t0,
+    );
+    expect(cond(a, 'Synced')).toEqual({
+      type: 'Synced',
+      status: 'True',
+      reason: 'ReconcileSuccess',
+      message: '',
+      observedGeneration: 3,
+      lastTransitionTime: '2026-11-21T00:00:00Z',
+      lastUpdateTime: '2026-11-21T00:00:00Z',
+    });
     expect(cond(a, 'Ready')).toMatchObject({ status: 'False', reason: 'Unavailable', message: 'Deployment not ready' });
-    expect(a).toMatchObject({ observedGeneration: 3, secretRef: ref, postCreateHooks: { h: false }, postCreateHookCompleted: false });
+    expect(a).toMatchObject({
+      observedGeneration: 3,
+      secretRef: ref,
+      postCreateHooks: { h: false },
+      postCreateHookCompleted: false,
+    });
     const t1 = new Date(t0.getTime() + 60_000);
-    const b = computeStatus({ ...cp, status: a }, { hooks: [{ name: 'h', complete: false, detail: 'Job x not succeeded' }], secretRef: ref }, t1);
-    expect(cond(b, 'Ready')).toMatchObject({ status: 'False', reason: 'WaitingForPostCreateHooks', message: 'Waiting for PostCreateHook completion (h: Job x not succeeded)', lastTransitionTime: '2026-11-21T00:00:00Z', lastUpdateTime: '2026-11-21T00:01:00Z' });
+    const b = computeStatus(
+      { ...cp, status: a },
+      { hooks: [{ name: 'h', complete: false, detail: 'Job x not succeeded' }], secretRef: ref },
+      t1,
+    );
+    expect(cond(b, 'Ready')).toMatchObject({
+      status: 'False',
+      reason: 'WaitingForPostCreateHooks',
+      message: 'Waiting for PostCreateHook completion (h: Job x not succeeded)',
+      lastTransitionTime: '2026-11-21T00:00:00Z',
+      lastUpdateTime: '2026-11-21T00:01:00Z',
+    });
     // Synced did not change: its timestamps stay.
     expect(cond(b, 'Synced')).toBe(cond(a, 'Synced'));
-    const c = computeStatus({ ...cp, status: b }, { hooks: [{ name: 'h', complete: true, detail: 'complete' }], secretRef: ref }, t1);
-    expect(cond(c, 'Ready')).toMatchObject({ status: 'True', reason: 'Available', message: '', lastTransitionTime: '2026-11-21T00:01:00Z' });
+    const c = computeStatus(
+      { ...cp, status: b },
+      { hooks: [{ name: 'h', complete: true, detail: 'complete' }], secretRef: ref },
+      t1,
+    );
+    expect(cond(c, 'Ready')).toMatchObject({
+      status: 'True',
+      reason: 'Available',
+      message: '',
+      lastTransitionTime: '2026-11-21T00:01:00Z',
+    });
     expect(c.postCreateHookCompleted).toBe(true);
-    expect(statusChanged(c, computeStatus({ ...cp, status: c }, { hooks: [{ name: 'h', complete: true, detail: '' }], secretRef: ref }, new Date()))).toBe(false);
+    expect(
+      statusChanged(
+        c,
+        computeStatus(
+          { ...cp, status: c },
+          { hooks: [{ name: 'h', complete: true, detail: '' }], secretRef: ref },
+          new Date(),
+        ),
+      ),
+    ).toBe(false);
   });
 
   test('without waitForPostCreateHooks, incomplete hooks do not hold Ready', () => {
-    const s = computeStatus({ ...cp, spec: { type: 'k8s' } }, { hooks: [{ name: 'h', complete: false, detail: '' }] }, t0);
+    const s = computeStatus(
+      { ...cp, spec: { type: 'k8s' } },
+      { hooks: [{ name: 'h', complete: false, detail: '' }] },
+      t0,
+    );
     expect(cond(s, 'Ready').reason).toBe('Available');
     expect(s.postCreateHookCompleted).toBe(false);
   });
@@ -207,7 +304,14 @@ describe('computeStatus', () => {
 });
 
 test('hooks are rendered as the constructs render them; a missing variable is reported', () => {
-  const hook = { spec: { templates: [{ apiVersion: 'batch/v1', kind: 'Job', metadata: { name: '{{.HookName}}-{{.ControlPlaneName}}' } }, { apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: '{{.Missing}}' } }] } };
+  const hook = {
+    spec: {
+      templates: [
+        { apiVersion: 'batch/v1', kind: 'Job', metadata: { name: '{{.HookName}}-{{.ControlPlaneName}}' } },
+        { apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: '{{.Missing}}' } },
+      ],
+    },
+  };
   const cp: ControlPlaneObject = { metadata: { name: 'cp1' }, spec: { type: 'k8s' } };
   expect(hookObjects(cp, names, hook, { hookName: 'h', vars: { Missing: 'm' } })).toEqual([
     { apiVersion: 'batch/v1', kind: 'Job', name: 'h-cp1', namespace: 'cp1-system' },
@@ -227,7 +331,9 @@ describe('fails when', () => {
     expect(() => parseHostingConfig(data as any)).toThrow(message);
   });
   test('a duration is malformed', () => {
-    expect(() => parseDuration('resync', '5 minutes')).toThrow(new UsageError('--resync=5 minutes is not a duration (use e.g. 500ms, 15s, 5m, 8760h, 30d)'));
+    expect(() => parseDuration('resync', '5 minutes')).toThrow(
+      new UsageError('--resync=5 minutes is not a duration (use e.g. 500ms, 15s, 5m, 8760h, 30d)'),
+    );
   });
   test('--connect-to is malformed', () => {
     expect(() => parseConnectTo(['a=b'])).toThrow('--connect-to=a=b must look like host:port=address:port');
@@ -236,7 +342,16 @@ describe('fails when', () => {
 });
 
 test('kubeconfigs carry KubeFlex names and embedded credentials', () => {
-  const doc = parse(renderKubeconfig({ server: 'https://s', caCert: 'CA', credentials: { cert: 'C', key: 'K' }, clusterName: 'cp1-cluster', userName: 'cp1-admin', contextName: 'cp1' }));
+  const doc = parse(
+    renderKubeconfig({
+      server: 'https://s',
+      caCert: 'CA',
+      credentials: { cert: 'C', key: 'K' },
+      clusterName: 'cp1-cluster',
+      userName: 'cp1-admin',
+      contextName: 'cp1',
+    }),
+  );
   expect(doc).toEqual({
     apiVersion: 'v1',
     kind: 'Config',

@@ -35,7 +35,11 @@ export class Discovery {
   }
 
   /** REST path of a named object. */
-  public async path(obj: { apiVersion: string; kind: string; metadata: { name: string; namespace?: string } }): Promise<string> {
+  public async path(obj: {
+    apiVersion: string;
+    kind: string;
+    metadata: { name: string; namespace?: string };
+  }): Promise<string> {
     const r = await this.resource(obj.apiVersion, obj.kind);
     const prefix = obj.apiVersion.includes('/') ? `/apis/${obj.apiVersion}` : `/api/${obj.apiVersion}`;
     const ns = r.namespaced ? `/namespaces/${obj.metadata.namespace ?? 'default'}` : '';
@@ -47,12 +51,21 @@ export class Discovery {
  * Server-side applies objects in a safe order: CRDs (waiting until Established), namespaces, then the rest.
  * `force` takes over fields another manager set (re-running kflex after `kubectl apply`).
  */
-export async function applyObjects(client: KubeClient, objects: any[], discovery = new Discovery(client)): Promise<void> {
+export async function applyObjects(
+  client: KubeClient,
+  objects: any[],
+  discovery = new Discovery(client),
+): Promise<void> {
   const rank = (o: any) => (o.kind === 'CustomResourceDefinition' ? 0 : o.kind === 'Namespace' ? 1 : 2);
   const sorted = [...objects].sort((a, b) => rank(a) - rank(b));
   for (const obj of sorted) {
     const path = await discovery.path(obj);
-    await client.request('PATCH', `${path}?fieldManager=${FIELD_MANAGER}&force=true`, obj, 'application/apply-patch+yaml');
+    await client.request(
+      'PATCH',
+      `${path}?fieldManager=${FIELD_MANAGER}&force=true`,
+      obj,
+      'application/apply-patch+yaml',
+    );
     if (obj.kind === 'CustomResourceDefinition') {
       await waitEstablished(client, path);
       for (const v of obj.spec?.versions ?? []) discovery.forget(`${obj.spec.group}/${v.name}`);

@@ -52,7 +52,12 @@ interface FlagSpec {
 }
 
 const GLOBAL: FlagSpec[] = [
-  { long: 'kubeconfig', short: 'k', kind: 'string', help: 'kubeconfig file (default: first $KUBECONFIG entry, then ~/.kube/config)' },
+  {
+    long: 'kubeconfig',
+    short: 'k',
+    kind: 'string',
+    help: 'kubeconfig file (default: first $KUBECONFIG entry, then ~/.kube/config)',
+  },
   { long: 'help', short: 'h', kind: 'bool', help: 'help for this command' },
 ];
 
@@ -72,7 +77,9 @@ function parseArgs(argv: string[], specs: FlagSpec[]): { flags: Record<string, a
     }
     const eq = a.indexOf('=');
     const key = eq < 0 ? a : a.slice(0, eq);
-    const spec = key.startsWith('--') ? all.find((s) => s.long === key.slice(2)) : all.find((s) => s.short === key.slice(1));
+    const spec = key.startsWith('--')
+      ? all.find((s) => s.long === key.slice(2))
+      : all.find((s) => s.short === key.slice(1));
     if (!spec) throw usage(`unknown flag ${key}`);
     if (spec.kind === 'bool') {
       flags[spec.long] = eq < 0 ? true : a.slice(eq + 1) !== 'false';
@@ -89,7 +96,9 @@ function parseArgs(argv: string[], specs: FlagSpec[]): { flags: Record<string, a
 }
 
 function helpText(cmd: string, synopsis: string, description: string, specs: FlagSpec[]): string {
-  const lines = [...specs, ...GLOBAL].map((s) => `  ${s.short ? `-${s.short}, ` : '    '}--${s.long.padEnd(22)} ${s.help}`);
+  const lines = [...specs, ...GLOBAL].map(
+    (s) => `  ${s.short ? `-${s.short}, ` : '    '}--${s.long.padEnd(22)} ${s.help}`,
+  );
   return `Usage: kflex ${cmd} ${synopsis}\n\n${description}\n\nFlags:\n${lines.join('\n')}\n`;
 }
 
@@ -138,7 +147,9 @@ async function hosting(ctx: Ctx, kc: KubeconfigFile): Promise<{ client: KubeClie
       if (await servesControlPlanes(client)) return { client, context };
     } catch (e) {
       if (context === kc.hostingContext) {
-        throw new CliError(`cannot reach the hosting cluster at ${client.server} (context ${context}): ${(e as Error).message}`);
+        throw new CliError(
+          `cannot reach the hosting cluster at ${client.server} (context ${context}): ${(e as Error).message}`,
+        );
       }
     }
   }
@@ -152,7 +163,10 @@ async function hosting(ctx: Ctx, kc: KubeconfigFile): Promise<{ client: KubeClie
 /** Hosting props as installed: read back from ConfigMap kubeflex-config so that tenants match the install. */
 async function installedHosting(client: KubeClient): Promise<KubeflexHostingProps> {
   const cm = await client.get<any>(paths.configMap(HOSTING_NAMESPACE, HOSTING_CONFIGMAP));
-  if (!cm) throw new CliError(`ConfigMap ${HOSTING_NAMESPACE}/${HOSTING_CONFIGMAP} not found on the hosting cluster: run kflex init`);
+  if (!cm)
+    throw new CliError(
+      `ConfigMap ${HOSTING_NAMESPACE}/${HOSTING_CONFIGMAP} not found on the hosting cluster: run kflex init`,
+    );
   const d: Record<string, string> = cm.data ?? {};
   const props: KubeflexHostingProps = {
     domain: d.domain || undefined,
@@ -190,13 +204,20 @@ function synthControlPlane(build: (app: App) => ControlPlaneBase): any[] {
   }
 }
 
-async function hookConstructs(client: KubeClient, names: string[], hostingConstruct: KubeflexHosting, vars: Record<string, string>): Promise<PostCreateHookUse[]> {
+async function hookConstructs(
+  client: KubeClient,
+  names: string[],
+  hostingConstruct: KubeflexHosting,
+  vars: Record<string, string>,
+): Promise<PostCreateHookUse[]> {
   const uses: PostCreateHookUse[] = [];
   for (const name of names) {
     const pch = await client.get<any>(paths.postCreateHook(name));
     if (!pch) {
       const all = ((await client.get<any>(paths.postCreateHooks))?.items ?? []).map((h: any) => h.metadata.name);
-      throw new CliError(`PostCreateHook "${name}" not found on the hosting cluster (available: ${all.length ? all.join(', ') : 'none'})`);
+      throw new CliError(
+        `PostCreateHook "${name}" not found on the hosting cluster (available: ${all.length ? all.join(', ') : 'none'})`,
+      );
     }
     const hook = new PostCreateHook(hostingConstruct, `hook-${name}`, {
       hosting: hostingConstruct,
@@ -236,7 +257,9 @@ async function waitReady(ctx: Ctx, client: KubeClient, name: string, timeoutMs: 
     if (line !== last) ctx.io.err(`${line}\n`);
     last = line;
     if (Date.now() > deadline) {
-      throw new CliError(`timed out after ${timeoutMs / 1000}s waiting for control plane ${name} to be Ready (last:${line.trimStart() ? ` ${line.trim()}` : ' no status'})`);
+      throw new CliError(
+        `timed out after ${timeoutMs / 1000}s waiting for control plane ${name} to be Ready (last:${line.trimStart() ? ` ${line.trim()}` : ' no status'})`,
+      );
     }
     await sleep(Math.min(1000, Math.max(50, deadline - Date.now())));
   }
@@ -263,7 +286,16 @@ function age(ts: string | undefined): string {
 
 function table(rows: string[][]): string {
   const widths = rows[0].map((_, i) => Math.max(...rows.map((r) => r[i].length)));
-  return rows.map((r) => r.map((c, i) => (i === r.length - 1 ? c : c.padEnd(widths[i] + 3))).join('').trimEnd()).join('\n') + '\n';
+  return (
+    rows
+      .map((r) =>
+        r
+          .map((c, i) => (i === r.length - 1 ? c : c.padEnd(widths[i] + 3)))
+          .join('')
+          .trimEnd(),
+      )
+      .join('\n') + '\n'
+  );
 }
 
 // ---- Commands --------------------------------------------------------------------------------------------------------
@@ -276,7 +308,12 @@ type Command = {
 };
 
 const TIMEOUT: FlagSpec = { long: 'timeout', kind: 'string', help: 'how long to wait (e.g. 90s, 10m; default 10m)' };
-const HOOK: FlagSpec = { long: 'postcreate-hook', short: 'p', kind: 'list', help: 'PostCreateHook to run (repeatable; must exist)' };
+const HOOK: FlagSpec = {
+  long: 'postcreate-hook',
+  short: 'p',
+  kind: 'list',
+  help: 'PostCreateHook to run (repeatable; must exist)',
+};
 const SET: FlagSpec = { long: 'set', short: 'e', kind: 'list', help: 'hook variable name=value (repeatable)' };
 
 const COMMANDS: Record<string, Command> = {
@@ -287,7 +324,12 @@ const COMMANDS: Record<string, Command> = {
     flags: [
       { long: 'domain', short: 'd', kind: 'string', help: 'domain of control-plane host names (default localtest.me)' },
       { long: 'external-port', short: 'p', kind: 'string', help: 'external port of the ingress (default 9443)' },
-      { long: 'host-container-name', short: 'n', kind: 'string', help: 'host container name added to certificate SANs' },
+      {
+        long: 'host-container-name',
+        short: 'n',
+        kind: 'string',
+        help: 'host container name added to certificate SANs',
+      },
       { long: 'ingress-class', kind: 'string', help: 'ingress class with SSL passthrough (default nginx)' },
       { long: 'controller-image', kind: 'string', help: 'runtime controller image' },
       { long: 'no-postgres', kind: 'bool', help: 'do not install PostgreSQL (no k8s-type control planes)' },
@@ -295,17 +337,25 @@ const COMMANDS: Record<string, Command> = {
       { long: 'dry-run', kind: 'bool', help: 'print the manifests instead of applying them' },
     ],
     run: async (ctx, flags, args) => {
-      if (flags['create-kind']) throw usage('--create-kind is not supported by this kflex: create the cluster (kind, k3d, ...) first, then run kflex init in its context');
+      if (flags['create-kind'])
+        throw usage(
+          '--create-kind is not supported by this kflex: create the cluster (kind, k3d, ...) first, then run kflex init in its context',
+        );
       if (args.length) throw usage(`unexpected argument ${args[0]}`);
       const kc = loadKubeconfig(ctx);
       const context = kc.currentContext;
-      if (!context || !kc.isUsable(context)) throw new CliError(`the current context of ${ctx.file} is not set or has no server: choose the hosting cluster with kubectl config use-context`);
+      if (!context || !kc.isUsable(context))
+        throw new CliError(
+          `the current context of ${ctx.file} is not set or has no server: choose the hosting cluster with kubectl config use-context`,
+        );
       const client = clientFor(ctx, context);
       let isOpenShift = false;
       try {
         isOpenShift = !!(await client.get('/apis/project.openshift.io/v1'));
       } catch (e) {
-        throw new CliError(`cannot reach the cluster of context ${context} at ${client.server}: ${(e as Error).message}`);
+        throw new CliError(
+          `cannot reach the cluster of context ${context} at ${client.server}: ${(e as Error).message}`,
+        );
       }
       let objects: any[];
       try {
@@ -335,39 +385,55 @@ const COMMANDS: Record<string, Command> = {
       for (let i = 0; i < 100 && !(await servesControlPlanes(client)); i++) await sleep(200);
       kc.setHostingContext(context);
       kc.save();
-      ctx.io.out(`Hosting components applied to context ${context} (${client.server})${isOpenShift ? ', OpenShift detected' : ''}; ${context} is the hosting context.\n`);
+      ctx.io.out(
+        `Hosting components applied to context ${context} (${client.server})${isOpenShift ? ', OpenShift detected' : ''}; ${context} is the hosting context.\n`,
+      );
     },
   },
 
   create: {
     synopsis: '<name> [flags]',
-    description: 'Creates a control plane, waits until it is Ready, merges its kubeconfig (context <name>) and switches to it.',
+    description:
+      'Creates a control plane, waits until it is Ready, merges its kubeconfig (context <name>) and switches to it.',
     flags: [
       { long: 'type', short: 't', kind: 'string', help: 'k8s, k3s, vcluster or host (default k8s)' },
       HOOK,
       SET,
       TIMEOUT,
       { long: 'dry-run', kind: 'bool', help: 'print the manifests instead of applying them' },
-      { long: 'backend-type', short: 'b', kind: 'string', help: 'accepted for KubeFlex compatibility; only "shared" exists' },
+      {
+        long: 'backend-type',
+        short: 'b',
+        kind: 'string',
+        help: 'accepted for KubeFlex compatibility; only "shared" exists',
+      },
     ],
     run: async (ctx, flags, args) => {
-      if (args.length !== 1) throw usage(args.length ? `unexpected argument ${args[1]}` : 'the control plane name is required');
+      if (args.length !== 1)
+        throw usage(args.length ? `unexpected argument ${args[1]}` : 'the control plane name is required');
       const name = args[0];
       const type = (flags.type as string | undefined) ?? 'k8s';
       const types = ['k8s', 'k3s', 'vcluster', 'host'];
       if (type === 'external') throw usage('--type external: use kflex adopt to bring an existing cluster in');
       if (!types.includes(type)) throw usage(`--type ${type} is not a control-plane type (one of ${types.join(', ')})`);
-      if (flags['backend-type'] && flags['backend-type'] !== 'shared') throw usage(`--backend-type ${flags['backend-type']}: only "shared" is supported`);
+      if (flags['backend-type'] && flags['backend-type'] !== 'shared')
+        throw usage(`--backend-type ${flags['backend-type']}: only "shared" is supported`);
       const timeout = parseDuration('timeout', flags.timeout ?? '10m');
       const vars = parseSets(flags.set);
       const kc = loadKubeconfig(ctx);
       const { client, context } = await hosting(ctx, kc);
-      if (await client.get(paths.controlPlane(name))) throw new CliError(`control plane ${name} already exists on the hosting cluster (context ${context})`);
+      if (await client.get(paths.controlPlane(name)))
+        throw new CliError(`control plane ${name} already exists on the hosting cluster (context ${context})`);
       const props = await installedHosting(client);
       const app = new App({ outdir: '/nonexistent' });
       const h = new KubeflexHosting(app, 'hosting', props);
       const uses = await hookConstructs(client, flags['postcreate-hook'] ?? [], h, vars);
-      const make = { k8s: K8sControlPlane, k3s: K3sControlPlane, vcluster: VClusterControlPlane, host: HostControlPlane }[type as 'k8s'];
+      const make = {
+        k8s: K8sControlPlane,
+        k3s: K3sControlPlane,
+        vcluster: VClusterControlPlane,
+        host: HostControlPlane,
+      }[type as 'k8s'];
       const objects = synthControlPlane(() => new make(app, name, { hosting: h, postCreateHooks: uses }));
       if (flags['dry-run']) {
         ctx.io.out(objects.map((o) => stringify(o)).join('---\n'));
@@ -380,7 +446,9 @@ const COMMANDS: Record<string, Command> = {
       if (type === 'host') {
         kc.currentContext = context;
         kc.save();
-        ctx.io.out(`control plane ${name} is Ready; it is the hosting cluster itself, so the current context stays ${context}\n`);
+        ctx.io.out(
+          `control plane ${name} is Ready; it is the hosting cluster itself, so the current context stays ${context}\n`,
+        );
         return;
       }
       const minted = await fetchKubeconfig(client, cp);
@@ -398,7 +466,8 @@ const COMMANDS: Record<string, Command> = {
       'Deletes a control plane and every object applied for it (found by label, so nothing is orphaned), waits until\nits namespace is gone, removes its local context and switches to the hosting context.',
     flags: [TIMEOUT],
     run: async (ctx, flags, args) => {
-      if (args.length !== 1) throw usage(args.length ? `unexpected argument ${args[1]}` : 'the control plane name is required');
+      if (args.length !== 1)
+        throw usage(args.length ? `unexpected argument ${args[1]}` : 'the control plane name is required');
       const name = args[0];
       const timeout = parseDuration('timeout', flags.timeout ?? '5m');
       const kc = loadKubeconfig(ctx);
@@ -411,13 +480,19 @@ const COMMANDS: Record<string, Command> = {
       const ns = `${name}-system`;
       const deadline = Date.now() + timeout;
       for (;;) {
-        const [left, nsLeft] = await Promise.all([client.get<any>(paths.controlPlane(name)), client.get<any>(paths.namespace(ns))]);
+        const [left, nsLeft] = await Promise.all([
+          client.get<any>(paths.controlPlane(name)),
+          client.get<any>(paths.namespace(ns)),
+        ]);
         if (!left && !nsLeft) break;
         if (Date.now() > deadline) {
           // KubeFlex #461: say what is stuck instead of hanging.
           const why = left
             ? `ControlPlane ${name} still has finalizers ${JSON.stringify(left.metadata.finalizers ?? [])} (is the kubeflex controller running?)`
-            : `namespace ${ns} is ${nsLeft.status?.phase ?? 'present'}${(nsLeft.status?.conditions ?? []).filter((c: any) => c.status === 'True').map((c: any) => `; ${c.type}: ${c.message}`).join('')}`;
+            : `namespace ${ns} is ${nsLeft.status?.phase ?? 'present'}${(nsLeft.status?.conditions ?? [])
+                .filter((c: any) => c.status === 'True')
+                .map((c: any) => `; ${c.type}: ${c.message}`)
+                .join('')}`;
           throw new CliError(`timed out after ${timeout / 1000}s deleting control plane ${name}: ${why}`);
         }
         await sleep(500);
@@ -437,14 +512,22 @@ const COMMANDS: Record<string, Command> = {
       if (args.length) throw usage(`unexpected argument ${args[0]}`);
       const kc = loadKubeconfig(ctx);
       const { client } = await hosting(ctx, kc);
-      const items = ((await client.request<any>('GET', paths.controlPlanes)).items ?? []).sort((a: any, b: any) => a.metadata.name.localeCompare(b.metadata.name));
+      const items = ((await client.request<any>('GET', paths.controlPlanes)).items ?? []).sort((a: any, b: any) =>
+        a.metadata.name.localeCompare(b.metadata.name),
+      );
       if (!items.length) {
         ctx.io.out('No control planes found.\n');
         return;
       }
       const rows = [['NAME', 'SYNCED', 'READY', 'TYPE', 'AGE']];
       for (const cp of items) {
-        rows.push([cp.metadata.name, condition(cp, 'Synced')?.status ?? 'Unknown', condition(cp, 'Ready')?.status ?? 'Unknown', cp.spec?.type ?? '', age(cp.metadata.creationTimestamp)]);
+        rows.push([
+          cp.metadata.name,
+          condition(cp, 'Synced')?.status ?? 'Unknown',
+          condition(cp, 'Ready')?.status ?? 'Unknown',
+          cp.spec?.type ?? '',
+          age(cp.metadata.creationTimestamp),
+        ]);
       }
       ctx.io.out(table(rows));
     },
@@ -455,8 +538,18 @@ const COMMANDS: Record<string, Command> = {
     description:
       'Switches contexts. Without a name: to the hosting context (or, with -c, records the current context as the\nhosting one). With a name: to that control plane, fetching its kubeconfig from the hosting cluster if needed.',
     flags: [
-      { long: 'overwrite-existing-context', short: 'o', kind: 'bool', help: 'fetch the kubeconfig again even if the context exists' },
-      { long: 'set-current-for-hosting', short: 'c', kind: 'bool', help: 'record the current context as the hosting context' },
+      {
+        long: 'overwrite-existing-context',
+        short: 'o',
+        kind: 'bool',
+        help: 'fetch the kubeconfig again even if the context exists',
+      },
+      {
+        long: 'set-current-for-hosting',
+        short: 'c',
+        kind: 'bool',
+        help: 'record the current context as the hosting context',
+      },
       { long: 'switch', short: 'S', kind: 'bool', help: 'rename: switch to the new name' },
       { long: 'force', short: 'f', kind: 'bool', help: 'delete: do not ask for contexts kflex does not manage' },
     ],
@@ -471,7 +564,11 @@ const COMMANDS: Record<string, Command> = {
         const rows = [['CONTEXT', 'MANAGED BY KFLEX', 'CONTROLPLANE']];
         for (const c of kc.contexts) {
           const cp = c.kubeflex[CP_NAME_KEY];
-          rows.push([`${c.name === kc.currentContext ? '*' : ' '} ${c.name}`, cp ? 'yes' : c.kubeflex['is-hosting-cluster-ctx'] ? 'hosting' : 'no', cp ?? '']);
+          rows.push([
+            `${c.name === kc.currentContext ? '*' : ' '} ${c.name}`,
+            cp ? 'yes' : c.kubeflex['is-hosting-cluster-ctx'] ? 'hosting' : 'no',
+            cp ?? '',
+          ]);
         }
         ctx.io.out(table(rows));
         return;
@@ -485,7 +582,8 @@ const COMMANDS: Record<string, Command> = {
           throw e;
         }
         if (flags.switch) kc.currentContext = rest[1];
-        else if (kc.currentContext === rest[1] && kc.hostingContext && kc.hostingContext !== rest[1]) kc.currentContext = kc.hostingContext;
+        else if (kc.currentContext === rest[1] && kc.hostingContext && kc.hostingContext !== rest[1])
+          kc.currentContext = kc.hostingContext;
         kc.save();
         ctx.io.out(`context ${rest[0]} renamed to ${rest[1]}; current context is ${kc.currentContext}\n`);
         return;
@@ -495,22 +593,28 @@ const COMMANDS: Record<string, Command> = {
         const c = kc.contexts.find((x) => x.name === rest[0]);
         if (!c) throw new CliError(`context ${rest[0]} not found in ${ctx.file}`);
         if (!c.kubeflex[CP_NAME_KEY] && !flags.force) {
-          const answer = ctx.io.ask ? await ctx.io.ask(`context ${rest[0]} is not managed by kflex; delete it? [y/N] `) : undefined;
-          if (answer === undefined) throw new CliError(`context ${rest[0]} is not managed by kflex; use --force to delete it anyway`);
+          const answer = ctx.io.ask
+            ? await ctx.io.ask(`context ${rest[0]} is not managed by kflex; delete it? [y/N] `)
+            : undefined;
+          if (answer === undefined)
+            throw new CliError(`context ${rest[0]} is not managed by kflex; use --force to delete it anyway`);
           if (!/^y(es)?$/i.test(answer.trim())) throw new CliError('not deleted');
         }
         const wasCurrent = kc.currentContext === rest[0];
         kc.removeControlPlane(rest[0]);
         if (wasCurrent) kc.currentContext = kc.hostingContext;
         kc.save();
-        ctx.io.out(`context ${rest[0]} deleted${wasCurrent ? `; current context is ${kc.currentContext ?? 'unset'}` : ''}\n`);
+        ctx.io.out(
+          `context ${rest[0]} deleted${wasCurrent ? `; current context is ${kc.currentContext ?? 'unset'}` : ''}\n`,
+        );
         return;
       }
       if (rest.length) throw usage(`unexpected argument ${rest[0]}`);
       if (!sub) {
         if (flags['set-current-for-hosting']) {
           const cur = kc.currentContext;
-          if (!cur || !kc.isUsable(cur)) throw new CliError('there is no usable current context to record as the hosting context');
+          if (!cur || !kc.isUsable(cur))
+            throw new CliError('there is no usable current context to record as the hosting context');
           kc.setHostingContext(cur);
           kc.save();
           ctx.io.out(`hosting context is now ${cur}\n`);
@@ -533,7 +637,10 @@ const COMMANDS: Record<string, Command> = {
       }
       const { client, context } = await hosting(ctx, kc);
       const cp = await client.get<any>(paths.controlPlane(name));
-      if (!cp) throw new CliError(`control plane ${name} not found on the hosting cluster (context ${context}) and no local context ${name} exists`);
+      if (!cp)
+        throw new CliError(
+          `control plane ${name} not found on the hosting cluster (context ${context}) and no local context ${name} exists`,
+        );
       if (cp.spec?.type === 'host') {
         kc.currentContext = context;
         kc.save();
@@ -541,7 +648,8 @@ const COMMANDS: Record<string, Command> = {
         return;
       }
       const minted = await fetchKubeconfig(client, cp);
-      if (!minted) throw new CliError(`control plane ${name} has no off-cluster kubeconfig yet (status.secretRef.key is unset)`);
+      if (!minted)
+        throw new CliError(`control plane ${name} has no off-cluster kubeconfig yet (status.secretRef.key is unset)`);
       kc.mergeControlPlane(name, minted);
       kc.currentContext = name;
       kc.save();
@@ -554,31 +662,63 @@ const COMMANDS: Record<string, Command> = {
     description:
       'Adopts an existing cluster as an external control plane: writes the bootstrap Secret <name>-bootstrap with a\ntrimmed kubeconfig of the chosen context, creates the ControlPlane, and waits until the controller has minted\nits own token there (the bootstrap Secret is then deleted).',
     flags: [
-      { long: 'adopted-kubeconfig', short: 'a', kind: 'string', help: 'kubeconfig of the cluster to adopt (default: --kubeconfig)' },
-      { long: 'adopted-context', short: 'c', kind: 'string', help: 'context of that kubeconfig (default: its current context)' },
-      { long: 'url-override', short: 'u', kind: 'string', help: 'API server URL as reachable from the hosting cluster' },
-      { long: 'expiration-seconds', short: 'x', kind: 'string', help: 'lifetime of the minted token (default 31536000; renewed at 80%)' },
+      {
+        long: 'adopted-kubeconfig',
+        short: 'a',
+        kind: 'string',
+        help: 'kubeconfig of the cluster to adopt (default: --kubeconfig)',
+      },
+      {
+        long: 'adopted-context',
+        short: 'c',
+        kind: 'string',
+        help: 'context of that kubeconfig (default: its current context)',
+      },
+      {
+        long: 'url-override',
+        short: 'u',
+        kind: 'string',
+        help: 'API server URL as reachable from the hosting cluster',
+      },
+      {
+        long: 'expiration-seconds',
+        short: 'x',
+        kind: 'string',
+        help: 'lifetime of the minted token (default 31536000; renewed at 80%)',
+      },
       HOOK,
       SET,
       TIMEOUT,
     ],
     run: async (ctx, flags, args) => {
-      if (args.length !== 1) throw usage(args.length ? `unexpected argument ${args[1]}` : 'the control plane name is required');
+      if (args.length !== 1)
+        throw usage(args.length ? `unexpected argument ${args[1]}` : 'the control plane name is required');
       const name = args[0];
       const timeout = parseDuration('timeout', flags.timeout ?? '10m');
       const expiration = flags['expiration-seconds'] ?? '31536000';
       if (!/^\d+$/.test(expiration)) throw usage(`--expiration-seconds ${expiration} is not a whole number of seconds`);
       if (flags['url-override'] !== undefined) checkUrlOverride(flags['url-override']);
-      const bootstrap = trimmedKubeconfig(flags['adopted-kubeconfig'] ?? ctx.file, flags['adopted-context'], flags['url-override']);
+      const bootstrap = trimmedKubeconfig(
+        flags['adopted-kubeconfig'] ?? ctx.file,
+        flags['adopted-context'],
+        flags['url-override'],
+      );
       const kc = loadKubeconfig(ctx);
       const { client, context } = await hosting(ctx, kc);
-      if (await client.get(paths.controlPlane(name))) throw new CliError(`control plane ${name} already exists on the hosting cluster (context ${context})`);
+      if (await client.get(paths.controlPlane(name)))
+        throw new CliError(`control plane ${name} already exists on the hosting cluster (context ${context})`);
       const props = await installedHosting(client);
       const app = new App({ outdir: '/nonexistent' });
       const h = new KubeflexHosting(app, 'hosting', props);
       const uses = await hookConstructs(client, flags['postcreate-hook'] ?? [], h, parseSets(flags.set));
       const objects = synthControlPlane(
-        () => new ExternalControlPlane(app, name, { hosting: h, bootstrapSecret: { name: `${name}-bootstrap` }, tokenExpirationSeconds: Number(expiration), postCreateHooks: uses }),
+        () =>
+          new ExternalControlPlane(app, name, {
+            hosting: h,
+            bootstrapSecret: { name: `${name}-bootstrap` },
+            tokenExpirationSeconds: Number(expiration),
+            postCreateHooks: uses,
+          }),
       );
       const secret = {
         apiVersion: 'v1',
@@ -590,7 +730,9 @@ const COMMANDS: Record<string, Command> = {
       await applyObjects(client, [secret, ...objects]);
       ctx.io.err(`control plane ${name} (external, ${bootstrap.server}) applied to context ${context}\n`);
       await waitReady(ctx, client, name, timeout);
-      ctx.io.out(`control plane ${name} adopted and Ready; its kubeconfig is in Secret ${name}-system/admin-kubeconfig\n`);
+      ctx.io.out(
+        `control plane ${name} adopted and Ready; its kubeconfig is in Secret ${name}-system/admin-kubeconfig\n`,
+      );
     },
   },
 
@@ -629,7 +771,11 @@ export function checkUrlOverride(value: string): void {
 }
 
 /** The chosen context of a kubeconfig, alone, with embedded credentials and the user renamed to the context name. */
-function trimmedKubeconfig(file: string, context: string | undefined, urlOverride: string | undefined): { text: string; server: string } {
+function trimmedKubeconfig(
+  file: string,
+  context: string | undefined,
+  urlOverride: string | undefined,
+): { text: string; server: string } {
   let doc: any;
   try {
     doc = parse(fs.readFileSync(file, 'utf8'));
@@ -652,7 +798,10 @@ function trimmedKubeconfig(file: string, context: string | undefined, urlOverrid
   inline(cluster, 'certificate-authority', 'certificate-authority-data');
   inline(user, 'client-certificate', 'client-certificate-data');
   inline(user, 'client-key', 'client-key-data');
-  if (user.exec || user['auth-provider']) throw new CliError(`context ${name} authenticates with a plugin, which the controller cannot run; use a token or client certificate`);
+  if (user.exec || user['auth-provider'])
+    throw new CliError(
+      `context ${name} authenticates with a plugin, which the controller cannot run; use a token or client certificate`,
+    );
   if (urlOverride) cluster.server = urlOverride;
   const text = stringify({
     apiVersion: 'v1',

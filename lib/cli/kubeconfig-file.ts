@@ -36,7 +36,8 @@ export class KubeconfigFile {
     } catch (e) {
       throw new KubeconfigFileError(`kubeconfig ${file} is not valid YAML: ${(e as Error).message.split('\n')[0]}`);
     }
-    if (typeof doc !== 'object' || Array.isArray(doc)) throw new KubeconfigFileError(`kubeconfig ${file} is not a kubeconfig`);
+    if (typeof doc !== 'object' || Array.isArray(doc))
+      throw new KubeconfigFileError(`kubeconfig ${file} is not a kubeconfig`);
     return new KubeconfigFile(file, doc);
   }
 
@@ -86,7 +87,11 @@ export class KubeconfigFile {
     this.doc.extensions = setExtension(this.doc.extensions, { [HOSTING_KEY]: name });
     for (const c of this.doc.contexts) {
       const data = extensionData(c.context?.extensions);
-      if (c.name === name) c.context = { ...c.context, extensions: setExtension(c.context?.extensions, { ...data, [IS_HOSTING_KEY]: 'true' }) };
+      if (c.name === name)
+        c.context = {
+          ...c.context,
+          extensions: setExtension(c.context?.extensions, { ...data, [IS_HOSTING_KEY]: 'true' }),
+        };
       else if (data[IS_HOSTING_KEY]) {
         delete data[IS_HOSTING_KEY];
         c.context.extensions = setExtension(c.context.extensions, data);
@@ -111,7 +116,8 @@ export class KubeconfigFile {
     const ctx = (src?.contexts ?? []).find((c: any) => c.name === ctxName)?.context;
     const cluster = (src?.clusters ?? []).find((c: any) => c.name === ctx?.cluster)?.cluster;
     const user = (src?.users ?? []).find((u: any) => u.name === ctx?.user)?.user;
-    if (!ctx || !cluster || !user) throw new KubeconfigFileError(`the kubeconfig of control plane ${cp} has no usable current context`);
+    if (!ctx || !cluster || !user)
+      throw new KubeconfigFileError(`the kubeconfig of control plane ${cp} has no usable current context`);
     this.removeControlPlane(cp);
     this.doc.clusters.push({ name: `${cp}-cluster`, cluster });
     this.doc.users.push({ name: `${cp}-admin`, user });
@@ -145,7 +151,11 @@ export class KubeconfigFile {
     if (cluster && cluster.name === `${from}-cluster`) cluster.name = `${to}-cluster`;
     if (user && user.name === `${from}-admin`) user.name = `${to}-admin`;
     ctx.name = to;
-    ctx.context = { ...ctx.context, cluster: cluster?.name ?? ctx.context?.cluster, user: user?.name ?? ctx.context?.user };
+    ctx.context = {
+      ...ctx.context,
+      cluster: cluster?.name ?? ctx.context?.cluster,
+      user: user?.name ?? ctx.context?.user,
+    };
     if (this.currentContext === from) this.currentContext = to;
     if (this.storedHostingContext === from) this.setHostingContext(to);
   }

@@ -22,7 +22,8 @@ export function parseFlags(
       flags[name] = eq < 0 ? true : a.slice(eq + 1) !== 'false';
       continue;
     }
-    if (!spec.strings.includes(name) && !spec.repeatable?.includes(name)) throw new UsageError(`unknown flag --${name}`);
+    if (!spec.strings.includes(name) && !spec.repeatable?.includes(name))
+      throw new UsageError(`unknown flag --${name}`);
     let value: string;
     if (eq >= 0) value = a.slice(eq + 1);
     else if (i + 1 < argv.length) value = argv[++i];

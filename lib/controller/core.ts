@@ -5,7 +5,13 @@ import { randomBytes } from 'crypto';
 import { renderHookTemplates } from '../hook-render';
 import { parse as parseYaml, stringify as stringifyYaml } from 'yaml';
 import { HOSTING_NAMESPACE, TenantNames } from '../names';
-import { K3S_CA_SECRET, K3S_KUBECONFIG_SECRET, K8S_SECRETS, VCLUSTER_KUBECONFIG_SECRET, VCLUSTER_RELEASE } from '../wire';
+import {
+  K3S_CA_SECRET,
+  K3S_KUBECONFIG_SECRET,
+  K8S_SECRETS,
+  VCLUSTER_KUBECONFIG_SECRET,
+  VCLUSTER_RELEASE,
+} from '../wire';
 import { parseKubeconfig, ParsedKubeconfig, renderKubeconfig, tokenTimes } from './kubeconfig';
 import { certProblem, issue, KeyAndCert, newServiceAccountKey, publicKeyMatches } from './x509';
 
@@ -45,7 +51,8 @@ export interface HostingConfig {
 
 /** Parses `kubeflex-config`; throws an Error naming the bad key and value. */
 export function parseHostingConfig(data: Record<string, string> | undefined): HostingConfig {
-  if (!data) throw new Error(`ConfigMap ${HOSTING_NAMESPACE}/kubeflex-config not found: apply the hosting install first`);
+  if (!data)
+    throw new Error(`ConfigMap ${HOSTING_NAMESPACE}/kubeflex-config not found: apply the hosting install first`);
   const int = (key: string, fallback: number) => {
     const raw = data[key];
     if (raw === undefined || raw === '') return fallback;
@@ -56,7 +63,8 @@ export function parseHostingConfig(data: Record<string, string> | undefined): Ho
   };
   const bool = (key: string) => {
     const raw = data[key] ?? 'false';
-    if (raw !== 'true' && raw !== 'false') throw new Error(`ConfigMap kubeflex-config key ${key}="${raw}" is not true or false`);
+    if (raw !== 'true' && raw !== 'false')
+      throw new Error(`ConfigMap kubeflex-config key ${key}="${raw}" is not true or false`);
     return raw === 'true';
   };
   const config: HostingConfig = {
@@ -110,7 +118,12 @@ export function secretRefFor(type: string, names: TenantNames): SecretRef | unde
   const ns = names.namespace;
   switch (type) {
     case 'k8s':
-      return { namespace: ns, name: K8S_SECRETS.adminKubeconfig, key: 'kubeconfig', inClusterKey: 'kubeconfig-incluster' };
+      return {
+        namespace: ns,
+        name: K8S_SECRETS.adminKubeconfig,
+        key: 'kubeconfig',
+        inClusterKey: 'kubeconfig-incluster',
+      };
     case 'k3s':
       return { namespace: ns, name: K3S_KUBECONFIG_SECRET, key: 'config', inClusterKey: 'config-incluster' };
     case 'vcluster':
@@ -156,7 +169,10 @@ function ensureCa(existing: SecretData | undefined, certKey: string, keyKey: str
   const problem = certProblem(
     existing?.[certKey],
     // A CA must outlive every leaf it signs.
-    { key: existing?.[keyKey] ?? '', renewBeforeSeconds: Math.max(renewBeforeSeconds(validity), opts.certValiditySeconds) },
+    {
+      key: existing?.[keyKey] ?? '',
+      renewBeforeSeconds: Math.max(renewBeforeSeconds(validity), opts.certValiditySeconds),
+    },
     opts.now,
   );
   if (!problem) return { ca: { cert: existing![certKey], key: existing![keyKey] }, problem };
@@ -247,7 +263,11 @@ export function planK8sSecrets(
   const leaf = (prefix: string, cn: string, usage: 'server-client' | 'client', sans?: string[]) => {
     const problem = caProblem
       ? 'new CA'
-      : certProblem(old?.[`${prefix}.crt`], { ca: ca.cert, key: old?.[`${prefix}.key`] ?? '', sans, renewBeforeSeconds: renew }, opts.now);
+      : certProblem(
+          old?.[`${prefix}.crt`],
+          { ca: ca.cert, key: old?.[`${prefix}.key`] ?? '', sans, renewBeforeSeconds: renew },
+          opts.now,
+        );
     if (!problem) {
       certs[`${prefix}.crt`] = old![`${prefix}.crt`];
       certs[`${prefix}.key`] = old![`${prefix}.key`];
@@ -278,20 +298,39 @@ export function planK8sSecrets(
   const triple = { cluster: `${names.name}-cluster`, user: `${names.name}-admin`, context: names.name };
   const admin = lookup(ns, K8S_SECRETS.adminKubeconfig);
   const adminWant = { ca, cn: 'kubernetes-admin', o: ['system:masters'], ...triple };
-  const off = clientKubeconfig(admin?.kubeconfig, { ...adminWant, server: externalUrl(names, config, routeHost) }, opts);
+  const off = clientKubeconfig(
+    admin?.kubeconfig,
+    { ...adminWant, server: externalUrl(names, config, routeHost) },
+    opts,
+  );
   const inc = clientKubeconfig(admin?.['kubeconfig-incluster'], { ...adminWant, server: k8sInClusterUrl(names) }, opts);
   if (off.problem || inc.problem) {
     const why = [off.problem && `kubeconfig ${off.problem}`, inc.problem && `kubeconfig-incluster ${inc.problem}`];
     writes.push(
-      write(lookup, ns, K8S_SECRETS.adminKubeconfig, { kubeconfig: off.text, 'kubeconfig-incluster': inc.text }, why.filter(Boolean).join('; ')),
+      write(
+        lookup,
+        ns,
+        K8S_SECRETS.adminKubeconfig,
+        { kubeconfig: off.text, 'kubeconfig-incluster': inc.text },
+        why.filter(Boolean).join('; '),
+      ),
     );
   }
   const cm = clientKubeconfig(
     lookup(ns, K8S_SECRETS.controllerManagerKubeconfig)?.kubeconfig,
-    { ca, cn: 'system:kube-controller-manager', server: k8sInClusterUrl(names), ...triple, user: 'system:kube-controller-manager' },
+    {
+      ca,
+      cn: 'system:kube-controller-manager',
+      server: k8sInClusterUrl(names),
+      ...triple,
+      user: 'system:kube-controller-manager',
+    },
     opts,
   );
-  if (cm.problem) writes.push(write(lookup, ns, K8S_SECRETS.controllerManagerKubeconfig, { kubeconfig: cm.text }, `kubeconfig ${cm.problem}`));
+  if (cm.problem)
+    writes.push(
+      write(lookup, ns, K8S_SECRETS.controllerManagerKubeconfig, { kubeconfig: cm.text }, `kubeconfig ${cm.problem}`),
+    );
 
   // One password, read by the provisioning Job (hosting namespace) and by kine (tenant namespace). The hosting copy
   // is what the Job sets on the role, so it wins if they ever differ.
@@ -299,16 +338,37 @@ export function planK8sSecrets(
   const tenantCopy = lookup(ns, K8S_SECRETS.database)?.password;
   const password = hostingCopy || tenantCopy || newPassword();
   if (hostingCopy !== password) {
-    writes.push(write(lookup, HOSTING_NAMESPACE, names.hostingDatabaseSecret, { password, database: names.database, username: names.databaseRole }, 'database password missing'));
+    writes.push(
+      write(
+        lookup,
+        HOSTING_NAMESPACE,
+        names.hostingDatabaseSecret,
+        { password, database: names.database, username: names.databaseRole },
+        'database password missing',
+      ),
+    );
   }
   if (tenantCopy !== password) {
-    writes.push(write(lookup, ns, K8S_SECRETS.database, { password }, tenantCopy ? 'database password differs from the provisioned one' : 'database password missing'));
+    writes.push(
+      write(
+        lookup,
+        ns,
+        K8S_SECRETS.database,
+        { password },
+        tenantCopy ? 'database password differs from the provisioned one' : 'database password missing',
+      ),
+    );
   }
   return { writes };
 }
 
 /** k3s: the CAs k3s is seeded with, and `k3s-config` with kubeconfigs signed by them (no privileged helper Job). */
-export function planK3sSecrets(names: TenantNames, config: HostingConfig, lookup: Lookup, opts: MintOptions): SecretPlan {
+export function planK3sSecrets(
+  names: TenantNames,
+  config: HostingConfig,
+  lookup: Lookup,
+  opts: MintOptions,
+): SecretPlan {
   const ns = names.namespace;
   const old = lookup(ns, K3S_CA_SECRET);
   const data: SecretData = {};
@@ -347,7 +407,15 @@ export function planK3sSecrets(names: TenantNames, config: HostingConfig, lookup
   const inc = build(existing?.['config-incluster'], `https://${names.serviceHost('k3s')}`);
   if (off.problem || inc.problem) {
     const why = [off.problem && `config ${off.problem}`, inc.problem && `config-incluster ${inc.problem}`];
-    writes.push(write(lookup, ns, K3S_KUBECONFIG_SECRET, { config: off.text, 'config-incluster': inc.text }, why.filter(Boolean).join('; ')));
+    writes.push(
+      write(
+        lookup,
+        ns,
+        K3S_KUBECONFIG_SECRET,
+        { config: off.text, 'config-incluster': inc.text },
+        why.filter(Boolean).join('; '),
+      ),
+    );
   }
   return { writes };
 }
@@ -358,7 +426,8 @@ const b64 = (s: string) => Buffer.from(s, 'utf8').toString('base64');
 export function planVClusterSecrets(names: TenantNames, lookup: Lookup): SecretPlan {
   const ns = names.namespace;
   const existing = lookup(ns, VCLUSTER_KUBECONFIG_SECRET);
-  if (!existing?.config) return { writes: [], waitingFor: `the vCluster syncer to write Secret ${ns}/${VCLUSTER_KUBECONFIG_SECRET}` };
+  if (!existing?.config)
+    return { writes: [], waitingFor: `the vCluster syncer to write Secret ${ns}/${VCLUSTER_KUBECONFIG_SECRET}` };
   let parsed: any;
   try {
     parsed = parseYaml(existing.config);
@@ -369,14 +438,19 @@ export function planVClusterSecrets(names: TenantNames, lookup: Lookup): SecretP
   for (const c of parsed?.clusters ?? []) if (c?.cluster) c.cluster.server = server;
   const text = stringifyYaml(parsed);
   if (existing['config-incluster'] === text) return { writes: [] };
-  return { writes: [write(lookup, ns, VCLUSTER_KUBECONFIG_SECRET, { 'config-incluster': text }, 'config-incluster out of date')] };
+  return {
+    writes: [
+      write(lookup, ns, VCLUSTER_KUBECONFIG_SECRET, { 'config-incluster': text }, 'config-incluster out of date'),
+    ],
+  };
 }
 
 /** host: a kubeconfig from the token of ServiceAccount `<cp>` (its token Secret is synthesized). */
 export function planHostSecrets(names: TenantNames, lookup: Lookup): SecretPlan {
   const ns = names.namespace;
   const token = lookup(ns, names.name);
-  if (!token?.token || !token['ca.crt']) return { writes: [], waitingFor: `the token of ServiceAccount ${ns}/${names.name}` };
+  if (!token?.token || !token['ca.crt'])
+    return { writes: [], waitingFor: `the token of ServiceAccount ${ns}/${names.name}` };
   const text = renderKubeconfig({
     server: 'https://kubernetes.default.svc',
     caCert: token['ca.crt'],
@@ -386,14 +460,32 @@ export function planHostSecrets(names: TenantNames, lookup: Lookup): SecretPlan 
     contextName: names.name,
   });
   if (lookup(ns, 'admin-kubeconfig')?.['kubeconfig-incluster'] === text) return { writes: [] };
-  return { writes: [write(lookup, ns, 'admin-kubeconfig', { 'kubeconfig-incluster': text }, 'kubeconfig-incluster missing or token changed')] };
+  return {
+    writes: [
+      write(
+        lookup,
+        ns,
+        'admin-kubeconfig',
+        { 'kubeconfig-incluster': text },
+        'kubeconfig-incluster missing or token changed',
+      ),
+    ],
+  };
 }
 
 /** Shared PostgreSQL: the bundled server's superuser password, minted once. */
 export function planHostingSecrets(config: HostingConfig, lookup: Lookup): SecretWrite[] {
   const pg = config.postgres;
   if (!pg?.bundled || lookup(HOSTING_NAMESPACE, pg.passwordSecret)?.[pg.passwordKey]) return [];
-  return [write(lookup, HOSTING_NAMESPACE, pg.passwordSecret, { [pg.passwordKey]: newPassword() }, 'superuser password missing')];
+  return [
+    write(
+      lookup,
+      HOSTING_NAMESPACE,
+      pg.passwordSecret,
+      { [pg.passwordKey]: newPassword() },
+      'superuser password missing',
+    ),
+  ];
 }
 
 // ---- External ----------------------------------------------------------------------------------------------------
@@ -401,7 +493,12 @@ export function planHostingSecrets(config: HostingConfig, lookup: Lookup): Secre
 /** What to do for an external (adopted) cluster. */
 export type ExternalPlan =
   | { readonly action: 'keep'; readonly renewAt?: Date }
-  | { readonly action: 'mint'; readonly via: ParsedKubeconfig; readonly reason: string; readonly deleteBootstrap: boolean }
+  | {
+      readonly action: 'mint';
+      readonly via: ParsedKubeconfig;
+      readonly reason: string;
+      readonly deleteBootstrap: boolean;
+    }
   | { readonly action: 'error'; readonly message: string };
 
 /** Renew a token once `fraction` of its lifetime has passed (KubeFlex never renews). */
@@ -432,14 +529,23 @@ export function planExternal(
       const exp = kc.token ? tokenTimes(kc.token).exp : undefined;
       if (!renewAt || now < renewAt) return { action: 'keep', renewAt };
       if (exp !== undefined && now.getTime() / 1000 < exp - 5) {
-        return { action: 'mint', via: kc, reason: `token renewal (expires ${new Date(exp * 1000).toISOString()})`, deleteBootstrap: false };
+        return {
+          action: 'mint',
+          via: kc,
+          reason: `token renewal (expires ${new Date(exp * 1000).toISOString()})`,
+          deleteBootstrap: false,
+        };
       }
     } catch {
       // fall through to the bootstrap Secret
     }
   }
   if (!ref?.name || !ref.namespace) {
-    return { action: 'error', message: 'spec.bootstrapSecretRef is missing: an external control plane needs the kubeconfig of the cluster to adopt' };
+    return {
+      action: 'error',
+      message:
+        'spec.bootstrapSecretRef is missing: an external control plane needs the kubeconfig of the cluster to adopt',
+    };
   }
   const where = `bootstrap Secret ${ref.namespace}/${ref.name}`;
   if (!bootstrap) {
@@ -532,7 +638,8 @@ export function hookUses(cp: ControlPlaneObject): { hookName: string; vars: Reco
   const out: { hookName: string; vars: Record<string, string> }[] = [];
   if (cp.spec?.postCreateHook) out.push({ hookName: cp.spec.postCreateHook, vars: cp.spec.postCreateHookVars ?? {} });
   for (const u of cp.spec?.postCreateHooks ?? []) {
-    if (u?.hookName && !out.some((o) => o.hookName === u.hookName)) out.push({ hookName: u.hookName, vars: u.vars ?? {} });
+    if (u?.hookName && !out.some((o) => o.hookName === u.hookName))
+      out.push({ hookName: u.hookName, vars: u.vars ?? {} });
   }
   return out;
 }
@@ -559,7 +666,8 @@ export function hookObjects(
     globalVars: cp.spec?.globalVars ?? {},
     vars: use.vars,
   });
-  if ('error' in r) return `PostCreateHook "${use.hookName}": ${r.error.prop} ${JSON.stringify(r.error.value)} ${r.error.reason}`;
+  if ('error' in r)
+    return `PostCreateHook "${use.hookName}": ${r.error.prop} ${JSON.stringify(r.error.value)} ${r.error.reason}`;
   return r.objects.map((o) => ({
     apiVersion: o.apiVersion,
     kind: o.kind,
@@ -579,9 +687,15 @@ export function objectReady(kind: string, obj: any): { ready: boolean; detail: s
       return { ready: (s.readyReplicas ?? 0) >= want, detail: `${s.readyReplicas ?? 0}/${want} replicas ready` };
     }
     case 'Job':
-      return { ready: (s.succeeded ?? 0) > 0, detail: (s.succeeded ?? 0) > 0 ? 'succeeded' : `not succeeded (${s.failed ?? 0} failed pods)` };
+      return {
+        ready: (s.succeeded ?? 0) > 0,
+        detail: (s.succeeded ?? 0) > 0 ? 'succeeded' : `not succeeded (${s.failed ?? 0} failed pods)`,
+      };
     case 'DaemonSet':
-      return { ready: (s.numberReady ?? 0) === (s.desiredNumberScheduled ?? 0), detail: `${s.numberReady ?? 0}/${s.desiredNumberScheduled ?? 0} ready` };
+      return {
+        ready: (s.numberReady ?? 0) === (s.desiredNumberScheduled ?? 0),
+        detail: `${s.numberReady ?? 0}/${s.desiredNumberScheduled ?? 0} ready`,
+      };
     case 'CustomResourceDefinition': {
       const ok = (s.conditions ?? []).some((c: any) => c.type === 'Established' && c.status === 'True');
       return { ready: ok, detail: ok ? 'established' : 'not established' };

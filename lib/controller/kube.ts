@@ -29,7 +29,12 @@ interface Prepared {
 /** A client for one API server. */
 export class KubeClient {
   /** From a kubeconfig file (or the in-cluster config when none is given). */
-  public static fromFile(path: string | undefined, connectTo: ConnectTo = {}, context?: string, timeoutMs = 30_000): KubeClient {
+  public static fromFile(
+    path: string | undefined,
+    connectTo: ConnectTo = {},
+    context?: string,
+    timeoutMs = 30_000,
+  ): KubeClient {
     const kc = new KubeConfig();
     if (path) kc.loadFromFile(path);
     else kc.loadFromDefault();
@@ -95,7 +100,12 @@ export class KubeClient {
   }
 
   /** One request; resolves with the parsed body, rejects with ApiError on non-2xx. */
-  public async request<T = any>(method: string, path: string, body?: unknown, contentType = 'application/json'): Promise<T> {
+  public async request<T = any>(
+    method: string,
+    path: string,
+    body?: unknown,
+    contentType = 'application/json',
+  ): Promise<T> {
     const p = await this.prepare();
     const url = new URL(p.base.toString().replace(/\/$/, '') + path);
     const payload = body === undefined ? undefined : Buffer.from(JSON.stringify(body));

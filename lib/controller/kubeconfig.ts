@@ -28,7 +28,9 @@ export function renderKubeconfig(spec: KubeconfigSpec): string {
   return stringify({
     apiVersion: 'v1',
     kind: 'Config',
-    clusters: [{ name: spec.clusterName, cluster: { server: spec.server, 'certificate-authority-data': b64(spec.caCert) } }],
+    clusters: [
+      { name: spec.clusterName, cluster: { server: spec.server, 'certificate-authority-data': b64(spec.caCert) } },
+    ],
     users: [{ name: spec.userName, user }],
     contexts: [
       {
@@ -83,7 +85,9 @@ export function parseKubeconfig(text: string): ParsedKubeconfig {
     throw new Error('refers to files; embed the data (kubectl config view --flatten --minify)');
   }
   if (user.exec || user['auth-provider']) {
-    throw new Error('uses an exec or auth-provider plugin, which the controller cannot run; use a token or client certificate');
+    throw new Error(
+      'uses an exec or auth-provider plugin, which the controller cannot run; use a token or client certificate',
+    );
   }
   const out: ParsedKubeconfig = {
     contextName: current,
@@ -98,7 +102,8 @@ export function parseKubeconfig(text: string): ParsedKubeconfig {
     token: typeof user.token === 'string' ? user.token : undefined,
     context: ctx,
   };
-  if (!out.token && !(out.cert && out.key)) throw new Error(`user "${ctx.user}" has neither a token nor a client certificate`);
+  if (!out.token && !(out.cert && out.key))
+    throw new Error(`user "${ctx.user}" has neither a token nor a client certificate`);
   return out;
 }
 
@@ -106,7 +111,10 @@ export function parseKubeconfig(text: string): ParsedKubeconfig {
 export function tokenTimes(token: string): { iat?: number; exp?: number } {
   try {
     const payload = JSON.parse(Buffer.from(token.split('.')[1] ?? '', 'base64url').toString('utf8'));
-    return { iat: typeof payload.iat === 'number' ? payload.iat : undefined, exp: typeof payload.exp === 'number' ? payload.exp : undefined };
+    return {
+      iat: typeof payload.iat === 'number' ? payload.iat : undefined,
+      exp: typeof payload.exp === 'number' ? payload.exp : undefined,
+    };
   } catch {
     return {};
   }

@@ -12,7 +12,11 @@ export interface Logger {
 }
 
 /** A JSON-lines logger writing to `out` at `level` and above. */
-export function jsonLogger(level: Level = 'info', out: (line: string) => void = (l) => process.stdout.write(l), base: Record<string, unknown> = {}): Logger {
+export function jsonLogger(
+  level: Level = 'info',
+  out: (line: string) => void = (l) => process.stdout.write(l),
+  base: Record<string, unknown> = {},
+): Logger {
   const emit = (lvl: Level, msg: string, fields?: Record<string, unknown>) => {
     if (ORDER[lvl] < ORDER[level]) return;
     out(JSON.stringify({ ts: new Date().toISOString(), level: lvl, msg, ...base, ...fields }) + '\n');

@@ -29,7 +29,18 @@ export async function main(argv: string[]): Promise<number> {
   let manager: Manager;
   try {
     const { flags, positional } = parseFlags(argv, {
-      strings: ['kubeconfig', 'health-port', 'workers', 'resync', 'cert-validity', 'ca-validity', 'requeue-not-ready', 'requeue-hooks', 'log-level', 'token-renew-fraction'],
+      strings: [
+        'kubeconfig',
+        'health-port',
+        'workers',
+        'resync',
+        'cert-validity',
+        'ca-validity',
+        'requeue-not-ready',
+        'requeue-hooks',
+        'log-level',
+        'token-renew-fraction',
+      ],
       booleans: ['help'],
       repeatable: ['connect-to'],
     });
@@ -46,7 +57,8 @@ export async function main(argv: string[]): Promise<number> {
     };
     const dur = (name: string, def: string) => parseDuration(name, (flags[name] as string | undefined) ?? def);
     const level = ((flags['log-level'] as string | undefined) ?? 'info') as Level;
-    if (!['debug', 'info', 'warn', 'error'].includes(level)) throw new UsageError(`--log-level=${level} is not one of debug, info, warn, error`);
+    if (!['debug', 'info', 'warn', 'error'].includes(level))
+      throw new UsageError(`--log-level=${level} is not one of debug, info, warn, error`);
     const connectTo = parseConnectTo((flags['connect-to'] as string[] | undefined) ?? []);
     const kubeconfig = (flags.kubeconfig as string | undefined) ?? process.env.KUBECONFIG;
     let hosting: KubeClient;
@@ -58,7 +70,8 @@ export async function main(argv: string[]): Promise<number> {
     }
     const validity = dur('cert-validity', '8760h');
     if (validity < 3_600_000) throw new UsageError('--cert-validity must be at least 1h');
-    if (dur('ca-validity', `${(5 * validity) / 1000}s`) < 2 * validity) throw new UsageError('--ca-validity must be at least twice --cert-validity');
+    if (dur('ca-validity', `${(5 * validity) / 1000}s`) < 2 * validity)
+      throw new UsageError('--ca-validity must be at least twice --cert-validity');
     const fraction = Number((flags['token-renew-fraction'] as string | undefined) ?? '0.8');
     if (!(fraction > 0 && fraction < 1)) {
       throw new UsageError(`--token-renew-fraction=${String(flags['token-renew-fraction'])} must be between 0 and 1`);

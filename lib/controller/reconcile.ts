@@ -45,7 +45,12 @@ export interface ReconcileDeps {
   readonly tokenRenewFraction: number;
   readonly log: Logger;
   readonly now: () => Date;
-  readonly dropDatabase: (pg: NonNullable<HostingConfig['postgres']>, password: string, db: string, role: string) => Promise<void>;
+  readonly dropDatabase: (
+    pg: NonNullable<HostingConfig['postgres']>,
+    password: string,
+    db: string,
+    role: string,
+  ) => Promise<void>;
 }
 
 /** When to look again. */
@@ -82,7 +87,9 @@ const decode = (d: Record<string, string> | undefined): SecretData =>
 
 /** Reconciles the hosting install itself: the bundled PostgreSQL's superuser password. */
 export async function reconcileHosting(deps: ReconcileDeps): Promise<void> {
-  const config = parseHostingConfig((await deps.hosting.get(paths.configMap(HOSTING_NAMESPACE, HOSTING_CONFIGMAP)))?.data);
+  const config = parseHostingConfig(
+    (await deps.hosting.get(paths.configMap(HOSTING_NAMESPACE, HOSTING_CONFIGMAP)))?.data,
+  );
   if (!config.postgres?.bundled) return;
   const observed: Observed = new Map();
   await readSecrets(deps.hosting, observed, [[HOSTING_NAMESPACE, config.postgres.passwordSecret]]);
@@ -112,22 +119,39 @@ export async function reconcileControlPlane(deps: ReconcileDeps, name: string): 
   let notReady: string | undefined;
   let requeueAfterMs: number | undefined;
   try {
-    if (!secretRef) throw new Error(`spec.type "${type}" is not supported by this controller (k8s, k3s, vcluster, host, external)`);
+    if (!secretRef)
+      throw new Error(`spec.type "${type}" is not supported by this controller (k8s, k3s, vcluster, host, external)`);
     if (type === 'k8s' && !cp.metadata.finalizers?.includes(FINALIZER)) {
       // Only k8s tenants own something outside Kubernetes (their database), so only they get a finalizer.
-      const patched = await deps.hosting.request<ControlPlaneObject>('PATCH', paths.controlPlane(name), {
-        metadata: { finalizers: [...(cp.metadata.finalizers ?? []), FINALIZER], resourceVersion: cp.metadata.resourceVersion },
-      }, 'application/merge-patch+json');
+      const patched = await deps.hosting.request<ControlPlaneObject>(
+        'PATCH',
+        paths.controlPlane(name),
+        {
+          metadata: {
+            finalizers: [...(cp.metadata.finalizers ?? []), FINALIZER],
+            resourceVersion: cp.metadata.resourceVersion,
+          },
+        },
+        'application/merge-patch+json',
+      );
       cp = patched;
     }
-    const config = parseHostingConfig((await deps.hosting.get(paths.configMap(HOSTING_NAMESPACE, HOSTING_CONFIGMAP)))?.data);
+    const config = parseHostingConfig(
+      (await deps.hosting.get(paths.configMap(HOSTING_NAMESPACE, HOSTING_CONFIGMAP)))?.data,
+    );
     if (!(await deps.hosting.get(paths.namespace(names.namespace)))) {
-      throw new Error(`namespace ${names.namespace} not found: apply every manifest synthesized for this control plane`);
+      throw new Error(
+        `namespace ${names.namespace} not found: apply every manifest synthesized for this control plane`,
+      );
     }
     const observed: Observed = new Map();
     await readSecrets(deps.hosting, observed, KEYS_BY_TYPE[type](names));
     const lookup = lookupIn(observed);
-    const opts = { now: deps.now(), certValiditySeconds: deps.certValiditySeconds, caValiditySeconds: deps.caValiditySeconds };
+    const opts = {
+      now: deps.now(),
+      certValiditySeconds: deps.certValiditySeconds,
+      caValiditySeconds: deps.caValiditySeconds,
+    };
 
     let plan: SecretPlan = { writes: [] };
     let routeHost: string | undefined;
@@ -137,7 +161,8 @@ export async function reconcileControlPlane(deps: ReconcileDeps, name: string): 
       if (!routeHost) notReady = `waiting for OpenShift to assign a host to Route ${names.namespace}/${name}`;
     }
     if (type === 'k8s') {
-      if (!config.postgres) throw new Error('ConfigMap kubeflex-config has no postgresHost: k8s control planes need the shared PostgreSQL');
+      if (!config.postgres)
+        throw new Error('ConfigMap kubeflex-config has no postgresHost: k8s control planes need the shared PostgreSQL');
       if (!notReady) plan = planK8sSecrets(names, config, lookup, opts, routeHost);
     } else if (type === 'k3s') plan = planK3sSecrets(names, config, lookup, opts);
     else if (type === 'vcluster') plan = planVClusterSecrets(names, lookup);
@@ -146,19 +171,31 @@ export async function reconcileControlPlane(deps: ReconcileDeps, name: string): 
     for (const w of plan.writes) await writeSecret(deps, observed, w, cp, log);
     notReady ??= plan.waitingFor && `waiting for ${plan.waitingFor}`;
 
-    notReady ??= await apiNotReady(deps, type, names, secretRef.inClusterKey, observed.get(key(secretRef.namespace, secretRef.name))?.data);
+    notReady ??= await apiNotReady(
+      deps,
+      type,
+      names,
+      secretRef.inClusterKey,
+      observed.get(key(secretRef.namespace, secretRef.name))?.data,
+    );
     for (const use of hookUses(cp)) hooks.push(await hookState(deps, cp, names, use));
     const result = await writeStatus(deps, cp, { notReady, hooks, secretRef }, log);
     const waitingHooks = cp.spec?.waitForPostCreateHooks && hooks.some((h) => !h.complete);
-    const next = [requeueAfterMs, notReady ? deps.notReadyRequeueMs : undefined, waitingHooks ? deps.hooksRequeueMs : undefined]
-      .filter((x): x is number => x !== undefined);
+    const next = [
+      requeueAfterMs,
+      notReady ? deps.notReadyRequeueMs : undefined,
+      waitingHooks ? deps.hooksRequeueMs : undefined,
+    ].filter((x): x is number => x !== undefined);
     return { ...result, requeueAfterMs: next.length ? Math.min(...next) : undefined };
   } catch (e) {
     const message = errorText(e);
     log.warn('reconcile failed', { error: message });
-    const r = await writeStatus(deps, cp, { syncError: message, notReady: notReady ?? 'not synced', hooks, secretRef }, log).catch(
-      (err) => ({ error: errorText(err) }),
-    );
+    const r = await writeStatus(
+      deps,
+      cp,
+      { syncError: message, notReady: notReady ?? 'not synced', hooks, secretRef },
+      log,
+    ).catch((err) => ({ error: errorText(err) }));
     return { error: r.error ?? message };
   }
 }
@@ -216,7 +253,11 @@ async function writeSecret(
     ? await deps.hosting.request('PUT', paths.secret(w.namespace, w.name), body)
     : await deps.hosting.request('POST', paths.secrets(w.namespace), body);
   observed.set(key(w.namespace, w.name), { data: w.data, resourceVersion: saved.metadata.resourceVersion });
-  log.info(existing ? 'secret updated' : 'secret created', { secret: `${w.namespace}/${w.name}`, reason: w.reason, keys: Object.keys(w.data).sort() });
+  log.info(existing ? 'secret updated' : 'secret created', {
+    secret: `${w.namespace}/${w.name}`,
+    reason: w.reason,
+    keys: Object.keys(w.data).sort(),
+  });
 }
 
 async function reconcileExternal(
@@ -233,7 +274,13 @@ async function reconcileExternal(
     bootstrap = s ? decode(s.data) : undefined;
   }
   const now = deps.now();
-  const plan = planExternal(cp, observed.get(key(names.namespace, 'admin-kubeconfig'))?.data, bootstrap, now, deps.tokenRenewFraction);
+  const plan = planExternal(
+    cp,
+    observed.get(key(names.namespace, 'admin-kubeconfig'))?.data,
+    bootstrap,
+    now,
+    deps.tokenRenewFraction,
+  );
   if (plan.action === 'error') throw new Error(plan.message);
   if (plan.action === 'keep') return plan.renewAt ? Math.max(1000, plan.renewAt.getTime() - now.getTime()) : undefined;
 
@@ -261,7 +308,12 @@ async function reconcileExternal(
     await writeSecret(
       deps,
       observed,
-      { namespace: names.namespace, name: 'admin-kubeconfig', data: { 'kubeconfig-incluster': externalKubeconfig(names, plan.via, token) }, reason: plan.reason },
+      {
+        namespace: names.namespace,
+        name: 'admin-kubeconfig',
+        data: { 'kubeconfig-incluster': externalKubeconfig(names, plan.via, token) },
+        reason: plan.reason,
+      },
       cp,
       log,
     );
@@ -343,7 +395,8 @@ async function hookState(
   use: { hookName: string; vars: Record<string, string> },
 ): Promise<{ name: string; complete: boolean; detail: string }> {
   const hook = await deps.hosting.get(paths.postCreateHook(use.hookName));
-  if (!hook) throw new Error(`PostCreateHook "${use.hookName}" not found (create it, or remove it from spec.postCreateHooks)`);
+  if (!hook)
+    throw new Error(`PostCreateHook "${use.hookName}" not found (create it, or remove it from spec.postCreateHooks)`);
   const objects = hookObjects(cp, names, hook, use);
   if (typeof objects === 'string') throw new Error(objects);
   const waiting: string[] = [];
@@ -367,7 +420,12 @@ async function writeStatus(
   await deps.hosting.request('PUT', `${paths.controlPlane(cp.metadata.name)}/status`, { ...cp, status });
   const ready = status.conditions!.find((c) => c.type === 'Ready')!;
   const synced = status.conditions!.find((c) => c.type === 'Synced')!;
-  log.info('status', { synced: synced.status, ready: ready.status, reason: ready.reason, message: synced.message || ready.message });
+  log.info('status', {
+    synced: synced.status,
+    ready: ready.status,
+    reason: ready.reason,
+    message: synced.message || ready.message,
+  });
   return {};
 }
 
@@ -375,19 +433,31 @@ async function finalize(deps: ReconcileDeps, cp: ControlPlaneObject, log: Logger
   const name = cp.metadata.name;
   if (cp.spec?.type === 'k8s') {
     const names = tenantNames(name);
-    const config = parseHostingConfig((await deps.hosting.get(paths.configMap(HOSTING_NAMESPACE, HOSTING_CONFIGMAP)))?.data);
+    const config = parseHostingConfig(
+      (await deps.hosting.get(paths.configMap(HOSTING_NAMESPACE, HOSTING_CONFIGMAP)))?.data,
+    );
     if (config.postgres) {
       const secret = await deps.hosting.get(paths.secret(HOSTING_NAMESPACE, config.postgres.passwordSecret));
       const password = decode(secret?.data)[config.postgres.passwordKey];
-      if (!password) throw new Error(`cannot drop database ${names.database}: Secret ${HOSTING_NAMESPACE}/${config.postgres.passwordSecret} has no ${config.postgres.passwordKey}`);
+      if (!password)
+        throw new Error(
+          `cannot drop database ${names.database}: Secret ${HOSTING_NAMESPACE}/${config.postgres.passwordSecret} has no ${config.postgres.passwordKey}`,
+        );
       await deps.dropDatabase(config.postgres, password, names.database, names.databaseRole);
       log.info('database dropped', { database: names.database, role: names.databaseRole });
     }
     await deps.hosting.deleteIfPresent(paths.secret(HOSTING_NAMESPACE, names.hostingDatabaseSecret));
   }
-  await deps.hosting.request('PATCH', paths.controlPlane(name), {
-    metadata: { finalizers: (cp.metadata.finalizers ?? []).filter((f) => f !== FINALIZER), resourceVersion: cp.metadata.resourceVersion },
-  }, 'application/merge-patch+json');
+  await deps.hosting.request(
+    'PATCH',
+    paths.controlPlane(name),
+    {
+      metadata: {
+        finalizers: (cp.metadata.finalizers ?? []).filter((f) => f !== FINALIZER),
+        resourceVersion: cp.metadata.resourceVersion,
+      },
+    },
+    'application/merge-patch+json',
+  );
   log.info('finalizer removed');
 }
-

@@ -1,6 +1,14 @@
 // Minimal X.509 minting with Node's crypto: ECDSA P-256 keys, certificates DER-encoded here. No dependency, no
 // child process; every certificate is checked with Node's own X509Certificate parser in the tests and by openssl.
-import { createHash, createPrivateKey, createPublicKey, generateKeyPairSync, KeyObject, randomBytes, sign } from 'crypto';
+import {
+  createHash,
+  createPrivateKey,
+  createPublicKey,
+  generateKeyPairSync,
+  KeyObject,
+  randomBytes,
+  sign,
+} from 'crypto';
 import { isIP } from 'net';
 import { X509Certificate } from 'crypto';
 
@@ -163,7 +171,11 @@ export function issue(spec: CertSpec, now: Date, issuer?: KeyAndCert): KeyAndCer
     extension(OID.subjectKeyId, false, octets(keyId(publicKey))),
   ];
   if (spec.usage !== 'ca') {
-    const eku = { server: [OID.serverAuth], client: [OID.clientAuth], 'server-client': [OID.serverAuth, OID.clientAuth] };
+    const eku = {
+      server: [OID.serverAuth],
+      client: [OID.clientAuth],
+      'server-client': [OID.serverAuth, OID.clientAuth],
+    };
     exts.push(extension(OID.extKeyUsage, false, seq(...eku[spec.usage].map(oid))));
     exts.push(extension(OID.authorityKeyId, false, seq(tlv(0x80, keyId(signerPub)))));
   }

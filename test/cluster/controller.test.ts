@@ -55,7 +55,9 @@ suite('runtime controller on a real API server', () => {
   const secret = (ns: string, name: string): Record<string, string> | undefined => {
     try {
       const s = json(['get', 'secret', '-n', ns, name]);
-      return Object.fromEntries(Object.entries(s.data ?? {}).map(([kk, v]) => [kk, Buffer.from(v as string, 'base64').toString()]));
+      return Object.fromEntries(
+        Object.entries(s.data ?? {}).map(([kk, v]) => [kk, Buffer.from(v as string, 'base64').toString()]),
+      );
     } catch {
       return undefined;
     }
@@ -77,7 +79,9 @@ suite('runtime controller on a real API server', () => {
       }
       await new Promise((r) => setTimeout(r, 250));
     }
-    throw new Error(`timed out waiting for ${what}; last: ${last instanceof Error ? last.message : JSON.stringify(last)}`);
+    throw new Error(
+      `timed out waiting for ${what}; last: ${last instanceof Error ? last.message : JSON.stringify(last)}`,
+    );
   }
 
   function startController(): Running {
@@ -119,56 +123,67 @@ suite('runtime controller on a real API server', () => {
       startCluster(state, 'ctrlhost', HOSTING_KCM_CONTROLLERS),
       startCluster(state, 'adopted'),
     ]);
-    const files = synthesizeAtomically((app) => {
-      const h = new KubeflexHosting(app, 'hosting');
-      const hook = new PostCreateHook(h, 'hook', {
-        hosting: h,
-        name: 'smoke',
-        templates: [
-          {
-            apiVersion: 'batch/v1',
-            kind: 'Job',
-            metadata: { name: 'smoke-{{.ControlPlaneName}}' },
-            spec: {
-              template: {
-                spec: {
-                  restartPolicy: 'Never',
-                  containers: [
-                    {
-                      name: 'kubectl',
-                      image: 'registry.k8s.io/kubectl:v1.32.2',
-                      args: ['get', 'ns', 'kube-system'],
-                      env: [{ name: 'KUBECONFIG', value: '/etc/kube/kubeconfig-incluster' }],
-                      volumeMounts: [{ name: 'kubeconfig', mountPath: '/etc/kube', readOnly: true }],
-                      securityContext: {
-                        allowPrivilegeEscalation: false,
-                        runAsNonRoot: true,
-                        runAsUser: 65532,
-                        capabilities: { drop: ['ALL'] },
-                        seccompProfile: { type: 'RuntimeDefault' },
+    const files = synthesizeAtomically(
+      (app) => {
+        const h = new KubeflexHosting(app, 'hosting');
+        const hook = new PostCreateHook(h, 'hook', {
+          hosting: h,
+          name: 'smoke',
+          templates: [
+            {
+              apiVersion: 'batch/v1',
+              kind: 'Job',
+              metadata: { name: 'smoke-{{.ControlPlaneName}}' },
+              spec: {
+                template: {
+                  spec: {
+                    restartPolicy: 'Never',
+                    containers: [
+                      {
+                        name: 'kubectl',
+                        image: 'registry.k8s.io/kubectl:v1.32.2',
+                        args: ['get', 'ns', 'kube-system'],
+                        env: [{ name: 'KUBECONFIG', value: '/etc/kube/kubeconfig-incluster' }],
+                        volumeMounts: [{ name: 'kubeconfig', mountPath: '/etc/kube', readOnly: true }],
+                        securityContext: {
+                          allowPrivilegeEscalation: false,
+                          runAsNonRoot: true,
+                          runAsUser: 65532,
+                          capabilities: { drop: ['ALL'] },
+                          seccompProfile: { type: 'RuntimeDefault' },
+                        },
                       },
-                    },
-                  ],
-                  volumes: [{ name: 'kubeconfig', secret: { secretName: 'admin-kubeconfig' } }],
+                    ],
+                    volumes: [{ name: 'kubeconfig', secret: { secretName: 'admin-kubeconfig' } }],
+                  },
                 },
               },
             },
-          },
-        ],
-      });
-      new K8sControlPlane(app, 't1', { hosting: h, postCreateHooks: [{ hook }], waitForPostCreateHooks: true });
-      new K3sControlPlane(app, 'k1', { hosting: h });
-      new VClusterControlPlane(app, 'v1', { hosting: h });
-      new HostControlPlane(app, 'h1', { hosting: h });
-      new ExternalControlPlane(app, 'e1', {
-        hosting: h,
-        bootstrapSecret: { name: 'e1-bootstrap' },
-        tokenExpirationSeconds: 600,
-      });
-    }, path.join(tmp, 'dist'));
+          ],
+        });
+        new K8sControlPlane(app, 't1', { hosting: h, postCreateHooks: [{ hook }], waitForPostCreateHooks: true });
+        new K3sControlPlane(app, 'k1', { hosting: h });
+        new VClusterControlPlane(app, 'v1', { hosting: h });
+        new HostControlPlane(app, 'h1', { hosting: h });
+        new ExternalControlPlane(app, 'e1', {
+          hosting: h,
+          bootstrapSecret: { name: 'e1-bootstrap' },
+          tokenExpirationSeconds: 600,
+        });
+      },
+      path.join(tmp, 'dist'),
+    );
     applySynthesized(hosting, files, tmp);
     // What `kflex adopt` writes: the adopted cluster's kubeconfig in the bootstrap Secret.
-    k(['create', 'secret', 'generic', 'e1-bootstrap', '-n', 'kubeflex-system', `--from-file=kubeconfig-incluster=${adopted.kubeconfig}`]);
+    k([
+      'create',
+      'secret',
+      'generic',
+      'e1-bootstrap',
+      '-n',
+      'kubeflex-system',
+      `--from-file=kubeconfig-incluster=${adopted.kubeconfig}`,
+    ]);
     // The shared Postgres of the test harness plays the bundled one; the controller reaches it through --connect-to.
     connectTo.push(`postgres-postgresql.kubeflex-system.svc:5432=127.0.0.1:${state.pgPort}`);
     controller = startController();
@@ -202,7 +217,13 @@ suite('runtime controller on a real API server', () => {
     expect(certs['front-proxy-ca.crt']).toBe(certs['ca.crt']);
     const api = new X509Certificate(certs['apiserver.crt']);
     expect(api.verify(ca.publicKey)).toBe(true);
-    for (const host of ['t1.t1-system.svc.cluster.local', 't1.t1-system', 'kubernetes.default.svc', 't1.localtest.me', 'kubeflex-control-plane']) {
+    for (const host of [
+      't1.t1-system.svc.cluster.local',
+      't1.t1-system',
+      'kubernetes.default.svc',
+      't1.localtest.me',
+      'kubeflex-control-plane',
+    ]) {
       expect({ host, ok: api.checkHost(host) }).toEqual({ host, ok: host });
     }
     expect(api.checkHost('t2.t1-system.svc')).toBeUndefined();
@@ -218,7 +239,13 @@ suite('runtime controller on a real API server', () => {
     ]) {
       fs.writeFileSync(path.join(tmp, 'ca.crt'), certs['ca.crt']);
       fs.writeFileSync(path.join(tmp, f), certs[f]);
-      expect(execFileSync('openssl', ['verify', '-purpose', purpose, '-CAfile', path.join(tmp, 'ca.crt'), path.join(tmp, f)], { encoding: 'utf8' })).toMatch(/: OK/);
+      expect(
+        execFileSync(
+          'openssl',
+          ['verify', '-purpose', purpose, '-CAfile', path.join(tmp, 'ca.crt'), path.join(tmp, f)],
+          { encoding: 'utf8' },
+        ),
+      ).toMatch(/: OK/);
     }
     const kubeconfigs = await waitFor('admin-kubeconfig', () => secret('t1-system', 'admin-kubeconfig'));
     expect(Object.keys(kubeconfigs).sort()).toEqual(['kubeconfig', 'kubeconfig-incluster']);
@@ -226,7 +253,9 @@ suite('runtime controller on a real API server', () => {
     expect(off.clusters[0]).toMatchObject({ name: 't1-cluster', cluster: { server: 'https://t1.localtest.me:9443' } });
     expect(off.users[0].name).toBe('t1-admin');
     expect(off['current-context']).toBe('t1');
-    expect(parse(kubeconfigs['kubeconfig-incluster']).clusters[0].cluster.server).toBe('https://t1.t1-system.svc.cluster.local');
+    expect(parse(kubeconfigs['kubeconfig-incluster']).clusters[0].cluster.server).toBe(
+      'https://t1.t1-system.svc.cluster.local',
+    );
     const client = new X509Certificate(Buffer.from(off.users[0].user['client-certificate-data'], 'base64'));
     expect(client.verify(ca.publicKey)).toBe(true);
     expect(client.subject).toMatch(/O=system:masters/);
@@ -239,14 +268,23 @@ suite('runtime controller on a real API server', () => {
     expect(db.password).toHaveLength(32);
     expect((await waitFor('kine-postgres', () => secret('t1-system', 'kine-postgres'))).password).toBe(db.password);
     // The bundled Postgres' superuser password.
-    expect((await waitFor('postgres password', () => secret('kubeflex-system', 'postgres-postgresql')))['postgres-password']).toHaveLength(32);
+    expect(
+      (await waitFor('postgres password', () => secret('kubeflex-system', 'postgres-postgresql')))['postgres-password'],
+    ).toHaveLength(32);
   });
 
   test('status walks Synced -> Unavailable -> WaitingForPostCreateHooks -> Available, with a kubeconfig that reaches the tenant', async () => {
     await waitFor('t1 Synced', () => condition('t1', 'Synced') === 'True/ReconcileSuccess');
-    expect(condition('t1', 'Ready')).toMatch(/^False\/Unavailable: Deployment t1-system\/kube-apiserver: 0\/1 replicas ready/);
+    expect(condition('t1', 'Ready')).toMatch(
+      /^False\/Unavailable: Deployment t1-system\/kube-apiserver: 0\/1 replicas ready/,
+    );
     const cp = json(['get', 'cp', 't1']);
-    expect(cp.status.secretRef).toEqual({ namespace: 't1-system', name: 'admin-kubeconfig', key: 'kubeconfig', inClusterKey: 'kubeconfig-incluster' });
+    expect(cp.status.secretRef).toEqual({
+      namespace: 't1-system',
+      name: 'admin-kubeconfig',
+      key: 'kubeconfig',
+      inClusterKey: 'kubeconfig-incluster',
+    });
     expect(cp.status.observedGeneration).toBe(cp.metadata.generation);
     expect(cp.metadata.finalizers).toEqual(['kflex.kubestellar.org/finalizer']);
 
@@ -265,18 +303,35 @@ suite('runtime controller on a real API server', () => {
     minted.clusters[0].cluster['tls-server-name'] = 't1.t1-system.svc.cluster.local';
     const kc = path.join(tmp, 't1.kubeconfig');
     fs.writeFileSync(kc, stringify(minted), { mode: 0o600 });
-    expect(execFileSync('kubectl', [`--kubeconfig=${kc}`, 'get', 'ns', 'kube-system', '-o', 'name'], { encoding: 'utf8' }).trim()).toBe(
-      'namespace/kube-system',
-    );
+    expect(
+      execFileSync('kubectl', [`--kubeconfig=${kc}`, 'get', 'ns', 'kube-system', '-o', 'name'], {
+        encoding: 'utf8',
+      }).trim(),
+    ).toBe('namespace/kube-system');
 
     // Restart the controller with the route to the tenant (as it would have in-cluster) and compare Secrets.
-    const before = JSON.stringify(k(['get', 'secrets', '-A', '-o', 'jsonpath={range .items[*]}{.metadata.namespace}/{.metadata.name}={.metadata.resourceVersion} {end}']));
+    const before = JSON.stringify(
+      k([
+        'get',
+        'secrets',
+        '-A',
+        '-o',
+        'jsonpath={range .items[*]}{.metadata.namespace}/{.metadata.name}={.metadata.resourceVersion} {end}',
+      ]),
+    );
     const first = controller!;
     await stopController();
     connectTo.push(`t1.t1-system.svc.cluster.local:443=127.0.0.1:${apiPort}`);
     // From here on the controller runs with its own ServiceAccount's token: the synthesized least-privilege RBAC
     // must be enough for everything below (status, hooks, adoption, bad input, finalization).
-    const token = k(['create', 'token', 'kubeflex-controller-manager', '-n', 'kubeflex-system', '--duration=1h']).trim();
+    const token = k([
+      'create',
+      'token',
+      'kubeflex-controller-manager',
+      '-n',
+      'kubeflex-system',
+      '--duration=1h',
+    ]).trim();
     const admin = parse(fs.readFileSync(hosting.kubeconfig, 'utf8'));
     admin.users[0].user = { token };
     controllerKubeconfig = path.join(tmp, 'controller.kubeconfig');
@@ -284,14 +339,38 @@ suite('runtime controller on a real API server', () => {
     controller = startController();
 
     // No kubelet: mark the Deployment ready through its status, as the kubelet and deployment controller would.
-    k(['patch', 'deployment', '-n', 't1-system', 'kube-apiserver', '--subresource=status', '--type=merge', '-p',
-      JSON.stringify({ status: { observedGeneration: 1, replicas: 1, readyReplicas: 1, availableReplicas: 1, updatedReplicas: 1 } })]);
-    await waitFor('WaitingForPostCreateHooks', () => condition('t1', 'Ready').startsWith('False/WaitingForPostCreateHooks'));
+    k([
+      'patch',
+      'deployment',
+      '-n',
+      't1-system',
+      'kube-apiserver',
+      '--subresource=status',
+      '--type=merge',
+      '-p',
+      JSON.stringify({
+        status: { observedGeneration: 1, replicas: 1, readyReplicas: 1, availableReplicas: 1, updatedReplicas: 1 },
+      }),
+    ]);
+    await waitFor('WaitingForPostCreateHooks', () =>
+      condition('t1', 'Ready').startsWith('False/WaitingForPostCreateHooks'),
+    );
     expect(condition('t1', 'Ready')).toMatch(/smoke: Job smoke-t1 not succeeded/);
-    expect(json(['get', 'cp', 't1']).status).toMatchObject({ postCreateHooks: { smoke: false }, postCreateHookCompleted: false });
+    expect(json(['get', 'cp', 't1']).status).toMatchObject({
+      postCreateHooks: { smoke: false },
+      postCreateHookCompleted: false,
+    });
 
     const now = new Date().toISOString().replace(/\.\d+Z$/, 'Z');
-    k(['patch', 'job', '-n', 't1-system', 'smoke-t1', '--subresource=status', '--type=merge', '-p',
+    k([
+      'patch',
+      'job',
+      '-n',
+      't1-system',
+      'smoke-t1',
+      '--subresource=status',
+      '--type=merge',
+      '-p',
       JSON.stringify({
         status: {
           startTime: now,
@@ -302,13 +381,33 @@ suite('runtime controller on a real API server', () => {
             { type: 'Complete', status: 'True', lastProbeTime: now, lastTransitionTime: now },
           ],
         },
-      })]);
+      }),
+    ]);
     await waitFor('Available', () => condition('t1', 'Ready') === 'True/Available');
-    expect(json(['get', 'cp', 't1']).status).toMatchObject({ postCreateHooks: { smoke: true }, postCreateHookCompleted: true });
+    expect(json(['get', 'cp', 't1']).status).toMatchObject({
+      postCreateHooks: { smoke: true },
+      postCreateHookCompleted: true,
+    });
 
     // The restart minted nothing: every Secret has the resourceVersion it had before.
-    const after = JSON.stringify(k(['get', 'secrets', '-A', '-o', 'jsonpath={range .items[*]}{.metadata.namespace}/{.metadata.name}={.metadata.resourceVersion} {end}']));
-    const mine = (s: string) => JSON.parse(s).split(' ').filter((x: string) => /^(t1|k1|v1|h1|e1)-system\/|^kubeflex-system\/(t1-db|postgres)/.test(x) && !/e1-system\/admin-kubeconfig/.test(x)).sort();
+    const after = JSON.stringify(
+      k([
+        'get',
+        'secrets',
+        '-A',
+        '-o',
+        'jsonpath={range .items[*]}{.metadata.namespace}/{.metadata.name}={.metadata.resourceVersion} {end}',
+      ]),
+    );
+    const mine = (s: string) =>
+      JSON.parse(s)
+        .split(' ')
+        .filter(
+          (x: string) =>
+            /^(t1|k1|v1|h1|e1)-system\/|^kubeflex-system\/(t1-db|postgres)/.test(x) &&
+            !/e1-system\/admin-kubeconfig/.test(x),
+        )
+        .sort();
     expect(mine(after)).toEqual(mine(before));
     expect(logLines(controller!).filter((l) => l.msg === 'secret created' && !/^e1-system/.test(l.secret))).toEqual([]);
     expect(logLines(first).filter((l) => l.msg === 'secret created').length).toBeGreaterThan(5);
@@ -316,13 +415,20 @@ suite('runtime controller on a real API server', () => {
 
   test('k3s: CAs to seed k3s with and k3s-config kubeconfigs signed by them', async () => {
     const cas = await waitFor('k3s-server-ca', () => secret('k1-system', 'k3s-server-ca'));
-    expect(Object.keys(cas).sort()).toEqual(
-      ['client-ca.crt', 'client-ca.key', 'request-header-ca.crt', 'request-header-ca.key', 'server-ca.crt', 'server-ca.key'],
-    );
+    expect(Object.keys(cas).sort()).toEqual([
+      'client-ca.crt',
+      'client-ca.key',
+      'request-header-ca.crt',
+      'request-header-ca.key',
+      'server-ca.crt',
+      'server-ca.key',
+    ]);
     const cfg = await waitFor('k3s-config', () => secret('k1-system', 'k3s-config'));
     const inc = parse(cfg['config-incluster']);
     expect(inc.clusters[0].cluster.server).toBe('https://k3s.k1-system.svc');
-    expect(Buffer.from(inc.clusters[0].cluster['certificate-authority-data'], 'base64').toString()).toBe(cas['server-ca.crt']);
+    expect(Buffer.from(inc.clusters[0].cluster['certificate-authority-data'], 'base64').toString()).toBe(
+      cas['server-ca.crt'],
+    );
     const cert = new X509Certificate(Buffer.from(inc.users[0].user['client-certificate-data'], 'base64'));
     expect(cert.verify(new X509Certificate(cas['client-ca.crt']).publicKey)).toBe(true);
     expect(parse(cfg.config).clusters[0].cluster.server).toBe('https://k1.localtest.me:9443');
@@ -330,10 +436,12 @@ suite('runtime controller on a real API server', () => {
     expect(condition('k1', 'Ready')).toMatch(/^False\/Unavailable: StatefulSet k1-system\/k3s-server/);
   });
 
-  test('vcluster: config-incluster derived from the syncer\'s kubeconfig', async () => {
+  test("vcluster: config-incluster derived from the syncer's kubeconfig", async () => {
     await waitFor('v1 waiting', () => condition('v1', 'Ready').includes('waiting for the vCluster syncer'));
     // What the vCluster syncer writes (no syncer can run here): its kubeconfig under key `config`.
-    const syncer = fs.readFileSync(adopted.kubeconfig, 'utf8').replace(/server: .*/, 'server: https://v1.localtest.me:9443');
+    const syncer = fs
+      .readFileSync(adopted.kubeconfig, 'utf8')
+      .replace(/server: .*/, 'server: https://v1.localtest.me:9443');
     k(['create', 'secret', 'generic', 'vc-vcluster', '-n', 'v1-system', '--from-literal=config=' + syncer]);
     const s = await waitFor('config-incluster', () => {
       const data = secret('v1-system', 'vc-vcluster');
@@ -349,7 +457,11 @@ suite('runtime controller on a real API server', () => {
     expect(kc.clusters[0].cluster.server).toBe('https://kubernetes.default.svc');
     const token = secret('h1-system', 'h1')!.token;
     expect(kc.users[0].user.token).toBe(token);
-    expect(json(['get', 'cp', 'h1']).status.secretRef).toEqual({ namespace: 'h1-system', name: 'admin-kubeconfig', inClusterKey: 'kubeconfig-incluster' });
+    expect(json(['get', 'cp', 'h1']).status.secretRef).toEqual({
+      namespace: 'h1-system',
+      name: 'admin-kubeconfig',
+      inClusterKey: 'kubeconfig-incluster',
+    });
   });
 
   test('external: token with the requested expiry on the adopted cluster, bootstrap Secret gone, renewed before expiry', async () => {
@@ -362,13 +474,18 @@ suite('runtime controller on a real API server', () => {
     expect(c1.exp - c1.iat).toBe(600);
     expect(c1.sub).toBe('system:serviceaccount:kube-system:kubeflex');
     expect(() => k(['get', 'secret', '-n', 'kubeflex-system', 'e1-bootstrap'])).toThrow(/NotFound/);
-    expect(kubectl(adopted, ['get', 'clusterrolebinding', 'kubeflex-clusterrolebinding', '-o', 'jsonpath={.roleRef.name}']).stdout).toBe('cluster-admin');
+    expect(
+      kubectl(adopted, ['get', 'clusterrolebinding', 'kubeflex-clusterrolebinding', '-o', 'jsonpath={.roleRef.name}'])
+        .stdout,
+    ).toBe('cluster-admin');
     // The token works on the adopted cluster.
     const kc = path.join(tmp, 'e1.kubeconfig');
     fs.writeFileSync(kc, stringify(first), { mode: 0o600 });
-    expect(execFileSync('kubectl', [`--kubeconfig=${kc}`, 'auth', 'whoami', '-o', 'jsonpath={.status.userInfo.username}'], { encoding: 'utf8' })).toBe(
-      'system:serviceaccount:kube-system:kubeflex',
-    );
+    expect(
+      execFileSync('kubectl', [`--kubeconfig=${kc}`, 'auth', 'whoami', '-o', 'jsonpath={.status.userInfo.username}'], {
+        encoding: 'utf8',
+      }),
+    ).toBe('system:serviceaccount:kube-system:kubeflex');
     // --token-renew-fraction=0.02 of 600 s: renewed after 12 s, with the old token, the bootstrap Secret being gone.
     const renewed = await waitFor(
       'renewed token',
@@ -386,20 +503,58 @@ suite('runtime controller on a real API server', () => {
 
   test('bad input gives Synced=False with a message; other tenants are still served', async () => {
     const cp = (name: string, spec: object) =>
-      k(['apply', '--server-side', '-f', '-'], stringify({ apiVersion: 'tenancy.kflex.kubestellar.org/v1alpha1', kind: 'ControlPlane', metadata: { name }, spec }));
+      k(
+        ['apply', '--server-side', '-f', '-'],
+        stringify({
+          apiVersion: 'tenancy.kflex.kubestellar.org/v1alpha1',
+          kind: 'ControlPlane',
+          metadata: { name },
+          spec,
+        }),
+      );
     for (const ns of ['nohook-system', 'badkc-system', 'noboot-system', 'h2-system']) {
       // What the constructs emit for every tenant namespace: the controller's Secret access there, and only there.
       k(['create', 'ns', ns]);
-      k(['create', 'rolebinding', 'kubeflex-controller', '-n', ns, '--clusterrole=kubeflex-controller-tenant', '--serviceaccount=kubeflex-system:kubeflex-controller-manager']);
+      k([
+        'create',
+        'rolebinding',
+        'kubeflex-controller',
+        '-n',
+        ns,
+        '--clusterrole=kubeflex-controller-tenant',
+        '--serviceaccount=kubeflex-system:kubeflex-controller-manager',
+      ]);
     }
     cp('nohook', { type: 'host', postCreateHooks: [{ hookName: 'nope' }] });
-    k(['create', 'secret', 'generic', 'badkc-bootstrap', '-n', 'kubeflex-system', '--from-literal=kubeconfig-incluster=clusters: [oops']);
-    cp('badkc', { type: 'external', bootstrapSecretRef: { name: 'badkc-bootstrap', namespace: 'kubeflex-system', inClusterKey: 'kubeconfig-incluster' } });
-    cp('noboot', { type: 'external', bootstrapSecretRef: { name: 'absent', namespace: 'kubeflex-system', inClusterKey: 'kubeconfig-incluster' } });
+    k([
+      'create',
+      'secret',
+      'generic',
+      'badkc-bootstrap',
+      '-n',
+      'kubeflex-system',
+      '--from-literal=kubeconfig-incluster=clusters: [oops',
+    ]);
+    cp('badkc', {
+      type: 'external',
+      bootstrapSecretRef: {
+        name: 'badkc-bootstrap',
+        namespace: 'kubeflex-system',
+        inClusterKey: 'kubeconfig-incluster',
+      },
+    });
+    cp('noboot', {
+      type: 'external',
+      bootstrapSecretRef: { name: 'absent', namespace: 'kubeflex-system', inClusterKey: 'kubeconfig-incluster' },
+    });
     await waitFor('nohook', () => condition('nohook', 'Synced').startsWith('False'));
-    expect(condition('nohook', 'Synced')).toBe('False/ReconcileError: PostCreateHook "nope" not found (create it, or remove it from spec.postCreateHooks)');
+    expect(condition('nohook', 'Synced')).toBe(
+      'False/ReconcileError: PostCreateHook "nope" not found (create it, or remove it from spec.postCreateHooks)',
+    );
     await waitFor('badkc', () => condition('badkc', 'Synced').startsWith('False'));
-    expect(condition('badkc', 'Synced')).toMatch(/^False\/ReconcileError: bootstrap Secret kubeflex-system\/badkc-bootstrap key "kubeconfig-incluster" is not a usable kubeconfig: not YAML/);
+    expect(condition('badkc', 'Synced')).toMatch(
+      /^False\/ReconcileError: bootstrap Secret kubeflex-system\/badkc-bootstrap key "kubeconfig-incluster" is not a usable kubeconfig: not YAML/,
+    );
     await waitFor('noboot', () => condition('noboot', 'Synced').startsWith('False'));
     expect(condition('noboot', 'Synced')).toBe(
       'False/ReconcileError: bootstrap Secret kubeflex-system/absent not found: create it (kflex adopt does) with the kubeconfig of the cluster to adopt',
@@ -407,9 +562,25 @@ suite('runtime controller on a real API server', () => {
     // Meanwhile a new tenant is served, and a hook created late is picked up (KubeFlex issue #319).
     cp('h2', { type: 'host' });
     k(['create', 'sa', 'h2', '-n', 'h2-system']);
-    k(['apply', '-f', '-'], stringify({ apiVersion: 'v1', kind: 'Secret', type: 'kubernetes.io/service-account-token', metadata: { name: 'h2', namespace: 'h2-system', annotations: { 'kubernetes.io/service-account.name': 'h2' } } }));
+    k(
+      ['apply', '-f', '-'],
+      stringify({
+        apiVersion: 'v1',
+        kind: 'Secret',
+        type: 'kubernetes.io/service-account-token',
+        metadata: { name: 'h2', namespace: 'h2-system', annotations: { 'kubernetes.io/service-account.name': 'h2' } },
+      }),
+    );
     await waitFor('h2 Available', () => condition('h2', 'Ready') === 'True/Available');
-    k(['apply', '-f', '-'], stringify({ apiVersion: 'tenancy.kflex.kubestellar.org/v1alpha1', kind: 'PostCreateHook', metadata: { name: 'nope' }, spec: { templates: [{ apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: 'x' } }] } }));
+    k(
+      ['apply', '-f', '-'],
+      stringify({
+        apiVersion: 'tenancy.kflex.kubestellar.org/v1alpha1',
+        kind: 'PostCreateHook',
+        metadata: { name: 'nope' },
+        spec: { templates: [{ apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: 'x' } }] },
+      }),
+    );
     await waitFor('nohook synced', () => condition('nohook', 'Synced') === 'True/ReconcileSuccess');
   });
 
@@ -421,9 +592,21 @@ suite('runtime controller on a real API server', () => {
     // The controller connects as the superuser whose password it minted: give the test server that role, as the
     // bundled Postgres image does from the Secret at first start.
     const password = secret('kubeflex-system', 'postgres-postgresql')!['postgres-password'];
-    psql(pg, `DO $$ BEGIN IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'ctrl_super') THEN CREATE ROLE ctrl_super SUPERUSER LOGIN; END IF; END $$`);
+    psql(
+      pg,
+      `DO $$ BEGIN IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'ctrl_super') THEN CREATE ROLE ctrl_super SUPERUSER LOGIN; END IF; END $$`,
+    );
     psql(pg, `ALTER ROLE ctrl_super PASSWORD '${password}'`);
-    k(['patch', 'configmap', '-n', 'kubeflex-system', 'kubeflex-config', '--type=merge', '-p', JSON.stringify({ data: { postgresSuperuser: 'ctrl_super' } })]);
+    k([
+      'patch',
+      'configmap',
+      '-n',
+      'kubeflex-system',
+      'kubeflex-config',
+      '--type=merge',
+      '-p',
+      JSON.stringify({ data: { postgresSuperuser: 'ctrl_super' } }),
+    ]);
     k(['delete', 'cp', 't1', '--wait=false']);
     await waitFor('t1 gone', () => {
       try {

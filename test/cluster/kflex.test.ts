@@ -5,7 +5,16 @@ import { spawn, spawnSync } from 'child_process';
 import * as fs from 'fs';
 import * as path from 'path';
 import { parse } from 'yaml';
-import { ClusterState, freePort, HOSTING_KCM_CONTROLLERS, killAll, kubectl, loadState, startCluster, TestCluster } from './harness';
+import {
+  ClusterState,
+  freePort,
+  HOSTING_KCM_CONTROLLERS,
+  killAll,
+  kubectl,
+  loadState,
+  startCluster,
+  TestCluster,
+} from './harness';
 
 const state: ClusterState = loadState();
 const suite = state.skipped ? describe.skip : describe;
@@ -71,24 +80,53 @@ suite('kflex on a real API server', () => {
       }
     });
     const minted = fs.readFileSync(hosting.kubeconfig, 'utf8');
-    k(['create', 'secret', 'generic', secretName, '-n', `${name}-system`, `--from-literal=${key}=${minted}`, `--from-literal=${inClusterKey}=${minted}`]);
+    k([
+      'create',
+      'secret',
+      'generic',
+      secretName,
+      '-n',
+      `${name}-system`,
+      `--from-literal=${key}=${minted}`,
+      `--from-literal=${inClusterKey}=${minted}`,
+    ]);
     const now = new Date().toISOString().replace(/\.\d+Z$/, 'Z');
-    const c = (type: string, reason: string) => ({ type, status: 'True', reason, message: '', lastTransitionTime: now, lastUpdateTime: now });
-    k(['patch', 'cp', name, '--subresource=status', '--type=merge', '-p', JSON.stringify({
-      status: {
-        conditions: [c('Synced', 'ReconcileSuccess'), c('Ready', 'Available')],
-        observedGeneration: cp.metadata.generation,
-        secretRef: { namespace: `${name}-system`, name: secretName, key, inClusterKey },
-      },
-    })]);
+    const c = (type: string, reason: string) => ({
+      type,
+      status: 'True',
+      reason,
+      message: '',
+      lastTransitionTime: now,
+      lastUpdateTime: now,
+    });
+    k([
+      'patch',
+      'cp',
+      name,
+      '--subresource=status',
+      '--type=merge',
+      '-p',
+      JSON.stringify({
+        status: {
+          conditions: [c('Synced', 'ReconcileSuccess'), c('Ready', 'Available')],
+          observedGeneration: cp.metadata.generation,
+          secretRef: { namespace: `${name}-system`, name: secretName, key, inClusterKey },
+        },
+      }),
+    ]);
   }
 
   beforeAll(async () => {
-    [hosting, adopted] = await Promise.all([startCluster(state, 'kflexhost', HOSTING_KCM_CONTROLLERS), startCluster(state, 'kflexadopted')]);
+    [hosting, adopted] = await Promise.all([
+      startCluster(state, 'kflexhost', HOSTING_KCM_CONTROLLERS),
+      startCluster(state, 'kflexadopted'),
+    ]);
     dir = fs.mkdtempSync(path.join(state.dir, 'kflex-'));
     // A user's kubeconfig whose only context is the hosting cluster, named like a kind cluster.
     kubeconfig = path.join(dir, 'config');
-    fs.writeFileSync(kubeconfig, fs.readFileSync(hosting.kubeconfig, 'utf8').replace(/kflexhost/g, 'kind-kubeflex'), { mode: 0o600 });
+    fs.writeFileSync(kubeconfig, fs.readFileSync(hosting.kubeconfig, 'utf8').replace(/kflexhost/g, 'kind-kubeflex'), {
+      mode: 0o600,
+    });
   });
   afterAll(async () => {
     if (controller) await killAll([controller]);
@@ -98,10 +136,17 @@ suite('kflex on a real API server', () => {
   test('every command has --help; unknown commands and flags are usage errors', async () => {
     for (const cmd of ['init', 'create', 'delete', 'list', 'ctx', 'adopt', 'version']) {
       const r = await kflex([cmd, '--help']);
-      expect({ cmd, code: r.code, head: r.stdout.split('\n')[0] }).toEqual({ cmd, code: 0, head: expect.stringMatching(new RegExp(`^Usage: kflex ${cmd}`)) });
+      expect({ cmd, code: r.code, head: r.stdout.split('\n')[0] }).toEqual({
+        cmd,
+        code: 0,
+        head: expect.stringMatching(new RegExp(`^Usage: kflex ${cmd}`)),
+      });
       expect(r.stdout).toMatch(/--kubeconfig/);
     }
-    expect(await kflex(['bogus'])).toMatchObject({ code: 2, stderr: 'Error: unknown command "bogus" (commands: init, create, delete, list, ctx, adopt, version)\n' });
+    expect(await kflex(['bogus'])).toMatchObject({
+      code: 2,
+      stderr: 'Error: unknown command "bogus" (commands: init, create, delete, list, ctx, adopt, version)\n',
+    });
     expect(await kflex(['list', '--bogus'])).toMatchObject({ code: 2, stderr: 'Error: unknown flag --bogus\n' });
     expect((await kflex(['--help'])).stdout).toMatch(/^kflex: KubeFlex control planes/);
   });
@@ -113,21 +158,57 @@ suite('kflex on a real API server', () => {
       'Error: no hosting cluster found: no hosting context is stored and the current context "kind-kubeflex" is not one; run `kflex init`, or `kubectl config use-context <hosting>` and `kflex ctx --set-current-for-hosting`\n',
     );
     const dead = path.join(dir, 'dead');
-    fs.writeFileSync(dead, fs.readFileSync(kubeconfig, 'utf8').replace(hosting.server, `https://127.0.0.1:${await freePort()}`));
+    fs.writeFileSync(
+      dead,
+      fs.readFileSync(kubeconfig, 'utf8').replace(hosting.server, `https://127.0.0.1:${await freePort()}`),
+    );
     const d = await kflex(['init', `--kubeconfig=${dead}`]);
     expect(d.code).toBe(1);
-    expect(d.stderr).toMatch(/^Error: cannot reach the cluster of context kind-kubeflex at https:\/\/127\.0\.0\.1:\d+: .*ECONNREFUSED/);
+    expect(d.stderr).toMatch(
+      /^Error: cannot reach the cluster of context kind-kubeflex at https:\/\/127\.0\.0\.1:\d+: .*ECONNREFUSED/,
+    );
     expect(d.stderr).not.toMatch(/\n\s+at /);
   });
 
   test('init applies the hosting install and records the hosting context durably', async () => {
     const r = await kflex(['init', '--domain', 'example.test', '--external-port', '8443']);
-    expect(r).toMatchObject({ code: 0, stdout: `Hosting components applied to context kind-kubeflex (${hosting.server}); kind-kubeflex is the hosting context.\n` });
-    expect(k(['get', 'crd', 'controlplanes.tenancy.kflex.kubestellar.org', '-o', 'jsonpath={.status.conditions[?(@.type=="Established")].status}'])).toBe('True');
-    expect(JSON.parse(k(['get', 'cm', '-n', 'kubeflex-system', 'kubeflex-config', '-o', 'json'])).data).toMatchObject({ domain: 'example.test', externalPort: '8443' });
-    expect(k(['get', 'deployment', '-n', 'kubeflex-system', 'kubeflex-controller-manager', '-o', 'jsonpath={.metadata.managedFields[0].manager}', '--show-managed-fields'])).toBe('kflex');
+    expect(r).toMatchObject({
+      code: 0,
+      stdout: `Hosting components applied to context kind-kubeflex (${hosting.server}); kind-kubeflex is the hosting context.\n`,
+    });
+    expect(
+      k([
+        'get',
+        'crd',
+        'controlplanes.tenancy.kflex.kubestellar.org',
+        '-o',
+        'jsonpath={.status.conditions[?(@.type=="Established")].status}',
+      ]),
+    ).toBe('True');
+    expect(JSON.parse(k(['get', 'cm', '-n', 'kubeflex-system', 'kubeflex-config', '-o', 'json'])).data).toMatchObject({
+      domain: 'example.test',
+      externalPort: '8443',
+    });
+    expect(
+      k([
+        'get',
+        'deployment',
+        '-n',
+        'kubeflex-system',
+        'kubeflex-controller-manager',
+        '-o',
+        'jsonpath={.metadata.managedFields[0].manager}',
+        '--show-managed-fields',
+      ]),
+    ).toBe('kflex');
     // kubectl rewriting the file keeps the extensions (KubeFlex #255: fragile hosting-context storage).
-    spawnSync('kubectl', [`--kubeconfig=${kubeconfig}`, 'config', 'set-context', 'kind-kubeflex', '--namespace=default']);
+    spawnSync('kubectl', [
+      `--kubeconfig=${kubeconfig}`,
+      'config',
+      'set-context',
+      'kind-kubeflex',
+      '--namespace=default',
+    ]);
     const doc = userConfig();
     expect(ext(doc)).toEqual({ 'hosting-cluster-ctx-name': 'kind-kubeflex' });
     expect(ext(doc.contexts[0].context)).toEqual({ 'is-hosting-cluster-ctx': 'true' });
@@ -140,25 +221,36 @@ suite('kflex on a real API server', () => {
     ['cp1', 'k8s', 'admin-kubeconfig', 'kubeconfig', 'kubeconfig-incluster'],
     ['cp2', 'k3s', 'k3s-config', 'config', 'config-incluster'],
     ['cp3', 'vcluster', 'vc-vcluster', 'config', 'config-incluster'],
-  ])('create %s --type %s waits for Ready, merges the kubeconfig with KubeFlex names and switches', async (name, type, secret, key, inKey) => {
-    const run = kflex(['create', name, '--type', type, '--timeout', '60s']);
-    await actAsController(name, secret, key, inKey);
-    const r = await run;
-    expect(r).toMatchObject({ code: 0, stdout: `control plane ${name} is Ready; current context is now ${name}\n` });
-    expect(r.stderr).toMatch(new RegExp(`^control plane ${name} \\(${type}\\) applied to context kind-kubeflex\\nWaiting for control plane ${name} to be Ready`));
-    const doc = userConfig();
-    expect(doc['current-context']).toBe(name);
-    const ctx = doc.contexts.find((c: any) => c.name === name);
-    expect(ctx.context).toMatchObject({ cluster: `${name}-cluster`, user: `${name}-admin` });
-    expect(ext(ctx.context)).toEqual({ 'controlplane-name': name });
-    expect(doc.clusters.find((c: any) => c.name === `${name}-cluster`).cluster.server).toBe(hosting.server);
-    // The merged context works.
-    expect(spawnSync('kubectl', [`--kubeconfig=${kubeconfig}`, 'get', 'ns', 'kube-system', '-o', 'name'], { encoding: 'utf8' }).stdout.trim()).toBe('namespace/kube-system');
-    // Everything kflex applied carries the control-plane label and one field manager.
-    const ns = JSON.parse(k(['get', 'ns', `${name}-system`, '-o', 'json', '--show-managed-fields']));
-    expect(ns.metadata.labels['tenancy.kflex.kubestellar.org/control-plane']).toBe(name);
-    expect(ns.metadata.managedFields.map((f: any) => f.manager)).toEqual(['kflex']);
-  });
+  ])(
+    'create %s --type %s waits for Ready, merges the kubeconfig with KubeFlex names and switches',
+    async (name, type, secret, key, inKey) => {
+      const run = kflex(['create', name, '--type', type, '--timeout', '60s']);
+      await actAsController(name, secret, key, inKey);
+      const r = await run;
+      expect(r).toMatchObject({ code: 0, stdout: `control plane ${name} is Ready; current context is now ${name}\n` });
+      expect(r.stderr).toMatch(
+        new RegExp(
+          `^control plane ${name} \\(${type}\\) applied to context kind-kubeflex\\nWaiting for control plane ${name} to be Ready`,
+        ),
+      );
+      const doc = userConfig();
+      expect(doc['current-context']).toBe(name);
+      const ctx = doc.contexts.find((c: any) => c.name === name);
+      expect(ctx.context).toMatchObject({ cluster: `${name}-cluster`, user: `${name}-admin` });
+      expect(ext(ctx.context)).toEqual({ 'controlplane-name': name });
+      expect(doc.clusters.find((c: any) => c.name === `${name}-cluster`).cluster.server).toBe(hosting.server);
+      // The merged context works.
+      expect(
+        spawnSync('kubectl', [`--kubeconfig=${kubeconfig}`, 'get', 'ns', 'kube-system', '-o', 'name'], {
+          encoding: 'utf8',
+        }).stdout.trim(),
+      ).toBe('namespace/kube-system');
+      // Everything kflex applied carries the control-plane label and one field manager.
+      const ns = JSON.parse(k(['get', 'ns', `${name}-system`, '-o', 'json', '--show-managed-fields']));
+      expect(ns.metadata.labels['tenancy.kflex.kubestellar.org/control-plane']).toBe(name);
+      expect(ns.metadata.managedFields.map((f: any) => f.manager)).toEqual(['kflex']);
+    },
+  );
 
   test('list shows NAME, SYNCED, READY, TYPE, AGE', async () => {
     const r = await kflex(['list']);
@@ -190,22 +282,45 @@ suite('kflex on a real API server', () => {
     expect(names(doc.users)).toEqual(['cp1-admin', 'cp3-admin', 'kind-kubeflex']);
     // The context is fetched again from the hosting cluster, with the controlplane-name mark (a KubeFlex quirk fixed).
     expect(await kflex(['ctx', 'cp2'])).toMatchObject({ code: 0, stdout: 'switched to context cp2\n' });
-    expect(ext(userConfig().contexts.find((c: any) => c.name === 'cp2').context)).toEqual({ 'controlplane-name': 'cp2' });
+    expect(ext(userConfig().contexts.find((c: any) => c.name === 'cp2').context)).toEqual({
+      'controlplane-name': 'cp2',
+    });
     // A context kflex does not manage is not deleted without --force when nobody can be asked.
-    expect(await kflex(['ctx', 'delete', 'kind-kubeflex'])).toMatchObject({ code: 1, stderr: 'Error: context kind-kubeflex is not managed by kflex; use --force to delete it anyway\n' });
-    expect(await kflex(['ctx', 'nope'])).toMatchObject({ code: 1, stderr: 'Error: control plane nope not found on the hosting cluster (context kind-kubeflex) and no local context nope exists\n' });
+    expect(await kflex(['ctx', 'delete', 'kind-kubeflex'])).toMatchObject({
+      code: 1,
+      stderr: 'Error: context kind-kubeflex is not managed by kflex; use --force to delete it anyway\n',
+    });
+    expect(await kflex(['ctx', 'nope'])).toMatchObject({
+      code: 1,
+      stderr:
+        'Error: control plane nope not found on the hosting cluster (context kind-kubeflex) and no local context nope exists\n',
+    });
   });
 
   test('fails when the name is taken, the type is unknown, a hook is missing, or Ready does not come in time', async () => {
-    expect(await kflex(['create', 'cp1'])).toMatchObject({ code: 1, stderr: 'Error: control plane cp1 already exists on the hosting cluster (context kind-kubeflex)\n' });
-    expect(await kflex(['create', 'x1', '--type', 'ocm'])).toMatchObject({ code: 2, stderr: 'Error: --type ocm is not a control-plane type (one of k8s, k3s, vcluster, host)\n' });
-    expect(await kflex(['create', 'x1', '-p', 'nope'])).toMatchObject({ code: 1, stderr: 'Error: PostCreateHook "nope" not found on the hosting cluster (available: none)\n' });
-    expect(await kflex(['create', 'Bad_Name'])).toMatchObject({ code: 1, stderr: expect.stringMatching(/^Error: K8sControlPlane "Bad_Name": invalid name "Bad_Name"/) });
+    expect(await kflex(['create', 'cp1'])).toMatchObject({
+      code: 1,
+      stderr: 'Error: control plane cp1 already exists on the hosting cluster (context kind-kubeflex)\n',
+    });
+    expect(await kflex(['create', 'x1', '--type', 'ocm'])).toMatchObject({
+      code: 2,
+      stderr: 'Error: --type ocm is not a control-plane type (one of k8s, k3s, vcluster, host)\n',
+    });
+    expect(await kflex(['create', 'x1', '-p', 'nope'])).toMatchObject({
+      code: 1,
+      stderr: 'Error: PostCreateHook "nope" not found on the hosting cluster (available: none)\n',
+    });
+    expect(await kflex(['create', 'Bad_Name'])).toMatchObject({
+      code: 1,
+      stderr: expect.stringMatching(/^Error: K8sControlPlane "Bad_Name": invalid name "Bad_Name"/),
+    });
     expect(await kflex(['create'])).toMatchObject({ code: 2, stderr: 'Error: the control plane name is required\n' });
     expect(k(['get', 'ns', '-o', 'name'])).not.toMatch(/x1-system/);
     const slow = await kflex(['create', 'slow', '--type', 'k3s', '--timeout', '2s']);
     expect(slow.code).toBe(1);
-    expect(slow.stderr).toMatch(/Error: timed out after 2s waiting for control plane slow to be Ready \(last: Synced=Unknown Ready=Unknown\)\n$/);
+    expect(slow.stderr).toMatch(
+      /Error: timed out after 2s waiting for control plane slow to be Ready \(last: Synced=Unknown Ready=Unknown\)\n$/,
+    );
     expect(await kflex(['delete', 'slow'])).toMatchObject({ code: 0 });
     const dry = await kflex(['create', 'dry', '--dry-run']);
     expect(dry.code).toBe(0);
@@ -215,7 +330,15 @@ suite('kflex on a real API server', () => {
 
   test('delete removes everything applied for the control plane and its local context', async () => {
     const labelled = () =>
-      k(['get', 'ns,jobs,secrets,rolebindings,clusterrolebindings', '-A', '-l', 'tenancy.kflex.kubestellar.org/control-plane=cp1', '-o', 'name']).trim();
+      k([
+        'get',
+        'ns,jobs,secrets,rolebindings,clusterrolebindings',
+        '-A',
+        '-l',
+        'tenancy.kflex.kubestellar.org/control-plane=cp1',
+        '-o',
+        'name',
+      ]).trim();
     expect(labelled()).toMatch(/namespace\/cp1-system/);
     expect(labelled()).toMatch(/job.batch\/db-cp1/);
     const r = await kflex(['delete', 'cp1']);
@@ -227,29 +350,70 @@ suite('kflex on a real API server', () => {
     expect(names(doc.clusters)).not.toContain('cp1-cluster');
     expect(names(doc.users)).not.toContain('cp1-admin');
     expect(doc['current-context']).toBe('kind-kubeflex');
-    expect(await kflex(['delete', 'cp1'])).toMatchObject({ code: 1, stderr: 'Error: control plane cp1 not found on the hosting cluster (context kind-kubeflex)\n' });
+    expect(await kflex(['delete', 'cp1'])).toMatchObject({
+      code: 1,
+      stderr: 'Error: control plane cp1 not found on the hosting cluster (context kind-kubeflex)\n',
+    });
   });
 
   test('with the real controller: create --type host, and adopt a second real API server', async () => {
     const log = fs.openSync(path.join(state.logDir, 'kflex-controller.log'), 'a');
-    controller = spawn(process.execPath, [CONTROLLER, `--kubeconfig=${hosting.kubeconfig}`, '--health-port=0', '--requeue-not-ready=500ms'], { stdio: ['ignore', log, log] }).pid;
+    controller = spawn(
+      process.execPath,
+      [CONTROLLER, `--kubeconfig=${hosting.kubeconfig}`, '--health-port=0', '--requeue-not-ready=500ms'],
+      { stdio: ['ignore', log, log] },
+    ).pid;
     fs.closeSync(log);
     const h = await kflex(['create', 'h1', '--type', 'host', '--timeout', '60s']);
-    expect(h).toMatchObject({ code: 0, stdout: 'control plane h1 is Ready; it is the hosting cluster itself, so the current context stays kind-kubeflex\n' });
+    expect(h).toMatchObject({
+      code: 0,
+      stdout:
+        'control plane h1 is Ready; it is the hosting cluster itself, so the current context stays kind-kubeflex\n',
+    });
 
     expect(await kflex(['adopt', 'ext1', '-a', adopted.kubeconfig, '-u', 'https://127.0.0.1:6443'])).toMatchObject({
       code: 2,
-      stderr: 'Error: --url-override https://127.0.0.1:6443: a loopback address is not reachable from the hosting cluster; use an address the cluster can reach\n',
+      stderr:
+        'Error: --url-override https://127.0.0.1:6443: a loopback address is not reachable from the hosting cluster; use an address the cluster can reach\n',
     });
-    const a = await kflex(['adopt', 'ext1', '-a', adopted.kubeconfig, '-c', 'kflexadopted', '-x', '600', '--timeout', '60s']);
-    expect(a).toMatchObject({ code: 0, stdout: 'control plane ext1 adopted and Ready; its kubeconfig is in Secret ext1-system/admin-kubeconfig\n' });
+    const a = await kflex([
+      'adopt',
+      'ext1',
+      '-a',
+      adopted.kubeconfig,
+      '-c',
+      'kflexadopted',
+      '-x',
+      '600',
+      '--timeout',
+      '60s',
+    ]);
+    expect(a).toMatchObject({
+      code: 0,
+      stdout: 'control plane ext1 adopted and Ready; its kubeconfig is in Secret ext1-system/admin-kubeconfig\n',
+    });
     expect(() => k(['get', 'secret', '-n', 'kubeflex-system', 'ext1-bootstrap'])).toThrow(/NotFound/);
-    const minted = parse(Buffer.from(JSON.parse(k(['get', 'secret', '-n', 'ext1-system', 'admin-kubeconfig', '-o', 'json'])).data['kubeconfig-incluster'], 'base64').toString());
+    const minted = parse(
+      Buffer.from(
+        JSON.parse(k(['get', 'secret', '-n', 'ext1-system', 'admin-kubeconfig', '-o', 'json'])).data[
+          'kubeconfig-incluster'
+        ],
+        'base64',
+      ).toString(),
+    );
     expect(minted.clusters[0].cluster.server).toBe(adopted.server);
-    expect(kubectl(adopted, ['get', 'sa', '-n', 'kube-system', 'kubeflex', '-o', 'name']).stdout.trim()).toBe('serviceaccount/kubeflex');
+    expect(kubectl(adopted, ['get', 'sa', '-n', 'kube-system', 'kubeflex', '-o', 'name']).stdout.trim()).toBe(
+      'serviceaccount/kubeflex',
+    );
     expect((await kflex(['list'])).stdout).toMatch(/^ext1\s+True\s+True\s+external\s+\d+s$/m);
-    expect(await kflex(['adopt', 'ext1', '-a', adopted.kubeconfig])).toMatchObject({ code: 1, stderr: 'Error: control plane ext1 already exists on the hosting cluster (context kind-kubeflex)\n' });
+    expect(await kflex(['adopt', 'ext1', '-a', adopted.kubeconfig])).toMatchObject({
+      code: 1,
+      stderr: 'Error: control plane ext1 already exists on the hosting cluster (context kind-kubeflex)\n',
+    });
     for (const n of ['ext1', 'h1']) expect(await kflex(['delete', n])).toMatchObject({ code: 0 });
-    expect(k(['get', 'cp', '-o', 'name']).trim().split('\n').sort()).toEqual(['controlplane.tenancy.kflex.kubestellar.org/cp2', 'controlplane.tenancy.kflex.kubestellar.org/cp3']);
+    expect(k(['get', 'cp', '-o', 'name']).trim().split('\n').sort()).toEqual([
+      'controlplane.tenancy.kflex.kubestellar.org/cp2',
+      'controlplane.tenancy.kflex.kubestellar.org/cp3',
+    ]);
   });
 });
