@@ -19,6 +19,12 @@ function rss(pid: number): { rss: number; hwm: number } {
   return { rss: kb('VmRSS'), hwm: kb('VmHWM') };
 }
 
+/** User + system CPU seconds a process has used so far. */
+function cpuSeconds(pid: number): number {
+  const f = fs.readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ');
+  return (Number(f[11]) + Number(f[12])) / 100; // utime, stime in clock ticks (USER_HZ = 100)
+}
+
 function syncedCount(kubeconfig: string): number {
   const r = spawnSync(
     'kubectl',
@@ -97,10 +103,11 @@ async function run(
       if (Date.now() - start > 30 * 60_000) throw new Error(`only ${synced}/${n} synced after 30 min`);
     }
     const syncMs = Date.now() - start;
+    const cpu = cpuSeconds(proc.pid!);
     await new Promise((r) => setTimeout(r, 15_000));
     const idle = rss(proc.pid!);
     await killAll([proc.pid!]);
-    return { n, applyMs, syncMs, peak: Math.max(peak, idle.hwm), idle: idle.rss };
+    return { n, applyMs, syncMs, cpu, peak: Math.max(peak, idle.hwm), idle: idle.rss };
   } finally {
     await cluster.stop();
   }
@@ -118,11 +125,11 @@ async function main(): Promise<void> {
     console.log(
       '| ControlPlanes | apply ns + CP (s) | controller start to all Synced (s) | ms per ControlPlane | peak RSS (MiB) | idle RSS after (MiB) |',
     );
-    console.log('|---:|---:|---:|---:|---:|---:|');
+    console.log('|---:|---:|---:|---:|---:|---:|---:|');
     for (const n of SIZES) {
       const r = await run(n, { dir, logDir, binDir, pgPort: pg.port, pgPassword });
       console.log(
-        `| ${r.n} | ${(r.applyMs / 1000).toFixed(1)} | ${(r.syncMs / 1000).toFixed(1)} | ${(r.syncMs / r.n).toFixed(1)} | ${r.peak.toFixed(0)} | ${r.idle.toFixed(0)} |`,
+        `| ${r.n} | ${(r.applyMs / 1000).toFixed(1)} | ${(r.syncMs / 1000).toFixed(1)} | ${(r.syncMs / r.n).toFixed(1)} | ${r.cpu.toFixed(1)} | ${r.peak.toFixed(0)} | ${r.idle.toFixed(0)} |`,
       );
     }
   } finally {

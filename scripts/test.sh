@@ -12,5 +12,6 @@ else
 fi
 
 npm run --silent build
+npm run --silent lint
 bash scripts/consumer-smoke.sh
 npx jest --ci "$@"

@@ -117,6 +117,47 @@ suite('runtime controller on a real API server', () => {
       .filter((l) => l.startsWith('{'))
       .map((l) => JSON.parse(l));
 
+  /** What the constructs emit for every tenant namespace: the namespace and the controller's Secret access there. */
+  const tenantNamespace = (ns: string) => {
+    k(['create', 'ns', ns]);
+    k([
+      'create',
+      'rolebinding',
+      'kubeflex-controller',
+      '-n',
+      ns,
+      '--clusterrole=kubeflex-controller-tenant',
+      '--serviceaccount=kubeflex-system:kubeflex-controller-manager',
+    ]);
+  };
+  /** A host-type tenant written by hand (as HostControlPlane would synthesize it). */
+  const hostTenant = (name: string) => {
+    tenantNamespace(`${name}-system`);
+    k(['create', 'sa', name, '-n', `${name}-system`]);
+    k(
+      ['apply', '-f', '-'],
+      stringify({
+        apiVersion: 'v1',
+        kind: 'Secret',
+        type: 'kubernetes.io/service-account-token',
+        metadata: {
+          name,
+          namespace: `${name}-system`,
+          annotations: { 'kubernetes.io/service-account.name': name },
+        },
+      }),
+    );
+    k(
+      ['apply', '--server-side', '-f', '-'],
+      stringify({
+        apiVersion: 'tenancy.kflex.kubestellar.org/v1alpha1',
+        kind: 'ControlPlane',
+        metadata: { name },
+        spec: { type: 'host' },
+      }),
+    );
+  };
+
   beforeAll(async () => {
     tmp = fs.mkdtempSync(path.join(state.dir, 'controller-'));
     [hosting, adopted] = await Promise.all([
@@ -512,19 +553,7 @@ suite('runtime controller on a real API server', () => {
           spec,
         }),
       );
-    for (const ns of ['nohook-system', 'badkc-system', 'noboot-system', 'h2-system']) {
-      // What the constructs emit for every tenant namespace: the controller's Secret access there, and only there.
-      k(['create', 'ns', ns]);
-      k([
-        'create',
-        'rolebinding',
-        'kubeflex-controller',
-        '-n',
-        ns,
-        '--clusterrole=kubeflex-controller-tenant',
-        '--serviceaccount=kubeflex-system:kubeflex-controller-manager',
-      ]);
-    }
+    for (const ns of ['nohook-system', 'badkc-system', 'noboot-system']) tenantNamespace(ns);
     cp('nohook', { type: 'host', postCreateHooks: [{ hookName: 'nope' }] });
     k([
       'create',
@@ -560,17 +589,7 @@ suite('runtime controller on a real API server', () => {
       'False/ReconcileError: bootstrap Secret kubeflex-system/absent not found: create it (kflex adopt does) with the kubeconfig of the cluster to adopt',
     );
     // Meanwhile a new tenant is served, and a hook created late is picked up (KubeFlex issue #319).
-    cp('h2', { type: 'host' });
-    k(['create', 'sa', 'h2', '-n', 'h2-system']);
-    k(
-      ['apply', '-f', '-'],
-      stringify({
-        apiVersion: 'v1',
-        kind: 'Secret',
-        type: 'kubernetes.io/service-account-token',
-        metadata: { name: 'h2', namespace: 'h2-system', annotations: { 'kubernetes.io/service-account.name': 'h2' } },
-      }),
-    );
+    hostTenant('h2');
     await waitFor('h2 Available', () => condition('h2', 'Ready') === 'True/Available');
     k(
       ['apply', '-f', '-'],
@@ -582,6 +601,16 @@ suite('runtime controller on a real API server', () => {
       }),
     );
     await waitFor('nohook synced', () => condition('nohook', 'Synced') === 'True/ReconcileSuccess');
+  });
+
+  test('survives an API-server restart: keeps running and serves a tenant created afterwards', async () => {
+    const pid = controller!.proc.pid!;
+    await hosting.restartApiserver();
+    hostTenant('h3');
+    await waitFor('h3 Available', () => condition('h3', 'Ready') === 'True/Available');
+    expect(controller!.proc.exitCode).toBeNull();
+    expect(controller!.proc.pid).toBe(pid);
+    expect(logLines(controller!).some((l) => l.msg === 'watch interrupted; re-listing')).toBe(true);
   });
 
   test('deleting a k8s ControlPlane drops its database and role, then garbage collection takes the rest', async () => {

@@ -297,6 +297,8 @@ export interface TestCluster {
   pids: Record<string, number>;
   readyMs: number;
   stop: () => Promise<void>;
+  /** Kills kube-apiserver and starts it again on the same port and storage. */
+  restartApiserver: () => Promise<void>;
 }
 
 /**
@@ -323,15 +325,22 @@ export async function startCluster(
     );
     pids.kine = kine.pid!;
     const port = await freePort();
-    const apiserver = startProcess(
-      `${name}-kube-apiserver`,
-      path.join(opts.binDir, 'kube-apiserver'),
-      apiserverArgs(pki, port, `http://127.0.0.1:${kinePort}`),
-      opts.logDir,
-    );
-    pids['kube-apiserver'] = apiserver.pid!;
     const server = `https://127.0.0.1:${port}`;
-    const readyMs = await waitReady(`${server}/readyz`, pki, apiserver);
+    const startApiserver = async () => {
+      const apiserver = startProcess(
+        `${name}-kube-apiserver`,
+        path.join(opts.binDir, 'kube-apiserver'),
+        apiserverArgs(pki, port, `http://127.0.0.1:${kinePort}`),
+        opts.logDir,
+      );
+      pids['kube-apiserver'] = apiserver.pid!;
+      return waitReady(`${server}/readyz`, pki, apiserver);
+    };
+    const readyMs = await startApiserver();
+    const restartApiserver = async () => {
+      await killAll([pids['kube-apiserver']]);
+      await startApiserver();
+    };
     const kubeconfig = path.join(pki, 'admin.kubeconfig');
     writeKubeconfig(kubeconfig, server, pki, 'admin', name);
     if (controllers.length) {
@@ -353,7 +362,7 @@ export async function startCluster(
       );
       pids['kube-controller-manager'] = kcm.pid!;
     }
-    return { server, kubeconfig, pki, pids, readyMs, stop };
+    return { server, kubeconfig, pki, pids, readyMs, stop, restartApiserver };
   } catch (e) {
     await stop();
     throw e;
