@@ -14,6 +14,7 @@ export class ApiError extends Error {
     public readonly status: number,
     public readonly reason: string,
     message: string,
+    public readonly retryAfterSeconds?: number,
   ) {
     super(message);
   }
@@ -99,13 +100,27 @@ export class KubeClient {
     return this.preparing;
   }
 
-  /** One request; resolves with the parsed body, rejects with ApiError on non-2xx. */
+  /**
+   * One request; resolves with the parsed body, rejects with ApiError on non-2xx. A 429 (throttled, or a new
+   * resource's storage still initializing) was not processed, so it is retried a few times after Retry-After.
+   */
   public async request<T = any>(
     method: string,
     path: string,
     body?: unknown,
     contentType = 'application/json',
   ): Promise<T> {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await this.requestOnce<T>(method, path, body, contentType);
+      } catch (e) {
+        if (!(e instanceof ApiError && e.status === 429) || attempt >= 6) throw e;
+        await sleep(Math.min(5, e.retryAfterSeconds ?? 1) * 1000);
+      }
+    }
+  }
+
+  private async requestOnce<T>(method: string, path: string, body: unknown, contentType: string): Promise<T> {
     const p = await this.prepare();
     const url = new URL(p.base.toString().replace(/\/$/, '') + path);
     const payload = body === undefined ? undefined : Buffer.from(JSON.stringify(body));
@@ -138,7 +153,9 @@ export class KubeClient {
             if (status >= 200 && status < 300) resolve(parsed as T);
             else {
               const msg = typeof parsed === 'object' && parsed?.message ? parsed.message : String(text).slice(0, 200);
-              reject(new ApiError(status, parsed?.reason ?? '', `${method} ${path}: ${status} ${msg}`));
+              const retry = Number(res.headers['retry-after']);
+              const after = Number.isFinite(retry) ? retry : undefined;
+              reject(new ApiError(status, parsed?.reason ?? '', `${method} ${path}: ${status} ${msg}`, after));
             }
           });
           res.on('error', reject);

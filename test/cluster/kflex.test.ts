@@ -212,7 +212,7 @@ suite('kflex on a real API server', () => {
     const doc = userConfig();
     expect(ext(doc)).toEqual({ 'hosting-cluster-ctx-name': 'kind-kubeflex' });
     expect(ext(doc.contexts[0].context)).toEqual({ 'is-hosting-cluster-ctx': 'true' });
-    expect((await kflex(['list'])).stdout).toBe('No control planes found.\n');
+    expect(await kflex(['list'])).toEqual({ code: 0, stdout: 'No control planes found.\n', stderr: '' });
     const v = await kflex(['version']);
     expect(v.stdout).toBe('kflex version 0.1.0 (cdk8s-kubeflex)\nhosting cluster kind-kubeflex: Kubernetes v1.32.2\n');
   });
