@@ -23,7 +23,9 @@ export interface ClusterState {
   readonly binDir: string;
 }
 
-export const STATE_FILE = path.join(os.tmpdir(), `kflex-jest-cluster-${process.getuid?.() ?? 0}.json`);
+// One file per Jest run (global setup exports the name to the workers), so concurrent runs never share a cluster.
+process.env.KFLEX_STATE_FILE ??= path.join(os.tmpdir(), `kflex-jest-cluster-${process.getuid?.() ?? 0}-${process.pid}.json`);
+export const STATE_FILE = process.env.KFLEX_STATE_FILE;
 const PG_BIN = process.env.KFLEX_PG_BIN ?? '/usr/lib/postgresql/15/bin';
 
 /** A free TCP port on 127.0.0.1 (racy like envtest's, callers retry on bind failure). */
@@ -74,7 +76,7 @@ export async function startPostgres(
     pgLog,
     '-w',
     '-o',
-    `-p ${port} -c listen_addresses=127.0.0.1 -k ${socketDir} -c fsync=off -c synchronous_commit=off -c full_page_writes=off`,
+    `-p ${port} -c listen_addresses=127.0.0.1 -k ${socketDir} -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=500`,
     'start',
   ]);
   return { port, dataDir, socketDir };
