@@ -24,7 +24,10 @@ export interface ClusterState {
 }
 
 // One file per Jest run (global setup exports the name to the workers), so concurrent runs never share a cluster.
-process.env.KFLEX_STATE_FILE ??= path.join(os.tmpdir(), `kflex-jest-cluster-${process.getuid?.() ?? 0}-${process.pid}.json`);
+process.env.KFLEX_STATE_FILE ??= path.join(
+  os.tmpdir(),
+  `kflex-jest-cluster-${process.getuid?.() ?? 0}-${process.pid}.json`,
+);
 export const STATE_FILE = process.env.KFLEX_STATE_FILE;
 const PG_BIN = process.env.KFLEX_PG_BIN ?? '/usr/lib/postgresql/15/bin';
 
