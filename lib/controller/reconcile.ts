@@ -426,7 +426,47 @@ async function writeStatus(
     reason: ready.reason,
     message: synced.message || ready.message,
   });
+  // Events on transitions only (KubeFlex's SyncSuccess/SyncFail, plus Ready changes), so `kubectl describe cp`
+  // tells the story; an event that cannot be written never fails the reconcile.
+  const before = (type: string) => cp.status?.conditions?.find((c) => c.type === type);
+  const events: [string, string, string][] = [];
+  if (before('Synced')?.status !== synced.status || before('Synced')?.message !== synced.message) {
+    events.push(
+      synced.status === 'True' ? ['Normal', 'SyncSuccess', 'reconciled'] : ['Warning', 'SyncFail', synced.message],
+    );
+  }
+  if (before('Ready')?.reason !== ready.reason) {
+    events.push([ready.status === 'True' ? 'Normal' : 'Warning', ready.reason, ready.message || ready.reason]);
+  }
+  for (const [type, reason, message] of events) {
+    await recordEvent(deps, cp, type, reason, message).catch((e: Error) =>
+      log.debug('event not recorded', { reason, error: e.message }),
+    );
+  }
   return {};
+}
+
+/** Writes a core/v1 Event about a (cluster-scoped) ControlPlane into namespace `default`. */
+async function recordEvent(deps: ReconcileDeps, cp: ControlPlaneObject, type: string, reason: string, message: string) {
+  const now = deps.now().toISOString();
+  await deps.hosting.request('POST', '/api/v1/namespaces/default/events', {
+    apiVersion: 'v1',
+    kind: 'Event',
+    metadata: { generateName: `${cp.metadata.name}.`, namespace: 'default' },
+    involvedObject: {
+      apiVersion: 'tenancy.kflex.kubestellar.org/v1alpha1',
+      kind: 'ControlPlane',
+      name: cp.metadata.name,
+      uid: cp.metadata.uid,
+    },
+    type,
+    reason,
+    message: message.slice(0, 1000),
+    source: { component: 'kubeflex-controller' },
+    firstTimestamp: now,
+    lastTimestamp: now,
+    count: 1,
+  });
 }
 
 async function finalize(deps: ReconcileDeps, cp: ControlPlaneObject, log: Logger): Promise<void> {

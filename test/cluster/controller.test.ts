@@ -429,6 +429,18 @@ suite('runtime controller on a real API server', () => {
       postCreateHooks: { smoke: true },
       postCreateHookCompleted: true,
     });
+    // The walk is recorded as Events on the ControlPlane (kubectl describe cp t1).
+    const reasons = json(['get', 'events', '-n', 'default', '--field-selector', 'involvedObject.name=t1']).items.map(
+      (e: any) => `${e.type}/${e.reason}`,
+    );
+    expect(reasons).toEqual(
+      expect.arrayContaining([
+        'Normal/SyncSuccess',
+        'Warning/Unavailable',
+        'Warning/WaitingForPostCreateHooks',
+        'Normal/Available',
+      ]),
+    );
 
     // The restart minted nothing: every Secret has the resourceVersion it had before.
     const after = JSON.stringify(
