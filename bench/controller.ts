@@ -123,7 +123,7 @@ async function main(): Promise<void> {
   psql({ pgPort: pg.port, pgSocketDir: pg.socketDir }, `ALTER ROLE postgres PASSWORD '${pgPassword}'`);
   try {
     console.log(
-      '| ControlPlanes | apply ns + CP (s) | controller start to all Synced (s) | ms per ControlPlane | peak RSS (MiB) | idle RSS after (MiB) |',
+      '| ControlPlanes | apply ns + CP (s) | controller start to all Synced (s) | ms per ControlPlane | controller CPU (s) | peak RSS (MiB) | idle RSS after (MiB) |',
     );
     console.log('|---:|---:|---:|---:|---:|---:|---:|');
     for (const n of SIZES) {

@@ -134,7 +134,7 @@ suite('kflex on a real API server', () => {
   });
 
   test('every command has --help; unknown commands and flags are usage errors', async () => {
-    for (const cmd of ['init', 'create', 'delete', 'list', 'ctx', 'adopt', 'version']) {
+    for (const cmd of ['init', 'create', 'delete', 'list', 'ctx', 'adopt', 'config', 'version']) {
       const r = await kflex([cmd, '--help']);
       expect({ cmd, code: r.code, head: r.stdout.split('\n')[0] }).toEqual({
         cmd,
@@ -145,7 +145,7 @@ suite('kflex on a real API server', () => {
     }
     expect(await kflex(['bogus'])).toMatchObject({
       code: 2,
-      stderr: 'Error: unknown command "bogus" (commands: init, create, delete, list, ctx, adopt, version)\n',
+      stderr: 'Error: unknown command "bogus" (commands: init, create, delete, list, ctx, adopt, config, version)\n',
     });
     expect(await kflex(['list', '--bogus'])).toMatchObject({ code: 2, stderr: 'Error: unknown flag --bogus\n' });
     expect((await kflex(['--help'])).stdout).toMatch(/^kflex: KubeFlex control planes/);
@@ -157,6 +157,13 @@ suite('kflex on a real API server', () => {
     expect(r.stderr).toBe(
       'Error: no hosting cluster found: no hosting context is stored and the current context "kind-kubeflex" is not one; run `kflex init`, or `kubectl config use-context <hosting>` and `kflex ctx --set-current-for-hosting`\n',
     );
+    const diag = await kflex(['config', 'diagnose']);
+    expect(diag.code).toBe(1);
+    expect(JSON.parse(diag.stdout)).toMatchObject({ status: 'critical', message: 'no hosting context is stored' });
+    expect(await kflex(['config', 'set-hosting', 'nope'])).toMatchObject({
+      code: 1,
+      stderr: `Error: context nope not found in ${kubeconfig}\n`,
+    });
     const dead = path.join(dir, 'dead');
     fs.writeFileSync(
       dead,
@@ -213,6 +220,9 @@ suite('kflex on a real API server', () => {
     expect(ext(doc)).toEqual({ 'hosting-cluster-ctx-name': 'kind-kubeflex' });
     expect(ext(doc.contexts[0].context)).toEqual({ 'is-hosting-cluster-ctx': 'true' });
     expect(await kflex(['list'])).toEqual({ code: 0, stdout: 'No control planes found.\n', stderr: '' });
+    const diag = await kflex(['config', 'diagnose']);
+    expect(diag.code).toBe(0);
+    expect(JSON.parse(diag.stdout)).toMatchObject({ status: 'ok', data: { hostingContext: 'kind-kubeflex' } });
     const v = await kflex(['version']);
     expect(v.stdout).toBe('kflex version 0.1.0 (cdk8s-kubeflex)\nhosting cluster kind-kubeflex: Kubernetes v1.32.2\n');
   });
