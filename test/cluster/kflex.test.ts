@@ -12,9 +12,11 @@ import {
   killAll,
   kubectl,
   loadState,
+  psql,
   startCluster,
   TestCluster,
 } from './harness';
+import { bootTenant, Tenant } from './tenant';
 
 const state: ClusterState = loadState();
 const suite = state.skipped ? describe.skip : describe;
@@ -36,6 +38,8 @@ suite('kflex on a real API server', () => {
   let dir: string;
   let kubeconfig: string;
   let controller: number | undefined;
+  let cpkPort = 0;
+  let tenant: Tenant | undefined;
 
   /** Runs kflex with the user's kubeconfig; resolves when it exits. */
   const kflex = (args: string[], env: NodeJS.ProcessEnv = {}): Promise<Result> =>
@@ -130,6 +134,7 @@ suite('kflex on a real API server', () => {
   });
   afterAll(async () => {
     if (controller) await killAll([controller]);
+    await tenant?.stop();
     await Promise.all([hosting?.stop(), adopted?.stop()]);
   });
 
@@ -367,10 +372,29 @@ suite('kflex on a real API server', () => {
   });
 
   test('with the real controller: create --type host, and adopt a second real API server', async () => {
+    // The superuser password of the test PostgreSQL, as an operator of an existing database would provide it.
+    k([
+      'create',
+      'secret',
+      'generic',
+      'postgres-postgresql',
+      '-n',
+      'kubeflex-system',
+      `--from-literal=postgres-password=${state.pgPassword}`,
+    ]);
+    cpkPort = await freePort();
     const log = fs.openSync(path.join(state.logDir, 'kflex-controller.log'), 'a');
     controller = spawn(
       process.execPath,
-      [CONTROLLER, `--kubeconfig=${hosting.kubeconfig}`, '--health-port=0', '--requeue-not-ready=500ms'],
+      [
+        CONTROLLER,
+        `--kubeconfig=${hosting.kubeconfig}`,
+        '--health-port=0',
+        '--requeue-not-ready=500ms',
+        // In-cluster names the controller would resolve in a real cluster, mapped to the processes on loopback.
+        `--connect-to=cpk.cpk-system.svc.cluster.local:443=127.0.0.1:${cpkPort}`,
+        `--connect-to=postgres-postgresql.kubeflex-system.svc:5432=127.0.0.1:${state.pgPort}`,
+      ],
       { stdio: ['ignore', log, log] },
     ).pid;
     fs.closeSync(log);
@@ -425,5 +449,77 @@ suite('kflex on a real API server', () => {
       'controlplane.tenancy.kflex.kubestellar.org/cp2',
       'controlplane.tenancy.kflex.kubestellar.org/cp3',
     ]);
+  });
+  test('k8s end to end with the real controller: kflex create, tenant from the minted Secrets, kubectl, kflex delete', async () => {
+    const run = kflex(['create', 'cpk', '--type', 'k8s', '--timeout', '120s']);
+    const secret = (ns: string, name: string, key: string) =>
+      Buffer.from(JSON.parse(k(['get', 'secret', '-n', ns, name, '-o', 'json'])).data[key], 'base64').toString();
+    await waitFor('minted Secrets', () => {
+      try {
+        return secret('cpk-system', 'kine-postgres', 'password') && secret('cpk-system', 'cm-kubeconfig', 'kubeconfig');
+      } catch {
+        return undefined;
+      }
+    });
+    const certs = JSON.parse(k(['get', 'secret', '-n', 'cpk-system', 'k8s-certs', '-o', 'json'])).data;
+    tenant = await bootTenant(
+      state,
+      'cpk',
+      {
+        certs: Object.fromEntries(
+          Object.entries(certs).map(([kk, v]) => [kk, Buffer.from(v as string, 'base64').toString()]),
+        ),
+        cmKubeconfig: secret('cpk-system', 'cm-kubeconfig', 'kubeconfig'),
+        adminKubeconfig: secret('cpk-system', 'admin-kubeconfig', 'kubeconfig-incluster'),
+        dbPassword: secret('cpk-system', 'kine-postgres', 'password'),
+      },
+      cpkPort,
+    );
+    await tenant.start();
+    // No kubelet: the Deployment is marked ready through its status; discovery through the minted kubeconfig is real.
+    k([
+      'patch',
+      'deployment',
+      '-n',
+      'cpk-system',
+      'kube-apiserver',
+      '--subresource=status',
+      '--type=merge',
+      '-p',
+      JSON.stringify({
+        status: { observedGeneration: 1, replicas: 1, readyReplicas: 1, availableReplicas: 1, updatedReplicas: 1 },
+      }),
+    ]);
+    const r = await run;
+    expect(r).toMatchObject({ code: 0, stdout: 'control plane cpk is Ready; current context is now cpk\n' });
+    const doc = userConfig();
+    expect(doc.clusters.find((c: any) => c.name === 'cpk-cluster').cluster.server).toBe(
+      'https://cpk.example.test:8443',
+    );
+    // The merged context, with only the address changed (no DNS for example.test here), reaches the tenant.
+    const out = spawnSync(
+      'kubectl',
+      [
+        `--kubeconfig=${kubeconfig}`,
+        `--server=https://127.0.0.1:${cpkPort}`,
+        '--tls-server-name=cpk.example.test',
+        'get',
+        'ns',
+        'kube-system',
+        '-o',
+        'name',
+      ],
+      { encoding: 'utf8' },
+    );
+    expect(out.stdout.trim()).toBe('namespace/kube-system');
+    await tenant.stop();
+    tenant = undefined;
+    expect(await kflex(['delete', 'cpk'])).toMatchObject({
+      code: 0,
+      stdout: 'control plane cpk deleted; current context is kind-kubeflex\n',
+    });
+    const pg = { pgPort: state.pgPort, pgSocketDir: state.pgSocketDir };
+    expect(psql(pg, "SELECT count(*) FROM pg_database WHERE datname = 'cpk'").trim()).toBe('0');
+    expect(psql(pg, "SELECT count(*) FROM pg_roles WHERE rolname = 'cpk'").trim()).toBe('0');
   });
 });

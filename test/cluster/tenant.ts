@@ -39,6 +39,7 @@ export async function bootTenant(
   state: Pick<ClusterState, 'dir' | 'pgPort' | 'pgPassword' | 'binDir' | 'logDir'>,
   name: string,
   minted?: MintedTenantSecrets,
+  apiPort?: number,
 ): Promise<Tenant> {
   const app = Testing.app();
   const hosting = new KubeflexHosting(app, 'hosting');
@@ -46,7 +47,8 @@ export async function bootTenant(
   const get = (kind: string, n: string) => objects.find((o) => o.kind === kind && o.metadata.name === n);
   const dir = path.join(state.dir, 'tenants', name);
   const pki = path.join(dir, 'pki-src');
-  const [kinePort, apiPort, kcmPort] = [await freePort(), await freePort(), await freePort()];
+  const [kinePort, kcmPort] = [await freePort(), await freePort()];
+  apiPort ??= await freePort();
   const server = `https://127.0.0.1:${apiPort}`;
   const kubeconfig = path.join(dir, 'admin.kubeconfig');
   if (minted) {
