@@ -231,6 +231,22 @@ async function hookConstructs(
   return uses;
 }
 
+/**
+ * What create and adopt share before synthesizing a new control plane: the hosting cluster, a check that the name
+ * is free, the hosting construct configured as installed, and the requested hooks (which must exist).
+ */
+async function prepareNew(ctx: Ctx, name: string, hookNames: string[] | undefined, vars: Record<string, string>) {
+  const kc = loadKubeconfig(ctx);
+  const { client, context } = await hosting(ctx, kc);
+  if (await client.get(paths.controlPlane(name))) {
+    throw new CliError(`control plane ${name} already exists on the hosting cluster (context ${context})`);
+  }
+  const app = new App({ outdir: '/nonexistent' });
+  const h = new KubeflexHosting(app, 'hosting', await installedHosting(client));
+  const uses = await hookConstructs(client, hookNames ?? [], h, vars);
+  return { kc, client, context, app, h, uses };
+}
+
 function parseSets(values: string[] = []): Record<string, string> {
   const out: Record<string, string> = {};
   for (const v of values) {
@@ -420,14 +436,7 @@ const COMMANDS: Record<string, Command> = {
         throw usage(`--backend-type ${flags['backend-type']}: only "shared" is supported`);
       const timeout = parseDuration('timeout', flags.timeout ?? '10m');
       const vars = parseSets(flags.set);
-      const kc = loadKubeconfig(ctx);
-      const { client, context } = await hosting(ctx, kc);
-      if (await client.get(paths.controlPlane(name)))
-        throw new CliError(`control plane ${name} already exists on the hosting cluster (context ${context})`);
-      const props = await installedHosting(client);
-      const app = new App({ outdir: '/nonexistent' });
-      const h = new KubeflexHosting(app, 'hosting', props);
-      const uses = await hookConstructs(client, flags['postcreate-hook'] ?? [], h, vars);
+      const { kc, client, context, app, h, uses } = await prepareNew(ctx, name, flags['postcreate-hook'], vars);
       const make = {
         k8s: K8sControlPlane,
         k3s: K3sControlPlane,
@@ -703,14 +712,12 @@ const COMMANDS: Record<string, Command> = {
         flags['adopted-context'],
         flags['url-override'],
       );
-      const kc = loadKubeconfig(ctx);
-      const { client, context } = await hosting(ctx, kc);
-      if (await client.get(paths.controlPlane(name)))
-        throw new CliError(`control plane ${name} already exists on the hosting cluster (context ${context})`);
-      const props = await installedHosting(client);
-      const app = new App({ outdir: '/nonexistent' });
-      const h = new KubeflexHosting(app, 'hosting', props);
-      const uses = await hookConstructs(client, flags['postcreate-hook'] ?? [], h, parseSets(flags.set));
+      const { client, context, app, h, uses } = await prepareNew(
+        ctx,
+        name,
+        flags['postcreate-hook'],
+        parseSets(flags.set),
+      );
       const objects = synthControlPlane(
         () =>
           new ExternalControlPlane(app, name, {

@@ -22,9 +22,11 @@ import {
   killAll,
   kubectl,
   loadState,
+  markDeploymentReady,
   psql,
   startCluster,
   TestCluster,
+  waitFor,
 } from './harness';
 import { bootTenant, Tenant } from './tenant';
 
@@ -66,24 +68,6 @@ suite('runtime controller on a real API server', () => {
     const c = (json(['get', 'cp', cp]).status?.conditions ?? []).find((x: any) => x.type === type);
     return c ? `${c.status}/${c.reason}${c.message ? `: ${c.message}` : ''}` : 'none';
   };
-  async function waitFor<T>(what: string, fn: () => T | undefined | false, timeoutMs = 60_000): Promise<T> {
-    const deadline = Date.now() + timeoutMs;
-    let last: unknown;
-    while (Date.now() < deadline) {
-      try {
-        const v = fn();
-        if (v) return v;
-        last = v;
-      } catch (e) {
-        last = e;
-      }
-      await new Promise((r) => setTimeout(r, 250));
-    }
-    throw new Error(
-      `timed out waiting for ${what}; last: ${last instanceof Error ? last.message : JSON.stringify(last)}`,
-    );
-  }
-
   function startController(): Running {
     starts++;
     const log = path.join(state.logDir, `controller-${starts}.log`);
@@ -117,6 +101,17 @@ suite('runtime controller on a real API server', () => {
       .filter((l) => l.startsWith('{'))
       .map((l) => JSON.parse(l));
 
+  /** namespace/name=resourceVersion of every Secret, to prove nothing was rewritten. */
+  const secretVersions = () =>
+    JSON.stringify(
+      k([
+        'get',
+        'secrets',
+        '-A',
+        '-o',
+        'jsonpath={range .items[*]}{.metadata.namespace}/{.metadata.name}={.metadata.resourceVersion} {end}',
+      ]),
+    );
   /** What the constructs emit for every tenant namespace: the namespace and the controller's Secret access there. */
   const tenantNamespace = (ns: string) => {
     k(['create', 'ns', ns]);
@@ -351,15 +346,7 @@ suite('runtime controller on a real API server', () => {
     ).toBe('namespace/kube-system');
 
     // Restart the controller with the route to the tenant (as it would have in-cluster) and compare Secrets.
-    const before = JSON.stringify(
-      k([
-        'get',
-        'secrets',
-        '-A',
-        '-o',
-        'jsonpath={range .items[*]}{.metadata.namespace}/{.metadata.name}={.metadata.resourceVersion} {end}',
-      ]),
-    );
+    const before = secretVersions();
     const first = controller!;
     await stopController();
     connectTo.push(`t1.t1-system.svc.cluster.local:443=127.0.0.1:${apiPort}`);
@@ -380,19 +367,7 @@ suite('runtime controller on a real API server', () => {
     controller = startController();
 
     // No kubelet: mark the Deployment ready through its status, as the kubelet and deployment controller would.
-    k([
-      'patch',
-      'deployment',
-      '-n',
-      't1-system',
-      'kube-apiserver',
-      '--subresource=status',
-      '--type=merge',
-      '-p',
-      JSON.stringify({
-        status: { observedGeneration: 1, replicas: 1, readyReplicas: 1, availableReplicas: 1, updatedReplicas: 1 },
-      }),
-    ]);
+    markDeploymentReady(hosting, 't1-system', 'kube-apiserver');
     await waitFor('WaitingForPostCreateHooks', () =>
       condition('t1', 'Ready').startsWith('False/WaitingForPostCreateHooks'),
     );
@@ -443,15 +418,7 @@ suite('runtime controller on a real API server', () => {
     );
 
     // The restart minted nothing: every Secret has the resourceVersion it had before.
-    const after = JSON.stringify(
-      k([
-        'get',
-        'secrets',
-        '-A',
-        '-o',
-        'jsonpath={range .items[*]}{.metadata.namespace}/{.metadata.name}={.metadata.resourceVersion} {end}',
-      ]),
-    );
+    const after = secretVersions();
     const mine = (s: string) =>
       JSON.parse(s)
         .split(' ')

@@ -400,3 +400,38 @@ export function applySynthesized(cluster: Pick<ClusterState, 'kubeconfig'>, file
   }
   for (const f of files.filter((x) => x !== hosting)) apply(f);
 }
+
+/** Polls `fn` until it returns something truthy; fails naming `what` and the last value or error. */
+export async function waitFor<T>(what: string, fn: () => T | undefined | false, timeoutMs = 60_000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  let last: unknown;
+  while (Date.now() < deadline) {
+    try {
+      const v = fn();
+      if (v) return v;
+      last = v;
+    } catch (e) {
+      last = e;
+    }
+    await new Promise((r) => setTimeout(r, 250));
+  }
+  throw new Error(
+    `timed out waiting for ${what}; last: ${last instanceof Error ? last.message : JSON.stringify(last)}`,
+  );
+}
+
+/** Marks a Deployment ready through its status, as the kubelet and deployment controller would (none run here). */
+export function markDeploymentReady(cluster: Pick<ClusterState, 'kubeconfig'>, namespace: string, name: string): void {
+  const status = { observedGeneration: 1, replicas: 1, readyReplicas: 1, availableReplicas: 1, updatedReplicas: 1 };
+  kubectl(cluster, [
+    'patch',
+    'deployment',
+    '-n',
+    namespace,
+    name,
+    '--subresource=status',
+    '--type=merge',
+    '-p',
+    JSON.stringify({ status }),
+  ]);
+}

@@ -12,9 +12,11 @@ import {
   killAll,
   kubectl,
   loadState,
+  markDeploymentReady,
   psql,
   startCluster,
   TestCluster,
+  waitFor,
 } from './harness';
 import { bootTenant, Tenant } from './tenant';
 
@@ -55,21 +57,6 @@ suite('kflex on a real API server', () => {
   const userConfig = () => parse(fs.readFileSync(kubeconfig, 'utf8'));
   const names = (list: any[]) => list.map((x) => x.name).sort();
   const ext = (entry: any) => entry?.extensions?.find((e: any) => e.name === 'kubeflex')?.extension?.data;
-
-  async function waitFor<T>(what: string, fn: () => T | undefined | false, timeoutMs = 60_000): Promise<T> {
-    const deadline = Date.now() + timeoutMs;
-    let last: unknown;
-    while (Date.now() < deadline) {
-      try {
-        const v = fn();
-        if (v) return v;
-      } catch (e) {
-        last = e;
-      }
-      await new Promise((r) => setTimeout(r, 200));
-    }
-    throw new Error(`timed out waiting for ${what}: ${String(last)}`);
-  }
 
   /**
    * The controller's part for types whose workloads cannot run here: once kflex has applied the ControlPlane,
@@ -477,19 +464,7 @@ suite('kflex on a real API server', () => {
     );
     await tenant.start();
     // No kubelet: the Deployment is marked ready through its status; discovery through the minted kubeconfig is real.
-    k([
-      'patch',
-      'deployment',
-      '-n',
-      'cpk-system',
-      'kube-apiserver',
-      '--subresource=status',
-      '--type=merge',
-      '-p',
-      JSON.stringify({
-        status: { observedGeneration: 1, replicas: 1, readyReplicas: 1, availableReplicas: 1, updatedReplicas: 1 },
-      }),
-    ]);
+    markDeploymentReady(hosting, 'cpk-system', 'kube-apiserver');
     const r = await run;
     expect(r).toMatchObject({ code: 0, stdout: 'control plane cpk is Ready; current context is now cpk\n' });
     const doc = userConfig();

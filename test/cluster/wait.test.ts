@@ -6,6 +6,7 @@ import * as fs from 'fs';
 
 const state: ClusterState = loadState();
 const suite = state.skipped ? describe.skip : describe;
+if (state.skipped) console.warn(`### SKIPPED kubeflex-wait-for-apiserver tests: ${state.skipped}`);
 const BIN = path.resolve(__dirname, '../../build/lib/controller/wait-for-apiserver.js');
 const run = (args: string[]) => spawnSync(process.execPath, [BIN, ...args], { encoding: 'utf8', timeout: 30_000 });
 
