@@ -17,7 +17,7 @@ import { HOSTING_CONFIGMAP } from '../wire';
 import { ControlPlaneBase, PostCreateHookUse } from '../control-plane';
 import { parseDuration } from '../controller/args';
 import { ApiError, GROUP_PATH, KubeClient, paths, sleep } from '../controller/kube';
-import { applyObjects, deleteByLabel, FIELD_MANAGER } from './apply';
+import { applyObjects, deleteByLabel } from './apply';
 import { CP_NAME_KEY, KubeconfigFile, KubeconfigFileError, kubeconfigPath } from './kubeconfig-file';
 
 // eslint-disable-next-line @typescript-eslint/no-require-imports
@@ -942,5 +942,3 @@ if (require.main === module) {
   };
   void kflex(process.argv.slice(2), io).then((code) => process.exit(code));
 }
-
-export { FIELD_MANAGER };

@@ -12,7 +12,7 @@ import {
   VCLUSTER_KUBECONFIG_SECRET,
   VCLUSTER_RELEASE,
 } from '../wire';
-import { parseKubeconfig, ParsedKubeconfig, renderKubeconfig, tokenTimes } from './kubeconfig';
+import { parseKubeconfig, ParsedKubeconfig, renderKubeconfig, renderParsed, tokenTimes } from './kubeconfig';
 import { certProblem, issue, KeyAndCert, newServiceAccountKey, publicKeyMatches } from './x509';
 
 export const FINALIZER = 'kflex.kubestellar.org/finalizer';
@@ -567,26 +567,7 @@ export function planExternal(
 
 /** The admin kubeconfig of an adopted cluster: its cluster entry, user and context `<cp>` with the minted token. */
 export function externalKubeconfig(names: TenantNames, via: ParsedKubeconfig, token: string): string {
-  const doc = {
-    apiVersion: 'v1',
-    kind: 'Config',
-    clusters: [
-      {
-        name: via.clusterName,
-        cluster: {
-          server: via.server,
-          ...(via.caCert ? { 'certificate-authority-data': b64(via.caCert) } : {}),
-          ...(via.insecure ? { 'insecure-skip-tls-verify': true } : {}),
-          ...(via.tlsServerName ? { 'tls-server-name': via.tlsServerName } : {}),
-        },
-      },
-    ],
-    users: [{ name: names.name, user: { token } }],
-    contexts: [{ name: names.name, context: { ...via.context, cluster: via.clusterName, user: names.name } }],
-    'current-context': names.name,
-    preferences: {},
-  };
-  return stringifyYaml(doc);
+  return renderParsed(via, { userName: names.name, contextName: names.name }, token);
 }
 
 // ---- Hooks and status --------------------------------------------------------------------------------------------

@@ -107,6 +107,43 @@ export function parseKubeconfig(text: string): ParsedKubeconfig {
   return out;
 }
 
+/**
+ * Renders a parsed kubeconfig back as a one-context document: its cluster entry as it was, the user and context
+ * under the given names (context fields such as namespace kept), with `token` replacing its credentials if given.
+ */
+export function renderParsed(
+  via: ParsedKubeconfig,
+  names: { readonly userName: string; readonly contextName: string },
+  token?: string,
+): string {
+  const user = token
+    ? { token }
+    : via.token
+      ? { token: via.token }
+      : { 'client-certificate-data': b64(via.cert!), 'client-key-data': b64(via.key!) };
+  return stringify({
+    apiVersion: 'v1',
+    kind: 'Config',
+    clusters: [
+      {
+        name: via.clusterName,
+        cluster: {
+          server: via.server,
+          ...(via.caCert ? { 'certificate-authority-data': b64(via.caCert) } : {}),
+          ...(via.insecure ? { 'insecure-skip-tls-verify': true } : {}),
+          ...(via.tlsServerName ? { 'tls-server-name': via.tlsServerName } : {}),
+        },
+      },
+    ],
+    users: [{ name: names.userName, user }],
+    contexts: [
+      { name: names.contextName, context: { ...via.context, cluster: via.clusterName, user: names.userName } },
+    ],
+    'current-context': names.contextName,
+    preferences: {},
+  });
+}
+
 /** Seconds-since-epoch `exp` and `iat` claims of a JWT (service-account token), without verifying it. */
 export function tokenTimes(token: string): { iat?: number; exp?: number } {
   try {

@@ -91,10 +91,6 @@ class WorkQueue {
     if (this.dirty.delete(key)) this.add(key);
   }
 
-  public get depth(): number {
-    return this.ready.length + this.active.size;
-  }
-
   public stop(): void {
     for (const t of this.timers.values()) clearTimeout(t.timer);
     this.timers.clear();
@@ -114,8 +110,6 @@ export class Manager {
   private server?: http.Server;
   private resyncTimer?: NodeJS.Timeout;
   private workersDone: Promise<void>[] = [];
-  /** Reconcile passes completed (for tests and benchmarks). */
-  public reconciles = 0;
 
   public constructor(private readonly opts: ManagerOptions) {
     const connectTo = opts.connectTo ?? {};
@@ -176,11 +170,6 @@ export class Manager {
     this.opts.hosting.close();
   }
 
-  /** Requests a reconcile of one control plane now. */
-  public enqueue(name: string): void {
-    this.queue.add(name);
-  }
-
   private async hostingPass(): Promise<void> {
     try {
       await reconcileHosting(this.deps);
@@ -233,7 +222,6 @@ export class Manager {
       } catch (e) {
         this.backoff(name, (e as Error).message);
       } finally {
-        this.reconciles++;
         this.queue.done(name);
       }
     }

@@ -29,7 +29,7 @@ import {
 } from './core';
 import { ConnectTo, KubeClient, paths } from './kube';
 import { K8S_SECRETS } from '../wire';
-import { parseKubeconfig } from './kubeconfig';
+import { renderParsed } from './kubeconfig';
 import type { Logger } from './log';
 
 /** What a reconcile needs from its environment. */
@@ -156,7 +156,7 @@ export async function reconcileControlPlane(deps: ReconcileDeps, name: string): 
     let plan: SecretPlan = { writes: [] };
     let routeHost: string | undefined;
     if (config.isOpenShift && (type === 'k8s' || type === 'vcluster')) {
-      const route = await deps.hosting.get(`/apis/route.openshift.io/v1/namespaces/${names.namespace}/routes/${name}`);
+      const route = await deps.hosting.get(paths.object('route.openshift.io/v1', 'Route', name, names.namespace)!);
       routeHost = route?.spec?.host || undefined;
       if (!routeHost) notReady = `waiting for OpenShift to assign a host to Route ${names.namespace}/${name}`;
     }
@@ -284,7 +284,7 @@ async function reconcileExternal(
   if (plan.action === 'error') throw new Error(plan.message);
   if (plan.action === 'keep') return plan.renewAt ? Math.max(1000, plan.renewAt.getTime() - now.getTime()) : undefined;
 
-  const adopted = KubeClient.fromString(externalSource(plan.via), deps.connectTo, deps.probeTimeoutMs);
+  const adopted = KubeClient.fromString(renderParsed(plan.via, plan.via), deps.connectTo, deps.probeTimeoutMs);
   try {
     // Create-if-absent: the ServiceAccount and its cluster-admin binding on the adopted cluster (KubeFlex's names).
     await adopted.createIfAbsent('/api/v1/namespaces/kube-system/serviceaccounts', {
@@ -325,34 +325,6 @@ async function reconcileExternal(
   } finally {
     adopted.close();
   }
-}
-
-// Rebuild a kubeconfig from the parsed one for KubeClient (client-node needs a whole document).
-function externalSource(via: ReturnType<typeof parseKubeconfig>): string {
-  const user: Record<string, string> = via.token
-    ? { token: via.token }
-    : {
-        'client-certificate-data': Buffer.from(via.cert!).toString('base64'),
-        'client-key-data': Buffer.from(via.key!).toString('base64'),
-      };
-  return JSON.stringify({
-    apiVersion: 'v1',
-    kind: 'Config',
-    clusters: [
-      {
-        name: 'c',
-        cluster: {
-          server: via.server,
-          ...(via.caCert ? { 'certificate-authority-data': Buffer.from(via.caCert).toString('base64') } : {}),
-          ...(via.insecure ? { 'insecure-skip-tls-verify': true } : {}),
-          ...(via.tlsServerName ? { 'tls-server-name': via.tlsServerName } : {}),
-        },
-      },
-    ],
-    users: [{ name: 'u', user }],
-    contexts: [{ name: 'x', context: { cluster: 'c', user: 'u' } }],
-    'current-context': 'x',
-  });
 }
 
 /** Why the tenant API is not ready, or undefined: workload ready and core/v1 discovery answers with the minted kubeconfig. */
