@@ -69,7 +69,11 @@ async function run(
       chunks.push(f);
     }
     const t0 = Date.now();
-    applySynthesized(cluster, [files.find((f) => f.endsWith('hosting.k8s.yaml'))!], base.dir);
+    applySynthesized(
+      cluster,
+      files.filter((f) => f.endsWith('hosting.k8s.yaml')),
+      base.dir,
+    );
     // Namespaces first (ControlPlanes do not depend on them), four kubectl processes in parallel.
     await Promise.all(
       chunks.map(

@@ -1,7 +1,17 @@
 import * as fs from 'fs';
 import * as path from 'path';
 import { ApiObject, App, Chart, DependencyGraph, Names, Yaml, YamlOutputType } from 'cdk8s';
+import { parseAllDocuments } from 'yaml';
 import { KubeflexConfigError } from './errors';
+
+/**
+ * The sub-directory of the output that holds what every other file needs to exist first: CustomResourceDefinitions
+ * and Namespaces. kubectl maps every kind of one invocation before it applies anything, so CRDs and their objects
+ * cannot share one `kubectl apply`; namespaces go first so that files sort freely. `kubectl apply -f dist/` (not
+ * recursive) skips this directory, so the README's one line applies it first, waits, then applies the rest.
+ */
+export const BASE_DIR = '00-base';
+const BASE_KINDS = new Set(['CustomResourceDefinition', 'Namespace']);
 
 /**
  * Builds and synthesizes an app all-or-nothing: the app is written to a staging directory beside `outdir` and
@@ -21,14 +31,25 @@ export function synthesizeAtomically(
     synthFilePerChart(app);
     fs.rmSync(target, { recursive: true, force: true });
     fs.renameSync(staging, target);
-    return fs
-      .readdirSync(target)
-      .sort()
-      .map((f) => path.join(target, f));
+    return listOutput(target);
   } catch (err) {
     fs.rmSync(staging, { recursive: true, force: true });
     throw err;
   }
+}
+
+/** The files of a synthesized output directory: those of `00-base/` first, then the rest, each group sorted. */
+export function listOutput(dir: string): string[] {
+  const base = path.join(dir, BASE_DIR);
+  const files = (d: string) =>
+    fs.existsSync(d)
+      ? fs
+          .readdirSync(d)
+          .filter((f) => f.endsWith('.yaml'))
+          .sort()
+          .map((f) => path.join(d, f))
+      : [];
+  return [...files(base), ...files(dir)];
 }
 
 /**
@@ -66,6 +87,14 @@ export function synthFilePerChart(app: App): void {
   if (charts.some((c) => c.node.dependencies.length > 0)) {
     // Charts depending on each other get indexed file names from cdk8s; leave that case to cdk8s itself.
     app.synth();
+    for (const f of fs.readdirSync(app.outdir).filter((x) => x.endsWith(app.outputFileExtension))) {
+      const file = path.join(app.outdir, f);
+      saveChart(
+        app.outdir,
+        f,
+        parseAllDocuments(fs.readFileSync(file, 'utf8')).map((d) => d.toJS()),
+      );
+    }
     return;
   }
   charts.forEach((chart, i) => {
@@ -76,6 +105,19 @@ export function synthFilePerChart(app: App): void {
             .topology()
             .filter((x): x is ApiObject => x instanceof ApiObject && Chart.of(x) === chart)
             .map((x) => x.toJson());
-    Yaml.save(path.join(app.outdir, `${Names.toDnsLabel(chart)}${app.outputFileExtension}`), objects);
+    saveChart(app.outdir, `${Names.toDnsLabel(chart)}${app.outputFileExtension}`, objects);
   });
+}
+
+/** Writes a chart's CRDs and Namespaces to `00-base/<file>` and the rest to `<file>`, keeping their order. */
+function saveChart(outdir: string, file: string, objects: any[]): void {
+  const base = objects.filter((o) => BASE_KINDS.has(o?.kind));
+  const rest = objects.filter((o) => !BASE_KINDS.has(o?.kind));
+  if (base.length) {
+    fs.mkdirSync(path.join(outdir, BASE_DIR), { recursive: true });
+    Yaml.save(path.join(outdir, BASE_DIR, file), base);
+  }
+  const main = path.join(outdir, file);
+  if (rest.length) Yaml.save(main, rest);
+  else fs.rmSync(main, { force: true });
 }

@@ -14,4 +14,5 @@ fi
 npm run --silent build
 npm run --silent lint
 bash scripts/consumer-smoke.sh
+bash scripts/fresh-clone.sh
 npx jest --ci "$@"

@@ -3,14 +3,14 @@ import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
 import { parseAllDocuments } from 'yaml';
-import { synthesizeAtomically } from '../lib';
+import { listOutput, synthesizeAtomically } from '../lib';
 import { buildExamplePlatform } from '../main';
 
 const root = path.join(__dirname, '..');
 
 function synthTo(dir: string): Record<string, string> {
   const files = synthesizeAtomically(buildExamplePlatform, dir);
-  return Object.fromEntries(files.map((f) => [path.basename(f), fs.readFileSync(f, 'utf8')]));
+  return Object.fromEntries(files.map((f) => [path.relative(dir, f), fs.readFileSync(f, 'utf8')]));
 }
 
 describe('example platform', () => {
@@ -23,6 +23,12 @@ describe('example platform', () => {
   test('one file per chart, matching the snapshot', () => {
     const files = synthTo(path.join(tmp, 'a'));
     expect(Object.keys(files)).toEqual([
+      '00-base/cp1.k8s.yaml',
+      '00-base/cp2.k8s.yaml',
+      '00-base/cp3.k8s.yaml',
+      '00-base/cp4.k8s.yaml',
+      '00-base/ext1.k8s.yaml',
+      '00-base/hosting.k8s.yaml',
       'cp1.k8s.yaml',
       'cp2.k8s.yaml',
       'cp3.k8s.yaml',
@@ -38,10 +44,9 @@ describe('example platform', () => {
   });
 
   test('the committed dist/ is current', () => {
+    const dist = path.join(root, 'dist');
     expect(synthTo(path.join(tmp, 'd'))).toEqual(
-      Object.fromEntries(
-        fs.readdirSync(path.join(root, 'dist')).map((f) => [f, fs.readFileSync(path.join(root, 'dist', f), 'utf8')]),
-      ),
+      Object.fromEntries(listOutput(dist).map((f) => [path.relative(dist, f), fs.readFileSync(f, 'utf8')])),
     );
   });
 

@@ -33,8 +33,14 @@ export interface ManagerOptions {
   readonly now?: () => Date;
 }
 
-/** A work queue keyed by ControlPlane name: one reconcile per key at a time, delayed adds keep the earliest. */
-class WorkQueue {
+/** Node's timers hold at most 2^31-1 ms; a longer delay fires after 1 ms (TimeoutOverflowWarning). */
+export const MAX_TIMER_MS = 2 ** 31 - 1;
+
+/**
+ * A work queue keyed by ControlPlane name: one reconcile per key at a time, delayed adds keep the earliest.
+ * Delays are capped at `maxDelayMs` (the resync period: a later look is pointless, the resync comes first).
+ */
+export class WorkQueue {
   private readonly ready: string[] = [];
   private readonly queued = new Set<string>();
   private readonly active = new Set<string>();
@@ -42,7 +48,10 @@ class WorkQueue {
   private readonly timers = new Map<string, { at: number; timer: NodeJS.Timeout }>();
   private waiters: (() => void)[] = [];
 
-  public add(key: string, delayMs = 0): void {
+  public constructor(private readonly maxDelayMs = MAX_TIMER_MS) {}
+
+  public add(key: string, requestedDelayMs = 0): void {
+    const delayMs = Math.min(requestedDelayMs, this.maxDelayMs, MAX_TIMER_MS);
     if (delayMs > 0) {
       const at = Date.now() + delayMs;
       const t = this.timers.get(key);
@@ -78,7 +87,11 @@ class WorkQueue {
       let onAbort = () => {};
       await new Promise<void>((resolve) => {
         this.waiters.push(resolve);
-        onAbort = () => resolve();
+        // An aborted wait leaves no stale waiter behind to swallow the next add's wake-up.
+        onAbort = () => {
+          this.waiters = this.waiters.filter((w) => w !== resolve);
+          resolve();
+        };
         signal.addEventListener('abort', onAbort, { once: true });
       });
       signal.removeEventListener('abort', onAbort);
@@ -101,7 +114,7 @@ class WorkQueue {
 /** The running controller. */
 export class Manager {
   private readonly abort = new AbortController();
-  private readonly queue = new WorkQueue();
+  private readonly queue: WorkQueue;
   private readonly failures = new Map<string, number>();
   private readonly known = new Set<string>();
   private readonly seen = new Map<string, string>();
@@ -112,6 +125,7 @@ export class Manager {
   private workersDone: Promise<void>[] = [];
 
   public constructor(private readonly opts: ManagerOptions) {
+    this.queue = new WorkQueue(opts.resyncMs ?? DEFAULT_RESYNC_MS);
     const connectTo = opts.connectTo ?? {};
     this.deps = {
       hosting: opts.hosting,
@@ -152,7 +166,7 @@ export class Manager {
     const workers = this.opts.workers ?? 4;
     for (let i = 0; i < workers; i++) this.workersDone.push(this.work());
     await this.hostingPass();
-    const resync = this.opts.resyncMs ?? 300_000;
+    const resync = this.opts.resyncMs ?? DEFAULT_RESYNC_MS;
     this.resyncTimer = setInterval(() => {
       void this.hostingPass();
       for (const k of this.known) this.queue.add(k);
@@ -214,6 +228,7 @@ export class Manager {
       if (name === undefined) return;
       try {
         const r = await reconcileControlPlane(this.deps, name);
+        this.opts.log.debug('reconciled', { controlPlane: name, requeueAfterMs: r.requeueAfterMs, error: r.error });
         if (r.error) this.backoff(name, r.error);
         else {
           this.failures.delete(name);
@@ -243,6 +258,8 @@ export class Manager {
     return new Promise((resolve) => this.server!.listen(port, resolve));
   }
 }
+
+const DEFAULT_RESYNC_MS = 300_000;
 
 const WATCHES = [
   { kind: 'ControlPlane', path: paths.controlPlanes },

@@ -6,6 +6,7 @@ import * as https from 'https';
 import * as net from 'net';
 import * as os from 'os';
 import * as path from 'path';
+import { BASE_DIR } from '../../lib/synth';
 
 export interface ClusterState {
   /** Set when the cluster could not be started here; tests report themselves skipped with this reason. */
@@ -386,19 +387,21 @@ export const HOSTING_KCM_CONTROLLERS = [
   'persistentvolumeclaim-protection-controller',
 ];
 
-/** Server-side applies synthesized files: CRDs of the hosting file first (kubectl maps every kind up front). */
-export function applySynthesized(cluster: Pick<ClusterState, 'kubeconfig'>, files: string[], tmp: string): void {
+/** Server-side applies synthesized files: `00-base/` (CRDs, Namespaces) first, CRDs waited for, then the rest. */
+export function applySynthesized(cluster: Pick<ClusterState, 'kubeconfig'>, files: string[], _tmp?: string): void {
   const apply = (f: string) => kubectl(cluster, ['apply', '--server-side', '--field-manager=cdk8s-kubeflex', '-f', f]);
-  const hosting = files.find((f) => f.endsWith('hosting.k8s.yaml'));
-  if (hosting) {
-    const crds = path.join(tmp, 'crds.yaml');
-    const docs = fs.readFileSync(hosting, 'utf8').split(/^---$/m);
-    fs.writeFileSync(crds, docs.filter((d) => /^kind: CustomResourceDefinition$/m.test(d)).join('---'));
-    apply(crds);
-    kubectl(cluster, ['wait', '--for=condition=Established', '--timeout=60s', '-f', crds]);
-    apply(hosting);
-  }
-  for (const f of files.filter((x) => x !== hosting)) apply(f);
+  const base = files.filter((f) => path.basename(path.dirname(f)) === BASE_DIR);
+  for (const f of base) apply(f);
+  if (base.some((f) => /^kind: CustomResourceDefinition$/m.test(fs.readFileSync(f, 'utf8'))))
+    kubectl(cluster, [
+      'wait',
+      '--for=condition=Established',
+      '--timeout=60s',
+      'crd',
+      '-l',
+      'app.kubernetes.io/part-of=kubeflex',
+    ]);
+  for (const f of files.filter((x) => !base.includes(x))) apply(f);
 }
 
 /** Polls `fn` until it returns something truthy; fails naming `what` and the last value or error. */

@@ -1,0 +1,52 @@
+// The controller's work queue: de-duplication, one reconcile per key, and delays that never overflow Node's timers.
+import { MAX_TIMER_MS, WorkQueue } from '../lib/controller/manager';
+
+const warnings: Error[] = [];
+const onWarning = (w: Error) => warnings.push(w);
+beforeAll(() => process.on('warning', onWarning));
+afterAll(() => process.off('warning', onWarning));
+
+async function nextWithin(q: WorkQueue, ms: number): Promise<string | undefined> {
+  const ac = new AbortController();
+  const timer = setTimeout(() => ac.abort(), ms);
+  const key = await q.next(ac.signal);
+  clearTimeout(timer);
+  return key;
+}
+
+test('a delay beyond 2^31-1 ms (a one-year token renewal) does not fire at once and raises no TimeoutOverflowWarning', async () => {
+  const q = new WorkQueue();
+  q.add('ext', 365 * 86400 * 1000 * 0.8);
+  expect(await nextWithin(q, 300)).toBeUndefined();
+  await new Promise((r) => setImmediate(r));
+  expect(warnings.filter((w) => w.name === 'TimeoutOverflowWarning')).toEqual([]);
+  q.stop();
+  expect(MAX_TIMER_MS).toBe(2147483647);
+});
+
+test('delays are capped at the resync period', async () => {
+  const q = new WorkQueue(100);
+  const t0 = Date.now();
+  q.add('ext', 2.5e10);
+  expect(await nextWithin(q, 2000)).toBe('ext');
+  expect(Date.now() - t0).toBeGreaterThanOrEqual(90);
+  expect(Date.now() - t0).toBeLessThan(1500);
+  q.stop();
+});
+
+test('adds de-duplicate; an add during a reconcile runs once more after it; an earlier delay wins', async () => {
+  const q = new WorkQueue(10_000);
+  q.add('a');
+  q.add('a');
+  expect(await nextWithin(q, 100)).toBe('a');
+  expect(await nextWithin(q, 50)).toBeUndefined();
+  q.add('a'); // while 'a' is being reconciled
+  expect(await nextWithin(q, 50)).toBeUndefined();
+  q.done('a');
+  expect(await nextWithin(q, 100)).toBe('a');
+  q.done('a');
+  q.add('b', 5_000);
+  q.add('b', 20);
+  expect(await nextWithin(q, 1000)).toBe('b');
+  q.stop();
+});
