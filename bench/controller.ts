@@ -72,7 +72,6 @@ async function run(
     applySynthesized(
       cluster,
       files.filter((f) => f.endsWith('hosting.k8s.yaml')),
-      base.dir,
     );
     // Namespaces first (ControlPlanes do not depend on them), four kubectl processes in parallel.
     await Promise.all(

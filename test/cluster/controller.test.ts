@@ -209,7 +209,7 @@ suite('runtime controller on a real API server', () => {
       },
       path.join(tmp, 'dist'),
     );
-    applySynthesized(hosting, files, tmp);
+    applySynthesized(hosting, files);
     // What `kflex adopt` writes: the adopted cluster's kubeconfig in the bootstrap Secret.
     k([
       'create',

@@ -388,7 +388,7 @@ export const HOSTING_KCM_CONTROLLERS = [
 ];
 
 /** Server-side applies synthesized files: `00-base/` (CRDs, Namespaces) first, CRDs waited for, then the rest. */
-export function applySynthesized(cluster: Pick<ClusterState, 'kubeconfig'>, files: string[], _tmp?: string): void {
+export function applySynthesized(cluster: Pick<ClusterState, 'kubeconfig'>, files: string[]): void {
   const apply = (f: string) => kubectl(cluster, ['apply', '--server-side', '--field-manager=cdk8s-kubeflex', '-f', f]);
   const base = files.filter((f) => path.basename(path.dirname(f)) === BASE_DIR);
   for (const f of base) apply(f);
