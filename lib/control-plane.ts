@@ -6,6 +6,14 @@ import {
   ControlPlaneSpec,
   ControlPlaneSpecType,
 } from '../imports/tenancy.kflex.kubestellar.org';
+import {
+  objectProblems,
+  POD_SECURITY_LEVELS,
+  PodSecurityLevel,
+  podSecurityViolations,
+  podTemplatesOf,
+  valueAtPath,
+} from './api-validation';
 import { KubeflexConfigError } from './errors';
 import { KubeflexHosting } from './hosting';
 import { CONTROL_PLANE_LABEL, TenantNames, tenantNames } from './names';
@@ -33,6 +41,13 @@ export interface ControlPlaneProps {
   readonly globalVars?: Record<string, string>;
   /** Ready waits until every hook's objects are ready. @default false */
   readonly waitForPostCreateHooks?: boolean;
+  /**
+   * Pod Security Standard enforced in `<name>-system`. Hook pod templates are checked against it at synth, so a
+   * hook Pod the namespace would refuse fails synth instead of never starting. Cannot be stricter than the type's
+   * own workloads allow.
+   * @default - 'restricted' for k8s, host and external; 'baseline' for k3s and vcluster (their workloads need it)
+   */
+  readonly podSecurity?: PodSecurityLevel;
 }
 
 /** Where the runtime controller puts a control plane's kubeconfigs (KubeFlex's Secret names and keys). */
@@ -49,8 +64,8 @@ export interface KubeconfigSecretRef {
 export interface ControlPlaneTypeInfo {
   /** Value of `spec.type`. */
   readonly type: ControlPlaneSpecType;
-  /** Pod Security Standard enforced in `<name>-system`. */
-  readonly podSecurity: 'restricted' | 'baseline' | 'privileged';
+  /** The strictest Pod Security Standard the type's own workloads run under (the default of `podSecurity`). */
+  readonly podSecurity: PodSecurityLevel;
   /** The kubeconfig Secret the controller mints. */
   readonly kubeconfigSecret: KubeconfigSecretRef;
   /** Extra spec fields (external type). */
@@ -73,6 +88,8 @@ export abstract class ControlPlaneBase extends Chart {
   public readonly kubeconfigSecret: KubeconfigSecretRef;
   /** The tenant namespace `<name>-system`. */
   public readonly tenantNamespace: kplus.Namespace;
+  /** Pod Security Standard enforced in `<name>-system`. */
+  public readonly podSecurity: PodSecurityLevel;
   protected readonly constructName: string;
   private readonly globalVars: Record<string, string>;
   private readonly hookUses: { hookName: string; vars?: Record<string, string> }[] = [];
@@ -86,6 +103,27 @@ export abstract class ControlPlaneBase extends Chart {
     this.hosting = props.hosting;
     this.kubeconfigSecret = info.kubeconfigSecret;
     this.globalVars = { ...(props.globalVars ?? {}) };
+    this.podSecurity = props.podSecurity ?? info.podSecurity;
+    if (!POD_SECURITY_LEVELS.includes(this.podSecurity)) {
+      throw new KubeflexConfigError(
+        this.constructName,
+        'podSecurity',
+        this.podSecurity,
+        `must be one of ${POD_SECURITY_LEVELS.join(', ')}`,
+      );
+    }
+    if (POD_SECURITY_LEVELS.indexOf(this.podSecurity) > POD_SECURITY_LEVELS.indexOf(info.podSecurity)) {
+      throw new KubeflexConfigError(
+        this.constructName,
+        'podSecurity',
+        this.podSecurity,
+        `the ${info.type} type's own workloads need "${info.podSecurity}" or less strict`,
+      );
+    }
+    for (const [k, v] of Object.entries(this.globalVars)) {
+      if (typeof v !== 'string')
+        throw new KubeflexConfigError(this.constructName, `globalVars.${k}`, v, 'must be a string');
+    }
     props.hosting.registerControlPlane(name, this);
 
     this.resource = new ControlPlaneApi(this, 'Resource', {
@@ -99,7 +137,7 @@ export abstract class ControlPlaneBase extends Chart {
       },
     });
     this.tenantNamespace = new kplus.Namespace(this, 'Namespace', {
-      metadata: { name: this.names.namespace, labels: podSecurityLabels(info.podSecurity) },
+      metadata: { name: this.names.namespace, labels: podSecurityLabels(this.podSecurity) },
     });
     props.hosting.bindControllerInNamespace(this, 'ControllerAccess', this.names.namespace);
     for (const use of props.postCreateHooks ?? []) this.addPostCreateHook(use);
@@ -141,6 +179,7 @@ export abstract class ControlPlaneBase extends Chart {
     });
     rendered.forEach((obj, i) => {
       if (obj.kind === 'Job') this.addApiWait(obj);
+      this.checkHookObject(hook.hookName, i, obj);
       new ApiObject(this, `Hook-${hook.hookName}-${i}`, obj as any);
     });
   }
@@ -178,6 +217,32 @@ export abstract class ControlPlaneBase extends Chart {
         },
       ],
     });
+  }
+
+  /** Refuses a rendered hook object the API server or the namespace's Pod Security level would refuse. */
+  private checkHookObject(hookName: string, i: number, obj: Record<string, any>): void {
+    const prop = `postCreateHooks[${hookName}] templates[${i}] (${obj.kind} "${obj.metadata?.name}")`;
+    const problems = objectProblems(obj);
+    if (problems.length) {
+      const p = problems[0];
+      throw new KubeflexConfigError(
+        this.constructName,
+        `${prop} ${p.path}`,
+        valueAtPath(obj, p.path.replace(/^\./, '')),
+        `${p.message} (after rendering the hook's variables)`,
+      );
+    }
+    for (const t of podTemplatesOf(obj)) {
+      const violations = podSecurityViolations(t.meta, t.spec, this.podSecurity);
+      if (violations.length) {
+        throw new KubeflexConfigError(
+          this.constructName,
+          `${prop} ${t.path}`,
+          `Pod Security "${this.podSecurity}"`,
+          `namespace ${this.names.namespace} enforces Pod Security "${this.podSecurity}" and would refuse this pod: ${violations.join('; ')}. Fix the hook template, or set the podSecurity prop of this control plane to a less strict level`,
+        );
+      }
+    }
   }
 
   /** Adds an init container to a Job that mounts the tenant kubeconfig, so it runs only once the tenant API is ready. */

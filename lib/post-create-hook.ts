@@ -1,5 +1,6 @@
 import { Construct } from 'constructs';
 import { PostCreateHook as PostCreateHookApi } from '../imports/tenancy.kflex.kubestellar.org';
+import { embeddedTemplateProblems, valueAtPath } from './api-validation';
 import { checkDnsSubdomain, KubeflexConfigError } from './errors';
 import type { KubeflexHosting } from './hosting';
 import { actionsIn, HookRenderContext, renderHookTemplates, VARIABLE } from './hook-render';
@@ -73,6 +74,17 @@ export class PostCreateHook extends Construct {
         `templates[${this.templates.length}]`,
         template,
         'needs apiVersion, kind and metadata.name',
+      );
+    }
+    // The API server validates each template's apiVersion, kind and metadata as written, `{{.Var}}` included.
+    const problems = embeddedTemplateProblems(template, `templates[${this.templates.length}]`);
+    if (problems.length) {
+      const p = problems[0];
+      throw new KubeflexConfigError(
+        where,
+        p.path,
+        valueAtPath(template, p.path.replace(/^templates\[\d+\]\.?/, '')),
+        `${p.message}; the API server checks PostCreateHook templates before any variable is rendered (templates land in the control plane's namespace: leave metadata.namespace out, and keep {{.Var}} out of label values)`,
       );
     }
     for (const action of actionsIn(template)) {

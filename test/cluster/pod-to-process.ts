@@ -1,10 +1,65 @@
 // Runs the containers of a synthesized Deployment as local processes: the real binaries with the exact command and
 // args we synthesize, mounted Secrets written to temp dirs, `$(VAR)` env expansion as the kubelet does it, and
-// in-cluster addresses mapped to loopback. This is how a tenant "boots from its own spec" without a kubelet.
+// in-cluster addresses mapped to loopback, and containers restarted with back-off as the kubelet does under
+// `restartPolicy: Always` (a kube-apiserver whose storage was slow at start-up exits; in a pod it comes back).
+// This is how a tenant "boots from its own spec" without a kubelet.
+import { ChildProcess } from 'child_process';
 import * as fs from 'fs';
 import * as path from 'path';
-import { ChildProcess } from 'child_process';
-import { startProcess } from './harness';
+import { killAll, startProcess } from './harness';
+
+/** A container run as a process, restarted after it exits according to the pod's restartPolicy. */
+export class ContainerProcess {
+  /** How many times the container was restarted. */
+  public restarts = 0;
+  private child: ChildProcess;
+  private stopped = false;
+  private timer?: NodeJS.Timeout;
+
+  public constructor(
+    private readonly name: string,
+    private readonly launch: () => ChildProcess,
+    private readonly logFile: string,
+    private readonly restartPolicy: string,
+    private readonly onRestart?: (pid: number) => void,
+  ) {
+    this.child = this.spawn();
+  }
+
+  /** Pid of the current process. */
+  public get pid(): number {
+    return this.child.pid!;
+  }
+
+  /** Stops the container for good (no restart). */
+  public async stop(): Promise<void> {
+    this.stopped = true;
+    clearTimeout(this.timer);
+    await killAll([this.child.pid!]);
+  }
+
+  private spawn(): ChildProcess {
+    const child = this.launch();
+    child.once('exit', (code, signal) => {
+      if (this.stopped) return;
+      if (this.restartPolicy === 'Never' || (this.restartPolicy === 'OnFailure' && code === 0)) return;
+      // The kubelet backs off 10 s doubling to 5 min; the same shape, scaled down for tests.
+      const delay = Math.min(1000 * 2 ** this.restarts, 16_000);
+      this.restarts++;
+      fs.appendFileSync(
+        this.logFile,
+        `\n### pod-to-process: container ${this.name} exited (code ${code}, signal ${signal}); ` +
+          `restart ${this.restarts} in ${delay} ms (restartPolicy ${this.restartPolicy})\n`,
+      );
+      this.timer = setTimeout(() => {
+        if (this.stopped) return;
+        this.child = this.spawn();
+        this.onRestart?.(this.child.pid!);
+      }, delay);
+    });
+    return child;
+  }
+}
 
 export interface PodRunOptions {
   /** Directory holding the binaries named like the container commands (kube-apiserver, kine, ...). */
@@ -24,10 +79,15 @@ export interface PodRunOptions {
   readonly entrypoints?: Record<string, string>;
 }
 
-/** Starts every container of `podSpec`; returns the processes by container name. */
-export function runPod(podSpec: any, opts: PodRunOptions, prefix: string): Record<string, ChildProcess> {
+/** Starts every container of `podSpec`; returns the supervised processes by container name. */
+export function runPod(
+  podSpec: any,
+  opts: PodRunOptions,
+  prefix: string,
+  onRestart?: (container: string, pid: number) => void,
+): Record<string, ContainerProcess> {
   const volumes = new Map<string, any>((podSpec.volumes ?? []).map((v: any) => [v.name, v]));
-  const out: Record<string, ChildProcess> = {};
+  const out: Record<string, ContainerProcess> = {};
   for (const c of podSpec.containers) {
     const mounts: [string, string][] = [];
     for (const m of c.volumeMounts ?? []) {
@@ -68,7 +128,14 @@ export function runPod(podSpec: any, opts: PodRunOptions, prefix: string): Recor
     const command: string[] = c.command ?? [opts.entrypoints?.[c.name] ?? c.name];
     const args = [...(c.args ?? []).map((a: string) => rewrite(expand(a))), ...(opts.extraArgs?.[c.name] ?? [])];
     const bin = path.join(opts.binDir, path.basename(command[0]));
-    out[c.name] = startProcess(`${prefix}-${c.name}`, bin, [...command.slice(1), ...args], opts.logDir, env);
+    const name = `${prefix}-${c.name}`;
+    out[c.name] = new ContainerProcess(
+      name,
+      () => startProcess(name, bin, [...command.slice(1), ...args], opts.logDir, env),
+      path.join(opts.logDir, `${name}.log`),
+      podSpec.restartPolicy ?? 'Always',
+      (pid) => onRestart?.(c.name, pid),
+    );
   }
   return out;
 }

@@ -1,4 +1,5 @@
 import { execFileSync } from 'child_process';
+import * as fs from 'fs';
 import * as path from 'path';
 import { ClusterState, kubectl, loadState, runPg } from './harness';
 import { bootTenant, Tenant } from './tenant';
@@ -100,4 +101,18 @@ suite('a k8s tenant booted from its own synthesized spec', () => {
     );
     expect(v).toBe('v');
   }, 180_000);
+
+  test('a container that exits is restarted with back-off, as the kubelet does (restartPolicy Always)', async () => {
+    const before = b.procs.kine.pid;
+    process.kill(before, 'SIGKILL');
+    await eventually(() => {
+      if (b.procs.kine.restarts < 1 || b.procs.kine.pid === before) throw new Error('kine not restarted yet');
+    }, 30_000);
+    const log = fs.readFileSync(path.join(state.logDir, 'tenant-b-apiserver-kine.log'), 'utf8');
+    expect(log).toMatch(
+      /### pod-to-process: container tenant-b-apiserver-kine exited \(code null, signal SIGKILL\); restart 1 in 1000 ms/,
+    );
+    // The API server reconnects to the restarted kine; writes work again.
+    await eventually(() => k(b, ['create', 'configmap', 'after-restart', '-n', 'default']), 60_000);
+  }, 120_000);
 });

@@ -1,5 +1,5 @@
 // A k8s tenant booted from its own synthesized manifests as local processes (shared by tests and bench/).
-import { ChildProcess, execFileSync } from 'child_process';
+import { execFileSync } from 'child_process';
 import { randomBytes } from 'crypto';
 import * as fs from 'fs';
 import * as path from 'path';
@@ -7,14 +7,14 @@ import { Testing } from 'cdk8s';
 import { parse } from 'yaml';
 import { DB_PROVISION_SQL, K8sControlPlane, KubeflexHosting } from '../../lib';
 import { ClusterState, freePort, killAll, makePki, waitReady, writeKubeconfig } from './harness';
-import { runPod } from './pod-to-process';
+import { ContainerProcess, runPod } from './pod-to-process';
 
 export interface Tenant {
   name: string;
   dir: string;
   kubeconfig: string;
   dbPassword: string;
-  procs: Record<string, ChildProcess>;
+  procs: Record<string, ContainerProcess>;
   start: () => Promise<number>;
   stop: () => Promise<void>;
 }
@@ -121,22 +121,29 @@ export async function bootTenant(
     procs: {},
     start: async () => {
       const t0 = Date.now();
-      tenant.procs = {
-        ...runPod(get('Deployment', 'kube-apiserver').spec.template.spec, opts, `${name}-apiserver`),
-      };
-      await waitReady(`${server}/readyz`, pki, tenant.procs['kube-apiserver'], 90_000);
-      const readyMs = Date.now() - t0;
-      tenant.procs = {
-        ...tenant.procs,
-        ...runPod(get('Deployment', 'kube-controller-manager').spec.template.spec, opts, `${name}-kcm`),
-      };
       fs.mkdirSync(path.join(state.dir, 'pids'), { recursive: true });
-      for (const [c, p] of Object.entries(tenant.procs))
-        fs.writeFileSync(path.join(state.dir, 'pids', `${name}-${c}`), String(p.pid));
+      // Global teardown kills what these files name, so a restarted container's new pid is recorded too.
+      const recordPid = (c: string, pid: number) =>
+        fs.writeFileSync(path.join(state.dir, 'pids', `${name}-${c}`), String(pid));
+      tenant.procs = {
+        ...runPod(get('Deployment', 'kube-apiserver').spec.template.spec, opts, `${name}-apiserver`, recordPid),
+      };
+      for (const [c, p] of Object.entries(tenant.procs)) recordPid(c, p.pid);
+      // No fail-fast on exit: a container that exits is restarted, as in a pod.
+      await waitReady(`${server}/readyz`, pki, undefined, 120_000);
+      const readyMs = Date.now() - t0;
+      const kcm = runPod(
+        get('Deployment', 'kube-controller-manager').spec.template.spec,
+        opts,
+        `${name}-kcm`,
+        recordPid,
+      );
+      for (const [c, p] of Object.entries(kcm)) recordPid(c, p.pid);
+      tenant.procs = { ...tenant.procs, ...kcm };
       return readyMs;
     },
     stop: async () => {
-      await killAll(Object.values(tenant.procs).map((p) => p.pid!));
+      await Promise.all(Object.values(tenant.procs).map((p) => p.stop()));
     },
   };
   return tenant;
