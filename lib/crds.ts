@@ -21,7 +21,6 @@ const condition = {
     lastTransitionTime: { type: 'string', format: 'date-time' },
     reason: { type: 'string' },
     message: { type: 'string' },
-    observedGeneration: { type: 'integer', format: 'int64' },
   },
 };
 

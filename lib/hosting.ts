@@ -109,8 +109,6 @@ REVOKE ALL ON DATABASE :"tenant_db" FROM PUBLIC;
 GRANT ALL ON DATABASE :"tenant_db" TO :"tenant_role";
 `;
 
-const CONSTRUCT = 'KubeflexHosting';
-
 /**
  * The hosting install: namespace `kubeflex-system`, the KubeFlex CRDs, ConfigMap `kubeflex-config`, the runtime
  * controller with least-privilege RBAC, and (optionally) the shared PostgreSQL. Control planes and hooks register
@@ -134,9 +132,11 @@ export class KubeflexHosting extends Chart {
 
   private readonly controlPlanes = new Map<string, Construct>();
   private readonly hooks = new Map<string, PostCreateHook>();
+  private readonly constructName: string;
 
   public constructor(scope: Construct, id: string, props: KubeflexHostingProps = {}) {
     super(scope, id, { labels: { 'app.kubernetes.io/part-of': 'kubeflex' } });
+    this.constructName = `KubeflexHosting "${this.node.path}"`;
     this.domain = props.domain ?? 'localtest.me';
     this.externalPort = props.externalPort ?? 9443;
     this.isOpenShift = props.isOpenShift ?? false;
@@ -144,19 +144,29 @@ export class KubeflexHosting extends Chart {
     this.hostContainer = props.hostContainer ?? 'kubeflex-control-plane';
     const sslMode = props.postgresSslMode ?? 'prefer';
 
-    checkDnsSubdomain(CONSTRUCT, 'domain', this.domain);
+    checkDnsSubdomain(this.constructName, 'domain', this.domain);
     if (this.domain.length + 1 + MAX_TENANT_NAME_LENGTH > 253) {
-      throw new KubeflexConfigError(CONSTRUCT, 'domain', this.domain, 'leaves no room for `<tenant>.` in host names');
+      throw new KubeflexConfigError(
+        this.constructName,
+        'domain',
+        this.domain,
+        'leaves no room for `<tenant>.` in host names',
+      );
     }
-    checkInteger(CONSTRUCT, 'externalPort', this.externalPort, 1, 65535);
-    checkDnsLabel(CONSTRUCT, 'ingressClassName', this.ingressClassName);
-    checkDnsSubdomain(CONSTRUCT, 'hostContainer', this.hostContainer);
+    checkInteger(this.constructName, 'externalPort', this.externalPort, 1, 65535);
+    checkDnsLabel(this.constructName, 'ingressClassName', this.ingressClassName);
+    checkDnsSubdomain(this.constructName, 'hostContainer', this.hostContainer);
     if (props.externalPostgres && props.installPostgres) {
-      throw new KubeflexConfigError(CONSTRUCT, 'installPostgres', true, 'contradicts externalPostgres; set only one');
+      throw new KubeflexConfigError(
+        this.constructName,
+        'installPostgres',
+        true,
+        'contradicts externalPostgres; set only one',
+      );
     }
     if (props.externalPostgres && props.postgres) {
       throw new KubeflexConfigError(
-        CONSTRUCT,
+        this.constructName,
         'postgres',
         props.postgres,
         'options apply to the bundled PostgreSQL only, but externalPostgres is set',
@@ -164,7 +174,7 @@ export class KubeflexHosting extends Chart {
     }
     if (props.installPostgres === false && props.postgres) {
       throw new KubeflexConfigError(
-        CONSTRUCT,
+        this.constructName,
         'postgres',
         props.postgres,
         'options given but installPostgres is false',
@@ -196,9 +206,9 @@ export class KubeflexHosting extends Chart {
 
     if (props.externalPostgres) {
       const ext = props.externalPostgres;
-      checkDnsSubdomain(CONSTRUCT, 'externalPostgres.host', ext.host);
-      checkInteger(CONSTRUCT, 'externalPostgres.port', ext.port ?? 5432, 1, 65535);
-      checkDnsSubdomain(CONSTRUCT, 'externalPostgres.passwordSecretName', ext.passwordSecretName);
+      checkDnsSubdomain(this.constructName, 'externalPostgres.host', ext.host);
+      checkInteger(this.constructName, 'externalPostgres.port', ext.port ?? 5432, 1, 65535);
+      checkDnsSubdomain(this.constructName, 'externalPostgres.passwordSecretName', ext.passwordSecretName);
       this.postgres = {
         host: ext.host,
         port: ext.port ?? 5432,
@@ -368,11 +378,11 @@ export class KubeflexHosting extends Chart {
 
   private addPostgres(options: PostgresOptions, image: string): void {
     const storageSize = options.storageSize ?? '8Gi';
-    parseStorageSize(CONSTRUCT, 'postgres.storageSize', storageSize);
+    parseStorageSize(this.constructName, 'postgres.storageSize', storageSize);
     const maxConnections = options.maxConnections ?? 1000;
-    checkInteger(CONSTRUCT, 'postgres.maxConnections', maxConnections, 10, 100000);
+    checkInteger(this.constructName, 'postgres.maxConnections', maxConnections, 10, 100000);
     if (options.storageClassName !== undefined) {
-      checkDnsSubdomain(CONSTRUCT, 'postgres.storageClassName', options.storageClassName);
+      checkDnsSubdomain(this.constructName, 'postgres.storageClassName', options.storageClassName);
     }
     const labels = { 'app.kubernetes.io/name': 'postgresql', 'app.kubernetes.io/instance': 'postgres' };
     const ports = [{ port: 5432, targetPort: 5432, name: 'tcp-postgresql' }];

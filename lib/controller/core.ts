@@ -603,7 +603,6 @@ export interface Condition {
   message: string;
   lastTransitionTime: string;
   lastUpdateTime: string;
-  observedGeneration?: number;
 }
 
 export interface ControlPlaneStatus {
@@ -715,7 +714,8 @@ function setCondition(
 ): Condition {
   const old = previous?.find((c) => c.type === next.type);
   const same = old && old.status === next.status && old.reason === next.reason && old.message === next.message;
-  if (same && old.observedGeneration === next.observedGeneration) return old;
+  // Exactly KubeFlex's six fields: KubeStellar decodes conditions strictly (an extra field is an error there).
+  if (same) return { ...next, lastTransitionTime: old.lastTransitionTime, lastUpdateTime: old.lastUpdateTime };
   return {
     ...next,
     lastTransitionTime: old && old.status === next.status ? old.lastTransitionTime : now,
@@ -747,10 +747,7 @@ export function computeStatus(cp: ControlPlaneObject, input: StatusInput, now: D
     ready = { type: 'Ready', status: 'True', reason: 'Available', message: '' };
   }
   const status: ControlPlaneStatus = {
-    conditions: [
-      setCondition(prev, { ...synced, observedGeneration: gen }, t),
-      setCondition(prev, { ...ready, observedGeneration: gen }, t),
-    ],
+    conditions: [setCondition(prev, synced, t), setCondition(prev, ready, t)],
     observedGeneration: gen,
   };
   if (input.secretRef) status.secretRef = input.secretRef;

@@ -6,7 +6,7 @@ import * as path from 'path';
 import { Testing } from 'cdk8s';
 import { parse } from 'yaml';
 import { DB_PROVISION_SQL, K8sControlPlane, KubeflexHosting } from '../../lib';
-import { ClusterState, freePort, killAll, makePki, waitReady, writeKubeconfig } from './harness';
+import { ClusterState, freePort, makePki, waitReady, writeKubeconfig } from './harness';
 import { ContainerProcess, runPod } from './pod-to-process';
 
 export interface Tenant {
