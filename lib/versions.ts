@@ -20,3 +20,6 @@ export const IMAGES = {
   kubectl: `registry.k8s.io/kubectl:${KUBERNETES_VERSION}`,
   controller: 'ghcr.io/cdk8s-kubeflex/controller:0.1.0',
 } as const;
+
+/** The KubeFlex release whose API, Secrets and CLI this project implements (reported by `kflex version`). */
+export const KUBEFLEX_COMPATIBLE_VERSION = 'v0.9.3';

@@ -13,6 +13,7 @@ import { K8sControlPlane } from '../k8s-control-plane';
 import { CONTROL_PLANE_LABEL, HOSTING_NAMESPACE } from '../names';
 import { PostCreateHook } from '../post-create-hook';
 import { VClusterControlPlane } from '../vcluster-control-plane';
+import { KUBEFLEX_COMPATIBLE_VERSION } from '../versions';
 import { HOSTING_CONFIGMAP } from '../wire';
 import { ControlPlaneBase, PostCreateHookUse } from '../control-plane';
 import { parseDuration } from '../controller/args';
@@ -22,6 +23,13 @@ import { CP_NAME_KEY, KubeconfigFile, KubeconfigFileError, kubeconfigPath } from
 
 // eslint-disable-next-line @typescript-eslint/no-require-imports
 const VERSION: string = require('../../../package.json').version;
+/**
+ * What `kflex version` reports: the KubeFlex release whose wire contract and CLI this kflex implements, with our own
+ * version as semver build metadata (scripts such as KubeStellar's check a minimum KubeFlex version).
+ */
+export const KFLEX_VERSION = `${KUBEFLEX_COMPATIBLE_VERSION}+cdk8s-kubeflex.${VERSION}`;
+/** KubeFlex prints its build date; ours is the package's release, fixed so output is reproducible. */
+const BUILD_DATE: string = require('../../../package.json').releaseDate ?? 'unknown';
 
 /** A user-facing failure: printed as one line, never with a stack trace. */
 export class CliError extends Error {
@@ -33,6 +41,20 @@ export class CliError extends Error {
   }
 }
 const usage = (msg: string) => new CliError(msg, 2);
+
+/** The full path of an executable on PATH, or undefined. */
+function onPath(bin: string): string | undefined {
+  for (const dir of (process.env.PATH ?? '').split(':').filter(Boolean)) {
+    const f = `${dir}/${bin}`;
+    try {
+      fs.accessSync(f, fs.constants.X_OK);
+      return f;
+    } catch {
+      // not here
+    }
+  }
+  return undefined;
+}
 
 /** Where kflex writes; tests pass their own. */
 export interface Io {
@@ -59,6 +81,9 @@ const GLOBAL: FlagSpec[] = [
     help: 'kubeconfig file (default: first $KUBECONFIG entry, then ~/.kube/config)',
   },
   { long: 'help', short: 'h', kind: 'bool', help: 'help for this command' },
+  // KubeFlex's global flags, accepted so its scripts run unchanged (this kflex prints no spinner either way).
+  { long: 'chatty-status', short: 's', kind: 'bool', help: 'KubeFlex compatibility: spinner output (default true)' },
+  { long: 'verbosity', short: 'v', kind: 'string', help: 'log verbosity, an integer (default 0)' },
 ];
 
 function parseArgs(argv: string[], specs: FlagSpec[]): { flags: Record<string, any>; args: string[] } {
@@ -323,6 +348,7 @@ type Command = {
   run: (ctx: Ctx, flags: Record<string, any>, args: string[]) => Promise<void>;
 };
 
+const DELETE_TIMEOUT = '5m';
 const TIMEOUT: FlagSpec = { long: 'timeout', kind: 'string', help: 'how long to wait (e.g. 90s, 10m; default 10m)' };
 const HOOK: FlagSpec = {
   long: 'postcreate-hook',
@@ -334,7 +360,7 @@ const SET: FlagSpec = { long: 'set', short: 'e', kind: 'list', help: 'hook varia
 
 const COMMANDS: Record<string, Command> = {
   init: {
-    synopsis: '[flags]',
+    synopsis: '[cluster-name] [flags]',
     description:
       'Installs the hosting components (CRDs, kubeflex-config, runtime controller, PostgreSQL) into the current\ncontext by server-side apply, and records that context as the hosting context.',
     flags: [
@@ -353,11 +379,16 @@ const COMMANDS: Record<string, Command> = {
       { long: 'dry-run', kind: 'bool', help: 'print the manifests instead of applying them' },
     ],
     run: async (ctx, flags, args) => {
-      if (flags['create-kind'])
-        throw usage(
-          '--create-kind is not supported by this kflex: create the cluster (kind, k3d, ...) first, then run kflex init in its context',
+      if (args.length > 1) throw usage(`unexpected argument ${args[1]}`);
+      if (flags['create-kind']) {
+        // KubeFlex creates a kind cluster named by the argument (default kind-kubeflex); this kflex does not.
+        const clusterName = args[0] ?? 'kind-kubeflex';
+        const kind = onPath('kind');
+        throw new CliError(
+          `--create-kind: ${kind ? `found ${kind}, but this kflex does not create kind clusters` : 'kind cannot run here: no kind binary on PATH (it also needs a container engine such as Docker)'}; ` +
+            `create the cluster first (e.g. kind create cluster --name ${clusterName}), then run kflex init in its context`,
         );
-      if (args.length) throw usage(`unexpected argument ${args[0]}`);
+      }
       const kc = loadKubeconfig(ctx);
       const context = kc.currentContext;
       if (!context || !kc.isUsable(context))
@@ -473,12 +504,12 @@ const COMMANDS: Record<string, Command> = {
     synopsis: '<name> [flags]',
     description:
       'Deletes a control plane and every object applied for it (found by label, so nothing is orphaned), waits until\nits namespace is gone, removes its local context and switches to the hosting context.',
-    flags: [TIMEOUT],
+    flags: [{ ...TIMEOUT, help: `how long to wait (e.g. 90s, 10m; default ${DELETE_TIMEOUT})` }],
     run: async (ctx, flags, args) => {
       if (args.length !== 1)
         throw usage(args.length ? `unexpected argument ${args[1]}` : 'the control plane name is required');
       const name = args[0];
-      const timeout = parseDuration('timeout', flags.timeout ?? '5m');
+      const timeout = parseDuration('timeout', flags.timeout ?? DELETE_TIMEOUT);
       const kc = loadKubeconfig(ctx);
       const { client, context } = await hosting(ctx, kc);
       const cp = await client.get<any>(paths.controlPlane(name));
@@ -801,11 +832,17 @@ const COMMANDS: Record<string, Command> = {
     flags: [],
     run: async (ctx, _flags, args) => {
       if (args.length) throw usage(`unexpected argument ${args[0]}`);
-      ctx.io.out(`kflex version ${VERSION} (cdk8s-kubeflex)\n`);
-      const kc = loadKubeconfig(ctx);
-      const { client, context } = await hosting(ctx, kc);
-      const v = await client.request<any>('GET', '/version');
-      ctx.io.out(`hosting cluster ${context}: Kubernetes ${v.gitVersion}\n`);
+      // KubeFlex's exact lines: scripts grep "^Kubeflex version:" and compare the version with a minimum.
+      ctx.io.out(`Kubeflex version: ${KFLEX_VERSION} ${BUILD_DATE}\n`);
+      try {
+        const kc = loadKubeconfig(ctx);
+        const { client } = await hosting(ctx, kc);
+        const v = await client.request<any>('GET', '/version');
+        ctx.io.out(`Kubernetes version: ${v.gitVersion}\n`);
+      } catch (e) {
+        ctx.io.out(`Could not connect to a Kubernetes cluster: ${(e as Error).message}\n`);
+        throw new CliError('', 1);
+      }
     },
   },
 };
@@ -894,12 +931,14 @@ export async function kflex(argv: string[], io: Io): Promise<number> {
       return name ? 0 : 2;
     }
     if (name === '--version') {
-      io.out(`kflex version ${VERSION} (cdk8s-kubeflex)\n`);
+      io.out(`Kubeflex version: ${KFLEX_VERSION} ${BUILD_DATE}\n`);
       return 0;
     }
     const cmd = COMMANDS[name];
     if (!cmd) throw usage(`unknown command "${name}" (commands: ${Object.keys(COMMANDS).join(', ')})`);
     const { flags, args } = parseArgs(rest, cmd.flags);
+    if (flags.verbosity !== undefined && !/^\d+$/.test(flags.verbosity))
+      throw usage(`--verbosity ${flags.verbosity} is not a non-negative integer`);
     if (flags.help) {
       io.out(helpText(name, cmd.synopsis, cmd.description, cmd.flags));
       return 0;
@@ -908,7 +947,7 @@ export async function kflex(argv: string[], io: Io): Promise<number> {
     return 0;
   } catch (e) {
     if (e instanceof CliError) {
-      io.err(`Error: ${e.message}\n`);
+      if (e.message) io.err(`Error: ${e.message}\n`);
       return e.code;
     }
     if (e instanceof KubeflexConfigError) {

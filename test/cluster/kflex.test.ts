@@ -216,7 +216,44 @@ suite('kflex on a real API server', () => {
     expect(diag.code).toBe(0);
     expect(JSON.parse(diag.stdout)).toMatchObject({ status: 'ok', data: { hostingContext: 'kind-kubeflex' } });
     const v = await kflex(['version']);
-    expect(v.stdout).toBe('kflex version 0.1.0 (cdk8s-kubeflex)\nhosting cluster kind-kubeflex: Kubernetes v1.32.2\n');
+    expect(v).toEqual({
+      code: 0,
+      stdout: 'Kubeflex version: v0.9.3+cdk8s-kubeflex.0.1.0 2026-12-01\nKubernetes version: v1.32.2\n',
+      stderr: '',
+    });
+  });
+
+  test("KubeFlex's global flags, init forms, version output and help defaults work as in KubeFlex", async () => {
+    // Every KubeFlex e2e script passes --chatty-status=false; some pass -v.
+    expect(await kflex(['list', '--chatty-status=false', '--verbosity=2'])).toMatchObject({ code: 0 });
+    expect(await kflex(['list', '-s=false', '-v', '3'])).toMatchObject({ code: 0 });
+    expect(await kflex(['list', '-v', 'high'])).toMatchObject({
+      code: 2,
+      stderr: 'Error: --verbosity high is not a non-negative integer\n',
+    });
+    // `kflex init [cluster-name]`: the name only matters with --create-kind.
+    expect(await kflex(['init', 'mycluster', '--dry-run'])).toMatchObject({ code: 0 });
+    expect(await kflex(['init', 'a', 'b'])).toMatchObject({ code: 2, stderr: 'Error: unexpected argument b\n' });
+    const kind = await kflex(['init', 'mycluster', '--create-kind']);
+    expect(kind.code).toBe(1);
+    expect(kind.stderr).toBe(
+      'Error: --create-kind: kind cannot run here: no kind binary on PATH (it also needs a container engine such as Docker); create the cluster first (e.g. kind create cluster --name mycluster), then run kflex init in its context\n',
+    );
+    // KubeStellar's prerequisite check: `kflex version | grep "^Kubeflex version:"`, even when no cluster answers.
+    const dead = path.join(dir, 'dead-version');
+    fs.writeFileSync(
+      dead,
+      fs.readFileSync(kubeconfig, 'utf8').replace(hosting.server, `https://127.0.0.1:${await freePort()}`),
+    );
+    const v = await kflex(['version', `--kubeconfig=${dead}`]);
+    expect(v.code).toBe(1);
+    expect(v.stdout).toMatch(
+      /^Kubeflex version: v0\.9\.3\+cdk8s-kubeflex\.0\.1\.0 2026-12-01\nCould not connect to a Kubernetes cluster: .*ECONNREFUSED/,
+    );
+    // The help states the default the code uses.
+    expect((await kflex(['delete', '--help'])).stdout).toMatch(
+      /--timeout\s+how long to wait \(e\.g\. 90s, 10m; default 5m\)/,
+    );
   });
 
   test.each([
