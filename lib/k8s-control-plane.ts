@@ -22,6 +22,12 @@ export interface K8sControlPlaneProps extends ControlPlaneProps {
   readonly serviceType?: kplus.ServiceType;
   /** Service CIDR of the tenant cluster. @default "10.96.0.0/12" */
   readonly serviceClusterIpRange?: string;
+  /**
+   * Let the tenant API server store privileged Pods (`--allow-privileged`), as KubeFlex and Kamaji do: tenants often
+   * hold workloads destined for other clusters (KubeStellar), and no Pod ever runs in a tenant without nodes.
+   * @default true
+   */
+  readonly allowPrivileged?: boolean;
 }
 
 /** Port kube-apiserver listens on (KubeFlex's SecurePort). */
@@ -213,6 +219,7 @@ export class K8sControlPlane extends ControlPlaneBase {
           command: ['kube-apiserver'],
           args: [
             '--advertise-address=$(POD_IP)',
+            `--allow-privileged=${props.allowPrivileged ?? true}`,
             '--authorization-mode=RBAC',
             `--client-ca-file=${PKI}/ca.crt`,
             '--enable-priority-and-fairness=false',
@@ -285,6 +292,8 @@ export class K8sControlPlane extends ControlPlaneBase {
         labels: { component: 'kube-controller-manager', tier: 'control-plane' },
       },
       replicas: 1,
+      // One KCM at a time without leader election: a rolling update would run two side by side.
+      strategy: kplus.DeploymentStrategy.recreate(),
       select: false,
       podMetadata: { labels },
       securityContext: restrictedPod(),

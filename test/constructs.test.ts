@@ -259,6 +259,24 @@ describe('K8sControlPlane', () => {
     expect(kine.env[1].value).toBe('postgres://cp1:$(KINE_DB_PASSWORD)@pg.example.com:6432/cp1?sslmode=prefer');
     expect(find(objects, 'Job', 'db-cp1').spec.template.spec.containers[0].args).toContain('--username=admin');
   });
+  test('tenant API servers store privileged Pods by default (KubeFlex, Kamaji); allowPrivileged: false turns it off', () => {
+    const { app, hosting } = setup();
+    const args = (cp: K8sControlPlane) =>
+      find(synth(cp), 'Deployment', 'kube-apiserver').spec.template.spec.containers.find(
+        (c: any) => c.name === 'kube-apiserver',
+      ).args;
+    expect(args(new K8sControlPlane(app, 'p1', { hosting }))).toContain('--allow-privileged=true');
+    expect(args(new K8sControlPlane(app, 'p2', { hosting, allowPrivileged: false }))).toContain(
+      '--allow-privileged=false',
+    );
+  });
+
+  test('the controller manager is replaced, never rolled (one KCM, no leader election)', () => {
+    const { app, hosting } = setup();
+    const kcm = find(synth(new K8sControlPlane(app, 'r1', { hosting })), 'Deployment', 'kube-controller-manager');
+    expect(kcm.spec.strategy).toEqual({ type: 'Recreate' });
+    expect(kcm.spec.template.spec.containers[0].args).toContain('--leader-elect=false');
+  });
 });
 
 describe('K3sControlPlane', () => {

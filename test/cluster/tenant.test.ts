@@ -38,6 +38,17 @@ suite('a k8s tenant booted from its own synthesized spec', () => {
     expect(k(a, ['get', 'ns', 'team', '-o', 'jsonpath={.status.phase}']).stdout).toBe('Active');
   });
 
+  test('the tenant API server stores privileged Pods (--allow-privileged=true, as KubeFlex and Kamaji)', () => {
+    const pod = {
+      apiVersion: 'v1',
+      kind: 'Pod',
+      metadata: { name: 'privileged', namespace: 'default' },
+      spec: { containers: [{ name: 'c', image: 'busybox', securityContext: { privileged: true } }] },
+    };
+    const r = kubectl({ kubeconfig: a.kubeconfig }, ['create', '-f', '-'], JSON.stringify(pod));
+    expect(r.stdout).toMatch(/pod\/privileged created/);
+  });
+
   test('the controller manager mints ServiceAccounts and tokens', async () => {
     await eventually(() => k(a, ['get', 'serviceaccount', 'default', '-n', 'team']));
     await eventually(() => k(a, ['get', 'configmap', 'kube-root-ca.crt', '-n', 'team']));
