@@ -22,14 +22,15 @@ import { applyObjects, deleteByLabel } from './apply';
 import { CP_NAME_KEY, KubeconfigFile, KubeconfigFileError, kubeconfigPath } from './kubeconfig-file';
 
 // eslint-disable-next-line @typescript-eslint/no-require-imports
-const VERSION: string = require('../../../package.json').version;
+const PACKAGE: { version: string; releaseDate?: string } = require('../../../package.json');
+const VERSION = PACKAGE.version;
 /**
  * What `kflex version` reports: the KubeFlex release whose wire contract and CLI this kflex implements, with our own
  * version as semver build metadata (scripts such as KubeStellar's check a minimum KubeFlex version).
  */
 export const KFLEX_VERSION = `${KUBEFLEX_COMPATIBLE_VERSION}+cdk8s-kubeflex.${VERSION}`;
 /** KubeFlex prints its build date; ours is the package's release, fixed so output is reproducible. */
-const BUILD_DATE: string = require('../../../package.json').releaseDate ?? 'unknown';
+const BUILD_DATE = PACKAGE.releaseDate ?? 'unknown';
 
 /** A user-facing failure: printed as one line, never with a stack trace. */
 export class CliError extends Error {
