@@ -294,7 +294,8 @@ export class KubeflexHosting extends Chart {
   private addControllerRbac(): void {
     const cluster = new kplus.ClusterRole(this, 'ControllerRole', { metadata: { name: 'kubeflex-controller' } });
     const custom = (apiGroup: string, resourceType: string) => kplus.ApiResource.custom({ apiGroup, resourceType });
-    cluster.allow(['get', 'list', 'watch', 'update', 'patch'], custom(API_GROUP, 'controlplanes'));
+    // delete: KubeStellar's uninstall hook deletes ControlPlanes as this ServiceAccount.
+    cluster.allow(['get', 'list', 'watch', 'update', 'patch', 'delete'], custom(API_GROUP, 'controlplanes'));
     cluster.allow(['get', 'update', 'patch'], custom(API_GROUP, 'controlplanes/status'));
     cluster.allow(['update'], custom(API_GROUP, 'controlplanes/finalizers'));
     cluster.allow(['get', 'list', 'watch'], custom(API_GROUP, 'postcreatehooks'));
@@ -311,6 +312,8 @@ export class KubeflexHosting extends Chart {
       kplus.ApiResource.CUSTOM_RESOURCE_DEFINITIONS,
     );
     cluster.allow(['create', 'patch'], kplus.ApiResource.EVENTS);
+    // A deleted ControlPlane takes its `<name>-system` namespace along (only one carrying its label; checked in code).
+    cluster.allow(['delete'], kplus.ApiResource.NAMESPACES);
     const binding = new kplus.ClusterRoleBinding(this, 'ControllerRoleBinding', {
       metadata: { name: 'kubeflex-controller' },
       role: cluster,
@@ -322,6 +325,8 @@ export class KubeflexHosting extends Chart {
     const tenant = new kplus.ClusterRole(this, 'ControllerTenantRole', { metadata: { name: CONTROLLER_TENANT_ROLE } });
     tenant.allow(['get', 'list', 'watch', 'create', 'update', 'patch', 'delete'], kplus.ApiResource.SECRETS);
     tenant.allow(['get', 'list', 'watch'], kplus.ApiResource.SERVICES, kplus.ApiResource.CONFIG_MAPS);
+    // The database Job of a deleted ControlPlane (in kubeflex-system).
+    tenant.allow(['delete'], kplus.ApiResource.JOBS);
     this.bindControllerInNamespace(this, 'ControllerTenantRoleBinding', HOSTING_NAMESPACE);
   }
 

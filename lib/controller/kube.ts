@@ -187,10 +187,10 @@ export class KubeClient {
     }
   }
 
-  /** DELETE, with 404 as success. */
+  /** DELETE, with 404 as success; dependents are collected in the background (Jobs default to orphaning). */
   public async deleteIfPresent(path: string): Promise<void> {
     try {
-      await this.request('DELETE', path);
+      await this.request('DELETE', path, { apiVersion: 'v1', kind: 'DeleteOptions', propagationPolicy: 'Background' });
     } catch (e) {
       if (!(e instanceof ApiError && e.status === 404)) throw e;
     }

@@ -121,8 +121,9 @@ export async function reconcileControlPlane(deps: ReconcileDeps, name: string): 
   try {
     if (!secretRef)
       throw new Error(`spec.type "${type}" is not supported by this controller (k8s, k3s, vcluster, host, external)`);
-    if (type === 'k8s' && !cp.metadata.finalizers?.includes(FINALIZER)) {
-      // Only k8s tenants own something outside Kubernetes (their database), so only they get a finalizer.
+    if (!cp.metadata.finalizers?.includes(FINALIZER)) {
+      // Like KubeFlex, every ControlPlane gets the finalizer: `kubectl delete cp` must take the tenant's namespace
+      // (not owned by the ControlPlane: synth cannot know its UID) and, for k8s, its database with it.
       const patched = await deps.hosting.request<ControlPlaneObject>(
         'PATCH',
         paths.controlPlane(name),
@@ -460,6 +461,7 @@ async function finalize(deps: ReconcileDeps, cp: ControlPlaneObject, log: Logger
     }
     await deps.hosting.deleteIfPresent(paths.secret(HOSTING_NAMESPACE, names.hostingDatabaseSecret));
   }
+  await deleteTenantObjects(deps, name, log);
   await deps.hosting.request(
     'PATCH',
     paths.controlPlane(name),
@@ -472,4 +474,31 @@ async function finalize(deps: ReconcileDeps, cp: ControlPlaneObject, log: Logger
     'application/merge-patch+json',
   );
   log.info('finalizer removed');
+}
+
+/**
+ * What `kubectl delete cp <name>` must take with it: the `<name>-system` namespace (everything in it goes with it)
+ * and the database Job in the hosting namespace. Only objects carrying this ControlPlane's label are deleted, so a
+ * namespace that merely has a matching name is left alone.
+ */
+async function deleteTenantObjects(deps: ReconcileDeps, name: string, log: Logger): Promise<void> {
+  let names: TenantNames;
+  try {
+    names = tenantNames(name);
+  } catch {
+    return; // a name we never accepted has no namespace of ours
+  }
+  const owned = (obj: any) => obj?.metadata?.labels?.[CONTROL_PLANE_LABEL] === name;
+  const ns = await deps.hosting.get(paths.namespace(names.namespace));
+  if (ns && owned(ns)) {
+    if (!ns.metadata.deletionTimestamp) {
+      await deps.hosting.deleteIfPresent(paths.namespace(names.namespace));
+      log.info('namespace deleted', { namespace: names.namespace });
+    }
+  } else if (ns) {
+    log.warn('namespace kept: it does not carry the control plane label', { namespace: names.namespace });
+  }
+  const jobPath = paths.object('batch/v1', 'Job', names.provisionJob, HOSTING_NAMESPACE)!;
+  const job = await deps.hosting.get(jobPath);
+  if (job && owned(job)) await deps.hosting.deleteIfPresent(jobPath);
 }

@@ -629,5 +629,36 @@ suite('runtime controller on a real API server', () => {
     expect(secret('kubeflex-system', 't1-db-credentials')).toBeUndefined();
     // Owner references: the garbage collector removes the minted Secrets with the ControlPlane.
     await waitFor('k8s-certs collected', () => secret('t1-system', 'k8s-certs') === undefined);
+    // `kubectl delete cp` alone takes the namespace (and all in it) and the database Job, as in KubeFlex.
+    await waitFor('t1-system gone', () => {
+      try {
+        k(['get', 'ns', 't1-system']);
+        return false;
+      } catch (e) {
+        return /NotFound/.test(String(e));
+      }
+    });
+    expect(() => k(['get', 'job', '-n', 'kubeflex-system', 'db-t1'])).toThrow(/NotFound/);
+  });
+
+  test('kubectl delete cp of a host plane removes its namespace; a namespace without the plane label is kept', async () => {
+    expect(json(['get', 'cp', 'h1']).metadata.finalizers).toEqual(['kflex.kubestellar.org/finalizer']);
+    k(['delete', 'cp', 'h1', '--wait=true', '--timeout=60s']);
+    await waitFor('h1-system gone', () => {
+      try {
+        k(['get', 'ns', 'h1-system']);
+        return false;
+      } catch (e) {
+        return /NotFound/.test(String(e));
+      }
+    });
+    // h2's namespace was made by hand (no control-plane label): deleting h2 must not delete it.
+    k(['delete', 'cp', 'h2', '--wait=true', '--timeout=60s']);
+    expect(json(['get', 'ns', 'h2-system']).status.phase).toBe('Active');
+    expect(
+      logLines(controller!).some(
+        (l) => l.msg === 'namespace kept: it does not carry the control plane label' && l.namespace === 'h2-system',
+      ),
+    ).toBe(true);
   });
 });
