@@ -2,6 +2,7 @@
  * The CustomResourceDefinitions of `tenancy.kflex.kubestellar.org/v1alpha1`, as plain objects. They accept every
  * field of KubeFlex's v1alpha1 types (wire compatibility) and are the source of `crds/*.yaml` and `imports/`.
  */
+import { HOSTING_NAMESPACE } from './names';
 export const API_GROUP = 'tenancy.kflex.kubestellar.org';
 export const API_VERSION = `${API_GROUP}/v1alpha1`;
 
@@ -33,6 +34,9 @@ const secretRef = {
     inClusterKey: { type: 'string' },
   },
 };
+
+/** The longest token lifetime an adopted cluster's credential may have: KubeFlex's default, one year. */
+export const MAX_TOKEN_EXPIRATION_SECONDS = 31536000;
 
 function printerColumns(typePath = '.spec.type') {
   return [
@@ -73,6 +77,14 @@ export const CONTROL_PLANE_CRD = crd(
   {
     description: 'ControlPlane is a tenant control plane hosted on this cluster.',
     type: 'object',
+    // The controller reads a bootstrap kubeconfig with its own identity, so the reference cannot point anywhere
+    // else than this plane's own bootstrap Secret (security review C1).
+    'x-kubernetes-validations': [
+      {
+        rule: `!has(self.spec) || !has(self.spec.bootstrapSecretRef) || (self.spec.bootstrapSecretRef.namespace == '${HOSTING_NAMESPACE}' && self.spec.bootstrapSecretRef.name == self.metadata.name + '-bootstrap')`,
+        message: `spec.bootstrapSecretRef must name the Secret <name>-bootstrap in namespace ${HOSTING_NAMESPACE}`,
+      },
+    ],
     properties: {
       apiVersion: { type: 'string' },
       kind: { type: 'string' },
@@ -80,6 +92,7 @@ export const CONTROL_PLANE_CRD = crd(
       spec: {
         type: 'object',
         required: ['type'],
+        'x-kubernetes-validations': [{ rule: 'self.type == oldSelf.type', message: 'spec.type is immutable' }],
         properties: {
           type: { type: 'string', enum: [...CONTROL_PLANE_TYPES] },
           backend: { type: 'string', enum: ['shared', 'dedicated'] },
@@ -92,7 +105,13 @@ export const CONTROL_PLANE_CRD = crd(
               inClusterKey: { type: 'string' },
             },
           },
-          tokenExpirationSeconds: { type: 'integer', format: 'int64', default: 31536000, minimum: 600 },
+          tokenExpirationSeconds: {
+            type: 'integer',
+            format: 'int64',
+            default: 31536000,
+            minimum: 600,
+            maximum: MAX_TOKEN_EXPIRATION_SECONDS,
+          },
           postCreateHook: { type: 'string' },
           postCreateHookVars: stringMap,
           postCreateHooks: {

@@ -1,14 +1,20 @@
 import { Construct } from 'constructs';
 import { ControlPlaneSpecType } from '../imports/tenancy.kflex.kubestellar.org';
 import { ControlPlaneBase, ControlPlaneProps } from './control-plane';
-import { checkDnsLabel, checkDnsSubdomain, checkInteger, KubeflexConfigError } from './errors';
+import { MAX_TOKEN_EXPIRATION_SECONDS } from './crds';
+import { checkInteger, KubeflexConfigError } from './errors';
 import { HOSTING_NAMESPACE } from './names';
 
-/** The Secret holding a kubeconfig of the cluster to adopt (written by `kflex adopt` or by hand, never by synth). */
+/**
+ * The Secret holding a kubeconfig of the cluster to adopt (written by `kflex adopt` or by hand, never by synth).
+ * It is always `kubeflex-system/<name>-bootstrap` and must carry the label
+ * `tenancy.kflex.kubestellar.org/control-plane=<name>`: the controller reads it with its own identity, so a
+ * ControlPlane may never point it at another Secret (the CRD enforces the same rule).
+ */
 export interface BootstrapSecretRef {
-  /** Secret name (kflex adopt uses `<name>-bootstrap`). */
-  readonly name: string;
-  /** Namespace of the Secret. @default "kubeflex-system" */
+  /** Secret name; must be `<name>-bootstrap`. @default "<name>-bootstrap" */
+  readonly name?: string;
+  /** Namespace of the Secret; must be `kubeflex-system`. @default "kubeflex-system" */
   readonly namespace?: string;
   /** Key holding the kubeconfig. @default "kubeconfig-incluster" */
   readonly inClusterKey?: string;
@@ -16,9 +22,9 @@ export interface BootstrapSecretRef {
 
 /** Props of ExternalControlPlane. */
 export interface ExternalControlPlaneProps extends ControlPlaneProps {
-  /** The bootstrap kubeconfig Secret; the controller deletes it once it has minted its own token. */
-  readonly bootstrapSecret: BootstrapSecretRef;
-  /** Lifetime of the ServiceAccount token minted on the adopted cluster, in seconds. @default 31536000 */
+  /** The bootstrap kubeconfig Secret; the controller deletes it once it has minted its own token. @default - `kubeflex-system/<name>-bootstrap`, key `kubeconfig-incluster` */
+  readonly bootstrapSecret?: BootstrapSecretRef;
+  /** Lifetime of the ServiceAccount token minted on the adopted cluster, in seconds (600 to one year). @default 31536000 */
   readonly tokenExpirationSeconds?: number;
 }
 
@@ -29,33 +35,40 @@ export interface ExternalControlPlaneProps extends ControlPlaneProps {
 export class ExternalControlPlane extends ControlPlaneBase {
   public constructor(scope: Construct, id: string, props: ExternalControlPlaneProps) {
     const where = `ExternalControlPlane "${scope.node.path ? `${scope.node.path}/` : ''}${id}"`;
-    const ref = props?.bootstrapSecret;
-    if (!ref?.name) {
+    const cpName = props.name ?? id;
+    const ref = props.bootstrapSecret ?? {};
+    const name = ref.name ?? `${cpName}-bootstrap`;
+    if (name !== `${cpName}-bootstrap`) {
       throw new KubeflexConfigError(
         where,
-        'bootstrapSecret',
-        ref,
-        'an external control plane needs the Secret with the kubeconfig of the cluster to adopt',
+        'bootstrapSecret.name',
+        name,
+        `must be "${cpName}-bootstrap": the controller reads only a control plane's own bootstrap Secret`,
       );
     }
-    checkDnsSubdomain(where, 'bootstrapSecret.name', ref.name);
     const namespace = ref.namespace ?? HOSTING_NAMESPACE;
-    checkDnsLabel(where, 'bootstrapSecret.namespace', namespace);
-    const expiration = props.tokenExpirationSeconds ?? 31536000;
-    // The TokenRequest API refuses lifetimes under 10 minutes.
-    checkInteger(where, 'tokenExpirationSeconds', expiration, 600, 2 ** 31 - 1);
+    if (namespace !== HOSTING_NAMESPACE) {
+      throw new KubeflexConfigError(
+        where,
+        'bootstrapSecret.namespace',
+        namespace,
+        `must be "${HOSTING_NAMESPACE}": tenants cannot write there, so nobody but an admin can plant a bootstrap kubeconfig`,
+      );
+    }
+    const inClusterKey = ref.inClusterKey ?? 'kubeconfig-incluster';
+    if (!/^[-._a-zA-Z0-9]+$/.test(inClusterKey))
+      throw new KubeflexConfigError(where, 'bootstrapSecret.inClusterKey', inClusterKey, 'must be a valid Secret key');
+    const expiration = props.tokenExpirationSeconds ?? MAX_TOKEN_EXPIRATION_SECONDS;
+    // The TokenRequest API refuses lifetimes under 10 minutes; the CRD caps them at one year.
+    checkInteger(where, 'tokenExpirationSeconds', expiration, 600, MAX_TOKEN_EXPIRATION_SECONDS);
     super(scope, id, props, {
       type: ControlPlaneSpecType.EXTERNAL,
       podSecurity: 'restricted',
       kubeconfigSecret: { name: 'admin-kubeconfig', inClusterKey: 'kubeconfig-incluster' },
       spec: {
-        bootstrapSecretRef: { name: ref.name, namespace, inClusterKey: ref.inClusterKey ?? 'kubeconfig-incluster' },
+        bootstrapSecretRef: { name, namespace, inClusterKey },
         tokenExpirationSeconds: expiration,
       },
     });
-    if (namespace !== HOSTING_NAMESPACE) {
-      // The controller reads and then deletes the bootstrap Secret, so it needs access where that Secret lives.
-      props.hosting.bindControllerInNamespace(this, 'BootstrapAccess', namespace);
-    }
   }
 }

@@ -104,18 +104,22 @@ describe('ExternalControlPlane', () => {
     });
   });
 
-  test('a bootstrap Secret outside kubeflex-system gets the controller access to that namespace', () => {
+  test('the bootstrap Secret is always kubeflex-system/<name>-bootstrap; the controller gets no access elsewhere', () => {
     const { app, hosting } = setup();
     const cp = new ExternalControlPlane(app, 'ext', {
       hosting,
-      bootstrapSecret: { name: 'b', namespace: 'adoption', inClusterKey: 'kc' },
+      bootstrapSecret: { inClusterKey: 'kc' },
       tokenExpirationSeconds: 3600,
     });
     const objects = synth(cp);
-    expect(objects[0].spec.bootstrapSecretRef).toEqual({ name: 'b', namespace: 'adoption', inClusterKey: 'kc' });
+    expect(objects[0].spec.bootstrapSecretRef).toEqual({
+      name: 'ext-bootstrap',
+      namespace: 'kubeflex-system',
+      inClusterKey: 'kc',
+    });
     expect(objects[0].spec.tokenExpirationSeconds).toBe(3600);
     const bindings = objects.filter((o) => o.kind === 'RoleBinding').map((o) => o.metadata.namespace);
-    expect(bindings).toEqual(['ext-system', 'adoption']);
+    expect(bindings).toEqual(['ext-system']);
   });
 });
 

@@ -166,24 +166,44 @@ describe('bad input fails with a message naming construct, prop and value', () =
     expect(() => app.synth()).toThrow(/PostCreateHook "hosting\/empty": no templates were added/);
   });
 
-  test('fails when an external plane has no bootstrap Secret', () => {
+  test('fails when an external plane names another bootstrap Secret (confused deputy, security review C1)', () => {
     const { app, hosting } = setup();
     expectConfigError(
-      () => new ExternalControlPlane(app, 'ext', { hosting } as any),
+      () => new ExternalControlPlane(app, 'ext', { hosting, bootstrapSecret: { name: 'cp1-admin' } }),
       'ExternalControlPlane "ext"',
-      'bootstrapSecret',
-      '(not set)',
+      'bootstrapSecret.name',
+      '"cp1-admin"',
+      'must be "ext-bootstrap"',
+    );
+  });
+
+  test('fails when an external bootstrap Secret is outside kubeflex-system', () => {
+    const { app, hosting } = setup();
+    expectConfigError(
+      () => new ExternalControlPlane(app, 'ext', { hosting, bootstrapSecret: { namespace: 'cp1-system' } }),
+      'bootstrapSecret.namespace',
+      '"cp1-system"',
+      'must be "kubeflex-system"',
     );
   });
 
   test('fails when an external token lifetime is below the TokenRequest minimum', () => {
     const { app, hosting } = setup();
     expectConfigError(
-      () =>
-        new ExternalControlPlane(app, 'ext', { hosting, bootstrapSecret: { name: 'b' }, tokenExpirationSeconds: 60 }),
+      () => new ExternalControlPlane(app, 'ext', { hosting, tokenExpirationSeconds: 60 }),
       'tokenExpirationSeconds',
       '60',
       'from 600',
+    );
+  });
+
+  test('fails when an external token lifetime exceeds one year (the CRD maximum)', () => {
+    const { app, hosting } = setup();
+    expectConfigError(
+      () => new ExternalControlPlane(app, 'ext', { hosting, tokenExpirationSeconds: 31536001 }),
+      'tokenExpirationSeconds',
+      '31536001',
+      'to 31536000',
     );
   });
 

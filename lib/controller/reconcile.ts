@@ -197,6 +197,8 @@ export async function reconcileControlPlane(deps: ReconcileDeps, name: string): 
       { syncError: message, notReady: notReady ?? 'not synced', hooks, secretRef },
       log,
     ).catch((err) => ({ error: errorText(err) }));
+    // A refused spec waits for a change of the object (or the resync), not for back-off retries.
+    if (e instanceof TerminalSpecError && !r.error) return {};
     return { error: r.error ?? message };
   }
 }
@@ -268,12 +270,24 @@ async function reconcileExternal(
   observed: Observed,
   log: Logger,
 ): Promise<number | undefined> {
+  // Only this plane's own bootstrap Secret, and only when it carries this plane's label: the controller reads it with
+  // its own identity, so any other reference would make it a confused deputy (security review C1). The CRD refuses
+  // such references too; this check also covers objects stored before that rule existed.
   const ref = cp.spec?.bootstrapSecretRef;
-  let bootstrap: SecretData | undefined;
-  if (ref?.name && ref.namespace) {
-    const s = await deps.hosting.get(paths.secret(ref.namespace, ref.name));
-    bootstrap = s ? decode(s.data) : undefined;
+  const bootstrapName = `${names.name}-bootstrap`;
+  if (ref && (ref.namespace !== HOSTING_NAMESPACE || ref.name !== bootstrapName)) {
+    throw new TerminalSpecError(
+      `spec.bootstrapSecretRef ${ref.namespace}/${ref.name} is refused: only ${HOSTING_NAMESPACE}/${bootstrapName} is read`,
+    );
   }
+  let bootstrap: SecretData | undefined;
+  const s = ref ? await deps.hosting.get(paths.secret(HOSTING_NAMESPACE, bootstrapName)) : undefined;
+  if (s && s.metadata?.labels?.[CONTROL_PLANE_LABEL] !== names.name) {
+    throw new TerminalSpecError(
+      `Secret ${HOSTING_NAMESPACE}/${bootstrapName} is not used: it lacks the label ${CONTROL_PLANE_LABEL}=${names.name}`,
+    );
+  }
+  if (s) bootstrap = decode(s.data);
   const now = deps.now();
   const plan = planExternal(
     cp,
@@ -318,9 +332,14 @@ async function reconcileExternal(
       cp,
       log,
     );
-    if (plan.deleteBootstrap && ref?.name && ref.namespace) {
-      await deps.hosting.deleteIfPresent(paths.secret(ref.namespace, ref.name));
-      log.info('bootstrap secret deleted', { secret: `${ref.namespace}/${ref.name}` });
+    if (plan.deleteBootstrap && s) {
+      // Deleted only with a precondition on the UID just verified, never by name alone.
+      await deps.hosting.request('DELETE', paths.secret(HOSTING_NAMESPACE, bootstrapName), {
+        apiVersion: 'v1',
+        kind: 'DeleteOptions',
+        preconditions: { uid: s.metadata.uid, resourceVersion: s.metadata.resourceVersion },
+      });
+      log.info('bootstrap secret deleted', { secret: `${HOSTING_NAMESPACE}/${bootstrapName}` });
     }
     return 0;
   } finally {
@@ -502,3 +521,6 @@ async function deleteTenantObjects(deps: ReconcileDeps, name: string, log: Logge
   const job = await deps.hosting.get(jobPath);
   if (job && owned(job)) await deps.hosting.deleteIfPresent(jobPath);
 }
+
+/** A spec the controller refuses as it is: retried only when the object changes, not with back-off. */
+export class TerminalSpecError extends Error {}

@@ -220,6 +220,7 @@ suite('runtime controller on a real API server', () => {
       'kubeflex-system',
       `--from-file=kubeconfig-incluster=${adopted.kubeconfig}`,
     ]);
+    k(['label', 'secret', '-n', 'kubeflex-system', 'e1-bootstrap', 'tenancy.kflex.kubestellar.org/control-plane=e1']);
     // The shared Postgres of the test harness plays the bundled one; the controller reaches it through --connect-to.
     connectTo.push(`postgres-postgresql.kubeflex-system.svc:5432=127.0.0.1:${state.pgPort}`);
     controller = startController();
@@ -543,6 +544,14 @@ suite('runtime controller on a real API server', () => {
       'kubeflex-system',
       '--from-literal=kubeconfig-incluster=clusters: [oops',
     ]);
+    k([
+      'label',
+      'secret',
+      '-n',
+      'kubeflex-system',
+      'badkc-bootstrap',
+      'tenancy.kflex.kubestellar.org/control-plane=badkc',
+    ]);
     cp('badkc', {
       type: 'external',
       bootstrapSecretRef: {
@@ -553,7 +562,11 @@ suite('runtime controller on a real API server', () => {
     });
     cp('noboot', {
       type: 'external',
-      bootstrapSecretRef: { name: 'absent', namespace: 'kubeflex-system', inClusterKey: 'kubeconfig-incluster' },
+      bootstrapSecretRef: {
+        name: 'noboot-bootstrap',
+        namespace: 'kubeflex-system',
+        inClusterKey: 'kubeconfig-incluster',
+      },
     });
     await waitFor('nohook', () => condition('nohook', 'Synced').startsWith('False'));
     expect(condition('nohook', 'Synced')).toBe(
@@ -565,7 +578,7 @@ suite('runtime controller on a real API server', () => {
     );
     await waitFor('noboot', () => condition('noboot', 'Synced').startsWith('False'));
     expect(condition('noboot', 'Synced')).toBe(
-      'False/ReconcileError: bootstrap Secret kubeflex-system/absent not found: create it (kflex adopt does) with the kubeconfig of the cluster to adopt',
+      'False/ReconcileError: bootstrap Secret kubeflex-system/noboot-bootstrap not found: create it (kflex adopt does) with the kubeconfig of the cluster to adopt',
     );
     // Meanwhile a new tenant is served, and a hook created late is picked up (KubeFlex issue #319).
     hostTenant('h2');

@@ -60,6 +60,14 @@ suite('an idle controller stays idle', () => {
       'kubeflex-system',
       `--from-file=kubeconfig-incluster=${adopted.kubeconfig}`,
     ]);
+    kubectl(hosting, [
+      'label',
+      'secret',
+      '-n',
+      'kubeflex-system',
+      'ie-bootstrap',
+      'tenancy.kflex.kubestellar.org/control-plane=ie',
+    ]);
     log = path.join(state.logDir, 'idle-controller.log');
     const out = fs.openSync(log, 'a');
     // Defaults for everything that decides requeues (resync 5 min, not-ready 15 s); debug logs one line per reconcile.
