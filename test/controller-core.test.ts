@@ -15,7 +15,7 @@ import {
   SecretWrite,
   statusChanged,
 } from '../lib/controller/core';
-import { parseKubeconfig, renderKubeconfig } from '../lib/controller/kubeconfig';
+import { parseKubeconfig, renderKubeconfig, renderParsed } from '../lib/controller/kubeconfig';
 import { certProblem, issue } from '../lib/controller/x509';
 
 const names = tenantNames('cp1');
@@ -201,7 +201,7 @@ describe('planExternal', () => {
     ],
     [
       { 'kubeconfig-incluster': kubeconfig('t').replace(/token: t/, 'exec: {command: aws}') },
-      'bootstrap Secret kubeflex-system/b key "kubeconfig-incluster" is not a usable kubeconfig: uses an exec or auth-provider plugin, which the controller cannot run; use a token or client certificate',
+      'bootstrap Secret kubeflex-system/b key "kubeconfig-incluster" is not a usable kubeconfig: user uses an exec plugin (runs a program), which is refused: use embedded client-certificate-data/client-key-data or a token',
     ],
   ])('fails when the bootstrap Secret is %j', (data, message) => {
     expect(planExternal(cp, undefined, data, t0)).toEqual({ action: 'error', message });
@@ -369,5 +369,43 @@ test('kubeconfigs carry KubeFlex names and embedded credentials', () => {
     contexts: [{ name: 'cp1', context: { cluster: 'cp1-cluster', user: 'cp1-admin', namespace: 'default' } }],
     'current-context': 'cp1',
     preferences: {},
+  });
+});
+
+describe('parseKubeconfig (every kubeconfig read from a Secret)', () => {
+  const doc = (cluster: Record<string, unknown>, user: Record<string, unknown>) =>
+    JSON.stringify({
+      clusters: [
+        { name: 'c', cluster: { server: 'https://x:6443', 'certificate-authority-data': 'Q0E=', ...cluster } },
+      ],
+      users: [{ name: 'u', user: { token: 't', ...user } }],
+      contexts: [{ name: 'x', context: { cluster: 'c', user: 'u', extensions: [{ name: 'e', extension: {} }] } }],
+      'current-context': 'x',
+    });
+  test.each([
+    [{}, { exec: { command: 'sh' } }, 'user uses an exec plugin (runs a program)'],
+    [{}, { 'auth-provider': { name: 'gcp', config: { 'cmd-path': '/bin/sh' } } }, 'user uses an auth-provider plugin'],
+    [
+      {},
+      { 'token-file': '/var/run/secrets/kubernetes.io/serviceaccount/token' },
+      'user uses a token file (reads a file)',
+    ],
+    [{}, { tokenFile: '/etc/passwd' }, 'user uses a token file'],
+    [{}, { 'client-certificate': '/etc/x.crt' }, 'user uses a client certificate file'],
+    [{}, { as: 'system:admin' }, 'user uses impersonation (as)'],
+    [{}, { 'as-groups': ['system:masters'] }, 'user uses impersonation (as-groups)'],
+    [{}, { username: 'a', password: 'b' }, 'user uses basic authentication'],
+    [{ 'certificate-authority': '/etc/ca.crt' }, {}, 'cluster uses a CA file (reads a file)'],
+    [{ 'proxy-url': 'http://evil:3128' }, {}, 'cluster uses a proxy URL'],
+    [{ 'insecure-skip-tls-verify': true }, {}, 'cluster uses insecure-skip-tls-verify'],
+  ])('refuses %j / %j', (cluster, user, message) => {
+    expect(() => parseKubeconfig(doc(cluster, user))).toThrow(message);
+  });
+
+  test('keeps only server, CA data, TLS server name, client certificate/key data and token; re-renders nothing else', () => {
+    const p = parseKubeconfig(doc({ 'tls-server-name': 'api.in' }, { 'unknown-field': 'x' }));
+    const text = renderParsed(p, p);
+    expect(text).toContain('tls-server-name: api.in');
+    expect(text).not.toMatch(/unknown-field|extensions/);
   });
 });

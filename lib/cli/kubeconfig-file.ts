@@ -4,6 +4,7 @@ import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
 import { parse, stringify } from 'yaml';
+import { parseKubeconfig, ParsedKubeconfig, renderParsed } from '../controller/kubeconfig';
 
 export const EXTENSION = 'kubeflex';
 export const HOSTING_KEY = 'hosting-cluster-ctx-name';
@@ -111,13 +112,18 @@ export class KubeconfigFile {
    * cluster `<cp>-cluster` and user `<cp>-admin`, marked with `controlplane-name`; replaces entries of those names.
    */
   public mergeControlPlane(cp: string, minted: string): void {
-    const src = parse(minted);
-    const ctxName = src?.['current-context'];
-    const ctx = (src?.contexts ?? []).find((c: any) => c.name === ctxName)?.context;
-    const cluster = (src?.clusters ?? []).find((c: any) => c.name === ctx?.cluster)?.cluster;
-    const user = (src?.users ?? []).find((u: any) => u.name === ctx?.user)?.user;
-    if (!ctx || !cluster || !user)
-      throw new KubeconfigFileError(`the kubeconfig of control plane ${cp} has no usable current context`);
+    // The Secret is tenant-writable (a syncer writes vCluster's): only validated fields reach the user's file, so no
+    // exec plugin, file path, proxy or impersonation is ever merged (security review M5).
+    let parsed: ParsedKubeconfig;
+    try {
+      parsed = parseKubeconfig(minted);
+    } catch (e) {
+      throw new KubeconfigFileError(`the kubeconfig of control plane ${cp} is refused: ${(e as Error).message}`);
+    }
+    const src = parse(renderParsed(parsed, parsed));
+    const ctx = src.contexts[0].context;
+    const cluster = src.clusters[0].cluster;
+    const user = src.users[0].user;
     this.removeControlPlane(cp);
     this.doc.clusters.push({ name: `${cp}-cluster`, cluster });
     this.doc.users.push({ name: `${cp}-admin`, user });

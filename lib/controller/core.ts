@@ -3,7 +3,6 @@
 // API server. Randomness (new keys, passwords) is the only side effect.
 import { randomBytes } from 'crypto';
 import { renderHookTemplates } from '../hook-render';
-import { parse as parseYaml, stringify as stringifyYaml } from 'yaml';
 import { HOSTING_NAMESPACE, TenantNames } from '../names';
 import {
   K3S_CA_SECRET,
@@ -428,15 +427,15 @@ export function planVClusterSecrets(names: TenantNames, lookup: Lookup): SecretP
   const existing = lookup(ns, VCLUSTER_KUBECONFIG_SECRET);
   if (!existing?.config)
     return { writes: [], waitingFor: `the vCluster syncer to write Secret ${ns}/${VCLUSTER_KUBECONFIG_SECRET}` };
-  let parsed: any;
+  // The syncer's Secret is writable from the tenant side: only validated fields are carried over (no exec, files,
+  // proxy or impersonation can reach config-incluster, which the controller itself then uses).
+  let parsed: ParsedKubeconfig;
   try {
-    parsed = parseYaml(existing.config);
-  } catch {
-    return { writes: [], waitingFor: `a readable kubeconfig in Secret ${ns}/${VCLUSTER_KUBECONFIG_SECRET} key config` };
+    parsed = parseKubeconfig(existing.config);
+  } catch (e) {
+    throw new Error(`Secret ${ns}/${VCLUSTER_KUBECONFIG_SECRET} key config is refused: ${(e as Error).message}`);
   }
-  const server = `https://${VCLUSTER_RELEASE}.${ns}`;
-  for (const c of parsed?.clusters ?? []) if (c?.cluster) c.cluster.server = server;
-  const text = stringifyYaml(parsed);
+  const text = renderParsed({ ...parsed, server: `https://${VCLUSTER_RELEASE}.${ns}` }, parsed);
   if (existing['config-incluster'] === text) return { writes: [] };
   return {
     writes: [

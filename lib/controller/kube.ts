@@ -4,6 +4,7 @@
 import * as http from 'http';
 import * as https from 'https';
 import { KubeConfig, Watch } from '@kubernetes/client-node';
+import { parseKubeconfig, renderParsed } from './kubeconfig';
 
 /** `host:port` -> `address:port`: connect elsewhere but verify TLS for the original host (like curl --connect-to). */
 export type ConnectTo = Record<string, string>;
@@ -43,10 +44,15 @@ export class KubeClient {
     return new KubeClient(kc, connectTo, timeoutMs);
   }
 
-  /** From kubeconfig text (a minted or bootstrap kubeconfig). */
-  public static fromString(text: string, connectTo: ConnectTo = {}, timeoutMs = 10_000): KubeClient {
+  /**
+   * From kubeconfig text read from a Secret (minted, bootstrap or syncer-written): it is parsed by the strict
+   * parser first and client-node only ever sees a document rendered from the fields that parser keeps (server, CA
+   * data, TLS server name, client certificate/key data, token), so no plugin, file, proxy or impersonation reaches it.
+   */
+  public static fromUntrusted(text: string, connectTo: ConnectTo = {}, timeoutMs = 10_000): KubeClient {
+    const parsed = parseKubeconfig(text);
     const kc = new KubeConfig();
-    kc.loadFromString(text);
+    kc.loadFromString(renderParsed(parsed, parsed));
     return new KubeClient(kc, connectTo, timeoutMs);
   }
 

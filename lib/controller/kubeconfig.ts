@@ -59,7 +59,49 @@ export interface ParsedKubeconfig {
   readonly context: Record<string, unknown>;
 }
 
-/** Parses a kubeconfig and resolves its current context; throws an Error saying what is wrong. */
+/**
+ * Fields that make a client run a program, read a file, send credentials elsewhere or act as someone else. Every
+ * kubeconfig that comes from a Secret (tenant-writable, or written by a syncer) is refused when it has one: only
+ * server, CA data, TLS server name, client certificate/key data and a token are ever used (security review H1, M5).
+ */
+const UNSAFE_USER: Record<string, string> = {
+  exec: 'an exec plugin (runs a program)',
+  'auth-provider': 'an auth-provider plugin (can run a program)',
+  tokenFile: 'a token file (reads a file)',
+  'token-file': 'a token file (reads a file)',
+  'client-certificate': 'a client certificate file (reads a file)',
+  'client-key': 'a client key file (reads a file)',
+  as: 'impersonation (as)',
+  'as-user-extra': 'impersonation (as-user-extra)',
+  'as-groups': 'impersonation (as-groups)',
+  'as-uid': 'impersonation (as-uid)',
+  username: 'basic authentication (username)',
+  password: 'basic authentication (password)',
+};
+const UNSAFE_CLUSTER: Record<string, string> = {
+  'certificate-authority': 'a CA file (reads a file)',
+  'proxy-url': 'a proxy URL (sends the credentials through another host)',
+  'insecure-skip-tls-verify': 'insecure-skip-tls-verify (no server authentication)',
+};
+
+function refuseUnsafe(cluster: Record<string, unknown>, user: Record<string, unknown>): void {
+  for (const [k, what] of Object.entries(UNSAFE_USER)) {
+    if (user[k] !== undefined && user[k] !== null && user[k] !== '' && user[k] !== false)
+      throw new Error(
+        `user uses ${what}, which is refused: use embedded client-certificate-data/client-key-data or a token`,
+      );
+  }
+  for (const [k, what] of Object.entries(UNSAFE_CLUSTER)) {
+    if (cluster[k] !== undefined && cluster[k] !== null && cluster[k] !== '' && cluster[k] !== false)
+      throw new Error(`cluster uses ${what}, which is refused: use embedded certificate-authority-data`);
+  }
+}
+
+/**
+ * Parses a kubeconfig and resolves its current context, keeping only server, CA data, TLS server name, client
+ * certificate/key data and token; refuses plugins, files, proxies, impersonation and basic auth. Throws an Error
+ * saying what is wrong. Every kubeconfig read from a Secret goes through here before any client is built.
+ */
 export function parseKubeconfig(text: string): ParsedKubeconfig {
   let doc: any;
   try {
@@ -81,26 +123,20 @@ export function parseKubeconfig(text: string): ParsedKubeconfig {
   if (typeof cluster.server !== 'string' || !/^https?:\/\//.test(cluster.server)) {
     throw new Error(`cluster "${ctx.cluster}" has no http(s) server URL`);
   }
-  if (cluster['certificate-authority'] || user['client-certificate'] || user['client-key'] || user.tokenFile) {
-    throw new Error('refers to files; embed the data (kubectl config view --flatten --minify)');
-  }
-  if (user.exec || user['auth-provider']) {
-    throw new Error(
-      'uses an exec or auth-provider plugin, which the controller cannot run; use a token or client certificate',
-    );
-  }
+  refuseUnsafe(cluster, user);
   const out: ParsedKubeconfig = {
     contextName: current,
     clusterName: ctx.cluster,
     userName: ctx.user,
     server: cluster.server,
     caCert: unb64(cluster['certificate-authority-data']),
-    insecure: cluster['insecure-skip-tls-verify'] === true,
+    insecure: false,
     tlsServerName: cluster['tls-server-name'],
     cert: unb64(user['client-certificate-data']),
     key: unb64(user['client-key-data']),
     token: typeof user.token === 'string' ? user.token : undefined,
-    context: ctx,
+    // Only the namespace: extensions and anything else a tenant wrote are not carried over.
+    context: typeof ctx.namespace === 'string' ? { namespace: ctx.namespace } : {},
   };
   if (!out.token && !(out.cert && out.key))
     throw new Error(`user "${ctx.user}" has neither a token nor a client certificate`);

@@ -299,7 +299,7 @@ async function reconcileExternal(
   if (plan.action === 'error') throw new Error(plan.message);
   if (plan.action === 'keep') return plan.renewAt ? Math.max(1000, plan.renewAt.getTime() - now.getTime()) : undefined;
 
-  const adopted = KubeClient.fromString(renderParsed(plan.via, plan.via), deps.connectTo, deps.probeTimeoutMs);
+  const adopted = KubeClient.fromUntrusted(renderParsed(plan.via, plan.via), deps.connectTo, deps.probeTimeoutMs);
   try {
     // Create-if-absent: the ServiceAccount and its cluster-admin binding on the adopted cluster (KubeFlex's names).
     await adopted.createIfAbsent('/api/v1/namespaces/kube-system/serviceaccounts', {
@@ -366,7 +366,7 @@ async function apiNotReady(
   if (!kubeconfig) return `kubeconfig key ${inClusterKey} not written yet`;
   let client: KubeClient;
   try {
-    client = KubeClient.fromString(kubeconfig, deps.connectTo, deps.probeTimeoutMs);
+    client = KubeClient.fromUntrusted(kubeconfig, deps.connectTo, deps.probeTimeoutMs);
   } catch (e) {
     return `kubeconfig key ${inClusterKey} unreadable: ${errorText(e)}`;
   }
