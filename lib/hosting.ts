@@ -6,7 +6,7 @@ import { checkDnsLabel, checkDnsSubdomain, checkInteger, KubeflexConfigError, pa
 import { HOSTING_NAMESPACE, MAX_TENANT_NAME_LENGTH } from './names';
 import { podSecurityLabels, resources, restrictedContainer, restrictedPod } from './security';
 import { IMAGES } from './versions';
-import { HOSTING_CONFIGMAP } from './wire';
+import { HOSTING_CONFIGMAP, TENANT_DATABASE_MARK, TENANT_ROLE_GROUP } from './wire';
 
 export { HOSTING_CONFIGMAP };
 import type { PostCreateHook } from './post-create-hook';
@@ -95,16 +95,33 @@ export const DB_PROVISION_CONFIGMAP = 'kubeflex-db-provision';
 
 /**
  * Idempotent psql script creating one tenant's login role and database (run with
- * `--set=tenant_db=… --set=tenant_role=…`; the password comes from $TENANT_DB_PASSWORD). The role owns only its
- * database and cannot create others; PUBLIC loses CONNECT, so tenants cannot reach each other's data.
+ * `--set=tenant_db=… --set=tenant_role=…`; the password comes from $TENANT_DB_PASSWORD). It takes over nothing it did
+ * not create: a role that is not a member of `kubeflex_tenants`, or a database that is neither marked nor owned by
+ * such a role, makes it fail with a message (security review H2: a tenant named like an existing application must
+ * not reset that application's password or read its data). The role owns only its database and cannot create
+ * others; PUBLIC loses CONNECT, so tenants cannot reach each other's data.
  */
 export const DB_PROVISION_SQL = `\\set ON_ERROR_STOP on
 \\getenv tenant_password TENANT_DB_PASSWORD
-SELECT format('CREATE ROLE %I LOGIN', :'tenant_role')
+SELECT 'CREATE ROLE ${TENANT_ROLE_GROUP} NOLOGIN'
+  WHERE NOT EXISTS (SELECT FROM pg_roles WHERE rolname = '${TENANT_ROLE_GROUP}') \\gexec
+SELECT format('DO $m$BEGIN RAISE EXCEPTION %L; END$m$',
+    format('role %s exists and was not created by kubeflex: refusing to take it over', :'tenant_role'))
+  WHERE EXISTS (SELECT FROM pg_roles WHERE rolname = :'tenant_role')
+    AND NOT EXISTS (SELECT FROM pg_auth_members m JOIN pg_roles g ON g.oid = m.roleid JOIN pg_roles u ON u.oid = m.member
+      WHERE g.rolname = '${TENANT_ROLE_GROUP}' AND u.rolname = :'tenant_role' AND NOT u.rolsuper) \\gexec
+SELECT format('DO $m$BEGIN RAISE EXCEPTION %L; END$m$',
+    format('database %s exists and was not created by kubeflex: refusing to take it over', :'tenant_db'))
+  FROM pg_database d JOIN pg_roles o ON o.oid = d.datdba
+  WHERE d.datname = :'tenant_db'
+    AND shobj_description(d.oid, 'pg_database') IS DISTINCT FROM '${TENANT_DATABASE_MARK}'
+    AND o.rolname <> :'tenant_role' \\gexec
+SELECT format('CREATE ROLE %I LOGIN IN ROLE ${TENANT_ROLE_GROUP}', :'tenant_role')
   WHERE NOT EXISTS (SELECT FROM pg_roles WHERE rolname = :'tenant_role') \\gexec
-ALTER ROLE :"tenant_role" WITH LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION CONNECTION LIMIT 50 PASSWORD :'tenant_password';
+ALTER ROLE :"tenant_role" WITH LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION NOINHERIT CONNECTION LIMIT 50 PASSWORD :'tenant_password';
 SELECT format('CREATE DATABASE %I OWNER %I', :'tenant_db', :'tenant_role')
   WHERE NOT EXISTS (SELECT FROM pg_database WHERE datname = :'tenant_db') \\gexec
+COMMENT ON DATABASE :"tenant_db" IS '${TENANT_DATABASE_MARK}';
 REVOKE ALL ON DATABASE :"tenant_db" FROM PUBLIC;
 GRANT ALL ON DATABASE :"tenant_db" TO :"tenant_role";
 `;

@@ -18,3 +18,8 @@ export const VCLUSTER_RELEASE = 'vcluster';
 export const VCLUSTER_KUBECONFIG_SECRET = `vc-${VCLUSTER_RELEASE}`;
 /** ConfigMap in `kubeflex-system` with the settings every control plane and the controller read (KubeFlex's name). */
 export const HOSTING_CONFIGMAP = 'kubeflex-config';
+
+/** PostgreSQL group role marking every tenant role the provisioner created; nothing without it is altered or dropped. */
+export const TENANT_ROLE_GROUP = 'kubeflex_tenants';
+/** Comment marking every tenant database the provisioner created. */
+export const TENANT_DATABASE_MARK = 'kubeflex tenant database';

@@ -216,7 +216,12 @@ export class Manager {
       return;
     }
     const ns: string | undefined = obj?.metadata?.namespace;
-    if (ns === HOSTING_NAMESPACE) return;
+    if (ns === HOSTING_NAMESPACE) {
+      // A tenant's database Job: its success lets the plane get its finalizer.
+      const db = kind === 'Job' ? /^db-(.*)$/.exec(obj?.metadata?.name ?? '') : null;
+      if (db && this.known.has(db[1])) this.queue.add(db[1]);
+      return;
+    }
     const m = ns ? /^(.*)-system$/.exec(ns) : null;
     if (m && this.known.has(m[1])) this.queue.add(m[1]);
   }

@@ -1,5 +1,6 @@
 // Talks to the shared PostgreSQL: drops a deleted tenant's database and role.
 import { Client } from 'pg';
+import { TENANT_DATABASE_MARK, TENANT_ROLE_GROUP } from '../wire';
 import type { HostingConfig } from './core';
 import { ConnectTo, resolveConnectTo } from './kube';
 
@@ -10,14 +11,26 @@ function ssl(mode: string): boolean | { rejectUnauthorized: boolean } {
   return false;
 }
 
-/** Drops `database` (terminating its connections) and `role`; both may already be gone. */
+/** What dropTenantDatabase did: objects not created by the provisioner are never dropped. */
+export interface DropResult {
+  readonly droppedDatabase: boolean;
+  readonly droppedRole: boolean;
+  /** Why something was kept, if it was. */
+  readonly kept?: string;
+}
+
+/**
+ * Drops `database` (terminating its connections) and `role`, but only what the provisioner created: a role that is a
+ * member of `kubeflex_tenants` (and no superuser), a database marked with the tenant comment or owned by that role
+ * (security review H2). Both may already be gone.
+ */
 export async function dropTenantDatabase(
   pg: NonNullable<HostingConfig['postgres']>,
   password: string,
   database: string,
   role: string,
   connectTo: ConnectTo,
-): Promise<void> {
+): Promise<DropResult> {
   const { host, port } = resolveConnectTo(connectTo, pg.host, pg.port);
   const client = new Client({
     host,
@@ -31,8 +44,29 @@ export async function dropTenantDatabase(
   });
   await client.connect();
   try {
-    await client.query(`DROP DATABASE IF EXISTS ${client.escapeIdentifier(database)} WITH (FORCE)`);
-    await client.query(`DROP ROLE IF EXISTS ${client.escapeIdentifier(role)}`);
+    const marked = await client.query(
+      `SELECT
+         EXISTS (SELECT FROM pg_roles WHERE rolname = $2) AS role_exists,
+         EXISTS (SELECT FROM pg_auth_members m JOIN pg_roles g ON g.oid = m.roleid JOIN pg_roles u ON u.oid = m.member
+                 WHERE g.rolname = $3 AND u.rolname = $2 AND NOT u.rolsuper) AS role_ours,
+         EXISTS (SELECT FROM pg_database WHERE datname = $1) AS db_exists,
+         EXISTS (SELECT FROM pg_database d JOIN pg_roles o ON o.oid = d.datdba
+                 WHERE d.datname = $1 AND (shobj_description(d.oid, 'pg_database') = $4 OR o.rolname = $2)) AS db_marked`,
+      [database, role, TENANT_ROLE_GROUP, TENANT_DATABASE_MARK],
+    );
+    const r = marked.rows[0];
+    const roleOurs = r.role_ours as boolean;
+    const dbOurs = roleOurs && (r.db_marked as boolean);
+    const kept: string[] = [];
+    if (r.db_exists && !dbOurs) kept.push(`database ${database} was not created by kubeflex`);
+    if (r.role_exists && !roleOurs) kept.push(`role ${role} was not created by kubeflex`);
+    if (dbOurs) await client.query(`DROP DATABASE IF EXISTS ${client.escapeIdentifier(database)} WITH (FORCE)`);
+    if (roleOurs) await client.query(`DROP ROLE IF EXISTS ${client.escapeIdentifier(role)}`);
+    return {
+      droppedDatabase: dbOurs,
+      droppedRole: roleOurs,
+      ...(kept.length ? { kept: `${kept.join('; ')}: left untouched` } : {}),
+    };
   } finally {
     await client.end();
   }

@@ -28,6 +28,7 @@ import {
   workloadReady,
 } from './core';
 import { ConnectTo, KubeClient, paths } from './kube';
+import type { DropResult } from './postgres';
 import { K8S_SECRETS } from '../wire';
 import { renderParsed } from './kubeconfig';
 import type { Logger } from './log';
@@ -50,7 +51,7 @@ export interface ReconcileDeps {
     password: string,
     db: string,
     role: string,
-  ) => Promise<void>;
+  ) => Promise<DropResult>;
 }
 
 /** When to look again. */
@@ -121,9 +122,10 @@ export async function reconcileControlPlane(deps: ReconcileDeps, name: string): 
   try {
     if (!secretRef)
       throw new Error(`spec.type "${type}" is not supported by this controller (k8s, k3s, vcluster, host, external)`);
-    if (!cp.metadata.finalizers?.includes(FINALIZER)) {
+    if (!cp.metadata.finalizers?.includes(FINALIZER) && (type !== 'k8s' || (await databaseProvisioned(deps, name)))) {
       // Like KubeFlex, every ControlPlane gets the finalizer: `kubectl delete cp` must take the tenant's namespace
-      // (not owned by the ControlPlane: synth cannot know its UID) and, for k8s, its database with it.
+      // (not owned by the ControlPlane: synth cannot know its UID) and, for k8s, its database with it. A k8s plane
+      // gets it only once its database Job succeeded, so a plane that never provisioned drops nothing (review H2).
       const patched = await deps.hosting.request<ControlPlaneObject>(
         'PATCH',
         paths.controlPlane(name),
@@ -475,8 +477,8 @@ async function finalize(deps: ReconcileDeps, cp: ControlPlaneObject, log: Logger
         throw new Error(
           `cannot drop database ${names.database}: Secret ${HOSTING_NAMESPACE}/${config.postgres.passwordSecret} has no ${config.postgres.passwordKey}`,
         );
-      await deps.dropDatabase(config.postgres, password, names.database, names.databaseRole);
-      log.info('database dropped', { database: names.database, role: names.databaseRole });
+      const r = await deps.dropDatabase(config.postgres, password, names.database, names.databaseRole);
+      log.info('database dropped', { database: names.database, role: names.databaseRole, ...r });
     }
     await deps.hosting.deleteIfPresent(paths.secret(HOSTING_NAMESPACE, names.hostingDatabaseSecret));
   }
@@ -524,3 +526,15 @@ async function deleteTenantObjects(deps: ReconcileDeps, name: string, log: Logge
 
 /** A spec the controller refuses as it is: retried only when the object changes, not with back-off. */
 export class TerminalSpecError extends Error {}
+
+/** True once the k8s tenant's database Job (`kubeflex-system/db-<name>`) has succeeded. */
+async function databaseProvisioned(deps: ReconcileDeps, name: string): Promise<boolean> {
+  let names: TenantNames;
+  try {
+    names = tenantNames(name);
+  } catch {
+    return false;
+  }
+  const job = await deps.hosting.get(paths.object('batch/v1', 'Job', names.provisionJob, HOSTING_NAMESPACE)!);
+  return (job?.status?.succeeded ?? 0) > 0 && job?.metadata?.labels?.[CONTROL_PLANE_LABEL] === name;
+}

@@ -23,6 +23,7 @@ import {
   kubectl,
   loadState,
   markDeploymentReady,
+  markJobSucceeded,
   psql,
   startCluster,
   TestCluster,
@@ -323,7 +324,8 @@ suite('runtime controller on a real API server', () => {
       inClusterKey: 'kubeconfig-incluster',
     });
     expect(cp.status.observedGeneration).toBe(cp.metadata.generation);
-    expect(cp.metadata.finalizers).toEqual(['kflex.kubestellar.org/finalizer']);
+    // No finalizer before the database Job succeeded: a plane that never provisioned must drop nothing (H2).
+    expect(cp.metadata.finalizers).toBeUndefined();
 
     // Boot the tenant from its synthesized Deployments with exactly what the controller minted.
     tenant = await bootTenant(state, 't1', {
@@ -333,6 +335,11 @@ suite('runtime controller on a real API server', () => {
       dbPassword: secret('t1-system', 'kine-postgres')!.password,
     });
     await tenant.start();
+    // bootTenant ran the database Job's own command; record its success as the job controller would.
+    markJobSucceeded(hosting, 'kubeflex-system', 'db-t1');
+    await waitFor('finalizer after provisioning', () =>
+      (json(['get', 'cp', 't1']).metadata.finalizers ?? []).includes('kflex.kubestellar.org/finalizer'),
+    );
     const apiPort = /127\.0\.0\.1:(\d+)/.exec(fs.readFileSync(tenant.kubeconfig, 'utf8'))![1];
     // The minted in-cluster kubeconfig, unchanged but for where to connect (TLS still checks the in-cluster name).
     const minted = parse(secret('t1-system', 'admin-kubeconfig')!['kubeconfig-incluster']);
@@ -378,28 +385,7 @@ suite('runtime controller on a real API server', () => {
       postCreateHookCompleted: false,
     });
 
-    const now = new Date().toISOString().replace(/\.\d+Z$/, 'Z');
-    k([
-      'patch',
-      'job',
-      '-n',
-      't1-system',
-      'smoke-t1',
-      '--subresource=status',
-      '--type=merge',
-      '-p',
-      JSON.stringify({
-        status: {
-          startTime: now,
-          completionTime: now,
-          succeeded: 1,
-          conditions: [
-            { type: 'SuccessCriteriaMet', status: 'True', lastProbeTime: now, lastTransitionTime: now },
-            { type: 'Complete', status: 'True', lastProbeTime: now, lastTransitionTime: now },
-          ],
-        },
-      }),
-    ]);
+    markJobSucceeded(hosting, 't1-system', 'smoke-t1');
     await waitFor('Available', () => condition('t1', 'Ready') === 'True/Available');
     expect(json(['get', 'cp', 't1']).status).toMatchObject({
       postCreateHooks: { smoke: true },

@@ -13,6 +13,7 @@ import {
   kubectl,
   loadState,
   markDeploymentReady,
+  markJobSucceeded,
   psql,
   startCluster,
   TestCluster,
@@ -502,6 +503,8 @@ suite('kflex on a real API server', () => {
     await tenant.start();
     // No kubelet: the Deployment is marked ready through its status; discovery through the minted kubeconfig is real.
     markDeploymentReady(hosting, 'cpk-system', 'kube-apiserver');
+    // bootTenant ran the database Job's own command; record its success (the finalizer follows it).
+    markJobSucceeded(hosting, 'kubeflex-system', 'db-cpk');
     const r = await run;
     expect(r).toMatchObject({ code: 0, stdout: 'control plane cpk is Ready; current context is now cpk\n' });
     const doc = userConfig();
@@ -526,6 +529,9 @@ suite('kflex on a real API server', () => {
     expect(out.stdout.trim()).toBe('namespace/kube-system');
     await tenant.stop();
     tenant = undefined;
+    await waitFor('cpk finalizer (after its database Job)', () =>
+      k(['get', 'cp', 'cpk', '-o', 'jsonpath={.metadata.finalizers}']).includes('kflex.kubestellar.org/finalizer'),
+    );
     expect(await kflex(['delete', 'cpk'])).toMatchObject({
       code: 0,
       stdout: 'control plane cpk deleted; current context is kind-kubeflex\n',

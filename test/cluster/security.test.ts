@@ -1,11 +1,18 @@
 // Attacks of the security review (../shared/reference/reviews/security.md) replayed against the landed code on a real
 // hosting cluster, with the real controller binary and a second real API server as an adopted cluster. Each test is
 // named after its finding, asserts the exact error or status the attacker sees, and that nothing changed.
-import { ChildProcess, spawn } from 'child_process';
+import { ChildProcess, execFileSync, spawn } from 'child_process';
 import * as fs from 'fs';
 import * as path from 'path';
 import { stringify } from 'yaml';
-import { HostControlPlane, KubeflexHosting, synthesizeAtomically, VClusterControlPlane } from '../../lib';
+import {
+  HostControlPlane,
+  K8sControlPlane,
+  KubeflexHosting,
+  synthesizeAtomically,
+  VClusterControlPlane,
+} from '../../lib';
+import { dropTenantDatabase } from '../../lib/controller/postgres';
 import {
   applySynthesized,
   ClusterState,
@@ -13,10 +20,12 @@ import {
   killAll,
   kubectl,
   loadState,
+  psql,
   startCluster,
   TestCluster,
   waitFor,
 } from './harness';
+import { runProvisionJob } from './tenant';
 
 const state: ClusterState = loadState();
 const suite = state.skipped ? describe.skip : describe;
@@ -59,6 +68,7 @@ suite('a hostile tenant cannot escape (security review findings, replayed)', () 
         new HostControlPlane(app, 'victim', { hosting: h });
         new VClusterControlPlane(app, 'vcexec', { hosting: h });
         new VClusterControlPlane(app, 'vcfile', { hosting: h });
+        new K8sControlPlane(app, 'keycloak', { hosting: h });
       },
       path.join(dir, 'dist'),
     );
@@ -196,5 +206,85 @@ suite('a hostile tenant cannot escape (security review findings, replayed)', () 
     expect(fs.existsSync(marker)).toBe(false);
     for (const ns of ['vcexec-system', 'vcfile-system'])
       expect(k(['get', 'secret', '-n', ns, 'vc-vcluster', '-o', 'jsonpath={.data.config-incluster}'])).toBe('');
+  });
+
+  describe('H2: PostgreSQL objects the platform did not create are never touched', () => {
+    const pg = () => ({ pgPort: state.pgPort, pgSocketDir: state.pgSocketDir });
+    const asRole = (role: string, password: string, db: string, sql: string) =>
+      execFileSync('psql', ['-h', '127.0.0.1', '-p', String(state.pgPort), '-U', role, '-d', db, '-Atc', sql], {
+        env: { ...process.env, PGPASSWORD: password },
+        encoding: 'utf8',
+      }).trim();
+    const pgEndpoint = () => ({
+      host: '127.0.0.1',
+      port: state.pgPort,
+      superuser: 'postgres',
+      passwordSecret: 'unused',
+      passwordKey: 'unused',
+      sslMode: 'disable',
+      bundled: true,
+    });
+
+    beforeAll(() => {
+      // An application that shares the PostgreSQL: role and database "grafana" with data; database "keycloak".
+      psql(pg(), "CREATE ROLE grafana LOGIN PASSWORD 'app-secret' CREATEDB");
+      psql(pg(), 'CREATE DATABASE grafana OWNER grafana');
+      asRole(
+        'grafana',
+        'app-secret',
+        'grafana',
+        "CREATE TABLE dashboards (name text); INSERT INTO dashboards VALUES ('prod dashboards')",
+      );
+      psql(pg(), 'CREATE DATABASE keycloak');
+      psql(pg(), "CREATE TABLE realms (name text); INSERT INTO realms VALUES ('master')", 'keycloak');
+    });
+
+    test('H2 hijack: a tenant named like an existing role or database is refused by its own database Job', () => {
+      expect(() => runProvisionJob(state, 'grafana', 'tenant-password', path.join(dir, 'prov-grafana'))).toThrow(
+        /ERROR:  role grafana exists and was not created by kubeflex: refusing to take it over/,
+      );
+      expect(() => runProvisionJob(state, 'keycloak', 'tenant-password', path.join(dir, 'prov-keycloak'))).toThrow(
+        /ERROR:  database keycloak exists and was not created by kubeflex: refusing to take it over/,
+      );
+      // Nothing changed: the application's password and privileges, and its data.
+      expect(asRole('grafana', 'app-secret', 'grafana', 'SELECT name FROM dashboards')).toBe('prod dashboards');
+      expect(psql(pg(), "SELECT rolcreatedb, rolconnlimit FROM pg_roles WHERE rolname = 'grafana'").trim()).toBe(
+        't|-1',
+      );
+      expect(() => asRole('grafana', 'tenant-password', 'grafana', 'SELECT 1')).toThrow(
+        /password authentication failed/,
+      );
+      expect(psql(pg(), "SELECT count(*) FROM pg_roles WHERE rolname = 'keycloak'").trim()).toBe('0');
+    });
+
+    test('H2 destroy: deleting a plane that never provisioned drops nothing; the drop refuses unmarked objects', async () => {
+      // The k8s plane "keycloak" was applied, but its database Job never succeeded: no finalizer, so no drop.
+      await waitFor('keycloak reconciled', () => condition('keycloak', 'Synced') !== 'none');
+      expect(JSON.parse(k(['get', 'cp', 'keycloak', '-o', 'json'])).metadata.finalizers).toBeUndefined();
+      k(['delete', 'cp', 'keycloak', '--wait=true', '--timeout=30s']);
+      expect(psql(pg(), 'SELECT name FROM realms', 'keycloak').trim()).toBe('master');
+      // Even when asked directly, the drop leaves what the provisioner did not create.
+      const r = await dropTenantDatabase(pgEndpoint(), state.pgPassword, 'grafana', 'grafana', {});
+      expect(r).toEqual({
+        droppedDatabase: false,
+        droppedRole: false,
+        kept: 'database grafana was not created by kubeflex; role grafana was not created by kubeflex: left untouched',
+      });
+      expect(asRole('grafana', 'app-secret', 'grafana', 'SELECT name FROM dashboards')).toBe('prod dashboards');
+    });
+
+    test('H2 legit path: provisioning is idempotent and marks what it creates; only that is dropped', async () => {
+      const d = path.join(dir, 'prov-legit');
+      runProvisionJob(state, 'legit', 'pw-1', d);
+      runProvisionJob(state, 'legit', 'pw-2', d);
+      expect(asRole('legit', 'pw-2', 'legit', 'SELECT current_user')).toBe('legit');
+      // Tenant roles cannot reach each other's databases.
+      runProvisionJob(state, 'other', 'pw-o', path.join(dir, 'prov-other'));
+      expect(() => asRole('legit', 'pw-2', 'other', 'SELECT 1')).toThrow(/permission denied for database "other"/);
+      expect(() => asRole('other', 'pw-o', 'legit', 'SELECT 1')).toThrow(/permission denied for database "legit"/);
+      const r = await dropTenantDatabase(pgEndpoint(), state.pgPassword, 'legit', 'legit', {});
+      expect(r).toEqual({ droppedDatabase: true, droppedRole: true });
+      expect(psql(pg(), "SELECT count(*) FROM pg_database WHERE datname = 'legit'").trim()).toBe('0');
+    });
   });
 });

@@ -9,6 +9,39 @@ import { DB_PROVISION_SQL, K8sControlPlane, KubeflexHosting } from '../../lib';
 import { ClusterState, freePort, makePki, waitReady, writeKubeconfig } from './harness';
 import { ContainerProcess, runPod } from './pod-to-process';
 
+/**
+ * Runs a k8s tenant's synthesized database Job with its own command (only host/port and the script path mapped), as
+ * the bundled PostgreSQL's superuser. Throws with psql's error output when the script refuses.
+ */
+export function runProvisionJob(
+  state: Pick<ClusterState, 'pgPort' | 'pgPassword'>,
+  name: string,
+  dbPassword: string,
+  dir: string,
+): void {
+  const app = Testing.app();
+  const hosting = new KubeflexHosting(app, 'hosting');
+  const objects = Testing.synth(new K8sControlPlane(app, name, { hosting }));
+  const job = objects.find((o) => o.kind === 'Job' && o.metadata.name === `db-${name}`).spec.template.spec
+    .containers[0];
+  fs.mkdirSync(dir, { recursive: true });
+  fs.writeFileSync(path.join(dir, 'provision.sql'), DB_PROVISION_SQL);
+  const jobArgs = job.args.map((a: string) =>
+    a
+      .replace(/^--host=.*/, '--host=127.0.0.1')
+      .replace(/^--port=.*/, `--port=${state.pgPort}`)
+      .replace('/provision/', `${dir}/`),
+  );
+  try {
+    execFileSync(job.command[0], jobArgs, {
+      env: { ...process.env, PGPASSWORD: state.pgPassword, TENANT_DB_PASSWORD: dbPassword, PGSSLMODE: 'prefer' },
+      stdio: 'pipe',
+    });
+  } catch (e) {
+    throw new Error(`provisioning Job db-${name} failed: ${String((e as { stderr?: Buffer }).stderr ?? e)}`);
+  }
+}
+
 export interface Tenant {
   name: string;
   dir: string;
@@ -68,19 +101,7 @@ export async function bootTenant(
   }
   const dbPassword = minted?.dbPassword ?? randomBytes(16).toString('hex');
 
-  // The provisioning Job, run with its own command: only host/port and the script path are mapped.
-  const job = get('Job', `db-${name}`).spec.template.spec.containers[0];
-  fs.writeFileSync(path.join(dir, 'provision.sql'), DB_PROVISION_SQL);
-  const jobArgs = job.args.map((a: string) =>
-    a
-      .replace(/^--host=.*/, '--host=127.0.0.1')
-      .replace(/^--port=.*/, `--port=${state.pgPort}`)
-      .replace('/provision/', `${dir}/`),
-  );
-  execFileSync(job.command[0], jobArgs, {
-    env: { ...process.env, PGPASSWORD: state.pgPassword, TENANT_DB_PASSWORD: dbPassword, PGSSLMODE: 'prefer' },
-    stdio: 'pipe',
-  });
+  runProvisionJob(state, name, dbPassword, dir);
 
   const read = (f: string) => fs.readFileSync(path.join(pki, f), 'utf8');
   const certs = Object.fromEntries(
