@@ -19,7 +19,7 @@ import {
   VClusterControlPlane,
 } from '../../lib';
 import { BASE_DIR } from '../../lib/synth';
-import { ClusterState, kubectl, loadState } from './harness';
+import { ClusterState, kubectl, loadState, startCluster, TestCluster } from './harness';
 
 const state: ClusterState = loadState();
 const suite = state.skipped ? describe.skip : describe;
@@ -211,10 +211,16 @@ function buildCase(g: Gen, i: number): (app: App) => void {
 
 suite('generated inputs: synth accepts only what the real API server accepts', () => {
   let tmp: string;
-  beforeAll(() => {
+  // Its own empty API server: the shared one holds other suites' objects under other field managers.
+  let cluster: TestCluster;
+  beforeAll(async () => {
     tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'kflex-generated-'));
+    cluster = await startCluster(state, 'generated');
   });
-  afterAll(() => fs.rmSync(tmp, { recursive: true, force: true }));
+  afterAll(async () => {
+    fs.rmSync(tmp, { recursive: true, force: true });
+    await cluster?.stop();
+  });
 
   test(`${CASES} random platforms (seed ${SEED}): every accepted one applies cleanly, every rejected one has one clear message`, async () => {
     const g = new Gen(rng(SEED));
@@ -255,13 +261,13 @@ suite('generated inputs: synth accepts only what the real API server accepts', (
     };
     const apply = (file: string) =>
       spawnSync('kubectl', ['apply', '--server-side', '--force-conflicts', '--field-manager=generated', '-f', file], {
-        env: { ...process.env, KUBECONFIG: state.kubeconfig },
+        env: { ...process.env, KUBECONFIG: cluster.kubeconfig },
         encoding: 'utf8',
         maxBuffer: 64 * 1024 * 1024,
       });
     const r1 = apply(join([hostingBase[0], ...base.filter((f) => !hostingBase.includes(f))], 'base.yaml'));
     expect({ status: r1.status, stderr: r1.stderr }).toEqual({ status: 0, stderr: '' });
-    kubectl(state, [
+    kubectl(cluster, [
       'wait',
       '--for=condition=Established',
       '--timeout=60s',
@@ -276,7 +282,7 @@ suite('generated inputs: synth accepts only what the real API server accepts', (
           'kubectl',
           ['apply', '--server-side', '--force-conflicts', '--field-manager=generated', '-f', file],
           {
-            env: { ...process.env, KUBECONFIG: state.kubeconfig },
+            env: { ...process.env, KUBECONFIG: cluster.kubeconfig },
           },
         );
         let stdout = '';
