@@ -54,7 +54,12 @@ export function buildExamplePlatform(app: App): void {
   new K8sControlPlane(app, 'cp1', { hosting, postCreateHooks: [{ hook: 'hello' }], waitForPostCreateHooks: true });
   new K3sControlPlane(app, 'cp2', { hosting });
   new VClusterControlPlane(app, 'cp3', { hosting });
-  new HostControlPlane(app, 'cp4', { hosting, postCreateHooks: [{ hook: 'hello', vars: { Message: 'hi host' } }] });
+  new HostControlPlane(app, 'cp4', {
+    hosting,
+    // Hooks of a host plane can use its hosting-cluster-admin kubeconfig: an explicit choice.
+    allowPostCreateHooks: true,
+    postCreateHooks: [{ hook: 'hello', vars: { Message: 'hi host' } }],
+  });
   new ExternalControlPlane(app, 'ext1', { hosting, bootstrapSecret: { name: 'ext1-bootstrap' } });
 }
 

@@ -344,6 +344,8 @@ export class KubeflexHosting extends Chart {
     tenant.allow(['get', 'list', 'watch'], kplus.ApiResource.SERVICES, kplus.ApiResource.CONFIG_MAPS);
     // The database Job of a deleted ControlPlane (in kubeflex-system).
     tenant.allow(['delete'], kplus.ApiResource.JOBS);
+    // Host planes: short-lived, renewed TokenRequest tokens instead of a non-expiring token Secret.
+    tenant.allow(['create'], kplus.ApiResource.custom({ apiGroup: '', resourceType: 'serviceaccounts/token' }));
     this.bindControllerInNamespace(this, 'ControllerTenantRoleBinding', HOSTING_NAMESPACE);
   }
 

@@ -55,19 +55,6 @@ describe('HostControlPlane', () => {
         automountServiceAccountToken: false,
       },
       {
-        apiVersion: 'v1',
-        kind: 'Secret',
-        type: 'kubernetes.io/service-account-token',
-        metadata: {
-          name: 'h1',
-          namespace: 'h1-system',
-          labels: cpLabels('h1'),
-          annotations: { 'kubernetes.io/service-account.name': 'h1' },
-        },
-        immutable: false,
-        stringData: {},
-      },
-      {
         apiVersion: 'rbac.authorization.k8s.io/v1',
         kind: 'ClusterRoleBinding',
         metadata: { name: 'h1-binding', labels: cpLabels('h1') },
@@ -75,6 +62,12 @@ describe('HostControlPlane', () => {
         subjects: [{ apiGroup: '', kind: 'ServiceAccount', name: 'h1', namespace: 'h1-system' }],
       },
     ]);
+  });
+
+  test('no non-expiring token Secret: the controller mints and renews a TokenRequest token (security review H4)', () => {
+    const { app, hosting } = setup();
+    const objects = synth(new HostControlPlane(app, 'h1', { hosting }));
+    expect(objects.filter((o) => o.kind === 'Secret')).toEqual([]);
   });
 
   test('the ControlPlane object is the Resource child, patchable through ApiObject.of', () => {
@@ -357,6 +350,7 @@ describe('PostCreateHook', () => {
       defaultVars: { A: 'default-a', B: 'default-b', Namespace: 'ignored' },
     });
     const cp = new HostControlPlane(app, 'cp', {
+      allowPostCreateHooks: true,
       hosting,
       globalVars: { A: 'global-a', B: 'global-b' },
       postCreateHooks: [{ hook: 'h', vars: { B: 'use-b' } }],
@@ -392,7 +386,7 @@ describe('PostCreateHook', () => {
         ],
       },
     });
-    const cp = new HostControlPlane(app, 'cp', { hosting, postCreateHooks: [{ hook }] });
+    const cp = new HostControlPlane(app, 'cp', { hosting, allowPostCreateHooks: true, postCreateHooks: [{ hook }] });
     expect(find(synth(cp), 'ControlPlane', 'cp').metadata.labels.flavor).toBe('x');
   });
 
@@ -409,7 +403,9 @@ describe('PostCreateHook', () => {
       ],
     });
     const cr = find(
-      synth(new HostControlPlane(app, 'cp', { hosting, postCreateHooks: [{ hook: 'crd' }] })),
+      synth(
+        new HostControlPlane(app, 'cp', { hosting, allowPostCreateHooks: true, postCreateHooks: [{ hook: 'crd' }] }),
+      ),
       'ClusterRole',
       'cp-r',
     );

@@ -8,7 +8,9 @@ import {
   ControlPlaneObject,
   hookObjects,
   parseHostingConfig,
+  hostKubeconfig,
   planExternal,
+  planHostToken,
   planHostingSecrets,
   planK8sSecrets,
   SecretData,
@@ -407,5 +409,23 @@ describe('parseKubeconfig (every kubeconfig read from a Secret)', () => {
     const text = renderParsed(p, p);
     expect(text).toContain('tls-server-name: api.in');
     expect(text).not.toMatch(/unknown-field|extensions/);
+  });
+});
+
+describe('planHostToken (security review H4)', () => {
+  const names = tenantNames('h1');
+  const jwt = (iat: number, exp?: number) =>
+    `x.${Buffer.from(JSON.stringify(exp === undefined ? { iat } : { iat, exp })).toString('base64url')}.y`;
+  const admin = (token: string) => ({ 'kubeconfig-incluster': hostKubeconfig(names, 'CA', token) });
+  const t = (s: number) => new Date(s * 1000);
+
+  test('mints when nothing was written, and replaces a token without expiry (a legacy token Secret)', () => {
+    expect(planHostToken(undefined, t(1000))).toEqual({ action: 'mint', reason: 'kubeconfig-incluster missing' });
+    expect(planHostToken(admin(jwt(0)), t(1000))).toEqual({ action: 'mint', reason: 'token without expiry replaced' });
+  });
+
+  test('keeps a token until 80 % of its lifetime, then renews it', () => {
+    expect(planHostToken(admin(jwt(0, 86400)), t(1000))).toEqual({ action: 'keep', renewAt: t(69120) });
+    expect(planHostToken(admin(jwt(0, 86400)), t(70000))).toMatchObject({ action: 'mint', reason: /token renewal/ });
   });
 });

@@ -88,7 +88,7 @@ describe('bad input fails with a message naming construct, prop and value', () =
     const { app, hosting } = setup();
     new PostCreateHook(hosting, 'h', { hosting, templates: [hookTemplate] });
     expectConfigError(
-      () => new HostControlPlane(app, 'cp', { hosting, postCreateHooks: [{ hook: 'h' }] }),
+      () => new HostControlPlane(app, 'cp', { hosting, allowPostCreateHooks: true, postCreateHooks: [{ hook: 'h' }] }),
       'HostControlPlane "cp"',
       'postCreateHooks[h].vars',
       '["Undefined"]',
@@ -111,7 +111,8 @@ describe('bad input fails with a message naming construct, prop and value', () =
     const { app, hosting } = setup();
     const hook = new PostCreateHook(hosting, 'h', { hosting, templates: [{ ...hookTemplate, data: {} }] });
     expectConfigError(
-      () => new HostControlPlane(app, 'cp', { hosting, postCreateHooks: [{ hook }, { hook }] }),
+      () =>
+        new HostControlPlane(app, 'cp', { hosting, allowPostCreateHooks: true, postCreateHooks: [{ hook }, { hook }] }),
       'used twice',
     );
   });
@@ -146,7 +147,7 @@ describe('bad input fails with a message naming construct, prop and value', () =
       templates: [{ apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: 'c', namespace: 'default' } }],
     });
     expectConfigError(
-      () => new HostControlPlane(app, 'cp', { hosting, postCreateHooks: [{ hook: 'h' }] }),
+      () => new HostControlPlane(app, 'cp', { hosting, allowPostCreateHooks: true, postCreateHooks: [{ hook: 'h' }] }),
       'templates[0].metadata.namespace',
       '"default"',
       'cp-system',
@@ -156,7 +157,7 @@ describe('bad input fails with a message naming construct, prop and value', () =
   test('fails when templates are added to a hook after it was rendered', () => {
     const { app, hosting } = setup();
     const hook = new PostCreateHook(hosting, 'h', { hosting, templates: [{ ...hookTemplate, data: {} }] });
-    new HostControlPlane(app, 'cp', { hosting, postCreateHooks: [{ hook }] });
+    new HostControlPlane(app, 'cp', { hosting, allowPostCreateHooks: true, postCreateHooks: [{ hook }] });
     expectConfigError(() => hook.addTemplate({ ...hookTemplate, data: {} }), 'addTemplate', 'already rendered');
   });
 
@@ -204,6 +205,21 @@ describe('bad input fails with a message naming construct, prop and value', () =
       'tokenExpirationSeconds',
       '31536001',
       'to 31536000',
+    );
+  });
+
+  test('fails when a host plane uses hooks without allowPostCreateHooks (they could mount hosting cluster-admin)', () => {
+    const { app, hosting } = setup();
+    new PostCreateHook(hosting, 'h', {
+      hosting,
+      templates: [{ apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: 'c' } }],
+    });
+    expectConfigError(
+      () => new HostControlPlane(app, 'cp', { hosting, postCreateHooks: [{ hook: 'h' }] }),
+      'HostControlPlane "cp"',
+      'postCreateHooks',
+      '"h"',
+      'set allowPostCreateHooks: true',
     );
   });
 

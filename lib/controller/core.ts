@@ -444,32 +444,39 @@ export function planVClusterSecrets(names: TenantNames, lookup: Lookup): SecretP
   };
 }
 
-/** host: a kubeconfig from the token of ServiceAccount `<cp>` (its token Secret is synthesized). */
-export function planHostSecrets(names: TenantNames, lookup: Lookup): SecretPlan {
-  const ns = names.namespace;
-  const token = lookup(ns, names.name);
-  if (!token?.token || !token['ca.crt'])
-    return { writes: [], waitingFor: `the token of ServiceAccount ${ns}/${names.name}` };
-  const text = renderKubeconfig({
+/** What to do about a host plane's token: keep it until its renewal time, or mint one with the TokenRequest API. */
+export type HostTokenPlan = { action: 'keep'; renewAt?: Date } | { action: 'mint'; reason: string };
+
+/**
+ * host: `admin-kubeconfig` carries a TokenRequest token of ServiceAccount `<cp>`, renewed after `renewFraction` of
+ * its lifetime like adopted clusters' tokens: never a non-expiring legacy token Secret (security review H4).
+ */
+export function planHostToken(admin: SecretData | undefined, now: Date, renewFraction = 0.8): HostTokenPlan {
+  const current = admin?.['kubeconfig-incluster'];
+  if (!current) return { action: 'mint', reason: 'kubeconfig-incluster missing' };
+  let token: string | undefined;
+  try {
+    token = parseKubeconfig(current).token;
+  } catch {
+    return { action: 'mint', reason: 'kubeconfig-incluster unreadable' };
+  }
+  const exp = token ? tokenTimes(token).exp : undefined;
+  if (!token || exp === undefined) return { action: 'mint', reason: 'token without expiry replaced' };
+  const renewAt = tokenRenewAt(token, renewFraction);
+  if (renewAt && now < renewAt) return { action: 'keep', renewAt };
+  return { action: 'mint', reason: `token renewal (expires ${new Date(exp * 1000).toISOString()})` };
+}
+
+/** host: the kubeconfig for a minted token of ServiceAccount `<cp>`, against the in-cluster API server. */
+export function hostKubeconfig(names: TenantNames, caCert: string, token: string): string {
+  return renderKubeconfig({
     server: 'https://kubernetes.default.svc',
-    caCert: token['ca.crt'],
-    credentials: { token: token.token },
+    caCert,
+    credentials: { token },
     clusterName: `${names.name}-cluster`,
     userName: `${names.name}-admin`,
     contextName: names.name,
   });
-  if (lookup(ns, 'admin-kubeconfig')?.['kubeconfig-incluster'] === text) return { writes: [] };
-  return {
-    writes: [
-      write(
-        lookup,
-        ns,
-        'admin-kubeconfig',
-        { 'kubeconfig-incluster': text },
-        'kubeconfig-incluster missing or token changed',
-      ),
-    ],
-  };
 }
 
 /** Shared PostgreSQL: the bundled server's superuser password, minted once. */

@@ -19,11 +19,17 @@ Flags:
   --ca-validity DURATION    validity of the CAs (default 5 x --cert-validity)
   --requeue-not-ready DUR   look again at a control plane that is not ready (default 15s)
   --requeue-hooks DUR       look again while waiting for PostCreateHooks (default 30s)
-  --token-renew-fraction F renew adopted clusters' tokens after this fraction of their lifetime (default 0.8)
+  --token-renew-fraction F renew adopted clusters' and host planes' tokens after this fraction of their lifetime (default 0.8)
+  --host-token-ttl DUR      lifetime of host planes' TokenRequest tokens (default 24h; at least 10m)
   --connect-to H:P=A:P      connect to A:P for H:P, verifying TLS for H (repeatable; for running outside the cluster)
   --log-level LEVEL         debug, info, warn or error (default info)
   --help                    this text
 `;
+
+function hostTokenSeconds(ms: number): number {
+  if (ms < 600_000) throw new UsageError(`--host-token-ttl must be at least 10m (the TokenRequest minimum)`);
+  return Math.floor(ms / 1000);
+}
 
 export async function main(argv: string[]): Promise<number> {
   let manager: Manager;
@@ -40,6 +46,7 @@ export async function main(argv: string[]): Promise<number> {
         'requeue-hooks',
         'log-level',
         'token-renew-fraction',
+        'host-token-ttl',
       ],
       booleans: ['help'],
       repeatable: ['connect-to'],
@@ -78,6 +85,7 @@ export async function main(argv: string[]): Promise<number> {
     }
     manager = new Manager({
       tokenRenewFraction: fraction,
+      hostTokenSeconds: hostTokenSeconds(dur('host-token-ttl', '24h')),
       hosting,
       log: jsonLogger(level),
       connectTo,

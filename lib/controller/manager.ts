@@ -25,8 +25,10 @@ export interface ManagerOptions {
   readonly notReadyRequeueMs?: number;
   /** Look again while waiting for hooks. @default 30 s (KubeFlex) */
   readonly hooksRequeueMs?: number;
-  /** Renew adopted clusters' tokens after this fraction of their lifetime. @default 0.8 */
+  /** Renew adopted clusters' and host planes' tokens after this fraction of their lifetime. @default 0.8 */
   readonly tokenRenewFraction?: number;
+  /** Lifetime of host planes' TokenRequest tokens, in seconds. @default 86400 */
+  readonly hostTokenSeconds?: number;
   /** Port of /healthz and /readyz; 0 = none. @default 0 */
   readonly healthPort?: number;
   /** Clock (tests move it to exercise renewal). @default Date */
@@ -136,6 +138,7 @@ export class Manager {
       hooksRequeueMs: opts.hooksRequeueMs ?? 30_000,
       probeTimeoutMs: 5_000,
       tokenRenewFraction: opts.tokenRenewFraction ?? 0.8,
+      hostTokenSeconds: opts.hostTokenSeconds ?? 86_400,
       log: opts.log,
       now: opts.now ?? (() => new Date()),
       dropDatabase: (pg, password, db, role) => dropTenantDatabase(pg, password, db, role, connectTo),

@@ -15,7 +15,8 @@ import {
   parseHostingConfig,
   planExternal,
   planHostingSecrets,
-  planHostSecrets,
+  planHostToken,
+  hostKubeconfig,
   planK3sSecrets,
   planK8sSecrets,
   planVClusterSecrets,
@@ -42,8 +43,10 @@ export interface ReconcileDeps {
   readonly notReadyRequeueMs: number;
   readonly hooksRequeueMs: number;
   readonly probeTimeoutMs: number;
-  /** Renew adopted clusters' tokens after this fraction of their lifetime. */
+  /** Renew adopted clusters' and host planes' tokens after this fraction of their lifetime. */
   readonly tokenRenewFraction: number;
+  /** Lifetime of host planes' TokenRequest tokens, in seconds. */
+  readonly hostTokenSeconds: number;
   readonly log: Logger;
   readonly now: () => Date;
   readonly dropDatabase: (
@@ -169,7 +172,7 @@ export async function reconcileControlPlane(deps: ReconcileDeps, name: string): 
       if (!notReady) plan = planK8sSecrets(names, config, lookup, opts, routeHost);
     } else if (type === 'k3s') plan = planK3sSecrets(names, config, lookup, opts);
     else if (type === 'vcluster') plan = planVClusterSecrets(names, lookup);
-    else if (type === 'host') plan = planHostSecrets(names, lookup);
+    else if (type === 'host') requeueAfterMs = await reconcileHost(deps, cp, names, observed, log);
     else if (type === 'external') requeueAfterMs = await reconcileExternal(deps, cp, names, observed, log);
     for (const w of plan.writes) await writeSecret(deps, observed, w, cp, log);
     notReady ??= plan.waitingFor && `waiting for ${plan.waitingFor}`;
@@ -537,4 +540,41 @@ async function databaseProvisioned(deps: ReconcileDeps, name: string): Promise<b
   }
   const job = await deps.hosting.get(paths.object('batch/v1', 'Job', names.provisionJob, HOSTING_NAMESPACE)!);
   return (job?.status?.succeeded ?? 0) > 0 && job?.metadata?.labels?.[CONTROL_PLANE_LABEL] === name;
+}
+
+/**
+ * host: mints a TokenRequest token for ServiceAccount `<cp>` on the hosting cluster (lifetime `hostTokenSeconds`)
+ * into `admin-kubeconfig`, and renews it after `tokenRenewFraction` of its lifetime. Returns when to look again.
+ */
+async function reconcileHost(
+  deps: ReconcileDeps,
+  cp: ControlPlaneObject,
+  names: TenantNames,
+  observed: Observed,
+  log: Logger,
+): Promise<number | undefined> {
+  const ns = names.namespace;
+  const now = deps.now();
+  const plan = planHostToken(observed.get(key(ns, 'admin-kubeconfig'))?.data, now, deps.tokenRenewFraction);
+  if (plan.action === 'keep') return plan.renewAt ? Math.max(1000, plan.renewAt.getTime() - now.getTime()) : undefined;
+  const ca = (await deps.hosting.get(paths.configMap(ns, 'kube-root-ca.crt')))?.data?.['ca.crt'];
+  if (!ca) throw new Error(`ConfigMap ${ns}/kube-root-ca.crt not published yet`);
+  const tr = await deps.hosting.request('POST', `/api/v1/namespaces/${ns}/serviceaccounts/${names.name}/token`, {
+    apiVersion: 'authentication.k8s.io/v1',
+    kind: 'TokenRequest',
+    spec: { expirationSeconds: deps.hostTokenSeconds, audiences: [] },
+  });
+  await writeSecret(
+    deps,
+    observed,
+    {
+      namespace: ns,
+      name: 'admin-kubeconfig',
+      data: { 'kubeconfig-incluster': hostKubeconfig(names, ca, tr.status.token) },
+      reason: plan.reason,
+    },
+    cp,
+    log,
+  );
+  return 0;
 }

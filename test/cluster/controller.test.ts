@@ -131,19 +131,6 @@ suite('runtime controller on a real API server', () => {
     tenantNamespace(`${name}-system`);
     k(['create', 'sa', name, '-n', `${name}-system`]);
     k(
-      ['apply', '-f', '-'],
-      stringify({
-        apiVersion: 'v1',
-        kind: 'Secret',
-        type: 'kubernetes.io/service-account-token',
-        metadata: {
-          name,
-          namespace: `${name}-system`,
-          annotations: { 'kubernetes.io/service-account.name': name },
-        },
-      }),
-    );
-    k(
       ['apply', '--server-side', '-f', '-'],
       stringify({
         apiVersion: 'tenancy.kflex.kubestellar.org/v1alpha1',
@@ -458,12 +445,27 @@ suite('runtime controller on a real API server', () => {
     expect(s.config).toBe(syncer);
   });
 
-  test('host: a ServiceAccount-token kubeconfig, Ready once written', async () => {
+  test('host: a TokenRequest token of its ServiceAccount (24 h, renewed; no legacy token Secret), Ready once written', async () => {
     await waitFor('h1 Available', () => condition('h1', 'Ready') === 'True/Available');
     const kc = parse(secret('h1-system', 'admin-kubeconfig')!['kubeconfig-incluster']);
     expect(kc.clusters[0].cluster.server).toBe('https://kubernetes.default.svc');
-    const token = secret('h1-system', 'h1')!.token;
-    expect(kc.users[0].user.token).toBe(token);
+    const claims = JSON.parse(Buffer.from(kc.users[0].user.token.split('.')[1], 'base64url').toString());
+    expect(claims.sub).toBe('system:serviceaccount:h1-system:h1');
+    expect(claims.exp - claims.iat).toBe(86400);
+    expect(Buffer.from(kc.clusters[0].cluster['certificate-authority-data'], 'base64').toString()).toBe(
+      json(['get', 'configmap', '-n', 'h1-system', 'kube-root-ca.crt']).data['ca.crt'],
+    );
+    expect(
+      k([
+        'get',
+        'secrets',
+        '-n',
+        'h1-system',
+        '--field-selector=type=kubernetes.io/service-account-token',
+        '-o',
+        'name',
+      ]),
+    ).toBe('');
     expect(json(['get', 'cp', 'h1']).status.secretRef).toEqual({
       namespace: 'h1-system',
       name: 'admin-kubeconfig',

@@ -198,7 +198,7 @@ function buildCase(g: Gen, i: number): (app: App) => void {
         new K3sControlPlane(app, `c${c}`, { ...common, dataStorageSize: g.chance(0.5) ? size() : undefined });
       else if (type === 'vcluster')
         new VClusterControlPlane(app, `c${c}`, { ...common, storageSize: g.chance(0.5) ? size() : undefined });
-      else if (type === 'host') new HostControlPlane(app, `c${c}`, common);
+      else if (type === 'host') new HostControlPlane(app, `c${c}`, { ...common, allowPostCreateHooks: g.chance(0.7) });
       else
         new ExternalControlPlane(app, `c${c}`, {
           ...common,

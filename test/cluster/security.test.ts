@@ -208,6 +208,29 @@ suite('a hostile tenant cannot escape (security review findings, replayed)', () 
       expect(k(['get', 'secret', '-n', ns, 'vc-vcluster', '-o', 'jsonpath={.data.config-incluster}'])).toBe('');
   });
 
+  test('H4 host type: no non-expiring cluster-admin token; the kubeconfig holds a TokenRequest token that expires', () => {
+    // No legacy token Secret exists for anyone to read or mount.
+    expect(
+      k([
+        'get',
+        'secrets',
+        '-n',
+        'victim-system',
+        '--field-selector=type=kubernetes.io/service-account-token',
+        '-o',
+        'name',
+      ]),
+    ).toBe('');
+    const kc = Buffer.from(
+      k(['get', 'secret', '-n', 'victim-system', 'admin-kubeconfig', '-o', 'jsonpath={.data.kubeconfig-incluster}']),
+      'base64',
+    ).toString();
+    const token = /token: (\S+)/.exec(kc)![1];
+    const claims = JSON.parse(Buffer.from(token.split('.')[1], 'base64url').toString());
+    expect(claims.sub).toBe('system:serviceaccount:victim-system:victim');
+    expect(claims.exp - claims.iat).toBe(86400);
+  });
+
   describe('H2: PostgreSQL objects the platform did not create are never touched', () => {
     const pg = () => ({ pgPort: state.pgPort, pgSocketDir: state.pgSocketDir });
     const asRole = (role: string, password: string, db: string, sql: string) =>
