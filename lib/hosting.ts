@@ -6,7 +6,14 @@ import { checkDnsLabel, checkDnsSubdomain, checkInteger, KubeflexConfigError, pa
 import { HOSTING_NAMESPACE, MAX_TENANT_NAME_LENGTH } from './names';
 import { podSecurityLabels, resources, restrictedContainer, restrictedPod } from './security';
 import { IMAGES } from './versions';
-import { HOSTING_CONFIGMAP, TENANT_DATABASE_MARK, TENANT_ROLE_GROUP } from './wire';
+import {
+  HOSTING_CONFIGMAP,
+  TENANT_DATABASE_MARK,
+  TENANT_DB_CONNECTION_LIMIT,
+  TENANT_DB_STATEMENT_TIMEOUT,
+  TENANT_DB_TEMP_FILE_LIMIT,
+  TENANT_ROLE_GROUP,
+} from './wire';
 
 export { HOSTING_CONFIGMAP };
 import type { PostCreateHook } from './post-create-hook';
@@ -118,7 +125,10 @@ SELECT format('DO $m$BEGIN RAISE EXCEPTION %L; END$m$',
     AND o.rolname <> :'tenant_role' \\gexec
 SELECT format('CREATE ROLE %I LOGIN IN ROLE ${TENANT_ROLE_GROUP}', :'tenant_role')
   WHERE NOT EXISTS (SELECT FROM pg_roles WHERE rolname = :'tenant_role') \\gexec
-ALTER ROLE :"tenant_role" WITH LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION NOINHERIT CONNECTION LIMIT 50 PASSWORD :'tenant_password';
+ALTER ROLE :"tenant_role" WITH LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION NOINHERIT CONNECTION LIMIT ${TENANT_DB_CONNECTION_LIMIT} PASSWORD :'tenant_password';
+ALTER ROLE :"tenant_role" SET statement_timeout = '${TENANT_DB_STATEMENT_TIMEOUT}';
+ALTER ROLE :"tenant_role" SET idle_in_transaction_session_timeout = '${TENANT_DB_STATEMENT_TIMEOUT}';
+ALTER ROLE :"tenant_role" SET temp_file_limit = '${TENANT_DB_TEMP_FILE_LIMIT}';
 SELECT format('CREATE DATABASE %I OWNER %I', :'tenant_db', :'tenant_role')
   WHERE NOT EXISTS (SELECT FROM pg_database WHERE datname = :'tenant_db') \\gexec
 COMMENT ON DATABASE :"tenant_db" IS '${TENANT_DATABASE_MARK}';

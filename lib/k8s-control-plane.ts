@@ -8,7 +8,7 @@ import { DB_PROVISION_CONFIGMAP, PostgresEndpoint } from './hosting';
 import { HOSTING_NAMESPACE } from './names';
 import { resources, restrictedContainer, restrictedPod } from './security';
 import { IMAGES } from './versions';
-import { K8S_SECRETS } from './wire';
+import { K8S_SECRETS, KINE_MAX_OPEN_CONNECTIONS } from './wire';
 
 /** Props of K8sControlPlane. */
 export interface K8sControlPlaneProps extends ControlPlaneProps {
@@ -203,7 +203,12 @@ export class K8sControlPlane extends ControlPlaneBase {
           name: 'kine',
           image: props.kineImage ?? IMAGES.kine,
           imagePullPolicy: kplus.ImagePullPolicy.IF_NOT_PRESENT,
-          args: [`--listen-address=${KINE_LISTEN_ADDRESS}`, '--metrics-bind-address=0'],
+          args: [
+            `--listen-address=${KINE_LISTEN_ADDRESS}`,
+            '--metrics-bind-address=0',
+            // Below the tenant role's connection limit, so kine queues instead of failing (M7).
+            `--datastore-max-open-connections=${KINE_MAX_OPEN_CONNECTIONS}`,
+          ],
           envVariables: {
             KINE_DB_PASSWORD: kplus.EnvValue.fromSecretValue({ secret: database, key: 'password' }),
             // Expanded by the kubelet from the variable above, so the password is in neither the manifest nor argv.

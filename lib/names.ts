@@ -1,4 +1,4 @@
-import { checkDnsLabel } from './errors';
+import { checkDnsLabel, KubeflexConfigError } from './errors';
 
 /** Longest tenant name: `<name>-system` must fit the 63-character namespace limit. */
 export const MAX_TENANT_NAME_LENGTH = 63 - '-system'.length;
@@ -33,11 +33,38 @@ export interface TenantNames {
 }
 
 /**
+ * Names whose `<name>-system` namespace is the platform's or a widely used add-on's (security review M6). Any other
+ * existing namespace without this plane's label is refused at runtime by the controller and by kflex.
+ */
+export const RESERVED_TENANT_NAMES = [
+  'kube',
+  'kubeflex',
+  'default',
+  'openshift',
+  'istio',
+  'cattle',
+  'flux',
+  'calico',
+  'gatekeeper',
+  'knative',
+  'linkerd',
+  'cert-manager',
+];
+
+/**
  * Derives all names for a tenant, throwing a KubeflexConfigError naming `construct` and `prop` when
  * `name` is not a DNS-1123 label short enough for every derived name.
  */
 export function tenantNames(name: string, construct = 'ControlPlane', prop = 'name'): TenantNames {
   checkDnsLabel(construct, prop, name, MAX_TENANT_NAME_LENGTH);
+  if (RESERVED_TENANT_NAMES.includes(name)) {
+    throw new KubeflexConfigError(
+      construct,
+      prop,
+      name,
+      `is reserved: its namespace ${name}-system belongs to the platform or a common add-on (reserved: ${RESERVED_TENANT_NAMES.join(', ')})`,
+    );
+  }
   const database = name.replace(/-/g, '_');
   const namespace = `${name}-system`;
   return {

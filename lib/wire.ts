@@ -23,3 +23,12 @@ export const HOSTING_CONFIGMAP = 'kubeflex-config';
 export const TENANT_ROLE_GROUP = 'kubeflex_tenants';
 /** Comment marking every tenant database the provisioner created. */
 export const TENANT_DATABASE_MARK = 'kubeflex tenant database';
+
+/**
+ * Shared-database limits per tenant (security review M7): connections of the tenant role (kine opens at most
+ * KINE_MAX_OPEN_CONNECTIONS, below it, so it never hits the limit), statement and idle-transaction timeout, temp files.
+ */
+export const TENANT_DB_CONNECTION_LIMIT = 25;
+export const KINE_MAX_OPEN_CONNECTIONS = 20;
+export const TENANT_DB_STATEMENT_TIMEOUT = '60s';
+export const TENANT_DB_TEMP_FILE_LIMIT = '1GB';

@@ -166,7 +166,11 @@ describe('K8sControlPlane', () => {
   test('kine listens on loopback and gets its password from a Secret, never from argv', () => {
     const pod = find(synth(make()), 'Deployment', 'kube-apiserver').spec.template.spec;
     const kine = pod.containers.find((c: any) => c.name === 'kine');
-    expect(kine.args).toEqual(['--listen-address=127.0.0.1:2379', '--metrics-bind-address=0']);
+    expect(kine.args).toEqual([
+      '--listen-address=127.0.0.1:2379',
+      '--metrics-bind-address=0',
+      '--datastore-max-open-connections=20',
+    ]);
     expect(kine.command).toBeUndefined();
     expect(kine.env).toEqual([
       { name: 'KINE_DB_PASSWORD', valueFrom: { secretKeyRef: { name: 'kine-postgres', key: 'password' } } },

@@ -223,6 +223,17 @@ describe('bad input fails with a message naming construct, prop and value', () =
     );
   });
 
+  test('fails when a control plane is named after a platform namespace (kube -> kube-system, security review M6)', () => {
+    const { app, hosting } = setup();
+    expectConfigError(
+      () => new HostControlPlane(app, 'kube', { hosting }),
+      'HostControlPlane "kube"',
+      'name',
+      '"kube"',
+      'is reserved: its namespace kube-system',
+    );
+  });
+
   test('fails when a k8s plane has no PostgreSQL', () => {
     const { app, hosting } = setup({ installPostgres: false });
     expectConfigError(

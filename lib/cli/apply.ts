@@ -1,5 +1,6 @@
 // Server-side apply of synthesized objects and label-based cleanup, through the KubeClient adapter.
 import { ApiError, KubeClient, sleep } from '../controller/kube';
+import { CONTROL_PLANE_LABEL } from '../names';
 
 /** Field manager of everything kflex applies (one owner for every field it sets). */
 export const FIELD_MANAGER = 'kflex';
@@ -47,6 +48,9 @@ export class Discovery {
   }
 }
 
+/** A tenant namespace exists already and is not the plane's. */
+export class NamespaceTakenError extends Error {}
+
 /**
  * Server-side applies objects in a safe order: CRDs (waiting until Established), namespaces, then the rest.
  * `force` takes over fields another manager set (re-running kflex after `kubectl apply`).
@@ -58,6 +62,17 @@ export async function applyObjects(
 ): Promise<void> {
   const rank = (o: any) => (o.kind === 'CustomResourceDefinition' ? 0 : o.kind === 'Namespace' ? 1 : 2);
   const sorted = [...objects].sort((a, b) => rank(a) - rank(b));
+  // Never take over a namespace that exists without this plane's label (kube-system, an app's namespace; M6):
+  // checked for all before anything is applied.
+  for (const obj of sorted.filter((o) => o.kind === 'Namespace' && o.metadata?.labels?.[CONTROL_PLANE_LABEL])) {
+    const label = obj.metadata.labels[CONTROL_PLANE_LABEL];
+    const existing = await client.get<any>(`/api/v1/namespaces/${obj.metadata.name}`);
+    if (existing && existing.metadata?.labels?.[CONTROL_PLANE_LABEL] !== label) {
+      throw new NamespaceTakenError(
+        `namespace ${obj.metadata.name} already exists and does not belong to control plane ${label}; nothing was applied`,
+      );
+    }
+  }
   for (const obj of sorted) {
     const path = await discovery.path(obj);
     await client.request(

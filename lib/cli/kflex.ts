@@ -18,7 +18,7 @@ import { HOSTING_CONFIGMAP } from '../wire';
 import { ControlPlaneBase, PostCreateHookUse } from '../control-plane';
 import { parseDuration } from '../controller/args';
 import { ApiError, GROUP_PATH, KubeClient, paths, sleep } from '../controller/kube';
-import { applyObjects, deleteByLabel } from './apply';
+import { applyObjects, deleteByLabel, NamespaceTakenError } from './apply';
 import { CP_NAME_KEY, KubeconfigFile, KubeconfigFileError, kubeconfigPath } from './kubeconfig-file';
 
 // eslint-disable-next-line @typescript-eslint/no-require-imports
@@ -952,6 +952,10 @@ export async function kflex(argv: string[], io: Io): Promise<number> {
       return e.code;
     }
     if (e instanceof KubeflexConfigError) {
+      io.err(`Error: ${e.message}\n`);
+      return 1;
+    }
+    if (e instanceof NamespaceTakenError) {
       io.err(`Error: ${e.message}\n`);
       return 1;
     }

@@ -145,9 +145,16 @@ export async function reconcileControlPlane(deps: ReconcileDeps, name: string): 
     const config = parseHostingConfig(
       (await deps.hosting.get(paths.configMap(HOSTING_NAMESPACE, HOSTING_CONFIGMAP)))?.data,
     );
-    if (!(await deps.hosting.get(paths.namespace(names.namespace)))) {
+    const ns = await deps.hosting.get(paths.namespace(names.namespace));
+    if (!ns) {
       throw new Error(
         `namespace ${names.namespace} not found: apply every manifest synthesized for this control plane`,
+      );
+    }
+    if (ns.metadata?.labels?.[CONTROL_PLANE_LABEL] !== name) {
+      // A plane named after an existing namespace (kube -> kube-system) must not get Secrets written there (M6).
+      throw new TerminalSpecError(
+        `namespace ${names.namespace} exists but does not carry the label ${CONTROL_PLANE_LABEL}=${name}: it is not this control plane's`,
       );
     }
     const observed: Observed = new Map();

@@ -116,6 +116,8 @@ suite('runtime controller on a real API server', () => {
   /** What the constructs emit for every tenant namespace: the namespace and the controller's Secret access there. */
   const tenantNamespace = (ns: string) => {
     k(['create', 'ns', ns]);
+    // What the constructs emit: the plane's label marks the namespace as the plane's own.
+    k(['label', 'ns', ns, `tenancy.kflex.kubestellar.org/control-plane=${ns.replace(/-system$/, '')}`]);
     k([
       'create',
       'rolebinding',
@@ -653,12 +655,24 @@ suite('runtime controller on a real API server', () => {
         return /NotFound/.test(String(e));
       }
     });
-    // h2's namespace was made by hand (no control-plane label): deleting h2 must not delete it.
-    k(['delete', 'cp', 'h2', '--wait=true', '--timeout=60s']);
-    expect(json(['get', 'ns', 'h2-system']).status.phase).toBe('Active');
+    // A namespace without the plane's label is not the plane's: not served, and not deleted with it.
+    k(['create', 'ns', 'unowned-system']);
+    k(
+      ['apply', '--server-side', '-f', '-'],
+      stringify({
+        apiVersion: 'tenancy.kflex.kubestellar.org/v1alpha1',
+        kind: 'ControlPlane',
+        metadata: { name: 'unowned' },
+        spec: { type: 'host' },
+      }),
+    );
+    await waitFor('unowned refused', () => condition('unowned', 'Synced').startsWith('False'));
+    k(['delete', 'cp', 'unowned', '--wait=true', '--timeout=60s']);
+    expect(json(['get', 'ns', 'unowned-system']).status.phase).toBe('Active');
     expect(
       logLines(controller!).some(
-        (l) => l.msg === 'namespace kept: it does not carry the control plane label' && l.namespace === 'h2-system',
+        (l) =>
+          l.msg === 'namespace kept: it does not carry the control plane label' && l.namespace === 'unowned-system',
       ),
     ).toBe(true);
   });

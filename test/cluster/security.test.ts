@@ -144,6 +144,7 @@ suite('a hostile tenant cannot escape (security review findings, replayed)', () 
       `--from-file=kubeconfig-incluster=${adopted.kubeconfig}`,
     ]);
     k(['create', 'ns', 'unmarked-system']);
+    k(['label', 'ns', 'unmarked-system', 'tenancy.kflex.kubestellar.org/control-plane=unmarked']);
     k(
       ['apply', '--server-side', '-f', '-'],
       cp('unmarked', {
@@ -231,6 +232,32 @@ suite('a hostile tenant cannot escape (security review findings, replayed)', () 
     expect(claims.exp - claims.iat).toBe(86400);
   });
 
+  test('M6 name collisions: a plane named after an existing namespace gets nothing written there and deletes nothing', async () => {
+    // Bare ControlPlanes (no synthesized namespace): "kube" -> kube-system, "app" -> app-system made by someone else.
+    k(['create', 'ns', 'app-system']);
+    k(['create', 'configmap', 'keep-me', '-n', 'app-system']);
+    k(['apply', '--server-side', '-f', '-'], cp('kube', { type: 'host' }));
+    k(['apply', '--server-side', '-f', '-'], cp('app', { type: 'host' }));
+    const refusals: Record<string, string> = {
+      kube: 'False/ReconcileError: ControlPlane: invalid metadata.name "kube": is reserved: its namespace kube-system belongs to the platform or a common add-on (reserved: kube, kubeflex, default, openshift, istio, cattle, flux, calico, gatekeeper, knative, linkerd, cert-manager)',
+      app: "False/ReconcileError: namespace app-system exists but does not carry the label tenancy.kflex.kubestellar.org/control-plane=app: it is not this control plane's",
+    };
+    for (const name of ['kube', 'app']) {
+      await waitFor(`${name} refused`, () => condition(name, 'Synced').startsWith('False'));
+      expect(condition(name, 'Synced')).toBe(refusals[name]);
+      expect(tryK(['get', 'secret', '-n', `${name}-system`, 'admin-kubeconfig']).ok).toBe(false);
+      k(['delete', 'cp', name, '--wait=true', '--timeout=30s']);
+    }
+    // Nothing deleted: both namespaces and what is in them are still there.
+    expect(k(['get', 'ns', 'kube-system', '-o', 'jsonpath={.status.phase}'])).toBe('Active');
+    expect(k(['get', 'configmap', '-n', 'app-system', 'keep-me', '-o', 'name'])).toBe('configmap/keep-me\n');
+    // At synth, the platform's own names are refused outright.
+    const { tenantNames } = await import('../../lib');
+    expect(() => tenantNames('kubeflex')).toThrow(
+      /invalid name "kubeflex": is reserved: its namespace kubeflex-system/,
+    );
+  });
+
   describe('H2: PostgreSQL objects the platform did not create are never touched', () => {
     const pg = () => ({ pgPort: state.pgPort, pgSocketDir: state.pgSocketDir });
     const asRole = (role: string, password: string, db: string, sql: string) =>
@@ -301,6 +328,15 @@ suite('a hostile tenant cannot escape (security review findings, replayed)', () 
       runProvisionJob(state, 'legit', 'pw-1', d);
       runProvisionJob(state, 'legit', 'pw-2', d);
       expect(asRole('legit', 'pw-2', 'legit', 'SELECT current_user')).toBe('legit');
+      // M7: per-tenant limits on the shared database, and kine stays below the connection limit.
+      expect(psql(pg(), "SELECT rolconnlimit FROM pg_roles WHERE rolname = 'legit'").trim()).toBe('25');
+      expect(asRole('legit', 'pw-2', 'legit', 'SHOW statement_timeout')).toBe('1min');
+      expect(asRole('legit', 'pw-2', 'legit', 'SHOW idle_in_transaction_session_timeout')).toBe('1min');
+      expect(asRole('legit', 'pw-2', 'legit', 'SHOW temp_file_limit')).toBe('1GB');
+      const kine = JSON.parse(k(['get', 'deployment', '-n', 'keycloak-system', 'kube-apiserver', '-o', 'json'])).spec
+        .template.spec.containers[0];
+      expect(kine.name).toBe('kine');
+      expect(kine.args).toContain('--datastore-max-open-connections=20');
       // Tenant roles cannot reach each other's databases.
       runProvisionJob(state, 'other', 'pw-o', path.join(dir, 'prov-other'));
       expect(() => asRole('legit', 'pw-2', 'other', 'SELECT 1')).toThrow(/permission denied for database "other"/);
