@@ -1,4 +1,4 @@
-import { Duration, Size } from 'cdk8s';
+import { Duration } from 'cdk8s';
 import * as kplus from 'cdk8s-plus-28';
 import { Construct } from 'constructs';
 import { K3S_CA_SECRET, K3S_KUBECONFIG_SECRET } from './wire';
@@ -50,8 +50,8 @@ export class K3sControlPlane extends ControlPlaneBase {
     });
     const dataSize = props.dataStorageSize ?? '1Gi';
     const configSize = props.configStorageSize ?? '1Gi';
-    const dataStorage = parseStorageSize(this.constructName, 'dataStorageSize', dataSize);
-    const configStorage = parseStorageSize(this.constructName, 'configStorageSize', configSize);
+    parseStorageSize(this.constructName, 'dataStorageSize', dataSize);
+    parseStorageSize(this.constructName, 'configStorageSize', configSize);
     if (props.storageClassName !== undefined)
       checkDnsSubdomain(this.constructName, 'storageClassName', props.storageClassName);
     const ns = this.names.namespace;
@@ -61,20 +61,27 @@ export class K3sControlPlane extends ControlPlaneBase {
       'controller.kubeflex.dev/pvc-name': 'k3s-data',
     };
 
-    const pvc = (cid: string, name: string, storage: Size) =>
-      new kplus.PersistentVolumeClaim(this, cid, {
+    const pvc = (cid: string, name: string, text: string) => {
+      // The generated class keeps the validated quantity as written: cdk8s-plus's claim renders whole Gi only
+      // ("500Mi" would throw at synth).
+      new kplus.k8s.KubePersistentVolumeClaim(this, cid, {
         metadata: { name, namespace: ns },
-        accessModes: [kplus.PersistentVolumeAccessMode.READ_WRITE_ONCE],
-        storage,
-        storageClassName: props.storageClassName,
+        spec: {
+          accessModes: ['ReadWriteOnce'],
+          resources: { requests: { storage: kplus.k8s.Quantity.fromString(text) } },
+          storageClassName: props.storageClassName,
+          volumeMode: 'Filesystem',
+        },
       });
-    const data = kplus.Volume.fromPersistentVolumeClaim(this, 'DataVolume', pvc('DataClaim', 'k3s-data', dataStorage), {
+      return kplus.PersistentVolumeClaim.fromClaimName(this, `${cid}Ref`, name);
+    };
+    const data = kplus.Volume.fromPersistentVolumeClaim(this, 'DataVolume', pvc('DataClaim', 'k3s-data', dataSize), {
       name: 'k3s-data',
     });
     const config = kplus.Volume.fromPersistentVolumeClaim(
       this,
       'ConfigVolume',
-      pvc('ConfigClaim', 'k3s-config', configStorage),
+      pvc('ConfigClaim', 'k3s-config', configSize),
       {
         name: 'k3s-config',
       },

@@ -309,6 +309,14 @@ describe('K3sControlPlane', () => {
     const pvc = find(synth(new K3sControlPlane(app, 'k', { hosting })), 'PersistentVolumeClaim', 'k3s-data');
     expect(pvc.spec.storageClassName).toBeUndefined();
   });
+  test('PVC sizes are kept as written, Mi included (found by the generated test: "500Mi" used to crash synth)', () => {
+    const { app, hosting } = setup();
+    const objects = synth(
+      new K3sControlPlane(app, 'k', { hosting, dataStorageSize: '500Mi', configStorageSize: '2Ti' }),
+    );
+    expect(find(objects, 'PersistentVolumeClaim', 'k3s-data').spec.resources.requests.storage).toBe('500Mi');
+    expect(find(objects, 'PersistentVolumeClaim', 'k3s-config').spec.resources.requests.storage).toBe('2Ti');
+  });
 });
 
 describe('VClusterControlPlane', () => {

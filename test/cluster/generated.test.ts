@@ -233,7 +233,8 @@ suite('generated inputs: synth accepts only what the real API server accepts', (
       } catch (e) {
         // Exactly our error type, one line, naming the construct ("Kind \"path\"" or "Construct \"path\""), the
         // prop and the value; nothing written.
-        expect(e).toBeInstanceOf(KubeflexConfigError);
+        if (!(e instanceof KubeflexConfigError))
+          throw new Error(`case ${i}: not a KubeflexConfigError: ${String((e as Error).stack)}`);
         const err = e as KubeflexConfigError;
         expect(err.message).toMatch(/^[A-Za-z0-9]+ "[^"]*": invalid \S.* .+: .+/);
         expect(err.message).not.toMatch(/\n/);
