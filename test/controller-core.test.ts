@@ -429,3 +429,25 @@ describe('planHostToken (security review H4)', () => {
     expect(planHostToken(admin(jwt(0, 86400)), t(70000))).toMatchObject({ action: 'mint', reason: /token renewal/ });
   });
 });
+
+describe('front-proxy CA (security review M3)', () => {
+  test('is its own CA: the front-proxy client verifies against it and not against the cluster CA; shared CAs are migrated', () => {
+    const names = tenantNames('fp');
+    const config = parseHostingConfig({ domain: 'example.com', postgresHost: 'pg' });
+    const opts = { now: new Date('2026-11-21T00:00:00Z'), certValiditySeconds: 365 * 86400 };
+    const plan = planK8sSecrets(names, config, () => undefined, opts);
+    const certs = plan.writes.find((w) => w.name === 'k8s-certs')!.data;
+    expect(certs['front-proxy-ca.crt']).not.toBe(certs['ca.crt']);
+    const client = new X509Certificate(certs['front-proxy-client.crt']);
+    expect(client.verify(new X509Certificate(certs['front-proxy-ca.crt']).publicKey)).toBe(true);
+    expect(client.verify(new X509Certificate(certs['ca.crt']).publicKey)).toBe(false);
+    // A Secret from before, with the cluster CA doubling as front-proxy CA, gets a front-proxy CA of its own.
+    const legacy = { ...certs, 'front-proxy-ca.crt': certs['ca.crt'] };
+    delete (legacy as Record<string, string>)['front-proxy-ca.key'];
+    const again = planK8sSecrets(names, config, (ns, n) => (n === 'k8s-certs' ? legacy : undefined), opts);
+    const fixed = again.writes.find((w) => w.name === 'k8s-certs')!;
+    expect(fixed.data['front-proxy-ca.crt']).not.toBe(certs['ca.crt']);
+    expect(fixed.data['ca.crt']).toBe(certs['ca.crt']);
+    expect(fixed.reason).toMatch(/front-proxy CA/);
+  });
+});

@@ -257,14 +257,29 @@ export function planK8sSecrets(
   const renew = renewBeforeSeconds(opts.certValiditySeconds);
   const old = lookup(ns, K8S_SECRETS.certs);
   const { ca, problem: caProblem } = ensureCa(old, 'ca.crt', 'ca.key', 'kubernetes', opts);
-  const certs: SecretData = { 'ca.crt': ca.cert, 'ca.key': ca.key, 'front-proxy-ca.crt': ca.cert };
+  // A front-proxy CA of its own (security review M3): with the cluster CA, any client certificate the tenant's KCM
+  // signs for CN=front-proxy-client could send X-Remote-Group: system:masters. Its key is mounted nowhere.
+  const fp = ensureCa(old, 'front-proxy-ca.crt', 'front-proxy-ca.key', 'front-proxy-ca', opts);
+  const certs: SecretData = {
+    'ca.crt': ca.cert,
+    'ca.key': ca.key,
+    'front-proxy-ca.crt': fp.ca.cert,
+    'front-proxy-ca.key': fp.ca.key,
+  };
   const reasons: string[] = caProblem ? [`CA ${caProblem}`] : [];
-  const leaf = (prefix: string, cn: string, usage: 'server-client' | 'client', sans?: string[]) => {
-    const problem = caProblem
+  if (fp.problem) reasons.push(`front-proxy CA ${fp.problem}`);
+  const leaf = (
+    prefix: string,
+    cn: string,
+    usage: 'server-client' | 'client',
+    sans?: string[],
+    signer: { ca: KeyAndCert; problem?: string } = { ca, problem: caProblem },
+  ) => {
+    const problem = signer.problem
       ? 'new CA'
       : certProblem(
           old?.[`${prefix}.crt`],
-          { ca: ca.cert, key: old?.[`${prefix}.key`] ?? '', sans, renewBeforeSeconds: renew },
+          { ca: signer.ca.cert, key: old?.[`${prefix}.key`] ?? '', sans, renewBeforeSeconds: renew },
           opts.now,
         );
     if (!problem) {
@@ -272,14 +287,14 @@ export function planK8sSecrets(
       certs[`${prefix}.key`] = old![`${prefix}.key`];
       return;
     }
-    if (!caProblem) reasons.push(`${prefix} ${problem}`);
-    const kc = issue({ subject: { cn }, usage, sans, validitySeconds: opts.certValiditySeconds }, opts.now, ca);
+    if (!signer.problem) reasons.push(`${prefix} ${problem}`);
+    const kc = issue({ subject: { cn }, usage, sans, validitySeconds: opts.certValiditySeconds }, opts.now, signer.ca);
     certs[`${prefix}.crt`] = kc.cert;
     certs[`${prefix}.key`] = kc.key;
   };
   leaf('apiserver', 'kube-apiserver', 'server-client', apiServerSans(names, config, routeHost));
   leaf('apiserver-kubelet-client', 'apiserver-kubelet-client', 'client');
-  leaf('front-proxy-client', 'front-proxy-client', 'client');
+  leaf('front-proxy-client', 'front-proxy-client', 'client', undefined, fp);
   if (publicKeyMatches(old?.['sa.key'], old?.['sa.pub'])) {
     certs['sa.key'] = old!['sa.key'];
     certs['sa.pub'] = old!['sa.pub'];
@@ -290,9 +305,7 @@ export function planK8sSecrets(
     certs['sa.key'] = sa.key;
     certs['sa.pub'] = sa.pub;
   }
-  if (reasons.length || old?.['front-proxy-ca.crt'] !== ca.cert) {
-    writes.push(write(lookup, ns, K8S_SECRETS.certs, certs, reasons.join('; ') || 'front-proxy CA out of date'));
-  }
+  if (reasons.length) writes.push(write(lookup, ns, K8S_SECRETS.certs, certs, reasons.join('; ')));
 
   const triple = { cluster: `${names.name}-cluster`, user: `${names.name}-admin`, context: names.name };
   const admin = lookup(ns, K8S_SECRETS.adminKubeconfig);

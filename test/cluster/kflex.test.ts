@@ -539,5 +539,5 @@ suite('kflex on a real API server', () => {
     const pg = { pgPort: state.pgPort, pgSocketDir: state.pgSocketDir };
     expect(psql(pg, "SELECT count(*) FROM pg_database WHERE datname = 'cpk'").trim()).toBe('0');
     expect(psql(pg, "SELECT count(*) FROM pg_roles WHERE rolname = 'cpk'").trim()).toBe('0');
-  });
+  }, 300_000);
 });

@@ -119,7 +119,8 @@ export async function bootTenant(
   const opts = {
     binDir: state.binDir,
     volumeData: {
-      'k8s-certs': { ...certs, 'front-proxy-ca.crt': certs['ca.crt'] },
+      // The minted front-proxy CA (its own since review M3); the openssl test PKI has one CA for both.
+      'k8s-certs': { ...certs, 'front-proxy-ca.crt': minted?.certs['front-proxy-ca.crt'] ?? certs['ca.crt'] },
       'cm-kubeconfig': { kubeconfig: fs.readFileSync(path.join(dir, 'cm.kubeconfig'), 'utf8') },
     },
     secretValues: { 'kine-postgres/password': dbPassword },
