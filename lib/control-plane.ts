@@ -15,6 +15,7 @@ import {
   valueAtPath,
 } from './api-validation';
 import { KubeflexConfigError } from './errors';
+import { tenantNetworkPolicies, TenantNetworkOptions } from './network-policy';
 import { KubeflexHosting } from './hosting';
 import { CONTROL_PLANE_LABEL, TenantNames, tenantNames } from './names';
 import { PostCreateHook } from './post-create-hook';
@@ -243,6 +244,15 @@ export abstract class ControlPlaneBase extends Chart {
         );
       }
     }
+  }
+
+  /** Default-deny NetworkPolicies for `<name>-system`, with the flows this type needs (security review H3). */
+  protected isolateNetwork(opts: Omit<TenantNetworkOptions, 'namespace' | 'ingressNamespace'>): void {
+    tenantNetworkPolicies(this, {
+      ...opts,
+      namespace: this.names.namespace,
+      ingressNamespace: this.hosting.ingressNamespace,
+    });
   }
 
   /** Adds an init container to a Job that mounts the tenant kubeconfig, so it runs only once the tenant API is ready. */

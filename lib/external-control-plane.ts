@@ -70,5 +70,7 @@ export class ExternalControlPlane extends ControlPlaneBase {
         tokenExpirationSeconds: expiration,
       },
     });
+    // Nothing listens here; hook pods act on the adopted cluster, so only ingress is closed.
+    this.isolateNetwork({ openEgress: true });
   }
 }

@@ -46,6 +46,8 @@ export class HostControlPlane extends ControlPlaneBase {
       role: kplus.ClusterRole.fromClusterRoleName(this, 'ClusterAdmin', 'cluster-admin'),
     });
     binding.addSubjects(this.serviceAccount);
+    // Nothing listens here; hook pods may act on other clusters, so only ingress is closed.
+    this.isolateNetwork({ openEgress: true });
     this.allowHooks = props.allowPostCreateHooks ?? false;
     for (const use of props.postCreateHooks ?? []) this.addPostCreateHook(use);
   }

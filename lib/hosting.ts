@@ -4,6 +4,7 @@ import { Construct } from 'constructs';
 import { API_GROUP, CONTROL_PLANE_CRD, POST_CREATE_HOOK_CRD } from './crds';
 import { checkDnsLabel, checkDnsSubdomain, checkInteger, KubeflexConfigError, parseStorageSize } from './errors';
 import { HOSTING_NAMESPACE, MAX_TENANT_NAME_LENGTH } from './names';
+import { hostingNetworkPolicies } from './network-policy';
 import { podSecurityLabels, resources, restrictedContainer, restrictedPod } from './security';
 import { IMAGES } from './versions';
 import {
@@ -57,6 +58,12 @@ export interface KubeflexHostingProps {
   readonly isOpenShift?: boolean;
   /** Ingress class of an ingress controller with SSL passthrough enabled. @default "nginx" */
   readonly ingressClassName?: string;
+  /**
+   * Namespace of the ingress controller (or OpenShift router): the only place outside the platform from which the
+   * NetworkPolicies let traffic reach tenant API servers.
+   * @default "ingress-nginx" ("openshift-ingress" on OpenShift)
+   */
+  readonly ingressNamespace?: string;
   /** Host container name added to certificate SANs (kind/k3d setups). @default "kubeflex-control-plane" */
   readonly hostContainer?: string;
   /** Image of the runtime controller. @default IMAGES.controller */
@@ -150,6 +157,8 @@ export class KubeflexHosting extends Chart {
   public readonly isOpenShift: boolean;
   /** Ingress class used by control-plane Ingresses. */
   public readonly ingressClassName: string;
+  /** Namespace of the ingress controller (NetworkPolicy source of tenant API traffic). */
+  public readonly ingressNamespace: string;
   /** Host container name (certificate SAN). */
   public readonly hostContainer: string;
   /** PostgreSQL for k8s-type tenants, or undefined when there is none. */
@@ -168,6 +177,7 @@ export class KubeflexHosting extends Chart {
     this.externalPort = props.externalPort ?? 9443;
     this.isOpenShift = props.isOpenShift ?? false;
     this.ingressClassName = props.ingressClassName ?? 'nginx';
+    this.ingressNamespace = props.ingressNamespace ?? (props.isOpenShift ? 'openshift-ingress' : 'ingress-nginx');
     this.hostContainer = props.hostContainer ?? 'kubeflex-control-plane';
     const sslMode = props.postgresSslMode ?? 'prefer';
 
@@ -182,6 +192,7 @@ export class KubeflexHosting extends Chart {
     }
     checkInteger(this.constructName, 'externalPort', this.externalPort, 1, 65535);
     checkDnsLabel(this.constructName, 'ingressClassName', this.ingressClassName);
+    checkDnsLabel(this.constructName, 'ingressNamespace', this.ingressNamespace);
     checkDnsSubdomain(this.constructName, 'hostContainer', this.hostContainer);
     if (props.externalPostgres && props.installPostgres) {
       throw new KubeflexConfigError(
@@ -259,6 +270,7 @@ export class KubeflexHosting extends Chart {
         clientImage: image,
       };
     }
+    hostingNetworkPolicies(this, !props.externalPostgres && (props.installPostgres ?? true));
     if (this.postgres) {
       // What the runtime controller needs to drop a tenant's database and role when its ControlPlane is deleted.
       const pg = this.postgres;

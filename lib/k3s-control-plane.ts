@@ -181,5 +181,6 @@ export class K3sControlPlane extends ControlPlaneBase {
     });
     this.server.select(kplus.LabelSelector.of({ labels }));
     this.expose(this.service, 443, 'https');
+    this.isolateNetwork({ apiPort: 6443, apiPodLabels: labels });
   }
 }

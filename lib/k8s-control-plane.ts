@@ -6,6 +6,7 @@ import { ControlPlaneBase, ControlPlaneProps } from './control-plane';
 import { KubeflexConfigError } from './errors';
 import { DB_PROVISION_CONFIGMAP, PostgresEndpoint } from './hosting';
 import { HOSTING_NAMESPACE } from './names';
+import { POD_LABELS } from './network-policy';
 import { resources, restrictedContainer, restrictedPod } from './security';
 import { IMAGES } from './versions';
 import { K8S_SECRETS, KINE_MAX_OPEN_CONNECTIONS } from './wire';
@@ -111,6 +112,7 @@ export class K8sControlPlane extends ControlPlaneBase {
     });
     this.service.selectLabel('app', 'kube-apiserver');
     this.expose(this.service, 443, 'https');
+    this.isolateNetwork({ apiPort: K8S_APISERVER_PORT, toPostgres: true });
   }
 
   private addDatabaseJob(postgres: PostgresEndpoint): kplus.Job {
@@ -120,6 +122,7 @@ export class K8sControlPlane extends ControlPlaneBase {
     const tmp = kplus.Volume.fromEmptyDir(this, 'ProvisionTmp', 'tmp');
     return new kplus.Job(this, 'DatabaseJob', {
       metadata: { name: this.names.provisionJob, namespace: HOSTING_NAMESPACE },
+      podMetadata: { labels: POD_LABELS.dbProvision },
       backoffLimit: 10,
       securityContext: restrictedPod(),
       containers: [
@@ -311,7 +314,8 @@ export class K8sControlPlane extends ControlPlaneBase {
           args: [
             `--authentication-kubeconfig=${kc}`,
             `--authorization-kubeconfig=${kc}`,
-            '--bind-address=0.0.0.0',
+            // The pod IP, not 0.0.0.0: nothing but the kubelet's probe needs this port (security review H3).
+            '--bind-address=$(POD_IP)',
             `--client-ca-file=${PKI}/ca.crt`,
             '--cluster-name=kubernetes',
             `--cluster-signing-cert-file=${PKI}/ca.crt`,
@@ -328,6 +332,7 @@ export class K8sControlPlane extends ControlPlaneBase {
             '--use-service-account-credentials=true',
           ],
           ports: [{ number: 10257, name: 'https' }],
+          envVariables: { POD_IP: kplus.EnvValue.fromFieldRef(kplus.EnvFieldPaths.POD_IP) },
           volumeMounts: [
             { path: PKI, volume: pki, readOnly: true },
             { path: CM_KUBECONFIG_DIR, volume: kubeconfig, readOnly: true },

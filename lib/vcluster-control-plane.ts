@@ -64,6 +64,12 @@ export class VClusterControlPlane extends ControlPlaneBase {
       },
       exportKubeConfig: { server: `https://${host}:${props.hosting.externalPort}`, context: this.names.name },
       sync: { toHost: { pods: { enabled: true }, services: { enabled: true } } },
+      // Tenant pods run on the host in this namespace: vCluster's own isolation (security review H3).
+      policies: {
+        networkPolicy: { enabled: true },
+        resourceQuota: { enabled: true },
+        limitRange: { enabled: true },
+      },
     };
 
     const sa = new kplus.ServiceAccount(this, 'ServiceAccount', {

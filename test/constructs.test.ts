@@ -19,7 +19,7 @@ describe('HostControlPlane', () => {
   test('minimal: exact manifests', () => {
     const { app, hosting } = setup();
     const cp = new HostControlPlane(app, 'h1', { hosting });
-    expect(synth(cp)).toEqual([
+    expect(synth(cp).filter((o) => o.kind !== 'NetworkPolicy')).toEqual([
       {
         apiVersion: 'tenancy.kflex.kubestellar.org/v1alpha1',
         kind: 'ControlPlane',
@@ -78,6 +78,73 @@ describe('HostControlPlane', () => {
   });
 });
 
+describe('NetworkPolicies (security review H3)', () => {
+  test('a host plane: default deny; same-namespace traffic and DNS; egress open for hooks acting elsewhere', () => {
+    const { app, hosting } = setup();
+    const policies = synth(new HostControlPlane(app, 'h1', { hosting })).filter((o) => o.kind === 'NetworkPolicy');
+    expect(policies.map((p) => p.spec)).toEqual([
+      { podSelector: {}, policyTypes: ['Ingress', 'Egress'] },
+      {
+        podSelector: {},
+        policyTypes: ['Ingress', 'Egress'],
+        ingress: [{ from: [{ podSelector: {} }] }],
+        egress: [
+          { to: [{ podSelector: {} }] },
+          {
+            to: [
+              {
+                namespaceSelector: { matchLabels: { 'kubernetes.io/metadata.name': 'kube-system' } },
+                podSelector: { matchLabels: { 'k8s-app': 'kube-dns' } },
+              },
+            ],
+            ports: [
+              { protocol: 'UDP', port: 53 },
+              { protocol: 'TCP', port: 53 },
+            ],
+          },
+          {},
+        ],
+      },
+    ]);
+  });
+
+  test('a k8s plane: its API server only from the controller and the ingress namespace; kine only to PostgreSQL', () => {
+    const { app, hosting } = setup({ ingressNamespace: 'edge' });
+    const objects = synth(new K8sControlPlane(app, 'cp1', { hosting }));
+    expect(find(objects, 'NetworkPolicy', 'allow-api').spec).toEqual({
+      podSelector: { matchLabels: { app: 'kube-apiserver' } },
+      policyTypes: ['Ingress'],
+      ingress: [
+        {
+          from: [
+            {
+              namespaceSelector: { matchLabels: { 'kubernetes.io/metadata.name': 'kubeflex-system' } },
+              podSelector: { matchLabels: { app: 'kubeflex-controller-manager' } },
+            },
+            { namespaceSelector: { matchLabels: { 'kubernetes.io/metadata.name': 'edge' } } },
+          ],
+          ports: [{ protocol: 'TCP', port: 9444 }],
+        },
+      ],
+    });
+    expect(find(objects, 'NetworkPolicy', 'allow-postgres').spec.egress).toEqual([
+      {
+        to: [
+          {
+            namespaceSelector: { matchLabels: { 'kubernetes.io/metadata.name': 'kubeflex-system' } },
+            podSelector: { matchLabels: { 'app.kubernetes.io/name': 'postgresql' } },
+          },
+        ],
+        ports: [{ protocol: 'TCP', port: 5432 }],
+      },
+    ]);
+    // KCM binds its pod IP, not 0.0.0.0.
+    expect(find(objects, 'Deployment', 'kube-controller-manager').spec.template.spec.containers[0].args).toContain(
+      '--bind-address=$(POD_IP)',
+    );
+  });
+});
+
 describe('ExternalControlPlane', () => {
   test('minimal: exact ControlPlane with bootstrap reference and default token lifetime', () => {
     const { app, hosting } = setup();
@@ -87,6 +154,8 @@ describe('ExternalControlPlane', () => {
       'ControlPlane/ext',
       'Namespace/ext-system',
       'RoleBinding/kubeflex-controller',
+      'NetworkPolicy/default-deny',
+      'NetworkPolicy/allow-same-namespace',
     ]);
     expect(objects[0].spec).toEqual({
       type: 'external',
@@ -133,6 +202,10 @@ describe('K8sControlPlane', () => {
       'Deployment/cp1-system/kube-controller-manager',
       'Service/cp1-system/cp1',
       'Ingress/cp1-system/cp1',
+      'NetworkPolicy/cp1-system/default-deny',
+      'NetworkPolicy/cp1-system/allow-same-namespace',
+      'NetworkPolicy/cp1-system/allow-api',
+      'NetworkPolicy/cp1-system/allow-postgres',
     ]);
     expect(find(objects, 'Service', 'cp1').spec).toEqual({
       type: 'ClusterIP',

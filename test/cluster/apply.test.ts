@@ -97,6 +97,62 @@ suite('server-side apply on a real kube-apiserver', () => {
     for (const f of files) expect(apply(f).stdout).toMatch(/serverside-applied/);
   });
 
+  test('NetworkPolicies read back from the API server: default deny, and exactly the allowed flows (H3)', () => {
+    // Applied by the previous test. No kubelet/CNI here enforces them: this proves what is stored, not enforcement.
+    const list = JSON.parse(kubectl(state, ['get', 'networkpolicies', '-A', '-o', 'json']).stdout).items;
+    const names = (ns: string) =>
+      list
+        .filter((p: any) => p.metadata.namespace === ns)
+        .map((p: any) => p.metadata.name)
+        .sort();
+    expect(names('kubeflex-system')).toEqual([
+      'allow-controller',
+      'allow-db-provision',
+      'allow-dns',
+      'allow-postgres',
+      'default-deny',
+    ]);
+    expect(names('cp1-system')).toEqual(['allow-api', 'allow-postgres', 'allow-same-namespace', 'default-deny']);
+    expect(names('cp2-system')).toEqual(['allow-api', 'allow-same-namespace', 'default-deny']);
+    expect(names('cp4-system')).toEqual(['allow-same-namespace', 'default-deny']);
+    const get = (ns: string, n: string) =>
+      list.find((p: any) => p.metadata.namespace === ns && p.metadata.name === n).spec;
+    for (const ns of ['kubeflex-system', 'cp1-system', 'cp2-system', 'cp4-system', 'ext1-system'])
+      expect(get(ns, 'default-deny')).toEqual({ podSelector: {}, policyTypes: ['Ingress', 'Egress'] });
+    // PostgreSQL: only kine pods of tenant namespaces, the controller and the database Jobs, only on 5432.
+    const pg = get('kubeflex-system', 'allow-postgres');
+    expect(pg.ingress).toHaveLength(1);
+    expect(pg.ingress[0].ports).toEqual([{ protocol: 'TCP', port: 5432 }]);
+    expect(pg.ingress[0].from).toEqual([
+      {
+        namespaceSelector: {
+          matchExpressions: [{ key: 'tenancy.kflex.kubestellar.org/control-plane', operator: 'Exists' }],
+        },
+        podSelector: { matchLabels: { app: 'kube-apiserver' } },
+      },
+      {
+        namespaceSelector: { matchLabels: { 'kubernetes.io/metadata.name': 'kubeflex-system' } },
+        podSelector: { matchLabels: { app: 'kubeflex-controller-manager' } },
+      },
+      { podSelector: { matchLabels: { 'app.kubernetes.io/component': 'db-provision' } } },
+    ]);
+    // The tenant API: from the controller and the ingress controller's namespace, on the API port only.
+    const api = get('cp1-system', 'allow-api');
+    expect(api.ingress[0].from.map((f: any) => JSON.stringify(f))).toEqual([
+      JSON.stringify({
+        namespaceSelector: { matchLabels: { 'kubernetes.io/metadata.name': 'kubeflex-system' } },
+        podSelector: { matchLabels: { app: 'kubeflex-controller-manager' } },
+      }),
+      JSON.stringify({ namespaceSelector: { matchLabels: { 'kubernetes.io/metadata.name': 'ingress-nginx' } } }),
+    ]);
+    expect(api.ingress[0].ports).toEqual([{ protocol: 'TCP', port: 9444 }]);
+    // The database Job's pods carry the label the PostgreSQL policy admits.
+    expect(
+      JSON.parse(kubectl(state, ['get', 'job', '-n', 'kubeflex-system', 'db-cp1', '-o', 'json']).stdout).spec.template
+        .metadata.labels,
+    ).toMatchObject({ 'app.kubernetes.io/component': 'db-provision' });
+  });
+
   test.each([
     ['k8s', (app: any, hosting: KubeflexHosting) => new K8sControlPlane(app, 'solo-k8s', { hosting })],
     [

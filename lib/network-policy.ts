@@ -1,0 +1,126 @@
+// Network isolation (security review H3): default deny in `kubeflex-system` and in each tenant namespace, then
+// exactly the flows each part needs. NetworkPolicies only take effect with a CNI that enforces them (an operator
+// duty, written in the README). Raw `KubeNetworkPolicy`: cdk8s-plus's NetworkPolicy cannot express a namespace
+// selector on a label's existence, which is how tenant namespaces are recognised.
+import * as kplus from 'cdk8s-plus-28';
+import { Construct } from 'constructs';
+import { CONTROL_PLANE_LABEL, HOSTING_NAMESPACE } from './names';
+
+type Peer = kplus.k8s.NetworkPolicyPeer;
+
+/** Labels of the pods the policies select. */
+export const POD_LABELS = {
+  controller: { app: 'kubeflex-controller-manager' },
+  postgres: { 'app.kubernetes.io/name': 'postgresql' },
+  dbProvision: { 'app.kubernetes.io/component': 'db-provision' },
+  apiserver: { app: 'kube-apiserver' },
+} as const;
+
+const ns = (name: string): kplus.k8s.LabelSelector => ({ matchLabels: { 'kubernetes.io/metadata.name': name } });
+const tcp = (port: number) => ({ protocol: 'TCP', port: kplus.k8s.IntOrString.fromNumber(port) });
+const DNS: kplus.k8s.NetworkPolicyEgressRule = {
+  to: [{ namespaceSelector: ns('kube-system'), podSelector: { matchLabels: { 'k8s-app': 'kube-dns' } } }],
+  ports: [
+    { protocol: 'UDP', port: kplus.k8s.IntOrString.fromNumber(53) },
+    { protocol: 'TCP', port: kplus.k8s.IntOrString.fromNumber(53) },
+  ],
+};
+/** Every tenant namespace carries the control-plane label; kine pods there reach PostgreSQL. */
+const TENANT_KINE: Peer = {
+  namespaceSelector: { matchExpressions: [{ key: CONTROL_PLANE_LABEL, operator: 'Exists' }] },
+  podSelector: { matchLabels: POD_LABELS.apiserver },
+};
+const CONTROLLER: Peer = {
+  namespaceSelector: ns(HOSTING_NAMESPACE),
+  podSelector: { matchLabels: POD_LABELS.controller },
+};
+
+function policy(
+  scope: Construct,
+  id: string,
+  namespace: string,
+  name: string,
+  spec: kplus.k8s.NetworkPolicySpec,
+): kplus.k8s.KubeNetworkPolicy {
+  return new kplus.k8s.KubeNetworkPolicy(scope, id, { metadata: { name, namespace }, spec });
+}
+
+/** kubeflex-system: deny all, then PostgreSQL from kine, the database Jobs and the controller; DNS; controller out. */
+export function hostingNetworkPolicies(scope: Construct, withPostgres: boolean): void {
+  const n = HOSTING_NAMESPACE;
+  policy(scope, 'DefaultDeny', n, 'default-deny', { podSelector: {}, policyTypes: ['Ingress', 'Egress'] });
+  policy(scope, 'AllowDns', n, 'allow-dns', { podSelector: {}, policyTypes: ['Egress'], egress: [DNS] });
+  // The controller talks to the hosting API server, tenant API servers, adopted clusters (any address) and
+  // PostgreSQL; it is the trusted part. Its health port is probed by the kubelet (not subject to policies).
+  policy(scope, 'AllowController', n, 'allow-controller', {
+    podSelector: { matchLabels: POD_LABELS.controller },
+    policyTypes: ['Egress'],
+    egress: [{}],
+  });
+  if (!withPostgres) return;
+  policy(scope, 'AllowPostgres', n, 'allow-postgres', {
+    podSelector: { matchLabels: POD_LABELS.postgres },
+    policyTypes: ['Ingress'],
+    ingress: [
+      {
+        from: [TENANT_KINE, CONTROLLER, { podSelector: { matchLabels: POD_LABELS.dbProvision } }],
+        ports: [tcp(5432)],
+      },
+    ],
+  });
+  policy(scope, 'AllowDbProvision', n, 'allow-db-provision', {
+    podSelector: { matchLabels: POD_LABELS.dbProvision },
+    policyTypes: ['Egress'],
+    egress: [{ to: [{ podSelector: { matchLabels: POD_LABELS.postgres } }], ports: [tcp(5432)] }],
+  });
+}
+
+/** What a tenant namespace needs to let in and out, by control-plane type. */
+export interface TenantNetworkOptions {
+  /** Namespace of the tenant. */
+  readonly namespace: string;
+  /** Port of the tenant API server pods. */
+  readonly apiPort?: number;
+  /** Labels selecting the tenant API server pods. @default POD_LABELS.apiserver */
+  readonly apiPodLabels?: Record<string, string>;
+  /** Namespace of the ingress controller that passes TLS through to the tenant API. */
+  readonly ingressNamespace: string;
+  /** The API pods reach PostgreSQL in kubeflex-system (kine). */
+  readonly toPostgres?: boolean;
+  /** Pods in the namespace may connect anywhere (host and external planes: their hooks act on other clusters). */
+  readonly openEgress?: boolean;
+}
+
+/**
+ * A tenant namespace: deny all; same-namespace traffic and DNS; the API server reachable from the ingress controller
+ * and the runtime controller; kine to PostgreSQL.
+ */
+export function tenantNetworkPolicies(scope: Construct, o: TenantNetworkOptions): void {
+  const n = o.namespace;
+  policy(scope, 'DefaultDeny', n, 'default-deny', { podSelector: {}, policyTypes: ['Ingress', 'Egress'] });
+  policy(scope, 'AllowSameNamespace', n, 'allow-same-namespace', {
+    podSelector: {},
+    policyTypes: ['Ingress', 'Egress'],
+    ingress: [{ from: [{ podSelector: {} }] }],
+    egress: [{ to: [{ podSelector: {} }] }, DNS, ...(o.openEgress ? [{}] : [])],
+  });
+  if (o.apiPort !== undefined) {
+    policy(scope, 'AllowApi', n, 'allow-api', {
+      podSelector: { matchLabels: o.apiPodLabels ?? POD_LABELS.apiserver },
+      policyTypes: ['Ingress'],
+      ingress: [{ from: [CONTROLLER, { namespaceSelector: ns(o.ingressNamespace) }], ports: [tcp(o.apiPort)] }],
+    });
+  }
+  if (o.toPostgres) {
+    policy(scope, 'AllowPostgres', n, 'allow-postgres', {
+      podSelector: { matchLabels: POD_LABELS.apiserver },
+      policyTypes: ['Egress'],
+      egress: [
+        {
+          to: [{ namespaceSelector: ns(HOSTING_NAMESPACE), podSelector: { matchLabels: POD_LABELS.postgres } }],
+          ports: [tcp(5432)],
+        },
+      ],
+    });
+  }
+}
