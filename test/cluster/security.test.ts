@@ -328,6 +328,8 @@ suite('a hostile tenant cannot escape (security review findings, replayed)', () 
       runProvisionJob(state, 'legit', 'pw-1', d);
       runProvisionJob(state, 'legit', 'pw-2', d);
       expect(asRole('legit', 'pw-2', 'legit', 'SELECT current_user')).toBe('legit');
+      // What kine does first: create its table in the public schema of its own database.
+      asRole('legit', 'pw-2', 'legit', 'CREATE TABLE kine_probe (id int)');
       // M7: per-tenant limits on the shared database, and kine stays below the connection limit.
       expect(psql(pg(), "SELECT rolconnlimit FROM pg_roles WHERE rolname = 'legit'").trim()).toBe('25');
       expect(asRole('legit', 'pw-2', 'legit', 'SHOW statement_timeout')).toBe('1min');
