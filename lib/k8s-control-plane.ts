@@ -38,6 +38,7 @@ export const KINE_LISTEN_ADDRESS = '127.0.0.1:2379';
 export { K8S_SECRETS };
 const PKI = '/etc/kubernetes/pki';
 const CM_KUBECONFIG_DIR = '/etc/kubernetes/cm';
+const ENCRYPTION_DIR = '/etc/kubernetes/encryption';
 
 /**
  * Controllers a tenant without nodes needs: KubeFlex's "denatured" set (canonical 1.28+ names) plus
@@ -167,6 +168,16 @@ export class K8sControlPlane extends ControlPlaneBase {
     serviceCidr: string,
   ): kplus.Deployment {
     const labels = { app: 'kube-apiserver' };
+    const encryption = kplus.Volume.fromSecret(
+      this,
+      'ApiServerEncryption',
+      kplus.Secret.fromSecretName(this, 'Encryption', K8S_SECRETS.encryption),
+      {
+        name: 'encryption-config',
+        defaultMode: 0o440,
+        items: { 'encryption-config.yaml': { path: 'encryption-config.yaml' } },
+      },
+    );
     const pki = kplus.Volume.fromSecret(this, 'ApiServerPki', certs, {
       name: 'k8s-certs',
       defaultMode: 0o440,
@@ -231,6 +242,8 @@ export class K8sControlPlane extends ControlPlaneBase {
             '--authorization-mode=RBAC',
             `--client-ca-file=${PKI}/ca.crt`,
             '--enable-priority-and-fairness=false',
+            // Secrets are encrypted before they reach the shared PostgreSQL; the controller mints the key (M1).
+            `--encryption-provider-config=${ENCRYPTION_DIR}/encryption-config.yaml`,
             '--endpoint-reconciler-type=none',
             `--etcd-servers=http://${KINE_LISTEN_ADDRESS}`,
             '--profiling=false',
@@ -251,7 +264,10 @@ export class K8sControlPlane extends ControlPlaneBase {
           ],
           envVariables: { POD_IP: kplus.EnvValue.fromFieldRef(kplus.EnvFieldPaths.POD_IP) },
           ports: [{ number: K8S_APISERVER_PORT, name: 'https' }],
-          volumeMounts: [{ path: PKI, volume: pki, readOnly: true }],
+          volumeMounts: [
+            { path: PKI, volume: pki, readOnly: true },
+            { path: ENCRYPTION_DIR, volume: encryption, readOnly: true },
+          ],
           securityContext: restrictedContainer(),
           resources: resources(250, 192, 1000, 512),
           startup: probe('/livez', {

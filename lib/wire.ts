@@ -7,6 +7,8 @@ export const K8S_SECRETS = {
   adminKubeconfig: 'admin-kubeconfig',
   controllerManagerKubeconfig: 'cm-kubeconfig',
   database: 'kine-postgres',
+  /** EncryptionConfiguration of the tenant API server (key `encryption-config.yaml`): Secrets encrypted at rest. */
+  encryption: 'encryption-config',
 } as const;
 /** k3s: Secret (KubeFlex's name) with keys `config` and `config-incluster`, minted by the runtime controller. */
 export const K3S_KUBECONFIG_SECRET = 'k3s-config';

@@ -76,6 +76,7 @@ describe('planK8sSecrets', () => {
       'cp1-system/k8s-certs',
       'cp1-system/admin-kubeconfig',
       'cp1-system/cm-kubeconfig',
+      'cp1-system/encryption-config',
       'kubeflex-system/cp1-db-credentials',
       'cp1-system/kine-postgres',
     ]);
@@ -122,7 +123,7 @@ describe('planK8sSecrets', () => {
       'k8s-certs: service-account key pair missing or mismatched',
       'kine-postgres: database password missing',
     ]);
-    expect(plan.writes[1].data.password).toBe(first.writes[3].data.password);
+    expect(plan.writes[1].data.password).toBe(first.writes.find((w) => w.name === 'cp1-db-credentials')!.data.password);
   });
 
   test('keys the controller does not own survive an update', () => {
@@ -449,5 +450,24 @@ describe('front-proxy CA (security review M3)', () => {
     expect(fixed.data['front-proxy-ca.crt']).not.toBe(certs['ca.crt']);
     expect(fixed.data['ca.crt']).toBe(certs['ca.crt']);
     expect(fixed.reason).toMatch(/front-proxy CA/);
+  });
+});
+
+describe('encryption at rest (security review M1)', () => {
+  test('a k8s tenant gets an AES-CBC EncryptionConfiguration once; it is never re-minted', () => {
+    const names = tenantNames('enc');
+    const config = parseHostingConfig({ domain: 'example.com', postgresHost: 'pg' });
+    const opts = { now: new Date('2026-11-21T00:00:00Z'), certValiditySeconds: 365 * 86400 };
+    const first = planK8sSecrets(names, config, () => undefined, opts);
+    const enc = first.writes.find((w) => w.name === 'encryption-config')!;
+    expect(enc.namespace).toBe('enc-system');
+    const doc = parse(enc.data['encryption-config.yaml']);
+    expect(doc.kind).toBe('EncryptionConfiguration');
+    const key = doc.resources[0].providers[0].aescbc.keys[0].secret;
+    expect(Buffer.from(key, 'base64')).toHaveLength(32);
+    expect(doc.resources[0].providers[1]).toEqual({ identity: {} });
+    const stored = new Map(first.writes.map((w) => [`${w.namespace}/${w.name}`, w.data]));
+    const again = planK8sSecrets(names, config, (ns, n) => stored.get(`${ns}/${n}`), opts);
+    expect(again.writes.map((w) => w.name)).toEqual([]);
   });
 });

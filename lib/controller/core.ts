@@ -344,6 +344,21 @@ export function planK8sSecrets(
       write(lookup, ns, K8S_SECRETS.controllerManagerKubeconfig, { kubeconfig: cm.text }, `kubeconfig ${cm.problem}`),
     );
 
+  // Tenant Secrets are encrypted before kine stores them in the shared PostgreSQL (security review M1). The key is
+  // minted once and never rotated here: a new key would make every stored Secret unreadable.
+  const enc = lookup(ns, K8S_SECRETS.encryption)?.[ENCRYPTION_CONFIG_KEY];
+  if (!enc || !/aescbc:/.test(enc)) {
+    writes.push(
+      write(
+        lookup,
+        ns,
+        K8S_SECRETS.encryption,
+        { [ENCRYPTION_CONFIG_KEY]: encryptionConfig(randomBytes(32).toString('base64')) },
+        'encryption key missing',
+      ),
+    );
+  }
+
   // One password, read by the provisioning Job (hosting namespace) and by kine (tenant namespace). The hosting copy
   // is what the Job sets on the role, so it wins if they ever differ.
   const hostingCopy = lookup(HOSTING_NAMESPACE, names.hostingDatabaseSecret)?.password;
@@ -793,4 +808,27 @@ function normalize(v: unknown): unknown {
     );
   }
   return v;
+}
+
+/** Key of the EncryptionConfiguration in Secret `encryption-config`. */
+export const ENCRYPTION_CONFIG_KEY = 'encryption-config.yaml';
+
+/**
+ * An EncryptionConfiguration encrypting Secrets with AES-CBC under `key` (base64 of 32 bytes); `identity` second so
+ * that data written before encryption was on stays readable.
+ */
+export function encryptionConfig(key: string): string {
+  return [
+    'apiVersion: apiserver.config.k8s.io/v1',
+    'kind: EncryptionConfiguration',
+    'resources:',
+    '  - resources: [secrets]',
+    '    providers:',
+    '      - aescbc:',
+    '          keys:',
+    '            - name: key1',
+    `              secret: ${key}`,
+    '      - identity: {}',
+    '',
+  ].join('\n');
 }

@@ -70,6 +70,7 @@ const KEYS_BY_TYPE: Record<string, (n: TenantNames) => [string, string][]> = {
     [n.namespace, K8S_SECRETS.adminKubeconfig],
     [n.namespace, K8S_SECRETS.controllerManagerKubeconfig],
     [n.namespace, K8S_SECRETS.database],
+    [n.namespace, K8S_SECRETS.encryption],
     [HOSTING_NAMESPACE, n.hostingDatabaseSecret],
   ],
   k3s: (n) => [

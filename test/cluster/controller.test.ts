@@ -322,6 +322,7 @@ suite('runtime controller on a real API server', () => {
       cmKubeconfig: secret('t1-system', 'cm-kubeconfig')!.kubeconfig,
       adminKubeconfig: secret('t1-system', 'admin-kubeconfig')!['kubeconfig-incluster'],
       dbPassword: secret('t1-system', 'kine-postgres')!.password,
+      encryptionConfig: secret('t1-system', 'encryption-config')!['encryption-config.yaml'],
     });
     await tenant.start();
     // bootTenant ran the database Job's own command; record its success as the job controller would.

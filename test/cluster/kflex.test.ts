@@ -481,7 +481,11 @@ suite('kflex on a real API server', () => {
       Buffer.from(JSON.parse(k(['get', 'secret', '-n', ns, name, '-o', 'json'])).data[key], 'base64').toString();
     await waitFor('minted Secrets', () => {
       try {
-        return secret('cpk-system', 'kine-postgres', 'password') && secret('cpk-system', 'cm-kubeconfig', 'kubeconfig');
+        return (
+          secret('cpk-system', 'kine-postgres', 'password') &&
+          secret('cpk-system', 'cm-kubeconfig', 'kubeconfig') &&
+          secret('cpk-system', 'encryption-config', 'encryption-config.yaml')
+        );
       } catch {
         return undefined;
       }
@@ -497,6 +501,7 @@ suite('kflex on a real API server', () => {
         cmKubeconfig: secret('cpk-system', 'cm-kubeconfig', 'kubeconfig'),
         adminKubeconfig: secret('cpk-system', 'admin-kubeconfig', 'kubeconfig-incluster'),
         dbPassword: secret('cpk-system', 'kine-postgres', 'password'),
+        encryptionConfig: secret('cpk-system', 'encryption-config', 'encryption-config.yaml'),
       },
       cpkPort,
     );

@@ -6,6 +6,7 @@ import * as path from 'path';
 import { Testing } from 'cdk8s';
 import { parse } from 'yaml';
 import { DB_PROVISION_SQL, K8sControlPlane, KubeflexHosting } from '../../lib';
+import { encryptionConfig } from '../../lib/controller/core';
 import { ClusterState, freePort, makePki, waitReady, writeKubeconfig } from './harness';
 import { ContainerProcess, runPod } from './pod-to-process';
 
@@ -62,6 +63,8 @@ export interface MintedTenantSecrets {
   adminKubeconfig: string;
   /** Key `password` of Secret `kine-postgres`. */
   dbPassword: string;
+  /** Key `encryption-config.yaml` of Secret `encryption-config`. */
+  encryptionConfig: string;
 }
 
 /**
@@ -122,6 +125,9 @@ export async function bootTenant(
       // The minted front-proxy CA (its own since review M3); the openssl test PKI has one CA for both.
       'k8s-certs': { ...certs, 'front-proxy-ca.crt': minted?.certs['front-proxy-ca.crt'] ?? certs['ca.crt'] },
       'cm-kubeconfig': { kubeconfig: fs.readFileSync(path.join(dir, 'cm.kubeconfig'), 'utf8') },
+      'encryption-config': {
+        'encryption-config.yaml': minted?.encryptionConfig ?? encryptionConfig(randomBytes(32).toString('base64')),
+      },
     },
     secretValues: { 'kine-postgres/password': dbPassword },
     rewrite: [
