@@ -28,7 +28,7 @@ import {
   workloadFor,
   workloadReady,
 } from './core';
-import { ConnectTo, KubeClient, paths } from './kube';
+import { ApiError, ConnectTo, KubeClient, paths } from './kube';
 import type { DropResult } from './postgres';
 import { K8S_SECRETS } from '../wire';
 import { renderParsed } from './kubeconfig';
@@ -180,8 +180,11 @@ export async function reconcileControlPlane(deps: ReconcileDeps, name: string): 
       if (!notReady) plan = planK8sSecrets(names, config, lookup, opts, routeHost);
     } else if (type === 'k3s') plan = planK3sSecrets(names, config, lookup, opts);
     else if (type === 'vcluster') plan = planVClusterSecrets(names, lookup);
-    else if (type === 'host') requeueAfterMs = await reconcileHost(deps, cp, names, observed, log);
-    else if (type === 'external') requeueAfterMs = await reconcileExternal(deps, cp, names, observed, log);
+    else if (type === 'host') {
+      const h = await reconcileHost(deps, cp, names, observed, log);
+      requeueAfterMs = h.requeueAfterMs;
+      if (h.waitingFor) notReady = `waiting for ${h.waitingFor}`;
+    } else if (type === 'external') requeueAfterMs = await reconcileExternal(deps, cp, names, observed, log);
     for (const w of plan.writes) await writeSecret(deps, observed, w, cp, log);
     notReady ??= plan.waitingFor && `waiting for ${plan.waitingFor}`;
 
@@ -560,18 +563,25 @@ async function reconcileHost(
   names: TenantNames,
   observed: Observed,
   log: Logger,
-): Promise<number | undefined> {
+): Promise<{ requeueAfterMs?: number; waitingFor?: string }> {
   const ns = names.namespace;
   const now = deps.now();
   const plan = planHostToken(observed.get(key(ns, 'admin-kubeconfig'))?.data, now, deps.tokenRenewFraction);
-  if (plan.action === 'keep') return plan.renewAt ? Math.max(1000, plan.renewAt.getTime() - now.getTime()) : undefined;
+  if (plan.action === 'keep')
+    return { requeueAfterMs: plan.renewAt ? Math.max(1000, plan.renewAt.getTime() - now.getTime()) : undefined };
   const ca = (await deps.hosting.get(paths.configMap(ns, 'kube-root-ca.crt')))?.data?.['ca.crt'];
-  if (!ca) throw new Error(`ConfigMap ${ns}/kube-root-ca.crt not published yet`);
-  const tr = await deps.hosting.request('POST', `/api/v1/namespaces/${ns}/serviceaccounts/${names.name}/token`, {
-    apiVersion: 'authentication.k8s.io/v1',
-    kind: 'TokenRequest',
-    spec: { expirationSeconds: deps.hostTokenSeconds, audiences: [] },
-  });
+  if (!ca) return { waitingFor: `ConfigMap ${ns}/kube-root-ca.crt` };
+  let tr: any;
+  try {
+    tr = await deps.hosting.request('POST', `/api/v1/namespaces/${ns}/serviceaccounts/${names.name}/token`, {
+      apiVersion: 'authentication.k8s.io/v1',
+      kind: 'TokenRequest',
+      spec: { expirationSeconds: deps.hostTokenSeconds, audiences: [] },
+    });
+  } catch (e) {
+    if (e instanceof ApiError && e.status === 404) return { waitingFor: `ServiceAccount ${ns}/${names.name}` };
+    throw e;
+  }
   await writeSecret(
     deps,
     observed,
@@ -584,5 +594,5 @@ async function reconcileHost(
     cp,
     log,
   );
-  return 0;
+  return { requeueAfterMs: 0 };
 }

@@ -233,6 +233,7 @@ suite('runtime controller on a real API server', () => {
         'ca.crt',
         'ca.key',
         'front-proxy-ca.crt',
+        'front-proxy-ca.key',
         'front-proxy-client.crt',
         'front-proxy-client.key',
         'sa.key',
@@ -241,7 +242,9 @@ suite('runtime controller on a real API server', () => {
     );
     const ca = new X509Certificate(certs['ca.crt']);
     expect(ca.ca).toBe(true);
-    expect(certs['front-proxy-ca.crt']).toBe(certs['ca.crt']);
+    // A front-proxy CA of its own (security review M3).
+    expect(certs['front-proxy-ca.crt']).not.toBe(certs['ca.crt']);
+    expect(new X509Certificate(certs['front-proxy-ca.crt']).ca).toBe(true);
     const api = new X509Certificate(certs['apiserver.crt']);
     expect(api.verify(ca.publicKey)).toBe(true);
     for (const host of [
@@ -259,12 +262,12 @@ suite('runtime controller on a real API server', () => {
     expect(days).toBeGreaterThan(364);
     expect(days).toBeLessThan(366);
     // openssl agrees, with the purposes each certificate is used for.
-    for (const [f, purpose] of [
-      ['apiserver.crt', 'sslserver'],
-      ['front-proxy-client.crt', 'sslclient'],
-      ['apiserver-kubelet-client.crt', 'sslclient'],
+    for (const [f, purpose, caKey] of [
+      ['apiserver.crt', 'sslserver', 'ca.crt'],
+      ['front-proxy-client.crt', 'sslclient', 'front-proxy-ca.crt'],
+      ['apiserver-kubelet-client.crt', 'sslclient', 'ca.crt'],
     ]) {
-      fs.writeFileSync(path.join(tmp, 'ca.crt'), certs['ca.crt']);
+      fs.writeFileSync(path.join(tmp, 'ca.crt'), certs[caKey]);
       fs.writeFileSync(path.join(tmp, f), certs[f]);
       expect(
         execFileSync(
