@@ -39,6 +39,24 @@ export { K8S_SECRETS };
 const PKI = '/etc/kubernetes/pki';
 const CM_KUBECONFIG_DIR = '/etc/kubernetes/cm';
 const ENCRYPTION_DIR = '/etc/kubernetes/encryption';
+const AUDIT_DIR = '/etc/kubernetes/audit';
+
+/** Audit policy of tenant API servers: no request bodies (Secrets stay out of logs), noisy reads left out. */
+export const AUDIT_POLICY = `apiVersion: audit.k8s.io/v1
+kind: Policy
+omitStages: [RequestReceived]
+rules:
+  - level: None
+    verbs: [get, list, watch]
+    resources:
+      - group: ''
+        resources: [events, endpoints]
+      - group: coordination.k8s.io
+        resources: [leases]
+  - level: None
+    nonResourceURLs: ['/healthz*', '/readyz*', '/livez*', '/version', '/openapi*', '/api', '/api/*', '/apis', '/apis/*']
+  - level: Metadata
+`;
 
 /**
  * Controllers a tenant without nodes needs: KubeFlex's "denatured" set (canonical 1.28+ names) plus
@@ -168,6 +186,13 @@ export class K8sControlPlane extends ControlPlaneBase {
     serviceCidr: string,
   ): kplus.Deployment {
     const labels = { app: 'kube-apiserver' };
+    // Who did what in the tenant, attributable (security review M4): metadata of every request but reads of
+    // non-sensitive objects, to the container log (collected like any pod log).
+    const auditPolicy = new kplus.ConfigMap(this, 'AuditPolicy', {
+      metadata: { name: 'audit-policy', namespace: this.names.namespace },
+      data: { 'audit-policy.yaml': AUDIT_POLICY },
+    });
+    const audit = kplus.Volume.fromConfigMap(this, 'ApiServerAudit', auditPolicy, { name: 'audit-policy' });
     const encryption = kplus.Volume.fromSecret(
       this,
       'ApiServerEncryption',
@@ -239,6 +264,9 @@ export class K8sControlPlane extends ControlPlaneBase {
           args: [
             '--advertise-address=$(POD_IP)',
             `--allow-privileged=${props.allowPrivileged ?? true}`,
+            `--audit-policy-file=${AUDIT_DIR}/audit-policy.yaml`,
+            '--audit-log-path=-',
+            '--audit-log-format=json',
             '--authorization-mode=RBAC',
             `--client-ca-file=${PKI}/ca.crt`,
             '--enable-priority-and-fairness=false',
@@ -267,6 +295,7 @@ export class K8sControlPlane extends ControlPlaneBase {
           volumeMounts: [
             { path: PKI, volume: pki, readOnly: true },
             { path: ENCRYPTION_DIR, volume: encryption, readOnly: true },
+            { path: AUDIT_DIR, volume: audit, readOnly: true },
           ],
           securityContext: restrictedContainer(),
           resources: resources(250, 192, 1000, 512),

@@ -198,6 +198,7 @@ describe('K8sControlPlane', () => {
       'Namespace//cp1-system',
       'RoleBinding/cp1-system/kubeflex-controller',
       'Job/kubeflex-system/db-cp1',
+      'ConfigMap/cp1-system/audit-policy',
       'Deployment/cp1-system/kube-apiserver',
       'Deployment/cp1-system/kube-controller-manager',
       'Service/cp1-system/cp1',

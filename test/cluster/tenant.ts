@@ -125,6 +125,7 @@ export async function bootTenant(
       // The minted front-proxy CA (its own since review M3); the openssl test PKI has one CA for both.
       'k8s-certs': { ...certs, 'front-proxy-ca.crt': minted?.certs['front-proxy-ca.crt'] ?? certs['ca.crt'] },
       'cm-kubeconfig': { kubeconfig: fs.readFileSync(path.join(dir, 'cm.kubeconfig'), 'utf8') },
+      'audit-policy': get('ConfigMap', 'audit-policy').data,
       'encryption-config': {
         'encryption-config.yaml': minted?.encryptionConfig ?? encryptionConfig(randomBytes(32).toString('base64')),
       },
