@@ -13,7 +13,7 @@ export interface ApiProblem {
   readonly message: string;
 }
 
-const DNS1123_LABEL = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
+export const DNS1123_LABEL = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
 const DNS1123_SUBDOMAIN = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/;
 const DNS1035_LABEL = /^[a-z]([-a-z0-9]*[a-z0-9])?$/;
 const QUALIFIED_NAME_PART = /^([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]$/;
@@ -163,6 +163,8 @@ export function embeddedTemplateProblems(template: Record<string, unknown>, at: 
 }
 
 const CONFIG_KEY = /^[-._a-zA-Z0-9]+$/;
+/** A valid ConfigMap/Secret data key. */
+export const isConfigKey = (k: string): boolean => k.length <= 253 && CONFIG_KEY.test(k) && k !== '.' && k !== '..';
 
 /** What the API server checks on a concrete object's type, metadata (names by kind) and ConfigMap/Secret keys. */
 export function objectProblems(obj: Record<string, any>): ApiProblem[] {
@@ -172,7 +174,7 @@ export function objectProblems(obj: Record<string, any>): ApiProblem[] {
   if (obj.apiVersion === 'v1' && (obj.kind === 'ConfigMap' || obj.kind === 'Secret')) {
     for (const field of ['data', 'stringData', 'binaryData']) {
       for (const k of Object.keys(obj[field] ?? {})) {
-        if (k.length > 253 || !CONFIG_KEY.test(k) || k === '.' || k === '..')
+        if (!isConfigKey(k))
           out.push({ path: `${field}[${k}]`, message: "key must consist of letters, digits, '-', '_' or '.'" });
       }
     }

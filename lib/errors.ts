@@ -1,4 +1,5 @@
 import { Size } from 'cdk8s';
+import { DNS1123_LABEL, isDnsSubdomain } from './api-validation';
 
 /**
  * Error thrown for bad construct input. The message always names the construct, the prop and the bad value,
@@ -50,9 +51,6 @@ export function parseStorageSize(construct: string, prop: string, value: string)
   return m[2] === 'Mi' ? Size.mebibytes(n) : m[2] === 'Gi' ? Size.gibibytes(n) : Size.tebibytes(n);
 }
 
-const DNS1123_LABEL = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
-const DNS1123_SUBDOMAIN = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/;
-
 /** Throws unless `value` is a DNS-1123 label of at most `max` characters. */
 export function checkDnsLabel(construct: string, prop: string, value: string, max = 63): void {
   if (typeof value !== 'string' || !DNS1123_LABEL.test(value)) {
@@ -70,7 +68,7 @@ export function checkDnsLabel(construct: string, prop: string, value: string, ma
 
 /** Throws unless `value` is a DNS-1123 subdomain (e.g. a domain name) of at most 253 characters. */
 export function checkDnsSubdomain(construct: string, prop: string, value: string): void {
-  if (typeof value !== 'string' || value.length > 253 || !DNS1123_SUBDOMAIN.test(value)) {
+  if (typeof value !== 'string' || !isDnsSubdomain(value)) {
     throw new KubeflexConfigError(
       construct,
       prop,

@@ -1,6 +1,7 @@
 import { Construct } from 'constructs';
 import { ControlPlaneSpecType } from '../imports/tenancy.kflex.kubestellar.org';
 import { ControlPlaneBase, ControlPlaneProps } from './control-plane';
+import { isConfigKey } from './api-validation';
 import { MAX_TOKEN_EXPIRATION_SECONDS } from './crds';
 import { checkInteger, KubeflexConfigError } from './errors';
 import { HOSTING_NAMESPACE } from './names';
@@ -56,7 +57,7 @@ export class ExternalControlPlane extends ControlPlaneBase {
       );
     }
     const inClusterKey = ref.inClusterKey ?? 'kubeconfig-incluster';
-    if (!/^[-._a-zA-Z0-9]+$/.test(inClusterKey))
+    if (!isConfigKey(inClusterKey))
       throw new KubeflexConfigError(where, 'bootstrapSecret.inClusterKey', inClusterKey, 'must be a valid Secret key');
     const expiration = props.tokenExpirationSeconds ?? MAX_TOKEN_EXPIRATION_SECONDS;
     // The TokenRequest API refuses lifetimes under 10 minutes; the CRD caps them at one year.

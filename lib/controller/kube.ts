@@ -4,7 +4,7 @@
 import * as http from 'http';
 import * as https from 'https';
 import { KubeConfig, Watch } from '@kubernetes/client-node';
-import { parseKubeconfig, renderParsed } from './kubeconfig';
+import { parseKubeconfig, ParsedKubeconfig, renderParsed } from './kubeconfig';
 
 /** `host:port` -> `address:port`: connect elsewhere but verify TLS for the original host (like curl --connect-to). */
 export type ConnectTo = Record<string, string>;
@@ -50,7 +50,11 @@ export class KubeClient {
    * data, TLS server name, client certificate/key data, token), so no plugin, file, proxy or impersonation reaches it.
    */
   public static fromUntrusted(text: string, connectTo: ConnectTo = {}, timeoutMs = 10_000): KubeClient {
-    const parsed = parseKubeconfig(text);
+    return KubeClient.fromParsed(parseKubeconfig(text), connectTo, timeoutMs);
+  }
+
+  /** From a kubeconfig the strict parser already accepted (only its kept fields are rendered for client-node). */
+  public static fromParsed(parsed: ParsedKubeconfig, connectTo: ConnectTo = {}, timeoutMs = 10_000): KubeClient {
     const kc = new KubeConfig();
     kc.loadFromString(renderParsed(parsed, parsed));
     return new KubeClient(kc, connectTo, timeoutMs);

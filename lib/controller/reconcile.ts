@@ -31,7 +31,6 @@ import {
 import { ApiError, ConnectTo, KubeClient, paths } from './kube';
 import type { DropResult } from './postgres';
 import { K8S_SECRETS } from '../wire';
-import { renderParsed } from './kubeconfig';
 import type { Logger } from './log';
 
 /** What a reconcile needs from its environment. */
@@ -126,7 +125,7 @@ export async function reconcileControlPlane(deps: ReconcileDeps, name: string): 
   try {
     if (!secretRef)
       throw new Error(`spec.type "${type}" is not supported by this controller (k8s, k3s, vcluster, host, external)`);
-    if (!cp.metadata.finalizers?.includes(FINALIZER) && (type !== 'k8s' || (await databaseProvisioned(deps, name)))) {
+    if (!cp.metadata.finalizers?.includes(FINALIZER) && (type !== 'k8s' || (await databaseProvisioned(deps, names)))) {
       // Like KubeFlex, every ControlPlane gets the finalizer: `kubectl delete cp` must take the tenant's namespace
       // (not owned by the ControlPlane: synth cannot know its UID) and, for k8s, its database with it. A k8s plane
       // gets it only once its database Job succeeded, so a plane that never provisioned drops nothing (review H2).
@@ -313,9 +312,9 @@ async function reconcileExternal(
     deps.tokenRenewFraction,
   );
   if (plan.action === 'error') throw new Error(plan.message);
-  if (plan.action === 'keep') return plan.renewAt ? Math.max(1000, plan.renewAt.getTime() - now.getTime()) : undefined;
+  if (plan.action === 'keep') return untilRenewal(plan.renewAt, now);
 
-  const adopted = KubeClient.fromUntrusted(renderParsed(plan.via, plan.via), deps.connectTo, deps.probeTimeoutMs);
+  const adopted = KubeClient.fromParsed(plan.via, deps.connectTo, deps.probeTimeoutMs);
   try {
     // Create-if-absent: the ServiceAccount and its cluster-admin binding on the adopted cluster (KubeFlex's names).
     await adopted.createIfAbsent('/api/v1/namespaces/kube-system/serviceaccounts', {
@@ -533,24 +532,24 @@ async function deleteTenantObjects(deps: ReconcileDeps, name: string, log: Logge
   } else if (ns) {
     log.warn('namespace kept: it does not carry the control plane label', { namespace: names.namespace });
   }
-  const jobPath = paths.object('batch/v1', 'Job', names.provisionJob, HOSTING_NAMESPACE)!;
-  const job = await deps.hosting.get(jobPath);
-  if (job && owned(job)) await deps.hosting.deleteIfPresent(jobPath);
+  const job = await deps.hosting.get(provisionJobPath(names));
+  if (job && owned(job)) await deps.hosting.deleteIfPresent(provisionJobPath(names));
 }
+
+const provisionJobPath = (names: TenantNames) =>
+  paths.object('batch/v1', 'Job', names.provisionJob, HOSTING_NAMESPACE)!;
+
+/** Delay until a token's renewal time (at least 1 s), or none when it has no expiry. */
+const untilRenewal = (renewAt: Date | undefined, now: Date) =>
+  renewAt ? Math.max(1000, renewAt.getTime() - now.getTime()) : undefined;
 
 /** A spec the controller refuses as it is: retried only when the object changes, not with back-off. */
 export class TerminalSpecError extends Error {}
 
 /** True once the k8s tenant's database Job (`kubeflex-system/db-<name>`) has succeeded. */
-async function databaseProvisioned(deps: ReconcileDeps, name: string): Promise<boolean> {
-  let names: TenantNames;
-  try {
-    names = tenantNames(name);
-  } catch {
-    return false;
-  }
-  const job = await deps.hosting.get(paths.object('batch/v1', 'Job', names.provisionJob, HOSTING_NAMESPACE)!);
-  return (job?.status?.succeeded ?? 0) > 0 && job?.metadata?.labels?.[CONTROL_PLANE_LABEL] === name;
+async function databaseProvisioned(deps: ReconcileDeps, names: TenantNames): Promise<boolean> {
+  const job = await deps.hosting.get(provisionJobPath(names));
+  return (job?.status?.succeeded ?? 0) > 0 && job?.metadata?.labels?.[CONTROL_PLANE_LABEL] === names.name;
 }
 
 /**
@@ -567,8 +566,7 @@ async function reconcileHost(
   const ns = names.namespace;
   const now = deps.now();
   const plan = planHostToken(observed.get(key(ns, 'admin-kubeconfig'))?.data, now, deps.tokenRenewFraction);
-  if (plan.action === 'keep')
-    return { requeueAfterMs: plan.renewAt ? Math.max(1000, plan.renewAt.getTime() - now.getTime()) : undefined };
+  if (plan.action === 'keep') return { requeueAfterMs: untilRenewal(plan.renewAt, now) };
   const ca = (await deps.hosting.get(paths.configMap(ns, 'kube-root-ca.crt')))?.data?.['ca.crt'];
   if (!ca) return { waitingFor: `ConfigMap ${ns}/kube-root-ca.crt` };
   let tr: any;

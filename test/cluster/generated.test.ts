@@ -2,7 +2,7 @@
 // templates, pod security settings, sizes, all five types), seeded so a failure reproduces. Every input synth accepts
 // is server-side applied to the real test API server with zero rejections and zero Pod Security warnings; every
 // input it rejects gets one KubeflexConfigError naming the construct, the prop and the value.
-import { spawn, spawnSync } from 'child_process';
+import { spawn } from 'child_process';
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
@@ -19,7 +19,7 @@ import {
   VClusterControlPlane,
 } from '../../lib';
 import { BASE_DIR } from '../../lib/synth';
-import { ClusterState, kubectl, loadState, startCluster, TestCluster } from './harness';
+import { ClusterState, loadState, startCluster, TestCluster, waitForKubeflexCrds } from './harness';
 
 const state: ClusterState = loadState();
 const suite = state.skipped ? describe.skip : describe;
@@ -261,23 +261,6 @@ suite('generated inputs: synth accepts only what the real API server accepts', (
       return f;
     };
     const apply = (file: string) =>
-      spawnSync('kubectl', ['apply', '--server-side', '--force-conflicts', '--field-manager=generated', '-f', file], {
-        env: { ...process.env, KUBECONFIG: cluster.kubeconfig },
-        encoding: 'utf8',
-        maxBuffer: 64 * 1024 * 1024,
-      });
-    const r1 = apply(join([hostingBase[0], ...base.filter((f) => !hostingBase.includes(f))], 'base.yaml'));
-    expect({ status: r1.status, stderr: r1.stderr }).toEqual({ status: 0, stderr: '' });
-    kubectl(cluster, [
-      'wait',
-      '--for=condition=Established',
-      '--timeout=60s',
-      'crd',
-      '-l',
-      'app.kubernetes.io/part-of=kubeflex',
-    ]);
-    // Four kubectl processes in parallel: server-side apply is one request per object.
-    const applyAsync = (file: string) =>
       new Promise<{ status: number | null; stderr: string; stdout: string }>((resolve) => {
         const p = spawn(
           'kubectl',
@@ -293,7 +276,11 @@ suite('generated inputs: synth accepts only what the real API server accepts', (
         p.on('close', (status) => resolve({ status, stdout, stderr }));
       });
     const groups = [0, 1, 2, 3].map((k) => rest.filter((_, j) => j % 4 === k)).filter((x) => x.length);
-    const results = await Promise.all(groups.map((grp, k) => applyAsync(join(grp, `rest-${k}.yaml`))));
+    const r1 = await apply(join([hostingBase[0], ...base.filter((f) => !hostingBase.includes(f))], 'base.yaml'));
+    expect({ status: r1.status, stderr: r1.stderr }).toEqual({ status: 0, stderr: '' });
+    waitForKubeflexCrds(cluster);
+    // Four kubectl processes in parallel: server-side apply is one request per object.
+    const results = await Promise.all(groups.map((grp, k) => apply(join(grp, `rest-${k}.yaml`))));
     for (const r2 of results) {
       // Any rejection or Pod Security warning names the object and the reason here.
       expect({ status: r2.status, stderr: r2.stderr }).toEqual({ status: 0, stderr: '' });

@@ -393,14 +393,7 @@ export function applySynthesized(cluster: Pick<ClusterState, 'kubeconfig'>, file
   const base = files.filter((f) => path.basename(path.dirname(f)) === BASE_DIR);
   for (const f of base) apply(f);
   if (base.some((f) => /^kind: CustomResourceDefinition$/m.test(fs.readFileSync(f, 'utf8'))))
-    kubectl(cluster, [
-      'wait',
-      '--for=condition=Established',
-      '--timeout=60s',
-      'crd',
-      '-l',
-      'app.kubernetes.io/part-of=kubeflex',
-    ]);
+    waitForKubeflexCrds(cluster);
   for (const f of files.filter((x) => !base.includes(x))) apply(f);
 }
 
@@ -463,4 +456,31 @@ export function markJobSucceeded(cluster: Pick<ClusterState, 'kubeconfig'>, name
       },
     }),
   ]);
+}
+
+/** Waits until our CRDs (labelled part-of=kubeflex) are Established, so objects of their kinds can be applied. */
+export function waitForKubeflexCrds(cluster: Pick<ClusterState, 'kubeconfig'>): void {
+  kubectl(cluster, [
+    'wait',
+    '--for=condition=Established',
+    '--timeout=60s',
+    'crd',
+    '-l',
+    'app.kubernetes.io/part-of=kubeflex',
+  ]);
+}
+
+/** Starts the controller binary against `cluster` with `args`, its output in `<logDir>/<logName>`. */
+export function spawnController(
+  cluster: Pick<ClusterState, 'kubeconfig'>,
+  logFile: string,
+  args: string[],
+): ChildProcess {
+  const out = fs.openSync(logFile, 'a');
+  const main = path.resolve(__dirname, '../../build/lib/controller/main.js');
+  const proc = spawn(process.execPath, [main, `--kubeconfig=${cluster.kubeconfig}`, '--health-port=0', ...args], {
+    stdio: ['ignore', out, out],
+  });
+  fs.closeSync(out);
+  return proc;
 }

@@ -1,7 +1,7 @@
 // An idle controller stays idle: with the default token lifetime (one year) and the default resync, idle host,
 // external and k8s planes cost a handful of reconciles in 30 s, and no timer overflows (Node clamps a delay over
 // 2^31-1 ms to 1 ms, which once made one idle external plane reconcile 30-40 times a second).
-import { ChildProcess, spawn } from 'child_process';
+import { ChildProcess } from 'child_process';
 import * as fs from 'fs';
 import * as path from 'path';
 import {
@@ -18,6 +18,7 @@ import {
   killAll,
   kubectl,
   loadState,
+  spawnController,
   startCluster,
   TestCluster,
   waitFor,
@@ -26,7 +27,6 @@ import {
 const state: ClusterState = loadState();
 const suite = state.skipped ? describe.skip : describe;
 if (state.skipped) console.warn(`### SKIPPED idle controller test: ${state.skipped}`);
-const MAIN = path.resolve(__dirname, '../../build/lib/controller/main.js');
 
 suite('an idle controller stays idle', () => {
   let hosting: TestCluster;
@@ -69,16 +69,8 @@ suite('an idle controller stays idle', () => {
       'tenancy.kflex.kubestellar.org/control-plane=ie',
     ]);
     log = path.join(state.logDir, 'idle-controller.log');
-    const out = fs.openSync(log, 'a');
     // Defaults for everything that decides requeues (resync 5 min, not-ready 15 s); debug logs one line per reconcile.
-    proc = spawn(
-      process.execPath,
-      [MAIN, `--kubeconfig=${hosting.kubeconfig}`, '--health-port=0', '--log-level=debug'],
-      {
-        stdio: ['ignore', out, out],
-      },
-    );
-    fs.closeSync(out);
+    proc = spawnController(hosting, log, ['--log-level=debug']);
   }, 120_000);
 
   afterAll(async () => {

@@ -1,7 +1,7 @@
 // Attacks of the security review (../shared/reference/reviews/security.md) replayed against the landed code on a real
 // hosting cluster, with the real controller binary and a second real API server as an adopted cluster. Each test is
 // named after its finding, asserts the exact error or status the attacker sees, and that nothing changed.
-import { ChildProcess, execFileSync, spawn } from 'child_process';
+import { ChildProcess, execFileSync } from 'child_process';
 import * as fs from 'fs';
 import * as path from 'path';
 import { stringify } from 'yaml';
@@ -20,6 +20,7 @@ import {
   killAll,
   kubectl,
   loadState,
+  spawnController,
   psql,
   startCluster,
   TestCluster,
@@ -30,7 +31,6 @@ import { runProvisionJob } from './tenant';
 const state: ClusterState = loadState();
 const suite = state.skipped ? describe.skip : describe;
 if (state.skipped) console.warn(`### SKIPPED security attack tests: ${state.skipped}`);
-const MAIN = path.resolve(__dirname, '../../build/lib/controller/main.js');
 jest.setTimeout(120_000);
 
 suite('a hostile tenant cannot escape (security review findings, replayed)', () => {
@@ -73,11 +73,7 @@ suite('a hostile tenant cannot escape (security review findings, replayed)', () 
       path.join(dir, 'dist'),
     );
     applySynthesized(hosting, files);
-    const log = fs.openSync(path.join(state.logDir, 'security-controller.log'), 'a');
-    proc = spawn(process.execPath, [MAIN, `--kubeconfig=${hosting.kubeconfig}`, '--health-port=0', '--resync=5s'], {
-      stdio: ['ignore', log, log],
-    });
-    fs.closeSync(log);
+    proc = spawnController(hosting, path.join(state.logDir, 'security-controller.log'), ['--resync=5s']);
     await waitFor('victim Ready', () => condition('victim', 'Ready') === 'True/Available', 60_000);
   }, 180_000);
 

@@ -19,10 +19,8 @@ export function runProvisionJob(
   name: string,
   dbPassword: string,
   dir: string,
+  objects: any[] = synthTenant(name),
 ): void {
-  const app = Testing.app();
-  const hosting = new KubeflexHosting(app, 'hosting');
-  const objects = Testing.synth(new K8sControlPlane(app, name, { hosting }));
   const job = objects.find((o) => o.kind === 'Job' && o.metadata.name === `db-${name}`).spec.template.spec
     .containers[0];
   fs.mkdirSync(dir, { recursive: true });
@@ -41,6 +39,13 @@ export function runProvisionJob(
   } catch (e) {
     throw new Error(`provisioning Job db-${name} failed: ${String((e as { stderr?: Buffer }).stderr ?? e)}`);
   }
+}
+
+/** The objects a K8sControlPlane named `name` synthesizes (default hosting install). */
+function synthTenant(name: string): any[] {
+  const app = Testing.app();
+  const hosting = new KubeflexHosting(app, 'hosting');
+  return Testing.synth(new K8sControlPlane(app, name, { hosting }));
 }
 
 export interface Tenant {
@@ -77,9 +82,7 @@ export async function bootTenant(
   minted?: MintedTenantSecrets,
   apiPort?: number,
 ): Promise<Tenant> {
-  const app = Testing.app();
-  const hosting = new KubeflexHosting(app, 'hosting');
-  const objects = Testing.synth(new K8sControlPlane(app, name, { hosting }));
+  const objects = synthTenant(name);
   const get = (kind: string, n: string) => objects.find((o) => o.kind === kind && o.metadata.name === n);
   const dir = path.join(state.dir, 'tenants', name);
   const pki = path.join(dir, 'pki-src');
@@ -104,7 +107,7 @@ export async function bootTenant(
   }
   const dbPassword = minted?.dbPassword ?? randomBytes(16).toString('hex');
 
-  runProvisionJob(state, name, dbPassword, dir);
+  runProvisionJob(state, name, dbPassword, dir, objects);
 
   const read = (f: string) => fs.readFileSync(path.join(pki, f), 'utf8');
   const certs = Object.fromEntries(
