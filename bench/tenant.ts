@@ -4,7 +4,7 @@
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
-import { startPostgres, stopPostgres, psql } from '../test/cluster/harness';
+import { makePostgresPki, startPostgres, stopPostgres, psql } from '../test/cluster/harness';
 import { bootTenant } from '../test/cluster/tenant';
 
 const RUNS = Number(process.env.RUNS ?? 3);
@@ -21,13 +21,14 @@ async function main(): Promise<void> {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'kflex-bench-'));
   const logDir = path.join(dir, 'logs');
   fs.mkdirSync(logDir);
-  const pg = await startPostgres(dir, logDir);
+  const pgPki = makePostgresPki(path.join(dir, 'pg-pki'));
+  const pg = await startPostgres(dir, logDir, pgPki);
   const pgPassword = 'bench-' + process.pid;
   psql({ pgPort: pg.port, pgSocketDir: pg.socketDir }, `ALTER ROLE postgres PASSWORD '${pgPassword}'`);
   const rows: { ready: number; apiserver: number; kine: number; kcm: number; total: number }[] = [];
   try {
     for (let i = 0; i < RUNS; i++) {
-      const t = await bootTenant({ dir, pgPort: pg.port, pgPassword, binDir, logDir }, `bench-${i}`);
+      const t = await bootTenant({ dir, pgPort: pg.port, pgPassword, pgCa: pgPki.ca, binDir, logDir }, `bench-${i}`);
       const ready = await t.start();
       await new Promise((r) => setTimeout(r, IDLE_MS));
       const r = {

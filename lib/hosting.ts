@@ -7,8 +7,11 @@ import { HOSTING_NAMESPACE, MAX_TENANT_NAME_LENGTH } from './names';
 import { hostingNetworkPolicies } from './network-policy';
 import { podSecurityLabels, resources, restrictedContainer, restrictedPod } from './security';
 import { IMAGES } from './versions';
+import { isConfigKey } from './api-validation';
 import {
   HOSTING_CONFIGMAP,
+  POSTGRES_CA_KEY,
+  POSTGRES_TLS_SECRET,
   TENANT_DATABASE_MARK,
   TENANT_DB_CONNECTION_LIMIT,
   TENANT_DB_STATEMENT_TIMEOUT,
@@ -43,6 +46,14 @@ export interface ExternalPostgresOptions {
   readonly passwordSecretName: string;
   /** Key of the password in that Secret. @default "postgres-password" */
   readonly passwordSecretKey?: string;
+  /**
+   * Secret in `kubeflex-system` with the CA certificate (PEM) that signed the server's certificate. With it, kine, the
+   * provisioning Jobs and the controller verify the server (`verify-full` by default).
+   * @default - none: the server is not verified, and sslMode defaults to "prefer"
+   */
+  readonly caSecretName?: string;
+  /** Key of the CA certificate in caSecretName. @default "ca.crt" */
+  readonly caSecretKey?: string;
 }
 
 /** libpq `sslmode` used by kine and the provisioning Jobs. */
@@ -74,7 +85,11 @@ export interface KubeflexHostingProps {
   readonly postgres?: PostgresOptions;
   /** Use an existing PostgreSQL server instead of the bundled one. @default - none */
   readonly externalPostgres?: ExternalPostgresOptions;
-  /** libpq sslmode towards PostgreSQL. @default "prefer" */
+  /**
+   * libpq sslmode towards PostgreSQL. "verify-ca" and "verify-full" need a CA: the bundled server's (minted by the
+   * controller) or externalPostgres.caSecretName.
+   * @default "verify-full" when the CA is known (the bundled server, or an external one with caSecretName), else "prefer"
+   */
   readonly postgresSslMode?: PostgresSslMode;
 }
 
@@ -92,6 +107,8 @@ export interface PostgresEndpoint {
   readonly passwordSecretKey: string;
   /** libpq sslmode. */
   readonly sslMode: PostgresSslMode;
+  /** Secret in `kubeflex-system` and key holding the CA that signed the server's certificate, when known. */
+  readonly ca?: { readonly secretName: string; readonly key: string };
   /** Image whose `psql` runs the provisioning Jobs. */
   readonly clientImage: string;
 }
@@ -99,6 +116,8 @@ export interface PostgresEndpoint {
 /** KubeFlex's names for the bundled PostgreSQL (Bitnami release `postgres`), kept so existing tooling finds it. */
 export const POSTGRES_NAME = 'postgres-postgresql';
 export const POSTGRES_PASSWORD_KEY = 'postgres-password';
+/** Where the bundled PostgreSQL reads its server certificate and key. */
+const POSTGRES_TLS_DIR = '/etc/postgresql/tls';
 /** Name of the runtime controller's ServiceAccount and Deployment (KubeFlex's names). */
 export const CONTROLLER_NAME = 'kubeflex-controller-manager';
 /** ClusterRole the controller gets in each tenant namespace only (bound there by the control-plane constructs). */
@@ -113,7 +132,9 @@ export const DB_PROVISION_CONFIGMAP = 'kubeflex-db-provision';
  * not create: a role that is not a member of `kubeflex_tenants`, or a database that is neither marked nor owned by
  * such a role, makes it fail with a message (security review H2: a tenant named like an existing application must
  * not reset that application's password or read its data). The role owns only its database and cannot create
- * others; PUBLIC loses CONNECT, so tenants cannot reach each other's data.
+ * others; PUBLIC loses CONNECT, so tenants cannot reach each other's data. Tenant roles cannot connect to `postgres`
+ * or `template1` either, and inside their own database cannot read the shared catalogs that list the other tenants'
+ * databases, roles and sessions (review L3; kine only reads `pg_database` from `postgres`, which it tolerates failing).
  */
 export const DB_PROVISION_SQL = `\\set ON_ERROR_STOP on
 \\getenv tenant_password TENANT_DB_PASSWORD
@@ -141,6 +162,10 @@ SELECT format('CREATE DATABASE %I OWNER %I', :'tenant_db', :'tenant_role')
 COMMENT ON DATABASE :"tenant_db" IS '${TENANT_DATABASE_MARK}';
 REVOKE ALL ON DATABASE :"tenant_db" FROM PUBLIC;
 GRANT ALL ON DATABASE :"tenant_db" TO :"tenant_role";
+REVOKE CONNECT, TEMPORARY ON DATABASE postgres, template1 FROM PUBLIC;
+\\connect :"tenant_db"
+REVOKE SELECT ON pg_catalog.pg_database, pg_catalog.pg_roles, pg_catalog.pg_user, pg_catalog.pg_auth_members,
+  pg_catalog.pg_shdescription, pg_catalog.pg_stat_activity, pg_catalog.pg_stat_database FROM PUBLIC;
 `;
 
 /**
@@ -179,7 +204,6 @@ export class KubeflexHosting extends Chart {
     this.ingressClassName = props.ingressClassName ?? 'nginx';
     this.ingressNamespace = props.ingressNamespace ?? (props.isOpenShift ? 'openshift-ingress' : 'ingress-nginx');
     this.hostContainer = props.hostContainer ?? 'kubeflex-control-plane';
-    const sslMode = props.postgresSslMode ?? 'prefer';
 
     checkDnsSubdomain(this.constructName, 'domain', this.domain);
     if (this.domain.length + 1 + MAX_TENANT_NAME_LENGTH > 253) {
@@ -242,18 +266,52 @@ export class KubeflexHosting extends Chart {
     this.addControllerRbac();
     this.addController(props.controllerImage ?? IMAGES.controller);
 
+    const sslModeFor = (ca: unknown): PostgresSslMode => {
+      const mode = props.postgresSslMode ?? (ca ? 'verify-full' : 'prefer');
+      if (!ca && (mode === 'verify-ca' || mode === 'verify-full')) {
+        throw new KubeflexConfigError(
+          this.constructName,
+          'postgresSslMode',
+          mode,
+          'needs the CA of the server: set externalPostgres.caSecretName',
+        );
+      }
+      return mode;
+    };
     if (props.externalPostgres) {
       const ext = props.externalPostgres;
       checkDnsSubdomain(this.constructName, 'externalPostgres.host', ext.host);
       checkInteger(this.constructName, 'externalPostgres.port', ext.port ?? 5432, 1, 65535);
       checkDnsSubdomain(this.constructName, 'externalPostgres.passwordSecretName', ext.passwordSecretName);
+      if (ext.caSecretName !== undefined)
+        checkDnsSubdomain(this.constructName, 'externalPostgres.caSecretName', ext.caSecretName);
+      if (ext.caSecretKey !== undefined) {
+        if (ext.caSecretName === undefined)
+          throw new KubeflexConfigError(
+            this.constructName,
+            'externalPostgres.caSecretKey',
+            ext.caSecretKey,
+            'needs caSecretName',
+          );
+        if (!isConfigKey(ext.caSecretKey))
+          throw new KubeflexConfigError(
+            this.constructName,
+            'externalPostgres.caSecretKey',
+            ext.caSecretKey,
+            'is not a valid Secret key (letters, digits, "-", "_" and ".")',
+          );
+      }
+      const ca = ext.caSecretName
+        ? { secretName: ext.caSecretName, key: ext.caSecretKey ?? POSTGRES_CA_KEY }
+        : undefined;
       this.postgres = {
+        ca,
         host: ext.host,
         port: ext.port ?? 5432,
         superuser: ext.superuser ?? 'postgres',
         passwordSecretName: ext.passwordSecretName,
         passwordSecretKey: ext.passwordSecretKey ?? POSTGRES_PASSWORD_KEY,
-        sslMode,
+        sslMode: sslModeFor(ca),
         clientImage: IMAGES.postgres,
       };
     }
@@ -266,7 +324,8 @@ export class KubeflexHosting extends Chart {
         superuser: 'postgres',
         passwordSecretName: POSTGRES_NAME,
         passwordSecretKey: POSTGRES_PASSWORD_KEY,
-        sslMode,
+        sslMode: sslModeFor(true),
+        ca: { secretName: POSTGRES_TLS_SECRET, key: POSTGRES_CA_KEY },
         clientImage: image,
       };
     }
@@ -280,6 +339,10 @@ export class KubeflexHosting extends Chart {
       config.addData('postgresPasswordSecret', pg.passwordSecretName);
       config.addData('postgresPasswordKey', pg.passwordSecretKey);
       config.addData('postgresSslMode', pg.sslMode);
+      if (pg.ca) {
+        config.addData('postgresCaSecret', pg.ca.secretName);
+        config.addData('postgresCaKey', pg.ca.key);
+      }
       // Only the bundled server's superuser password is minted by the controller; an external one is the user's.
       config.addData('postgresBundled', String(!props.externalPostgres));
       new kplus.ConfigMap(this, 'DbProvisionScript', {
@@ -445,6 +508,13 @@ export class KubeflexHosting extends Chart {
     const password = kplus.Secret.fromSecretName(this, 'PostgresPassword', POSTGRES_NAME);
     const run = kplus.Volume.fromEmptyDir(this, 'PostgresRun', 'run');
     const tmp = kplus.Volume.fromEmptyDir(this, 'PostgresTmp', 'tmp');
+    // Root-owned, group-readable through fsGroup: PostgreSQL accepts a key file like that (mode 0640 or less).
+    const tls = kplus.Volume.fromSecret(
+      this,
+      'PostgresTls',
+      kplus.Secret.fromSecretName(this, 'PostgresTlsSecret', POSTGRES_TLS_SECRET),
+      { name: 'tls', defaultMode: 0o440, items: { 'tls.crt': { path: 'tls.crt' }, 'tls.key': { path: 'tls.key' } } },
+    );
     const pgUid = 999; // the postgres user of the official image
     const sts = new kplus.StatefulSet(this, 'Postgres', {
       metadata: { name: POSTGRES_NAME, namespace: HOSTING_NAMESPACE },
@@ -458,7 +528,21 @@ export class KubeflexHosting extends Chart {
           name: 'postgresql',
           image,
           imagePullPolicy: kplus.ImagePullPolicy.IF_NOT_PRESENT,
-          args: ['-c', `max_connections=${maxConnections}`, '-c', 'password_encryption=scram-sha-256'],
+          // TLS with the certificate the controller mints (review M2); clients verify it against its CA.
+          args: [
+            '-c',
+            `max_connections=${maxConnections}`,
+            '-c',
+            'password_encryption=scram-sha-256',
+            '-c',
+            'ssl=on',
+            '-c',
+            `ssl_cert_file=${POSTGRES_TLS_DIR}/tls.crt`,
+            '-c',
+            `ssl_key_file=${POSTGRES_TLS_DIR}/tls.key`,
+            '-c',
+            'ssl_min_protocol_version=TLSv1.2',
+          ],
           ports: [{ number: 5432, name: 'tcp-postgresql' }],
           envVariables: {
             POSTGRES_USER: kplus.EnvValue.fromValue('postgres'),
@@ -478,6 +562,7 @@ export class KubeflexHosting extends Chart {
           volumeMounts: [
             { path: '/var/run/postgresql', volume: run },
             { path: '/tmp', volume: tmp },
+            { path: POSTGRES_TLS_DIR, volume: tls, readOnly: true },
           ],
         },
       ],

@@ -160,6 +160,8 @@ export class K3sControlPlane extends ControlPlaneBase {
             '--egress-selector-mode=disabled',
             '--flannel-backend=none',
             '--kube-controller-manager-arg=leader-elect=false',
+            // Secrets encrypted at rest (review M1); k3s keeps the key in its data directory on the volume.
+            '--secrets-encryption',
           ],
           envVariables: {
             K3S_CONTROLPLANE_SECRET_NAME: kplus.EnvValue.fromValue(K3S_KUBECONFIG_SECRET),

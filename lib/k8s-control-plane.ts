@@ -9,7 +9,7 @@ import { HOSTING_NAMESPACE } from './names';
 import { POD_LABELS } from './network-policy';
 import { resources, restrictedContainer, restrictedPod } from './security';
 import { IMAGES } from './versions';
-import { K8S_SECRETS, KINE_MAX_OPEN_CONNECTIONS } from './wire';
+import { K8S_SECRETS, KINE_MAX_OPEN_CONNECTIONS, POSTGRES_CA_KEY } from './wire';
 
 /** Props of K8sControlPlane. */
 export interface K8sControlPlaneProps extends ControlPlaneProps {
@@ -40,6 +40,8 @@ const PKI = '/etc/kubernetes/pki';
 const CM_KUBECONFIG_DIR = '/etc/kubernetes/cm';
 const ENCRYPTION_DIR = '/etc/kubernetes/encryption';
 const AUDIT_DIR = '/etc/kubernetes/audit';
+/** CA certificate of the shared PostgreSQL, in kine and the provisioning Job. */
+const PG_CA_DIR = '/etc/postgresql-ca';
 
 /** Audit policy of tenant API servers: no request bodies (Secrets stay out of logs), noisy reads left out. */
 export const AUDIT_POLICY = `apiVersion: audit.k8s.io/v1
@@ -166,11 +168,27 @@ export class K8sControlPlane extends ControlPlaneBase {
             PGPASSWORD: kplus.EnvValue.fromSecretValue({ secret: superuser, key: postgres.passwordSecretKey }),
             TENANT_DB_PASSWORD: kplus.EnvValue.fromSecretValue({ secret: tenant, key: 'password' }),
             PGSSLMODE: kplus.EnvValue.fromValue(postgres.sslMode),
+            ...(postgres.ca ? { PGSSLROOTCERT: kplus.EnvValue.fromValue(`${PG_CA_DIR}/${POSTGRES_CA_KEY}`) } : {}),
             PGCONNECT_TIMEOUT: kplus.EnvValue.fromValue('10'),
           },
           volumeMounts: [
             { path: '/provision', volume: kplus.Volume.fromConfigMap(this, 'ProvisionVolume', script) },
             { path: '/tmp', volume: tmp },
+            ...(postgres.ca
+              ? [
+                  {
+                    path: PG_CA_DIR,
+                    readOnly: true,
+                    // Only the CA certificate of the server: never its key, nor an operator CA's key.
+                    volume: kplus.Volume.fromSecret(
+                      this,
+                      'ProvisionPostgresCa',
+                      kplus.Secret.fromSecretName(this, 'PostgresCa', postgres.ca.secretName),
+                      { name: 'postgres-ca', items: { [postgres.ca.key]: { path: POSTGRES_CA_KEY } } },
+                    ),
+                  },
+                ]
+              : []),
           ],
           securityContext: restrictedContainer(),
           resources: resources(10, 32, 200, 64),
@@ -223,9 +241,11 @@ export class K8sControlPlane extends ControlPlaneBase {
     const database = kplus.Secret.fromSecretName(this, 'KineDatabase', K8S_SECRETS.database);
     const probe = (path: string, opts: kplus.ProbeOptions) =>
       kplus.Probe.fromHttpGet(path, { port: K8S_APISERVER_PORT, scheme: kplus.ConnectionScheme.HTTPS, ...opts });
+    // With a known CA, kine verifies the server (review M2) against the copy the controller keeps in kine-postgres.
     const dsn =
       `postgres://${this.names.databaseRole}:$(KINE_DB_PASSWORD)@${postgres.host}:${postgres.port}/` +
-      `${this.names.database}?sslmode=${postgres.sslMode}`;
+      `${this.names.database}?sslmode=${postgres.sslMode}` +
+      (postgres.ca ? `&sslrootcert=${PG_CA_DIR}/${POSTGRES_CA_KEY}` : '');
 
     const deployment = new kplus.Deployment(this, 'ApiServer', {
       metadata: {
@@ -253,6 +273,18 @@ export class K8sControlPlane extends ControlPlaneBase {
             // Expanded by the kubelet from the variable above, so the password is in neither the manifest nor argv.
             KINE_ENDPOINT: kplus.EnvValue.fromValue(dsn),
           },
+          volumeMounts: postgres.ca
+            ? [
+                {
+                  path: PG_CA_DIR,
+                  readOnly: true,
+                  volume: kplus.Volume.fromSecret(this, 'KinePostgresCa', database, {
+                    name: 'postgres-ca',
+                    items: { [POSTGRES_CA_KEY]: { path: POSTGRES_CA_KEY } },
+                  }),
+                },
+              ]
+            : [],
           securityContext: restrictedContainer(),
           resources: resources(50, 32, 500, 256),
         },

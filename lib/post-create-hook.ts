@@ -3,7 +3,7 @@ import { PostCreateHook as PostCreateHookApi } from '../imports/tenancy.kflex.ku
 import { embeddedTemplateProblems, valueAtPath } from './api-validation';
 import { checkDnsSubdomain, KubeflexConfigError } from './errors';
 import type { KubeflexHosting } from './hosting';
-import { actionsIn, HookRenderContext, renderHookTemplates, VARIABLE } from './hook-render';
+import { actionsIn, CLUSTER_SCOPED_KINDS, HookRenderContext, renderHookTemplates, VARIABLE } from './hook-render';
 
 export { BUILT_IN_HOOK_VARS, CLUSTER_SCOPED_KINDS, HookRenderContext } from './hook-render';
 
@@ -19,6 +19,12 @@ export interface PostCreateHookProps {
   readonly defaultVars?: Record<string, string>;
   /** Labels of the hook object; KubeFlex merges them into the labels of control planes that use it. @default - none */
   readonly labels?: Record<string, string>;
+  /**
+   * Allow cluster-scoped templates (ClusterRoleBinding, CRDs, webhooks...). They are applied to the hosting cluster
+   * with the installer's rights, outside any tenant namespace, so a hook that has them is admin-level (review M8).
+   * @default false
+   */
+  readonly allowClusterScoped?: boolean;
 }
 
 /**
@@ -33,11 +39,13 @@ export class PostCreateHook extends Construct {
   private readonly defaultVars: { name: string; value: string }[] = [];
   private used = false;
   private readonly hookLabels: Record<string, string>;
+  private readonly allowClusterScoped: boolean;
 
   public constructor(scope: Construct, id: string, props: PostCreateHookProps) {
     super(scope, id);
     this.hookName = props.name ?? id;
     this.hookLabels = { ...(props.labels ?? {}) };
+    this.allowClusterScoped = props.allowClusterScoped ?? false;
     const where = `PostCreateHook "${this.node.path}"`;
     checkDnsSubdomain(where, 'name', this.hookName);
     for (const [name, value] of Object.entries(props.defaultVars ?? {})) this.addDefaultVar(name, value);
@@ -74,6 +82,15 @@ export class PostCreateHook extends Construct {
         `templates[${this.templates.length}]`,
         template,
         'needs apiVersion, kind and metadata.name',
+      );
+    }
+    if (CLUSTER_SCOPED_KINDS.has(template.kind) && !this.allowClusterScoped) {
+      throw new KubeflexConfigError(
+        where,
+        `templates[${this.templates.length}].kind`,
+        template.kind,
+        'is cluster-scoped: it would be applied to the hosting cluster outside the tenant namespace with the ' +
+          "installer's rights; set allowClusterScoped: true if this hook is meant to do that",
       );
     }
     // The API server validates each template's apiVersion, kind and metadata as written, `{{.Var}}` included.

@@ -34,3 +34,18 @@ export const TENANT_DB_CONNECTION_LIMIT = 25;
 export const KINE_MAX_OPEN_CONNECTIONS = 20;
 export const TENANT_DB_STATEMENT_TIMEOUT = '60s';
 export const TENANT_DB_TEMP_FILE_LIMIT = '1GB';
+
+/**
+ * Group of the admin client certificates the controller mints for k8s and k3s tenants (security review M4), bound to
+ * `cluster-admin` by a ClusterRoleBinding of the same name that the controller creates in the tenant. Unlike
+ * `system:masters`, which bypasses authorization, access ends when the binding is deleted.
+ */
+export const ADMIN_GROUP = 'kubeflex:admins';
+
+/**
+ * Secret in `kubeflex-system` with the bundled PostgreSQL's TLS material (security review M2): `ca.crt`/`ca.key`
+ * (an operator may supply their own CA here) and the server's `tls.crt`/`tls.key`, minted by the controller.
+ */
+export const POSTGRES_TLS_SECRET = 'postgres-postgresql-tls';
+/** Key of the PostgreSQL CA certificate, in POSTGRES_TLS_SECRET and in each tenant's `kine-postgres` copy. */
+export const POSTGRES_CA_KEY = 'ca.crt';

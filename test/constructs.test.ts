@@ -250,7 +250,8 @@ describe('K8sControlPlane', () => {
       { name: 'KINE_DB_PASSWORD', valueFrom: { secretKeyRef: { name: 'kine-postgres', key: 'password' } } },
       {
         name: 'KINE_ENDPOINT',
-        value: 'postgres://cp1:$(KINE_DB_PASSWORD)@postgres-postgresql.kubeflex-system.svc:5432/cp1?sslmode=prefer',
+        value:
+          'postgres://cp1:$(KINE_DB_PASSWORD)@postgres-postgresql.kubeflex-system.svc:5432/cp1?sslmode=verify-full&sslrootcert=/etc/postgresql-ca/ca.crt',
       },
     ]);
     const apiserver = pod.containers.find((c: any) => c.name === 'kube-apiserver');
@@ -333,6 +334,70 @@ describe('K8sControlPlane', () => {
     const kine = find(objects, 'Deployment', 'kube-apiserver').spec.template.spec.containers[0];
     expect(kine.env[1].value).toBe('postgres://cp1:$(KINE_DB_PASSWORD)@pg.example.com:6432/cp1?sslmode=prefer');
     expect(find(objects, 'Job', 'db-cp1').spec.template.spec.containers[0].args).toContain('--username=admin');
+  });
+  test('the bundled PostgreSQL serves TLS with the minted certificate; clients verify it by default', () => {
+    const objects = synth(make());
+    const hostingObjects = synth(setup().hosting);
+    const sts = find(hostingObjects, 'StatefulSet', 'postgres-postgresql').spec.template.spec;
+    const pg = sts.containers[0];
+    expect(pg.args).toEqual(
+      expect.arrayContaining([
+        'ssl=on',
+        'ssl_cert_file=/etc/postgresql/tls/tls.crt',
+        'ssl_key_file=/etc/postgresql/tls/tls.key',
+        'ssl_min_protocol_version=TLSv1.2',
+      ]),
+    );
+    // The server key only, never the CA key; group-readable through fsGroup, as PostgreSQL accepts for root-owned keys.
+    expect(sts.volumes.find((v: any) => v.name === 'tls')).toEqual({
+      name: 'tls',
+      secret: {
+        secretName: 'postgres-postgresql-tls',
+        defaultMode: 0o440,
+        items: [
+          { key: 'tls.crt', path: 'tls.crt' },
+          { key: 'tls.key', path: 'tls.key' },
+        ],
+      },
+    });
+    expect(find(hostingObjects, 'ConfigMap', 'kubeflex-config').data).toMatchObject({
+      postgresSslMode: 'verify-full',
+      postgresCaSecret: 'postgres-postgresql-tls',
+      postgresCaKey: 'ca.crt',
+    });
+    expect(find(objects, 'Job', 'db-cp1').spec.template.spec.containers[0].env).toEqual(
+      expect.arrayContaining([{ name: 'PGSSLROOTCERT', value: '/etc/postgresql-ca/ca.crt' }]),
+    );
+  });
+
+  test('an external PostgreSQL with its CA is verified: kine and the database Job get the CA certificate only', () => {
+    const objects = synth(
+      make({
+        externalPostgres: { host: 'pg.example.com', passwordSecretName: 'pg-admin', caSecretName: 'pg-ca' },
+      }),
+    );
+    const kine = find(objects, 'Deployment', 'kube-apiserver').spec.template.spec;
+    expect(kine.containers[0].env[1].value).toBe(
+      'postgres://cp1:$(KINE_DB_PASSWORD)@pg.example.com:5432/cp1?sslmode=verify-full&sslrootcert=/etc/postgresql-ca/ca.crt',
+    );
+    expect(kine.containers[0].volumeMounts).toEqual([
+      { mountPath: '/etc/postgresql-ca', name: 'postgres-ca', readOnly: true },
+    ]);
+    expect(kine.volumes.find((v: any) => v.name === 'postgres-ca')).toEqual({
+      name: 'postgres-ca',
+      secret: { secretName: 'kine-postgres', items: [{ key: 'ca.crt', path: 'ca.crt' }] },
+    });
+    const job = find(objects, 'Job', 'db-cp1').spec.template.spec;
+    expect(job.containers[0].env).toEqual(
+      expect.arrayContaining([
+        { name: 'PGSSLMODE', value: 'verify-full' },
+        { name: 'PGSSLROOTCERT', value: '/etc/postgresql-ca/ca.crt' },
+      ]),
+    );
+    expect(job.volumes.find((v: any) => v.name === 'postgres-ca')).toEqual({
+      name: 'postgres-ca',
+      secret: { secretName: 'pg-ca', items: [{ key: 'ca.crt', path: 'ca.crt' }] },
+    });
   });
   test('tenant API servers store privileged Pods by default (KubeFlex, Kamaji); allowPrivileged: false turns it off', () => {
     const { app, hosting } = setup();
@@ -480,6 +545,7 @@ describe('PostCreateHook', () => {
     const { app, hosting } = setup();
     new PostCreateHook(hosting, 'crd', {
       hosting,
+      allowClusterScoped: true,
       templates: [
         {
           apiVersion: 'rbac.authorization.k8s.io/v1',

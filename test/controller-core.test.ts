@@ -4,6 +4,9 @@ import { parse } from 'yaml';
 import { tenantNames } from '../lib';
 import { parseConnectTo, parseDuration, UsageError } from '../lib/controller/args';
 import {
+  adminBinding,
+  bootstrapCredentials,
+  clientSigner,
   computeStatus,
   ControlPlaneObject,
   hookObjects,
@@ -18,6 +21,7 @@ import {
   statusChanged,
 } from '../lib/controller/core';
 import { parseKubeconfig, renderKubeconfig, renderParsed } from '../lib/controller/kubeconfig';
+import { paths } from '../lib/controller/kube';
 import { certProblem, issue } from '../lib/controller/x509';
 
 const names = tenantNames('cp1');
@@ -136,12 +140,54 @@ describe('planK8sSecrets', () => {
   });
 });
 
-test('the bundled Postgres superuser password is minted once; an external one never', () => {
-  const writes = planHostingSecrets(config, () => undefined);
-  expect(writes.map((w) => [w.name, Object.keys(w.data)])).toEqual([['postgres-postgresql', ['postgres-password']]]);
-  expect(planHostingSecrets(config, () => writes[0].data)).toEqual([]);
+test('the bundled Postgres superuser password and TLS are minted once; an external server gets neither', () => {
+  const bundled = parseHostingConfig({
+    postgresHost: 'postgres-postgresql.kubeflex-system.svc',
+    postgresBundled: 'true',
+  });
+  const opts = { now: t0, certValiditySeconds: YEAR };
+  const writes = planHostingSecrets(bundled, () => undefined, opts);
+  expect(writes.map((w) => [w.name, Object.keys(w.data).sort()])).toEqual([
+    ['postgres-postgresql', ['postgres-password']],
+    ['postgres-postgresql-tls', ['ca.crt', 'ca.key', 'tls.crt', 'tls.key']],
+  ]);
+  const tls = writes[1].data;
+  const server = new X509Certificate(tls['tls.crt']);
+  expect(server.verify(new X509Certificate(tls['ca.crt']).publicKey)).toBe(true);
+  expect(server.subjectAltName).toBe(
+    'DNS:postgres-postgresql.kubeflex-system.svc, DNS:postgres-postgresql.kubeflex-system.svc.cluster.local, ' +
+      'DNS:postgres-postgresql.kubeflex-system, DNS:postgres-postgresql, DNS:localhost',
+  );
+  const s = store(writes);
+  expect(planHostingSecrets(bundled, lookupIn(s), opts)).toEqual([]);
+  // Renewed before expiry under the same CA.
+  const later = { now: new Date(t0.getTime() + (YEAR - 10 * 86400) * 1000), certValiditySeconds: YEAR };
+  const renewed = planHostingSecrets(bundled, lookupIn(s), later);
+  expect(renewed.map((w) => w.name)).toEqual(['postgres-postgresql-tls']);
+  expect(renewed[0].reason).toMatch(/^server certificate expires /);
+  expect(renewed[0].data['ca.crt']).toBe(tls['ca.crt']);
   const external = parseHostingConfig({ postgresHost: 'db.example', postgresBundled: 'false' });
-  expect(planHostingSecrets(external, () => undefined)).toEqual([]);
+  expect(planHostingSecrets(external, () => undefined, opts)).toEqual([]);
+});
+
+test('kine gets a copy of the PostgreSQL CA; the plane waits for it when it is configured but missing', () => {
+  const withCa = parseHostingConfig({
+    domain: 'example.com',
+    postgresHost: 'pg',
+    postgresBundled: 'true',
+    postgresCaSecret: 'postgres-postgresql-tls',
+    postgresCaKey: 'ca.crt',
+  });
+  const opts = { now: t0, certValiditySeconds: YEAR };
+  const waiting = planK8sSecrets(names, withCa, () => undefined, opts);
+  expect(waiting.waitingFor).toBe('Secret kubeflex-system/postgres-postgresql-tls key ca.crt');
+  expect(waiting.writes.find((w) => w.name === 'kine-postgres')!.data).not.toHaveProperty('ca.crt');
+  const s = store(waiting.writes);
+  s.set('kubeflex-system/postgres-postgresql-tls', { 'ca.crt': 'CA-1', 'ca.key': 'secret' });
+  const next = planK8sSecrets(names, withCa, lookupIn(s), opts);
+  expect(next.waitingFor).toBeUndefined();
+  expect(next.writes.map((w) => [w.name, w.reason])).toEqual([['kine-postgres', 'PostgreSQL CA certificate changed']]);
+  expect(next.writes[0].data).toEqual({ password: s.get('cp1-system/kine-postgres')!.password, 'ca.crt': 'CA-1' });
 });
 
 describe('planExternal', () => {
@@ -401,6 +447,7 @@ describe('parseKubeconfig (every kubeconfig read from a Secret)', () => {
     [{ 'certificate-authority': '/etc/ca.crt' }, {}, 'cluster uses a CA file (reads a file)'],
     [{ 'proxy-url': 'http://evil:3128' }, {}, 'cluster uses a proxy URL'],
     [{ 'insecure-skip-tls-verify': true }, {}, 'cluster uses insecure-skip-tls-verify'],
+    [{ server: 'http://api.example:8080' }, {}, 'has no https server URL'],
   ])('refuses %j / %j', (cluster, user, message) => {
     expect(() => parseKubeconfig(doc(cluster, user))).toThrow(message);
   });
@@ -469,5 +516,78 @@ describe('encryption at rest (security review M1)', () => {
     const stored = new Map(first.writes.map((w) => [`${w.namespace}/${w.name}`, w.data]));
     const again = planK8sSecrets(names, config, (ns, n) => stored.get(`${ns}/${n}`), opts);
     expect(again.writes.map((w) => w.name)).toEqual([]);
+  });
+});
+
+describe('admin group instead of system:masters (security review M4)', () => {
+  const opts = { now: t0, certValiditySeconds: YEAR };
+  const adminCert = (w: SecretWrite[], key = 'kubeconfig') => {
+    const kc = parseKubeconfig(w.find((x) => x.name === 'admin-kubeconfig')!.data[key]);
+    return new X509Certificate(kc.cert!);
+  };
+
+  test('admin kubeconfigs carry kubeflex:admins; a legacy system:masters certificate is re-issued', () => {
+    const first = planK8sSecrets(names, config, () => undefined, opts);
+    expect(adminCert(first.writes).subject).toBe('O=kubeflex:admins\nCN=kubernetes-admin');
+    expect(adminCert(first.writes, 'kubeconfig-incluster').subject).toBe('O=kubeflex:admins\nCN=kubernetes-admin');
+    const s = store(first.writes);
+    const certs = s.get('cp1-system/k8s-certs')!;
+    const legacy = issue(
+      { subject: { cn: 'kubernetes-admin', o: ['system:masters'] }, usage: 'client', validitySeconds: YEAR },
+      t0,
+      { cert: certs['ca.crt'], key: certs['ca.key'] },
+    );
+    const kc = (server: string) =>
+      renderKubeconfig({
+        server,
+        caCert: certs['ca.crt'],
+        credentials: legacy,
+        clusterName: 'cp1-cluster',
+        userName: 'cp1-admin',
+        contextName: 'cp1',
+      });
+    const old = s.get('cp1-system/admin-kubeconfig')!;
+    s.set('cp1-system/admin-kubeconfig', {
+      kubeconfig: kc(parseKubeconfig(old.kubeconfig).server),
+      'kubeconfig-incluster': kc(parseKubeconfig(old['kubeconfig-incluster']).server),
+    });
+    const again = planK8sSecrets(names, config, lookupIn(s), opts);
+    expect(again.writes.map((w) => w.name)).toEqual(['admin-kubeconfig']);
+    expect(again.writes[0].reason).toMatch(/^kubeconfig subject is O=system:masters, CN=kubernetes-admin/);
+    expect(adminCert(again.writes).subject).toBe('O=kubeflex:admins\nCN=kubernetes-admin');
+  });
+
+  test('the binding grants cluster-admin to the group; the bootstrap credential is short-lived and signed by the tenant CA', () => {
+    expect(adminBinding()).toEqual({
+      apiVersion: 'rbac.authorization.k8s.io/v1',
+      kind: 'ClusterRoleBinding',
+      metadata: { name: 'kubeflex:admins', labels: { 'app.kubernetes.io/managed-by': 'kubeflex-controller' } },
+      roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name: 'cluster-admin' },
+      subjects: [{ apiGroup: 'rbac.authorization.k8s.io', kind: 'Group', name: 'kubeflex:admins' }],
+    });
+    const s = store(planK8sSecrets(names, config, () => undefined, opts).writes);
+    const signer = clientSigner('k8s', names, lookupIn(s))!;
+    expect(signer.cert).toBe(s.get('cp1-system/k8s-certs')!['ca.crt']);
+    expect(clientSigner('vcluster', names, lookupIn(s))).toBeUndefined();
+    expect(clientSigner('k8s', tenantNames('none'), lookupIn(s))).toBeUndefined();
+    const boot = new X509Certificate(bootstrapCredentials(signer, t0).cert);
+    expect(boot.subject).toBe('O=system:masters\nCN=kubeflex-controller');
+    expect(boot.verify(new X509Certificate(signer.cert).publicKey)).toBe(true);
+    expect((Date.parse(boot.validTo) - t0.getTime()) / 1000).toBe(300);
+  });
+});
+
+describe('REST paths from tenant-controlled names (security review L1)', () => {
+  test('cannot walk to another resource: dot segments refused, everything else encoded', () => {
+    expect(paths.postCreateHook('../../../../api/v1/namespaces/cp4-system/secrets/cp4')).toBe(
+      '/apis/tenancy.kflex.kubestellar.org/v1alpha1/postcreatehooks/..%2F..%2F..%2F..%2Fapi%2Fv1%2Fnamespaces%2Fcp4-system%2Fsecrets%2Fcp4',
+    );
+    expect(() => paths.secret('cp1-system', '..')).toThrow('".." is not a valid object name');
+    expect(() => paths.object('batch/v1', 'Job', '.', 'ns')).toThrow('"." is not a valid object name');
+    expect(paths.object('batch/v1', 'Job', 'a%2e%2e', 'ns')).toBe('/apis/batch/v1/namespaces/ns/jobs/a%252e%252e');
+    expect(paths.object('../../api/v1', 'Job', 'x', 'ns')).toBeUndefined();
+    expect(paths.object('apps/v1', 'Deployment', 'web', 'cp1-system')).toBe(
+      '/apis/apps/v1/namespaces/cp1-system/deployments/web',
+    );
   });
 });

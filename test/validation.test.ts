@@ -295,6 +295,54 @@ describe('bad input fails with a message naming construct, prop and value', () =
     expectConfigError(() => setup({ installPostgres: false, postgres: {} }), 'postgres', 'installPostgres is false');
   });
 
+  test('fails when a hook has a cluster-scoped template without allowClusterScoped (review M8)', () => {
+    const { hosting } = setup();
+    expectConfigError(
+      () =>
+        new PostCreateHook(hosting, 'escalate', {
+          hosting,
+          templates: [
+            {
+              apiVersion: 'rbac.authorization.k8s.io/v1',
+              kind: 'ClusterRoleBinding',
+              metadata: { name: '{{.ControlPlaneName}}-admin' },
+            },
+          ],
+        }),
+      'PostCreateHook "hosting/escalate"',
+      'templates[0].kind',
+      '"ClusterRoleBinding"',
+      'is cluster-scoped',
+      'allowClusterScoped: true',
+    );
+  });
+
+  test('fails when PostgreSQL server verification is asked for without its CA', () => {
+    const ext = { host: 'pg', passwordSecretName: 's' };
+    expectConfigError(
+      () => setup({ externalPostgres: ext, postgresSslMode: 'verify-full' }),
+      'KubeflexHosting',
+      'postgresSslMode',
+      '"verify-full"',
+      'needs the CA of the server: set externalPostgres.caSecretName',
+    );
+    expectConfigError(
+      () => setup({ externalPostgres: { ...ext, caSecretKey: 'ca.pem' } }),
+      'externalPostgres.caSecretKey',
+      'needs caSecretName',
+    );
+    expectConfigError(
+      () => setup({ externalPostgres: { ...ext, caSecretName: 'pg-ca', caSecretKey: 'ca/pem' } }),
+      'externalPostgres.caSecretKey',
+      '"ca/pem"',
+    );
+    expectConfigError(
+      () => setup({ externalPostgres: { ...ext, caSecretName: 'Bad_Name' } }),
+      'externalPostgres.caSecretName',
+      '"Bad_Name"',
+    );
+  });
+
   test('fails when the service CIDR is malformed', () => {
     const { app, hosting } = setup();
     expectConfigError(

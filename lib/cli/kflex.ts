@@ -211,6 +211,8 @@ async function installedHosting(client: KubeClient): Promise<KubeflexHostingProp
         superuser: d.postgresSuperuser || undefined,
         passwordSecretName: d.postgresPasswordSecret,
         passwordSecretKey: d.postgresPasswordKey || undefined,
+        caSecretName: d.postgresCaSecret || undefined,
+        caSecretKey: d.postgresCaSecret ? d.postgresCaKey || undefined : undefined,
       },
       postgresSslMode: (d.postgresSslMode || undefined) as any,
     };
@@ -235,6 +237,7 @@ async function hookConstructs(
   names: string[],
   hostingConstruct: KubeflexHosting,
   vars: Record<string, string>,
+  allowClusterScoped: boolean,
 ): Promise<PostCreateHookUse[]> {
   const uses: PostCreateHookUse[] = [];
   for (const name of names) {
@@ -245,13 +248,25 @@ async function hookConstructs(
         `PostCreateHook "${name}" not found on the hosting cluster (available: ${all.length ? all.join(', ') : 'none'})`,
       );
     }
-    const hook = new PostCreateHook(hostingConstruct, `hook-${name}`, {
-      hosting: hostingConstruct,
-      name,
-      templates: pch.spec?.templates ?? [],
-      defaultVars: Object.fromEntries((pch.spec?.defaultVars ?? []).map((v: any) => [v.name, v.value])),
-      labels: pch.metadata?.labels,
-    });
+    let hook: PostCreateHook;
+    try {
+      hook = new PostCreateHook(hostingConstruct, `hook-${name}`, {
+        hosting: hostingConstruct,
+        name,
+        templates: pch.spec?.templates ?? [],
+        defaultVars: Object.fromEntries((pch.spec?.defaultVars ?? []).map((v: any) => [v.name, v.value])),
+        labels: pch.metadata?.labels,
+        allowClusterScoped,
+      });
+    } catch (e) {
+      if (!(e instanceof KubeflexConfigError)) throw e;
+      // Whoever can write PostCreateHooks must not get the operator to apply cluster-wide objects unasked (M8).
+      throw new CliError(
+        /is cluster-scoped/.test(e.message)
+          ? `${e.message.replace(/; set allowClusterScoped: true.*$/, '')}; pass --allow-cluster-scoped to apply it`
+          : e.message,
+      );
+    }
     uses.push({ hook, vars });
   }
   return uses;
@@ -261,7 +276,13 @@ async function hookConstructs(
  * What create and adopt share before synthesizing a new control plane: the hosting cluster, a check that the name
  * is free, the hosting construct configured as installed, and the requested hooks (which must exist).
  */
-async function prepareNew(ctx: Ctx, name: string, hookNames: string[] | undefined, vars: Record<string, string>) {
+async function prepareNew(
+  ctx: Ctx,
+  name: string,
+  hookNames: string[] | undefined,
+  vars: Record<string, string>,
+  allowClusterScoped = false,
+) {
   const kc = loadKubeconfig(ctx);
   const { client, context } = await hosting(ctx, kc);
   if (await client.get(paths.controlPlane(name))) {
@@ -269,7 +290,7 @@ async function prepareNew(ctx: Ctx, name: string, hookNames: string[] | undefine
   }
   const app = new App({ outdir: '/nonexistent' });
   const h = new KubeflexHosting(app, 'hosting', await installedHosting(client));
-  const uses = await hookConstructs(client, hookNames ?? [], h, vars);
+  const uses = await hookConstructs(client, hookNames ?? [], h, vars, allowClusterScoped);
   return { kc, client, context, app, h, uses };
 }
 
@@ -358,6 +379,11 @@ const HOOK: FlagSpec = {
   help: 'PostCreateHook to run (repeatable; must exist)',
 };
 const SET: FlagSpec = { long: 'set', short: 'e', kind: 'list', help: 'hook variable name=value (repeatable)' };
+const ALLOW_CLUSTER_SCOPED: FlagSpec = {
+  long: 'allow-cluster-scoped',
+  kind: 'bool',
+  help: 'apply cluster-scoped objects of the hooks (ClusterRoleBinding, CRDs...) to the hosting cluster',
+};
 
 const COMMANDS: Record<string, Command> = {
   init: {
@@ -447,6 +473,7 @@ const COMMANDS: Record<string, Command> = {
       { long: 'type', short: 't', kind: 'string', help: 'k8s, k3s, vcluster or host (default k8s)' },
       HOOK,
       SET,
+      ALLOW_CLUSTER_SCOPED,
       TIMEOUT,
       { long: 'dry-run', kind: 'bool', help: 'print the manifests instead of applying them' },
       {
@@ -468,7 +495,13 @@ const COMMANDS: Record<string, Command> = {
         throw usage(`--backend-type ${flags['backend-type']}: only "shared" is supported`);
       const timeout = parseDuration('timeout', flags.timeout ?? '10m');
       const vars = parseSets(flags.set);
-      const { kc, client, context, app, h, uses } = await prepareNew(ctx, name, flags['postcreate-hook'], vars);
+      const { kc, client, context, app, h, uses } = await prepareNew(
+        ctx,
+        name,
+        flags['postcreate-hook'],
+        vars,
+        flags['allow-cluster-scoped'] === true,
+      );
       const make = {
         k8s: K8sControlPlane,
         k3s: K3sControlPlane,
@@ -729,6 +762,7 @@ const COMMANDS: Record<string, Command> = {
       },
       HOOK,
       SET,
+      ALLOW_CLUSTER_SCOPED,
       TIMEOUT,
     ],
     run: async (ctx, flags, args) => {
@@ -749,6 +783,7 @@ const COMMANDS: Record<string, Command> = {
         name,
         flags['postcreate-hook'],
         parseSets(flags.set),
+        flags['allow-cluster-scoped'] === true,
       );
       const objects = synthControlPlane(
         () =>
@@ -857,7 +892,8 @@ export function checkUrlOverride(value: string): void {
     throw usage(`--url-override ${value} is not a URL`);
   }
   const bad = (why: string) => usage(`--url-override ${value}: ${why}`);
-  if (u.protocol !== 'https:' && u.protocol !== 'http:') throw bad('the scheme must be https or http');
+  // KubeFlex also accepts http; the adopted cluster's credential would then travel in clear (review L6).
+  if (u.protocol !== 'https:') throw bad('the scheme must be https');
   if (!u.hostname) throw bad('the host is empty');
   if (u.username || u.password) throw bad('credentials in the URL are not allowed');
   if (u.search || u.hash) throw bad('a query or fragment is not allowed');

@@ -1,5 +1,6 @@
 // The user's kubeconfig file as kflex reads and writes it: KubeFlex's naming (context <cp>, cluster <cp>-cluster,
 // user <cp>-admin) and its `kubeflex` extensions (hosting context, controlplane-name). Written atomically, 0600.
+import { randomBytes } from 'crypto';
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
@@ -166,12 +167,33 @@ export class KubeconfigFile {
     if (this.storedHostingContext === from) this.setHostingContext(to);
   }
 
-  /** Writes the file atomically with mode 0600 (it holds credentials). */
+  /**
+   * Writes the file atomically with mode 0600 (it holds credentials). A symlinked kubeconfig is written where it
+   * points (the link stays). The temp file has an unpredictable name and is created exclusively, so a planted file or
+   * symlink in a shared directory is never followed (review L5); it is flushed before the rename.
+   */
   public save(): void {
     fs.mkdirSync(path.dirname(this.file), { recursive: true });
-    const tmp = `${this.file}.kflex-${process.pid}.tmp`;
-    fs.writeFileSync(tmp, stringify(this.doc), { mode: 0o600 });
-    fs.renameSync(tmp, this.file);
+    let target = this.file;
+    try {
+      target = fs.realpathSync(this.file);
+    } catch {
+      // not there yet
+    }
+    const tmp = path.join(path.dirname(target), `.${path.basename(target)}.kflex-${randomBytes(8).toString('hex')}`);
+    const fd = fs.openSync(tmp, fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_EXCL, 0o600);
+    try {
+      fs.writeSync(fd, stringify(this.doc));
+      fs.fsyncSync(fd);
+    } finally {
+      fs.closeSync(fd);
+    }
+    try {
+      fs.renameSync(tmp, target);
+    } catch (e) {
+      fs.rmSync(tmp, { force: true });
+      throw e;
+    }
   }
 }
 

@@ -5,6 +5,9 @@ import { randomBytes } from 'crypto';
 import { renderHookTemplates } from '../hook-render';
 import { HOSTING_NAMESPACE, TenantNames } from '../names';
 import {
+  ADMIN_GROUP,
+  POSTGRES_CA_KEY,
+  POSTGRES_TLS_SECRET,
   K3S_CA_SECRET,
   K3S_KUBECONFIG_SECRET,
   K8S_SECRETS,
@@ -45,6 +48,8 @@ export interface HostingConfig {
     readonly passwordKey: string;
     readonly sslMode: string;
     readonly bundled: boolean;
+    /** Secret in kubeflex-system and key with the CA that signed the server's certificate, when known. */
+    readonly ca?: { readonly secret: string; readonly key: string };
   };
 }
 
@@ -80,6 +85,9 @@ export function parseHostingConfig(data: Record<string, string> | undefined): Ho
           passwordKey: data.postgresPasswordKey || 'postgres-password',
           sslMode: data.postgresSslMode || 'prefer',
           bundled: bool('postgresBundled'),
+          ...(data.postgresCaSecret
+            ? { ca: { secret: data.postgresCaSecret, key: data.postgresCaKey || POSTGRES_CA_KEY } }
+            : {}),
         }
       : undefined,
   };
@@ -194,7 +202,12 @@ function clientKubeconfig(
       else
         problem = certProblem(
           kc.cert,
-          { ca: want.ca.cert, key: kc.key ?? '', renewBeforeSeconds: renewBeforeSeconds(opts.certValiditySeconds) },
+          {
+            ca: want.ca.cert,
+            key: kc.key ?? '',
+            renewBeforeSeconds: renewBeforeSeconds(opts.certValiditySeconds),
+            subject: { cn: want.cn, o: want.o },
+          },
           opts.now,
         );
       if (!problem) return { text: existing };
@@ -309,7 +322,7 @@ export function planK8sSecrets(
 
   const triple = { cluster: `${names.name}-cluster`, user: `${names.name}-admin`, context: names.name };
   const admin = lookup(ns, K8S_SECRETS.adminKubeconfig);
-  const adminWant = { ca, cn: 'kubernetes-admin', o: ['system:masters'], ...triple };
+  const adminWant = { ca, cn: 'kubernetes-admin', o: [ADMIN_GROUP], ...triple };
   const off = clientKubeconfig(
     admin?.kubeconfig,
     { ...adminWant, server: externalUrl(names, config, routeHost) },
@@ -362,8 +375,13 @@ export function planK8sSecrets(
   // One password, read by the provisioning Job (hosting namespace) and by kine (tenant namespace). The hosting copy
   // is what the Job sets on the role, so it wins if they ever differ.
   const hostingCopy = lookup(HOSTING_NAMESPACE, names.hostingDatabaseSecret)?.password;
-  const tenantCopy = lookup(ns, K8S_SECRETS.database)?.password;
+  const tenantData = lookup(ns, K8S_SECRETS.database);
+  const tenantCopy = tenantData?.password;
   const password = hostingCopy || tenantCopy || newPassword();
+  // kine verifies PostgreSQL with a copy of its CA certificate (review M2): it cannot read kubeflex-system.
+  const caRef = config.postgres?.ca;
+  const pgCa = caRef && lookup(HOSTING_NAMESPACE, caRef.secret)?.[caRef.key];
+  const waitingFor = caRef && !pgCa ? `Secret ${HOSTING_NAMESPACE}/${caRef.secret} key ${caRef.key}` : undefined;
   if (hostingCopy !== password) {
     writes.push(
       write(
@@ -375,18 +393,23 @@ export function planK8sSecrets(
       ),
     );
   }
-  if (tenantCopy !== password) {
+  const caStale = pgCa !== undefined && tenantData?.[POSTGRES_CA_KEY] !== pgCa;
+  if (tenantCopy !== password || caStale) {
     writes.push(
       write(
         lookup,
         ns,
         K8S_SECRETS.database,
-        { password },
-        tenantCopy ? 'database password differs from the provisioned one' : 'database password missing',
+        { password, ...(pgCa ? { [POSTGRES_CA_KEY]: pgCa } : {}) },
+        tenantCopy !== password
+          ? tenantCopy
+            ? 'database password differs from the provisioned one'
+            : 'database password missing'
+          : 'PostgreSQL CA certificate changed',
       ),
     );
   }
-  return { writes };
+  return { writes, waitingFor };
 }
 
 /** k3s: the CAs k3s is seeded with, and `k3s-config` with kubeconfigs signed by them (no privileged helper Job). */
@@ -418,7 +441,7 @@ export function planK3sSecrets(
   const want = {
     ca: cas['client-ca'],
     cn: 'system:admin',
-    o: ['system:masters'],
+    o: [ADMIN_GROUP],
     cluster: `${names.name}-cluster`,
     user: `${names.name}-admin`,
     context: names.name,
@@ -448,6 +471,42 @@ export function planK3sSecrets(
 }
 
 const b64 = (s: string) => Buffer.from(s, 'utf8').toString('base64');
+
+/** Path of the tenant ClusterRoleBinding that makes ADMIN_GROUP cluster-admin. */
+export const ADMIN_BINDING_PATH = `/apis/rbac.authorization.k8s.io/v1/clusterrolebindings/${ADMIN_GROUP}`;
+
+/** The tenant ClusterRoleBinding that makes ADMIN_GROUP cluster-admin (server-side applied by the controller). */
+export function adminBinding(): Record<string, unknown> {
+  return {
+    apiVersion: 'rbac.authorization.k8s.io/v1',
+    kind: 'ClusterRoleBinding',
+    metadata: { name: ADMIN_GROUP, labels: { ...MANAGED_BY } },
+    roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name: 'cluster-admin' },
+    subjects: [{ apiGroup: 'rbac.authorization.k8s.io', kind: 'Group', name: ADMIN_GROUP }],
+  };
+}
+
+/** The CA that signs a tenant's client certificates (k8s: the cluster CA; k3s: its client CA), when minted. */
+export function clientSigner(type: string, names: TenantNames, lookup: Lookup): KeyAndCert | undefined {
+  const [secret, prefix] =
+    type === 'k8s' ? [K8S_SECRETS.certs, 'ca'] : type === 'k3s' ? [K3S_CA_SECRET, 'client-ca'] : [];
+  const data = secret ? lookup(names.namespace, secret) : undefined;
+  const cert = data?.[`${prefix}.crt`];
+  const key = data?.[`${prefix}.key`];
+  return cert && key ? { cert, key } : undefined;
+}
+
+/**
+ * A five-minute `system:masters` credential for the controller's one call that creates the admin binding. It is
+ * made in memory when needed and never stored, so no Secret holds a credential that bypasses the tenant's RBAC.
+ */
+export function bootstrapCredentials(signer: KeyAndCert, now: Date): KeyAndCert {
+  return issue(
+    { subject: { cn: 'kubeflex-controller', o: ['system:masters'] }, usage: 'client', validitySeconds: 300 },
+    now,
+    signer,
+  );
+}
 
 /** vcluster: `config-incluster` derived from the syncer's `config` with the in-cluster Service URL (KubeFlex's). */
 export function planVClusterSecrets(names: TenantNames, lookup: Lookup): SecretPlan {
@@ -507,19 +566,64 @@ export function hostKubeconfig(names: TenantNames, caCert: string, token: string
   });
 }
 
-/** Shared PostgreSQL: the bundled server's superuser password, minted once. */
-export function planHostingSecrets(config: HostingConfig, lookup: Lookup): SecretWrite[] {
+/** The names the bundled PostgreSQL's certificate is valid for: its Service, and loopback for clients in its pod. */
+export function postgresSans(host: string): string[] {
+  const service = host.replace(/\.svc(\.cluster\.local)?$/, '');
+  const [name] = service.split('.');
+  return [...new Set([host, `${service}.svc`, `${service}.svc.cluster.local`, service, name, 'localhost'])];
+}
+
+/**
+ * Shared PostgreSQL, when bundled: the superuser password, minted once, and the TLS Secret (review M2): a CA (kept
+ * when an operator supplied `ca.crt`/`ca.key`) and a server certificate for the Service names, renewed before expiry.
+ */
+export function planHostingSecrets(config: HostingConfig, lookup: Lookup, opts: MintOptions): SecretWrite[] {
   const pg = config.postgres;
-  if (!pg?.bundled || lookup(HOSTING_NAMESPACE, pg.passwordSecret)?.[pg.passwordKey]) return [];
-  return [
-    write(
-      lookup,
-      HOSTING_NAMESPACE,
-      pg.passwordSecret,
-      { [pg.passwordKey]: newPassword() },
-      'superuser password missing',
-    ),
-  ];
+  if (!pg?.bundled) return [];
+  const writes: SecretWrite[] = [];
+  if (!lookup(HOSTING_NAMESPACE, pg.passwordSecret)?.[pg.passwordKey]) {
+    writes.push(
+      write(
+        lookup,
+        HOSTING_NAMESPACE,
+        pg.passwordSecret,
+        { [pg.passwordKey]: newPassword() },
+        'superuser password missing',
+      ),
+    );
+  }
+  const old = lookup(HOSTING_NAMESPACE, POSTGRES_TLS_SECRET);
+  const { ca, problem: caProblem } = ensureCa(old, POSTGRES_CA_KEY, 'ca.key', 'kubeflex-postgres-ca', opts);
+  const sans = postgresSans(pg.host);
+  const problem = caProblem
+    ? `CA ${caProblem}`
+    : certProblem(
+        old?.['tls.crt'],
+        {
+          ca: ca.cert,
+          key: old?.['tls.key'] ?? '',
+          sans,
+          renewBeforeSeconds: renewBeforeSeconds(opts.certValiditySeconds),
+        },
+        opts.now,
+      );
+  if (problem) {
+    const server = issue(
+      { subject: { cn: sans[0] }, usage: 'server', sans, validitySeconds: opts.certValiditySeconds },
+      opts.now,
+      ca,
+    );
+    writes.push(
+      write(
+        lookup,
+        HOSTING_NAMESPACE,
+        POSTGRES_TLS_SECRET,
+        { [POSTGRES_CA_KEY]: ca.cert, 'ca.key': ca.key, 'tls.crt': server.cert, 'tls.key': server.key },
+        `server certificate ${problem}`,
+      ),
+    );
+  }
+  return writes;
 }
 
 // ---- External ----------------------------------------------------------------------------------------------------

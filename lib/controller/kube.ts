@@ -301,21 +301,33 @@ export function resolveConnectTo(connectTo: ConnectTo, host: string, port: numbe
 // ---- REST paths --------------------------------------------------------------------------------------------------
 
 export const GROUP_PATH = '/apis/tenancy.kflex.kubestellar.org/v1alpha1';
+
+/**
+ * One path segment from a name that may come from a tenant (hook names, rendered object names): `.`, `..` and empty
+ * names are refused and everything else is percent-encoded, so no name can walk to another resource (review L1).
+ */
+export function segment(name: string): string {
+  if (name === '' || name === '.' || name === '..') throw new Error(`"${name}" is not a valid object name`);
+  return encodeURIComponent(name);
+}
+
 export const paths = {
   controlPlanes: `${GROUP_PATH}/controlplanes`,
-  controlPlane: (n: string) => `${GROUP_PATH}/controlplanes/${n}`,
+  controlPlane: (n: string) => `${GROUP_PATH}/controlplanes/${segment(n)}`,
   postCreateHooks: `${GROUP_PATH}/postcreatehooks`,
-  postCreateHook: (n: string) => `${GROUP_PATH}/postcreatehooks/${n}`,
-  namespace: (n: string) => `/api/v1/namespaces/${n}`,
-  secrets: (ns: string) => `/api/v1/namespaces/${ns}/secrets`,
-  secret: (ns: string, n: string) => `/api/v1/namespaces/${ns}/secrets/${n}`,
-  configMap: (ns: string, n: string) => `/api/v1/namespaces/${ns}/configmaps/${n}`,
+  postCreateHook: (n: string) => `${GROUP_PATH}/postcreatehooks/${segment(n)}`,
+  namespace: (n: string) => `/api/v1/namespaces/${segment(n)}`,
+  secrets: (ns: string) => `/api/v1/namespaces/${segment(ns)}/secrets`,
+  secret: (ns: string, n: string) => `/api/v1/namespaces/${segment(ns)}/secrets/${segment(n)}`,
+  configMap: (ns: string, n: string) => `/api/v1/namespaces/${segment(ns)}/configmaps/${segment(n)}`,
   /** Path of a named object of a well-known kind (the kinds hook readiness and workloads need). */
   object: (apiVersion: string, kind: string, name: string, namespace?: string): string | undefined => {
     const plural = PLURALS[kind];
-    if (!plural) return undefined;
+    if (!plural || !/^([a-z0-9.-]+\/)?v[a-z0-9]+$/.test(apiVersion)) return undefined;
     const prefix = apiVersion.includes('/') ? `/apis/${apiVersion}` : `/api/${apiVersion}`;
-    return namespace ? `${prefix}/namespaces/${namespace}/${plural}/${name}` : `${prefix}/${plural}/${name}`;
+    return namespace
+      ? `${prefix}/namespaces/${segment(namespace)}/${plural}/${segment(name)}`
+      : `${prefix}/${plural}/${segment(name)}`;
   },
 };
 

@@ -120,8 +120,9 @@ export function parseKubeconfig(text: string): ParsedKubeconfig {
   const ctx = find(doc.contexts, current, 'context').context ?? {};
   const cluster = find(doc.clusters, ctx.cluster, 'cluster').cluster ?? {};
   const user = find(doc.users, ctx.user, 'user').user ?? {};
-  if (typeof cluster.server !== 'string' || !/^https?:\/\//.test(cluster.server)) {
-    throw new Error(`cluster "${ctx.cluster}" has no http(s) server URL`);
+  if (typeof cluster.server !== 'string' || !/^https:\/\//.test(cluster.server)) {
+    // Every kubeconfig kept carries a credential, which is never sent over plain http (review L6).
+    throw new Error(`cluster "${ctx.cluster}" has no https server URL`);
   }
   refuseUnsafe(cluster, user);
   const out: ParsedKubeconfig = {

@@ -141,7 +141,7 @@ export class Manager {
       hostTokenSeconds: opts.hostTokenSeconds ?? 86_400,
       log: opts.log,
       now: opts.now ?? (() => new Date()),
-      dropDatabase: (pg, password, db, role) => dropTenantDatabase(pg, password, db, role, connectTo),
+      dropDatabase: (pg, password, db, role, ca) => dropTenantDatabase(pg, password, db, role, connectTo, ca),
     };
   }
 

@@ -1,13 +1,27 @@
 // Talks to the shared PostgreSQL: drops a deleted tenant's database and role.
+import * as net from 'net';
+import type { ConnectionOptions } from 'tls';
 import { Client } from 'pg';
 import { TENANT_DATABASE_MARK, TENANT_ROLE_GROUP } from '../wire';
 import type { HostingConfig } from './core';
 import { ConnectTo, resolveConnectTo } from './kube';
 
-/** node-postgres cannot fall back from TLS like libpq's `prefer`/`allow`; those connect without TLS. */
-function ssl(mode: string): boolean | { rejectUnauthorized: boolean } {
+/**
+ * TLS options as libpq's sslmode means them. node-postgres cannot fall back from TLS like `prefer`/`allow`; those
+ * connect without TLS. `verify-ca`/`verify-full` trust only the configured CA (review M2), and verify the host name
+ * the configuration names even when `--connect-to` sends the connection elsewhere.
+ */
+export function sslOptions(mode: string, host: string, ca?: string): false | ConnectionOptions {
   if (mode === 'require') return { rejectUnauthorized: false };
-  if (mode === 'verify-ca' || mode === 'verify-full') return true;
+  if (mode === 'verify-ca' || mode === 'verify-full') {
+    if (!ca) throw new Error(`sslmode ${mode} needs the PostgreSQL CA certificate, which is not configured`);
+    return {
+      ca,
+      rejectUnauthorized: true,
+      servername: net.isIP(host) ? undefined : host,
+      ...(mode === 'verify-ca' ? { checkServerIdentity: () => undefined } : {}),
+    };
+  }
   return false;
 }
 
@@ -30,6 +44,7 @@ export async function dropTenantDatabase(
   database: string,
   role: string,
   connectTo: ConnectTo,
+  ca?: string,
 ): Promise<DropResult> {
   const { host, port } = resolveConnectTo(connectTo, pg.host, pg.port);
   const client = new Client({
@@ -38,7 +53,7 @@ export async function dropTenantDatabase(
     user: pg.superuser,
     password,
     database: 'postgres',
-    ssl: ssl(pg.sslMode),
+    ssl: sslOptions(pg.sslMode, pg.host, ca),
     connectionTimeoutMillis: 10_000,
     application_name: 'kubeflex-controller',
   });

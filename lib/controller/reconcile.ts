@@ -1,8 +1,12 @@
 // One reconcile of one ControlPlane: observe through KubeClient, decide with the pure core, write the difference.
 // Level-based: every pass starts from what the cluster holds now, so a restart or a lost event changes nothing.
 import { tenantNames, TenantNames, HOSTING_NAMESPACE, CONTROL_PLANE_LABEL } from '../names';
-import { HOSTING_CONFIGMAP } from '../wire';
+import { ADMIN_GROUP, HOSTING_CONFIGMAP, POSTGRES_TLS_SECRET } from '../wire';
 import {
+  ADMIN_BINDING_PATH,
+  adminBinding,
+  bootstrapCredentials,
+  clientSigner,
   computeStatus,
   ControlPlaneObject,
   externalKubeconfig,
@@ -29,6 +33,7 @@ import {
   workloadReady,
 } from './core';
 import { ApiError, ConnectTo, KubeClient, paths } from './kube';
+import { parseKubeconfig, ParsedKubeconfig } from './kubeconfig';
 import type { DropResult } from './postgres';
 import { K8S_SECRETS } from '../wire';
 import type { Logger } from './log';
@@ -53,6 +58,7 @@ export interface ReconcileDeps {
     password: string,
     db: string,
     role: string,
+    ca?: string,
   ) => Promise<DropResult>;
 }
 
@@ -63,8 +69,9 @@ export interface ReconcileResult {
   readonly error?: string;
 }
 
-const KEYS_BY_TYPE: Record<string, (n: TenantNames) => [string, string][]> = {
-  k8s: (n) => [
+const KEYS_BY_TYPE: Record<string, (n: TenantNames, config: HostingConfig) => [string, string][]> = {
+  k8s: (n, config) => [
+    ...(config.postgres?.ca ? [[HOSTING_NAMESPACE, config.postgres.ca.secret] as [string, string]] : []),
     [n.namespace, K8S_SECRETS.certs],
     [n.namespace, K8S_SECRETS.adminKubeconfig],
     [n.namespace, K8S_SECRETS.controllerManagerKubeconfig],
@@ -96,8 +103,16 @@ export async function reconcileHosting(deps: ReconcileDeps): Promise<void> {
   );
   if (!config.postgres?.bundled) return;
   const observed: Observed = new Map();
-  await readSecrets(deps.hosting, observed, [[HOSTING_NAMESPACE, config.postgres.passwordSecret]]);
-  for (const w of planHostingSecrets(config, lookupIn(observed))) await writeSecret(deps, observed, w);
+  await readSecrets(deps.hosting, observed, [
+    [HOSTING_NAMESPACE, config.postgres.passwordSecret],
+    [HOSTING_NAMESPACE, POSTGRES_TLS_SECRET],
+  ]);
+  const opts = {
+    now: deps.now(),
+    certValiditySeconds: deps.certValiditySeconds,
+    caValiditySeconds: deps.caValiditySeconds,
+  };
+  for (const w of planHostingSecrets(config, lookupIn(observed), opts)) await writeSecret(deps, observed, w);
 }
 
 /** Reconciles one ControlPlane by name. */
@@ -158,7 +173,7 @@ export async function reconcileControlPlane(deps: ReconcileDeps, name: string): 
       );
     }
     const observed: Observed = new Map();
-    await readSecrets(deps.hosting, observed, KEYS_BY_TYPE[type](names));
+    await readSecrets(deps.hosting, observed, KEYS_BY_TYPE[type](names, config));
     const lookup = lookupIn(observed);
     const opts = {
       now: deps.now(),
@@ -193,6 +208,7 @@ export async function reconcileControlPlane(deps: ReconcileDeps, name: string): 
       names,
       secretRef.inClusterKey,
       observed.get(key(secretRef.namespace, secretRef.name))?.data,
+      lookupIn(observed),
     );
     for (const use of hookUses(cp)) hooks.push(await hookState(deps, cp, names, use));
     const result = await writeStatus(deps, cp, { notReady, hooks, secretRef }, log);
@@ -369,6 +385,7 @@ async function apiNotReady(
   names: TenantNames,
   inClusterKey: string,
   secret: SecretData | undefined,
+  lookup: (ns: string, n: string) => SecretData | undefined,
 ): Promise<string | undefined> {
   const workload = workloadFor(type);
   if (workload) {
@@ -380,16 +397,50 @@ async function apiNotReady(
   const kubeconfig = secret?.[inClusterKey];
   if (!kubeconfig) return `kubeconfig key ${inClusterKey} not written yet`;
   let client: KubeClient;
+  let parsed: ParsedKubeconfig;
   try {
-    client = KubeClient.fromUntrusted(kubeconfig, deps.connectTo, deps.probeTimeoutMs);
+    parsed = parseKubeconfig(kubeconfig);
+    client = KubeClient.fromParsed(parsed, deps.connectTo, deps.probeTimeoutMs);
   } catch (e) {
     return `kubeconfig key ${inClusterKey} unreadable: ${errorText(e)}`;
   }
   try {
     await client.request('GET', '/api/v1');
+  } catch (e) {
+    client.close();
+    return `API server not answering discovery: ${errorText(e)}`;
+  }
+  try {
+    const signer = clientSigner(type, names, lookup);
+    if (!signer) return undefined;
+    // k8s and k3s admin certificates carry ADMIN_GROUP, not system:masters (review M4): the plane is ready for its
+    // users once that group is bound to cluster-admin. Reading the binding with the admin credential proves both.
+    try {
+      await client.request('GET', ADMIN_BINDING_PATH);
+      return undefined;
+    } catch (e) {
+      if (!(e instanceof ApiError) || (e.status !== 403 && e.status !== 404)) throw e;
+    }
+    const creds = bootstrapCredentials(signer, deps.now());
+    const boot = KubeClient.fromParsed(
+      { ...parsed, cert: creds.cert, key: creds.key, token: undefined },
+      deps.connectTo,
+      deps.probeTimeoutMs,
+    );
+    try {
+      await boot.request(
+        'PATCH',
+        `${ADMIN_BINDING_PATH}?fieldManager=kubeflex-controller&force=true`,
+        adminBinding(),
+        'application/apply-patch+yaml',
+      );
+    } finally {
+      boot.close();
+    }
+    await client.request('GET', ADMIN_BINDING_PATH);
     return undefined;
   } catch (e) {
-    return `API server not answering discovery: ${errorText(e)}`;
+    return `admin group ${ADMIN_GROUP} not bound to cluster-admin yet: ${errorText(e)}`;
   } finally {
     client.close();
   }
@@ -490,7 +541,11 @@ async function finalize(deps: ReconcileDeps, cp: ControlPlaneObject, log: Logger
         throw new Error(
           `cannot drop database ${names.database}: Secret ${HOSTING_NAMESPACE}/${config.postgres.passwordSecret} has no ${config.postgres.passwordKey}`,
         );
-      const r = await deps.dropDatabase(config.postgres, password, names.database, names.databaseRole);
+      const caRef = config.postgres.ca;
+      const ca = caRef
+        ? decode((await deps.hosting.get(paths.secret(HOSTING_NAMESPACE, caRef.secret)))?.data)[caRef.key]
+        : undefined;
+      const r = await deps.dropDatabase(config.postgres, password, names.database, names.databaseRole, ca);
       log.info('database dropped', { database: names.database, role: names.databaseRole, ...r });
     }
     await deps.hosting.deleteIfPresent(paths.secret(HOSTING_NAMESPACE, names.hostingDatabaseSecret));

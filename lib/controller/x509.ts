@@ -241,6 +241,8 @@ export interface CertCheck {
   readonly key?: string;
   /** Renew when less than this many seconds of validity remain. */
   readonly renewBeforeSeconds: number;
+  /** The subject it must carry (common name and exactly these organizations, i.e. Kubernetes groups). */
+  readonly subject?: Subject;
 }
 
 /** Why a certificate must be (re)issued, or undefined when it is fine. */
@@ -266,6 +268,15 @@ export function certProblem(certPem: string | undefined, check: CertCheck, now: 
     } catch {
       return 'private key unreadable';
     }
+  }
+  if (check.subject) {
+    const want = [...(check.subject.o ?? []).map((o) => `O=${o}`), `CN=${check.subject.cn}`].sort().join('\n');
+    const have = cert.subject
+      .split('\n')
+      .filter((l) => /^(O|CN)=/.test(l))
+      .sort()
+      .join('\n');
+    if (have !== want) return `subject is ${cert.subject.replace(/\n/g, ', ')}`;
   }
   const remaining = (Date.parse(cert.validTo) - now.getTime()) / 1000;
   if (remaining < check.renewBeforeSeconds) return `expires ${new Date(Date.parse(cert.validTo)).toISOString()}`;

@@ -1,7 +1,7 @@
 // The runtime controller, run as its real binary (build/lib/controller/main.js) against its own real hosting
 // cluster (kube-apiserver + kine + KCM) and a second real API server acting as an adopted cluster.
-import { ChildProcess, execFileSync, spawn } from 'child_process';
-import { X509Certificate } from 'crypto';
+import { ChildProcess, execFileSync, spawn, spawnSync } from 'child_process';
+import { createPrivateKey, X509Certificate } from 'crypto';
 import * as fs from 'fs';
 import * as path from 'path';
 import { parse, stringify } from 'yaml';
@@ -26,6 +26,7 @@ import {
   markJobSucceeded,
   psql,
   startCluster,
+  supplyPostgresCa,
   TestCluster,
   waitFor,
 } from './harness';
@@ -211,7 +212,9 @@ suite('runtime controller on a real API server', () => {
       `--from-file=kubeconfig-incluster=${adopted.kubeconfig}`,
     ]);
     k(['label', 'secret', '-n', 'kubeflex-system', 'e1-bootstrap', 'tenancy.kflex.kubestellar.org/control-plane=e1']);
-    // The shared Postgres of the test harness plays the bundled one; the controller reaches it through --connect-to.
+    // The shared Postgres of the test harness plays the bundled one; the controller reaches it through --connect-to
+    // and verifies it against its CA, supplied here as an operator's own CA.
+    supplyPostgresCa(hosting.kubeconfig, state);
     connectTo.push(`postgres-postgresql.kubeflex-system.svc:5432=127.0.0.1:${state.pgPort}`);
     controller = startController();
   });
@@ -288,7 +291,8 @@ suite('runtime controller on a real API server', () => {
     );
     const client = new X509Certificate(Buffer.from(off.users[0].user['client-certificate-data'], 'base64'));
     expect(client.verify(ca.publicKey)).toBe(true);
-    expect(client.subject).toMatch(/O=system:masters/);
+    // A group bound to cluster-admin by the controller, not system:masters (review M4).
+    expect(client.subject).toBe('O=kubeflex:admins\nCN=kubernetes-admin');
     const cm = parse((await waitFor('cm-kubeconfig', () => secret('t1-system', 'cm-kubeconfig'))).kubeconfig);
     expect(new X509Certificate(Buffer.from(cm.users[0].user['client-certificate-data'], 'base64')).subject).toBe(
       'CN=system:kube-controller-manager',
@@ -297,6 +301,23 @@ suite('runtime controller on a real API server', () => {
     const db = await waitFor('db credentials', () => secret('kubeflex-system', 't1-db-credentials'));
     expect(db.password).toHaveLength(32);
     expect((await waitFor('kine-postgres', () => secret('t1-system', 'kine-postgres'))).password).toBe(db.password);
+    // PostgreSQL TLS (M2): the operator's CA is kept, the server certificate minted under it for the Service names;
+    // kine gets the CA certificate only.
+    const pgTls = await waitFor('postgres TLS', () => {
+      const t = secret('kubeflex-system', 'postgres-postgresql-tls');
+      return t?.['tls.crt'] ? t : undefined;
+    });
+    expect(pgTls['ca.crt']).toBe(state.pgCa.cert);
+    expect(pgTls['ca.key']).toBe(state.pgCa.key);
+    const pgServer = new X509Certificate(pgTls['tls.crt']);
+    expect(pgServer.verify(new X509Certificate(state.pgCa.cert).publicKey)).toBe(true);
+    expect(pgServer.subjectAltName).toBe(
+      'DNS:postgres-postgresql.kubeflex-system.svc, DNS:postgres-postgresql.kubeflex-system.svc.cluster.local, ' +
+        'DNS:postgres-postgresql.kubeflex-system, DNS:postgres-postgresql, DNS:localhost',
+    );
+    expect(pgServer.checkPrivateKey(createPrivateKey(pgTls['tls.key']))).toBe(true);
+    expect(Object.keys(secret('t1-system', 'kine-postgres')!).sort()).toEqual(['ca.crt', 'password']);
+    expect(secret('t1-system', 'kine-postgres')!['ca.crt']).toBe(state.pgCa.cert);
     // The bundled Postgres' superuser password.
     expect(
       (await waitFor('postgres password', () => secret('kubeflex-system', 'postgres-postgresql')))['postgres-password'],
@@ -326,6 +347,7 @@ suite('runtime controller on a real API server', () => {
       adminKubeconfig: secret('t1-system', 'admin-kubeconfig')!['kubeconfig-incluster'],
       dbPassword: secret('t1-system', 'kine-postgres')!.password,
       encryptionConfig: secret('t1-system', 'encryption-config')!['encryption-config.yaml'],
+      dbCa: secret('t1-system', 'kine-postgres')!['ca.crt'],
     });
     await tenant.start();
     // bootTenant ran the database Job's own command; record its success as the job controller would.
@@ -340,11 +362,12 @@ suite('runtime controller on a real API server', () => {
     minted.clusters[0].cluster['tls-server-name'] = 't1.t1-system.svc.cluster.local';
     const kc = path.join(tmp, 't1.kubeconfig');
     fs.writeFileSync(kc, stringify(minted), { mode: 0o600 });
-    expect(
-      execFileSync('kubectl', [`--kubeconfig=${kc}`, 'get', 'ns', 'kube-system', '-o', 'name'], {
-        encoding: 'utf8',
-      }).trim(),
-    ).toBe('namespace/kube-system');
+    const kubectlT1 = (...args: string[]) =>
+      spawnSync('kubectl', [`--kubeconfig=${kc}`, ...args], { encoding: 'utf8' });
+    // Authenticated, but not an admin until the controller bound kubeflex:admins to cluster-admin in the tenant.
+    expect(kubectlT1('get', 'ns', 'kube-system', '-o', 'name').stderr).toMatch(
+      /namespaces "kube-system" is forbidden: User "kubernetes-admin" cannot get resource "namespaces"/,
+    );
 
     // Restart the controller with the route to the tenant (as it would have in-cluster) and compare Secrets.
     const before = secretVersions();
@@ -380,6 +403,12 @@ suite('runtime controller on a real API server', () => {
 
     markJobSucceeded(hosting, 't1-system', 'smoke-t1');
     await waitFor('Available', () => condition('t1', 'Ready') === 'True/Available');
+    expect(kubectlT1('get', 'ns', 'kube-system', '-o', 'name').stdout.trim()).toBe('namespace/kube-system');
+    const binding = JSON.parse(kubectlT1('get', 'clusterrolebinding', 'kubeflex:admins', '-o', 'json').stdout);
+    expect(binding).toMatchObject({
+      roleRef: { kind: 'ClusterRole', name: 'cluster-admin' },
+      subjects: [{ kind: 'Group', name: 'kubeflex:admins' }],
+    });
     expect(json(['get', 'cp', 't1']).status).toMatchObject({
       postCreateHooks: { smoke: true },
       postCreateHookCompleted: true,

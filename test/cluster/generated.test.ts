@@ -175,6 +175,8 @@ function buildCase(g: Gen, i: number): (app: App) => void {
         hosting,
         name: g.chance(0.9) ? `g${i}-h${h}` : g.name(`g${i}`),
         defaultVars: defaults,
+        // Cluster-scoped templates need the opt-in (review M8); every fourth case leaves it off.
+        allowClusterScoped: i % 4 !== 0,
       });
       for (let t = g.int(1, 3); t > 0; t--) hook.addTemplate(template(g, vars));
       hooks.push(hook);

@@ -8,6 +8,7 @@ import {
   killAll,
   psql,
   startCluster,
+  makePostgresPki,
   startPostgres,
   STATE_FILE,
   stopPostgres,
@@ -31,7 +32,8 @@ export default async function globalSetup(): Promise<void> {
   const pids: Record<string, number> = {};
   let pgDataDir = '';
   try {
-    const pg = await startPostgres(dir, logDir);
+    const pgPki = makePostgresPki(path.join(dir, 'pg-pki'));
+    const pg = await startPostgres(dir, logDir, pgPki);
     pgDataDir = pg.dataDir;
     const pgPassword = randomBytes(16).toString('hex');
     psql({ pgPort: pg.port, pgSocketDir: pg.socketDir }, `ALTER ROLE postgres PASSWORD '${pgPassword}'`);
@@ -52,6 +54,7 @@ export default async function globalSetup(): Promise<void> {
       pgDataDir,
       pgSocketDir: pg.socketDir,
       pgPassword,
+      pgCa: pgPki.ca,
       pids,
       binDir,
     };

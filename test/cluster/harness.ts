@@ -20,6 +20,11 @@ export interface ClusterState {
   readonly pgSocketDir: string;
   /** Superuser password for TCP connections (test-only, random per run). */
   readonly pgPassword: string;
+  /**
+   * The test PostgreSQL's TLS CA (PEM), valid long enough for the controller to keep it when given as an operator's
+   * CA. The server certificate it signed names `localhost` and the bundled Service, as the controller's would.
+   */
+  readonly pgCa: { readonly cert: string; readonly key: string };
   readonly pids: Record<string, number>;
   readonly binDir: string;
 }
@@ -55,10 +60,46 @@ export function runPg(bin: string, args: string[]): string {
   return execFileSync(cmd, a, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
 }
 
-/** Starts a private PostgreSQL cluster in `dir` on a fresh loopback port (never the machine's default cluster). */
+/** A CA and a PostgreSQL server certificate for the names the bundled server's certificate carries. */
+export function makePostgresPki(dir: string): { ca: { cert: string; key: string }; cert: string; key: string } {
+  fs.mkdirSync(dir, { recursive: true });
+  const o = (...args: string[]) => execFileSync('openssl', args, { cwd: dir, stdio: 'pipe' });
+  const newKey = ['-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-keyout'];
+  o('req', '-x509', ...newKey, 'ca.key', '-out', 'ca.crt', '-days', '3650', '-subj', '/CN=kflex-test-postgres-ca');
+  o('req', ...newKey, 'server.key', '-out', 'server.csr', '-subj', '/CN=postgres-postgresql.kubeflex-system.svc');
+  fs.writeFileSync(
+    path.join(dir, 'server.ext'),
+    'subjectAltName=DNS:postgres-postgresql.kubeflex-system.svc,DNS:localhost\nextendedKeyUsage=serverAuth\n',
+  );
+  o(
+    'x509',
+    '-req',
+    '-in',
+    'server.csr',
+    '-CA',
+    'ca.crt',
+    '-CAkey',
+    'ca.key',
+    '-CAcreateserial',
+    '-out',
+    'server.crt',
+    '-days',
+    '30',
+    '-extfile',
+    'server.ext',
+  );
+  const read = (f: string) => fs.readFileSync(path.join(dir, f), 'utf8');
+  return { ca: { cert: read('ca.crt'), key: read('ca.key') }, cert: read('server.crt'), key: read('server.key') };
+}
+
+/**
+ * Starts a private PostgreSQL cluster in `dir` on a fresh loopback port (never the machine's default cluster), with
+ * TLS from `tls` (certificate and key PEM) when given.
+ */
 export async function startPostgres(
   dir: string,
   logDir: string,
+  tls?: { cert: string; key: string },
 ): Promise<{ port: number; dataDir: string; socketDir: string }> {
   const dataDir = path.join(dir, 'pg');
   const socketDir = path.join(dir, 'pgsock');
@@ -72,6 +113,15 @@ export async function startPostgres(
     path.join(dataDir, 'pg_hba.conf'),
     'local all postgres trust\nhost all all 127.0.0.1/32 scram-sha-256\n',
   );
+  if (tls) {
+    // PostgreSQL wants its key owned by the server's user, mode 0600.
+    fs.writeFileSync(path.join(dataDir, 'server.crt'), tls.cert);
+    fs.writeFileSync(path.join(dataDir, 'server.key'), tls.key, { mode: 0o600 });
+    if (process.getuid?.() === 0)
+      execFileSync('chown', ['postgres', path.join(dataDir, 'server.crt'), path.join(dataDir, 'server.key')]);
+    // In the configuration file, so that restarts with other options keep TLS on.
+    fs.appendFileSync(path.join(dataDir, 'postgresql.conf'), '\nssl = on\n');
+  }
   const port = await freePort();
   runPg('pg_ctl', [
     '-D',
@@ -483,4 +533,27 @@ export function spawnController(
   });
   fs.closeSync(out);
   return proc;
+}
+
+/**
+ * Gives a hosting cluster the test PostgreSQL's CA the way an operator supplies their own: Secret
+ * `postgres-postgresql-tls` with `ca.crt` and `ca.key` only. The controller keeps that CA and mints the server
+ * certificate under it, so kine and the controller verify the test server (which presents a certificate of that CA).
+ */
+export function supplyPostgresCa(kubeconfig: string, state: Pick<ClusterState, 'pgCa' | 'dir'>): void {
+  const dir = fs.mkdtempSync(path.join(state.dir, 'pg-ca-'));
+  fs.writeFileSync(path.join(dir, 'ca.crt'), state.pgCa.cert);
+  fs.writeFileSync(path.join(dir, 'ca.key'), state.pgCa.key, { mode: 0o600 });
+  execFileSync('kubectl', [
+    `--kubeconfig=${kubeconfig}`,
+    'create',
+    'secret',
+    'generic',
+    'postgres-postgresql-tls',
+    '-n',
+    'kubeflex-system',
+    `--from-file=ca.crt=${path.join(dir, 'ca.crt')}`,
+    `--from-file=ca.key=${path.join(dir, 'ca.key')}`,
+  ]);
+  fs.rmSync(dir, { recursive: true });
 }

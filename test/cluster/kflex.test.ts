@@ -16,6 +16,7 @@ import {
   markJobSucceeded,
   psql,
   startCluster,
+  supplyPostgresCa,
   TestCluster,
   waitFor,
 } from './harness';
@@ -350,6 +351,35 @@ suite('kflex on a real API server', () => {
       code: 1,
       stderr: 'Error: PostCreateHook "nope" not found on the hosting cluster (available: none)\n',
     });
+    // M8: whoever can write a PostCreateHook cannot get the operator to apply cluster-wide objects unasked.
+    k(
+      ['apply', '-f', '-'],
+      JSON.stringify({
+        apiVersion: 'tenancy.kflex.kubestellar.org/v1alpha1',
+        kind: 'PostCreateHook',
+        metadata: { name: 'escalate' },
+        spec: {
+          templates: [
+            {
+              apiVersion: 'rbac.authorization.k8s.io/v1',
+              kind: 'ClusterRoleBinding',
+              metadata: { name: 'escalate-{{.ControlPlaneName}}' },
+              roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name: 'cluster-admin' },
+              subjects: [{ kind: 'ServiceAccount', name: 'default', namespace: 'default' }],
+            },
+          ],
+        },
+      }),
+    );
+    expect(await kflex(['create', 'x1', '--type', 'host', '-p', 'escalate'])).toMatchObject({
+      code: 1,
+      stderr:
+        'Error: PostCreateHook "hosting/hook-escalate": invalid templates[0].kind "ClusterRoleBinding": is ' +
+        "cluster-scoped: it would be applied to the hosting cluster outside the tenant namespace with the installer's " +
+        'rights; pass --allow-cluster-scoped to apply it\n',
+    });
+    expect(k(['get', 'clusterrolebinding', '-o', 'name'])).not.toMatch(/escalate/);
+    k(['delete', 'postcreatehook', 'escalate']);
     expect(await kflex(['create', 'Bad_Name'])).toMatchObject({
       code: 1,
       stderr: expect.stringMatching(/^Error: K8sControlPlane "Bad_Name": invalid name "Bad_Name"/),
@@ -407,6 +437,7 @@ suite('kflex on a real API server', () => {
       'kubeflex-system',
       `--from-literal=postgres-password=${state.pgPassword}`,
     ]);
+    supplyPostgresCa(hosting.kubeconfig, state);
     cpkPort = await freePort();
     const log = fs.openSync(path.join(state.logDir, 'kflex-controller.log'), 'a');
     controller = spawn(
@@ -502,6 +533,7 @@ suite('kflex on a real API server', () => {
         adminKubeconfig: secret('cpk-system', 'admin-kubeconfig', 'kubeconfig-incluster'),
         dbPassword: secret('cpk-system', 'kine-postgres', 'password'),
         encryptionConfig: secret('cpk-system', 'encryption-config', 'encryption-config.yaml'),
+        dbCa: secret('cpk-system', 'kine-postgres', 'ca.crt'),
       },
       cpkPort,
     );

@@ -1,7 +1,7 @@
 // Attacks of the security review (../shared/reference/reviews/security.md) replayed against the landed code on a real
 // hosting cluster, with the real controller binary and a second real API server as an adopted cluster. Each test is
 // named after its finding, asserts the exact error or status the attacker sees, and that nothing changed.
-import { ChildProcess, execFileSync } from 'child_process';
+import { ChildProcess, execFileSync, spawnSync } from 'child_process';
 import * as fs from 'fs';
 import * as path from 'path';
 import { stringify } from 'yaml';
@@ -23,6 +23,8 @@ import {
   spawnController,
   psql,
   startCluster,
+  startPostgres,
+  stopPostgres,
   TestCluster,
   waitFor,
 } from './harness';
@@ -254,6 +256,74 @@ suite('a hostile tenant cannot escape (security review findings, replayed)', () 
     );
   });
 
+  test('M2 PostgreSQL transport: the server certificate the controller minted is verified; another CA or name is refused', async () => {
+    const tls = await waitFor('postgres TLS minted', () => {
+      const r = secretData('kubeflex-system', 'postgres-postgresql-tls');
+      return r.ok && r.out.includes('tls.crt') ? JSON.parse(r.out) : undefined;
+    });
+    const pem = (key: string) => Buffer.from(tls[key], 'base64').toString();
+    // A PostgreSQL serving exactly the minted certificate and key, as the bundled StatefulSet mounts them.
+    const pg = await startPostgres(path.join(state.dir, 'pg-m2'), state.logDir, {
+      cert: pem('tls.crt'),
+      key: pem('tls.key'),
+    });
+    try {
+      psql({ pgPort: pg.port, pgSocketDir: pg.socketDir }, "ALTER ROLE postgres PASSWORD 'm2-password'");
+      const mintedCa = path.join(dir, 'm2-ca.crt');
+      const otherCa = path.join(dir, 'm2-other-ca.crt');
+      fs.writeFileSync(mintedCa, pem('ca.crt'));
+      fs.writeFileSync(otherCa, state.pgCa.cert);
+      // libpq as the database Job runs it (sslmode verify-full, the Service name); hostaddr stands in for DNS.
+      const libpq = (host: string, ca: string) =>
+        spawnSync(
+          'psql',
+          [
+            `host=${host} hostaddr=127.0.0.1 port=${pg.port} user=postgres dbname=postgres sslmode=verify-full sslrootcert=${ca}`,
+            '-Atc',
+            'SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()',
+          ],
+          { env: { ...process.env, PGPASSWORD: 'm2-password' }, encoding: 'utf8' },
+        );
+      const svc = 'postgres-postgresql.kubeflex-system.svc';
+      expect(libpq(svc, mintedCa)).toMatchObject({ status: 0, stdout: 't\n' });
+      expect(libpq(svc, otherCa).stderr).toMatch(/certificate verify failed/);
+      expect(libpq('pg.attacker.example', mintedCa).stderr).toMatch(
+        /server certificate for "postgres-postgresql.kubeflex-system.svc" \(and \d+ other names?\) does not match host name "pg.attacker.example"/,
+      );
+      // The controller's client (node-postgres) as it drops a database: verify-full with the minted CA only.
+      const endpoint = {
+        host: svc,
+        port: 5432,
+        superuser: 'postgres',
+        passwordSecret: 'unused',
+        passwordKey: 'unused',
+        sslMode: 'verify-full',
+        bundled: true,
+      };
+      const via = { [`${svc}:5432`]: `127.0.0.1:${pg.port}` };
+      await expect(
+        dropTenantDatabase(endpoint, 'm2-password', 'nothing', 'nothing', via, pem('ca.crt')),
+      ).resolves.toEqual({ droppedDatabase: false, droppedRole: false });
+      await expect(
+        dropTenantDatabase(endpoint, 'm2-password', 'nothing', 'nothing', via, state.pgCa.cert),
+      ).rejects.toThrow(/unable to verify the first certificate|self[- ]signed certificate/);
+      await expect(dropTenantDatabase(endpoint, 'm2-password', 'nothing', 'nothing', via)).rejects.toThrow(
+        'sslmode verify-full needs the PostgreSQL CA certificate, which is not configured',
+      );
+    } finally {
+      stopPostgres(pg.dataDir);
+    }
+    // The tenant's kine gets the CA certificate, never the CA key or the server key.
+    await waitFor('keycloak kine-postgres', () => {
+      const r = secretData('keycloak-system', 'kine-postgres');
+      return r.ok && r.out.includes('ca.crt') ? r.out : undefined;
+    });
+    expect(Object.keys(JSON.parse(secretData('keycloak-system', 'kine-postgres').out)).sort()).toEqual([
+      'ca.crt',
+      'password',
+    ]);
+  });
+
   describe('H2: PostgreSQL objects the platform did not create are never touched', () => {
     const pg = () => ({ pgPort: state.pgPort, pgSocketDir: state.pgSocketDir });
     const asRole = (role: string, password: string, db: string, sql: string) =>
@@ -319,7 +389,7 @@ suite('a hostile tenant cannot escape (security review findings, replayed)', () 
       expect(asRole('grafana', 'app-secret', 'grafana', 'SELECT name FROM dashboards')).toBe('prod dashboards');
     });
 
-    test('H2 legit path: provisioning is idempotent and marks what it creates; only that is dropped', async () => {
+    test('H2 + L3 legit path: provisioning is idempotent and marks what it creates; only that is dropped', async () => {
       const d = path.join(dir, 'prov-legit');
       runProvisionJob(state, 'legit', 'pw-1', d);
       runProvisionJob(state, 'legit', 'pw-2', d);
@@ -339,6 +409,15 @@ suite('a hostile tenant cannot escape (security review findings, replayed)', () 
       runProvisionJob(state, 'other', 'pw-o', path.join(dir, 'prov-other'));
       expect(() => asRole('legit', 'pw-2', 'other', 'SELECT 1')).toThrow(/permission denied for database "other"/);
       expect(() => asRole('other', 'pw-o', 'legit', 'SELECT 1')).toThrow(/permission denied for database "legit"/);
+      // L3: no tenant reaches the maintenance databases or lists the other tenants from its own.
+      for (const db of ['postgres', 'template1'])
+        expect(() => asRole('legit', 'pw-2', db, 'SELECT 1')).toThrow(
+          new RegExp(`permission denied for database "${db}"`),
+        );
+      for (const catalog of ['pg_database', 'pg_roles', 'pg_stat_activity'])
+        expect(() => asRole('legit', 'pw-2', 'legit', `SELECT count(*) FROM ${catalog}`)).toThrow(
+          new RegExp(`permission denied for (table|view) ${catalog}`),
+        );
       const r = await dropTenantDatabase(pgEndpoint(), state.pgPassword, 'legit', 'legit', {});
       expect(r).toEqual({ droppedDatabase: true, droppedRole: true });
       expect(psql(pg(), "SELECT count(*) FROM pg_database WHERE datname = 'legit'").trim()).toBe('0');

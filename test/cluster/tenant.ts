@@ -15,7 +15,7 @@ import { ContainerProcess, runPod } from './pod-to-process';
  * the bundled PostgreSQL's superuser. Throws with psql's error output when the script refuses.
  */
 export function runProvisionJob(
-  state: Pick<ClusterState, 'pgPort' | 'pgPassword'>,
+  state: Pick<ClusterState, 'pgPort' | 'pgPassword' | 'pgCa'>,
   name: string,
   dbPassword: string,
   dir: string,
@@ -25,15 +25,27 @@ export function runProvisionJob(
     .containers[0];
   fs.mkdirSync(dir, { recursive: true });
   fs.writeFileSync(path.join(dir, 'provision.sql'), DB_PROVISION_SQL);
+  fs.writeFileSync(path.join(dir, 'postgres-ca.crt'), state.pgCa.cert);
+  // The Job's own TLS settings (sslmode verify-full against the mounted CA); `localhost` is a name the server's
+  // certificate carries, the in-cluster Service name is not resolvable here.
+  const jobEnv = Object.fromEntries(
+    (job.env ?? []).filter((e: any) => e.value !== undefined).map((e: any) => [e.name, e.value]),
+  );
   const jobArgs = job.args.map((a: string) =>
     a
-      .replace(/^--host=.*/, '--host=127.0.0.1')
+      .replace(/^--host=.*/, '--host=localhost')
       .replace(/^--port=.*/, `--port=${state.pgPort}`)
       .replace('/provision/', `${dir}/`),
   );
   try {
     execFileSync(job.command[0], jobArgs, {
-      env: { ...process.env, PGPASSWORD: state.pgPassword, TENANT_DB_PASSWORD: dbPassword, PGSSLMODE: 'prefer' },
+      env: {
+        ...process.env,
+        ...jobEnv,
+        PGSSLROOTCERT: path.join(dir, 'postgres-ca.crt'),
+        PGPASSWORD: state.pgPassword,
+        TENANT_DB_PASSWORD: dbPassword,
+      },
       stdio: 'pipe',
     });
   } catch (e) {
@@ -70,6 +82,8 @@ export interface MintedTenantSecrets {
   dbPassword: string;
   /** Key `encryption-config.yaml` of Secret `encryption-config`. */
   encryptionConfig: string;
+  /** Key `ca.crt` of Secret `kine-postgres`: the PostgreSQL CA kine verifies the server with. */
+  dbCa: string;
 }
 
 /**
@@ -77,7 +91,7 @@ export interface MintedTenantSecrets {
  * openssl or, when `minted` is given, with the Secrets the runtime controller minted.
  */
 export async function bootTenant(
-  state: Pick<ClusterState, 'dir' | 'pgPort' | 'pgPassword' | 'binDir' | 'logDir'>,
+  state: Pick<ClusterState, 'dir' | 'pgPort' | 'pgPassword' | 'pgCa' | 'binDir' | 'logDir'>,
   name: string,
   minted?: MintedTenantSecrets,
   apiPort?: number,
@@ -129,6 +143,7 @@ export async function bootTenant(
       'k8s-certs': { ...certs, 'front-proxy-ca.crt': minted?.certs['front-proxy-ca.crt'] ?? certs['ca.crt'] },
       'cm-kubeconfig': { kubeconfig: fs.readFileSync(path.join(dir, 'cm.kubeconfig'), 'utf8') },
       'audit-policy': get('ConfigMap', 'audit-policy').data,
+      'kine-postgres': { 'ca.crt': minted?.dbCa ?? state.pgCa.cert },
       'encryption-config': {
         'encryption-config.yaml': minted?.encryptionConfig ?? encryptionConfig(randomBytes(32).toString('base64')),
       },
@@ -136,7 +151,8 @@ export async function bootTenant(
     secretValues: { 'kine-postgres/password': dbPassword },
     rewrite: [
       ['127.0.0.1:2379', `127.0.0.1:${kinePort}`],
-      ['postgres-postgresql.kubeflex-system.svc:5432', `127.0.0.1:${state.pgPort}`],
+      // kine verifies the server (verify-full): connect by a name its certificate carries.
+      ['postgres-postgresql.kubeflex-system.svc:5432', `localhost:${state.pgPort}`],
       ['--secure-port=9444', `--secure-port=${apiPort}`],
       ['--secure-port=10257', `--secure-port=${kcmPort}`],
       ['--bind-address=0.0.0.0', '--bind-address=127.0.0.1'],
