@@ -21,6 +21,7 @@ import { CONTROL_PLANE_LABEL, TenantNames, tenantNames } from './names';
 import { PostCreateHook } from './post-create-hook';
 import { podSecurityLabels, restrictedContainerJson } from './security';
 import { IMAGES } from './versions';
+import { SLEEP_ANNOTATION, SLEEP_WORKLOADS } from './wire';
 
 /** One use of a PostCreateHook by a control plane. */
 export interface PostCreateHookUse {
@@ -49,6 +50,13 @@ export interface ControlPlaneProps {
    * @default - 'restricted' for k8s, host and external; 'baseline' for k3s and vcluster (their workloads need it)
    */
   readonly podSecurity?: PodSecurityLevel;
+  /**
+   * Put the control plane to sleep: its workloads get zero replicas and the ControlPlane the sleeping annotation, so
+   * it holds no process memory while its data stays (PostgreSQL or its volume). `false` wakes it. k8s, k3s and
+   * vcluster only. `kflex sleep`/`kflex wake` do the same on a live cluster.
+   * @default false
+   */
+  readonly sleeping?: boolean;
 }
 
 /** Where the runtime controller puts a control plane's kubeconfigs (KubeFlex's Secret names and keys). */
@@ -92,6 +100,8 @@ export abstract class ControlPlaneBase extends Chart {
   /** Pod Security Standard enforced in `<name>-system`. */
   public readonly podSecurity: PodSecurityLevel;
   protected readonly constructName: string;
+  /** Replicas of the type's workloads: 0 while asleep. */
+  protected readonly replicas: number;
   private readonly globalVars: Record<string, string>;
   private readonly hookUses: { hookName: string; vars?: Record<string, string> }[] = [];
   private readonly resource: ControlPlaneApi;
@@ -126,9 +136,19 @@ export abstract class ControlPlaneBase extends Chart {
         throw new KubeflexConfigError(this.constructName, `globalVars.${k}`, v, 'must be a string');
     }
     props.hosting.registerControlPlane(name, this);
+    const sleeping = props.sleeping ?? false;
+    if (sleeping && !SLEEP_WORKLOADS[info.type]) {
+      throw new KubeflexConfigError(
+        this.constructName,
+        'sleeping',
+        true,
+        `a ${info.type} control plane has no workloads of its own to put to sleep`,
+      );
+    }
+    this.replicas = sleeping ? 0 : 1;
 
     this.resource = new ControlPlaneApi(this, 'Resource', {
-      metadata: { name },
+      metadata: { name, ...(sleeping ? { annotations: { [SLEEP_ANNOTATION]: 'true' } } : {}) },
       spec: {
         type: info.type,
         ...info.spec,

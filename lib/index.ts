@@ -12,3 +12,4 @@ export * from './vcluster-control-plane';
 export * from './host-control-plane';
 export * from './external-control-plane';
 export * from './synth';
+export * from './sizing';

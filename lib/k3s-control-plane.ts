@@ -112,7 +112,7 @@ export class K3sControlPlane extends ControlPlaneBase {
     this.server = new kplus.StatefulSet(this, 'Server', {
       metadata: { name: 'k3s-server', namespace: ns },
       service: this.service,
-      replicas: 1,
+      replicas: this.replicas,
       select: false,
       podMetadata: { labels },
       securityContext: { ensureNonRoot: false, fsGroup: 0 },

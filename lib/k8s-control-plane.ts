@@ -9,6 +9,13 @@ import { HOSTING_NAMESPACE } from './names';
 import { POD_LABELS } from './network-policy';
 import { resources, restrictedContainer, restrictedPod } from './security';
 import { IMAGES } from './versions';
+import {
+  containerResources,
+  goMemLimit,
+  K8sComponentResources,
+  K8sControlPlaneSize,
+  resolveK8sResources,
+} from './sizing';
 import { K8S_SECRETS, KINE_MAX_OPEN_CONNECTIONS, POSTGRES_CA_KEY } from './wire';
 
 /** Props of K8sControlPlane. */
@@ -29,6 +36,10 @@ export interface K8sControlPlaneProps extends ControlPlaneProps {
    * @default true
    */
   readonly allowPrivileged?: boolean;
+  /** Container size preset (see K8S_SIZES and BENCHMARKS.md). @default "medium" */
+  readonly size?: K8sControlPlaneSize;
+  /** Requests and limits per component, overriding the size preset. @default - the preset's */
+  readonly resources?: K8sComponentResources;
 }
 
 /** Port kube-apiserver listens on (KubeFlex's SecurePort). */
@@ -123,8 +134,9 @@ export class K8sControlPlane extends ControlPlaneBase {
 
     this.databaseJob = this.addDatabaseJob(postgres);
     const certs = kplus.Secret.fromSecretName(this, 'Certs', K8S_SECRETS.certs);
-    this.apiServer = this.addApiServer(props, postgres, certs, serviceCidr);
-    this.controllerManager = this.addControllerManager(props, certs);
+    const sizes = resolveK8sResources(this.constructName, props.size, props.resources);
+    this.apiServer = this.addApiServer(props, postgres, certs, serviceCidr, sizes);
+    this.controllerManager = this.addControllerManager(props, certs, sizes);
 
     this.service = new kplus.Service(this, 'Service', {
       metadata: { name: this.names.name, namespace: ns },
@@ -202,6 +214,7 @@ export class K8sControlPlane extends ControlPlaneBase {
     postgres: PostgresEndpoint,
     certs: kplus.ISecret,
     serviceCidr: string,
+    sizes: Required<K8sComponentResources>,
   ): kplus.Deployment {
     const labels = { app: 'kube-apiserver' };
     // Who did what in the tenant, attributable (security review M4): metadata of every request but reads of
@@ -253,7 +266,7 @@ export class K8sControlPlane extends ControlPlaneBase {
         namespace: this.names.namespace,
         labels: { component: 'kube-apiserver', tier: 'control-plane' },
       },
-      replicas: 1,
+      replicas: this.replicas,
       select: false,
       podMetadata: { labels },
       securityContext: restrictedPod(),
@@ -272,6 +285,7 @@ export class K8sControlPlane extends ControlPlaneBase {
             KINE_DB_PASSWORD: kplus.EnvValue.fromSecretValue({ secret: database, key: 'password' }),
             // Expanded by the kubelet from the variable above, so the password is in neither the manifest nor argv.
             KINE_ENDPOINT: kplus.EnvValue.fromValue(dsn),
+            GOMEMLIMIT: goMemLimit(),
           },
           volumeMounts: postgres.ca
             ? [
@@ -286,7 +300,7 @@ export class K8sControlPlane extends ControlPlaneBase {
               ]
             : [],
           securityContext: restrictedContainer(),
-          resources: resources(50, 32, 500, 256),
+          resources: containerResources(sizes.kine),
         },
         {
           name: 'kube-apiserver',
@@ -322,7 +336,10 @@ export class K8sControlPlane extends ControlPlaneBase {
             `--tls-cert-file=${PKI}/apiserver.crt`,
             `--tls-private-key-file=${PKI}/apiserver.key`,
           ],
-          envVariables: { POD_IP: kplus.EnvValue.fromFieldRef(kplus.EnvFieldPaths.POD_IP) },
+          envVariables: {
+            POD_IP: kplus.EnvValue.fromFieldRef(kplus.EnvFieldPaths.POD_IP),
+            GOMEMLIMIT: goMemLimit(),
+          },
           ports: [{ number: K8S_APISERVER_PORT, name: 'https' }],
           volumeMounts: [
             { path: PKI, volume: pki, readOnly: true },
@@ -330,7 +347,7 @@ export class K8sControlPlane extends ControlPlaneBase {
             { path: AUDIT_DIR, volume: audit, readOnly: true },
           ],
           securityContext: restrictedContainer(),
-          resources: resources(250, 192, 1000, 512),
+          resources: containerResources(sizes.apiServer),
           startup: probe('/livez', {
             initialDelaySeconds: Duration.seconds(5),
             periodSeconds: Duration.seconds(5),
@@ -354,7 +371,11 @@ export class K8sControlPlane extends ControlPlaneBase {
     return deployment;
   }
 
-  private addControllerManager(props: K8sControlPlaneProps, certs: kplus.ISecret): kplus.Deployment {
+  private addControllerManager(
+    props: K8sControlPlaneProps,
+    certs: kplus.ISecret,
+    sizes: Required<K8sComponentResources>,
+  ): kplus.Deployment {
     const labels = { app: 'kube-controller-manager' };
     const pki = kplus.Volume.fromSecret(this, 'ControllerManagerPki', certs, {
       name: 'k8s-certs',
@@ -376,7 +397,7 @@ export class K8sControlPlane extends ControlPlaneBase {
         namespace: this.names.namespace,
         labels: { component: 'kube-controller-manager', tier: 'control-plane' },
       },
-      replicas: 1,
+      replicas: this.replicas,
       // One KCM at a time without leader election: a rolling update would run two side by side.
       strategy: kplus.DeploymentStrategy.recreate(),
       select: false,
@@ -409,13 +430,16 @@ export class K8sControlPlane extends ControlPlaneBase {
             '--use-service-account-credentials=true',
           ],
           ports: [{ number: 10257, name: 'https' }],
-          envVariables: { POD_IP: kplus.EnvValue.fromFieldRef(kplus.EnvFieldPaths.POD_IP) },
+          envVariables: {
+            POD_IP: kplus.EnvValue.fromFieldRef(kplus.EnvFieldPaths.POD_IP),
+            GOMEMLIMIT: goMemLimit(),
+          },
           volumeMounts: [
             { path: PKI, volume: pki, readOnly: true },
             { path: CM_KUBECONFIG_DIR, volume: kubeconfig, readOnly: true },
           ],
           securityContext: restrictedContainer(),
-          resources: resources(100, 64, 500, 256),
+          resources: containerResources(sizes.controllerManager),
           startup: probe({
             initialDelaySeconds: Duration.seconds(5),
             periodSeconds: Duration.seconds(5),

@@ -152,7 +152,7 @@ export class VClusterControlPlane extends ControlPlaneBase {
         labels: { app: 'vcluster', release: r, chart: `vcluster-${VCLUSTER_VERSION}` },
       },
       service: headless,
-      replicas: 1,
+      replicas: this.replicas,
       select: false,
       podManagementPolicy: kplus.PodManagementPolicy.PARALLEL,
       podMetadata: { labels },

@@ -49,3 +49,19 @@ export const ADMIN_GROUP = 'kubeflex:admins';
 export const POSTGRES_TLS_SECRET = 'postgres-postgresql-tls';
 /** Key of the PostgreSQL CA certificate, in POSTGRES_TLS_SECRET and in each tenant's `kine-postgres` copy. */
 export const POSTGRES_CA_KEY = 'ca.crt';
+
+/**
+ * Annotation on a ControlPlane that is asleep (our extension; KubeFlex has no sleep): its workloads are scaled to
+ * zero, its data stays in PostgreSQL or its volume, and the controller reports Ready=False/Sleeping without probing.
+ */
+export const SLEEP_ANNOTATION = 'kflex.kubestellar.org/sleeping';
+
+/** The workloads scaled to zero when a control plane of a type sleeps (none for host and external). */
+export const SLEEP_WORKLOADS: Record<string, { kind: 'Deployment' | 'StatefulSet'; name: string }[]> = {
+  k8s: [
+    { kind: 'Deployment', name: 'kube-apiserver' },
+    { kind: 'Deployment', name: 'kube-controller-manager' },
+  ],
+  k3s: [{ kind: 'StatefulSet', name: 'k3s-server' }],
+  vcluster: [{ kind: 'StatefulSet', name: VCLUSTER_RELEASE }],
+};

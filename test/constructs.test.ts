@@ -253,10 +253,62 @@ describe('K8sControlPlane', () => {
         value:
           'postgres://cp1:$(KINE_DB_PASSWORD)@postgres-postgresql.kubeflex-system.svc:5432/cp1?sslmode=verify-full&sslrootcert=/etc/postgresql-ca/ca.crt',
       },
+      { name: 'GOMEMLIMIT', valueFrom: { resourceFieldRef: { resource: 'limits.memory', divisor: '1' } } },
     ]);
     const apiserver = pod.containers.find((c: any) => c.name === 'kube-apiserver');
     expect(apiserver.args).toContain('--etcd-servers=http://127.0.0.1:2379');
     expect(JSON.stringify(pod)).not.toMatch(/password=|:\/\/[^$]*:[^$]+@/);
+  });
+
+  test('size presets and per-component resources; GOMEMLIMIT follows each container memory limit', () => {
+    const spec = (cp: K8sControlPlane) => {
+      const objects = synth(cp);
+      const api = find(objects, 'Deployment', 'kube-apiserver').spec.template.spec.containers;
+      const kcm = find(objects, 'Deployment', 'kube-controller-manager').spec.template.spec.containers;
+      return Object.fromEntries([...api, ...kcm].map((c: any) => [c.name, c]));
+    };
+    const { app, hosting } = setup();
+    const medium = spec(new K8sControlPlane(app, 'm', { hosting }));
+    expect(medium['kube-apiserver'].resources).toEqual({
+      limits: { cpu: '1000m', memory: '512Mi' },
+      requests: { cpu: '250m', memory: '192Mi' },
+    });
+    for (const c of Object.values(medium))
+      expect((c as any).env).toContainEqual({
+        name: 'GOMEMLIMIT',
+        valueFrom: { resourceFieldRef: { resource: 'limits.memory', divisor: '1' } },
+      });
+    const small = spec(
+      new K8sControlPlane(app, 's', {
+        hosting,
+        size: 'small',
+        resources: {
+          kine: { cpuRequestMillis: 20, cpuLimitMillis: 200, memoryRequestMi: 32, memoryLimitMi: 96 },
+        },
+      }),
+    );
+    expect(small['kube-apiserver'].resources).toEqual({
+      limits: { cpu: '1000m', memory: '384Mi' },
+      requests: { cpu: '50m', memory: '160Mi' },
+    });
+    expect(small.kine.resources).toEqual({
+      limits: { cpu: '200m', memory: '96Mi' },
+      requests: { cpu: '20m', memory: '32Mi' },
+    });
+    expect(small['kube-controller-manager'].resources.limits.memory).toBe('128Mi');
+  });
+
+  test('sleeping: zero replicas and the sleeping annotation; data and Secrets untouched', () => {
+    const { app, hosting } = setup();
+    const objects = synth(new K8sControlPlane(app, 'zz', { hosting, sleeping: true }));
+    expect(find(objects, 'Deployment', 'kube-apiserver').spec.replicas).toBe(0);
+    expect(find(objects, 'Deployment', 'kube-controller-manager').spec.replicas).toBe(0);
+    expect(find(objects, 'ControlPlane', 'zz').metadata.annotations).toEqual({
+      'kflex.kubestellar.org/sleeping': 'true',
+    });
+    const awake = synth(new K8sControlPlane(app, 'aw', { hosting }));
+    expect(find(awake, 'Deployment', 'kube-apiserver').spec.replicas).toBe(1);
+    expect(find(awake, 'ControlPlane', 'aw').metadata.annotations).toBeUndefined();
   });
 
   test('controller manager runs the denatured set without leader election', () => {

@@ -591,3 +591,19 @@ describe('REST paths from tenant-controlled names (security review L1)', () => {
     );
   });
 });
+
+describe('sleeping planes (issue 12)', () => {
+  test('Ready=False/Sleeping, Synced stays True; a reconcile error still shows', () => {
+    const cp: ControlPlaneObject = { metadata: { name: 'cp1', generation: 2 }, spec: { type: 'k8s' } };
+    const s = computeStatus(cp, { hooks: [], sleeping: true }, t0);
+    expect(s.conditions!.map((c) => [c.type, c.status, c.reason, c.message])).toEqual([
+      ['Synced', 'True', 'ReconcileSuccess', ''],
+      ['Ready', 'False', 'Sleeping', 'asleep: workloads scaled to zero, data kept; wake it with kflex wake'],
+    ]);
+    const failed = computeStatus(cp, { hooks: [], sleeping: true, syncError: 'boom', notReady: 'not synced' }, t0);
+    expect(failed.conditions!.map((c) => [c.type, c.status, c.reason])).toEqual([
+      ['Synced', 'False', 'ReconcileError'],
+      ['Ready', 'False', 'Unavailable'],
+    ]);
+  });
+});

@@ -317,6 +317,61 @@ describe('bad input fails with a message naming construct, prop and value', () =
     );
   });
 
+  test('fails when a plane without workloads is put to sleep', () => {
+    const { app, hosting } = setup();
+    expectConfigError(
+      () => new HostControlPlane(app, 'h', { hosting, sleeping: true }),
+      'HostControlPlane "h"',
+      'invalid sleeping true',
+      'a host control plane has no workloads of its own to put to sleep',
+    );
+  });
+
+  test('fails when a size is unknown or a request exceeds its limit', () => {
+    const { app, hosting } = setup();
+    expectConfigError(
+      () => new K8sControlPlane(app, 'a', { hosting, size: 'huge' as any }),
+      'K8sControlPlane "a"',
+      'invalid size "huge"',
+      'small, medium, large',
+    );
+    expectConfigError(
+      () =>
+        new K8sControlPlane(app, 'b', {
+          hosting,
+          resources: {
+            apiServer: { cpuRequestMillis: 100, cpuLimitMillis: 1000, memoryRequestMi: 600, memoryLimitMi: 512 },
+          },
+        }),
+      'K8sControlPlane "b"',
+      'resources.apiServer.memoryRequestMi',
+      '600',
+      'must be at most memoryLimitMi (512)',
+    );
+    expectConfigError(
+      () =>
+        new K8sControlPlane(app, 'c', {
+          hosting,
+          resources: {
+            kine: { cpuRequestMillis: 300, cpuLimitMillis: 200, memoryRequestMi: 32, memoryLimitMi: 64 },
+          },
+        }),
+      'resources.kine.cpuRequestMillis',
+      'must be at most cpuLimitMillis (200)',
+    );
+    expectConfigError(
+      () =>
+        new K8sControlPlane(app, 'd', {
+          hosting,
+          resources: {
+            controllerManager: { cpuRequestMillis: 10, cpuLimitMillis: 200, memoryRequestMi: 16, memoryLimitMi: 8 },
+          },
+        }),
+      'resources.controllerManager.memoryLimitMi',
+      'must be an integer from 32',
+    );
+  });
+
   test('fails when PostgreSQL server verification is asked for without its CA', () => {
     const ext = { host: 'pg', passwordSecretName: 's' };
     expectConfigError(

@@ -14,7 +14,7 @@ import { CONTROL_PLANE_LABEL, HOSTING_NAMESPACE } from '../names';
 import { PostCreateHook } from '../post-create-hook';
 import { VClusterControlPlane } from '../vcluster-control-plane';
 import { KUBEFLEX_COMPATIBLE_VERSION } from '../versions';
-import { HOSTING_CONFIGMAP } from '../wire';
+import { HOSTING_CONFIGMAP, SLEEP_ANNOTATION, SLEEP_WORKLOADS } from '../wire';
 import { ControlPlaneBase, PostCreateHookUse } from '../control-plane';
 import { parseDuration } from '../controller/args';
 import { ApiError, GROUP_PATH, KubeClient, paths, sleep } from '../controller/kube';
@@ -328,6 +328,50 @@ async function waitReady(ctx: Ctx, client: KubeClient, name: string, timeoutMs: 
   }
 }
 
+async function sleepTarget(ctx: Ctx, args: string[]) {
+  if (args.length !== 1)
+    throw usage(args.length ? `unexpected argument ${args[1]}` : 'the control plane name is required');
+  const name = args[0];
+  const kc = loadKubeconfig(ctx);
+  const { client, context } = await hosting(ctx, kc);
+  const cp = await client.get<any>(paths.controlPlane(name));
+  if (!cp) throw new CliError(`control plane ${name} not found on the hosting cluster (context ${context})`);
+  if (!SLEEP_WORKLOADS[cp.spec?.type])
+    throw new CliError(
+      `control plane ${name} is of type ${cp.spec?.type}: only k8s, k3s and vcluster planes can sleep`,
+    );
+  return { client, name, cp };
+}
+
+/**
+ * Scales the type's workloads through their scale subresource (no field-ownership fight with whoever applied them)
+ * and sets or removes the sleeping annotation. Asleep, the workloads go first; awake, the annotation goes last, so
+ * the controller never probes an API server that is being stopped.
+ */
+async function setSleeping(client: KubeClient, name: string, cp: any, sleeping: boolean): Promise<void> {
+  const ns = `${name}-system`;
+  const scale = async (replicas: number) => {
+    for (const w of SLEEP_WORKLOADS[cp.spec.type]) {
+      const path = `${paths.object('apps/v1', w.kind, w.name, ns)!}/scale`;
+      await client.request('PATCH', path, { spec: { replicas } }, 'application/merge-patch+json');
+    }
+  };
+  const annotate = (value: string | null) =>
+    client.request(
+      'PATCH',
+      paths.controlPlane(name),
+      { metadata: { annotations: { [SLEEP_ANNOTATION]: value } } },
+      'application/merge-patch+json',
+    );
+  if (sleeping) {
+    await annotate('true');
+    await scale(0);
+  } else {
+    await scale(1);
+    await annotate(null);
+  }
+}
+
 /** Fetches the control plane's off-cluster kubeconfig (every data value non-empty, as KubeFlex waits for). */
 async function fetchKubeconfig(client: KubeClient, cp: any): Promise<string | undefined> {
   const ref = cp.status?.secretRef;
@@ -598,12 +642,38 @@ const COMMANDS: Record<string, Command> = {
         rows.push([
           cp.metadata.name,
           condition(cp, 'Synced')?.status ?? 'Unknown',
-          condition(cp, 'Ready')?.status ?? 'Unknown',
+          // A sleeping plane is not Ready by design: say so instead of a bare False.
+          condition(cp, 'Ready')?.reason === 'Sleeping' ? 'Sleeping' : (condition(cp, 'Ready')?.status ?? 'Unknown'),
           cp.spec?.type ?? '',
           age(cp.metadata.creationTimestamp),
         ]);
       }
       ctx.io.out(table(rows));
+    },
+  },
+
+  sleep: {
+    synopsis: '<name>',
+    description:
+      'Puts a control plane to sleep: scales its workloads to zero (its data stays in PostgreSQL or its volume) and\nmarks it, so the controller reports Ready=False/Sleeping. k8s, k3s and vcluster planes.',
+    flags: [],
+    run: async (ctx, _flags, args) => {
+      const { client, name, cp } = await sleepTarget(ctx, args);
+      await setSleeping(client, name, cp, true);
+      ctx.io.out(`control plane ${name} is asleep\n`);
+    },
+  },
+
+  wake: {
+    synopsis: '<name> [flags]',
+    description: 'Wakes a sleeping control plane: scales its workloads back to one and waits until it is Ready.',
+    flags: [TIMEOUT],
+    run: async (ctx, flags, args) => {
+      const timeout = parseDuration('timeout', flags.timeout ?? '10m');
+      const { client, name, cp } = await sleepTarget(ctx, args);
+      await setSleeping(client, name, cp, false);
+      await waitReady(ctx, client, name, timeout);
+      ctx.io.out(`control plane ${name} is awake and Ready\n`);
     },
   },
 

@@ -719,6 +719,7 @@ export interface ControlPlaneObject {
     readonly deletionTimestamp?: string;
     readonly finalizers?: string[];
     readonly labels?: Record<string, string>;
+    readonly annotations?: Record<string, string>;
     readonly resourceVersion?: string;
   };
   readonly spec?: {
@@ -843,6 +844,8 @@ export interface StatusInput {
   /** Per hook: complete, and what is missing. */
   readonly hooks: { readonly name: string; readonly complete: boolean; readonly detail: string }[];
   readonly secretRef?: SecretRef;
+  /** The plane is asleep (SLEEP_ANNOTATION): Ready=False/Sleeping, nothing probed. */
+  readonly sleeping?: boolean;
 }
 
 function setCondition(
@@ -871,7 +874,14 @@ export function computeStatus(cp: ControlPlaneObject, input: StatusInput, now: D
     : { type: 'Synced' as const, status: 'True' as const, reason: 'ReconcileSuccess', message: '' };
   const allHooks = input.hooks.every((h) => h.complete);
   let ready: Omit<Condition, 'lastTransitionTime' | 'lastUpdateTime'>;
-  if (input.notReady) {
+  if (input.sleeping && !input.syncError) {
+    ready = {
+      type: 'Ready',
+      status: 'False',
+      reason: 'Sleeping',
+      message: 'asleep: workloads scaled to zero, data kept; wake it with kflex wake',
+    };
+  } else if (input.notReady) {
     ready = { type: 'Ready', status: 'False', reason: 'Unavailable', message: input.notReady };
   } else if (cp.spec?.waitForPostCreateHooks && !allHooks) {
     const waiting = input.hooks.filter((h) => !h.complete).map((h) => `${h.name}: ${h.detail}`);

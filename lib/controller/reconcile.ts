@@ -1,7 +1,7 @@
 // One reconcile of one ControlPlane: observe through KubeClient, decide with the pure core, write the difference.
 // Level-based: every pass starts from what the cluster holds now, so a restart or a lost event changes nothing.
 import { tenantNames, TenantNames, HOSTING_NAMESPACE, CONTROL_PLANE_LABEL } from '../names';
-import { ADMIN_GROUP, HOSTING_CONFIGMAP, POSTGRES_TLS_SECRET } from '../wire';
+import { ADMIN_GROUP, HOSTING_CONFIGMAP, POSTGRES_TLS_SECRET, SLEEP_ANNOTATION, SLEEP_WORKLOADS } from '../wire';
 import {
   ADMIN_BINDING_PATH,
   adminBinding,
@@ -202,16 +202,20 @@ export async function reconcileControlPlane(deps: ReconcileDeps, name: string): 
     for (const w of plan.writes) await writeSecret(deps, observed, w, cp, log);
     notReady ??= plan.waitingFor && `waiting for ${plan.waitingFor}`;
 
-    notReady ??= await apiNotReady(
-      deps,
-      type,
-      names,
-      secretRef.inClusterKey,
-      observed.get(key(secretRef.namespace, secretRef.name))?.data,
-      lookupIn(observed),
-    );
-    for (const use of hookUses(cp)) hooks.push(await hookState(deps, cp, names, use));
-    const result = await writeStatus(deps, cp, { notReady, hooks, secretRef }, log);
+    // Asleep: Secrets are still kept current (above), but nothing is probed; its API is down on purpose.
+    const sleeping = cp.metadata.annotations?.[SLEEP_ANNOTATION] === 'true' && SLEEP_WORKLOADS[type] !== undefined;
+    if (!sleeping) {
+      notReady ??= await apiNotReady(
+        deps,
+        type,
+        names,
+        secretRef.inClusterKey,
+        observed.get(key(secretRef.namespace, secretRef.name))?.data,
+        lookupIn(observed),
+      );
+      for (const use of hookUses(cp)) hooks.push(await hookState(deps, cp, names, use));
+    }
+    const result = await writeStatus(deps, cp, { notReady, hooks, secretRef, sleeping }, log);
     const waitingHooks = cp.spec?.waitForPostCreateHooks && hooks.some((h) => !h.complete);
     const next = [
       requeueAfterMs,

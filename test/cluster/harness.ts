@@ -468,7 +468,16 @@ export async function waitFor<T>(what: string, fn: () => T | undefined | false, 
 
 /** Marks a Deployment ready through its status, as the kubelet and deployment controller would (none run here). */
 export function markDeploymentReady(cluster: Pick<ClusterState, 'kubeconfig'>, namespace: string, name: string): void {
-  const status = { observedGeneration: 1, replicas: 1, readyReplicas: 1, availableReplicas: 1, updatedReplicas: 1 };
+  const generation = Number(
+    kubectl(cluster, ['get', 'deployment', '-n', namespace, name, '-o', 'jsonpath={.metadata.generation}']).stdout,
+  );
+  const status = {
+    observedGeneration: generation,
+    replicas: 1,
+    readyReplicas: 1,
+    availableReplicas: 1,
+    updatedReplicas: 1,
+  };
   kubectl(cluster, [
     'patch',
     'deployment',

@@ -128,7 +128,7 @@ suite('kflex on a real API server', () => {
   });
 
   test('every command has --help; unknown commands and flags are usage errors', async () => {
-    for (const cmd of ['init', 'create', 'delete', 'list', 'ctx', 'adopt', 'config', 'version']) {
+    for (const cmd of ['init', 'create', 'delete', 'list', 'sleep', 'wake', 'ctx', 'adopt', 'config', 'version']) {
       const r = await kflex([cmd, '--help']);
       expect({ cmd, code: r.code, head: r.stdout.split('\n')[0] }).toEqual({
         cmd,
@@ -139,7 +139,8 @@ suite('kflex on a real API server', () => {
     }
     expect(await kflex(['bogus'])).toMatchObject({
       code: 2,
-      stderr: 'Error: unknown command "bogus" (commands: init, create, delete, list, ctx, adopt, config, version)\n',
+      stderr:
+        'Error: unknown command "bogus" (commands: init, create, delete, list, sleep, wake, ctx, adopt, config, version)\n',
     });
     expect(await kflex(['list', '--bogus'])).toMatchObject({ code: 2, stderr: 'Error: unknown flag --bogus\n' });
     expect((await kflex(['--help'])).stdout).toMatch(/^kflex: KubeFlex control planes/);
@@ -564,6 +565,40 @@ suite('kflex on a real API server', () => {
       { encoding: 'utf8' },
     );
     expect(out.stdout.trim()).toBe('namespace/kube-system');
+
+    // Sleep and wake (issue 12): workloads to zero, Ready=False/Sleeping from the controller, data kept.
+    const tenantKubectl = (...a: string[]) =>
+      spawnSync(
+        'kubectl',
+        [
+          `--kubeconfig=${kubeconfig}`,
+          `--server=https://127.0.0.1:${cpkPort}`,
+          '--tls-server-name=cpk.example.test',
+          ...a,
+        ],
+        { encoding: 'utf8' },
+      );
+    expect(tenantKubectl('create', 'configmap', 'before-sleep', '--from-literal=k=v').status).toBe(0);
+    expect(await kflex(['sleep', 'cpk'])).toMatchObject({ code: 0, stdout: 'control plane cpk is asleep\n' });
+    const replicas = (d: string) =>
+      k(['get', 'deployment', '-n', 'cpk-system', d, '-o', 'jsonpath={.spec.replicas}']).trim();
+    expect([replicas('kube-apiserver'), replicas('kube-controller-manager')]).toEqual(['0', '0']);
+    await tenant.stop(); // what the kubelet does with zero replicas
+    await waitFor('cpk Sleeping', () =>
+      k(['get', 'cp', 'cpk', '-o', 'jsonpath={.status.conditions[?(@.type=="Ready")].reason}']) === 'Sleeping'
+        ? true
+        : undefined,
+    );
+    expect((await kflex(['list'])).stdout).toMatch(/^cpk\s+True\s+Sleeping\s+k8s\s/m);
+    const wake = kflex(['wake', 'cpk', '--timeout', '120s']);
+    await waitFor('replicas back to 1', () => (replicas('kube-apiserver') === '1' ? true : undefined));
+    const woke = Date.now();
+    await tenant.start(); // what the kubelet does with one replica
+    markDeploymentReady(hosting, 'cpk-system', 'kube-apiserver');
+    expect(await wake).toMatchObject({ code: 0, stdout: 'control plane cpk is awake and Ready\n' });
+    expect(Date.now() - woke).toBeLessThan(60_000);
+    expect(tenantKubectl('get', 'configmap', 'before-sleep', '-o', 'jsonpath={.data.k}').stdout).toBe('v');
+
     await tenant.stop();
     tenant = undefined;
     await waitFor('cpk finalizer (after its database Job)', () =>

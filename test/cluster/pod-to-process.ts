@@ -121,6 +121,13 @@ export function runPod(
         env[e.name] = opts.secretValues[k];
       } else if (e.valueFrom?.fieldRef?.fieldPath === 'status.podIP') {
         env[e.name] = '127.0.0.1';
+      } else if (e.valueFrom?.resourceFieldRef) {
+        // The Downward API: the container's own request or limit, in units of the divisor (memory in bytes here).
+        const ref = e.valueFrom.resourceFieldRef;
+        const [kind, res] = ref.resource.split('.');
+        const q = c.resources?.[kind]?.[res];
+        if (q === undefined) throw new Error(`container ${c.name} has no ${ref.resource} for env ${e.name}`);
+        env[e.name] = String(Math.ceil(quantity(String(q)) / quantity(String(ref.divisor ?? '1'))));
       } else {
         env[e.name] = rewrite(expand(e.value ?? ''));
       }
@@ -138,4 +145,22 @@ export function runPod(
     );
   }
   return out;
+}
+
+/** A Kubernetes quantity (binary or decimal suffix, or millis) as a number of base units. */
+export function quantity(q: string): number {
+  const m = /^([0-9.]+)(m|k|M|G|T|Ki|Mi|Gi|Ti)?$/.exec(q);
+  if (!m) throw new Error(`unsupported quantity ${q}`);
+  const mult: Record<string, number> = {
+    m: 1e-3,
+    k: 1e3,
+    M: 1e6,
+    G: 1e9,
+    T: 1e12,
+    Ki: 2 ** 10,
+    Mi: 2 ** 20,
+    Gi: 2 ** 30,
+    Ti: 2 ** 40,
+  };
+  return Number(m[1]) * (m[2] ? mult[m[2]] : 1);
 }

@@ -95,8 +95,8 @@ export async function bootTenant(
   name: string,
   minted?: MintedTenantSecrets,
   apiPort?: number,
+  objects: any[] = synthTenant(name),
 ): Promise<Tenant> {
-  const objects = synthTenant(name);
   const get = (kind: string, n: string) => objects.find((o) => o.kind === kind && o.metadata.name === n);
   const dir = path.join(state.dir, 'tenants', name);
   const pki = path.join(dir, 'pki-src');

@@ -1,0 +1,207 @@
+// Density: N k8s tenants at once on one PostgreSQL, booted from their synthesized Deployments as processes (as the
+// tenant tests do), with our flags and with KubeFlex's (reference kubeflex-behaviour.md 2.3) side by side.
+// Per tenant: machine memory (drop of MemAvailable / N), anonymous memory (sum of RssAnon / N), idle CPU (utime +
+// stime over IDLE_S), time to /readyz of the last tenant, PostgreSQL connections and database size.
+// Usage: N=10,25,50 VARIANTS=ours,kubeflex npm run bench:density (needs scripts/prepare-binaries.sh; loopback only).
+import * as fs from 'fs';
+import * as os from 'os';
+import * as path from 'path';
+import { Testing } from 'cdk8s';
+import { K8sControlPlane, K8sControlPlaneSize, KubeflexHosting } from '../lib';
+import { makePostgresPki, psql, startPostgres, stopPostgres } from '../test/cluster/harness';
+import { bootTenant, Tenant } from '../test/cluster/tenant';
+
+const NS = (process.env.N ?? '10,25,50').split(',').map(Number);
+const VARIANTS = (process.env.VARIANTS ?? 'ours,kubeflex').split(',');
+const SETTLE_S = Number(process.env.SETTLE_S ?? 30);
+const IDLE_S = Number(process.env.IDLE_S ?? 60);
+const CLK_TCK = 100;
+
+const memAvailableMiB = () => Number(/MemAvailable:\s+(\d+)/.exec(fs.readFileSync('/proc/meminfo', 'utf8'))![1]) / 1024;
+const rssAnonMiB = (pid: number) =>
+  Number(/RssAnon:\s+(\d+)/.exec(fs.readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1] ?? NaN) / 1024;
+const cpuTicks = (pid: number) => {
+  const f = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+  const rest = f.slice(f.lastIndexOf(')') + 2).split(' ');
+  return Number(rest[11]) + Number(rest[12]); // utime, stime
+};
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** KubeFlex's kube-apiserver flags and KCM controllers (reference 2.3), on our paths; no audit or encryption. */
+function kubeflexFlags(objects: any[]): any[] {
+  const copy = JSON.parse(JSON.stringify(objects));
+  const api = copy.find((o: any) => o.kind === 'Deployment' && o.metadata.name === 'kube-apiserver').spec.template.spec;
+  const c = api.containers.find((x: any) => x.name === 'kube-apiserver');
+  const keep = (prefix: string) => c.args.find((a: string) => a.startsWith(prefix));
+  c.args = [
+    '--allow-privileged=true',
+    '--authorization-mode=Node,RBAC',
+    keep('--client-ca-file='),
+    '--enable-admission-plugins=NodeRestriction',
+    '--enable-bootstrap-token-auth=true',
+    keep('--etcd-servers='),
+    '--kubelet-preferred-address-types=InternalIP,ExternalIP,Hostname',
+    keep('--proxy-client-cert-file='),
+    keep('--proxy-client-key-file='),
+    '--requestheader-allowed-names=front-proxy-client',
+    keep('--requestheader-client-ca-file='),
+    '--requestheader-extra-headers-prefix=X-Remote-Extra-',
+    '--requestheader-group-headers=X-Remote-Group',
+    '--requestheader-username-headers=X-Remote-User',
+    keep('--secure-port='),
+    '--service-account-issuer=https://kubernetes.default.svc.cluster.local',
+    keep('--service-account-key-file='),
+    keep('--service-account-signing-key-file='),
+    '--service-cluster-ip-range=10.96.0.0/12',
+    keep('--tls-cert-file='),
+    keep('--tls-private-key-file='),
+  ];
+  c.env = (c.env ?? []).filter((e: any) => e.name !== 'GOMEMLIMIT');
+  for (const k of api.containers) k.env = (k.env ?? []).filter((e: any) => e.name !== 'GOMEMLIMIT');
+  const kcm = copy.find((o: any) => o.kind === 'Deployment' && o.metadata.name === 'kube-controller-manager').spec
+    .template.spec.containers[0];
+  kcm.env = (kcm.env ?? []).filter((e: any) => e.name !== 'GOMEMLIMIT');
+  kcm.args = kcm.args
+    .filter(
+      (a: string) => !a.startsWith('--controllers=') && !a.startsWith('--leader-elect') && a !== '--profiling=false',
+    )
+    .concat([
+      '--controllers=csrapproving,csrcleaner,csrsigning,namespace,root-ca-cert-publisher,serviceaccount,serviceaccount-token,bootstrapsigner,tokencleaner,garbagecollector,pv-protection,pvc-protection',
+      '--leader-elect=true',
+    ]);
+  return copy;
+}
+
+/** Candidate flags, measured against ours before they go into the construct. */
+function lean(objects: any[], flags: string[]): any[] {
+  const copy = JSON.parse(JSON.stringify(objects));
+  const api = copy
+    .find((o: any) => o.kind === 'Deployment' && o.metadata.name === 'kube-apiserver')
+    .spec.template.spec.containers.find((x: any) => x.name === 'kube-apiserver');
+  api.args = [...api.args, ...flags];
+  return copy;
+}
+
+const CANDIDATES: Record<string, string[]> = {
+  nowatchcache: ['--watch-cache=false'],
+  noidentity: ['--feature-gates=APIServerIdentity=false'],
+};
+
+function synth(name: string, variant: string): any[] {
+  const app = Testing.app();
+  const hosting = new KubeflexHosting(app, 'hosting');
+  const size = (/^ours-(small|medium|large)/.exec(variant)?.[1] ?? undefined) as K8sControlPlaneSize | undefined;
+  const objects = Testing.synth(new K8sControlPlane(app, name, { hosting, size }));
+  if (variant === 'kubeflex') return kubeflexFlags(objects);
+  const extra = variant
+    .split('+')
+    .slice(1)
+    .flatMap((c) => {
+      if (!CANDIDATES[c]) throw new Error(`unknown candidate ${c} (one of ${Object.keys(CANDIDATES).join(', ')})`);
+      return CANDIDATES[c];
+    });
+  return extra.length ? lean(objects, extra) : objects;
+}
+
+interface Row {
+  variant: string;
+  n: number;
+  lastReadyS: number;
+  machineMiB: number;
+  anonMiB: number;
+  idleMilli: number;
+  pgConnections: number;
+  dbMiB: number;
+  wakeS: number;
+}
+
+async function main(): Promise<void> {
+  const binDir = process.env.KFLEX_BIN_DIR ?? path.join(os.homedir(), '.cache/cdk8s-kubeflex/bin');
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'kflex-density-'));
+  const logDir = path.join(dir, 'logs');
+  fs.mkdirSync(logDir);
+  const pgPki = makePostgresPki(path.join(dir, 'pg-pki'));
+  const pg = await startPostgres(dir, logDir, pgPki);
+  const pgState = { pgPort: pg.port, pgSocketDir: pg.socketDir };
+  const pgPassword = 'bench-' + process.pid;
+  psql(pgState, `ALTER ROLE postgres PASSWORD '${pgPassword}'`);
+  const state = { dir, pgPort: pg.port, pgPassword, pgCa: pgPki.ca, binDir, logDir };
+  const rows: Row[] = [];
+  try {
+    for (const variant of VARIANTS) {
+      for (const n of NS) {
+        const prefix = `d${VARIANTS.indexOf(variant)}n${n}`;
+        await sleep(5000);
+        const before = memAvailableMiB();
+        const tenants: Tenant[] = [];
+        for (let i = 0; i < n; i++) {
+          const name = `${prefix}-${i}`;
+          tenants.push(await bootTenant(state, name, undefined, undefined, synth(name, variant)));
+        }
+        const t0 = Date.now();
+        await Promise.all(tenants.map((t) => t.start()));
+        const lastReadyS = (Date.now() - t0) / 1000;
+        await sleep(SETTLE_S * 1000);
+        const pids = tenants.flatMap((t) => Object.values(t.procs).map((p) => p.pid));
+        const c0 = pids.map(cpuTicks);
+        const w0 = Date.now();
+        await sleep(IDLE_S * 1000);
+        const c1 = pids.map(cpuTicks);
+        const wall = (Date.now() - w0) / 1000;
+        const idleMilli = ((c1.reduce((a, b) => a + b, 0) - c0.reduce((a, b) => a + b, 0)) / CLK_TCK / wall / n) * 1000;
+        const machineMiB = (before - memAvailableMiB()) / n;
+        const anonMiB = pids.map(rssAnonMiB).reduce((a, b) => a + b, 0) / n;
+        const pgConnections = Number(
+          psql(pgState, `SELECT count(*) FROM pg_stat_activity WHERE usename LIKE '${prefix.replace(/-/g, '_')}%'`),
+        );
+        const dbMiB =
+          Number(
+            psql(
+              pgState,
+              `SELECT coalesce(sum(pg_database_size(datname)), 0) FROM pg_database WHERE datname LIKE '${prefix.replace(/-/g, '_')}%'`,
+            ),
+          ) /
+          1048576 /
+          n;
+        // Sleep: every tenant's processes stopped, data kept in PostgreSQL; then wake one.
+        await Promise.all(tenants.map((t) => t.stop()));
+        const w = Date.now();
+        await tenants[0].start();
+        const wakeS = (Date.now() - w) / 1000;
+        await tenants[0].stop();
+        const row = {
+          variant,
+          n,
+          lastReadyS,
+          machineMiB,
+          anonMiB,
+          idleMilli,
+          pgConnections: pgConnections / n,
+          dbMiB,
+          wakeS,
+        };
+        rows.push(row);
+        console.error(JSON.stringify(row));
+      }
+    }
+  } finally {
+    stopPostgres(pg.dataDir);
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+  console.log(
+    `Idle ${SETTLE_S} s, then CPU over ${IDLE_S} s; per tenant (${os.cpus().length} cores, ${(os.totalmem() / 2 ** 30).toFixed(0)} GiB):`,
+  );
+  console.log(
+    '| flags | N | last /readyz (s) | machine MiB | RssAnon MiB | idle mCPU | PG connections | DB MiB | wake one (s) |',
+  );
+  console.log('|---|---:|---:|---:|---:|---:|---:|---:|---:|');
+  for (const r of rows)
+    console.log(
+      `| ${r.variant} | ${r.n} | ${r.lastReadyS.toFixed(1)} | ${r.machineMiB.toFixed(0)} | ${r.anonMiB.toFixed(0)} | ${r.idleMilli.toFixed(1)} | ${r.pgConnections.toFixed(1)} | ${r.dbMiB.toFixed(1)} | ${r.wakeS.toFixed(1)} |`,
+    );
+}
+
+main().catch((e) => {
+  console.error(e);
+  process.exit(1);
+});
