@@ -56,6 +56,9 @@ function kubeflexFlags(objects: any[]): any[] {
     keep('--tls-cert-file='),
     keep('--tls-private-key-file='),
   ];
+  // KubeFlex runs `kine --endpoint <dsn>`: kine's defaults (kept on loopback here).
+  const kine = api.containers.find((x: any) => x.name === 'kine');
+  kine.args = kine.args.filter((a: string) => a.startsWith('--listen-address='));
   c.env = (c.env ?? []).filter((e: any) => e.name !== 'GOMEMLIMIT');
   for (const k of api.containers) k.env = (k.env ?? []).filter((e: any) => e.name !== 'GOMEMLIMIT');
   const kcm = copy.find((o: any) => o.kind === 'Deployment' && o.metadata.name === 'kube-controller-manager').spec
@@ -73,18 +76,34 @@ function kubeflexFlags(objects: any[]): any[] {
 }
 
 /** Candidate flags, measured against ours before they go into the construct. */
-function lean(objects: any[], flags: string[]): any[] {
+function lean(objects: any[], flags: Record<string, string[]>[]): any[] {
   const copy = JSON.parse(JSON.stringify(objects));
-  const api = copy
-    .find((o: any) => o.kind === 'Deployment' && o.metadata.name === 'kube-apiserver')
-    .spec.template.spec.containers.find((x: any) => x.name === 'kube-apiserver');
-  api.args = [...api.args, ...flags];
+  const containers = copy
+    .filter((o: any) => o.kind === 'Deployment')
+    .flatMap((o: any) => o.spec.template.spec.containers);
+  for (const f of flags)
+    for (const [name, args] of Object.entries(f)) {
+      if (name === 'env') {
+        // NAME=value for every Go container.
+        for (const c of containers)
+          for (const a of args) {
+            const [k, v] = a.split('=');
+            c.env = [...(c.env ?? []).filter((e: any) => e.name !== k), { name: k, value: v }];
+          }
+        continue;
+      }
+      const c = containers.find((x: any) => x.name === name);
+      c.args = [...c.args.filter((a: string) => !args.some((n) => n.split('=')[0] === a.split('=')[0])), ...args];
+    }
   return copy;
 }
 
-const CANDIDATES: Record<string, string[]> = {
-  nowatchcache: ['--watch-cache=false'],
-  noidentity: ['--feature-gates=APIServerIdentity=false'],
+const CANDIDATES: Record<string, Record<string, string[]>> = {
+  nowatchcache: { 'kube-apiserver': ['--watch-cache=false'] },
+  noidentity: { 'kube-apiserver': ['--feature-gates=APIServerIdentity=false'] },
+  fewconns: { kine: ['--datastore-max-idle-connections=2', '--datastore-connection-max-idle-time=60s'] },
+  gogc50: { env: ['GOGC=50'] },
+  gogc25: { env: ['GOGC=25'] },
 };
 
 function synth(name: string, variant: string): any[] {
@@ -96,7 +115,7 @@ function synth(name: string, variant: string): any[] {
   const extra = variant
     .split('+')
     .slice(1)
-    .flatMap((c) => {
+    .map((c) => {
       if (!CANDIDATES[c]) throw new Error(`unknown candidate ${c} (one of ${Object.keys(CANDIDATES).join(', ')})`);
       return CANDIDATES[c];
     });

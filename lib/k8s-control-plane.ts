@@ -3,7 +3,7 @@ import * as kplus from 'cdk8s-plus-28';
 import { Construct } from 'constructs';
 import { ControlPlaneSpecType } from '../imports/tenancy.kflex.kubestellar.org';
 import { ControlPlaneBase, ControlPlaneProps } from './control-plane';
-import { KubeflexConfigError } from './errors';
+import { checkInteger, KubeflexConfigError } from './errors';
 import { DB_PROVISION_CONFIGMAP, PostgresEndpoint } from './hosting';
 import { HOSTING_NAMESPACE } from './names';
 import { POD_LABELS } from './network-policy';
@@ -40,7 +40,16 @@ export interface K8sControlPlaneProps extends ControlPlaneProps {
   readonly size?: K8sControlPlaneSize;
   /** Requests and limits per component, overriding the size preset. @default - the preset's */
   readonly resources?: K8sComponentResources;
+  /**
+   * `GOGC` of the three Go components: heap growth before a collection, in percent of the live heap. Lower trades a
+   * little CPU under load for less memory per tenant; at idle the measured CPU did not change (BENCHMARKS.md).
+   * @default 50
+   */
+  readonly goGc?: number;
 }
+
+/** GOGC of a tenant's Go components: see K8sControlPlaneProps.goGc. */
+export const DEFAULT_GOGC = 50;
 
 /** Port kube-apiserver listens on (KubeFlex's SecurePort). */
 export const K8S_APISERVER_PORT = 9444;
@@ -105,6 +114,7 @@ export class K8sControlPlane extends ControlPlaneBase {
   public readonly service: kplus.Service;
   /** The Job that creates the tenant's database and role (in `kubeflex-system`). */
   public readonly databaseJob: kplus.Job;
+  private goEnv: Record<string, kplus.EnvValue> = {};
 
   public constructor(scope: Construct, id: string, props: K8sControlPlaneProps) {
     super(scope, id, props, {
@@ -135,6 +145,9 @@ export class K8sControlPlane extends ControlPlaneBase {
     this.databaseJob = this.addDatabaseJob(postgres);
     const certs = kplus.Secret.fromSecretName(this, 'Certs', K8S_SECRETS.certs);
     const sizes = resolveK8sResources(this.constructName, props.size, props.resources);
+    const goGc = props.goGc ?? DEFAULT_GOGC;
+    checkInteger(this.constructName, 'goGc', goGc, 10, 1000);
+    this.goEnv = { GOMEMLIMIT: goMemLimit(), GOGC: kplus.EnvValue.fromValue(String(goGc)) };
     this.apiServer = this.addApiServer(props, postgres, certs, serviceCidr, sizes);
     this.controllerManager = this.addControllerManager(props, certs, sizes);
 
@@ -280,12 +293,16 @@ export class K8sControlPlane extends ControlPlaneBase {
             '--metrics-bind-address=0',
             // Below the tenant role's connection limit, so kine queues instead of failing (M7).
             `--datastore-max-open-connections=${KINE_MAX_OPEN_CONNECTIONS}`,
+            // kine keeps 20 idle connections by default: ~18 PostgreSQL backends per idle tenant. Two, closed after
+            // a minute idle, saved 48 MiB of machine memory per tenant (BENCHMARKS.md, density).
+            '--datastore-max-idle-connections=2',
+            '--datastore-connection-max-idle-time=60s',
           ],
           envVariables: {
             KINE_DB_PASSWORD: kplus.EnvValue.fromSecretValue({ secret: database, key: 'password' }),
             // Expanded by the kubelet from the variable above, so the password is in neither the manifest nor argv.
             KINE_ENDPOINT: kplus.EnvValue.fromValue(dsn),
-            GOMEMLIMIT: goMemLimit(),
+            ...this.goEnv,
           },
           volumeMounts: postgres.ca
             ? [
@@ -316,6 +333,8 @@ export class K8sControlPlane extends ControlPlaneBase {
             '--authorization-mode=RBAC',
             `--client-ca-file=${PKI}/ca.crt`,
             '--enable-priority-and-fairness=false',
+            // One replica: identity leases (a write every 10 s) serve only multi-replica storage-version bookkeeping.
+            '--feature-gates=APIServerIdentity=false',
             // Secrets are encrypted before they reach the shared PostgreSQL; the controller mints the key (M1).
             `--encryption-provider-config=${ENCRYPTION_DIR}/encryption-config.yaml`,
             '--endpoint-reconciler-type=none',
@@ -335,10 +354,12 @@ export class K8sControlPlane extends ControlPlaneBase {
             `--service-cluster-ip-range=${serviceCidr}`,
             `--tls-cert-file=${PKI}/apiserver.crt`,
             `--tls-private-key-file=${PKI}/apiserver.key`,
+            // Lists and watches go straight to kine (watches still work): the cache cost an idle tenant 12 mCPU.
+            '--watch-cache=false',
           ],
           envVariables: {
             POD_IP: kplus.EnvValue.fromFieldRef(kplus.EnvFieldPaths.POD_IP),
-            GOMEMLIMIT: goMemLimit(),
+            ...this.goEnv,
           },
           ports: [{ number: K8S_APISERVER_PORT, name: 'https' }],
           volumeMounts: [
@@ -432,7 +453,7 @@ export class K8sControlPlane extends ControlPlaneBase {
           ports: [{ number: 10257, name: 'https' }],
           envVariables: {
             POD_IP: kplus.EnvValue.fromFieldRef(kplus.EnvFieldPaths.POD_IP),
-            GOMEMLIMIT: goMemLimit(),
+            ...this.goEnv,
           },
           volumeMounts: [
             { path: PKI, volume: pki, readOnly: true },

@@ -317,6 +317,16 @@ describe('bad input fails with a message naming construct, prop and value', () =
     );
   });
 
+  test('fails when goGc is out of range', () => {
+    const { app, hosting } = setup();
+    expectConfigError(
+      () => new K8sControlPlane(app, 'g', { hosting, goGc: 0 }),
+      'K8sControlPlane "g"',
+      'invalid goGc 0',
+      'must be an integer from 10 to 1000',
+    );
+  });
+
   test('fails when a plane without workloads is put to sleep', () => {
     const { app, hosting } = setup();
     expectConfigError(

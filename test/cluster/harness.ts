@@ -37,16 +37,27 @@ process.env.KFLEX_STATE_FILE ??= path.join(
 export const STATE_FILE = process.env.KFLEX_STATE_FILE;
 const PG_BIN = process.env.KFLEX_PG_BIN ?? '/usr/lib/postgresql/15/bin';
 
-/** A free TCP port on 127.0.0.1 (racy like envtest's, callers retry on bind failure). */
+const handedOut = new Set<number>();
+
+/**
+ * A free TCP port on 127.0.0.1 (racy like envtest's with other processes), never one this process handed out
+ * before: many tenants are booted before any of them listens, and the kernel may offer a just-released port again.
+ */
 export async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = net.createServer();
-    srv.once('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const port = (srv.address() as net.AddressInfo).port;
-      srv.close(() => resolve(port));
+  for (;;) {
+    const port = await new Promise<number>((resolve, reject) => {
+      const srv = net.createServer();
+      srv.once('error', reject);
+      srv.listen(0, '127.0.0.1', () => {
+        const p = (srv.address() as net.AddressInfo).port;
+        srv.close(() => resolve(p));
+      });
     });
-  });
+    if (!handedOut.has(port)) {
+      handedOut.add(port);
+      return port;
+    }
+  }
 }
 
 /** Runs a command as the unprivileged `postgres` user when we are root (initdb refuses root). */
