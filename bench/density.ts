@@ -146,6 +146,7 @@ async function main(): Promise<void> {
   psql(pgState, `ALTER ROLE postgres PASSWORD '${pgPassword}'`);
   const state = { dir, pgPort: pg.port, pgPassword, pgCa: pgPki.ca, binDir, logDir };
   const rows: Row[] = [];
+  let live: Tenant[] = [];
   try {
     for (const variant of VARIANTS) {
       for (const n of NS) {
@@ -158,7 +159,9 @@ async function main(): Promise<void> {
           tenants.push(await bootTenant(state, name, undefined, undefined, synth(name, variant)));
         }
         const t0 = Date.now();
-        await Promise.all(tenants.map((t) => t.start()));
+        live = tenants;
+        // All at once on 2 cores: the last one may need minutes, so the timeout is generous.
+        await Promise.all(tenants.map((t) => t.start(900_000)));
         const lastReadyS = (Date.now() - t0) / 1000;
         await sleep(SETTLE_S * 1000);
         const pids = tenants.flatMap((t) => Object.values(t.procs).map((p) => p.pid));
@@ -204,6 +207,7 @@ async function main(): Promise<void> {
       }
     }
   } finally {
+    await Promise.all(live.map((t) => t.stop()));
     stopPostgres(pg.dataDir);
     fs.rmSync(dir, { recursive: true, force: true });
   }

@@ -66,7 +66,8 @@ export interface Tenant {
   kubeconfig: string;
   dbPassword: string;
   procs: Record<string, ContainerProcess>;
-  start: () => Promise<number>;
+  /** Starts the tenant's processes and resolves with the ms to /readyz (fails after timeoutMs, default 120 s). */
+  start: (timeoutMs?: number) => Promise<number>;
   stop: () => Promise<void>;
 }
 
@@ -167,7 +168,7 @@ export async function bootTenant(
     kubeconfig,
     dbPassword,
     procs: {},
-    start: async () => {
+    start: async (timeoutMs = 120_000) => {
       const t0 = Date.now();
       fs.mkdirSync(path.join(state.dir, 'pids'), { recursive: true });
       // Global teardown kills what these files name, so a restarted container's new pid is recorded too.
@@ -178,7 +179,7 @@ export async function bootTenant(
       };
       for (const [c, p] of Object.entries(tenant.procs)) recordPid(c, p.pid);
       // No fail-fast on exit: a container that exits is restarted, as in a pod.
-      await waitReady(`${server}/readyz`, pki, undefined, 120_000);
+      await waitReady(`${server}/readyz`, pki, undefined, timeoutMs);
       const readyMs = Date.now() - t0;
       const kcm = runPod(
         get('Deployment', 'kube-controller-manager').spec.template.spec,
