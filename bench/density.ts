@@ -5,11 +5,10 @@
 // Usage: N=10,25,50 VARIANTS=ours,kubeflex npm run bench:density (needs scripts/prepare-binaries.sh; loopback only).
 import * as fs from 'fs';
 import * as os from 'os';
-import * as path from 'path';
-import { Testing } from 'cdk8s';
-import { K8sControlPlane, K8sControlPlaneSize, KubeflexHosting } from '../lib';
-import { makePostgresPki, psql, startPostgres, stopPostgres } from '../test/cluster/harness';
-import { bootTenant, Tenant } from '../test/cluster/tenant';
+import { K8sControlPlaneSize } from '../lib';
+import { psql } from '../test/cluster/harness';
+import { bootTenant, synthTenant, Tenant } from '../test/cluster/tenant';
+import { benchPostgres } from './common';
 
 const NS = (process.env.N ?? '10,25,50').split(',').map(Number);
 const VARIANTS = (process.env.VARIANTS ?? 'ours,kubeflex').split(',');
@@ -59,11 +58,11 @@ function kubeflexFlags(objects: any[]): any[] {
   // KubeFlex runs `kine --endpoint <dsn>`: kine's defaults (kept on loopback here).
   const kine = api.containers.find((x: any) => x.name === 'kine');
   kine.args = kine.args.filter((a: string) => a.startsWith('--listen-address='));
-  c.env = (c.env ?? []).filter((e: any) => e.name !== 'GOMEMLIMIT');
-  for (const k of api.containers) k.env = (k.env ?? []).filter((e: any) => e.name !== 'GOMEMLIMIT');
   const kcm = copy.find((o: any) => o.kind === 'Deployment' && o.metadata.name === 'kube-controller-manager').spec
     .template.spec.containers[0];
-  kcm.env = (kcm.env ?? []).filter((e: any) => e.name !== 'GOMEMLIMIT');
+  // KubeFlex sets no Go runtime variables.
+  for (const k of [...api.containers, kcm])
+    k.env = (k.env ?? []).filter((e: any) => e.name !== 'GOMEMLIMIT' && e.name !== 'GOGC');
   kcm.args = kcm.args
     .filter(
       (a: string) => !a.startsWith('--controllers=') && !a.startsWith('--leader-elect') && a !== '--profiling=false',
@@ -107,10 +106,8 @@ const CANDIDATES: Record<string, Record<string, string[]>> = {
 };
 
 function synth(name: string, variant: string): any[] {
-  const app = Testing.app();
-  const hosting = new KubeflexHosting(app, 'hosting');
   const size = (/^ours-(small|medium|large)/.exec(variant)?.[1] ?? undefined) as K8sControlPlaneSize | undefined;
-  const objects = Testing.synth(new K8sControlPlane(app, name, { hosting, size }));
+  const objects = synthTenant(name, { size });
   if (variant === 'kubeflex') return kubeflexFlags(objects);
   const extra = variant
     .split('+')
@@ -135,16 +132,8 @@ interface Row {
 }
 
 async function main(): Promise<void> {
-  const binDir = process.env.KFLEX_BIN_DIR ?? path.join(os.homedir(), '.cache/cdk8s-kubeflex/bin');
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'kflex-density-'));
-  const logDir = path.join(dir, 'logs');
-  fs.mkdirSync(logDir);
-  const pgPki = makePostgresPki(path.join(dir, 'pg-pki'));
-  const pg = await startPostgres(dir, logDir, pgPki);
-  const pgState = { pgPort: pg.port, pgSocketDir: pg.socketDir };
-  const pgPassword = 'bench-' + process.pid;
-  psql(pgState, `ALTER ROLE postgres PASSWORD '${pgPassword}'`);
-  const state = { dir, pgPort: pg.port, pgPassword, pgCa: pgPki.ca, binDir, logDir };
+  const { state, stop } = await benchPostgres('kflex-density-');
+  const pgState = { pgPort: state.pgPort, pgSocketDir: state.pgSocketDir };
   const rows: Row[] = [];
   let live: Tenant[] = [];
   try {
@@ -208,8 +197,7 @@ async function main(): Promise<void> {
     }
   } finally {
     await Promise.all(live.map((t) => t.stop()));
-    stopPostgres(pg.dataDir);
-    fs.rmSync(dir, { recursive: true, force: true });
+    stop();
   }
   console.log(
     `Idle ${SETTLE_S} s, then CPU over ${IDLE_S} s; per tenant (${os.cpus().length} cores, ${(os.totalmem() / 2 ** 30).toFixed(0)} GiB):`,

@@ -2,10 +2,8 @@
 // kube-controller-manager, with our synthesized flags), on a private PostgreSQL. Median of several runs.
 // Usage: npm run bench:tenant (needs scripts/prepare-binaries.sh; runs processes on loopback only).
 import * as fs from 'fs';
-import * as os from 'os';
-import * as path from 'path';
-import { makePostgresPki, startPostgres, stopPostgres, psql } from '../test/cluster/harness';
 import { bootTenant } from '../test/cluster/tenant';
+import { benchPostgres } from './common';
 
 const RUNS = Number(process.env.RUNS ?? 3);
 const IDLE_MS = Number(process.env.IDLE_MS ?? 30_000);
@@ -17,18 +15,11 @@ function rssMiB(pid: number): number {
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 
 async function main(): Promise<void> {
-  const binDir = process.env.KFLEX_BIN_DIR ?? path.join(os.homedir(), '.cache/cdk8s-kubeflex/bin');
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'kflex-bench-'));
-  const logDir = path.join(dir, 'logs');
-  fs.mkdirSync(logDir);
-  const pgPki = makePostgresPki(path.join(dir, 'pg-pki'));
-  const pg = await startPostgres(dir, logDir, pgPki);
-  const pgPassword = 'bench-' + process.pid;
-  psql({ pgPort: pg.port, pgSocketDir: pg.socketDir }, `ALTER ROLE postgres PASSWORD '${pgPassword}'`);
+  const { state, stop } = await benchPostgres('kflex-bench-');
   const rows: { ready: number; apiserver: number; kine: number; kcm: number; total: number }[] = [];
   try {
     for (let i = 0; i < RUNS; i++) {
-      const t = await bootTenant({ dir, pgPort: pg.port, pgPassword, pgCa: pgPki.ca, binDir, logDir }, `bench-${i}`);
+      const t = await bootTenant(state, `bench-${i}`);
       const ready = await t.start();
       await new Promise((r) => setTimeout(r, IDLE_MS));
       const r = {
@@ -43,8 +34,7 @@ async function main(): Promise<void> {
       await t.stop();
     }
   } finally {
-    stopPostgres(pg.dataDir);
-    fs.rmSync(dir, { recursive: true, force: true });
+    stop();
   }
   console.log(`${RUNS} runs, RSS read after ${IDLE_MS / 1000} s idle; medians:`);
   console.log(

@@ -65,20 +65,18 @@ export function resolveK8sResources(
     // Below 32 MiB no component starts; GOMEMLIMIT would make the Go runtime collect without pause.
     checkInteger(construct, `${prop}.memoryRequestMi`, res.memoryRequestMi, 16, 1_048_576);
     checkInteger(construct, `${prop}.memoryLimitMi`, res.memoryLimitMi, 32, 1_048_576);
-    if (res.cpuRequestMillis > res.cpuLimitMillis)
-      throw new KubeflexConfigError(
-        construct,
-        `${prop}.cpuRequestMillis`,
-        res.cpuRequestMillis,
-        `must be at most cpuLimitMillis (${res.cpuLimitMillis})`,
-      );
-    if (res.memoryRequestMi > res.memoryLimitMi)
-      throw new KubeflexConfigError(
-        construct,
-        `${prop}.memoryRequestMi`,
-        res.memoryRequestMi,
-        `must be at most memoryLimitMi (${res.memoryLimitMi})`,
-      );
+    for (const [request, limit] of [
+      ['cpuRequestMillis', 'cpuLimitMillis'],
+      ['memoryRequestMi', 'memoryLimitMi'],
+    ] as const) {
+      if (res[request] > res[limit])
+        throw new KubeflexConfigError(
+          construct,
+          `${prop}.${request}`,
+          res[request],
+          `must be at most ${limit} (${res[limit]})`,
+        );
+    }
   }
   return out;
 }

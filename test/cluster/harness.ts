@@ -71,33 +71,48 @@ export function runPg(bin: string, args: string[]): string {
   return execFileSync(cmd, a, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
 }
 
-/** A CA and a PostgreSQL server certificate for the names the bundled server's certificate carries. */
-export function makePostgresPki(dir: string): { ca: { cert: string; key: string }; cert: string; key: string } {
+/**
+ * A CA made with the openssl CLI in `dir` (`ca.crt`/`ca.key`, P-256, valid `caDays`), and a function that signs
+ * `<name>.crt`/`<name>.key` with it for a subject and an extension file's text.
+ */
+function opensslCa(dir: string, cn: string, caDays: number) {
   fs.mkdirSync(dir, { recursive: true });
   const o = (...args: string[]) => execFileSync('openssl', args, { cwd: dir, stdio: 'pipe' });
+  // A fresh P-256 key with no passphrase, for every certificate.
   const newKey = ['-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-keyout'];
-  o('req', '-x509', ...newKey, 'ca.key', '-out', 'ca.crt', '-days', '3650', '-subj', '/CN=kflex-test-postgres-ca');
-  o('req', ...newKey, 'server.key', '-out', 'server.csr', '-subj', '/CN=postgres-postgresql.kubeflex-system.svc');
-  fs.writeFileSync(
-    path.join(dir, 'server.ext'),
+  o('req', '-x509', ...newKey, 'ca.key', '-out', 'ca.crt', '-days', String(caDays), '-subj', `/CN=${cn}`);
+  const sign = (name: string, subj: string, ext: string, days: number) => {
+    o('req', ...newKey, `${name}.key`, '-out', `${name}.csr`, '-subj', subj);
+    fs.writeFileSync(path.join(dir, `${name}.ext`), ext);
+    o(
+      'x509',
+      '-req',
+      '-in',
+      `${name}.csr`,
+      '-CA',
+      'ca.crt',
+      '-CAkey',
+      'ca.key',
+      '-CAcreateserial',
+      '-out',
+      `${name}.crt`,
+      '-days',
+      String(days),
+      '-extfile',
+      `${name}.ext`,
+    );
+  };
+  return { o, sign };
+}
+
+/** A CA and a PostgreSQL server certificate for the names the bundled server's certificate carries. */
+export function makePostgresPki(dir: string): { ca: { cert: string; key: string }; cert: string; key: string } {
+  const { sign } = opensslCa(dir, 'kflex-test-postgres-ca', 3650);
+  sign(
+    'server',
+    '/CN=postgres-postgresql.kubeflex-system.svc',
     'subjectAltName=DNS:postgres-postgresql.kubeflex-system.svc,DNS:localhost\nextendedKeyUsage=serverAuth\n',
-  );
-  o(
-    'x509',
-    '-req',
-    '-in',
-    'server.csr',
-    '-CA',
-    'ca.crt',
-    '-CAkey',
-    'ca.key',
-    '-CAcreateserial',
-    '-out',
-    'server.crt',
-    '-days',
-    '30',
-    '-extfile',
-    'server.ext',
+    30,
   );
   const read = (f: string) => fs.readFileSync(path.join(dir, f), 'utf8');
   return { ca: { cert: read('ca.crt'), key: read('ca.key') }, cert: read('server.crt'), key: read('server.key') };
@@ -177,33 +192,9 @@ export function psql(state: Pick<ClusterState, 'pgPort' | 'pgSocketDir'>, sql: s
 
 /** Minimal PKI with the openssl CLI: a CA, a serving cert for 127.0.0.1, an admin client cert, an SA key pair. */
 export function makePki(dir: string, opts: { cn?: string; sans?: string[] } = {}): void {
-  fs.mkdirSync(dir, { recursive: true });
-  const o = (...args: string[]) => execFileSync('openssl', args, { cwd: dir, stdio: 'pipe' });
+  const { o, sign: signFor } = opensslCa(dir, 'kflex-test-ca', 2);
   const sans = opts.sans ?? ['IP:127.0.0.1', 'DNS:localhost'];
-  // A fresh P-256 key with no passphrase, for every certificate below.
-  const newKey = ['-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-keyout'];
-  o('req', '-x509', ...newKey, 'ca.key', '-out', 'ca.crt', '-days', '2', '-subj', '/CN=kflex-test-ca');
-  const sign = (name: string, subj: string, ext: string) => {
-    o('req', ...newKey, `${name}.key`, '-out', `${name}.csr`, '-subj', subj);
-    fs.writeFileSync(path.join(dir, `${name}.ext`), ext);
-    o(
-      'x509',
-      '-req',
-      '-in',
-      `${name}.csr`,
-      '-CA',
-      'ca.crt',
-      '-CAkey',
-      'ca.key',
-      '-CAcreateserial',
-      '-out',
-      `${name}.crt`,
-      '-days',
-      '2',
-      '-extfile',
-      `${name}.ext`,
-    );
-  };
+  const sign = (name: string, subj: string, ext: string) => signFor(name, subj, ext, 2);
   sign(
     'apiserver',
     `/CN=${opts.cn ?? 'kube-apiserver'}`,

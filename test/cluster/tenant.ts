@@ -5,7 +5,7 @@ import * as fs from 'fs';
 import * as path from 'path';
 import { Testing } from 'cdk8s';
 import { parse } from 'yaml';
-import { DB_PROVISION_SQL, K8sControlPlane, KubeflexHosting } from '../../lib';
+import { DB_PROVISION_SQL, K8sControlPlane, K8sControlPlaneProps, KubeflexHosting } from '../../lib';
 import { encryptionConfig } from '../../lib/controller/core';
 import { ClusterState, freePort, makePki, waitReady, writeKubeconfig } from './harness';
 import { ContainerProcess, runPod } from './pod-to-process';
@@ -53,11 +53,11 @@ export function runProvisionJob(
   }
 }
 
-/** The objects a K8sControlPlane named `name` synthesizes (default hosting install). */
-function synthTenant(name: string): any[] {
+/** The objects a K8sControlPlane named `name` synthesizes (default hosting install, optional extra props). */
+export function synthTenant(name: string, props: Omit<K8sControlPlaneProps, 'hosting'> = {}): any[] {
   const app = Testing.app();
   const hosting = new KubeflexHosting(app, 'hosting');
-  return Testing.synth(new K8sControlPlane(app, name, { hosting }));
+  return Testing.synth(new K8sControlPlane(app, name, { ...props, hosting }));
 }
 
 export interface Tenant {
