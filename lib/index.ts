@@ -9,6 +9,7 @@ export * from './control-plane';
 export * from './k8s-control-plane';
 export * from './k3s-control-plane';
 export * from './vcluster-control-plane';
+export * from './vcluster-config';
 export * from './host-control-plane';
 export * from './external-control-plane';
 export * from './synth';

@@ -1,4 +1,5 @@
-import { ApiObject, Duration, JsonPatch } from 'cdk8s';
+import { createHash } from 'crypto';
+import { ApiObject, Duration, JsonPatch, Size } from 'cdk8s';
 import * as kplus from 'cdk8s-plus-28';
 import { Construct } from 'constructs';
 import { VCLUSTER_KUBECONFIG_SECRET, VCLUSTER_RELEASE } from './wire';
@@ -6,8 +7,8 @@ import { stringify } from 'yaml';
 import { ControlPlaneSpecType } from '../imports/tenancy.kflex.kubestellar.org';
 import { ControlPlaneBase, ControlPlaneProps } from './control-plane';
 import { checkDnsSubdomain, parseStorageSize } from './errors';
-import { resources } from './security';
-import { IMAGES, KUBERNETES_VERSION, VCLUSTER_VERSION } from './versions';
+import { vclusterConfig } from './vcluster-config';
+import { IMAGES, VCLUSTER_VERSION } from './versions';
 
 /** Props of VClusterControlPlane. */
 export interface VClusterControlPlaneProps extends ControlPlaneProps {
@@ -34,8 +35,10 @@ export class VClusterControlPlane extends ControlPlaneBase {
   public readonly statefulSet: kplus.StatefulSet;
   /** Service `vcluster` (443 -> 8443). */
   public readonly service: kplus.Service;
-  /** The values the chart would be rendered with (also stored in Secret `vc-config-vcluster`). */
+  /** Our values: what we choose over the chart's defaults. */
   public readonly values: Record<string, unknown>;
+  /** The complete configuration vCluster reads (chart defaults + values), stored in Secret `vc-config-vcluster`. */
+  public readonly config: Record<string, unknown>;
 
   public constructor(scope: Construct, id: string, props: VClusterControlPlaneProps) {
     super(scope, id, props, {
@@ -55,11 +58,13 @@ export class VClusterControlPlane extends ControlPlaneBase {
 
     this.values = {
       controlPlane: {
-        distro: { k8s: { enabled: true, version: KUBERNETES_VERSION } },
+        // The Kubernetes binaries come from the chart's default image (distro.k8s.image, tag v1.32.8 at 0.26.1).
+        distro: { k8s: { enabled: true } },
         backingStore: { database: { embedded: { enabled: true } } },
         proxy: { extraSANs: [host, `${r}.${ns}`, this.names.serviceHost(r), props.hosting.hostContainer] },
         statefulSet: {
           persistence: { volumeClaim: { size: storageSize, storageClass: props.storageClassName ?? '' } },
+          image: imageRef(props.image ?? IMAGES.vclusterSyncer),
         },
       },
       exportKubeConfig: { server: `https://${host}:${props.hosting.externalPort}`, context: this.names.name },
@@ -70,7 +75,11 @@ export class VClusterControlPlane extends ControlPlaneBase {
         resourceQuota: { enabled: true },
         limitRange: { enabled: true },
       },
+      // On in the chart: a tenant's control plane reports nothing to third parties.
+      telemetry: { enabled: false },
     };
+    this.config = vclusterConfig(this.values);
+    const configYaml = stringify(this.config);
 
     const sa = new kplus.ServiceAccount(this, 'ServiceAccount', {
       metadata: { name: `vc-${r}`, namespace: ns },
@@ -92,25 +101,19 @@ export class VClusterControlPlane extends ControlPlaneBase {
       core('persistentvolumeclaims'),
     );
     role.allow(['patch', 'update'], core('pods/status'), core('pods/ephemeralcontainers'));
-    role.allow(
-      ['get', 'list', 'watch', 'patch', 'update'],
-      apps('statefulsets'),
-      apps('replicasets'),
-      apps('deployments'),
-    );
-    role.allow(['get', 'list', 'watch'], core('endpoints'), core('pods/log'));
+    // As the chart's Role for this configuration: endpoints are written (sync.toHost.endpoints), apps only read.
+    role.allow(['create', 'delete', 'patch', 'update', 'get', 'list', 'watch'], core('endpoints'));
+    role.allow(['get', 'list', 'watch'], apps('statefulsets'), apps('replicasets'), apps('deployments'));
+    role.allow(['get', 'list', 'watch'], core('pods/log'));
+    // Beyond the chart (read only there): the syncer can record host events about synced objects.
     role.allow(['create', 'get', 'list', 'watch'], core('events'));
-    role.allow(
-      ['create', 'delete', 'patch', 'update', 'get', 'list', 'watch'],
-      kplus.ApiResource.custom({ apiGroup: 'discovery.k8s.io', resourceType: 'endpointslices' }),
-    );
     const binding = new kplus.RoleBinding(this, 'RoleBinding', { metadata: { name: `vc-${r}`, namespace: ns }, role });
     binding.addSubjects(sa);
 
     // The chart's values Secret: configuration only, no credentials (the syncer generates its own PKI at runtime).
     const config = new kplus.Secret(this, 'Config', {
       metadata: { name: `vc-config-${r}`, namespace: ns },
-      stringData: { 'config.yaml': stringify(this.values) },
+      stringData: { 'config.yaml': configYaml },
     });
 
     this.service = new kplus.Service(this, 'Service', {
@@ -155,20 +158,28 @@ export class VClusterControlPlane extends ControlPlaneBase {
       replicas: this.replicas,
       select: false,
       podManagementPolicy: kplus.PodManagementPolicy.PARALLEL,
-      podMetadata: { labels },
+      // The chart's annotation: a configuration change rolls the pod.
+      podMetadata: {
+        labels,
+        annotations: { vClusterConfigHash: createHash('sha256').update(configYaml).digest('hex') },
+      },
+      terminationGracePeriod: Duration.seconds(10),
       serviceAccount: sa,
       automountServiceAccountToken: true,
       securityContext: { ensureNonRoot: false },
       initContainers: [
         {
           name: 'kubernetes',
-          image: props.kubernetesImage ?? IMAGES.vclusterKubernetes,
+          image: props.kubernetesImage ?? k8sImage(this.config),
           imagePullPolicy: kplus.ImagePullPolicy.IF_NOT_PRESENT,
           command: ['cp'],
           args: ['-r', '/kubernetes/.', '/binaries/'],
           volumeMounts: [{ path: '/binaries', volume: binaries }],
           securityContext: security,
-          resources: resources(10, 16, 500, 128),
+          resources: {
+            cpu: { request: kplus.Cpu.millis(40), limit: kplus.Cpu.millis(100) },
+            memory: { request: Size.mebibytes(64), limit: Size.mebibytes(256) },
+          },
         },
       ],
       containers: [
@@ -181,6 +192,7 @@ export class VClusterControlPlane extends ControlPlaneBase {
             POD_IP: kplus.EnvValue.fromFieldRef(kplus.EnvFieldPaths.POD_IP),
             POD_NAME: kplus.EnvValue.fromFieldRef(kplus.EnvFieldPaths.POD_NAME),
             NODE_NAME: kplus.EnvValue.fromFieldRef(kplus.EnvFieldPaths.NODE_NAME),
+            NODE_IP: kplus.EnvValue.fromFieldRef(kplus.EnvFieldPaths.NODE_IP),
             VCLUSTER_NAME: kplus.EnvValue.fromValue(r),
           },
           volumeMounts: [
@@ -195,10 +207,23 @@ export class VClusterControlPlane extends ControlPlaneBase {
             { path: '/var/log', volume: empty('Logs', 'logs') },
           ],
           securityContext: security,
-          resources: resources(200, 256, 2000, 2048),
-          liveness: probe('/healthz', { periodSeconds: Duration.seconds(2), failureThreshold: 60 }),
-          readiness: probe('/readyz', { periodSeconds: Duration.seconds(2), failureThreshold: 60 }),
-          startup: probe('/readyz', { periodSeconds: Duration.seconds(6), failureThreshold: 300 }),
+          // The chart's probe settings (3 s timeouts: a 1 s /readyz flaps under load).
+          liveness: probe('/healthz', {
+            initialDelaySeconds: Duration.seconds(60),
+            periodSeconds: Duration.seconds(2),
+            failureThreshold: 60,
+            timeoutSeconds: Duration.seconds(3),
+          }),
+          readiness: probe('/readyz', {
+            periodSeconds: Duration.seconds(2),
+            failureThreshold: 60,
+            timeoutSeconds: Duration.seconds(3),
+          }),
+          startup: probe('/readyz', {
+            periodSeconds: Duration.seconds(6),
+            failureThreshold: 300,
+            timeoutSeconds: Duration.seconds(3),
+          }),
         },
       ],
     });
@@ -211,6 +236,15 @@ export class VClusterControlPlane extends ControlPlaneBase {
     if (props.storageClassName) claim.storageClassName = props.storageClassName;
     const api = ApiObject.of(this.statefulSet);
     api.addJsonPatch(JsonPatch.add('/spec/volumeClaimTemplates', [{ metadata: { name: 'data' }, spec: claim }]));
+    const q = (v: string) => kplus.k8s.Quantity.fromString(v);
+    // The chart's syncer resources: no CPU limit (API server, KCM and syncer share this container), an
+    // ephemeral-storage guard (cdk8s-plus cannot express 400Mi of ephemeral storage).
+    api.addJsonPatch(
+      JsonPatch.add('/spec/template/spec/containers/0/resources', {
+        requests: { cpu: q('200m'), memory: q('256Mi'), 'ephemeral-storage': q('400Mi') },
+        limits: { memory: q('2Gi'), 'ephemeral-storage': q('8Gi') },
+      }),
+    );
     api.addJsonPatch(
       JsonPatch.add('/spec/persistentVolumeClaimRetentionPolicy', { whenDeleted: 'Retain', whenScaled: 'Retain' }),
     );
@@ -219,4 +253,21 @@ export class VClusterControlPlane extends ControlPlaneBase {
     );
     this.expose(this.service, 443, 'https');
   }
+}
+
+/** `registry/repository:tag` as the chart's image fields. */
+function imageRef(image: string): { registry: string; repository: string; tag: string } {
+  const at = image.lastIndexOf(':');
+  const [name, tag] = at > image.lastIndexOf('/') ? [image.slice(0, at), image.slice(at + 1)] : [image, ''];
+  const slash = name.indexOf('/');
+  const first = name.slice(0, slash);
+  return slash > 0 && /[.:]/.test(first)
+    ? { registry: first, repository: name.slice(slash + 1), tag }
+    : { registry: '', repository: name, tag };
+}
+
+/** The init container's image as the chart derives it from `controlPlane.distro.k8s.image`. */
+function k8sImage(config: Record<string, any>): string {
+  const i = config.controlPlane.distro.k8s.image as { registry: string; repository: string; tag: string };
+  return `${i.registry ? `${i.registry}/` : ''}${i.repository}:${i.tag}`;
 }

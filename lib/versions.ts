@@ -7,7 +7,11 @@ export const KINE_VERSION = 'v0.16.4';
 export const K3S_VERSION = 'v1.32.2+k3s1';
 /** vCluster release whose chart objects `VClusterControlPlane` synthesizes natively. */
 export const VCLUSTER_VERSION = '0.26.1';
-export const POSTGRES_VERSION = '16.10';
+/**
+ * The bundled PostgreSQL: the major version the test suite runs (Debian 12 ships 15; the real node runs this
+ * version's server from Debian's packages under the image's name), so what we ship is what we test.
+ */
+export const POSTGRES_VERSION = '15.18';
 
 export const IMAGES = {
   kubeApiserver: `registry.k8s.io/kube-apiserver:${KUBERNETES_VERSION}`,
@@ -15,7 +19,8 @@ export const IMAGES = {
   kine: `docker.io/rancher/kine:${KINE_VERSION}`,
   k3s: `docker.io/rancher/k3s:${K3S_VERSION.replace('+', '-')}`,
   vclusterSyncer: `ghcr.io/loft-sh/vcluster-oss:${VCLUSTER_VERSION}`,
-  vclusterKubernetes: `ghcr.io/loft-sh/kubernetes:${KUBERNETES_VERSION}`,
+  /** The chart's default `controlPlane.distro.k8s.image` at VCLUSTER_VERSION (lib/vcluster-config.ts). */
+  vclusterKubernetes: 'ghcr.io/loft-sh/kubernetes:v1.32.8',
   postgres: `docker.io/library/postgres:${POSTGRES_VERSION}`,
   kubectl: `registry.k8s.io/kubectl:${KUBERNETES_VERSION}`,
   controller: 'ghcr.io/cdk8s-kubeflex/controller:0.1.0',

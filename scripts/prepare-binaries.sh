@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Builds the real control-plane binaries the test suite runs (kube-apiserver, kube-controller-manager, kine)
-# from the Go module proxy into a cache outside the repository. Skips whatever already has the right version.
+# Builds the real binaries the test suite runs from the Go module proxy into a cache outside the repository:
+# the control plane (kube-apiserver, kube-controller-manager, kine) and, for the real node of test/node, kubelet,
+# kube-proxy, kube-scheduler, kubectl, CoreDNS and a pause program. Skips whatever already has the right version.
 # v1.32.2 is the newest 1.32 patch whose staging modules are all on the module proxy reachable here.
 # Cost: the first build takes ~15-25 min on 2 cores (kube-apiserver dominates); later runs take seconds.
 set -euo pipefail
@@ -21,10 +22,17 @@ have_version() { # binary expected-substring
   [ -x "$1" ] && "$1" --version 2>/dev/null | grep -q -- "$2"
 }
 
-if have_version "$BIN/kube-apiserver" "$K8S_VERSION" && have_version "$BIN/kube-controller-manager" "$K8S_VERSION"; then
-  echo "prepare-binaries: kube-apiserver and kube-controller-manager $K8S_VERSION present"
+K8S_CMDS="kube-apiserver kube-controller-manager kube-scheduler kubelet kube-proxy kubectl"
+missing=""
+for c in $K8S_CMDS; do
+  if [ "$c" = kubectl ]; then
+    { [ -x "$BIN/kubectl" ] && "$BIN/kubectl" version --client 2>/dev/null | grep -q -- "$K8S_VERSION"; } || missing="$missing $c"
+  else have_version "$BIN/$c" "$K8S_VERSION" || missing="$missing $c"; fi
+done
+if [ -z "$missing" ]; then
+  echo "prepare-binaries: $K8S_CMDS $K8S_VERSION present"
 else
-  echo "prepare-binaries: building kube-apiserver and kube-controller-manager $K8S_VERSION (first time ~15-25 min)"
+  echo "prepare-binaries: building$missing $K8S_VERSION (first time ~20-30 min, kube-apiserver and kubelet dominate)"
   minor="${K8S_VERSION#v1.}"; minor="${minor%%.*}"
   staging="v0.${K8S_VERSION#v1.}"
   wrap="$CACHE/kbuild-$K8S_VERSION"
@@ -48,7 +56,7 @@ else
       -X k8s.io/component-base/version.gitMajor=1 -X k8s.io/component-base/version.gitMinor=$minor \
       -X k8s.io/component-base/version.gitTreeState=clean \
       -X k8s.io/client-go/pkg/version.gitVersion=$K8S_VERSION" \
-    k8s.io/kubernetes/cmd/kube-apiserver k8s.io/kubernetes/cmd/kube-controller-manager)
+    $(for c in $missing; do echo "k8s.io/kubernetes/cmd/$c"; done))
 fi
 
 if have_version "$BIN/kine" "$KINE_VERSION" || [ "$(cat "$BIN/.kine-version" 2>/dev/null)" = "$KINE_VERSION" ] && [ -x "$BIN/kine" ]; then
@@ -57,6 +65,20 @@ else
   echo "prepare-binaries: building kine $KINE_VERSION"
   GOBIN="$BIN" go install -trimpath -ldflags "-s -w -X github.com/k3s-io/kine/pkg/version.Version=$KINE_VERSION" "github.com/k3s-io/kine@$KINE_VERSION"
   echo "$KINE_VERSION" > "$BIN/.kine-version"
+fi
+
+COREDNS_VERSION="${COREDNS_VERSION:-v1.11.4}"
+if [ -x "$BIN/coredns" ] && "$BIN/coredns" -version 2>/dev/null | grep -q "CoreDNS-${COREDNS_VERSION#v}"; then
+  echo "prepare-binaries: coredns $COREDNS_VERSION present"
+else
+  echo "prepare-binaries: building coredns $COREDNS_VERSION (~3 min the first time)"
+  GOBIN="$BIN" go install -trimpath -ldflags "-s -w" "github.com/coredns/coredns@$COREDNS_VERSION"
+fi
+
+# The pod sandbox program (stands in for registry.k8s.io/pause): our own source in test/node/pause.
+pause_src="$(cd "$(dirname "$0")/.." && pwd)/test/node/pause"
+if [ ! -x "$BIN/pause" ] || [ "$pause_src/main.go" -nt "$BIN/pause" ]; then
+  (cd "$pause_src" && go build -trimpath -ldflags "-s -w" -o "$BIN/pause" .)
 fi
 
 "$BIN/kube-apiserver" --version

@@ -11,6 +11,9 @@ else
   echo "################################################################################" >&2
 fi
 
+# The real node's Debian packages (test/node); without them only the node suites are skipped, loudly.
+bash scripts/prepare-node.sh || true
+
 npm run --silent build
 npm run --silent lint
 bash scripts/consumer-smoke.sh

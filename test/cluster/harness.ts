@@ -191,7 +191,10 @@ export function psql(state: Pick<ClusterState, 'pgPort' | 'pgSocketDir'>, sql: s
 }
 
 /** Minimal PKI with the openssl CLI: a CA, a serving cert for 127.0.0.1, an admin client cert, an SA key pair. */
-export function makePki(dir: string, opts: { cn?: string; sans?: string[] } = {}): void {
+export function makePki(
+  dir: string,
+  opts: { cn?: string; sans?: string[]; extra?: Array<{ name: string; subj: string; ext: string }> } = {},
+): void {
   const { o, sign: signFor } = opensslCa(dir, 'kflex-test-ca', 2);
   const sans = opts.sans ?? ['IP:127.0.0.1', 'DNS:localhost'];
   const sign = (name: string, subj: string, ext: string) => signFor(name, subj, ext, 2);
@@ -203,6 +206,7 @@ export function makePki(dir: string, opts: { cn?: string; sans?: string[] } = {}
   sign('admin', '/O=system:masters/CN=kubernetes-admin', 'extendedKeyUsage=clientAuth\n');
   sign('kcm', '/CN=system:kube-controller-manager', 'extendedKeyUsage=clientAuth\n');
   sign('front-proxy-client', '/CN=front-proxy-client', 'extendedKeyUsage=clientAuth\n');
+  for (const c of opts.extra ?? []) sign(c.name, c.subj, c.ext);
   o('genpkey', '-algorithm', 'RSA', '-pkeyopt', 'rsa_keygen_bits:2048', '-out', 'sa.key');
   o('pkey', '-in', 'sa.key', '-pubout', '-out', 'sa.pub');
 }

@@ -1,0 +1,239 @@
+// The example platform as real Pods on a real node (node-cluster.ts): images built here, scheduled by the scheduler,
+// run by the kubelet, readiness from the kubelet's probes. Nothing here patches a status.
+import { execFileSync, spawnSync } from 'child_process';
+import * as fs from 'fs';
+import * as path from 'path';
+import { ClusterState, loadState, waitFor } from '../cluster/harness';
+import { leftovers, NodeCluster, nodeUnavailable, startNode } from './node-cluster';
+
+const REPO = path.resolve(__dirname, '../..');
+const state: ClusterState = loadState();
+const unavailable = state.skipped ?? nodeUnavailable(state.binDir);
+const suite = unavailable ? describe.skip : describe;
+if (unavailable) console.warn(`### SKIPPED real node tests: ${unavailable}`);
+
+const dist = (f: string) => path.join(REPO, 'dist', f);
+
+suite('the example platform on a real node', () => {
+  let node: NodeCluster;
+  let stopped = false;
+  const k = (args: string[], input?: string) =>
+    execFileSync(path.join(state.binDir, 'kubectl'), [`--kubeconfig=${node.kubeconfig}`, ...args], {
+      encoding: 'utf8',
+      input,
+      stdio: 'pipe',
+      timeout: 300_000,
+    });
+  const apply = (file: string) => k(['apply', '--server-side', '--field-manager=cdk8s-kubeflex', '-f', file]);
+  const applyPlane = (name: string) => {
+    apply(dist(`00-base/${name}.k8s.yaml`));
+    apply(dist(`${name}.k8s.yaml`));
+  };
+  const ready = (cp: string) =>
+    k(['get', 'cp', cp, '-o', 'jsonpath={.status.conditions[?(@.type=="Ready")].status}']).trim() === 'True';
+  const waitPlaneReady = (cp: string, timeoutMs = 240_000) =>
+    waitFor(`ControlPlane ${cp} Ready=True`, () => ready(cp), timeoutMs);
+  /** A client of the tenant's API server through its Service's ClusterIP (kube-proxy), as a pod would reach it. */
+  const tenant = (cp: string, args: string[], kubeconfigFile: string, context?: string) => {
+    const ip = k(['get', 'svc', '-n', `${cp}-system`, cp, '-o', 'jsonpath={.spec.clusterIP}']).trim();
+    const port = k(['get', 'svc', '-n', `${cp}-system`, cp, '-o', 'jsonpath={.spec.ports[0].port}']).trim();
+    return execFileSync(
+      path.join(state.binDir, 'kubectl'),
+      [
+        `--kubeconfig=${kubeconfigFile}`,
+        ...(context ? [`--context=${context}`] : []),
+        `--server=https://${ip}:${port}`,
+        `--tls-server-name=${cp}.${cp}-system.svc`,
+        ...args,
+      ],
+      { encoding: 'utf8', stdio: 'pipe', timeout: 60_000 },
+    );
+  };
+  const secretFile = (ns: string, name: string, key: string) => {
+    const data = JSON.parse(k(['get', 'secret', '-n', ns, name, '-o', 'json'])).data[key];
+    const file = path.join(node.dir, `${ns}-${name}-${key}`);
+    fs.writeFileSync(file, Buffer.from(data, 'base64'), { mode: 0o600 });
+    return file;
+  };
+  const podsOf = (ns: string) => JSON.parse(k(['get', 'pods', '-n', ns, '-o', 'json'])).items as any[];
+  const psqlInPod = (sql: string) =>
+    k(['exec', '-n', 'kubeflex-system', 'postgres-postgresql-0', '--', 'psql', '-U', 'postgres', '-Atc', sql]).trim();
+
+  beforeAll(async () => {
+    node = await startNode({
+      binDir: state.binDir,
+      logRoot: state.logDir,
+      pgPort: state.pgPort,
+      pgPassword: state.pgPassword,
+      pgSocketDir: state.pgSocketDir,
+    });
+    process.stderr.write(`\nreal node ready in ${node.readyMs} ms (logs: ${node.logDir})\n`);
+  }, 300_000);
+  afterAll(async () => {
+    if (node && !stopped) await node.stop();
+  }, 180_000);
+
+  test('the node is Ready, with every local image listed next to the upstream image it stands in for', () => {
+    const conditions = JSON.parse(k(['get', 'node', 'kflex-node', '-o', 'json'])).status.conditions as any[];
+    expect(conditions.find((c) => c.type === 'Ready')).toMatchObject({ status: 'True', reason: 'KubeletReady' });
+    const imported = node.ctr(['images', 'ls', '-q']);
+    for (const image of node.images) {
+      expect(imported).toContain(image.name.replace(/^docker\.io\/library\//, 'docker.io/library/'));
+      expect(image.standsInFor).toMatch(new RegExp(`^${image.name.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&')}: `));
+    }
+    console.log(`local images:\n${node.images.map((i) => `- ${i.standsInFor}`).join('\n')}`);
+    // CoreDNS is a real Pod, Ready by its own probe.
+    expect(k(['get', 'deploy', '-n', 'kube-system', 'coredns', '-o', 'jsonpath={.status.readyReplicas}'])).toBe('1');
+  });
+
+  test('the hosting install runs: the controller Pod mints with its own ServiceAccount, PostgreSQL on a local PV', async () => {
+    node.addLocalVolume('postgres-data', '8Gi');
+    apply(dist('00-base/hosting.k8s.yaml'));
+    apply(dist('hosting.k8s.yaml'));
+    k(['-n', 'kubeflex-system', 'rollout', 'status', 'deployment/kubeflex-controller-manager', '--timeout=180s']);
+    k(['-n', 'kubeflex-system', 'rollout', 'status', 'statefulset/postgres-postgresql', '--timeout=180s']);
+    const [controller] = podsOf('kubeflex-system').filter(
+      (p) => p.metadata.labels?.app === 'kubeflex-controller-manager',
+    );
+    expect(controller.spec).toMatchObject({
+      serviceAccountName: 'kubeflex-controller-manager',
+      nodeName: 'kflex-node',
+    });
+    expect(controller.status.containerStatuses[0]).toMatchObject({ ready: true, restartCount: 0 });
+    // What the controller minted in its Pod: the superuser password and PostgreSQL's TLS, which the server uses.
+    expect(k(['get', 'secret', '-n', 'kubeflex-system', 'postgres-postgresql', '-o', 'name']).trim()).toBe(
+      'secret/postgres-postgresql',
+    );
+    expect(
+      k(['get', 'pvc', '-n', 'kubeflex-system', 'data-postgres-postgresql-0', '-o', 'jsonpath={.spec.volumeName}']),
+    ).toBe('postgres-data');
+    expect(psqlInPod('SHOW ssl')).toBe('on');
+    expect(psqlInPod("SELECT split_part(version(), ' ', 2)")).toMatch(/^15\./);
+  }, 300_000);
+
+  test('the k8s plane runs as Pods, reaches Ready=True, and its hook Job acts on the tenant API', async () => {
+    const t0 = Date.now();
+    applyPlane('cp1');
+    await waitPlaneReady('cp1');
+    process.stderr.write(`cp1 Ready=True ${Date.now() - t0} ms after kubectl apply\n`);
+    for (const d of ['kube-apiserver', 'kube-controller-manager']) {
+      const s = JSON.parse(k(['get', 'deploy', '-n', 'cp1-system', d, '-o', 'json'])).status;
+      expect(s).toMatchObject({ readyReplicas: 1, availableReplicas: 1 });
+    }
+    expect(k(['get', 'job', '-n', 'kubeflex-system', 'db-cp1', '-o', 'jsonpath={.status.succeeded}'])).toBe('1');
+    // kine reached PostgreSQL through its Service name and created its table in the tenant's own database.
+    expect(psqlInPod("SELECT count(*) FROM pg_tables WHERE tablename = 'kine'")).toBe('0');
+    expect(
+      k([
+        'exec',
+        '-n',
+        'kubeflex-system',
+        'postgres-postgresql-0',
+        '--',
+        'psql',
+        '-U',
+        'postgres',
+        '-d',
+        'cp1',
+        '-Atc',
+        'SELECT count(*) > 0 FROM kine',
+      ]).trim(),
+    ).toBe('t');
+    await waitFor(
+      'hook Job hello-cp1 complete',
+      () => k(['get', 'job', '-n', 'cp1-system', 'hello-cp1', '-o', 'jsonpath={.status.succeeded}']) === '1',
+      180_000,
+    );
+    const admin = secretFile('cp1-system', 'admin-kubeconfig', 'kubeconfig');
+    expect(tenant('cp1', ['get', 'configmap', 'greeting', '-o', 'jsonpath={.data.message}'], admin)).toBe(
+      'hello from kubeflex',
+    );
+    await waitFor(
+      'postCreateHookCompleted',
+      () => k(['get', 'cp', 'cp1', '-o', 'jsonpath={.status.postCreateHookCompleted}']) === 'true',
+    );
+  }, 600_000);
+
+  test('the host and external planes reach Ready=True through the controller Pod', async () => {
+    applyPlane('cp4');
+    await waitPlaneReady('cp4', 120_000);
+    await waitFor(
+      'hook Job hello-cp4 complete',
+      () => k(['get', 'job', '-n', 'cp4-system', 'hello-cp4', '-o', 'jsonpath={.status.succeeded}']) === '1',
+      180_000,
+    );
+    // The external cluster is the node's own API server, reached from the controller Pod at the node address.
+    const bootstrap = fs.readFileSync(node.kubeconfig, 'utf8');
+    k(
+      ['apply', '-f', '-'],
+      JSON.stringify({
+        apiVersion: 'v1',
+        kind: 'Secret',
+        metadata: {
+          name: 'ext1-bootstrap',
+          namespace: 'kubeflex-system',
+          labels: { 'tenancy.kflex.kubestellar.org/control-plane': 'ext1' },
+        },
+        stringData: { 'kubeconfig-incluster': bootstrap },
+      }),
+    );
+    applyPlane('ext1');
+    await waitPlaneReady('ext1', 120_000);
+    const minted = secretFile('ext1-system', 'admin-kubeconfig', 'kubeconfig-incluster');
+    expect(
+      execFileSync(
+        path.join(state.binDir, 'kubectl'),
+        [`--kubeconfig=${minted}`, 'auth', 'whoami', '-o', 'jsonpath={.status.userInfo.username}'],
+        {
+          encoding: 'utf8',
+        },
+      ),
+    ).toBe('system:serviceaccount:kube-system:kubeflex');
+  }, 600_000);
+
+  test('kflex create --type k8s, kubectl through the merged context, kflex delete removes Pods and database', async () => {
+    const home = fs.mkdtempSync(path.join(node.dir, 'home-'));
+    const kubeconfig = path.join(home, 'config');
+    fs.copyFileSync(node.kubeconfig, kubeconfig);
+    const kflex = (args: string[]) => {
+      const r = spawnSync(process.execPath, [path.join(REPO, 'build/lib/cli/kflex.js'), ...args], {
+        encoding: 'utf8',
+        env: { ...process.env, KUBECONFIG: kubeconfig, HOME: home },
+        timeout: 400_000,
+      });
+      return { code: r.status, stdout: r.stdout, stderr: r.stderr };
+    };
+    const created = kflex(['create', 'team1', '--type', 'k8s', '--timeout', '300s']);
+    expect(created).toMatchObject({ code: 0 });
+    expect(created.stdout).toMatch(/team1/);
+    expect(podsOf('team1-system').every((p) => p.status.phase === 'Running')).toBe(true);
+    // The merged context is team1's; its off-cluster server is an Ingress host, so reach the Service instead.
+    const context = execFileSync('kubectl', [`--kubeconfig=${kubeconfig}`, 'config', 'current-context'], {
+      encoding: 'utf8',
+    }).trim();
+    expect(context).toMatch(/team1/);
+    expect(tenant('team1', ['get', 'ns', '-o', 'name'], kubeconfig, context)).toMatch(/namespace\/kube-system/);
+    expect(psqlInPod("SELECT datname FROM pg_database WHERE datname = 'team1'")).toBe('team1');
+
+    expect(kflex(['delete', 'team1', '--timeout', '300s'])).toMatchObject({ code: 0 });
+    await waitFor(
+      'team1-system Pods gone',
+      () => {
+        try {
+          return podsOf('team1-system').length === 0;
+        } catch {
+          return true;
+        }
+      },
+      120_000,
+    );
+    expect(psqlInPod("SELECT count(*) FROM pg_database WHERE datname = 'team1'")).toBe('0');
+    expect(psqlInPod("SELECT count(*) FROM pg_roles WHERE rolname = 'team1'")).toBe('0');
+  }, 900_000);
+
+  test('teardown leaves no process, mount, iptables chain, interface or cgroup behind', async () => {
+    stopped = true;
+    await node.stop();
+    expect(leftovers(node.dir)).toEqual([]);
+  }, 180_000);
+});
