@@ -19,7 +19,7 @@ const CLK_TCK = 100;
 const memAvailableMiB = () => Number(/MemAvailable:\s+(\d+)/.exec(fs.readFileSync('/proc/meminfo', 'utf8'))![1]) / 1024;
 const rssAnonMiB = (pid: number) =>
   Number(/RssAnon:\s+(\d+)/.exec(fs.readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1] ?? NaN) / 1024;
-const cpuTicks = (pid: number) => {
+export const cpuTicks = (pid: number) => {
   const f = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
   const rest = f.slice(f.lastIndexOf(')') + 2).split(' ');
   return Number(rest[11]) + Number(rest[12]); // utime, stime
@@ -103,9 +103,13 @@ const CANDIDATES: Record<string, Record<string, string[]>> = {
   fewconns: { kine: ['--datastore-max-idle-connections=2', '--datastore-connection-max-idle-time=60s'] },
   gogc50: { env: ['GOGC=50'] },
   gogc25: { env: ['GOGC=25'] },
+  // Without the watch cache nothing in the API server asks for etcd progress notifications; kine sends one per watch
+  // every 5 s by default.
+  slowprogress: { kine: ['--watch-progress-notify-interval=5m'] },
 };
 
-function synth(name: string, variant: string): any[] {
+/** A tenant's synthesized objects for a variant: `ours`, `ours-small`, `kubeflex`, `ours+candidate+…`. */
+export function variantObjects(name: string, variant: string): any[] {
   const size = (/^ours-(small|medium|large)/.exec(variant)?.[1] ?? undefined) as K8sControlPlaneSize | undefined;
   const objects = synthTenant(name, { size });
   if (variant === 'kubeflex') return kubeflexFlags(objects);
@@ -145,7 +149,7 @@ async function main(): Promise<void> {
         const tenants: Tenant[] = [];
         for (let i = 0; i < n; i++) {
           const name = `${prefix}-${i}`;
-          tenants.push(await bootTenant(state, name, undefined, undefined, synth(name, variant)));
+          tenants.push(await bootTenant(state, name, undefined, undefined, variantObjects(name, variant)));
         }
         const t0 = Date.now();
         live = tenants;
@@ -212,7 +216,9 @@ async function main(): Promise<void> {
     );
 }
 
-main().catch((e) => {
-  console.error(e);
-  process.exit(1);
-});
+if (require.main === module) {
+  main().catch((e) => {
+    console.error(e);
+    process.exit(1);
+  });
+}

@@ -8,6 +8,8 @@ import {
   bootstrapCredentials,
   clientSigner,
   computeStatus,
+  HOST_NO_OFF_CLUSTER_KUBECONFIG,
+  secretRefFor,
   ControlPlaneObject,
   hookObjects,
   parseHostingConfig,
@@ -605,5 +607,39 @@ describe('sleeping planes (issue 12)', () => {
       ['Synced', 'False', 'ReconcileError'],
       ['Ready', 'False', 'Unavailable'],
     ]);
+  });
+});
+
+describe('status.secretRef per type', () => {
+  test('names an off-cluster key for every type that has one, and none for host, whose status says why', () => {
+    const refs = Object.fromEntries(
+      ['k8s', 'k3s', 'vcluster', 'host', 'external'].map((t) => [t, secretRefFor(t, names)]),
+    );
+    expect(refs).toEqual({
+      k8s: {
+        namespace: 'cp1-system',
+        name: 'admin-kubeconfig',
+        key: 'kubeconfig',
+        inClusterKey: 'kubeconfig-incluster',
+      },
+      k3s: { namespace: 'cp1-system', name: 'k3s-config', key: 'config', inClusterKey: 'config-incluster' },
+      vcluster: { namespace: 'cp1-system', name: 'vc-vcluster', key: 'config', inClusterKey: 'config-incluster' },
+      host: { namespace: 'cp1-system', name: 'admin-kubeconfig', inClusterKey: 'kubeconfig-incluster' },
+      external: {
+        namespace: 'cp1-system',
+        name: 'admin-kubeconfig',
+        key: 'kubeconfig',
+        inClusterKey: 'kubeconfig-incluster',
+      },
+    });
+    const host = { metadata: { name: 'cp1', generation: 1 }, spec: { type: 'host' } };
+    const ready = (notReady?: string) =>
+      computeStatus(
+        host,
+        { hooks: [], secretRef: refs.host, readyMessage: HOST_NO_OFF_CLUSTER_KUBECONFIG, notReady },
+        new Date(0),
+      ).conditions!.find((c) => c.type === 'Ready')!;
+    expect(ready()).toMatchObject({ status: 'True', reason: 'Available', message: HOST_NO_OFF_CLUSTER_KUBECONFIG });
+    expect(ready('down')).toMatchObject({ status: 'False', reason: 'Unavailable', message: 'down' });
   });
 });

@@ -120,7 +120,19 @@ export interface SecretRef {
   readonly inClusterKey: string;
 }
 
-/** KubeFlex's kubeconfig Secret per type (wire contract, reference §2.9). Host and external have no off-cluster key. */
+/**
+ * A host plane is the hosting cluster itself: its ServiceAccount token is only usable against the in-cluster address,
+ * and the hosting API server's external address is not known to us, so no off-cluster kubeconfig is made.
+ */
+export const HOST_NO_OFF_CLUSTER_KUBECONFIG =
+  'no off-cluster kubeconfig: a host control plane is the hosting cluster itself, so status.secretRef names only ' +
+  'inClusterKey; off the cluster, use your own kubeconfig of the hosting cluster';
+
+/**
+ * KubeFlex's kubeconfig Secret per type (wire contract, reference §2.9). Every key named exists in the Secret: an
+ * external plane's kubeconfig reaches the adopted cluster's own address from anywhere, so it is written under both
+ * keys; a host plane has no off-cluster key (HOST_NO_OFF_CLUSTER_KUBECONFIG says so in its status).
+ */
 export function secretRefFor(type: string, names: TenantNames): SecretRef | undefined {
   const ns = names.namespace;
   switch (type) {
@@ -135,8 +147,9 @@ export function secretRefFor(type: string, names: TenantNames): SecretRef | unde
       return { namespace: ns, name: K3S_KUBECONFIG_SECRET, key: 'config', inClusterKey: 'config-incluster' };
     case 'vcluster':
       return { namespace: ns, name: VCLUSTER_KUBECONFIG_SECRET, key: 'config', inClusterKey: 'config-incluster' };
-    case 'host':
     case 'external':
+      return { namespace: ns, name: 'admin-kubeconfig', key: 'kubeconfig', inClusterKey: 'kubeconfig-incluster' };
+    case 'host':
       return { namespace: ns, name: 'admin-kubeconfig', inClusterKey: 'kubeconfig-incluster' };
     default:
       return undefined;
@@ -846,6 +859,8 @@ export interface StatusInput {
   readonly secretRef?: SecretRef;
   /** The plane is asleep (SLEEP_ANNOTATION): Ready=False/Sleeping, nothing probed. */
   readonly sleeping?: boolean;
+  /** Message of Ready=True (empty unless something about the plane must be said, e.g. no off-cluster kubeconfig). */
+  readonly readyMessage?: string;
 }
 
 function setCondition(
@@ -892,7 +907,7 @@ export function computeStatus(cp: ControlPlaneObject, input: StatusInput, now: D
       message: `Waiting for PostCreateHook completion (${waiting.join('; ')})`,
     };
   } else {
-    ready = { type: 'Ready', status: 'True', reason: 'Available', message: '' };
+    ready = { type: 'Ready', status: 'True', reason: 'Available', message: input.readyMessage ?? '' };
   }
   const status: ControlPlaneStatus = {
     conditions: [setCondition(prev, synced, t), setCondition(prev, ready, t)],

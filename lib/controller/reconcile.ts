@@ -20,6 +20,7 @@ import {
   planExternal,
   planHostingSecrets,
   planHostToken,
+  HOST_NO_OFF_CLUSTER_KUBECONFIG,
   hostKubeconfig,
   planK3sSecrets,
   planK8sSecrets,
@@ -215,7 +216,8 @@ export async function reconcileControlPlane(deps: ReconcileDeps, name: string): 
       );
       for (const use of hookUses(cp)) hooks.push(await hookState(deps, cp, names, use));
     }
-    const result = await writeStatus(deps, cp, { notReady, hooks, secretRef, sleeping }, log);
+    const readyMessage = type === 'host' ? HOST_NO_OFF_CLUSTER_KUBECONFIG : undefined;
+    const result = await writeStatus(deps, cp, { notReady, hooks, secretRef, sleeping, readyMessage }, log);
     const waitingHooks = cp.spec?.waitForPostCreateHooks && hooks.some((h) => !h.complete);
     const next = [
       requeueAfterMs,
@@ -332,7 +334,25 @@ async function reconcileExternal(
     deps.tokenRenewFraction,
   );
   if (plan.action === 'error') throw new Error(plan.message);
-  if (plan.action === 'keep') return untilRenewal(plan.renewAt, now);
+  if (plan.action === 'keep') {
+    // Secrets written before the off-cluster key existed get it (status.secretRef.key must name a present key).
+    const admin = observed.get(key(names.namespace, 'admin-kubeconfig'))?.data;
+    if (admin && admin.kubeconfig !== admin['kubeconfig-incluster']) {
+      await writeSecret(
+        deps,
+        observed,
+        {
+          namespace: names.namespace,
+          name: 'admin-kubeconfig',
+          data: { 'kubeconfig-incluster': admin['kubeconfig-incluster'], kubeconfig: admin['kubeconfig-incluster'] },
+          reason: 'off-cluster key kubeconfig missing',
+        },
+        cp,
+        log,
+      );
+    }
+    return untilRenewal(plan.renewAt, now);
+  }
 
   const adopted = KubeClient.fromParsed(plan.via, deps.connectTo, deps.probeTimeoutMs);
   try {
@@ -355,13 +375,15 @@ async function reconcileExternal(
       spec: { expirationSeconds: cp.spec?.tokenExpirationSeconds ?? 31536000, audiences: [] },
     });
     const token: string = tr.status.token;
+    const kubeconfig = externalKubeconfig(names, plan.via, token);
     await writeSecret(
       deps,
       observed,
       {
         namespace: names.namespace,
         name: 'admin-kubeconfig',
-        data: { 'kubeconfig-incluster': externalKubeconfig(names, plan.via, token) },
+        // The adopted cluster's own address serves both: the same kubeconfig in and off the hosting cluster.
+        data: { 'kubeconfig-incluster': kubeconfig, kubeconfig },
         reason: plan.reason,
       },
       cp,

@@ -5,6 +5,7 @@ import { createPrivateKey, X509Certificate } from 'crypto';
 import * as fs from 'fs';
 import * as path from 'path';
 import { parse, stringify } from 'yaml';
+import { HOST_NO_OFF_CLUSTER_KUBECONFIG } from '../../lib/controller/core';
 import {
   ExternalControlPlane,
   HostControlPlane,
@@ -481,7 +482,10 @@ suite('runtime controller on a real API server', () => {
   });
 
   test('host: a TokenRequest token of its ServiceAccount (24 h, renewed; no legacy token Secret), Ready once written', async () => {
-    await waitFor('h1 Available', () => condition('h1', 'Ready') === 'True/Available');
+    await waitFor('h1 Available', () => condition('h1', 'Ready').startsWith('True/Available'));
+    // No off-cluster kubeconfig for a host plane, and the status says so instead of naming a missing key.
+    expect(condition('h1', 'Ready')).toBe(`True/Available: ${HOST_NO_OFF_CLUSTER_KUBECONFIG}`);
+    expect(Object.keys(secret('h1-system', 'admin-kubeconfig')!)).toEqual(['kubeconfig-incluster']);
     const kc = parse(secret('h1-system', 'admin-kubeconfig')!['kubeconfig-incluster']);
     expect(kc.clusters[0].cluster.server).toBe('https://kubernetes.default.svc');
     const claims = JSON.parse(Buffer.from(kc.users[0].user.token.split('.')[1], 'base64url').toString());
@@ -511,6 +515,16 @@ suite('runtime controller on a real API server', () => {
   test('external: token with the requested expiry on the adopted cluster, bootstrap Secret gone, renewed before expiry', async () => {
     await waitFor('e1 Available', () => condition('e1', 'Ready') === 'True/Available');
     const first = parse(secret('e1-system', 'admin-kubeconfig')!['kubeconfig-incluster']);
+    // status.secretRef.key names a key that exists: the same kubeconfig serves off the hosting cluster.
+    expect(json(['get', 'cp', 'e1']).status.secretRef).toEqual({
+      namespace: 'e1-system',
+      name: 'admin-kubeconfig',
+      key: 'kubeconfig',
+      inClusterKey: 'kubeconfig-incluster',
+    });
+    expect(secret('e1-system', 'admin-kubeconfig')!.kubeconfig).toBe(
+      secret('e1-system', 'admin-kubeconfig')!['kubeconfig-incluster'],
+    );
     expect(first['current-context']).toBe('e1');
     expect(first.users[0].name).toBe('e1');
     const claims = (t: string) => JSON.parse(Buffer.from(t.split('.')[1], 'base64url').toString());
@@ -605,7 +619,7 @@ suite('runtime controller on a real API server', () => {
     );
     // Meanwhile a new tenant is served, and a hook created late is picked up (KubeFlex issue #319).
     hostTenant('h2');
-    await waitFor('h2 Available', () => condition('h2', 'Ready') === 'True/Available');
+    await waitFor('h2 Available', () => condition('h2', 'Ready').startsWith('True/Available'));
     k(
       ['apply', '-f', '-'],
       stringify({
@@ -622,7 +636,7 @@ suite('runtime controller on a real API server', () => {
     const pid = controller!.proc.pid!;
     await hosting.restartApiserver();
     hostTenant('h3');
-    await waitFor('h3 Available', () => condition('h3', 'Ready') === 'True/Available');
+    await waitFor('h3 Available', () => condition('h3', 'Ready').startsWith('True/Available'));
     expect(controller!.proc.exitCode).toBeNull();
     expect(controller!.proc.pid).toBe(pid);
     expect(logLines(controller!).some((l) => l.msg === 'watch interrupted; re-listing')).toBe(true);

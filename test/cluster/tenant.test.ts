@@ -38,7 +38,9 @@ suite('a k8s tenant booted from its own synthesized spec', () => {
     expect(k(a, ['get', 'ns', 'team', '-o', 'jsonpath={.status.phase}']).stdout).toBe('Active');
   });
 
-  test('the tenant API server stores privileged Pods (--allow-privileged=true, as KubeFlex and Kamaji)', () => {
+  test('the tenant API server stores privileged Pods (--allow-privileged=true, as KubeFlex and Kamaji)', async () => {
+    // The ServiceAccount admission plugin needs `default/default`, which the tenant's KCM creates shortly after start.
+    await eventually(() => k(a, ['get', 'serviceaccount', 'default', '-n', 'default']));
     const pod = {
       apiVersion: 'v1',
       kind: 'Pod',

@@ -1,0 +1,139 @@
+// A k8s tenant on the real test node (test/node/node-cluster.ts): time from `kubectl apply` of its synthesized
+// manifests to Ready=True (the controller Pod's status, from the kubelet's probes), RUNS times with the earlier
+// tenants still running, then each tenant's Pod memory from the kubelet's cgroups (usage, anonymous rss, page
+// cache) next to the RSS of the same processes.
+// Usage: RUNS=5 SETTLE_S=30 npm run bench:node (root, scripts/prepare-binaries.sh and prepare-node.sh done).
+import { execFileSync } from 'child_process';
+import * as fs from 'fs';
+import * as path from 'path';
+import { synthTenant } from '../test/cluster/tenant';
+import { nodeUnavailable, startNode } from '../test/node/node-cluster';
+import { benchPostgres } from './common';
+
+const RUNS = Number(process.env.RUNS ?? 5);
+const SETTLE_S = Number(process.env.SETTLE_S ?? 30);
+const REPO = path.resolve(__dirname, '..');
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+const median = (xs: number[]) => {
+  const s = [...xs].sort((a, b) => a - b);
+  return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
+};
+const MiB = (bytes: number) => bytes / 1024 / 1024;
+
+/** The pod's memory cgroup (cgroup v1 memory hierarchy, cgroupfs driver) by QoS class. */
+function podCgroup(pod: any): string {
+  const qos = pod.status.qosClass as string;
+  const base = '/sys/fs/cgroup/memory/kubepods';
+  const dir = qos === 'Guaranteed' ? base : path.join(base, qos.toLowerCase());
+  return path.join(dir, `pod${pod.metadata.uid}`);
+}
+
+function podMemory(pod: any): { usage: number; rss: number; cache: number; procRss: number } {
+  const cg = podCgroup(pod);
+  const read = (f: string) => fs.readFileSync(path.join(cg, f), 'utf8');
+  const stat = Object.fromEntries(
+    read('memory.stat')
+      .split('\n')
+      .filter(Boolean)
+      .map((l) => l.split(' '))
+      .map(([k, v]) => [k, Number(v)]),
+  );
+  const pids = new Set<number>();
+  const walk = (d: string) => {
+    for (const p of fs.readFileSync(path.join(d, 'cgroup.procs'), 'utf8').split('\n').filter(Boolean)) pids.add(+p);
+    for (const e of fs.readdirSync(d, { withFileTypes: true })) if (e.isDirectory()) walk(path.join(d, e.name));
+  };
+  walk(cg);
+  let procRss = 0;
+  for (const pid of pids) {
+    try {
+      procRss += Number(/VmRSS:\s+(\d+)/.exec(fs.readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1] ?? 0) * 1024;
+    } catch {
+      // exited
+    }
+  }
+  return {
+    usage: Number(read('memory.usage_in_bytes')),
+    rss: stat.total_rss ?? stat.rss,
+    cache: stat.total_cache ?? stat.cache,
+    procRss,
+  };
+}
+
+async function main(): Promise<void> {
+  const pg = await benchPostgres('kflex-bench-node-');
+  const why = nodeUnavailable(pg.state.binDir);
+  if (why) throw new Error(`cannot run the node bench: ${why}`);
+  const node = await startNode({
+    binDir: pg.state.binDir,
+    logRoot: pg.state.logDir,
+    pgPort: pg.state.pgPort,
+    pgPassword: pg.state.pgPassword,
+    pgSocketDir: pg.state.pgSocketDir,
+  });
+  const k = (args: string[], input?: string) =>
+    execFileSync(path.join(pg.state.binDir, 'kubectl'), [`--kubeconfig=${node.kubeconfig}`, ...args], {
+      encoding: 'utf8',
+      input,
+      stdio: 'pipe',
+      timeout: 300_000,
+    });
+  try {
+    console.log(`node ready in ${node.readyMs} ms`);
+    node.addLocalVolume('postgres-data', '8Gi');
+    for (const f of ['00-base/hosting.k8s.yaml', 'hosting.k8s.yaml'])
+      k(['apply', '--server-side', '-f', path.join(REPO, 'dist', f)]);
+    k(['-n', 'kubeflex-system', 'rollout', 'status', 'deployment/kubeflex-controller-manager', '--timeout=300s']);
+    k(['-n', 'kubeflex-system', 'rollout', 'status', 'statefulset/postgres-postgresql', '--timeout=300s']);
+
+    const readyMs: number[] = [];
+    const names: string[] = [];
+    for (let i = 1; i <= RUNS; i++) {
+      const name = `bench${i}`;
+      names.push(name);
+      const list = JSON.stringify({ apiVersion: 'v1', kind: 'List', items: synthTenant(name) });
+      const t0 = Date.now();
+      k(['apply', '--server-side', '--field-manager=cdk8s-kubeflex', '-f', '-'], list);
+      for (;;) {
+        const s = k(['get', 'cp', name, '-o', 'jsonpath={.status.conditions[?(@.type=="Ready")].status}']).trim();
+        if (s === 'True') break;
+        if (Date.now() - t0 > 600_000) throw new Error(`${name} not Ready after 600 s`);
+        await sleep(200);
+      }
+      readyMs.push(Date.now() - t0);
+      console.log(`${name}: Ready=True ${readyMs[i - 1]} ms after kubectl apply`);
+    }
+    await sleep(SETTLE_S * 1000);
+    const perTenant = names.map((n) => {
+      const pods = JSON.parse(k(['get', 'pods', '-n', `${n}-system`, '-o', 'json'])).items.filter(
+        (p: any) => p.status.phase === 'Running',
+      );
+      const sum = { usage: 0, rss: 0, cache: 0, procRss: 0 };
+      for (const p of pods) {
+        const m = podMemory(p);
+        for (const key of Object.keys(sum) as Array<keyof typeof sum>) sum[key] += m[key];
+      }
+      return sum;
+    });
+    const col = (key: 'usage' | 'rss' | 'cache' | 'procRss') => median(perTenant.map((t) => MiB(t[key]))).toFixed(0);
+    console.log('\n| measure | median | runs |');
+    console.log('|---|---:|---|');
+    console.log(
+      `| kubectl apply -> Ready=True | ${(median(readyMs) / 1000).toFixed(1)} s | ${readyMs
+        .map((x) => (x / 1000).toFixed(1))
+        .join(', ')} |`,
+    );
+    console.log(`| tenant Pods' cgroup memory.usage | ${col('usage')} MiB | ${perTenant.map((t) => MiB(t.usage).toFixed(0)).join(', ')} |`);
+    console.log(`| of which anonymous (total_rss) | ${col('rss')} MiB | ${perTenant.map((t) => MiB(t.rss).toFixed(0)).join(', ')} |`);
+    console.log(`| of which page cache | ${col('cache')} MiB | ${perTenant.map((t) => MiB(t.cache).toFixed(0)).join(', ')} |`);
+    console.log(`| RSS of the same processes | ${col('procRss')} MiB | ${perTenant.map((t) => MiB(t.procRss).toFixed(0)).join(', ')} |`);
+  } finally {
+    await node.stop();
+    pg.stop();
+  }
+}
+
+main().catch((e) => {
+  console.error(e);
+  process.exit(1);
+});
