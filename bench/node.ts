@@ -123,10 +123,18 @@ async function main(): Promise<void> {
         .map((x) => (x / 1000).toFixed(1))
         .join(', ')} |`,
     );
-    console.log(`| tenant Pods' cgroup memory.usage | ${col('usage')} MiB | ${perTenant.map((t) => MiB(t.usage).toFixed(0)).join(', ')} |`);
-    console.log(`| of which anonymous (total_rss) | ${col('rss')} MiB | ${perTenant.map((t) => MiB(t.rss).toFixed(0)).join(', ')} |`);
-    console.log(`| of which page cache | ${col('cache')} MiB | ${perTenant.map((t) => MiB(t.cache).toFixed(0)).join(', ')} |`);
-    console.log(`| RSS of the same processes | ${col('procRss')} MiB | ${perTenant.map((t) => MiB(t.procRss).toFixed(0)).join(', ')} |`);
+    console.log(
+      `| tenant Pods' cgroup memory.usage | ${col('usage')} MiB | ${perTenant.map((t) => MiB(t.usage).toFixed(0)).join(', ')} |`,
+    );
+    console.log(
+      `| of which anonymous (total_rss) | ${col('rss')} MiB | ${perTenant.map((t) => MiB(t.rss).toFixed(0)).join(', ')} |`,
+    );
+    console.log(
+      `| of which page cache | ${col('cache')} MiB | ${perTenant.map((t) => MiB(t.cache).toFixed(0)).join(', ')} |`,
+    );
+    console.log(
+      `| RSS of the same processes | ${col('procRss')} MiB | ${perTenant.map((t) => MiB(t.procRss).toFixed(0)).join(', ')} |`,
+    );
   } finally {
     await node.stop();
     pg.stop();

@@ -4,7 +4,7 @@ import { Construct } from 'constructs';
 import { API_GROUP, CONTROL_PLANE_CRD, POST_CREATE_HOOK_CRD } from './crds';
 import { checkDnsLabel, checkDnsSubdomain, checkInteger, KubeflexConfigError, parseStorageSize } from './errors';
 import { HOSTING_NAMESPACE, MAX_TENANT_NAME_LENGTH } from './names';
-import { hostingNetworkPolicies } from './network-policy';
+import { hostingNetworkPolicies, POD_LABELS } from './network-policy';
 import { podSecurityLabels, resources, restrictedContainer, restrictedPod } from './security';
 import { IMAGES } from './versions';
 import { isConfigKey } from './api-validation';
@@ -79,6 +79,14 @@ export interface KubeflexHostingProps {
   readonly hostContainer?: string;
   /** Image of the runtime controller. @default IMAGES.controller */
   readonly controllerImage?: string;
+  /**
+   * Run the materializer (`kubeflex-materializer`): ControlPlanes created by KubeFlex's own clients (kflex, kubectl,
+   * charts) without our synth are built into tenants with these constructs in the cluster. Turn it off when every
+   * tenant is synthesized in Git. It can bind cluster-admin (the host type's binding), so it is as trusted as the
+   * controller.
+   * @default true
+   */
+  readonly materializer?: boolean;
   /** Run the bundled PostgreSQL for k8s-type tenants; `false` with no externalPostgres means no k8s tenants. @default true unless externalPostgres is set */
   readonly installPostgres?: boolean;
   /** Options for the bundled PostgreSQL. @default - see PostgresOptions */
@@ -122,6 +130,8 @@ const POSTGRES_TLS_DIR = '/etc/postgresql/tls';
 export const CONTROLLER_NAME = 'kubeflex-controller-manager';
 /** ClusterRole the controller gets in each tenant namespace only (bound there by the control-plane constructs). */
 export const CONTROLLER_TENANT_ROLE = 'kubeflex-controller-tenant';
+/** Name of the materializer's ServiceAccount, Deployment and RBAC. */
+export const MATERIALIZER_NAME = 'kubeflex-materializer';
 
 /** ConfigMap in `kubeflex-system` holding DB_PROVISION_SQL, mounted by each k8s tenant's provisioning Job. */
 export const DB_PROVISION_CONFIGMAP = 'kubeflex-db-provision';
@@ -194,6 +204,7 @@ export class KubeflexHosting extends Chart {
   private readonly controlPlanes = new Map<string, Construct>();
   private readonly hooks = new Map<string, PostCreateHook>();
   private readonly constructName: string;
+  private readonly withMaterializer: boolean;
 
   public constructor(scope: Construct, id: string, props: KubeflexHostingProps = {}) {
     super(scope, id, { labels: { 'app.kubernetes.io/part-of': 'kubeflex' } });
@@ -265,6 +276,8 @@ export class KubeflexHosting extends Chart {
     });
     this.addControllerRbac();
     this.addController(props.controllerImage ?? IMAGES.controller);
+    this.withMaterializer = props.materializer ?? true;
+    if (this.withMaterializer) this.addMaterializer(props.controllerImage ?? IMAGES.controller);
 
     const sslModeFor = (ca: unknown): PostgresSslMode => {
       const mode = props.postgresSslMode ?? (ca ? 'verify-full' : 'prefer');
@@ -329,7 +342,7 @@ export class KubeflexHosting extends Chart {
         clientImage: image,
       };
     }
-    hostingNetworkPolicies(this, !props.externalPostgres && (props.installPostgres ?? true));
+    hostingNetworkPolicies(this, !props.externalPostgres && (props.installPostgres ?? true), this.withMaterializer);
     if (this.postgres) {
       // What the runtime controller needs to drop a tenant's database and role when its ControlPlane is deleted.
       const pg = this.postgres;
@@ -450,6 +463,92 @@ export class KubeflexHosting extends Chart {
       }),
     );
     return binding;
+  }
+
+  /**
+   * The materializer: its own ServiceAccount and RBAC, the least that applying our tenants' objects needs. It writes
+   * (create, patch) but never reads what it writes, except namespaces and the database Jobs it checks before applying.
+   */
+  private addMaterializer(image: string): void {
+    const sa = new kplus.ServiceAccount(this, 'MaterializerServiceAccount', {
+      metadata: { name: MATERIALIZER_NAME, namespace: HOSTING_NAMESPACE },
+      automountToken: true,
+    });
+    const role = new kplus.ClusterRole(this, 'MaterializerRole', { metadata: { name: MATERIALIZER_NAME } });
+    const custom = (apiGroup: string, resourceType: string) => kplus.ApiResource.custom({ apiGroup, resourceType });
+    role.allow(['get', 'list', 'watch', 'patch'], custom(API_GROUP, 'controlplanes'));
+    role.allow(['get', 'list', 'watch'], custom(API_GROUP, 'postcreatehooks'));
+    role.allow(['get', 'create', 'patch'], kplus.ApiResource.NAMESPACES);
+    // What the control-plane constructs synthesize into `<name>-system` (and hook Jobs and ConfigMaps).
+    role.allow(
+      ['create', 'patch'],
+      kplus.ApiResource.SERVICE_ACCOUNTS,
+      kplus.ApiResource.SERVICES,
+      kplus.ApiResource.CONFIG_MAPS,
+      kplus.ApiResource.SECRETS,
+      kplus.ApiResource.PERSISTENT_VOLUME_CLAIMS,
+      kplus.ApiResource.DEPLOYMENTS,
+      kplus.ApiResource.STATEFUL_SETS,
+      kplus.ApiResource.JOBS,
+      kplus.ApiResource.INGRESSES,
+      kplus.ApiResource.NETWORK_POLICIES,
+      kplus.ApiResource.ROLES,
+      kplus.ApiResource.ROLE_BINDINGS,
+      kplus.ApiResource.CLUSTER_ROLE_BINDINGS,
+      custom('route.openshift.io', 'routes'),
+    );
+    // vCluster's Role grants what the materializer does not hold; RoleBindings to the controller's tenant role and,
+    // for host planes, KubeFlex's ClusterRoleBinding to cluster-admin.
+    role.allow(['escalate', 'bind'], kplus.ApiResource.ROLES);
+    // cdk8s-plus cannot name resourceNames of a referenced ClusterRole: the escape hatch.
+    ApiObject.of(role).addJsonPatch(
+      JsonPatch.add('/rules/-', {
+        apiGroups: ['rbac.authorization.k8s.io'],
+        resources: ['clusterroles'],
+        resourceNames: [CONTROLLER_TENANT_ROLE, 'cluster-admin'],
+        verbs: ['bind'],
+      }),
+    );
+    role.allow(['create', 'patch'], kplus.ApiResource.EVENTS);
+    const binding = new kplus.ClusterRoleBinding(this, 'MaterializerRoleBinding', {
+      metadata: { name: MATERIALIZER_NAME },
+      role,
+    });
+    binding.addSubjects(sa);
+    // Before applying, it checks that the database Job `db-<name>` is its own (reads kubeflex-config too).
+    const hostingRole = new kplus.Role(this, 'MaterializerHostingRole', {
+      metadata: { name: MATERIALIZER_NAME, namespace: HOSTING_NAMESPACE },
+    });
+    hostingRole.allow(['get'], kplus.ApiResource.JOBS, kplus.ApiResource.CONFIG_MAPS);
+    new kplus.RoleBinding(this, 'MaterializerHostingRoleBinding', {
+      metadata: { name: MATERIALIZER_NAME, namespace: HOSTING_NAMESPACE },
+      role: hostingRole,
+    }).addSubjects(sa);
+
+    const deployment = new kplus.Deployment(this, 'Materializer', {
+      metadata: { name: MATERIALIZER_NAME, namespace: HOSTING_NAMESPACE, labels: { 'control-plane': 'materializer' } },
+      replicas: 1,
+      select: false,
+      podMetadata: { labels: POD_LABELS.materializer },
+      serviceAccount: sa,
+      automountServiceAccountToken: true,
+      securityContext: restrictedPod(),
+      containers: [
+        {
+          name: 'materializer',
+          image,
+          imagePullPolicy: kplus.ImagePullPolicy.IF_NOT_PRESENT,
+          command: ['kubeflex-materializer'],
+          args: ['--health-port=8082'],
+          ports: [{ number: 8082, name: 'health' }],
+          securityContext: restrictedContainer(),
+          resources: resources(10, 96, 500, 384),
+          liveness: kplus.Probe.fromHttpGet('/healthz', { port: 8082, periodSeconds: Duration.seconds(10) }),
+          readiness: kplus.Probe.fromHttpGet('/readyz', { port: 8082, periodSeconds: Duration.seconds(5) }),
+        },
+      ],
+    });
+    deployment.select(kplus.LabelSelector.of({ labels: POD_LABELS.materializer }));
   }
 
   private addController(image: string): void {

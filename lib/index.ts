@@ -10,6 +10,7 @@ export * from './k8s-control-plane';
 export * from './k3s-control-plane';
 export * from './vcluster-control-plane';
 export * from './vcluster-config';
+export * from './materialize';
 export * from './host-control-plane';
 export * from './external-control-plane';
 export * from './synth';

@@ -11,6 +11,7 @@ type Peer = kplus.k8s.NetworkPolicyPeer;
 /** Labels of the pods the policies select. */
 export const POD_LABELS = {
   controller: { app: 'kubeflex-controller-manager' },
+  materializer: { app: 'kubeflex-materializer' },
   postgres: { 'app.kubernetes.io/name': 'postgresql' },
   dbProvision: { 'app.kubernetes.io/component': 'db-provision' },
   apiserver: { app: 'kube-apiserver' },
@@ -46,7 +47,7 @@ function policy(
 }
 
 /** kubeflex-system: deny all, then PostgreSQL from kine, the database Jobs and the controller; DNS; controller out. */
-export function hostingNetworkPolicies(scope: Construct, withPostgres: boolean): void {
+export function hostingNetworkPolicies(scope: Construct, withPostgres: boolean, withMaterializer = false): void {
   const n = HOSTING_NAMESPACE;
   policy(scope, 'DefaultDeny', n, 'default-deny', { podSelector: {}, policyTypes: ['Ingress', 'Egress'] });
   policy(scope, 'AllowDns', n, 'allow-dns', { podSelector: {}, policyTypes: ['Egress'], egress: [DNS] });
@@ -57,6 +58,15 @@ export function hostingNetworkPolicies(scope: Construct, withPostgres: boolean):
     policyTypes: ['Egress'],
     egress: [{}],
   });
+  if (withMaterializer) {
+    // The materializer talks only to the hosting API server, whose address and port (after the Service's DNAT,
+    // which is what policies see) differ per cluster: egress is open, ingress closed (default deny).
+    policy(scope, 'AllowMaterializer', n, 'allow-materializer', {
+      podSelector: { matchLabels: POD_LABELS.materializer },
+      policyTypes: ['Egress'],
+      egress: [{}],
+    });
+  }
   if (!withPostgres) return;
   policy(scope, 'AllowPostgres', n, 'allow-postgres', {
     podSelector: { matchLabels: POD_LABELS.postgres },

@@ -65,3 +65,8 @@ export const SLEEP_WORKLOADS: Record<string, { kind: 'Deployment' | 'StatefulSet
   k3s: [{ kind: 'StatefulSet', name: 'k3s-server' }],
   vcluster: [{ kind: 'StatefulSet', name: VCLUSTER_RELEASE }],
 };
+
+/** Annotation on every object the materializer applies: the UID of the ControlPlane it was made for. */
+export const MATERIALIZED_FOR = 'kflex.kubestellar.org/materialized-for';
+/** Annotation the materializer sets on a ControlPlane it cannot serve; the controller reports it as Synced=False. */
+export const MATERIALIZE_ERROR = 'kflex.kubestellar.org/materialize-error';

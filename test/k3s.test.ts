@@ -12,7 +12,8 @@ const DOCUMENTED: Record<string, RegExp> = {
   'write-kubeconfig': /^\/\S+$/,
   'write-kubeconfig-mode': /^0?[0-7]{3}$/,
   'disable-agent': /^$/,
-  disable: /^(coredns|servicelb|traefik|local-storage|metrics-server|runtimes)(,(coredns|servicelb|traefik|local-storage|metrics-server|runtimes))*$/,
+  disable:
+    /^(coredns|servicelb|traefik|local-storage|metrics-server|runtimes)(,(coredns|servicelb|traefik|local-storage|metrics-server|runtimes))*$/,
   'disable-helm-controller': /^$/,
   'disable-network-policy': /^$/,
   'disable-cloud-controller': /^$/,

@@ -59,6 +59,7 @@ export async function applyObjects(
   client: KubeClient,
   objects: any[],
   discovery = new Discovery(client),
+  fieldManager = FIELD_MANAGER,
 ): Promise<void> {
   const rank = (o: any) => (o.kind === 'CustomResourceDefinition' ? 0 : o.kind === 'Namespace' ? 1 : 2);
   const sorted = [...objects].sort((a, b) => rank(a) - rank(b));
@@ -77,7 +78,7 @@ export async function applyObjects(
     const path = await discovery.path(obj);
     await client.request(
       'PATCH',
-      `${path}?fieldManager=${FIELD_MANAGER}&force=true`,
+      `${path}?fieldManager=${fieldManager}&force=true`,
       obj,
       'application/apply-patch+yaml',
     );

@@ -1,7 +1,14 @@
 // One reconcile of one ControlPlane: observe through KubeClient, decide with the pure core, write the difference.
 // Level-based: every pass starts from what the cluster holds now, so a restart or a lost event changes nothing.
 import { tenantNames, TenantNames, HOSTING_NAMESPACE, CONTROL_PLANE_LABEL } from '../names';
-import { ADMIN_GROUP, HOSTING_CONFIGMAP, POSTGRES_TLS_SECRET, SLEEP_ANNOTATION, SLEEP_WORKLOADS } from '../wire';
+import {
+  ADMIN_GROUP,
+  HOSTING_CONFIGMAP,
+  MATERIALIZE_ERROR,
+  POSTGRES_TLS_SECRET,
+  SLEEP_ANNOTATION,
+  SLEEP_WORKLOADS,
+} from '../wire';
 import {
   ADMIN_BINDING_PATH,
   adminBinding,
@@ -161,10 +168,13 @@ export async function reconcileControlPlane(deps: ReconcileDeps, name: string): 
     const config = parseHostingConfig(
       (await deps.hosting.get(paths.configMap(HOSTING_NAMESPACE, HOSTING_CONFIGMAP)))?.data,
     );
+    // The materializer's refusal of a bare ControlPlane (synth's own message): the status says so, one writer.
+    const refused = cp.metadata.annotations?.[MATERIALIZE_ERROR];
+    if (refused) throw new TerminalSpecError(`not materialized: ${refused}`);
     const ns = await deps.hosting.get(paths.namespace(names.namespace));
     if (!ns) {
       throw new Error(
-        `namespace ${names.namespace} not found: apply every manifest synthesized for this control plane`,
+        `namespace ${names.namespace} not found: apply every manifest synthesized for this control plane (or run the hosting install's materializer)`,
       );
     }
     if (ns.metadata?.labels?.[CONTROL_PLANE_LABEL] !== name) {

@@ -1,0 +1,185 @@
+/**
+ * A bare ControlPlane (created by KubeFlex's own clients: `kflex create`, `kubectl apply` of a ControlPlane, the
+ * KubeStellar charts) turned into the objects our constructs synthesize for it: built from its spec, the hosting
+ * install's configuration as installed (ConfigMap `kubeflex-config`) and the PostCreateHook objects it uses, with the
+ * same constructs as `cdk8s synth`, so both ways give the same objects. The materializer (lib/materializer/) applies
+ * them; nothing here talks to a cluster.
+ */
+import { App, Chart } from 'cdk8s';
+import { ControlPlaneBase, PostCreateHookUse } from './control-plane';
+import { KubeflexConfigError } from './errors';
+import { ExternalControlPlane } from './external-control-plane';
+import { HostControlPlane } from './host-control-plane';
+import { KubeflexHosting, KubeflexHostingProps } from './hosting';
+import { K3sControlPlane } from './k3s-control-plane';
+import { K8sControlPlane } from './k8s-control-plane';
+import { PostCreateHook } from './post-create-hook';
+import { VClusterControlPlane } from './vcluster-control-plane';
+import { MATERIALIZED_FOR, MATERIALIZE_ERROR, SLEEP_ANNOTATION } from './wire';
+
+export { MATERIALIZED_FOR, MATERIALIZE_ERROR };
+
+/** Field manager of everything the materializer applies. */
+export const MATERIALIZER_FIELD_MANAGER = 'kubeflex-materializer';
+
+/** Label every chart of ours puts on its objects, the ControlPlane included. */
+const PART_OF_LABEL = 'app.kubernetes.io/part-of';
+
+/** A ControlPlane as read from the cluster (untrusted: every field is checked by the constructs). */
+export interface BareControlPlane {
+  readonly metadata: {
+    readonly name: string;
+    readonly uid?: string;
+    readonly labels?: Record<string, string>;
+    readonly annotations?: Record<string, string>;
+  };
+  readonly spec?: Record<string, any>;
+}
+
+/** A PostCreateHook as read from the cluster. */
+export interface HookObject {
+  readonly metadata: { readonly name: string; readonly labels?: Record<string, string> };
+  readonly spec?: { readonly templates?: any[]; readonly defaultVars?: { name: string; value: string }[] };
+}
+
+/** Synthesized by our constructs (GitOps): carries the part-of label our charts put on every ControlPlane. */
+export function isSynthesized(cp: BareControlPlane): boolean {
+  return cp.metadata.labels?.[PART_OF_LABEL] === 'kubeflex';
+}
+
+/** Hosting props as installed, from the data of ConfigMap `kubeflex-config` (what the hosting chart wrote there). */
+export function hostingPropsFromConfig(d: Record<string, string>): KubeflexHostingProps {
+  const props: KubeflexHostingProps = {
+    domain: d.domain || undefined,
+    externalPort: d.externalPort ? Number(d.externalPort) : undefined,
+    isOpenShift: d.isOpenShift === 'true',
+    hostContainer: d.hostContainer || undefined,
+    ingressClassName: d.ingressClassName || undefined,
+  };
+  if (!d.postgresHost) return { ...props, installPostgres: false };
+  if (d.postgresBundled === 'false') {
+    return {
+      ...props,
+      externalPostgres: {
+        host: d.postgresHost,
+        port: Number(d.postgresPort || 5432),
+        superuser: d.postgresSuperuser || undefined,
+        passwordSecretName: d.postgresPasswordSecret,
+        passwordSecretKey: d.postgresPasswordKey || undefined,
+        caSecretName: d.postgresCaSecret || undefined,
+        caSecretKey: d.postgresCaSecret ? d.postgresCaKey || undefined : undefined,
+      },
+      postgresSslMode: (d.postgresSslMode || undefined) as any,
+    };
+  }
+  return { ...props, postgresSslMode: (d.postgresSslMode || undefined) as any };
+}
+
+/** PostCreateHook constructs for hook objects read from the cluster, registered with `hosting`. */
+export function hookFromObject(hosting: KubeflexHosting, obj: HookObject, allowClusterScoped = false): PostCreateHook {
+  return new PostCreateHook(hosting, `hook-${obj.metadata.name}`, {
+    hosting,
+    name: obj.metadata.name,
+    templates: obj.spec?.templates ?? [],
+    defaultVars: Object.fromEntries((obj.spec?.defaultVars ?? []).map((v) => [v.name, v.value])),
+    labels: obj.metadata.labels,
+    allowClusterScoped,
+  });
+}
+
+/** The hooks a ControlPlane uses, in KubeFlex's order: the legacy single hook first, then the list. */
+export function hookUsesOf(
+  spec: Record<string, any> | undefined,
+): { hookName: string; vars?: Record<string, string> }[] {
+  const out: { hookName: string; vars?: Record<string, string> }[] = [];
+  if (spec?.postCreateHook) out.push({ hookName: String(spec.postCreateHook), vars: spec.postCreateHookVars });
+  for (const u of spec?.postCreateHooks ?? []) {
+    if (u?.hookName && !out.some((o) => o.hookName === u.hookName)) out.push({ hookName: u.hookName, vars: u.vars });
+  }
+  return out;
+}
+
+/**
+ * Every object our constructs synthesize for `cp` (its ControlPlane object included), given the hosting props as
+ * installed and the PostCreateHook objects of the cluster. Throws KubeflexConfigError with synth's own message for a
+ * spec synth would refuse, and for a hook the cluster does not have.
+ */
+export function materialize(
+  cp: BareControlPlane,
+  hosting: KubeflexHostingProps,
+  hooks: HookObject[],
+  opts: { allowClusterScoped?: boolean } = {},
+): any[] {
+  const app = new App({ outdir: '/nonexistent' });
+  const h = new KubeflexHosting(app, 'hosting', hosting);
+  const spec = cp.spec ?? {};
+  const uses: PostCreateHookUse[] = [];
+  for (const use of hookUsesOf(spec)) {
+    const obj = hooks.find((x) => x.metadata.name === use.hookName);
+    // An unknown hook name is refused by the control plane construct with the list of known hooks.
+    if (obj && !h.findPostCreateHook(obj.metadata.name)) hookFromObject(h, obj, opts.allowClusterScoped);
+    uses.push({ hook: use.hookName, vars: use.vars });
+  }
+  const common = {
+    hosting: h,
+    name: cp.metadata.name,
+    postCreateHooks: uses,
+    globalVars: spec.globalVars,
+    waitForPostCreateHooks: spec.waitForPostCreateHooks,
+  };
+  const sleeping = cp.metadata.annotations?.[SLEEP_ANNOTATION] === 'true' ? true : undefined;
+  const build: Record<string, () => ControlPlaneBase> = {
+    k8s: () => new K8sControlPlane(app, cp.metadata.name, { ...common, sleeping }),
+    k3s: () => new K3sControlPlane(app, cp.metadata.name, { ...common, sleeping }),
+    vcluster: () => new VClusterControlPlane(app, cp.metadata.name, { ...common, sleeping }),
+    host: () => new HostControlPlane(app, cp.metadata.name, { ...common, allowPostCreateHooks: uses.length > 0 }),
+    external: () =>
+      new ExternalControlPlane(app, cp.metadata.name, {
+        ...common,
+        bootstrapSecret: spec.bootstrapSecretRef
+          ? {
+              name: spec.bootstrapSecretRef.name,
+              namespace: spec.bootstrapSecretRef.namespace,
+              inClusterKey: spec.bootstrapSecretRef.inClusterKey,
+            }
+          : undefined,
+        tokenExpirationSeconds: spec.tokenExpirationSeconds,
+      }),
+  };
+  const type = String(spec.type ?? 'k8s');
+  const make = build[type];
+  if (!make) {
+    throw new KubeflexConfigError(
+      `ControlPlane ${cp.metadata.name}`,
+      'spec.type',
+      type,
+      `is not a type this installation serves (${Object.keys(build).join(', ')})`,
+    );
+  }
+  const chart: Chart = make();
+  return chart.toJson();
+}
+
+/**
+ * What the materializer applies: every synthesized object except the ControlPlane (the client's own), each marked
+ * with the ControlPlane's UID and owned by it, so garbage collection removes them with it.
+ */
+export function withOwnership(objects: any[], cp: { metadata: { name: string; uid: string } }): any[] {
+  return objects
+    .filter((o) => o.kind !== 'ControlPlane')
+    .map((o) => ({
+      ...o,
+      metadata: {
+        ...o.metadata,
+        annotations: { ...(o.metadata.annotations ?? {}), [MATERIALIZED_FOR]: cp.metadata.uid },
+        ownerReferences: [
+          {
+            apiVersion: 'tenancy.kflex.kubestellar.org/v1alpha1',
+            kind: 'ControlPlane',
+            name: cp.metadata.name,
+            uid: cp.metadata.uid,
+          },
+        ],
+      },
+    }));
+}

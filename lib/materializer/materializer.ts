@@ -1,0 +1,176 @@
+// The materializer loop: serves ControlPlanes that carry no mark of our synth (created by KubeFlex's own clients) by
+// building their tenant with our constructs and server-side applying it. Separate from the controller (which stays
+// cdk8s-free and only mints and writes status). Level-based: every pass recomputes the objects from the ControlPlane,
+// the hosting configuration and the hooks, and applies them again (idempotent); a hook created later is picked up by
+// the PostCreateHook watch.
+import { applyObjects, Discovery } from '../cli/apply';
+import { ApiError, KubeClient, paths } from '../controller/kube';
+import { Logger } from '../controller/log';
+import { WorkQueue } from '../controller/manager';
+import { KubeflexConfigError } from '../errors';
+import {
+  BareControlPlane,
+  hookUsesOf,
+  hostingPropsFromConfig,
+  isSynthesized,
+  materialize,
+  MATERIALIZE_ERROR,
+  MATERIALIZED_FOR,
+  MATERIALIZER_FIELD_MANAGER,
+  withOwnership,
+} from '../materialize';
+import { HOSTING_NAMESPACE } from '../names';
+import { HOSTING_CONFIGMAP } from '../wire';
+
+export interface MaterializerOptions {
+  readonly client: KubeClient;
+  readonly log: Logger;
+  /** Full resync period. @default 5 min */
+  readonly resyncMs?: number;
+}
+
+/** A refusal that names what was refused; reported on the ControlPlane, never retried with back-off. */
+class Refused extends Error {}
+
+/**
+ * One pass for one ControlPlane. Returns what happened, for logs and tests. Nothing is applied unless every check
+ * passed: the spec synthesizes, and neither the tenant namespace nor the database Job exists for anyone else.
+ */
+export async function materializeOne(client: KubeClient, name: string, log: Logger): Promise<string> {
+  const cp = await client.get<BareControlPlane & { metadata: { uid: string; deletionTimestamp?: string } }>(
+    paths.controlPlane(name),
+  );
+  if (!cp) return 'gone';
+  if (cp.metadata.deletionTimestamp) return 'deleting'; // owner references let garbage collection remove the rest
+  if (isSynthesized(cp)) return 'synthesized'; // GitOps owns it
+  try {
+    const config = (await client.get<any>(paths.configMap(HOSTING_NAMESPACE, HOSTING_CONFIGMAP)))?.data;
+    if (!config) throw new Refused(`ConfigMap ${HOSTING_NAMESPACE}/${HOSTING_CONFIGMAP} not found`);
+    const hooks = [];
+    for (const use of hookUsesOf(cp.spec)) {
+      const h = await client.get<any>(paths.postCreateHook(use.hookName));
+      if (h) hooks.push(h);
+    }
+    let objects: any[];
+    try {
+      objects = withOwnership(materialize(cp, hostingPropsFromConfig(config), hooks), cp);
+    } catch (e) {
+      if (e instanceof KubeflexConfigError) throw new Refused(e.message);
+      throw e;
+    }
+    // Only into what was made for this ControlPlane: a namespace or object of another plane, of a synthesized
+    // plane or of anyone else is never touched (checked for all before anything is applied).
+    for (const o of objects.filter((x) => x.kind === 'Namespace' || x.metadata.namespace === HOSTING_NAMESPACE)) {
+      const path =
+        o.kind === 'Namespace'
+          ? paths.namespace(o.metadata.name)
+          : await new Discovery(client).path(o as { apiVersion: string; kind: string; metadata: { name: string } });
+      const existing = await client.get<any>(path);
+      const mark = existing?.metadata?.annotations?.[MATERIALIZED_FOR];
+      if (existing && mark !== cp.metadata.uid) {
+        throw new Refused(
+          `${o.kind} ${o.metadata.namespace ? `${o.metadata.namespace}/` : ''}${o.metadata.name} exists and was not made for this ControlPlane (uid ${cp.metadata.uid}); nothing was applied`,
+        );
+      }
+    }
+    await applyObjects(client, objects, undefined, MATERIALIZER_FIELD_MANAGER);
+    await setError(client, cp, undefined);
+    log.info('materialized', { controlPlane: name, objects: objects.length });
+    return 'applied';
+  } catch (e) {
+    if (!(e instanceof Refused)) throw e;
+    log.warn('refused', { controlPlane: name, reason: e.message });
+    await setError(client, cp, e.message);
+    return `refused: ${e.message}`;
+  }
+}
+
+/** The refusal, where the controller reads it into Synced=False (one writer of status: the controller). */
+async function setError(client: KubeClient, cp: BareControlPlane, message: string | undefined): Promise<void> {
+  if ((cp.metadata.annotations?.[MATERIALIZE_ERROR] ?? undefined) === message) return;
+  await client.request(
+    'PATCH',
+    paths.controlPlane(cp.metadata.name),
+    { metadata: { annotations: { [MATERIALIZE_ERROR]: message ?? null } } },
+    'application/merge-patch+json',
+  );
+}
+
+/** Watches ControlPlanes and PostCreateHooks, and materializes every bare ControlPlane, one at a time per name. */
+export class Materializer {
+  private readonly queue: WorkQueue;
+  private readonly abort = new AbortController();
+  private readonly known = new Set<string>();
+  private readonly synced = new Set<string>();
+  private worker?: Promise<void>;
+  private resync?: NodeJS.Timeout;
+
+  public constructor(private readonly opts: MaterializerOptions) {
+    this.queue = new WorkQueue(opts.resyncMs ?? 300_000);
+  }
+
+  public get isSynced(): boolean {
+    return this.synced.size === 2;
+  }
+
+  public start(): void {
+    const { client, log } = this.opts;
+    const watch = (kind: string, path: string, onEvent: (type: string, obj: any) => void) =>
+      client.runListWatch(
+        path,
+        onEvent,
+        () => this.synced.add(kind),
+        (err) => log.warn('watch interrupted; re-listing', { kind, error: err.message }),
+        this.abort.signal,
+      );
+    watch('ControlPlane', paths.controlPlanes, (type, obj) => {
+      const name = obj?.metadata?.name;
+      if (!name) return;
+      if (type === 'DELETED') this.known.delete(name);
+      else this.known.add(name);
+      if (type !== 'DELETED') this.queue.add(name);
+    });
+    // A hook created or changed after the ControlPlane that uses it (KubeFlex's hook-retry flow).
+    watch('PostCreateHook', paths.postCreateHooks, () => {
+      for (const n of this.known) this.queue.add(n);
+    });
+    this.worker = this.work();
+    this.resync = setInterval(() => {
+      for (const n of this.known) this.queue.add(n);
+    }, this.opts.resyncMs ?? 300_000);
+    log.info('materializer started', {});
+  }
+
+  public async stop(): Promise<void> {
+    this.abort.abort();
+    if (this.resync) clearInterval(this.resync);
+    this.queue.stop();
+    await this.worker;
+    this.opts.client.close();
+  }
+
+  private async work(): Promise<void> {
+    const failures = new Map<string, number>();
+    for (;;) {
+      const name = await this.queue.next(this.abort.signal);
+      if (name === undefined) return;
+      try {
+        await materializeOne(this.opts.client, name, this.opts.log);
+        failures.delete(name);
+      } catch (e) {
+        const n = (failures.get(name) ?? 0) + 1;
+        failures.set(name, n);
+        const delay = Math.min(500 * 2 ** n, 60_000);
+        this.opts.log.warn('materialize failed; retrying', {
+          controlPlane: name,
+          error: e instanceof ApiError ? `${e.status} ${e.message}` : (e as Error).message,
+          retryInMs: delay,
+        });
+        this.queue.done(name);
+        this.queue.add(name, delay);
+        continue;
+      }
+      this.queue.done(name);
+    }
+  }
+}

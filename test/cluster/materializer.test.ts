@@ -1,0 +1,240 @@
+// The materializer binary against its own real hosting cluster, running with its own ServiceAccount token (so the
+// synthesized RBAC is what is tested): bare ControlPlanes become their tenant's objects, and every safety rule holds.
+// Pods do not run here (no kubelet); test/node runs the same flows to Ready=True on a real node.
+import { ChildProcess, spawn } from 'child_process';
+import * as fs from 'fs';
+import * as os from 'os';
+import * as path from 'path';
+import { App } from 'cdk8s';
+import { parse, stringify } from 'yaml';
+import {
+  hostingPropsFromConfig,
+  K8sControlPlane,
+  KubeflexHosting,
+  materialize,
+  MATERIALIZE_ERROR,
+  MATERIALIZED_FOR,
+  PostCreateHook,
+  synthesizeAtomically,
+  withOwnership,
+} from '../../lib';
+import {
+  applySynthesized,
+  ClusterState,
+  HOSTING_KCM_CONTROLLERS,
+  killAll,
+  kubectl,
+  loadState,
+  startCluster,
+  TestCluster,
+  waitFor,
+} from './harness';
+
+const state: ClusterState = loadState();
+const suite = state.skipped ? describe.skip : describe;
+if (state.skipped) console.warn(`### SKIPPED materializer tests: ${state.skipped}`);
+
+const HOOK = {
+  apiVersion: 'v1',
+  kind: 'ConfigMap',
+  metadata: { name: 'greeting-{{.ControlPlaneName}}' },
+  data: { message: '{{.Message}}' },
+};
+
+suite('materializer: bare ControlPlanes (as KubeFlex clients create them) become tenants', () => {
+  let hosting: TestCluster;
+  let proc: ChildProcess | undefined;
+  let tmp: string;
+  const k = (args: string[], input?: string) => kubectl(hosting, args, input).stdout;
+  const json = (args: string[]) => JSON.parse(k([...args, '-o', 'json']));
+  const exists = (args: string[]) => {
+    try {
+      k(args);
+      return true;
+    } catch {
+      return false;
+    }
+  };
+  const bare = (name: string, spec: object) =>
+    k(
+      ['apply', '-f', '-'],
+      stringify({
+        apiVersion: 'tenancy.kflex.kubestellar.org/v1alpha1',
+        kind: 'ControlPlane',
+        metadata: { name },
+        spec,
+      }),
+    );
+  const annotation = (cp: string, a: string) => json(['get', 'cp', cp]).metadata.annotations?.[a];
+
+  beforeAll(async () => {
+    tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'kflex-materializer-'));
+    hosting = await startCluster(state, 'materializer', HOSTING_KCM_CONTROLLERS);
+    const files = synthesizeAtomically(
+      (app) => {
+        const h = new KubeflexHosting(app, 'hosting', { domain: 'example.com' });
+        new PostCreateHook(h, 'hello', { hosting: h, templates: [HOOK], defaultVars: { Message: 'hi' } });
+      },
+      path.join(tmp, 'dist'),
+    );
+    applySynthesized(hosting, files);
+    // Its own ServiceAccount's token: what the Deployment runs with.
+    const token = k(['create', 'token', 'kubeflex-materializer', '-n', 'kubeflex-system', '--duration=1h']).trim();
+    const kc = parse(fs.readFileSync(hosting.kubeconfig, 'utf8'));
+    kc.users[0].user = { token };
+    const kubeconfig = path.join(tmp, 'materializer.kubeconfig');
+    fs.writeFileSync(kubeconfig, stringify(kc), { mode: 0o600 });
+    const out = fs.openSync(path.join(state.logDir, 'materializer.log'), 'a');
+    proc = spawn(
+      process.execPath,
+      [
+        path.resolve(__dirname, '../../build/lib/materializer/main.js'),
+        `--kubeconfig=${kubeconfig}`,
+        '--health-port=0',
+      ],
+      { stdio: ['ignore', out, out] },
+    );
+    fs.closeSync(out);
+  }, 120_000);
+  afterAll(async () => {
+    if (proc?.pid) await killAll([proc.pid]);
+    await hosting?.stop();
+  });
+
+  test('a bare k8s ControlPlane gets exactly the synthesized objects, marked with its UID and owned by it', async () => {
+    bare('bare1', { type: 'k8s', postCreateHooks: [{ hookName: 'hello', vars: { Message: 'from a bare CP' } }] });
+    const uid = json(['get', 'cp', 'bare1']).metadata.uid;
+    await waitFor('bare1-system', () => exists(['get', 'ns', 'bare1-system']), 30_000);
+    await waitFor('kube-apiserver Deployment', () => exists(['get', 'deploy', '-n', 'bare1-system', 'kube-apiserver']));
+    // What the server holds is what the constructs synthesize for the same ControlPlane and hosting configuration.
+    const config = json(['get', 'configmap', '-n', 'kubeflex-system', 'kubeflex-config']).data;
+    const hooks = [json(['get', 'postcreatehook', 'hello'])];
+    const cp = json(['get', 'cp', 'bare1']);
+    const expected = withOwnership(materialize(cp, hostingPropsFromConfig(config), hooks), cp);
+    expect(expected.length).toBeGreaterThan(10);
+    for (const o of expected) {
+      const group = o.apiVersion.includes('/') ? `.${o.apiVersion.split('/')[0]}` : '';
+      const where = o.metadata.namespace ? ['-n', o.metadata.namespace] : [];
+      const live = json(['get', `${o.kind}${group}`, ...where, o.metadata.name, '--show-managed-fields']);
+      expect([o.kind, o.metadata.name, live.metadata.annotations?.[MATERIALIZED_FOR]]).toEqual([
+        o.kind,
+        o.metadata.name,
+        uid,
+      ]);
+      expect(live.metadata.ownerReferences).toEqual([
+        expect.objectContaining({ kind: 'ControlPlane', name: 'bare1', uid }),
+      ]);
+      expect(live.metadata.managedFields.map((f: any) => f.manager)).toContain('kubeflex-materializer');
+    }
+    expect(json(['get', 'configmap', '-n', 'bare1-system', 'greeting-bare1']).data.message).toBe('from a bare CP');
+    // The ControlPlane itself is the client's: not taken over, no labels added.
+    expect(cp.metadata.labels).toBeUndefined();
+  }, 60_000);
+
+  test('a hook patched into the live ControlPlane is applied (spec change -> apply again)', async () => {
+    k(
+      ['apply', '-f', '-'],
+      stringify({
+        apiVersion: 'tenancy.kflex.kubestellar.org/v1alpha1',
+        kind: 'PostCreateHook',
+        metadata: { name: 'second' },
+        spec: {
+          templates: [{ ...HOOK, metadata: { name: 'second-{{.ControlPlaneName}}' } }],
+          defaultVars: [{ name: 'Message', value: 'two' }],
+        },
+      }),
+    );
+    k([
+      'patch',
+      'cp',
+      'bare1',
+      '--type=merge',
+      '-p',
+      JSON.stringify({ spec: { postCreateHooks: [{ hookName: 'hello' }, { hookName: 'second' }] } }),
+    ]);
+    await waitFor('second hook applied', () => exists(['get', 'configmap', '-n', 'bare1-system', 'second-bare1']));
+  });
+
+  test('a synthesized ControlPlane (GitOps) is left alone', async () => {
+    const app = new App();
+    const h = new KubeflexHosting(app, 'hosting', { domain: 'example.com' });
+    const cp = new K8sControlPlane(app, 'syn1', { hosting: h }).toJson().find((o: any) => o.kind === 'ControlPlane');
+    k(['apply', '--server-side', '-f', '-'], JSON.stringify(cp));
+    bare('trigger', { type: 'host' }); // a later event: the materializer has looked at syn1 by then
+    await waitFor('trigger-system', () => exists(['get', 'ns', 'trigger-system']), 30_000);
+    expect(exists(['get', 'ns', 'syn1-system'])).toBe(false);
+    expect(annotation('syn1', MATERIALIZE_ERROR)).toBeUndefined();
+  });
+
+  test('never applies into a namespace it did not create for this ControlPlane: refused, nothing applied', async () => {
+    // A synthesized plane's namespace (its label, no materializer mark) and an unrelated one.
+    k(['create', 'namespace', 'taken-system']);
+    k(['label', 'namespace', 'taken-system', 'tenancy.kflex.kubestellar.org/control-plane=taken']);
+    bare('taken', { type: 'k8s' });
+    await waitFor('refusal', () => annotation('taken', MATERIALIZE_ERROR), 30_000);
+    expect(annotation('taken', MATERIALIZE_ERROR)).toMatch(
+      /^Namespace taken-system exists and was not made for this ControlPlane \(uid [0-9a-f-]+\); nothing was applied$/,
+    );
+    expect(k(['get', 'all', '-n', 'taken-system', '-o', 'name']).trim()).toBe('');
+    expect(exists(['get', 'job', '-n', 'kubeflex-system', 'db-taken'])).toBe(false);
+    // A plane named after the namespace another materialized plane uses is refused the same way (UID differs).
+    k(['delete', 'cp', 'bare1', '--wait=false']);
+  });
+
+  test("a spec synth refuses gets synth's own message and nothing applied; a hook created later is picked up", async () => {
+    bare('late', { type: 'k8s', postCreateHooks: [{ hookName: 'later' }] });
+    await waitFor('refusal', () => annotation('late', MATERIALIZE_ERROR), 30_000);
+    expect(annotation('late', MATERIALIZE_ERROR)).toMatch(
+      /invalid postCreateHooks\[\]\.hook "later": no PostCreateHook with that name is registered with the hosting install/,
+    );
+    expect(exists(['get', 'ns', 'late-system'])).toBe(false);
+    k(
+      ['apply', '-f', '-'],
+      stringify({
+        apiVersion: 'tenancy.kflex.kubestellar.org/v1alpha1',
+        kind: 'PostCreateHook',
+        metadata: { name: 'later' },
+        spec: {
+          templates: [{ ...HOOK, metadata: { name: 'later-{{.ControlPlaneName}}' } }],
+          defaultVars: [{ name: 'Message', value: 'x' }],
+        },
+      }),
+    );
+    await waitFor('late materialized', () => exists(['get', 'configmap', '-n', 'late-system', 'later-late']), 30_000);
+    await waitFor('refusal cleared', () => annotation('late', MATERIALIZE_ERROR) === undefined);
+  });
+
+  test('its RBAC is the least its objects need: it cannot read Secrets or bind arbitrary roles', () => {
+    const can = (verb: string, what: string, ns?: string) =>
+      kubectl(hosting, [
+        'auth',
+        'can-i',
+        verb,
+        what,
+        ...(ns ? ['-n', ns] : ['--all-namespaces']),
+        '--as=system:serviceaccount:kubeflex-system:kubeflex-materializer',
+      ]).stdout.trim();
+    const cannot = (verb: string, what: string, ns?: string) => {
+      try {
+        return can(verb, what, ns);
+      } catch (e) {
+        return /no/.test(String(e)) ? 'no' : String(e);
+      }
+    };
+    expect(cannot('get', 'secrets')).toBe('no');
+    expect(cannot('list', 'secrets', 'kubeflex-system')).toBe('no');
+    expect(cannot('delete', 'namespaces')).toBe('no');
+    expect(cannot('bind', 'clusterroles/admin')).toBe('no');
+    expect(can('bind', 'clusterroles/cluster-admin')).toBe('yes');
+    expect(can('create', 'deployments.apps', 'any-ns')).toBe('yes');
+    expect(cannot('get', 'deployments.apps', 'any-ns')).toBe('no');
+    expect(cannot('create', 'pods', 'any-ns')).toBe('no');
+    expect(cannot('create', 'clusterroles')).toBe('no');
+  });
+
+  test('kubectl delete cp: everything it applied goes with the ControlPlane (owner references)', async () => {
+    await waitFor('bare1 gone', () => !exists(['get', 'cp', 'bare1']), 30_000);
+    await waitFor('bare1-system gone', () => !exists(['get', 'ns', 'bare1-system']), 60_000);
+    expect(k(['get', 'jobs', '-n', 'kubeflex-system', '-o', 'name'])).not.toMatch(/db-bare1/);
+  }, 120_000);
+});

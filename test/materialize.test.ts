@@ -1,0 +1,65 @@
+// One source of truth: for every type, what the materializer builds from a bare ControlPlane (its spec, the hosting
+// configuration as installed, the cluster's PostCreateHook objects) equals what `cdk8s synth` emits for it.
+import { App } from 'cdk8s';
+import {
+  hostingPropsFromConfig,
+  isSynthesized,
+  KubeflexConfigError,
+  materialize,
+  MATERIALIZED_FOR,
+  withOwnership,
+} from '../lib';
+import { buildExamplePlatform } from '../main';
+
+function examplePlatform() {
+  const app = new App();
+  buildExamplePlatform(app);
+  const charts = Object.fromEntries(app.charts.map((c) => [c.node.id, c.toJson()]));
+  const hosting = charts.hosting;
+  const config = hosting.find((o: any) => o.kind === 'ConfigMap' && o.metadata.name === 'kubeflex-config').data;
+  const hooks = hosting.filter((o: any) => o.kind === 'PostCreateHook');
+  return { charts, props: hostingPropsFromConfig(config), hooks };
+}
+
+describe('materializer: a bare ControlPlane gives exactly the synthesized objects', () => {
+  const { charts, props, hooks } = examplePlatform();
+
+  for (const name of ['cp1', 'cp2', 'cp3', 'cp4', 'ext1']) {
+    test(`${name}: same objects as cdk8s synth, apart from the ownership mark`, () => {
+      const synthesized = charts[name];
+      const cp = synthesized.find((o: any) => o.kind === 'ControlPlane');
+      expect(isSynthesized(cp)).toBe(true);
+      // What a KubeFlex client creates: name and spec, none of our labels.
+      const bare = { metadata: { name: cp.metadata.name, uid: `uid-${name}` }, spec: cp.spec };
+      expect(isSynthesized(bare)).toBe(false);
+      const built = materialize(bare, props, hooks);
+      expect(built).toEqual(synthesized);
+      const applied = withOwnership(built, bare);
+      const strip = (o: any) => {
+        const { ownerReferences, annotations, ...metadata } = o.metadata;
+        expect(ownerReferences).toEqual([
+          { apiVersion: 'tenancy.kflex.kubestellar.org/v1alpha1', kind: 'ControlPlane', name, uid: `uid-${name}` },
+        ]);
+        const { [MATERIALIZED_FOR]: mark, ...rest } = annotations;
+        expect(mark).toBe(`uid-${name}`);
+        return { ...o, metadata: Object.keys(rest).length ? { ...metadata, annotations: rest } : metadata };
+      };
+      expect(applied.map(strip)).toEqual(synthesized.filter((o: any) => o.kind !== 'ControlPlane'));
+    });
+  }
+
+  test("a spec synth would refuse fails with synth's own message", () => {
+    const bad = (spec: object) => () => materialize({ metadata: { name: 'x1', uid: 'u' }, spec }, props, hooks);
+    expect(bad({ type: 'k8s', postCreateHooks: [{ hookName: 'nope' }] })).toThrow(KubeflexConfigError);
+    expect(bad({ type: 'k8s', postCreateHooks: [{ hookName: 'nope' }] })).toThrow(
+      /postCreateHooks\[\]\.hook "nope": no PostCreateHook with that name/,
+    );
+    expect(bad({ type: 'ocm' })).toThrow(
+      'ControlPlane x1: invalid spec.type "ocm": is not a type this installation serves',
+    );
+    expect(() => materialize({ metadata: { name: 'kube', uid: 'u' }, spec: { type: 'k8s' } }, props, hooks)).toThrow(
+      KubeflexConfigError,
+    );
+    expect(bad({ type: 'external', tokenExpirationSeconds: 5 })).toThrow(/tokenExpirationSeconds/);
+  });
+});
