@@ -1,6 +1,6 @@
 // A k8s tenant on the real test node (test/node/node-cluster.ts): time from `kubectl apply` of its synthesized
 // manifests to Ready=True (the controller Pod's status, from the kubelet's probes), RUNS times with the earlier
-// tenants still running, then each tenant's Pod memory from the kubelet's cgroups (usage, anonymous rss, page
+// tenants still running, the same for bare ControlPlanes served by the materializer, then each tenant's Pod memory from the kubelet's cgroups (usage, anonymous rss, page
 // cache) next to the RSS of the same processes.
 // Usage: RUNS=5 SETTLE_S=30 npm run bench:node (root, scripts/prepare-binaries.sh and prepare-node.sh done).
 import { execFileSync } from 'child_process';
@@ -103,7 +103,47 @@ async function main(): Promise<void> {
       readyMs.push(Date.now() - t0);
       console.log(`${name}: Ready=True ${readyMs[i - 1]} ms after kubectl apply`);
     }
+    // The same through the materializer: a bare ControlPlane, as KubeFlex's clients create it.
+    k(['-n', 'kubeflex-system', 'rollout', 'status', 'deployment/kubeflex-materializer', '--timeout=300s']);
+    const bareMs: number[] = [];
+    for (let i = 1; i <= RUNS; i++) {
+      const name = `bare${i}`;
+      const t0 = Date.now();
+      k(
+        ['apply', '-f', '-'],
+        JSON.stringify({
+          apiVersion: 'tenancy.kflex.kubestellar.org/v1alpha1',
+          kind: 'ControlPlane',
+          metadata: { name },
+          spec: { type: 'k8s' },
+        }),
+      );
+      for (;;) {
+        let s = '';
+        try {
+          s = k(['get', 'cp', name, '-o', 'jsonpath={.status.conditions[?(@.type=="Ready")].status}']).trim();
+        } catch {
+          // not yet
+        }
+        if (s === 'True') break;
+        if (Date.now() - t0 > 600_000) throw new Error(`${name} not Ready after 600 s`);
+        await sleep(200);
+      }
+      bareMs.push(Date.now() - t0);
+      console.log(`${name} (bare, materialized): Ready=True ${bareMs[i - 1]} ms after kubectl apply`);
+    }
     await sleep(SETTLE_S * 1000);
+    const system = JSON.parse(k(['get', 'pods', '-n', 'kubeflex-system', '-o', 'json'])).items.filter(
+      (p: any) => p.status.phase === 'Running',
+    );
+    for (const app of ['kubeflex-materializer', 'kubeflex-controller-manager']) {
+      const pod = system.find((p: any) => p.metadata.labels?.app === app);
+      if (!pod) continue;
+      const m = podMemory(pod);
+      console.log(
+        `${app}: cgroup memory ${MiB(m.usage).toFixed(0)} MiB (anonymous ${MiB(m.rss).toFixed(0)}), RSS ${MiB(m.procRss).toFixed(0)} MiB, with ${2 * RUNS} k8s planes`,
+      );
+    }
     const perTenant = names.map((n) => {
       const pods = JSON.parse(k(['get', 'pods', '-n', `${n}-system`, '-o', 'json'])).items.filter(
         (p: any) => p.status.phase === 'Running',

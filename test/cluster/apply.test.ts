@@ -109,9 +109,16 @@ suite('server-side apply on a real kube-apiserver', () => {
       'allow-controller',
       'allow-db-provision',
       'allow-dns',
+      'allow-materializer',
       'allow-postgres',
       'default-deny',
     ]);
+    // The materializer: egress only (to the hosting API server), nothing may connect to it.
+    expect(list.find((p: any) => p.metadata.name === 'allow-materializer').spec).toEqual({
+      podSelector: { matchLabels: { app: 'kubeflex-materializer' } },
+      policyTypes: ['Egress'],
+      egress: [{}],
+    });
     expect(names('cp1-system')).toEqual(['allow-api', 'allow-postgres', 'allow-same-namespace', 'default-deny']);
     expect(names('cp2-system')).toEqual(['allow-api', 'allow-same-namespace', 'default-deny']);
     expect(names('cp4-system')).toEqual(['allow-same-namespace', 'default-deny']);

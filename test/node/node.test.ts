@@ -231,6 +231,133 @@ suite('the example platform on a real node', () => {
     expect(psqlInPod("SELECT count(*) FROM pg_roles WHERE rolname = 'team1'")).toBe('0');
   }, 900_000);
 
+  // KubeFlex's own end-to-end flows (../shared/reference/kubeflex-e2e-flows.md) in our words: a bare ControlPlane,
+  // as KubeFlex's kflex or `kubectl apply` creates it, served by the materializer Pod and the controller Pod.
+  const bare = (name: string, spec: object) =>
+    k(
+      ['apply', '-f', '-'],
+      JSON.stringify({
+        apiVersion: 'tenancy.kflex.kubestellar.org/v1alpha1',
+        kind: 'ControlPlane',
+        metadata: { name },
+        spec,
+      }),
+    );
+  const fetched = (cp: string) => {
+    const ref = JSON.parse(k(['get', 'cp', cp, '-o', 'json'])).status.secretRef;
+    return secretFile(ref.namespace, ref.name, ref.key);
+  };
+
+  test('bare k8s ControlPlane: Ready=True after its hook, kubectl through the fetched context, a hook patched into the live plane runs, kubectl delete cp takes everything', async () => {
+    k(['-n', 'kubeflex-system', 'rollout', 'status', 'deployment/kubeflex-materializer', '--timeout=120s']);
+    const t0 = Date.now();
+    bare('bk8s', { type: 'k8s', postCreateHooks: [{ hookName: 'hello' }], waitForPostCreateHooks: true });
+    await waitPlaneReady('bk8s');
+    process.stderr.write(`bare bk8s Ready=True ${Date.now() - t0} ms after kubectl apply\n`);
+    const cp = JSON.parse(k(['get', 'cp', 'bk8s', '-o', 'json']));
+    expect(cp.status).toMatchObject({ postCreateHookCompleted: true, postCreateHooks: { hello: true } });
+    expect(cp.metadata.labels).toBeUndefined();
+    const kubeconfig = fetched('bk8s');
+    expect(tenant('bk8s', ['get', 'configmap', 'greeting', '-o', 'jsonpath={.data.message}'], kubeconfig)).toBe(
+      'hello from kubeflex',
+    );
+    // A second hook, patched into the live ControlPlane (KubeFlex: kubectl patch cp ... postCreateHooks).
+    const hello = JSON.parse(k(['get', 'postcreatehook', 'hello', '-o', 'json']));
+    const job = JSON.parse(
+      JSON.stringify(hello.spec.templates[0]).replace(/create","configmap","greeting"/, 'create","configmap","second"'),
+    );
+    job.metadata.name = 'second-{{.ControlPlaneName}}';
+    k(
+      ['apply', '-f', '-'],
+      JSON.stringify({
+        apiVersion: 'tenancy.kflex.kubestellar.org/v1alpha1',
+        kind: 'PostCreateHook',
+        metadata: { name: 'second' },
+        spec: { templates: [job], defaultVars: [{ name: 'Message', value: 'patched in' }] },
+      }),
+    );
+    k([
+      'patch',
+      'cp',
+      'bk8s',
+      '--type=merge',
+      '-p',
+      JSON.stringify({ spec: { postCreateHooks: [{ hookName: 'hello' }, { hookName: 'second' }] } }),
+    ]);
+    await waitFor(
+      'hook Job second-bk8s complete',
+      () => {
+        try {
+          return k(['get', 'job', '-n', 'bk8s-system', 'second-bk8s', '-o', 'jsonpath={.status.succeeded}']) === '1';
+        } catch {
+          return false;
+        }
+      },
+      180_000,
+    );
+    expect(tenant('bk8s', ['get', 'configmap', 'second', '-o', 'jsonpath={.data.message}'], kubeconfig)).toBe(
+      'patched in',
+    );
+    expect(psqlInPod("SELECT count(*) FROM pg_database WHERE datname = 'bk8s'")).toBe('1');
+    // kubectl delete cp alone; a client waiting for the namespace to disappear (KubeFlex's kflex delete) returns.
+    k(['delete', 'cp', 'bk8s', '--wait=false']);
+    k(['wait', '--for=delete', 'namespace/bk8s-system', '--timeout=180s']);
+    expect(k(['get', 'pods', '-n', 'bk8s-system', '-o', 'name']).trim()).toBe('');
+    expect(psqlInPod("SELECT count(*) FROM pg_database WHERE datname = 'bk8s'")).toBe('0');
+    expect(psqlInPod("SELECT count(*) FROM pg_roles WHERE rolname = 'bk8s'")).toBe('0');
+    expect(k(['get', 'jobs', '-n', 'kubeflex-system', '-o', 'name'])).not.toMatch(/db-bk8s/);
+  }, 900_000);
+
+  test('bare host and external (adopted from a bootstrap Secret) ControlPlanes reach Ready=True; secretRef keys exist', async () => {
+    bare('bhost', { type: 'host' });
+    await waitPlaneReady('bhost', 120_000);
+    const host = JSON.parse(k(['get', 'cp', 'bhost', '-o', 'json'])).status;
+    expect(host.secretRef).toEqual({
+      namespace: 'bhost-system',
+      name: 'admin-kubeconfig',
+      inClusterKey: 'kubeconfig-incluster',
+    });
+    expect(host.conditions.find((c: any) => c.type === 'Ready').message).toMatch(/^no off-cluster kubeconfig/);
+    // What KubeFlex's `kflex adopt` writes: the bootstrap Secret, then a bare ControlPlane.
+    k(
+      ['apply', '-f', '-'],
+      JSON.stringify({
+        apiVersion: 'v1',
+        kind: 'Secret',
+        metadata: {
+          name: 'bext-bootstrap',
+          namespace: 'kubeflex-system',
+          labels: { 'tenancy.kflex.kubestellar.org/control-plane': 'bext' },
+        },
+        stringData: { 'kubeconfig-incluster': fs.readFileSync(node.kubeconfig, 'utf8') },
+      }),
+    );
+    bare('bext', {
+      type: 'external',
+      bootstrapSecretRef: {
+        name: 'bext-bootstrap',
+        namespace: 'kubeflex-system',
+        inClusterKey: 'kubeconfig-incluster',
+      },
+      tokenExpirationSeconds: 31536000,
+    });
+    await waitPlaneReady('bext', 120_000);
+    const adopted = fetched('bext');
+    expect(
+      execFileSync(
+        path.join(state.binDir, 'kubectl'),
+        [`--kubeconfig=${adopted}`, 'auth', 'whoami', '-o', 'jsonpath={.status.userInfo.username}'],
+        {
+          encoding: 'utf8',
+        },
+      ),
+    ).toBe('system:serviceaccount:kube-system:kubeflex');
+    for (const cp of ['bhost', 'bext']) {
+      k(['delete', 'cp', cp, '--wait=false']);
+      k(['wait', '--for=delete', `namespace/${cp}-system`, '--timeout=120s']);
+    }
+  }, 600_000);
+
   test('teardown leaves no process, mount, iptables chain, interface or cgroup behind', async () => {
     stopped = true;
     await node.stop();
