@@ -131,6 +131,17 @@ suite('materializer: bare ControlPlanes (as KubeFlex clients create them) become
     expect(cp.metadata.labels).toBeUndefined();
   }, 60_000);
 
+  test('bare k3s and vcluster ControlPlanes get their synthesized workloads (their images cannot run here)', async () => {
+    bare('bk3s', { type: 'k3s' });
+    bare('bvc', { type: 'vcluster' });
+    await waitFor('k3s StatefulSet', () => exists(['get', 'statefulset', '-n', 'bk3s-system', 'k3s-server']), 30_000);
+    await waitFor('vcluster StatefulSet', () => exists(['get', 'statefulset', '-n', 'bvc-system', 'vcluster']), 30_000);
+    expect(
+      json(['get', 'secret', '-n', 'bvc-system', 'vc-config-vcluster']).metadata.annotations[MATERIALIZED_FOR],
+    ).toBe(json(['get', 'cp', 'bvc']).metadata.uid);
+    for (const cp of ['bk3s', 'bvc']) k(['delete', 'cp', cp, '--wait=false']);
+  }, 60_000);
+
   test('a hook patched into the live ControlPlane is applied (spec change -> apply again)', async () => {
     k(
       ['apply', '-f', '-'],
