@@ -37,13 +37,14 @@ const r = (cpuRequestMillis: number, memoryRequestMi: number, cpuLimitMillis: nu
 });
 
 /**
- * Presets. Requests follow the idle footprint measured in BENCHMARKS.md (an idle tenant's anonymous memory: API
- * server ~100-170 MiB, kine ~20, KCM ~22), so that many idle tenants pack densely; limits leave room for bursts.
- * `medium` is what earlier releases used.
+ * Presets. CPU requests follow the idle use measured in BENCHMARKS.md (a whole idle tenant: ~19 mCPU) and memory
+ * requests its idle anonymous memory (API server ~100-170 MiB, kine ~20, KCM ~22), so that idle tenants pack densely
+ * on a real node (with the old `medium` requests of 400 mCPU, 4 tenants filled a 2-core node while using 80 mCPU);
+ * limits leave room for bursts. `large` reserves CPU for busy tenants.
  */
 export const K8S_SIZES: Record<K8sControlPlaneSize, Required<K8sComponentResources>> = {
-  small: { apiServer: r(50, 160, 1000, 384), kine: r(10, 24, 250, 128), controllerManager: r(10, 32, 250, 128) },
-  medium: { apiServer: r(250, 192, 1000, 512), kine: r(50, 32, 500, 256), controllerManager: r(100, 64, 500, 256) },
+  small: { apiServer: r(15, 160, 1000, 384), kine: r(5, 24, 250, 128), controllerManager: r(5, 32, 250, 128) },
+  medium: { apiServer: r(20, 192, 1000, 512), kine: r(5, 32, 500, 256), controllerManager: r(5, 64, 500, 256) },
   large: { apiServer: r(500, 512, 2000, 2048), kine: r(100, 64, 1000, 512), controllerManager: r(200, 128, 1000, 512) },
 };
 

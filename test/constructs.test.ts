@@ -274,7 +274,7 @@ describe('K8sControlPlane', () => {
     const medium = spec(new K8sControlPlane(app, 'm', { hosting }));
     expect(medium['kube-apiserver'].resources).toEqual({
       limits: { cpu: '1000m', memory: '512Mi' },
-      requests: { cpu: '250m', memory: '192Mi' },
+      requests: { cpu: '20m', memory: '192Mi' },
     });
     for (const c of Object.values(medium))
       expect((c as any).env).toContainEqual({
@@ -292,7 +292,7 @@ describe('K8sControlPlane', () => {
     );
     expect(small['kube-apiserver'].resources).toEqual({
       limits: { cpu: '1000m', memory: '384Mi' },
-      requests: { cpu: '50m', memory: '160Mi' },
+      requests: { cpu: '15m', memory: '160Mi' },
     });
     expect(small.kine.resources).toEqual({
       limits: { cpu: '200m', memory: '96Mi' },

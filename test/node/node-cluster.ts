@@ -94,7 +94,11 @@ async function takeLock(dir: string): Promise<void> {
     if (alive) throw new Error(`another test node runs on this machine (pid ${held.pid}, lock ${LOCK})`);
     if (held.dir) {
       process.stderr.write(`test node: cleaning up after a run that died (${held.dir})\n`);
-      const pids = trySh('pgrep', ['-f', held.dir]).stdout.split('\n').filter(Boolean).map(Number);
+      const pids = trySh('pgrep', ['-f', held.dir])
+        .stdout.split('\n')
+        .filter(Boolean)
+        .map(Number)
+        .filter((p) => p !== process.pid);
       await cleanupMachine(held.dir, pids, true);
       if (mountsUnder(held.dir).length === 0) fs.rmSync(held.dir, { recursive: true, force: true });
     }
