@@ -7,11 +7,23 @@ import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
 import { HostControlPlane, K8sControlPlane, KubeflexHosting, synthesizeAtomically } from '../lib';
-import { applySynthesized, killAll, psql, startCluster, startPostgres, stopPostgres } from '../test/cluster/harness';
+import {
+  applySynthesized,
+  HOSTING_KCM_CONTROLLERS,
+  killAll,
+  psql,
+  startCluster,
+  startPostgres,
+  stopPostgres,
+} from '../test/cluster/harness';
 
 const SIZES = (process.env.SIZES ?? '100,1000').split(',').map(Number);
 const WORKERS = process.env.WORKERS ?? '8';
 const IDLE_S = Number(process.env.IDLE_S ?? 60);
+/** `half` (default): every other plane is a host plane, the rest k8s; `host`: host planes only (all Ready). */
+const MIX = process.env.MIX ?? 'half';
+/** Wait after the last Synced before idle RSS and CPU are measured (status writes and events settle). */
+const SETTLE_S = Number(process.env.SETTLE_S ?? 15);
 const MAIN = path.resolve(__dirname, '../build/lib/controller/main.js');
 
 function rss(pid: number): { rss: number; hwm: number } {
@@ -45,7 +57,8 @@ async function run(
   n: number,
   base: { dir: string; logDir: string; binDir: string; pgPort: number; pgPassword: string },
 ) {
-  const cluster = await startCluster(base, `bench${n}`);
+  // The hosting controllers (root CA publisher: host planes' kubeconfigs carry kube-root-ca.crt; ServiceAccounts).
+  const cluster = await startCluster(base, `bench${n}`, HOSTING_KCM_CONTROLLERS);
   try {
     const out = path.join(base.dir, `dist-${n}`);
     const files = synthesizeAtomically((app) => {
@@ -53,7 +66,7 @@ async function run(
       // Mixed types: every other plane is a host plane (Ready: its token minted), the others k8s (no tenant
       // processes run here, so they stay Unavailable and are looked at again every 15 s, as KubeFlex does).
       for (let i = 0; i < n; i++)
-        if (i % 2) new HostControlPlane(app, `t${i}`, { hosting });
+        if (i % 2 || MIX === 'host') new HostControlPlane(app, `t${i}`, { hosting });
         else new K8sControlPlane(app, `t${i}`, { hosting });
     }, out);
     // The controller reads a tenant's ControlPlane and namespace (workloads only for readiness, which is not
@@ -66,29 +79,43 @@ async function run(
         .filter((d) => /^kind: (Namespace|ControlPlane|ServiceAccount|ClusterRoleBinding|RoleBinding)$/m.test(d))
         .map((d) => d.trim()),
     );
-    const chunks: string[] = [];
-    const per = Math.ceil(docs.length / 4);
-    for (let i = 0; i < docs.length; i += per) {
-      const f = path.join(base.dir, `chunk-${n}-${i}.yaml`);
-      fs.writeFileSync(f, docs.slice(i, i + per).join('\n---\n') + '\n');
-      chunks.push(f);
-    }
+    const chunksOf = (part: string[], tag: string) => {
+      const out: string[] = [];
+      const per = Math.ceil(part.length / 4);
+      for (let i = 0; i < part.length; i += per) {
+        const f = path.join(base.dir, `chunk-${n}-${tag}-${i}.yaml`);
+        fs.writeFileSync(f, part.slice(i, i + per).join('\n---\n') + '\n');
+        out.push(f);
+      }
+      return out;
+    };
+    const isNs = (d: string) => /^kind: Namespace$/m.test(d);
     const t0 = Date.now();
     applySynthesized(
       cluster,
       files.filter((f) => f.endsWith('hosting.k8s.yaml')),
     );
-    // Namespaces first (ControlPlanes do not depend on them), four kubectl processes in parallel.
-    await Promise.all(
-      chunks.map(
-        (f) =>
-          new Promise<void>((resolve, reject) =>
-            spawn('kubectl', [`--kubeconfig=${cluster.kubeconfig}`, 'apply', '--server-side', '-f', f], {
-              stdio: ['ignore', 'ignore', 'inherit'],
-            }).on('exit', (code) => (code === 0 ? resolve() : reject(new Error(`kubectl apply ${f} exited ${code}`)))),
-          ),
+    // Namespaces first (the host planes' ServiceAccounts and bindings live in them), then the rest; four kubectl
+    // processes in parallel each time.
+    for (const chunks of [
+      chunksOf(docs.filter(isNs), 'ns'),
+      chunksOf(
+        docs.filter((d) => !isNs(d)),
+        'rest',
       ),
-    );
+    ])
+      await Promise.all(
+        chunks.map(
+          (f) =>
+            new Promise<void>((resolve, reject) =>
+              spawn('kubectl', [`--kubeconfig=${cluster.kubeconfig}`, 'apply', '--server-side', '-f', f], {
+                stdio: ['ignore', 'ignore', 'inherit'],
+              }).on('exit', (code) =>
+                code === 0 ? resolve() : reject(new Error(`kubectl apply ${f} exited ${code}`)),
+              ),
+            ),
+        ),
+      );
     const applyMs = Date.now() - t0;
 
     const log = path.join(base.logDir, `controller-${n}.log`);
@@ -96,7 +123,13 @@ async function run(
     const start = Date.now();
     const proc = spawn(
       process.execPath,
-      [MAIN, `--kubeconfig=${cluster.kubeconfig}`, '--health-port=0', `--workers=${WORKERS}`, '--log-level=warn'],
+      [
+        MAIN,
+        `--kubeconfig=${cluster.kubeconfig}`,
+        '--health-port=0',
+        `--workers=${WORKERS}`,
+        `--log-level=${process.env.LOG_LEVEL ?? 'warn'}`,
+      ],
       {
         stdio: ['ignore', fd, fd],
       },
@@ -112,13 +145,14 @@ async function run(
     }
     const syncMs = Date.now() - start;
     const cpu = cpuSeconds(proc.pid!);
-    await new Promise((r) => setTimeout(r, 15_000));
+    await new Promise((r) => setTimeout(r, SETTLE_S * 1000));
     const idle = rss(proc.pid!);
     // Idle CPU: nothing changes from here on.
     const c0 = cpuSeconds(proc.pid!);
     await new Promise((r) => setTimeout(r, IDLE_S * 1000));
     const idleMilli = ((cpuSeconds(proc.pid!) - c0) * 1000) / IDLE_S;
     await killAll([proc.pid!]);
+    if (process.env.KEEP_LOG) fs.copyFileSync(log, process.env.KEEP_LOG);
     return { n, applyMs, syncMs, cpu, peak: Math.max(peak, idle.hwm), idle: idle.rss, idleMilli };
   } finally {
     await cluster.stop();
@@ -135,7 +169,7 @@ async function main(): Promise<void> {
   psql({ pgPort: pg.port, pgSocketDir: pg.socketDir }, `ALTER ROLE postgres PASSWORD '${pgPassword}'`);
   try {
     console.log(
-      '| ControlPlanes (half host, half k8s) | apply ns + CP (s) | controller start to all Synced (s) | ms per ControlPlane | controller CPU (s) | peak RSS (MiB) | idle RSS after (MiB) | idle CPU (mCPU) |',
+      `| ControlPlanes (${MIX === 'host' ? 'all host' : 'half host, half k8s'}) | apply ns + CP (s) | controller start to all Synced (s) | ms per ControlPlane | controller CPU (s) | peak RSS (MiB) | idle RSS after (MiB) | idle CPU (mCPU) |`,
     );
     console.log('|---:|---:|---:|---:|---:|---:|---:|---:|');
     for (const n of SIZES) {

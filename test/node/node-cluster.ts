@@ -276,7 +276,7 @@ export async function startNode(opts: {
         kubectl(['delete', 'deployments,statefulsets,daemonsets,jobs,replicasets', '--all', '-A', '--wait=false']);
         kubectl(['delete', 'pods', '--all', '-A', '--grace-period=2', '--timeout=60s']);
         // The kubelet stops sandboxes (CNI DEL) before it lets the API forget a pod: no task should run now.
-        await waitFor('pod tasks stopped', () => ctr(['tasks', 'ls', '-q']).trim() === '', 15_000);
+        await waitFor('pod tasks stopped', () => ctr(['tasks', 'ls', '-q']).trim() === '', 60_000);
       } catch (e) {
         process.stderr.write(`node teardown: pods not all removed through the API: ${String(e).slice(0, 300)}\n`);
       }
