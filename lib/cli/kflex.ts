@@ -10,6 +10,7 @@ import { HostControlPlane } from '../host-control-plane';
 import { KubeflexHosting, KubeflexHostingProps } from '../hosting';
 import { K3sControlPlane } from '../k3s-control-plane';
 import { K8sControlPlane } from '../k8s-control-plane';
+import { hookFromObject, hostingPropsFromConfig } from '../materialize';
 import { CONTROL_PLANE_LABEL, HOSTING_NAMESPACE } from '../names';
 import { PostCreateHook } from '../post-create-hook';
 import { VClusterControlPlane } from '../vcluster-control-plane';
@@ -193,31 +194,7 @@ async function installedHosting(client: KubeClient): Promise<KubeflexHostingProp
     throw new CliError(
       `ConfigMap ${HOSTING_NAMESPACE}/${HOSTING_CONFIGMAP} not found on the hosting cluster: run kflex init`,
     );
-  const d: Record<string, string> = cm.data ?? {};
-  const props: KubeflexHostingProps = {
-    domain: d.domain || undefined,
-    externalPort: d.externalPort ? Number(d.externalPort) : undefined,
-    isOpenShift: d.isOpenShift === 'true',
-    hostContainer: d.hostContainer || undefined,
-    ingressClassName: d.ingressClassName || undefined,
-  };
-  if (!d.postgresHost) return { ...props, installPostgres: false };
-  if (d.postgresBundled === 'false') {
-    return {
-      ...props,
-      externalPostgres: {
-        host: d.postgresHost,
-        port: Number(d.postgresPort || 5432),
-        superuser: d.postgresSuperuser || undefined,
-        passwordSecretName: d.postgresPasswordSecret,
-        passwordSecretKey: d.postgresPasswordKey || undefined,
-        caSecretName: d.postgresCaSecret || undefined,
-        caSecretKey: d.postgresCaSecret ? d.postgresCaKey || undefined : undefined,
-      },
-      postgresSslMode: (d.postgresSslMode || undefined) as any,
-    };
-  }
-  return { ...props, postgresSslMode: (d.postgresSslMode || undefined) as any };
+  return hostingPropsFromConfig(cm.data ?? {});
 }
 
 /** Synthesizes one control-plane chart with our constructs; construct validation errors become CLI errors. */
@@ -250,14 +227,7 @@ async function hookConstructs(
     }
     let hook: PostCreateHook;
     try {
-      hook = new PostCreateHook(hostingConstruct, `hook-${name}`, {
-        hosting: hostingConstruct,
-        name,
-        templates: pch.spec?.templates ?? [],
-        defaultVars: Object.fromEntries((pch.spec?.defaultVars ?? []).map((v: any) => [v.name, v.value])),
-        labels: pch.metadata?.labels,
-        allowClusterScoped,
-      });
+      hook = hookFromObject(hostingConstruct, pch, allowClusterScoped);
     } catch (e) {
       if (!(e instanceof KubeflexConfigError)) throw e;
       // Whoever can write PostCreateHooks must not get the operator to apply cluster-wide objects unasked (M8).
