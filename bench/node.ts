@@ -86,6 +86,20 @@ async function main(): Promise<void> {
     k(['-n', 'kubeflex-system', 'rollout', 'status', 'deployment/kubeflex-controller-manager', '--timeout=300s']);
     k(['-n', 'kubeflex-system', 'rollout', 'status', 'statefulset/postgres-postgresql', '--timeout=300s']);
 
+    /** Milliseconds from t0 until the ControlPlane reports Ready=True (polled every 200 ms, at most 600 s). */
+    const untilReady = async (name: string, t0: number) => {
+      for (;;) {
+        let s = '';
+        try {
+          s = k(['get', 'cp', name, '-o', 'jsonpath={.status.conditions[?(@.type=="Ready")].status}']).trim();
+        } catch {
+          // not created yet
+        }
+        if (s === 'True') return Date.now() - t0;
+        if (Date.now() - t0 > 600_000) throw new Error(`${name} not Ready after 600 s`);
+        await sleep(200);
+      }
+    };
     const readyMs: number[] = [];
     const names: string[] = [];
     for (let i = 1; i <= RUNS; i++) {
@@ -94,13 +108,7 @@ async function main(): Promise<void> {
       const list = JSON.stringify({ apiVersion: 'v1', kind: 'List', items: synthTenant(name) });
       const t0 = Date.now();
       k(['apply', '--server-side', '--field-manager=cdk8s-kubeflex', '-f', '-'], list);
-      for (;;) {
-        const s = k(['get', 'cp', name, '-o', 'jsonpath={.status.conditions[?(@.type=="Ready")].status}']).trim();
-        if (s === 'True') break;
-        if (Date.now() - t0 > 600_000) throw new Error(`${name} not Ready after 600 s`);
-        await sleep(200);
-      }
-      readyMs.push(Date.now() - t0);
+      readyMs.push(await untilReady(name, t0));
       console.log(`${name}: Ready=True ${readyMs[i - 1]} ms after kubectl apply`);
     }
     // The same through the materializer: a bare ControlPlane, as KubeFlex's clients create it.
@@ -118,18 +126,7 @@ async function main(): Promise<void> {
           spec: { type: 'k8s' },
         }),
       );
-      for (;;) {
-        let s = '';
-        try {
-          s = k(['get', 'cp', name, '-o', 'jsonpath={.status.conditions[?(@.type=="Ready")].status}']).trim();
-        } catch {
-          // not yet
-        }
-        if (s === 'True') break;
-        if (Date.now() - t0 > 600_000) throw new Error(`${name} not Ready after 600 s`);
-        await sleep(200);
-      }
-      bareMs.push(Date.now() - t0);
+      bareMs.push(await untilReady(name, t0));
       console.log(`${name} (bare, materialized): Ready=True ${bareMs[i - 1]} ms after kubectl apply`);
     }
     await sleep(SETTLE_S * 1000);

@@ -54,7 +54,7 @@ async function main(): Promise<void> {
     console.log(
       execFileSync('go', ['tool', 'pprof', '-top', '-nodecount=35', path.join(state.binDir, 'kube-apiserver'), file], {
         encoding: 'utf8',
-        stdio: ['ignore', 'pipe', 'ignore'],
+        stdio: ['ignore', 'pipe', 'inherit'],
       }),
     );
     await tenant.stop();

@@ -7,6 +7,7 @@
  */
 import { App, Chart } from 'cdk8s';
 import { ControlPlaneBase, PostCreateHookUse } from './control-plane';
+import { hookUses } from './controller/core';
 import { KubeflexConfigError } from './errors';
 import { ExternalControlPlane } from './external-control-plane';
 import { HostControlPlane } from './host-control-plane';
@@ -87,18 +88,6 @@ export function hookFromObject(hosting: KubeflexHosting, obj: HookObject, allowC
   });
 }
 
-/** The hooks a ControlPlane uses, in KubeFlex's order: the legacy single hook first, then the list. */
-export function hookUsesOf(
-  spec: Record<string, any> | undefined,
-): { hookName: string; vars?: Record<string, string> }[] {
-  const out: { hookName: string; vars?: Record<string, string> }[] = [];
-  if (spec?.postCreateHook) out.push({ hookName: String(spec.postCreateHook), vars: spec.postCreateHookVars });
-  for (const u of spec?.postCreateHooks ?? []) {
-    if (u?.hookName && !out.some((o) => o.hookName === u.hookName)) out.push({ hookName: u.hookName, vars: u.vars });
-  }
-  return out;
-}
-
 /**
  * Every object our constructs synthesize for `cp` (its ControlPlane object included), given the hosting props as
  * installed and the PostCreateHook objects of the cluster. Throws KubeflexConfigError with synth's own message for a
@@ -114,7 +103,7 @@ export function materialize(
   const h = new KubeflexHosting(app, 'hosting', hosting);
   const spec = cp.spec ?? {};
   const uses: PostCreateHookUse[] = [];
-  for (const use of hookUsesOf(spec)) {
+  for (const use of hookUses(cp)) {
     const obj = hooks.find((x) => x.metadata.name === use.hookName);
     // An unknown hook name is refused by the control plane construct with the list of known hooks.
     if (obj && !h.findPostCreateHook(obj.metadata.name)) hookFromObject(h, obj, opts.allowClusterScoped);

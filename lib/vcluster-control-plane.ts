@@ -1,5 +1,5 @@
 import { createHash } from 'crypto';
-import { ApiObject, Duration, JsonPatch, Size } from 'cdk8s';
+import { ApiObject, Duration, JsonPatch } from 'cdk8s';
 import * as kplus from 'cdk8s-plus-28';
 import { Construct } from 'constructs';
 import { VCLUSTER_KUBECONFIG_SECRET, VCLUSTER_RELEASE } from './wire';
@@ -80,6 +80,7 @@ export class VClusterControlPlane extends ControlPlaneBase {
     };
     this.config = vclusterConfig(this.values);
     const configYaml = stringify(this.config);
+    const chart = this.config.controlPlane as Record<string, any>;
 
     const sa = new kplus.ServiceAccount(this, 'ServiceAccount', {
       metadata: { name: `vc-${r}`, namespace: ns },
@@ -170,16 +171,12 @@ export class VClusterControlPlane extends ControlPlaneBase {
       initContainers: [
         {
           name: 'kubernetes',
-          image: props.kubernetesImage ?? k8sImage(this.config),
+          image: props.kubernetesImage ?? k8sImage(chart.distro.k8s.image),
           imagePullPolicy: kplus.ImagePullPolicy.IF_NOT_PRESENT,
           command: ['cp'],
           args: ['-r', '/kubernetes/.', '/binaries/'],
           volumeMounts: [{ path: '/binaries', volume: binaries }],
           securityContext: security,
-          resources: {
-            cpu: { request: kplus.Cpu.millis(40), limit: kplus.Cpu.millis(100) },
-            memory: { request: Size.mebibytes(64), limit: Size.mebibytes(256) },
-          },
         },
       ],
       containers: [
@@ -207,23 +204,10 @@ export class VClusterControlPlane extends ControlPlaneBase {
             { path: '/var/log', volume: empty('Logs', 'logs') },
           ],
           securityContext: security,
-          // The chart's probe settings (3 s timeouts: a 1 s /readyz flaps under load).
-          liveness: probe('/healthz', {
-            initialDelaySeconds: Duration.seconds(60),
-            periodSeconds: Duration.seconds(2),
-            failureThreshold: 60,
-            timeoutSeconds: Duration.seconds(3),
-          }),
-          readiness: probe('/readyz', {
-            periodSeconds: Duration.seconds(2),
-            failureThreshold: 60,
-            timeoutSeconds: Duration.seconds(3),
-          }),
-          startup: probe('/readyz', {
-            periodSeconds: Duration.seconds(6),
-            failureThreshold: 300,
-            timeoutSeconds: Duration.seconds(3),
-          }),
+          // The probes the configuration names, as the chart renders them (3 s timeouts: 1 s flaps under load).
+          liveness: probe('/healthz', probeOptions(chart.statefulSet.probes.livenessProbe)),
+          readiness: probe('/readyz', probeOptions(chart.statefulSet.probes.readinessProbe)),
+          startup: probe('/readyz', probeOptions(chart.statefulSet.probes.startupProbe)),
         },
       ],
     });
@@ -236,14 +220,11 @@ export class VClusterControlPlane extends ControlPlaneBase {
     if (props.storageClassName) claim.storageClassName = props.storageClassName;
     const api = ApiObject.of(this.statefulSet);
     api.addJsonPatch(JsonPatch.add('/spec/volumeClaimTemplates', [{ metadata: { name: 'data' }, spec: claim }]));
-    const q = (v: string) => kplus.k8s.Quantity.fromString(v);
-    // The chart's syncer resources: no CPU limit (API server, KCM and syncer share this container), an
-    // ephemeral-storage guard (cdk8s-plus cannot express 400Mi of ephemeral storage).
+    // Resources as the chart renders them from the configuration: the syncer's (no CPU limit: API server, KCM and
+    // syncer share the container; an ephemeral-storage guard cdk8s-plus cannot express) and the init container's.
     api.addJsonPatch(
-      JsonPatch.add('/spec/template/spec/containers/0/resources', {
-        requests: { cpu: q('200m'), memory: q('256Mi'), 'ephemeral-storage': q('400Mi') },
-        limits: { memory: q('2Gi'), 'ephemeral-storage': q('8Gi') },
-      }),
+      JsonPatch.add('/spec/template/spec/containers/0/resources', quantities(chart.statefulSet.resources)),
+      JsonPatch.add('/spec/template/spec/initContainers/0/resources', quantities(chart.distro.k8s.resources)),
     );
     api.addJsonPatch(
       JsonPatch.add('/spec/persistentVolumeClaimRetentionPolicy', { whenDeleted: 'Retain', whenScaled: 'Retain' }),
@@ -267,7 +248,38 @@ function imageRef(image: string): { registry: string; repository: string; tag: s
 }
 
 /** The init container's image as the chart derives it from `controlPlane.distro.k8s.image`. */
-function k8sImage(config: Record<string, any>): string {
-  const i = config.controlPlane.distro.k8s.image as { registry: string; repository: string; tag: string };
+function k8sImage(i: { registry: string; repository: string; tag: string }): string {
   return `${i.registry ? `${i.registry}/` : ''}${i.repository}:${i.tag}`;
+}
+
+/** A probe of the configuration (`controlPlane.statefulSet.probes.*`) as cdk8s-plus options. */
+function probeOptions(p: {
+  periodSeconds: number;
+  failureThreshold: number;
+  timeoutSeconds: number;
+  initialDelaySeconds?: number;
+}): kplus.ProbeOptions {
+  return {
+    periodSeconds: Duration.seconds(p.periodSeconds),
+    failureThreshold: p.failureThreshold,
+    timeoutSeconds: Duration.seconds(p.timeoutSeconds),
+    ...(p.initialDelaySeconds ? { initialDelaySeconds: Duration.seconds(p.initialDelaySeconds) } : {}),
+  };
+}
+
+/** Order of resource names in the output (stable YAML whatever the configuration's key order). */
+const RESOURCE_ORDER = ['cpu', 'memory', 'ephemeral-storage'];
+
+/** Resources of the configuration as Quantities (JSON patches apply before the generated classes convert). */
+function quantities(r: Record<string, Record<string, string | number>>): Record<string, unknown> {
+  return Object.fromEntries(
+    Object.entries(r).map(([k, v]) => [
+      k,
+      Object.fromEntries(
+        Object.entries(v)
+          .sort(([a], [b]) => RESOURCE_ORDER.indexOf(a) - RESOURCE_ORDER.indexOf(b))
+          .map(([n, q]) => [n, kplus.k8s.Quantity.fromString(String(q))]),
+      ),
+    ]),
+  );
 }

@@ -716,6 +716,12 @@ export function planExternal(
   }
 }
 
+/**
+ * Data of an external plane's `admin-kubeconfig`: the adopted cluster's own address serves in and off the hosting
+ * cluster, so the one kubeconfig is written under both keys status.secretRef names.
+ */
+export const externalAdminData = (kubeconfig: string) => ({ 'kubeconfig-incluster': kubeconfig, kubeconfig });
+
 /** The admin kubeconfig of an adopted cluster: its cluster entry, user and context `<cp>` with the minted token. */
 export function externalKubeconfig(names: TenantNames, via: ParsedKubeconfig, token: string): string {
   return renderParsed(via, { userName: names.name, contextName: names.name }, token);
@@ -766,14 +772,19 @@ export interface ControlPlaneStatus {
 }
 
 /** Hooks a ControlPlane uses, in KubeFlex's order (legacy single hook first), duplicates dropped. */
-export function hookUses(cp: ControlPlaneObject): { hookName: string; vars: Record<string, string> }[] {
-  const out: { hookName: string; vars: Record<string, string> }[] = [];
-  if (cp.spec?.postCreateHook) out.push({ hookName: cp.spec.postCreateHook, vars: cp.spec.postCreateHookVars ?? {} });
+export function hookUses(cp: Pick<ControlPlaneObject, 'spec'>): HookUse[] {
+  const out: HookUse[] = [];
+  if (cp.spec?.postCreateHook) out.push({ hookName: cp.spec.postCreateHook, vars: cp.spec.postCreateHookVars });
   for (const u of cp.spec?.postCreateHooks ?? []) {
-    if (u?.hookName && !out.some((o) => o.hookName === u.hookName))
-      out.push({ hookName: u.hookName, vars: u.vars ?? {} });
+    if (u?.hookName && !out.some((o) => o.hookName === u.hookName)) out.push({ hookName: u.hookName, vars: u.vars });
   }
   return out;
+}
+
+/** One hook use of a ControlPlane; `vars` as written (absent when the spec has none). */
+export interface HookUse {
+  readonly hookName: string;
+  readonly vars?: Record<string, string>;
 }
 
 /** An object a hook renders, identified as the controller looks it up. */
@@ -789,14 +800,14 @@ export function hookObjects(
   cp: ControlPlaneObject,
   names: TenantNames,
   hook: { spec?: { templates?: Record<string, unknown>[]; defaultVars?: { name: string; value: string }[] } },
-  use: { hookName: string; vars: Record<string, string> },
+  use: HookUse,
 ): HookObjectRef[] | string {
   const r = renderHookTemplates(use.hookName, hook.spec?.templates ?? [], hook.spec?.defaultVars ?? [], {
     controlPlanePath: names.name,
     controlPlaneName: names.name,
     namespace: names.namespace,
     globalVars: cp.spec?.globalVars ?? {},
-    vars: use.vars,
+    vars: use.vars ?? {},
   });
   if ('error' in r)
     return `PostCreateHook "${use.hookName}": ${r.error.prop} ${JSON.stringify(r.error.value)} ${r.error.reason}`;

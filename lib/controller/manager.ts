@@ -35,6 +35,9 @@ export interface ManagerOptions {
   readonly now?: () => Date;
 }
 
+/** Per-key retry delay after `failures` failures in a row: 0.5 s doubling up to one minute. */
+export const backoffDelayMs = (failures: number) => Math.min(500 * 2 ** (failures - 1), 60_000);
+
 /** Node's timers hold at most 2^31-1 ms; a longer delay fires after 1 ms (TimeoutOverflowWarning). */
 export const MAX_TIMER_MS = 2 ** 31 - 1;
 
@@ -253,7 +256,7 @@ export class Manager {
   private backoff(name: string, error: string): void {
     const n = (this.failures.get(name) ?? 0) + 1;
     this.failures.set(name, n);
-    const delay = Math.min(500 * 2 ** (n - 1), 60_000);
+    const delay = backoffDelayMs(n);
     this.opts.log.debug('requeue with backoff', { controlPlane: name, delayMs: delay, error });
     this.queue.add(name, delay);
   }

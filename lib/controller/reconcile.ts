@@ -16,11 +16,13 @@ import {
   clientSigner,
   computeStatus,
   ControlPlaneObject,
+  externalAdminData,
   externalKubeconfig,
   FINALIZER,
   HostingConfig,
   hookObjects,
   hookUses,
+  HookUse,
   MANAGED_BY,
   objectReady,
   parseHostingConfig,
@@ -354,7 +356,7 @@ async function reconcileExternal(
         {
           namespace: names.namespace,
           name: 'admin-kubeconfig',
-          data: { 'kubeconfig-incluster': admin['kubeconfig-incluster'], kubeconfig: admin['kubeconfig-incluster'] },
+          data: externalAdminData(admin['kubeconfig-incluster']),
           reason: 'off-cluster key kubeconfig missing',
         },
         cp,
@@ -385,15 +387,13 @@ async function reconcileExternal(
       spec: { expirationSeconds: cp.spec?.tokenExpirationSeconds ?? 31536000, audiences: [] },
     });
     const token: string = tr.status.token;
-    const kubeconfig = externalKubeconfig(names, plan.via, token);
     await writeSecret(
       deps,
       observed,
       {
         namespace: names.namespace,
         name: 'admin-kubeconfig',
-        // The adopted cluster's own address serves both: the same kubeconfig in and off the hosting cluster.
-        data: { 'kubeconfig-incluster': kubeconfig, kubeconfig },
+        data: externalAdminData(externalKubeconfig(names, plan.via, token)),
         reason: plan.reason,
       },
       cp,
@@ -486,7 +486,7 @@ async function hookState(
   deps: ReconcileDeps,
   cp: ControlPlaneObject,
   names: TenantNames,
-  use: { hookName: string; vars: Record<string, string> },
+  use: HookUse,
 ): Promise<{ name: string; complete: boolean; detail: string }> {
   const hook = await deps.hosting.get(paths.postCreateHook(use.hookName));
   if (!hook)

@@ -4,13 +4,13 @@
 // the hosting configuration and the hooks, and applies them again (idempotent); a hook created later is picked up by
 // the PostCreateHook watch.
 import { applyObjects, Discovery } from '../cli/apply';
+import { hookUses } from '../controller/core';
 import { ApiError, KubeClient, paths } from '../controller/kube';
 import { Logger } from '../controller/log';
-import { WorkQueue } from '../controller/manager';
+import { backoffDelayMs, WorkQueue } from '../controller/manager';
 import { KubeflexConfigError } from '../errors';
 import {
   BareControlPlane,
-  hookUsesOf,
   hostingPropsFromConfig,
   isSynthesized,
   materialize,
@@ -47,7 +47,7 @@ export async function materializeOne(client: KubeClient, name: string, log: Logg
     const config = (await client.get<any>(paths.configMap(HOSTING_NAMESPACE, HOSTING_CONFIGMAP)))?.data;
     if (!config) throw new Refused(`ConfigMap ${HOSTING_NAMESPACE}/${HOSTING_CONFIGMAP} not found`);
     const hooks = [];
-    for (const use of hookUsesOf(cp.spec)) {
+    for (const use of hookUses(cp)) {
       const h = await client.get<any>(paths.postCreateHook(use.hookName));
       if (h) hooks.push(h);
     }
@@ -60,12 +60,9 @@ export async function materializeOne(client: KubeClient, name: string, log: Logg
     }
     // Only into what was made for this ControlPlane: a namespace or object of another plane, of a synthesized
     // plane or of anyone else is never touched (checked for all before anything is applied).
+    const discovery = new Discovery(client);
     for (const o of objects.filter((x) => x.kind === 'Namespace' || x.metadata.namespace === HOSTING_NAMESPACE)) {
-      const path =
-        o.kind === 'Namespace'
-          ? paths.namespace(o.metadata.name)
-          : await new Discovery(client).path(o as { apiVersion: string; kind: string; metadata: { name: string } });
-      const existing = await client.get<any>(path);
+      const existing = await client.get<any>(await discovery.path(o));
       const mark = existing?.metadata?.annotations?.[MATERIALIZED_FOR];
       if (existing && mark !== cp.metadata.uid) {
         throw new Refused(
@@ -73,7 +70,7 @@ export async function materializeOne(client: KubeClient, name: string, log: Logg
         );
       }
     }
-    await applyObjects(client, objects, undefined, MATERIALIZER_FIELD_MANAGER);
+    await applyObjects(client, objects, discovery, MATERIALIZER_FIELD_MANAGER);
     await setError(client, cp, undefined);
     log.info('materialized', { controlPlane: name, objects: objects.length });
     return 'applied';
@@ -87,7 +84,7 @@ export async function materializeOne(client: KubeClient, name: string, log: Logg
 
 /** The refusal, where the controller reads it into Synced=False (one writer of status: the controller). */
 async function setError(client: KubeClient, cp: BareControlPlane, message: string | undefined): Promise<void> {
-  if ((cp.metadata.annotations?.[MATERIALIZE_ERROR] ?? undefined) === message) return;
+  if (cp.metadata.annotations?.[MATERIALIZE_ERROR] === message) return;
   await client.request(
     'PATCH',
     paths.controlPlane(cp.metadata.name),
@@ -160,17 +157,16 @@ export class Materializer {
       } catch (e) {
         const n = (failures.get(name) ?? 0) + 1;
         failures.set(name, n);
-        const delay = Math.min(500 * 2 ** n, 60_000);
+        const delay = backoffDelayMs(n);
         this.opts.log.warn('materialize failed; retrying', {
           controlPlane: name,
           error: e instanceof ApiError ? `${e.status} ${e.message}` : (e as Error).message,
           retryInMs: delay,
         });
-        this.queue.done(name);
         this.queue.add(name, delay);
-        continue;
+      } finally {
+        this.queue.done(name);
       }
-      this.queue.done(name);
     }
   }
 }

@@ -172,10 +172,9 @@ export function removeOurChains(): void {
 /** Everything a node leaves behind when it is not cleaned up: empty after stop(). */
 export function leftovers(dir: string): string[] {
   const found: string[] = [];
+  // Every process of the node names `dir` on its command line (containerd's shims too: their socket is in it).
   const procs = trySh('pgrep', ['-af', dir]).stdout.trim();
   if (procs) found.push(`processes: ${procs.split('\n').join('; ')}`);
-  const shims = trySh('pgrep', ['-af', 'containerd-shim-runc-v2']).stdout.trim();
-  if (shims.includes(dir)) found.push(`shims: ${shims}`);
   const mounts = mountsUnder(dir);
   if (mounts.length) found.push(`mounts: ${mounts.join(', ')}`);
   const chains = ourChains();
