@@ -7,6 +7,7 @@ export * from './hosting';
 export * from './post-create-hook';
 export * from './control-plane';
 export * from './k8s-control-plane';
+export * from './k8s-flags';
 export * from './k3s-control-plane';
 export * from './vcluster-control-plane';
 export * from './vcluster-config';

@@ -1,14 +1,22 @@
-import { Duration } from 'cdk8s';
+import { ApiObject, Duration, JsonPatch } from 'cdk8s';
 import * as kplus from 'cdk8s-plus-28';
 import { Construct } from 'constructs';
 import { ControlPlaneSpecType } from '../imports/tenancy.kflex.kubestellar.org';
 import { ControlPlaneBase, ControlPlaneProps } from './control-plane';
-import { checkInteger, KubeflexConfigError } from './errors';
+import { checkDnsSubdomain, checkInteger, KubeflexConfigError } from './errors';
+import {
+  K8sExtraArgs,
+  OIDC_CA_DIR,
+  oidcFlags,
+  OidcAuthentication,
+  resolveKubernetesRelease,
+  withExtraArgs,
+} from './k8s-flags';
 import { DB_PROVISION_CONFIGMAP, PostgresEndpoint } from './hosting';
 import { HOSTING_NAMESPACE } from './names';
 import { POD_LABELS } from './network-policy';
 import { resources, restrictedContainer, restrictedPod } from './security';
-import { IMAGES } from './versions';
+import { IMAGES, kubernetesImages, KubernetesRelease } from './versions';
 import {
   containerResources,
   goMemLimit,
@@ -20,10 +28,42 @@ import { K8S_SECRETS, KINE_MAX_OPEN_CONNECTIONS, POSTGRES_CA_KEY } from './wire'
 
 /** Props of K8sControlPlane. */
 export interface K8sControlPlaneProps extends ControlPlaneProps {
-  /** kube-apiserver image. @default IMAGES.kubeApiserver */
+  /**
+   * Kubernetes minor of the tenant ("1.33", or the pinned patch "v1.33.13"): picks the kube-apiserver and
+   * kube-controller-manager images and the flags valid for that minor. Supported: KUBERNETES_RELEASES.
+   * @default DEFAULT_KUBERNETES_MINOR
+   */
+  readonly kubernetesVersion?: string;
+  /** kube-apiserver image (must match kubernetesVersion). @default - kube-apiserver of kubernetesVersion */
   readonly apiServerImage?: string;
-  /** kube-controller-manager image. @default IMAGES.kubeControllerManager */
+  /** kube-controller-manager image (must match kubernetesVersion). @default - kube-controller-manager of kubernetesVersion */
   readonly controllerManagerImage?: string;
+  /**
+   * Replicas of kube-apiserver (each with its kine) and of kube-controller-manager. Above 1: leader election among
+   * the controller managers, a PodDisruptionBudget per component, and replicas spread over nodes by hostname.
+   * @default 1
+   */
+  readonly replicas?: number;
+  /**
+   * Spread replicas over distinct nodes as a hard rule (a replica stays Pending rather than share a node). Only
+   * with replicas > 1.
+   * @default false - spread is preferred, so a one-node cluster still runs every replica
+   */
+  readonly requireDistinctNodes?: boolean;
+  /**
+   * PriorityClass of the control plane's Pods, e.g. `system-cluster-critical` or one of the platform's own, so
+   * tenants' control planes are evicted last.
+   * @default - none (the cluster's default priority)
+   */
+  readonly priorityClassName?: string;
+  /** OIDC authentication of tenant users, as kube-apiserver `--oidc-*` flags. @default - none */
+  readonly oidc?: OidcAuthentication;
+  /**
+   * Extra arguments per component, `name` to value, rendered `--name=value` after ours. A flag the construct sets
+   * itself is refused at synth.
+   * @default - none
+   */
+  readonly extraArgs?: K8sExtraArgs;
   /** kine image. @default IMAGES.kine */
   readonly kineImage?: string;
   /** Type of the tenant API Service. @default kplus.ServiceType.CLUSTER_IP */
@@ -114,7 +154,10 @@ export class K8sControlPlane extends ControlPlaneBase {
   public readonly service: kplus.Service;
   /** The Job that creates the tenant's database and role (in `kubeflex-system`). */
   public readonly databaseJob: kplus.Job;
+  /** The Kubernetes release the tenant runs. */
+  public readonly kubernetesRelease: KubernetesRelease & { readonly minor: string };
   private goEnv: Record<string, kplus.EnvValue> = {};
+  private readonly componentReplicas: number;
 
   public constructor(scope: Construct, id: string, props: K8sControlPlaneProps) {
     super(scope, id, props, {
@@ -141,6 +184,16 @@ export class K8sControlPlane extends ControlPlaneBase {
       );
     }
     const ns = this.names.namespace;
+    this.kubernetesRelease = resolveKubernetesRelease(this.constructName, props.kubernetesVersion);
+    const replicas = props.replicas ?? 1;
+    checkInteger(this.constructName, 'replicas', replicas, 1, 5);
+    if (props.requireDistinctNodes && replicas === 1) {
+      throw new KubeflexConfigError(this.constructName, 'requireDistinctNodes', true, 'needs replicas > 1');
+    }
+    if (props.priorityClassName !== undefined) {
+      checkDnsSubdomain(this.constructName, 'priorityClassName', props.priorityClassName);
+    }
+    this.componentReplicas = this.replicas === 0 ? 0 : replicas;
 
     this.databaseJob = this.addDatabaseJob(postgres);
     const certs = kplus.Secret.fromSecretName(this, 'Certs', K8S_SECRETS.certs);
@@ -150,6 +203,12 @@ export class K8sControlPlane extends ControlPlaneBase {
     this.goEnv = { GOMEMLIMIT: goMemLimit(), GOGC: kplus.EnvValue.fromValue(String(goGc)) };
     this.apiServer = this.addApiServer(props, postgres, certs, serviceCidr, sizes);
     this.controllerManager = this.addControllerManager(props, certs, sizes);
+    for (const [deployment, component] of [
+      [this.apiServer, 'kube-apiserver'],
+      [this.controllerManager, 'kube-controller-manager'],
+    ] as const) {
+      this.placePods(deployment, component, replicas, props);
+    }
 
     this.service = new kplus.Service(this, 'Service', {
       metadata: { name: this.names.name, namespace: ns },
@@ -273,13 +332,21 @@ export class K8sControlPlane extends ControlPlaneBase {
       `${this.names.database}?sslmode=${postgres.sslMode}` +
       (postgres.ca ? `&sslrootcert=${PG_CA_DIR}/${POSTGRES_CA_KEY}` : '');
 
+    const gates = this.componentReplicas > 1 ? {} : this.kubernetesRelease.singleReplicaFeatureGates;
+    const featureGates = Object.keys(gates).length
+      ? [
+          `--feature-gates=${Object.entries(gates)
+            .map(([k, v]) => `${k}=${v}`)
+            .join(',')}`,
+        ]
+      : [];
     const deployment = new kplus.Deployment(this, 'ApiServer', {
       metadata: {
         name: 'kube-apiserver',
         namespace: this.names.namespace,
         labels: { component: 'kube-apiserver', tier: 'control-plane' },
       },
-      replicas: this.replicas,
+      replicas: this.componentReplicas,
       select: false,
       podMetadata: { labels },
       securityContext: restrictedPod(),
@@ -288,16 +355,21 @@ export class K8sControlPlane extends ControlPlaneBase {
           name: 'kine',
           image: props.kineImage ?? IMAGES.kine,
           imagePullPolicy: kplus.ImagePullPolicy.IF_NOT_PRESENT,
-          args: [
-            `--listen-address=${KINE_LISTEN_ADDRESS}`,
-            '--metrics-bind-address=0',
-            // Below the tenant role's connection limit, so kine queues instead of failing (M7).
-            `--datastore-max-open-connections=${KINE_MAX_OPEN_CONNECTIONS}`,
-            // kine keeps 20 idle connections by default: ~18 PostgreSQL backends per idle tenant. Two, closed after
-            // a minute idle, saved 48 MiB of machine memory per tenant (BENCHMARKS.md, density).
-            '--datastore-max-idle-connections=2',
-            '--datastore-connection-max-idle-time=60s',
-          ],
+          args: withExtraArgs(
+            this.constructName,
+            'kine',
+            [
+              `--listen-address=${KINE_LISTEN_ADDRESS}`,
+              '--metrics-bind-address=0',
+              // Below the tenant role's connection limit, so kine queues instead of failing (M7).
+              `--datastore-max-open-connections=${KINE_MAX_OPEN_CONNECTIONS}`,
+              // kine keeps 20 idle connections by default: ~18 PostgreSQL backends per idle tenant. Two, closed after
+              // a minute idle, saved 48 MiB of machine memory per tenant (BENCHMARKS.md, density).
+              '--datastore-max-idle-connections=2',
+              '--datastore-connection-max-idle-time=60s',
+            ],
+            props.extraArgs?.kine,
+          ),
           envVariables: {
             KINE_DB_PASSWORD: kplus.EnvValue.fromSecretValue({ secret: database, key: 'password' }),
             // Expanded by the kubelet from the variable above, so the password is in neither the manifest nor argv.
@@ -321,42 +393,50 @@ export class K8sControlPlane extends ControlPlaneBase {
         },
         {
           name: 'kube-apiserver',
-          image: props.apiServerImage ?? IMAGES.kubeApiserver,
+          image: props.apiServerImage ?? kubernetesImages(this.kubernetesRelease.version).kubeApiserver,
           imagePullPolicy: kplus.ImagePullPolicy.IF_NOT_PRESENT,
           command: ['kube-apiserver'],
-          args: [
-            '--advertise-address=$(POD_IP)',
-            `--allow-privileged=${props.allowPrivileged ?? true}`,
-            `--audit-policy-file=${AUDIT_DIR}/audit-policy.yaml`,
-            '--audit-log-path=-',
-            '--audit-log-format=json',
-            '--authorization-mode=RBAC',
-            `--client-ca-file=${PKI}/ca.crt`,
-            '--enable-priority-and-fairness=false',
-            // One replica: identity leases (a write every 10 s) serve only multi-replica storage-version bookkeeping.
-            '--feature-gates=APIServerIdentity=false',
-            // Secrets are encrypted before they reach the shared PostgreSQL; the controller mints the key (M1).
-            `--encryption-provider-config=${ENCRYPTION_DIR}/encryption-config.yaml`,
-            '--endpoint-reconciler-type=none',
-            `--etcd-servers=http://${KINE_LISTEN_ADDRESS}`,
-            '--profiling=false',
-            `--proxy-client-cert-file=${PKI}/front-proxy-client.crt`,
-            `--proxy-client-key-file=${PKI}/front-proxy-client.key`,
-            '--requestheader-allowed-names=front-proxy-client',
-            `--requestheader-client-ca-file=${PKI}/front-proxy-ca.crt`,
-            '--requestheader-extra-headers-prefix=X-Remote-Extra-',
-            '--requestheader-group-headers=X-Remote-Group',
-            '--requestheader-username-headers=X-Remote-User',
-            `--secure-port=${K8S_APISERVER_PORT}`,
-            '--service-account-issuer=https://kubernetes.default.svc.cluster.local',
-            `--service-account-key-file=${PKI}/sa.pub`,
-            `--service-account-signing-key-file=${PKI}/sa.key`,
-            `--service-cluster-ip-range=${serviceCidr}`,
-            `--tls-cert-file=${PKI}/apiserver.crt`,
-            `--tls-private-key-file=${PKI}/apiserver.key`,
-            // Lists and watches go straight to kine (watches still work): the cache cost an idle tenant 12 mCPU.
-            '--watch-cache=false',
-          ],
+          args: withExtraArgs(
+            this.constructName,
+            'apiServer',
+            [
+              '--advertise-address=$(POD_IP)',
+              `--allow-privileged=${props.allowPrivileged ?? true}`,
+              `--audit-policy-file=${AUDIT_DIR}/audit-policy.yaml`,
+              '--audit-log-path=-',
+              '--audit-log-format=json',
+              '--authorization-mode=RBAC',
+              `--client-ca-file=${PKI}/ca.crt`,
+              '--enable-priority-and-fairness=false',
+              ...featureGates,
+              // Secrets are encrypted before they reach the shared PostgreSQL; the controller mints the key (M1).
+              `--encryption-provider-config=${ENCRYPTION_DIR}/encryption-config.yaml`,
+              '--endpoint-reconciler-type=none',
+              `--etcd-servers=http://${KINE_LISTEN_ADDRESS}`,
+              '--profiling=false',
+              `--proxy-client-cert-file=${PKI}/front-proxy-client.crt`,
+              `--proxy-client-key-file=${PKI}/front-proxy-client.key`,
+              '--requestheader-allowed-names=front-proxy-client',
+              `--requestheader-client-ca-file=${PKI}/front-proxy-ca.crt`,
+              '--requestheader-extra-headers-prefix=X-Remote-Extra-',
+              '--requestheader-group-headers=X-Remote-Group',
+              '--requestheader-username-headers=X-Remote-User',
+              `--secure-port=${K8S_APISERVER_PORT}`,
+              '--service-account-issuer=https://kubernetes.default.svc.cluster.local',
+              `--service-account-key-file=${PKI}/sa.pub`,
+              `--service-account-signing-key-file=${PKI}/sa.key`,
+              `--service-cluster-ip-range=${serviceCidr}`,
+              `--tls-cert-file=${PKI}/apiserver.crt`,
+              `--tls-private-key-file=${PKI}/apiserver.key`,
+              // Lists and watches go straight to kine (watches still work): the cache cost an idle tenant 12 mCPU.
+              '--watch-cache=false',
+              ...(props.oidc ? oidcFlags(this.constructName, props.oidc) : []),
+              // Several replicas: a stopping API server keeps serving until its endpoint is gone, so clients moved
+              // to another replica instead of seeing connections refused.
+              ...(this.componentReplicas > 1 ? ['--shutdown-delay-duration=5s'] : []),
+            ],
+            props.extraArgs?.apiServer,
+          ),
           envVariables: {
             POD_IP: kplus.EnvValue.fromFieldRef(kplus.EnvFieldPaths.POD_IP),
             ...this.goEnv,
@@ -366,6 +446,20 @@ export class K8sControlPlane extends ControlPlaneBase {
             { path: PKI, volume: pki, readOnly: true },
             { path: ENCRYPTION_DIR, volume: encryption, readOnly: true },
             { path: AUDIT_DIR, volume: audit, readOnly: true },
+            ...(props.oidc?.caConfigMap
+              ? [
+                  {
+                    path: OIDC_CA_DIR,
+                    readOnly: true,
+                    volume: kplus.Volume.fromConfigMap(
+                      this,
+                      'ApiServerOidcCa',
+                      kplus.ConfigMap.fromConfigMapName(this, 'OidcCa', props.oidc.caConfigMap.name),
+                      { name: 'oidc-ca', items: { [props.oidc.caConfigMap.key ?? 'ca.crt']: { path: 'ca.crt' } } },
+                    ),
+                  },
+                ]
+              : []),
           ],
           securityContext: restrictedContainer(),
           resources: containerResources(sizes.apiServer),
@@ -412,44 +506,51 @@ export class K8sControlPlane extends ControlPlaneBase {
     const kc = `${CM_KUBECONFIG_DIR}/kubeconfig`;
     const probe = (opts: kplus.ProbeOptions) =>
       kplus.Probe.fromHttpGet('/healthz', { port: 10257, scheme: kplus.ConnectionScheme.HTTPS, ...opts });
+    const leaderElect = this.componentReplicas > 1;
     const deployment = new kplus.Deployment(this, 'ControllerManager', {
       metadata: {
         name: 'kube-controller-manager',
         namespace: this.names.namespace,
         labels: { component: 'kube-controller-manager', tier: 'control-plane' },
       },
-      replicas: this.replicas,
-      // One KCM at a time without leader election: a rolling update would run two side by side.
-      strategy: kplus.DeploymentStrategy.recreate(),
+      replicas: this.componentReplicas,
+      // One KCM without leader election must run alone: a rolling update would run two side by side. With leader
+      // election only the Lease holder acts, so a rolling update is safe.
+      strategy: leaderElect ? kplus.DeploymentStrategy.rollingUpdate() : kplus.DeploymentStrategy.recreate(),
       select: false,
       podMetadata: { labels },
       securityContext: restrictedPod(),
       containers: [
         {
           name: 'kube-controller-manager',
-          image: props.controllerManagerImage ?? IMAGES.kubeControllerManager,
+          image: props.controllerManagerImage ?? kubernetesImages(this.kubernetesRelease.version).kubeControllerManager,
           imagePullPolicy: kplus.ImagePullPolicy.IF_NOT_PRESENT,
           command: ['kube-controller-manager'],
-          args: [
-            `--authentication-kubeconfig=${kc}`,
-            `--authorization-kubeconfig=${kc}`,
-            // The pod IP, not 0.0.0.0: nothing but the kubelet's probe needs this port (security review H3).
-            '--bind-address=$(POD_IP)',
-            `--client-ca-file=${PKI}/ca.crt`,
-            '--cluster-name=kubernetes',
-            `--cluster-signing-cert-file=${PKI}/ca.crt`,
-            `--cluster-signing-key-file=${PKI}/ca.key`,
-            `--controllers=${K8S_CONTROLLERS.join(',')}`,
-            `--kubeconfig=${kc}`,
-            // One replica: leader election would only add a Lease write every few seconds to the shared database.
-            '--leader-elect=false',
-            '--profiling=false',
-            `--requestheader-client-ca-file=${PKI}/front-proxy-ca.crt`,
-            `--root-ca-file=${PKI}/ca.crt`,
-            '--secure-port=10257',
-            `--service-account-private-key-file=${PKI}/sa.key`,
-            '--use-service-account-credentials=true',
-          ],
+          args: withExtraArgs(
+            this.constructName,
+            'controllerManager',
+            [
+              `--authentication-kubeconfig=${kc}`,
+              `--authorization-kubeconfig=${kc}`,
+              // The pod IP, not 0.0.0.0: nothing but the kubelet's probe needs this port (security review H3).
+              '--bind-address=$(POD_IP)',
+              `--client-ca-file=${PKI}/ca.crt`,
+              '--cluster-name=kubernetes',
+              `--cluster-signing-cert-file=${PKI}/ca.crt`,
+              `--cluster-signing-key-file=${PKI}/ca.key`,
+              `--controllers=${K8S_CONTROLLERS.join(',')}`,
+              `--kubeconfig=${kc}`,
+              // One replica: leader election would only add a Lease write every few seconds to the shared database.
+              `--leader-elect=${leaderElect}`,
+              '--profiling=false',
+              `--requestheader-client-ca-file=${PKI}/front-proxy-ca.crt`,
+              `--root-ca-file=${PKI}/ca.crt`,
+              '--secure-port=10257',
+              `--service-account-private-key-file=${PKI}/sa.key`,
+              '--use-service-account-credentials=true',
+            ],
+            props.extraArgs?.controllerManager,
+          ),
           ports: [{ number: 10257, name: 'https' }],
           envVariables: {
             POD_IP: kplus.EnvValue.fromFieldRef(kplus.EnvFieldPaths.POD_IP),
@@ -477,5 +578,37 @@ export class K8sControlPlane extends ControlPlaneBase {
     });
     deployment.select(kplus.LabelSelector.of({ labels }));
     return deployment;
+  }
+
+  /** Priority, spread over nodes and a PodDisruptionBudget for a component with several replicas. */
+  private placePods(
+    deployment: kplus.Deployment,
+    component: string,
+    replicas: number,
+    props: K8sControlPlaneProps,
+  ): void {
+    if (props.priorityClassName) {
+      // cdk8s-plus-28 has no priorityClassName on pod templates.
+      ApiObject.of(deployment).addJsonPatch(
+        JsonPatch.add('/spec/template/spec/priorityClassName', props.priorityClassName),
+      );
+    }
+    if (replicas === 1) return;
+    // Written as JSON: cdk8s-plus's spread() selects on its own address label, not on the pods' `app` label.
+    const term = { topologyKey: 'kubernetes.io/hostname', labelSelector: { matchLabels: { app: component } } };
+    ApiObject.of(deployment).addJsonPatch(
+      JsonPatch.add('/spec/template/spec/affinity', {
+        podAntiAffinity: props.requireDistinctNodes
+          ? { requiredDuringSchedulingIgnoredDuringExecution: [term] }
+          : { preferredDuringSchedulingIgnoredDuringExecution: [{ weight: 100, podAffinityTerm: term }] },
+      }),
+    );
+    new kplus.k8s.KubePodDisruptionBudget(this, `${deployment.node.id}Disruption`, {
+      metadata: { name: component, namespace: this.names.namespace },
+      spec: {
+        maxUnavailable: kplus.k8s.IntOrString.fromNumber(1),
+        selector: { matchLabels: { app: component } },
+      },
+    });
   }
 }

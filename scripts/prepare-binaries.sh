@@ -22,26 +22,31 @@ have_version() { # binary expected-substring
   [ -x "$1" ] && "$1" --version 2>/dev/null | grep -q -- "$2"
 }
 
-K8S_CMDS="kube-apiserver kube-controller-manager kube-scheduler kubelet kube-proxy kubectl"
-missing=""
-for c in $K8S_CMDS; do
-  if [ "$c" = kubectl ]; then
-    { [ -x "$BIN/kubectl" ] && "$BIN/kubectl" version --client 2>/dev/null | grep -q -- "$K8S_VERSION"; } || missing="$missing $c"
-  else have_version "$BIN/$c" "$K8S_VERSION" || missing="$missing $c"; fi
-done
-if [ -z "$missing" ]; then
-  echo "prepare-binaries: $K8S_CMDS $K8S_VERSION present"
-else
-  echo "prepare-binaries: building$missing $K8S_VERSION (first time ~20-30 min, kube-apiserver and kubelet dominate)"
-  minor="${K8S_VERSION#v1.}"; minor="${minor%%.*}"
-  staging="v0.${K8S_VERSION#v1.}"
-  wrap="$CACHE/kbuild-$K8S_VERSION"
+# build_k8s VERSION DIR CMDS...: builds the given commands of k8s.io/kubernetes at VERSION into DIR through a
+# wrapper go.mod that pins every staging module to the matching v0.x release.
+build_k8s() {
+  local version="$1" dir="$2"; shift 2
+  local missing="" c
+  mkdir -p "$dir"
+  for c in "$@"; do
+    if [ "$c" = kubectl ]; then
+      { [ -x "$dir/kubectl" ] && "$dir/kubectl" version --client 2>/dev/null | grep -q -- "$version"; } || missing="$missing $c"
+    else have_version "$dir/$c" "$version" || missing="$missing $c"; fi
+  done
+  if [ -z "$missing" ]; then
+    echo "prepare-binaries: $* $version present"
+    return
+  fi
+  echo "prepare-binaries: building$missing $version (first time ~10-30 min, kube-apiserver and kubelet dominate)"
+  local minor="${version#v1.}"; minor="${minor%%.*}"
+  local staging="v0.${version#v1.}"
+  local wrap="$CACHE/kbuild-$version"
   mkdir -p "$wrap"
   {
     echo "module local/kbuild"
     echo "go 1.23.0"
     echo "godebug default=go1.23"
-    echo "require k8s.io/kubernetes $K8S_VERSION"
+    echo "require k8s.io/kubernetes $version"
     echo "replace ("
     for m in api apiextensions-apiserver apimachinery apiserver cli-runtime client-go cloud-provider cluster-bootstrap \
       code-generator component-base component-helpers controller-manager cri-api cri-client csi-translation-lib \
@@ -51,13 +56,21 @@ else
     done
     echo ")"
   } > "$wrap/go.mod"
-  (cd "$wrap" && go build -trimpath -o "$BIN/" \
-    -ldflags "-s -w -X k8s.io/component-base/version.gitVersion=$K8S_VERSION \
+  (cd "$wrap" && go build -trimpath -o "$dir/" \
+    -ldflags "-s -w -X k8s.io/component-base/version.gitVersion=$version \
       -X k8s.io/component-base/version.gitMajor=1 -X k8s.io/component-base/version.gitMinor=$minor \
       -X k8s.io/component-base/version.gitTreeState=clean \
-      -X k8s.io/client-go/pkg/version.gitVersion=$K8S_VERSION" \
+      -X k8s.io/client-go/pkg/version.gitVersion=$version" \
     $(for c in $missing; do echo "k8s.io/kubernetes/cmd/$c"; done))
-fi
+}
+
+build_k8s "$K8S_VERSION" "$BIN" kube-apiserver kube-controller-manager kube-scheduler kubelet kube-proxy kubectl
+# The second supported minor (lib/versions.ts SUPPORTED_KUBERNETES_VERSIONS): only the tenant control plane's two
+# binaries, in a sub-directory named after the version, for the test that boots a tenant at each minor.
+# v1.33.13 is a 1.33 patch whose staging modules are all on the module proxy reachable here.
+for v in ${K8S_EXTRA_VERSIONS:-v1.33.13}; do
+  build_k8s "$v" "$BIN/$v" kube-apiserver kube-controller-manager
+done
 
 if have_version "$BIN/kine" "$KINE_VERSION" || [ "$(cat "$BIN/.kine-version" 2>/dev/null)" = "$KINE_VERSION" ] && [ -x "$BIN/kine" ]; then
   echo "prepare-binaries: kine $KINE_VERSION present"

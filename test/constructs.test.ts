@@ -472,6 +472,121 @@ describe('K8sControlPlane', () => {
     expect(kcm.spec.strategy).toEqual({ type: 'Recreate' });
     expect(kcm.spec.template.spec.containers[0].args).toContain('--leader-elect=false');
   });
+
+  test('kubernetesVersion picks both images of that release; the default is the first minor', () => {
+    const { app, hosting } = setup();
+    const images = (cp: K8sControlPlane) =>
+      synth(cp)
+        .filter((o) => o.kind === 'Deployment')
+        .flatMap((o) => o.spec.template.spec.containers.map((c: any) => c.image))
+        .filter((i: string) => i.startsWith('registry.k8s.io/'));
+    expect(images(new K8sControlPlane(app, 'v32', { hosting }))).toEqual([
+      'registry.k8s.io/kube-apiserver:v1.32.2',
+      'registry.k8s.io/kube-controller-manager:v1.32.2',
+    ]);
+    for (const v of ['1.33', 'v1.33', 'v1.33.13']) {
+      expect(
+        images(new K8sControlPlane(app, `v33-${v.replace(/\./g, '')}`, { hosting, kubernetesVersion: v })),
+      ).toEqual(['registry.k8s.io/kube-apiserver:v1.33.13', 'registry.k8s.io/kube-controller-manager:v1.33.13']);
+    }
+  });
+
+  test('replicas: 3 -> leader election, rolling KCM, spread by hostname, a PodDisruptionBudget each, priority', () => {
+    const { app, hosting } = setup();
+    const objects = synth(
+      new K8sControlPlane(app, 'ha', { hosting, replicas: 3, priorityClassName: 'system-cluster-critical' }),
+    );
+    const api = find(objects, 'Deployment', 'kube-apiserver');
+    const kcm = find(objects, 'Deployment', 'kube-controller-manager');
+    expect([api.spec.replicas, kcm.spec.replicas]).toEqual([3, 3]);
+    expect(kcm.spec.strategy.type).toBe('RollingUpdate');
+    const kcmArgs = kcm.spec.template.spec.containers[0].args;
+    expect(kcmArgs).toContain('--leader-elect=true');
+    const apiArgs = api.spec.template.spec.containers[1].args;
+    // Identity leases serve several replicas; a stopping replica keeps serving until its endpoint is gone.
+    expect(apiArgs.filter((a: string) => a.startsWith('--feature-gates'))).toEqual([]);
+    expect(apiArgs).toContain('--shutdown-delay-duration=5s');
+    for (const [d, app] of [
+      [api, 'kube-apiserver'],
+      [kcm, 'kube-controller-manager'],
+    ]) {
+      expect(d.spec.template.spec.priorityClassName).toBe('system-cluster-critical');
+      expect(d.spec.template.spec.affinity).toEqual({
+        podAntiAffinity: {
+          preferredDuringSchedulingIgnoredDuringExecution: [
+            {
+              weight: 100,
+              podAffinityTerm: {
+                topologyKey: 'kubernetes.io/hostname',
+                labelSelector: { matchLabels: { app } },
+              },
+            },
+          ],
+        },
+      });
+      expect(find(objects, 'PodDisruptionBudget', app)).toEqual({
+        apiVersion: 'policy/v1',
+        kind: 'PodDisruptionBudget',
+        metadata: expect.objectContaining({ name: app, namespace: 'ha-system' }),
+        spec: { maxUnavailable: 1, selector: { matchLabels: { app } } },
+      });
+    }
+    const strict = synth(new K8sControlPlane(app, 'strict', { hosting, replicas: 2, requireDistinctNodes: true }));
+    expect(
+      find(strict, 'Deployment', 'kube-apiserver').spec.template.spec.affinity.podAntiAffinity
+        .requiredDuringSchedulingIgnoredDuringExecution,
+    ).toEqual([{ topologyKey: 'kubernetes.io/hostname', labelSelector: { matchLabels: { app: 'kube-apiserver' } } }]);
+    // One replica: no PDB (it would block every drain), no spread.
+    const single = synth(new K8sControlPlane(app, 'single', { hosting }));
+    expect(single.filter((o) => o.kind === 'PodDisruptionBudget')).toEqual([]);
+    expect(find(single, 'Deployment', 'kube-apiserver').spec.template.spec.affinity).toBeUndefined();
+  });
+
+  test('oidc: --oidc-* flags and the issuer CA from a ConfigMap; extraArgs after ours', () => {
+    const { app, hosting } = setup();
+    const objects = synth(
+      new K8sControlPlane(app, 'sso', {
+        hosting,
+        oidc: {
+          issuerUrl: 'https://login.example.com/realms/team',
+          clientId: 'kubernetes',
+          usernameClaim: 'email',
+          usernamePrefix: '-',
+          groupsClaim: 'groups',
+          requiredClaims: { tenant: 'sso', hd: 'example.com' },
+          caConfigMap: { name: 'sso-ca', key: 'root.pem' },
+        },
+        extraArgs: { apiServer: { 'max-requests-inflight': '200' }, controllerManager: { 'concurrent-gc-syncs': '5' } },
+      }),
+    );
+    const api = find(objects, 'Deployment', 'kube-apiserver').spec.template.spec;
+    const args: string[] = api.containers[1].args;
+    expect(args.filter((a) => a.startsWith('--oidc-') || a.startsWith('--max-requests'))).toEqual([
+      '--oidc-issuer-url=https://login.example.com/realms/team',
+      '--oidc-client-id=kubernetes',
+      '--oidc-username-claim=email',
+      '--oidc-username-prefix=-',
+      '--oidc-groups-claim=groups',
+      '--oidc-groups-prefix=oidc:',
+      '--oidc-required-claim=hd=example.com',
+      '--oidc-required-claim=tenant=sso',
+      '--oidc-signing-algs=RS256',
+      '--oidc-ca-file=/etc/kubernetes/oidc/ca.crt',
+      '--max-requests-inflight=200',
+    ]);
+    expect(args[args.length - 1]).toBe('--max-requests-inflight=200');
+    expect(api.volumes).toContainEqual({
+      name: 'oidc-ca',
+      configMap: { name: 'sso-ca', items: [{ key: 'root.pem', path: 'ca.crt' }] },
+    });
+    expect(api.containers[1].volumeMounts).toContainEqual({
+      name: 'oidc-ca',
+      mountPath: '/etc/kubernetes/oidc',
+      readOnly: true,
+    });
+    const kcmArgs = find(objects, 'Deployment', 'kube-controller-manager').spec.template.spec.containers[0].args;
+    expect(kcmArgs[kcmArgs.length - 1]).toBe('--concurrent-gc-syncs=5');
+  });
 });
 
 describe('K3sControlPlane', () => {

@@ -41,6 +41,94 @@ describe('bad input fails with a message naming construct, prop and value', () =
     );
   });
 
+  test('fails when kubernetesVersion is not a supported minor, with the list', () => {
+    const { app, hosting } = setup();
+    for (const v of ['1.31', 'v1.33.2', 'latest', '1.3']) {
+      expectConfigError(
+        () => new K8sControlPlane(app, `v${v.replace(/\W/g, '')}`, { hosting, kubernetesVersion: v }),
+        'kubernetesVersion',
+        `"${v}"`,
+        'supported: 1.32 (v1.32.2), 1.33 (v1.33.13)',
+      );
+    }
+  });
+
+  test('fails when replicas is out of 1-5, or requireDistinctNodes comes without replicas', () => {
+    const { app, hosting } = setup();
+    for (const replicas of [0, 6, 1.5]) {
+      expectConfigError(
+        () => new K8sControlPlane(app, `r${replicas}`.replace('.', ''), { hosting, replicas }),
+        'replicas',
+      );
+    }
+    expectConfigError(
+      () => new K8sControlPlane(app, 'rd', { hosting, requireDistinctNodes: true }),
+      'requireDistinctNodes',
+      'needs replicas > 1',
+    );
+  });
+
+  test('fails when priorityClassName is not a DNS subdomain', () => {
+    const { app, hosting } = setup();
+    expectConfigError(
+      () => new K8sControlPlane(app, 'pc', { hosting, priorityClassName: 'Critical_Class' }),
+      'priorityClassName',
+      '"Critical_Class"',
+    );
+  });
+
+  test('fails when an oidc setting would stop kube-apiserver or let tokens name system users', () => {
+    const { app, hosting } = setup();
+    const base = { issuerUrl: 'https://issuer.example', clientId: 'k' };
+    const cases: [Record<string, unknown>, string, string][] = [
+      [{ issuerUrl: 'http://issuer.example' }, 'oidc.issuerUrl', 'https'],
+      [{ issuerUrl: 'https://issuer.example/?x=1' }, 'oidc.issuerUrl', 'query'],
+      [{ issuerUrl: 'not a url' }, 'oidc.issuerUrl', 'https URL'],
+      [{ clientId: '' }, 'oidc.clientId', 'printable'],
+      [{ usernamePrefix: 'system:' }, 'oidc.usernamePrefix', 'system:'],
+      [{ groupsClaim: 'groups', groupsPrefix: 'system:masters' }, 'oidc.groupsPrefix', 'system:'],
+      [{ groupsPrefix: 'g:' }, 'oidc.groupsPrefix', 'needs groupsClaim'],
+      [{ usernameClaim: 'a b' }, 'oidc.usernameClaim', 'claim name'],
+      [{ signingAlgs: ['HS256'] }, 'oidc.signingAlgs', 'RS256'],
+      [{ requiredClaims: { tenant: 'a,b' } }, 'oidc.requiredClaims.tenant', 'commas'],
+      [{ caConfigMap: { name: 'Bad_Name' } }, 'oidc.caConfigMap.name', 'Bad_Name'],
+    ];
+    cases.forEach(([bad, prop, why], i) =>
+      expectConfigError(
+        () => new K8sControlPlane(app, `o${i}`, { hosting, oidc: { ...base, ...bad } as any }),
+        'K8sControlPlane',
+        prop,
+        why,
+      ),
+    );
+  });
+
+  test('fails when extraArgs set a flag the construct owns, or a name that is not a flag', () => {
+    const { app, hosting } = setup();
+    expectConfigError(
+      () =>
+        new K8sControlPlane(app, 'e1', { hosting, extraArgs: { apiServer: { 'authorization-mode': 'AlwaysAllow' } } }),
+      'extraArgs.apiServer.authorization-mode',
+      '"AlwaysAllow"',
+      '--authorization-mode=RBAC',
+    );
+    expectConfigError(
+      () => new K8sControlPlane(app, 'e2', { hosting, extraArgs: { controllerManager: { 'leader-elect': 'true' } } }),
+      'extraArgs.controllerManager.leader-elect',
+      'replicas',
+    );
+    expectConfigError(
+      () => new K8sControlPlane(app, 'e3', { hosting, extraArgs: { kine: { '--endpoint': 'x' } } }),
+      'extraArgs.kine.--endpoint',
+      'without leading dashes',
+    );
+    expectConfigError(
+      () => new K8sControlPlane(app, 'e4', { hosting, extraArgs: { apiServer: { v: '2\n--x' } } }),
+      'extraArgs.apiServer.v',
+      'one line',
+    );
+  });
+
   test('fails when a tenant name is too long for the derived namespace', () => {
     const { app, hosting } = setup();
     const name = 'a'.repeat(57);

@@ -14,7 +14,7 @@ import { hookFromObject, hostingPropsFromConfig } from '../materialize';
 import { CONTROL_PLANE_LABEL, HOSTING_NAMESPACE } from '../names';
 import { PostCreateHook } from '../post-create-hook';
 import { VClusterControlPlane } from '../vcluster-control-plane';
-import { KUBEFLEX_COMPATIBLE_VERSION } from '../versions';
+import { DEFAULT_KUBERNETES_MINOR, KUBEFLEX_COMPATIBLE_VERSION, KUBERNETES_RELEASES } from '../versions';
 import { HOSTING_CONFIGMAP, SLEEP_ANNOTATION, SLEEP_WORKLOADS } from '../wire';
 import { ControlPlaneBase, PostCreateHookUse } from '../control-plane';
 import { parseDuration } from '../controller/args';
@@ -491,6 +491,16 @@ const COMMANDS: Record<string, Command> = {
       TIMEOUT,
       { long: 'dry-run', kind: 'bool', help: 'print the manifests instead of applying them' },
       {
+        long: 'kube-version',
+        kind: 'string',
+        help: `Kubernetes minor of a k8s control plane (${Object.keys(KUBERNETES_RELEASES).join(', ')}; default ${DEFAULT_KUBERNETES_MINOR})`,
+      },
+      {
+        long: 'replicas',
+        kind: 'string',
+        help: 'API server and controller-manager replicas of a k8s control plane (1-5)',
+      },
+      {
         long: 'backend-type',
         short: 'b',
         kind: 'string',
@@ -522,7 +532,15 @@ const COMMANDS: Record<string, Command> = {
         vcluster: VClusterControlPlane,
         host: HostControlPlane,
       }[type as 'k8s'];
-      const objects = synthControlPlane(() => new make(app, name, { hosting: h, postCreateHooks: uses }));
+      const k8sOnly: Record<string, unknown> = {};
+      if (flags['kube-version'] !== undefined) k8sOnly.kubernetesVersion = flags['kube-version'];
+      if (flags.replicas !== undefined) {
+        if (!/^\d+$/.test(flags.replicas)) throw usage(`--replicas ${flags.replicas}: must be a whole number`);
+        k8sOnly.replicas = Number(flags.replicas);
+      }
+      if (type !== 'k8s' && Object.keys(k8sOnly).length)
+        throw usage(`--kube-version and --replicas apply to --type k8s only, not ${type}`);
+      const objects = synthControlPlane(() => new make(app, name, { hosting: h, postCreateHooks: uses, ...k8sOnly }));
       if (flags['dry-run']) {
         ctx.io.out(objects.map((o) => stringify(o)).join('---\n'));
         return;

@@ -13,11 +13,17 @@ import {
   STATE_FILE,
   stopPostgres,
 } from './harness';
+import { KUBERNETES_RELEASES, KUBERNETES_VERSION } from '../../lib/versions';
 
 /** Starts the hosting cluster once per Jest run and records how to reach it in STATE_FILE. */
 export default async function globalSetup(): Promise<void> {
   const binDir = process.env.KFLEX_BIN_DIR ?? path.join(os.homedir(), '.cache/cdk8s-kubeflex/bin');
-  const missing = ['kube-apiserver', 'kube-controller-manager', 'kine'].filter(
+  // Every supported Kubernetes minor's two control-plane binaries: the default in binDir, the others in binDir/<tag>.
+  const releases = Object.values(KUBERNETES_RELEASES).map((r) => r.version);
+  const versioned = releases
+    .filter((v) => v !== KUBERNETES_VERSION)
+    .flatMap((v) => [`${v}/kube-apiserver`, `${v}/kube-controller-manager`]);
+  const missing = ['kube-apiserver', 'kube-controller-manager', 'kine', ...versioned].filter(
     (b) => !fs.existsSync(path.join(binDir, b)),
   );
   if (missing.length > 0) {

@@ -6,6 +6,7 @@
 import { ChildProcess } from 'child_process';
 import * as fs from 'fs';
 import * as path from 'path';
+import { KUBERNETES_VERSION } from '../../lib/versions';
 import { killAll, startProcess } from './harness';
 
 /** A container run as a process, restarted after it exits according to the pod's restartPolicy. */
@@ -134,7 +135,13 @@ export function runPod(
     }
     const command: string[] = c.command ?? [opts.entrypoints?.[c.name] ?? c.name];
     const args = [...(c.args ?? []).map((a: string) => rewrite(expand(a))), ...(opts.extraArgs?.[c.name] ?? [])];
-    const bin = path.join(opts.binDir, path.basename(command[0]));
+    // An image of another release than the default binaries (kubernetesVersion) runs the binary built for its tag,
+    // `<binDir>/<tag>/<command>` (scripts/prepare-binaries.sh); a missing one fails instead of silently running
+    // the default release.
+    const tag = /:(v1\.\d+\.\d+)$/.exec(c.image ?? '')?.[1];
+    const tagged = tag ? path.join(opts.binDir, tag, path.basename(command[0])) : undefined;
+    const bin = tagged && tag !== KUBERNETES_VERSION ? tagged : path.join(opts.binDir, path.basename(command[0]));
+    if (!fs.existsSync(bin)) throw new Error(`container ${c.name}: no binary ${bin} for image ${c.image}`);
     const name = `${prefix}-${c.name}`;
     out[c.name] = new ContainerProcess(
       name,

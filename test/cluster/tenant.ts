@@ -97,6 +97,8 @@ export async function bootTenant(
   minted?: MintedTenantSecrets,
   apiPort?: number,
   objects: any[] = synthTenant(name),
+  /** Contents of further volumes by volume name (e.g. a ConfigMap the test stands in for). */
+  extraVolumeData: Record<string, Record<string, string>> = {},
 ): Promise<Tenant> {
   const get = (kind: string, n: string) => objects.find((o) => o.kind === kind && o.metadata.name === n);
   const dir = path.join(state.dir, 'tenants', name);
@@ -148,6 +150,7 @@ export async function bootTenant(
       'encryption-config': {
         'encryption-config.yaml': minted?.encryptionConfig ?? encryptionConfig(randomBytes(32).toString('base64')),
       },
+      ...extraVolumeData,
     },
     secretValues: { 'kine-postgres/password': dbPassword },
     rewrite: [
@@ -181,14 +184,25 @@ export async function bootTenant(
       // No fail-fast on exit: a container that exits is restarted, as in a pod.
       await waitReady(`${server}/readyz`, pki, undefined, timeoutMs);
       const readyMs = Date.now() - t0;
-      const kcm = runPod(
-        get('Deployment', 'kube-controller-manager').spec.template.spec,
-        opts,
-        `${name}-kcm`,
-        recordPid,
-      );
-      for (const [c, p] of Object.entries(kcm)) recordPid(c, p.pid);
-      tenant.procs = { ...tenant.procs, ...kcm };
+      // Every KCM replica as its own process (own health port), so leader election runs among them.
+      const kcmSpec = get('Deployment', 'kube-controller-manager');
+      for (let i = 0; i < (kcmSpec.spec.replicas ?? 1); i++) {
+        const port = i === 0 ? kcmPort : await freePort();
+        const replicaOpts = {
+          ...opts,
+          rewrite: opts.rewrite.map(([from, to]): [string, string] =>
+            from === '--secure-port=10257' ? [from, `--secure-port=${port}`] : [from, to],
+          ),
+        };
+        const suffix = i === 0 ? '' : `-${i}`;
+        const kcm = runPod(kcmSpec.spec.template.spec, replicaOpts, `${name}-kcm${suffix}`, (c, pid) =>
+          recordPid(`${c}${suffix}`, pid),
+        );
+        for (const [c, p] of Object.entries(kcm)) {
+          recordPid(`${c}${suffix}`, p.pid);
+          tenant.procs[`${c}${suffix}`] = p;
+        }
+      }
       return readyMs;
     },
     stop: async () => {
