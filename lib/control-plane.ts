@@ -6,6 +6,7 @@ import {
   ControlPlaneSpec,
   ControlPlaneSpecType,
 } from '../imports/tenancy.kflex.kubestellar.org';
+import { TlsRoute } from '../imports/gateway.networking.k8s.io';
 import {
   objectProblems,
   POD_SECURITY_LEVELS,
@@ -171,7 +172,7 @@ export abstract class ControlPlaneBase extends Chart {
 
   /**
    * Uses a PostCreateHook: records it in `spec.postCreateHooks` and renders its templates into `<name>-system`.
-   * Jobs that mount this control plane's kubeconfig Secret get an init container that waits for its API.
+   * Hook workloads that use this control plane's kubeconfig Secret get an init container that waits for its API.
    */
   public addPostCreateHook(use: PostCreateHookUse): void {
     const hook = typeof use.hook === 'string' ? this.hosting.findPostCreateHook(use.hook) : use.hook;
@@ -199,18 +200,40 @@ export abstract class ControlPlaneBase extends Chart {
       vars: use.vars ?? {},
     });
     rendered.forEach((obj, i) => {
-      if (obj.kind === 'Job') this.addApiWait(obj);
+      this.addApiWait(obj);
       this.checkHookObject(hook.hookName, i, obj);
       new ApiObject(this, `Hook-${hook.hookName}-${i}`, obj as any);
     });
   }
 
   /**
-   * Exposes `service` outside the cluster at `<name>.<domain>`: an Ingress with SSL passthrough, or an OpenShift
-   * Route with passthrough TLS when the hosting install is on OpenShift. TLS always ends at the tenant API server.
+   * Exposes `service` outside the cluster at `<name>.<domain>`: a Gateway API TLSRoute when the hosting install has a
+   * gateway, else an Ingress with SSL passthrough, or an OpenShift Route with passthrough TLS on OpenShift. TLS always ends at the tenant API server.
    */
   protected expose(service: kplus.Service, port: number, targetPortName: string): void {
     const metadata = { name: this.names.name, namespace: this.names.namespace };
+    const gateway = this.hosting.gateway;
+    if (gateway) {
+      // TLS passthrough by host name (SNI): the Gateway never terminates TLS, so the tenant API server's own
+      // certificate and client-certificate authentication work end to end, as with the Ingress and the Route.
+      new TlsRoute(this, 'TlsRoute', {
+        metadata,
+        spec: {
+          parentRefs: [
+            {
+              group: 'gateway.networking.k8s.io',
+              kind: 'Gateway',
+              name: gateway.name,
+              namespace: gateway.namespace,
+              ...(gateway.sectionName ? { sectionName: gateway.sectionName } : {}),
+            },
+          ],
+          hostnames: [this.names.host(this.hosting.domain)],
+          rules: [{ backendRefs: [{ group: '', kind: 'Service', name: service.name, port }] }],
+        },
+      });
+      return;
+    }
     if (this.hosting.isOpenShift) {
       // No cdk8s-plus or generated class exists for routes.openshift.io.
       new ApiObject(this, 'Route', {
@@ -275,20 +298,51 @@ export abstract class ControlPlaneBase extends Chart {
     });
   }
 
-  /** Adds an init container to a Job that mounts the tenant kubeconfig, so it runs only once the tenant API is ready. */
-  private addApiWait(job: Record<string, any>): void {
-    const pod = job.spec?.template?.spec;
-    const volume = (pod?.volumes ?? []).find((v: any) => v?.secret?.secretName === this.kubeconfigSecret.name);
-    if (!volume) return;
-    const waiter = {
-      name: 'wait-for-control-plane',
-      image: IMAGES.controller,
-      command: ['kubeflex-wait-for-apiserver'],
-      args: [`--kubeconfig=${WAIT_KUBECONFIG_DIR}/${this.kubeconfigSecret.inClusterKey}`, '--timeout=600s'],
-      volumeMounts: [{ name: volume.name, mountPath: WAIT_KUBECONFIG_DIR, readOnly: true }],
-      securityContext: restrictedContainerJson(),
-      resources: { requests: { cpu: '10m', memory: '32Mi' }, limits: { cpu: '100m', memory: '64Mi' } },
-    };
-    pod.initContainers = [waiter, ...(pod.initContainers ?? [])];
+  /**
+   * Adds an init container to every pod template of a hook object that uses the tenant kubeconfig Secret (a volume, a
+   * projected source, an env or envFrom reference), so no hook workload starts before the tenant API serves
+   * (KubeFlex #490: Deployments and Pods of hooks used to crash-loop on a half-ready tenant).
+   */
+  private addApiWait(obj: Record<string, any>): void {
+    const name = this.kubeconfigSecret.name;
+    const key = this.kubeconfigSecret.inClusterKey;
+    for (const t of podTemplatesOf(obj)) {
+      const pod = t.spec;
+      if (!pod || typeof pod !== 'object') continue;
+      const volumes: any[] = Array.isArray(pod.volumes) ? pod.volumes : [];
+      const containers: any[] = [
+        ...(Array.isArray(pod.containers) ? pod.containers : []),
+        ...(Array.isArray(pod.initContainers) ? pod.initContainers : []),
+      ];
+      const uses =
+        volumes.some(
+          (v) => v?.secret?.secretName === name || v?.projected?.sources?.some((s: any) => s?.secret?.name === name),
+        ) ||
+        containers.some(
+          (c) =>
+            c?.env?.some?.((e: any) => e?.valueFrom?.secretKeyRef?.name === name) ||
+            c?.envFrom?.some?.((e: any) => e?.secretRef?.name === name),
+        );
+      if (!uses) continue;
+      // The template's own volume when it holds the in-cluster key, else one of ours with just that key.
+      let volume = volumes.find(
+        (v) => v?.secret?.secretName === name && (!v.secret.items || v.secret.items.some((i: any) => i?.key === key)),
+      );
+      const path = volume?.secret?.items?.find((i: any) => i?.key === key)?.path ?? key;
+      if (!volume) {
+        volume = { name: 'kubeflex-wait-kubeconfig', secret: { secretName: name, items: [{ key, path: key }] } };
+        pod.volumes = [...volumes, volume];
+      }
+      const waiter = {
+        name: 'wait-for-control-plane',
+        image: IMAGES.controller,
+        command: ['kubeflex-wait-for-apiserver'],
+        args: [`--kubeconfig=${WAIT_KUBECONFIG_DIR}/${path}`, '--timeout=600s'],
+        volumeMounts: [{ name: volume.name, mountPath: WAIT_KUBECONFIG_DIR, readOnly: true }],
+        securityContext: restrictedContainerJson(),
+        resources: { requests: { cpu: '10m', memory: '32Mi' }, limits: { cpu: '100m', memory: '64Mi' } },
+      };
+      pod.initContainers = [waiter, ...(Array.isArray(pod.initContainers) ? pod.initContainers : [])];
+    }
   }
 }

@@ -56,6 +56,16 @@ export interface ExternalPostgresOptions {
   readonly caSecretKey?: string;
 }
 
+/** A Gateway API Gateway that exposes control planes: the parent of their TLS passthrough TLSRoutes. */
+export interface GatewayParent {
+  /** Name of the Gateway. */
+  readonly name: string;
+  /** Namespace of the Gateway (its listener must allow routes from `<cp>-system` namespaces). */
+  readonly namespace: string;
+  /** Listener of the Gateway (a TLS listener in Passthrough mode). @default - every listener that accepts the route */
+  readonly sectionName?: string;
+}
+
 /** libpq `sslmode` used by kine and the provisioning Jobs. */
 export type PostgresSslMode = 'disable' | 'allow' | 'prefer' | 'require' | 'verify-ca' | 'verify-full';
 
@@ -67,12 +77,18 @@ export interface KubeflexHostingProps {
   readonly externalPort?: number;
   /** Expose control planes with OpenShift Routes instead of Ingresses. @default false */
   readonly isOpenShift?: boolean;
+  /**
+   * Expose control planes through this Gateway (Gateway API, `TLSRoute` v1 with TLS passthrough) instead of an
+   * Ingress or an OpenShift Route. The port clients reach is still `externalPort` (the listener's port).
+   * @default - an Ingress (a Route on OpenShift)
+   */
+  readonly gateway?: GatewayParent;
   /** Ingress class of an ingress controller with SSL passthrough enabled. @default "nginx" */
   readonly ingressClassName?: string;
   /**
    * Namespace of the ingress controller (or OpenShift router): the only place outside the platform from which the
    * NetworkPolicies let traffic reach tenant API servers.
-   * @default "ingress-nginx" ("openshift-ingress" on OpenShift)
+   * @default - the gateway's namespace with a gateway, "openshift-ingress" on OpenShift, else "ingress-nginx"
    */
   readonly ingressNamespace?: string;
   /** Host container name added to certificate SANs (kind/k3d setups). @default "kubeflex-control-plane" */
@@ -194,6 +210,8 @@ export class KubeflexHosting extends Chart {
   public readonly ingressClassName: string;
   /** Namespace of the ingress controller (NetworkPolicy source of tenant API traffic). */
   public readonly ingressNamespace: string;
+  /** The Gateway that exposes control planes, if any. */
+  public readonly gateway?: GatewayParent;
   /** Host container name (certificate SAN). */
   public readonly hostContainer: string;
   /** PostgreSQL for k8s-type tenants, or undefined when there is none. */
@@ -213,7 +231,9 @@ export class KubeflexHosting extends Chart {
     this.externalPort = props.externalPort ?? 9443;
     this.isOpenShift = props.isOpenShift ?? false;
     this.ingressClassName = props.ingressClassName ?? 'nginx';
-    this.ingressNamespace = props.ingressNamespace ?? (props.isOpenShift ? 'openshift-ingress' : 'ingress-nginx');
+    this.gateway = props.gateway ? { ...props.gateway } : undefined;
+    this.ingressNamespace =
+      props.ingressNamespace ?? this.gateway?.namespace ?? (props.isOpenShift ? 'openshift-ingress' : 'ingress-nginx');
     this.hostContainer = props.hostContainer ?? 'kubeflex-control-plane';
 
     checkDnsSubdomain(this.constructName, 'domain', this.domain);
@@ -226,6 +246,13 @@ export class KubeflexHosting extends Chart {
       );
     }
     checkInteger(this.constructName, 'externalPort', this.externalPort, 1, 65535);
+    if (this.gateway) {
+      checkDnsSubdomain(this.constructName, 'gateway.name', this.gateway.name);
+      checkDnsLabel(this.constructName, 'gateway.namespace', this.gateway.namespace);
+      if (this.gateway.sectionName !== undefined) {
+        checkDnsLabel(this.constructName, 'gateway.sectionName', this.gateway.sectionName);
+      }
+    }
     checkDnsLabel(this.constructName, 'ingressClassName', this.ingressClassName);
     checkDnsLabel(this.constructName, 'ingressNamespace', this.ingressNamespace);
     checkDnsSubdomain(this.constructName, 'hostContainer', this.hostContainer);
@@ -267,6 +294,14 @@ export class KubeflexHosting extends Chart {
         isOpenShift: String(this.isOpenShift),
         hostContainer: this.hostContainer,
         ingressClassName: this.ingressClassName,
+        ingressNamespace: this.ingressNamespace,
+        ...(this.gateway
+          ? {
+              gatewayName: this.gateway.name,
+              gatewayNamespace: this.gateway.namespace,
+              ...(this.gateway.sectionName ? { gatewaySectionName: this.gateway.sectionName } : {}),
+            }
+          : {}),
       },
     });
 
@@ -496,6 +531,7 @@ export class KubeflexHosting extends Chart {
       kplus.ApiResource.ROLE_BINDINGS,
       kplus.ApiResource.CLUSTER_ROLE_BINDINGS,
       custom('route.openshift.io', 'routes'),
+      custom('gateway.networking.k8s.io', 'tlsroutes'),
     );
     // vCluster's Role grants what the materializer does not hold; RoleBindings to the controller's tenant role and,
     // for host planes, KubeFlex's ClusterRoleBinding to cluster-admin.

@@ -56,6 +56,14 @@ export function hostingPropsFromConfig(d: Record<string, string>): KubeflexHosti
     isOpenShift: d.isOpenShift === 'true',
     hostContainer: d.hostContainer || undefined,
     ingressClassName: d.ingressClassName || undefined,
+    ingressNamespace: d.ingressNamespace || undefined,
+    gateway: d.gatewayName
+      ? {
+          name: d.gatewayName,
+          namespace: d.gatewayNamespace,
+          sectionName: d.gatewaySectionName || undefined,
+        }
+      : undefined,
   };
   if (!d.postgresHost) return { ...props, installPostgres: false };
   if (d.postgresBundled === 'false') {

@@ -473,6 +473,39 @@ describe('K8sControlPlane', () => {
     expect(kcm.spec.template.spec.containers[0].args).toContain('--leader-elect=false');
   });
 
+  test('with a hosting gateway: a TLS passthrough TLSRoute (Gateway API v1) replaces the Ingress; policies admit the gateway namespace', () => {
+    const { app, hosting } = setup({ gateway: { name: 'tenants', namespace: 'gateway-system', sectionName: 'tls' } });
+    const objects = synth(new K8sControlPlane(app, 'gw', { hosting }));
+    expect(objects.filter((o) => o.kind === 'Ingress')).toEqual([]);
+    expect(find(objects, 'TLSRoute', 'gw')).toEqual({
+      apiVersion: 'gateway.networking.k8s.io/v1',
+      kind: 'TLSRoute',
+      metadata: expect.objectContaining({ name: 'gw', namespace: 'gw-system' }),
+      spec: {
+        parentRefs: [
+          {
+            group: 'gateway.networking.k8s.io',
+            kind: 'Gateway',
+            name: 'tenants',
+            namespace: 'gateway-system',
+            sectionName: 'tls',
+          },
+        ],
+        hostnames: ['gw.localtest.me'],
+        rules: [{ backendRefs: [{ group: '', kind: 'Service', name: 'gw', port: 443 }] }],
+      },
+    });
+    const api = objects.find((o) => o.kind === 'NetworkPolicy' && JSON.stringify(o).includes('kube-apiserver'));
+    expect(JSON.stringify(api)).toContain('"kubernetes.io/metadata.name":"gateway-system"');
+    const config = synth(hosting).find((o) => o.kind === 'ConfigMap' && o.metadata.name === 'kubeflex-config');
+    expect(config.data).toMatchObject({
+      gatewayName: 'tenants',
+      gatewayNamespace: 'gateway-system',
+      gatewaySectionName: 'tls',
+      ingressNamespace: 'gateway-system',
+    });
+  });
+
   test('kubernetesVersion picks both images of that release; the default is the first minor', () => {
     const { app, hosting } = setup();
     const images = (cp: K8sControlPlane) =>
@@ -762,5 +795,100 @@ describe('PostCreateHook', () => {
       { name: 'kc', mountPath: '/var/run/kubeflex/kubeconfig', readOnly: true },
     ]);
     expect(find(objects, 'Job', 'j-other').spec.template.spec.initContainers).toBeUndefined();
+  });
+
+  test('every hook workload that uses the tenant kubeconfig waits for the tenant API, not only Jobs (KubeFlex #490)', () => {
+    const { app, hosting } = setup();
+    const deployment = {
+      apiVersion: 'apps/v1',
+      kind: 'Deployment',
+      metadata: { name: 'syncer' },
+      spec: {
+        selector: { matchLabels: { app: 's' } },
+        template: {
+          metadata: { labels: { app: 's' } },
+          spec: {
+            containers: [
+              {
+                name: 'c',
+                image: 'x',
+                env: [
+                  {
+                    name: 'KC',
+                    valueFrom: { secretKeyRef: { name: 'admin-kubeconfig', key: 'kubeconfig-incluster' } },
+                  },
+                ],
+              },
+            ],
+          },
+        },
+      },
+    };
+    const pod = {
+      apiVersion: 'v1',
+      kind: 'Pod',
+      metadata: { name: 'once' },
+      spec: {
+        volumes: [
+          {
+            name: 'kc',
+            secret: { secretName: 'admin-kubeconfig', items: [{ key: 'kubeconfig-incluster', path: 'kc.yaml' }] },
+          },
+        ],
+        containers: [{ name: 'c', image: 'x' }],
+      },
+    };
+    const cronJob = {
+      apiVersion: 'batch/v1',
+      kind: 'CronJob',
+      metadata: { name: 'nightly' },
+      spec: {
+        schedule: '0 0 * * *',
+        jobTemplate: {
+          spec: {
+            template: {
+              spec: {
+                restartPolicy: 'Never',
+                containers: [{ name: 'c', image: 'x', envFrom: [{ secretRef: { name: 'admin-kubeconfig' } }] }],
+              },
+            },
+          },
+        },
+      },
+    };
+    const unrelated = {
+      ...deployment,
+      metadata: { name: 'plain' },
+      spec: {
+        ...deployment.spec,
+        template: { metadata: { labels: { app: 's' } }, spec: { containers: [{ name: 'c', image: 'x' }] } },
+      },
+    };
+    new PostCreateHook(hosting, 'w', { hosting, templates: [deployment, pod, cronJob, unrelated] });
+    const objects = synth(
+      new K8sControlPlane(app, 'k', { hosting, podSecurity: 'privileged', postCreateHooks: [{ hook: 'w' }] }),
+    );
+    const d = find(objects, 'Deployment', 'syncer').spec.template.spec;
+    expect(d.initContainers.map((c: any) => [c.name, c.args[0], c.volumeMounts[0].name])).toEqual([
+      [
+        'wait-for-control-plane',
+        '--kubeconfig=/var/run/kubeflex/kubeconfig/kubeconfig-incluster',
+        'kubeflex-wait-kubeconfig',
+      ],
+    ]);
+    expect(d.volumes).toEqual([
+      {
+        name: 'kubeflex-wait-kubeconfig',
+        secret: {
+          secretName: 'admin-kubeconfig',
+          items: [{ key: 'kubeconfig-incluster', path: 'kubeconfig-incluster' }],
+        },
+      },
+    ]);
+    const p = find(objects, 'Pod', 'once').spec;
+    expect(p.initContainers[0].args[0]).toBe('--kubeconfig=/var/run/kubeflex/kubeconfig/kc.yaml');
+    expect(p.initContainers[0].volumeMounts[0].name).toBe('kc');
+    expect(find(objects, 'CronJob', 'nightly').spec.jobTemplate.spec.template.spec.initContainers).toHaveLength(1);
+    expect(find(objects, 'Deployment', 'plain').spec.template.spec.initContainers).toBeUndefined();
   });
 });

@@ -41,6 +41,16 @@ describe('bad input fails with a message naming construct, prop and value', () =
     );
   });
 
+  test('fails when the hosting gateway is not a valid object reference', () => {
+    for (const [gateway, prop] of [
+      [{ name: 'Tenants', namespace: 'gw' }, 'gateway.name'],
+      [{ name: 'tenants', namespace: 'gw.system' }, 'gateway.namespace'],
+      [{ name: 'tenants', namespace: 'gw', sectionName: 'TLS_1' }, 'gateway.sectionName'],
+    ] as const) {
+      expectConfigError(() => setup({ gateway }), 'KubeflexHosting', prop);
+    }
+  });
+
   test('fails when kubernetesVersion is not a supported minor, with the list', () => {
     const { app, hosting } = setup();
     for (const v of ['1.31', 'v1.33.2', 'latest', '1.3']) {

@@ -97,6 +97,89 @@ suite('server-side apply on a real kube-apiserver', () => {
     for (const f of files) expect(apply(f).stdout).toMatch(/serverside-applied/);
   });
 
+  test('Gateway API v1.6.3 installed: the TLSRoutes of k8s, k3s and vcluster planes and the HA/OIDC/1.33 k8s options apply cleanly', () => {
+    const crdDir = path.resolve(__dirname, '../../crds/gateway-api-v1.6.3');
+    for (const f of fs.readdirSync(crdDir).filter((x) => x.endsWith('.yaml'))) {
+      expect(apply(path.join(crdDir, f)).stderr).toBe('');
+    }
+    kubectl(state, [
+      'wait',
+      '--for=condition=Established',
+      '--timeout=60s',
+      'crd/tlsroutes.gateway.networking.k8s.io',
+      'crd/gateways.gateway.networking.k8s.io',
+    ]);
+    // The platform's side: a Gateway with a TLS passthrough listener that admits routes from tenant namespaces.
+    kubectl(state, ['create', 'namespace', 'gateway-system']);
+    kubectl(
+      state,
+      ['apply', '--server-side', '-f', '-'],
+      JSON.stringify({
+        apiVersion: 'gateway.networking.k8s.io/v1',
+        kind: 'Gateway',
+        metadata: { name: 'tenants', namespace: 'gateway-system' },
+        spec: {
+          gatewayClassName: 'passthrough',
+          listeners: [
+            {
+              name: 'tls',
+              protocol: 'TLS',
+              port: 9443,
+              hostname: '*.localtest.me',
+              tls: { mode: 'Passthrough' },
+              allowedRoutes: { namespaces: { from: 'All' }, kinds: [{ kind: 'TLSRoute' }] },
+            },
+          ],
+        },
+      }),
+    );
+    const files = synthesizeAtomically(
+      (app) => {
+        const hosting = new KubeflexHosting(app, 'hosting', {
+          gateway: { name: 'tenants', namespace: 'gateway-system', sectionName: 'tls' },
+        });
+        new K8sControlPlane(app, 'gw-k8s', {
+          hosting,
+          kubernetesVersion: '1.33',
+          replicas: 2,
+          priorityClassName: 'system-cluster-critical',
+          oidc: {
+            issuerUrl: 'https://login.example.com',
+            clientId: 'k',
+            groupsClaim: 'groups',
+            caConfigMap: { name: 'ca' },
+          },
+          extraArgs: { apiServer: { 'max-requests-inflight': '300' } },
+        });
+        new K3sControlPlane(app, 'gw-k3s', { hosting });
+        new VClusterControlPlane(app, 'gw-vc', { hosting });
+      },
+      path.join(tmp, 'gateway'),
+    );
+    const tenants = files.filter((f) => /gw-/.test(path.basename(f)) && f.includes(`/${BASE_DIR}/`));
+    expect(tenants).toHaveLength(3);
+    for (const f of tenants) {
+      expect({ file: path.basename(f), stderr: apply(f).stderr }).toEqual({ file: path.basename(f), stderr: '' });
+    }
+    for (const [cp, port] of [
+      ['gw-k8s', 443],
+      ['gw-k3s', 443],
+      ['gw-vc', 443],
+    ] as const) {
+      const route = JSON.parse(kubectl(state, ['get', 'tlsroute', '-n', `${cp}-system`, cp, '-o', 'json']).stdout);
+      expect(route.apiVersion).toBe('gateway.networking.k8s.io/v1');
+      expect(route.spec.hostnames).toEqual([`${cp}.localtest.me`]);
+      expect(route.spec.parentRefs).toEqual([
+        expect.objectContaining({ kind: 'Gateway', name: 'tenants', namespace: 'gateway-system', sectionName: 'tls' }),
+      ]);
+      expect(route.spec.rules[0].backendRefs[0]).toMatchObject({ kind: 'Service', port });
+      expect(kubectl(state, ['get', 'ingress', '-n', `${cp}-system`, '-o', 'name']).stdout).toBe('');
+    }
+    expect(
+      kubectl(state, ['get', 'pdb', '-n', 'gw-k8s-system', '-o', 'jsonpath={.items[*].metadata.name}']).stdout,
+    ).toBe('kube-apiserver kube-controller-manager');
+  });
+
   test('NetworkPolicies read back from the API server: default deny, and exactly the allowed flows (H3)', () => {
     // Applied by the previous test. No kubelet/CNI here enforces them: this proves what is stored, not enforcement.
     const list = JSON.parse(kubectl(state, ['get', 'networkpolicies', '-A', '-o', 'json']).stdout).items;

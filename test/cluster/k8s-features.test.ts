@@ -1,10 +1,8 @@
 // K8sControlPlane's version, HA, OIDC and extraArgs props, proven by tenants booted from their own synthesized
 // manifests with the real binaries of each supported Kubernetes minor.
-import { spawnSync } from 'child_process';
+import { spawn, spawnSync } from 'child_process';
 import { createSign, generateKeyPairSync, randomBytes } from 'crypto';
 import * as fs from 'fs';
-import * as https from 'https';
-import { AddressInfo } from 'net';
 import * as path from 'path';
 import { K8sControlPlaneProps } from '../../lib';
 import { KUBERNETES_RELEASES, KUBERNETES_VERSION } from '../../lib/versions';
@@ -34,43 +32,54 @@ const containerArgs = (objects: any[], deployment: string, container: string): s
     .find((o) => o.kind === 'Deployment' && o.metadata.name === deployment)
     .spec.template.spec.containers.find((c: any) => c.name === container).args;
 
+/** The issuer's HTTPS server, in its own process: kubectl runs synchronously here and would block an in-process one. */
+const ISSUER_SERVER = `
+const https = require('https');
+const env = process.env;
+let issuer = '';
+const server = https.createServer({ key: env.TLS_KEY, cert: env.TLS_CERT }, (req, res) => {
+  res.setHeader('content-type', 'application/json');
+  if (req.url === '/issuer/.well-known/openid-configuration') {
+    res.end(JSON.stringify({ issuer, jwks_uri: issuer + '/keys', id_token_signing_alg_values_supported: ['RS256'],
+      response_types_supported: ['id_token'], subject_types_supported: ['public'] }));
+  } else if (req.url === '/issuer/keys') {
+    res.end(env.JWKS);
+  } else {
+    res.statusCode = 404;
+    res.end('{}');
+  }
+});
+server.listen(0, '127.0.0.1', () => {
+  issuer = 'https://127.0.0.1:' + server.address().port + '/issuer';
+  process.stdout.write(issuer + '\\n');
+});
+process.on('disconnect', () => process.exit(0));
+`;
+
 /** A minimal OIDC issuer on loopback: discovery and a JWKS over TLS, tokens signed with RS256. */
 async function startIssuer(dir: string) {
   makePki(dir);
   const { privateKey, publicKey } = generateKeyPairSync('rsa', { modulusLength: 2048 });
   const jwk = { ...publicKey.export({ format: 'jwk' }), kid: 'test-key', alg: 'RS256', use: 'sig' };
-  let issuer = '';
-  const server = https.createServer(
-    { key: fs.readFileSync(path.join(dir, 'apiserver.key')), cert: fs.readFileSync(path.join(dir, 'apiserver.crt')) },
-    (req, res) => {
-      res.setHeader('content-type', 'application/json');
-      if (req.url === '/issuer/.well-known/openid-configuration') {
-        res.end(
-          JSON.stringify({
-            issuer,
-            jwks_uri: `${issuer}/keys`,
-            id_token_signing_alg_values_supported: ['RS256'],
-            response_types_supported: ['id_token'],
-            subject_types_supported: ['public'],
-          }),
-        );
-      } else if (req.url === '/issuer/keys') {
-        res.end(JSON.stringify({ keys: [jwk] }));
-      } else {
-        res.statusCode = 404;
-        res.end('{}');
-      }
+  const child = spawn(process.execPath, ['-e', ISSUER_SERVER], {
+    env: {
+      TLS_KEY: fs.readFileSync(path.join(dir, 'apiserver.key'), 'utf8'),
+      TLS_CERT: fs.readFileSync(path.join(dir, 'apiserver.crt'), 'utf8'),
+      JWKS: JSON.stringify({ keys: [jwk] }),
     },
-  );
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-  issuer = `https://127.0.0.1:${(server.address() as AddressInfo).port}/issuer`;
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
+  const issuer = await new Promise<string>((resolve, reject) => {
+    child.stdout!.once('data', (d) => resolve(String(d).trim()));
+    child.once('exit', (code) => reject(new Error(`issuer exited with ${code}`)));
+  });
   const b64 = (x: object) => Buffer.from(JSON.stringify(x)).toString('base64url');
   const token = (claims: Record<string, unknown>) => {
     const now = Math.floor(Date.now() / 1000);
     const body = `${b64({ alg: 'RS256', kid: 'test-key', typ: 'JWT' })}.${b64({ iss: issuer, aud: 'kflex-test', iat: now, exp: now + 600, ...claims })}`;
     return `${body}.${createSign('RSA-SHA256').update(body).sign(privateKey).toString('base64url')}`;
   };
-  return { issuer, ca: fs.readFileSync(path.join(dir, 'ca.crt'), 'utf8'), token, close: () => server.close() };
+  return { issuer, ca: fs.readFileSync(path.join(dir, 'ca.crt'), 'utf8'), token, close: () => child.kill() };
 }
 
 suite('kubernetesVersion: every supported minor', () => {
@@ -140,7 +149,7 @@ suite('k8s tenants at two minors, OIDC, extraArgs and leader election, booted fr
       extraArgs: { apiServer: { 'service-node-port-range': '31000-31100' } },
     });
     oidcTenant = await bootTenant(state, 'oidc', undefined, undefined, oidcObjects, {
-      'oidc-ca': { 'ca.crt': issuer.ca },
+      'oidc-issuer-ca': { 'ca.crt': issuer.ca },
     });
     haTenant = await bootTenant(
       state,
@@ -197,7 +206,7 @@ suite('k8s tenants at two minors, OIDC, extraArgs and leader election, booted fr
     ]) {
       expect(() => kubectl({ kubeconfig: tokenKubeconfig(bad) }, ['auth', 'whoami'])).toThrow(/Unauthorized/);
     }
-  });
+  }, 90_000);
 
   test('extraArgs reach kube-apiserver: the NodePort range is the one given', () => {
     const svc = (port: number) =>

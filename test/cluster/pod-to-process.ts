@@ -89,6 +89,14 @@ export function runPod(
 ): Record<string, ContainerProcess> {
   const volumes = new Map<string, any>((podSpec.volumes ?? []).map((v: any) => [v.name, v]));
   const out: Record<string, ContainerProcess> = {};
+  // Every container's volumes are checked before any process starts, so a bad spec leaves no process behind.
+  for (const c of podSpec.containers) {
+    for (const m of c.volumeMounts ?? []) {
+      const v = volumes.get(m.name);
+      const source = v?.secret?.secretName ?? v?.configMap?.name;
+      if (source && !opts.volumeData[source]) throw new Error(`no data for volume source ${source}`);
+    }
+  }
   for (const c of podSpec.containers) {
     const mounts: [string, string][] = [];
     for (const m of c.volumeMounts ?? []) {

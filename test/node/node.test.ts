@@ -358,6 +358,89 @@ suite('the example platform on a real node', () => {
     }
   }, 600_000);
 
+  test('HA (kflex create --replicas 2): an API server Pod is killed while kubectl keeps working; two KCMs elect one leader, the other takes over', async () => {
+    const home = fs.mkdtempSync(path.join(node.dir, 'home-'));
+    const kubeconfig = path.join(home, 'config');
+    fs.copyFileSync(node.kubeconfig, kubeconfig);
+    const r = spawnSync(
+      process.execPath,
+      [
+        path.join(REPO, 'build/lib/cli/kflex.js'),
+        'create',
+        'ha1',
+        '--type',
+        'k8s',
+        '--replicas',
+        '2',
+        '--timeout',
+        '300s',
+      ],
+      { encoding: 'utf8', env: { ...process.env, KUBECONFIG: kubeconfig, HOME: home }, timeout: 400_000 },
+    );
+    expect({ code: r.status, stderr: r.status ? r.stderr : '' }).toEqual({ code: 0, stderr: '' });
+    const context = 'ha1';
+    const running = (app: string) =>
+      podsOf('ha1-system').filter(
+        (p) =>
+          p.metadata.labels?.app === app &&
+          !p.metadata.deletionTimestamp &&
+          p.status.containerStatuses?.every((c: any) => c.ready),
+      );
+    await waitFor(
+      'two ready API servers and two ready KCMs',
+      () => running('kube-apiserver').length === 2 && running('kube-controller-manager').length === 2,
+      120_000,
+    );
+    expect(k(['get', 'pdb', '-n', 'ha1-system', '-o', 'jsonpath={.items[*].spec.maxUnavailable}'])).toBe('1 1');
+
+    // Requests through the Service's ClusterIP, back to back, while one API server Pod is deleted (SIGTERM, then
+    // SIGKILL after the grace period) and replaced.
+    const victim = running('kube-apiserver')[0].metadata.name;
+    const killer = require('child_process').spawn(
+      path.join(state.binDir, 'kubectl'),
+      [`--kubeconfig=${node.kubeconfig}`, 'delete', 'pod', '-n', 'ha1-system', victim, '--wait=true'],
+      { stdio: 'ignore' },
+    );
+    let killed = false;
+    killer.once('exit', () => (killed = true));
+    const results: string[] = [];
+    const until = () => killed && results.length > 0;
+    let afterKill = 0;
+    while (!until() || afterKill++ < 20) {
+      try {
+        tenant('ha1', ['get', 'namespace', 'default', '-o', 'name'], kubeconfig, context);
+        results.push('ok');
+      } catch (e) {
+        results.push(String((e as any).stderr ?? e).split('\n')[0]);
+      }
+      await new Promise((res) => setTimeout(res, 200));
+    }
+    process.stderr.write(`HA: ${results.length} requests while ${victim} was killed\n`);
+    expect(results.filter((x) => x !== 'ok')).toEqual([]);
+    expect(results.length).toBeGreaterThan(20);
+    expect(tenant('ha1', ['get', 'ns', '-o', 'name'], kubeconfig, context)).toMatch(/namespace\/kube-system/);
+
+    // Leader election: one Lease holder, a KCM Pod; it moves when that Pod dies.
+    const holder = () =>
+      tenant(
+        'ha1',
+        ['get', 'lease', '-n', 'kube-system', 'kube-controller-manager', '-o', 'jsonpath={.spec.holderIdentity}'],
+        kubeconfig,
+        context,
+      ).split('_')[0];
+    const kcmPods = running('kube-controller-manager').map((p) => p.metadata.name);
+    const leader = await waitFor('a KCM holds the lease', () => kcmPods.includes(holder()) && holder(), 60_000);
+    const logs = kcmPods.map((p) => k(['logs', '-n', 'ha1-system', p]));
+    expect(logs.filter((l) => /successfully acquired lease/.test(l))).toHaveLength(1);
+    k(['delete', 'pod', '-n', 'ha1-system', leader, '--wait=true']);
+    const next = await waitFor('another KCM holds the lease', () => holder() !== leader && holder(), 90_000);
+    expect(next).not.toBe(leader);
+    process.stderr.write(`HA: lease moved from ${leader} to ${next}\n`);
+
+    k(['delete', 'cp', 'ha1', '--wait=false']);
+    k(['wait', '--for=delete', 'namespace/ha1-system', '--timeout=180s']);
+  }, 900_000);
+
   test('teardown leaves no process, mount, iptables chain, interface or cgroup behind', async () => {
     stopped = true;
     await node.stop();
