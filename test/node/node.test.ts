@@ -1,6 +1,6 @@
 // The example platform as real Pods on a real node (node-cluster.ts): images built here, scheduled by the scheduler,
 // run by the kubelet, readiness from the kubelet's probes. Nothing here patches a status.
-import { execFileSync, spawnSync } from 'child_process';
+import { execFileSync, spawn, spawnSync } from 'child_process';
 import * as fs from 'fs';
 import * as path from 'path';
 import { ClusterState, loadState, waitFor } from '../cluster/harness';
@@ -396,7 +396,7 @@ suite('the example platform on a real node', () => {
     // Requests through the Service's ClusterIP, back to back, while one API server Pod is deleted (SIGTERM, then
     // SIGKILL after the grace period) and replaced.
     const victim = running('kube-apiserver')[0].metadata.name;
-    const killer = require('child_process').spawn(
+    const killer = spawn(
       path.join(state.binDir, 'kubectl'),
       [`--kubeconfig=${node.kubeconfig}`, 'delete', 'pod', '-n', 'ha1-system', victim, '--wait=true'],
       { stdio: 'ignore' },
