@@ -449,6 +449,8 @@ export class KubeflexHosting extends Chart {
     cluster.allow(['get', 'update', 'patch'], custom(API_GROUP, 'controlplanes/status'));
     cluster.allow(['update'], custom(API_GROUP, 'controlplanes/finalizers'));
     cluster.allow(['get', 'list', 'watch'], custom(API_GROUP, 'postcreatehooks'));
+    // Hook completion, aggregated over the planes that use each hook (the PostCreateHook's own status).
+    cluster.allow(['get', 'update', 'patch'], custom(API_GROUP, 'postcreatehooks/status'));
     // Readiness of tenant workloads and of hook objects (KubeFlex's readiness rules) is read cluster-wide;
     // no write access outside the tenant namespaces is granted here.
     cluster.allow(

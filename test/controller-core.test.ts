@@ -7,6 +7,7 @@ import {
   adminBinding,
   bootstrapCredentials,
   clientSigner,
+  computeHookStatus,
   computeStatus,
   HOST_NO_OFF_CLUSTER_KUBECONFIG,
   secretRefFor,
@@ -641,5 +642,67 @@ describe('status.secretRef per type', () => {
       ).conditions!.find((c) => c.type === 'Ready')!;
     expect(ready()).toMatchObject({ status: 'True', reason: 'Available', message: HOST_NO_OFF_CLUSTER_KUBECONFIG });
     expect(ready('down')).toMatchObject({ status: 'False', reason: 'Unavailable', message: 'down' });
+  });
+});
+
+describe('computeHookStatus', () => {
+  const cp = (name: string, hooks: Record<string, boolean> | undefined, extra: Partial<ControlPlaneObject> = {}) =>
+    ({
+      metadata: { name },
+      spec: { type: 'k8s', postCreateHooks: [{ hookName: 'h' }] },
+      status: hooks ? { postCreateHooks: hooks } : undefined,
+      ...extra,
+    }) as ControlPlaneObject;
+  const hook = { metadata: { name: 'h', generation: 3 } };
+  const t0 = new Date('2026-12-01T10:00:00Z');
+  const ready = (s: ReturnType<typeof computeHookStatus>) => s.conditions!.find((c) => c.type === 'Ready')!;
+
+  test('Ready=False names the planes still waiting; planes that do not use the hook or are deleting do not count', () => {
+    const s = computeHookStatus(
+      hook,
+      [
+        cp('b', { h: false }),
+        cp('a', { h: true }),
+        cp('c', undefined),
+        cp('other', { x: true }, { spec: { type: 'k8s', postCreateHooks: [{ hookName: 'x' }] } }),
+        cp('gone', { h: false }, { metadata: { name: 'gone', deletionTimestamp: '2026-12-01T09:00:00Z' } }),
+      ],
+      t0,
+    );
+    expect(ready(s)).toEqual({
+      type: 'Ready',
+      status: 'False',
+      reason: 'Unavailable',
+      message: 'completed in 1 of 3 control planes that use it; waiting in b, c',
+      lastTransitionTime: '2026-12-01T10:00:00Z',
+      lastUpdateTime: '2026-12-01T10:00:00Z',
+    });
+    expect(s.observedGeneration).toBe(3);
+    expect(s.conditions!.map((c) => `${c.type}/${c.status}/${c.reason}`)).toEqual([
+      'Synced/True/ReconcileSuccess',
+      'Ready/False/Unavailable',
+    ]);
+  });
+
+  test('Ready=True once all completed (legacy single hook counts); unchanged input is not a change', () => {
+    const legacy = {
+      metadata: { name: 'l' },
+      spec: { type: 'k8s', postCreateHook: 'h' },
+      status: { postCreateHooks: { h: true } },
+    };
+    const s = computeHookStatus(hook, [cp('a', { h: true }), legacy as ControlPlaneObject], t0);
+    expect(ready(s).message).toBe('completed in all 2 control planes that use it');
+    const again = computeHookStatus(
+      { ...hook, status: s },
+      [cp('a', { h: true }), legacy as ControlPlaneObject],
+      new Date('2026-12-01T11:00:00Z'),
+    );
+    expect(statusChanged(s, again)).toBe(false);
+    expect(ready(computeHookStatus(hook, [], t0)).message).toBe('no control plane uses it');
+  });
+
+  test('a long waiting list is cut after 20 names', () => {
+    const many = Array.from({ length: 25 }, (_, i) => cp(`cp${String(i).padStart(2, '0')}`, { h: false }));
+    expect(ready(computeHookStatus(hook, many, t0)).message).toMatch(/waiting in cp00, .*, cp19 and 5 more$/);
   });
 });

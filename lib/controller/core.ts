@@ -932,8 +932,67 @@ export function computeStatus(cp: ControlPlaneObject, input: StatusInput, now: D
   return status;
 }
 
+/** A PostCreateHook as the controller reads it. */
+export interface PostCreateHookObject {
+  readonly metadata: { readonly name: string; readonly generation?: number; readonly resourceVersion?: string };
+  readonly spec?: unknown;
+  readonly status?: HookStatus;
+}
+
+/** Status of a PostCreateHook: KubeFlex's CRD fields (conditions Synced/Ready, observedGeneration). */
+export interface HookStatus {
+  conditions?: Condition[];
+  observedGeneration?: number;
+}
+
+/** How many waiting control planes a hook's Ready message names before "and N more". */
+const HOOK_STATUS_NAMES = 20;
+
+/**
+ * Status of a PostCreateHook from the ControlPlanes that use it (a hook is shared, so its status aggregates):
+ * Ready=True when every plane that uses it has completed it (`status.postCreateHooks[hook]`), else False with the
+ * planes still waiting. `kubectl get pch` shows both columns.
+ */
+export function computeHookStatus(hook: PostCreateHookObject, cps: ControlPlaneObject[], now: Date): HookStatus {
+  const t = now.toISOString().replace(/\.\d{3}Z$/, 'Z');
+  const name = hook.metadata.name;
+  const users = cps
+    .filter((cp) => !cp.metadata.deletionTimestamp && hookUses(cp).some((u) => u.hookName === name))
+    .map((cp) => ({ name: cp.metadata.name, done: cp.status?.postCreateHooks?.[name] === true }))
+    .sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+  const waiting = users.filter((u) => !u.done).map((u) => u.name);
+  const done = users.length - waiting.length;
+  const listed =
+    waiting.slice(0, HOOK_STATUS_NAMES).join(', ') +
+    (waiting.length > HOOK_STATUS_NAMES ? ` and ${waiting.length - HOOK_STATUS_NAMES} more` : '');
+  const ready: Omit<Condition, 'lastTransitionTime' | 'lastUpdateTime'> = waiting.length
+    ? {
+        type: 'Ready',
+        status: 'False',
+        reason: 'Unavailable',
+        message: `completed in ${done} of ${users.length} control planes that use it; waiting in ${listed}`,
+      }
+    : {
+        type: 'Ready',
+        status: 'True',
+        reason: 'Available',
+        message: users.length
+          ? `completed in all ${users.length} control planes that use it`
+          : 'no control plane uses it',
+      };
+  const prev = hook.status?.conditions;
+  const synced = { type: 'Synced' as const, status: 'True' as const, reason: 'ReconcileSuccess', message: '' };
+  return {
+    conditions: [setCondition(prev, synced, t), setCondition(prev, ready, t)],
+    observedGeneration: hook.metadata.generation,
+  };
+}
+
 /** True when writing `next` would change what is stored. */
-export function statusChanged(current: ControlPlaneStatus | undefined, next: ControlPlaneStatus): boolean {
+export function statusChanged(
+  current: ControlPlaneStatus | HookStatus | undefined,
+  next: ControlPlaneStatus | HookStatus,
+): boolean {
   return JSON.stringify(normalize(current ?? {})) !== JSON.stringify(normalize(next));
 }
 

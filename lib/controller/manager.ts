@@ -6,7 +6,11 @@ import { HOSTING_NAMESPACE } from '../names';
 import { ConnectTo, GROUP_PATH, KubeClient, paths } from './kube';
 import { Logger } from './log';
 import { dropTenantDatabase } from './postgres';
-import { reconcileControlPlane, ReconcileDeps, reconcileHosting } from './reconcile';
+import { ControlPlaneObject, hookUses, PostCreateHookObject } from './core';
+import { reconcileControlPlane, ReconcileDeps, reconcileHookStatus, reconcileHosting } from './reconcile';
+
+/** Queue keys of PostCreateHook status work; ControlPlane names (DNS labels) never contain ':'. */
+const HOOK_KEY = 'pch:';
 
 /** Settings of a running controller. */
 export interface ManagerOptions {
@@ -124,6 +128,10 @@ export class Manager {
   private readonly known = new Set<string>();
   private readonly seen = new Map<string, string>();
   private readonly synced = new Set<string>();
+  /** Last seen ControlPlanes and PostCreateHooks, from the watches: a hook's status aggregates its planes'. */
+  private readonly cpObjects = new Map<string, ControlPlaneObject>();
+  private readonly hookObjects = new Map<string, PostCreateHookObject>();
+  private readonly hookGenerations = new Map<string, number | undefined>();
   private readonly deps: ReconcileDeps;
   private server?: http.Server;
   private resyncTimer?: NodeJS.Timeout;
@@ -176,6 +184,7 @@ export class Manager {
     this.resyncTimer = setInterval(() => {
       void this.hostingPass();
       for (const k of this.known) this.queue.add(k);
+      for (const h of this.hookObjects.keys()) this.queue.add(HOOK_KEY + h);
     }, resync);
     log.info('controller started', { workers, resyncMs: resync });
   }
@@ -202,11 +211,17 @@ export class Manager {
     if (kind === 'ControlPlane') {
       const name = obj?.metadata?.name;
       if (!name) return;
+      // The hooks this plane used and uses get their status recomputed (status-only changes included).
+      for (const u of [...hookUses(this.cpObjects.get(name) ?? {}), ...hookUses(obj)]) {
+        if (this.hookObjects.has(u.hookName)) this.queue.add(HOOK_KEY + u.hookName);
+      }
       if (type === 'DELETED') {
+        this.cpObjects.delete(name);
         this.known.delete(name);
         this.seen.delete(name);
         return;
       }
+      this.cpObjects.set(name, obj);
       this.known.add(name);
       // Our own status writes change neither generation, finalizers nor deletion: they need no reconcile.
       const m = obj.metadata;
@@ -217,8 +232,23 @@ export class Manager {
       return;
     }
     if (kind === 'PostCreateHook') {
-      // Hooks may be created after the control planes that use them (KubeFlex issue #319): look at all again.
-      for (const k of this.known) this.queue.add(k);
+      const name = obj?.metadata?.name;
+      if (!name) return;
+      const generation = obj.metadata.generation;
+      const specChanged = !this.hookGenerations.has(name) || this.hookGenerations.get(name) !== generation;
+      if (type === 'DELETED') {
+        this.hookObjects.delete(name);
+        this.hookGenerations.delete(name);
+      } else {
+        this.hookObjects.set(name, obj);
+        this.hookGenerations.set(name, generation);
+        this.queue.add(HOOK_KEY + name);
+      }
+      // Hooks may be created after the control planes that use them (KubeFlex issue #319): look at all again. Our
+      // own status writes leave the generation alone and need no pass over the planes.
+      if (type === 'DELETED' || specChanged) {
+        for (const k of this.known) this.queue.add(k);
+      }
       return;
     }
     const ns: string | undefined = obj?.metadata?.namespace;
@@ -238,6 +268,12 @@ export class Manager {
       const name = await this.queue.next(signal);
       if (name === undefined) return;
       try {
+        if (name.startsWith(HOOK_KEY)) {
+          const hook = this.hookObjects.get(name.slice(HOOK_KEY.length));
+          if (hook) await reconcileHookStatus(this.deps, hook, [...this.cpObjects.values()]);
+          this.failures.delete(name);
+          continue;
+        }
         const r = await reconcileControlPlane(this.deps, name);
         this.opts.log.debug('reconciled', { controlPlane: name, requeueAfterMs: r.requeueAfterMs, error: r.error });
         if (r.error) this.backoff(name, r.error);

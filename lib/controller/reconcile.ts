@@ -14,6 +14,7 @@ import {
   adminBinding,
   bootstrapCredentials,
   clientSigner,
+  computeHookStatus,
   computeStatus,
   ControlPlaneObject,
   externalAdminData,
@@ -38,6 +39,7 @@ import {
   SecretPlan,
   secretRefFor,
   SecretWrite,
+  PostCreateHookObject,
   statusChanged,
   workloadFor,
   workloadReady,
@@ -501,6 +503,20 @@ async function hookState(
     if (!r.ready) waiting.push(`${o.kind} ${o.name} ${r.detail}`);
   }
   return { name: use.hookName, complete: waiting.length === 0, detail: waiting.join(', ') || 'complete' };
+}
+
+/** Writes a PostCreateHook's status (computeHookStatus) through `/status` when it changed. */
+export async function reconcileHookStatus(
+  deps: ReconcileDeps,
+  hook: PostCreateHookObject,
+  cps: ControlPlaneObject[],
+): Promise<void> {
+  const status = computeHookStatus(hook, cps, deps.now());
+  if (!statusChanged(hook.status, status)) return;
+  // The cached object's resourceVersion makes a stale write fail with 409, and the key is retried.
+  await deps.hosting.request('PUT', `${paths.postCreateHook(hook.metadata.name)}/status`, { ...hook, status });
+  const ready = status.conditions!.find((c) => c.type === 'Ready')!;
+  deps.log.info('hook status', { postCreateHook: hook.metadata.name, ready: ready.status, message: ready.message });
 }
 
 async function writeStatus(

@@ -401,6 +401,18 @@ suite('runtime controller on a real API server', () => {
       postCreateHooks: { smoke: false },
       postCreateHookCompleted: false,
     });
+    // The hook's own status aggregates the planes that use it (written by the controller with its own RBAC).
+    const hookReady = () => {
+      const st = json(['get', 'pch', 'smoke']).status;
+      const c = st?.conditions?.find((x: any) => x.type === 'Ready');
+      return c ? `${c.status}/${c.reason}/${c.message}` : '';
+    };
+    await waitFor('hook status waiting', () => hookReady().startsWith('False/Unavailable'));
+    expect(hookReady()).toBe('False/Unavailable/completed in 0 of 1 control planes that use it; waiting in t1');
+    expect(json(['get', 'pch', 'smoke']).status.observedGeneration).toBe(
+      json(['get', 'pch', 'smoke']).metadata.generation,
+    );
+    expect(k(['get', 'pch', 'smoke'])).toMatch(/^NAME\s+SYNCED\s+READY\s+AGE\nsmoke\s+True\s+False/);
 
     markJobSucceeded(hosting, 't1-system', 'smoke-t1');
     await waitFor('Available', () => condition('t1', 'Ready') === 'True/Available');
@@ -414,6 +426,8 @@ suite('runtime controller on a real API server', () => {
       postCreateHooks: { smoke: true },
       postCreateHookCompleted: true,
     });
+    await waitFor('hook status complete', () => hookReady().startsWith('True/'));
+    expect(hookReady()).toBe('True/Available/completed in all 1 control planes that use it');
     // The walk is recorded as Events on the ControlPlane (kubectl describe cp t1).
     const reasons = json(['get', 'events', '-n', 'default', '--field-selector', 'involvedObject.name=t1']).items.map(
       (e: any) => `${e.type}/${e.reason}`,
