@@ -454,6 +454,19 @@ export function applySynthesized(cluster: Pick<ClusterState, 'kubeconfig'>, file
 }
 
 /** Polls `fn` until it returns something truthy; fails naming `what` and the last value or error. */
+/** Retries `fn` every 500 ms until it stops throwing; rethrows its last error after `timeoutMs`. */
+export async function eventually<T>(fn: () => T, timeoutMs = 60_000): Promise<T> {
+  const start = Date.now();
+  for (;;) {
+    try {
+      return fn();
+    } catch (e) {
+      if (Date.now() - start > timeoutMs) throw e;
+      await new Promise((r) => setTimeout(r, 500));
+    }
+  }
+}
+
 export async function waitFor<T>(what: string, fn: () => T | undefined | false, timeoutMs = 60_000): Promise<T> {
   const deadline = Date.now() + timeoutMs;
   let last: unknown;

@@ -6,7 +6,7 @@ import * as fs from 'fs';
 import * as path from 'path';
 import { K8sControlPlaneProps } from '../../lib';
 import { KUBERNETES_RELEASES, KUBERNETES_VERSION } from '../../lib/versions';
-import { ClusterState, kubectl, loadState, makePki } from './harness';
+import { ClusterState, kubectl, loadState, makePki, eventually } from './harness';
 import { bootTenant, synthTenant, Tenant } from './tenant';
 
 const state: ClusterState = loadState();
@@ -16,17 +16,6 @@ if (state.skipped) console.warn(`### SKIPPED k8s feature tests: ${state.skipped}
 const k = (t: Tenant, args: string[]) => kubectl({ kubeconfig: t.kubeconfig }, args);
 const binFor = (version: string, cmd: string) =>
   version === KUBERNETES_VERSION ? path.join(state.binDir, cmd) : path.join(state.binDir, version, cmd);
-async function eventually<T>(fn: () => T, timeoutMs = 60_000): Promise<T> {
-  const start = Date.now();
-  for (;;) {
-    try {
-      return fn();
-    } catch (e) {
-      if (Date.now() - start > timeoutMs) throw e;
-      await new Promise((r) => setTimeout(r, 500));
-    }
-  }
-}
 const containerArgs = (objects: any[], deployment: string, container: string): string[] =>
   objects
     .find((o) => o.kind === 'Deployment' && o.metadata.name === deployment)

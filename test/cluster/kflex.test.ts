@@ -397,6 +397,24 @@ suite('kflex on a real API server', () => {
     expect(dry.code).toBe(0);
     expect(dry.stdout).toMatch(/^kind: ControlPlane$/m);
     expect(() => k(['get', 'cp', 'dry'])).toThrow(/NotFound/);
+    const ha = await kflex(['create', 'dry', '--dry-run', '--kube-version', '1.33', '--replicas', '2']);
+    expect(ha.code).toBe(0);
+    expect(ha.stdout).toMatch(/image: registry.k8s.io\/kube-apiserver:v1.33.13$/m);
+    expect(ha.stdout).toMatch(/^kind: PodDisruptionBudget$/m);
+    expect(ha.stdout).toMatch(/--leader-elect=true/);
+    const old = await kflex(['create', 'dry', '--dry-run', '--kube-version', '1.29']);
+    expect(old).toMatchObject({ code: 1 });
+    expect(old.stderr).toMatch(
+      /kubernetesVersion "1.29": is not supported; supported: 1.32 \(v1.32.2\), 1.33 \(v1.33.13\)/,
+    );
+    expect(await kflex(['create', 'dry', '--dry-run', '--type', 'k3s', '--replicas', '2'])).toMatchObject({
+      code: 2,
+      stderr: expect.stringMatching(/--kube-version and --replicas apply to --type k8s only, not k3s/),
+    });
+    expect(await kflex(['create', 'dry', '--dry-run', '--replicas', 'two'])).toMatchObject({
+      code: 2,
+      stderr: expect.stringMatching(/--replicas two: must be a whole number/),
+    });
   });
 
   test('delete removes everything applied for the control plane and its local context', async () => {

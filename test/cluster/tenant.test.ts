@@ -1,7 +1,7 @@
 import { execFileSync } from 'child_process';
 import * as fs from 'fs';
 import * as path from 'path';
-import { ClusterState, kubectl, loadState, psql, runPg } from './harness';
+import { ClusterState, kubectl, loadState, psql, runPg, eventually } from './harness';
 import { bootTenant, Tenant } from './tenant';
 
 const state: ClusterState = loadState();
@@ -9,17 +9,6 @@ const suite = state.skipped ? describe.skip : describe;
 if (state.skipped) console.warn(`### SKIPPED real tenant boot tests: ${state.skipped}`);
 
 const k = (t: Tenant, args: string[]) => kubectl({ kubeconfig: t.kubeconfig }, args);
-async function eventually<T>(fn: () => T, timeoutMs = 60_000): Promise<T> {
-  const start = Date.now();
-  for (;;) {
-    try {
-      return fn();
-    } catch (e) {
-      if (Date.now() - start > timeoutMs) throw e;
-      await new Promise((r) => setTimeout(r, 500));
-    }
-  }
-}
 
 suite('a k8s tenant booted from its own synthesized spec', () => {
   let a: Tenant;
