@@ -5,6 +5,7 @@ import { isConfigKey } from './api-validation';
 import { MAX_TOKEN_EXPIRATION_SECONDS } from './crds';
 import { checkInteger, KubeflexConfigError } from './errors';
 import { HOSTING_NAMESPACE } from './names';
+import { TYPE_CONTRACTS, ADMIN_KUBECONFIG_KEYS } from './wire';
 
 /**
  * The Secret holding a kubeconfig of the cluster to adopt (written by `kflex adopt` or by hand, never by synth).
@@ -56,7 +57,7 @@ export class ExternalControlPlane extends ControlPlaneBase {
         `must be "${HOSTING_NAMESPACE}": tenants cannot write there, so nobody but an admin can plant a bootstrap kubeconfig`,
       );
     }
-    const inClusterKey = ref.inClusterKey ?? 'kubeconfig-incluster';
+    const inClusterKey = ref.inClusterKey ?? ADMIN_KUBECONFIG_KEYS.inClusterKey;
     if (!isConfigKey(inClusterKey))
       throw new KubeflexConfigError(where, 'bootstrapSecret.inClusterKey', inClusterKey, 'must be a valid Secret key');
     const expiration = props.tokenExpirationSeconds ?? MAX_TOKEN_EXPIRATION_SECONDS;
@@ -65,7 +66,7 @@ export class ExternalControlPlane extends ControlPlaneBase {
     super(scope, id, props, {
       type: ControlPlaneSpecType.EXTERNAL,
       podSecurity: 'restricted',
-      kubeconfigSecret: { name: 'admin-kubeconfig', inClusterKey: 'kubeconfig-incluster' },
+      kubeconfigSecret: TYPE_CONTRACTS.external.kubeconfig,
       spec: {
         bootstrapSecretRef: { name, namespace, inClusterKey },
         tokenExpirationSeconds: expiration,

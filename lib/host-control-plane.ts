@@ -3,6 +3,7 @@ import { Construct } from 'constructs';
 import { ControlPlaneSpecType } from '../imports/tenancy.kflex.kubestellar.org';
 import { ControlPlaneBase, ControlPlaneProps, PostCreateHookUse } from './control-plane';
 import { KubeflexConfigError } from './errors';
+import { TYPE_CONTRACTS } from './wire';
 
 /** Props of HostControlPlane. */
 export interface HostControlPlaneProps extends ControlPlaneProps {
@@ -33,7 +34,7 @@ export class HostControlPlane extends ControlPlaneBase {
       {
         type: ControlPlaneSpecType.HOST,
         podSecurity: 'restricted',
-        kubeconfigSecret: { name: 'admin-kubeconfig', inClusterKey: 'kubeconfig-incluster' },
+        kubeconfigSecret: TYPE_CONTRACTS.host.kubeconfig,
       },
     );
     const ns = this.names.namespace;

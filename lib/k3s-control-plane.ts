@@ -1,7 +1,7 @@
 import { Duration } from 'cdk8s';
 import * as kplus from 'cdk8s-plus-28';
 import { Construct } from 'constructs';
-import { K3S_CA_SECRET, K3S_KUBECONFIG_SECRET } from './wire';
+import { K3S_CA_SECRET, K3S_KUBECONFIG_SECRET, K3S_STATEFULSET, TYPE_CONTRACTS } from './wire';
 import { ControlPlaneSpecType } from '../imports/tenancy.kflex.kubestellar.org';
 import { ControlPlaneBase, ControlPlaneProps } from './control-plane';
 import { checkDnsSubdomain, parseStorageSize } from './errors';
@@ -46,7 +46,7 @@ export class K3sControlPlane extends ControlPlaneBase {
       type: ControlPlaneSpecType.K3S,
       // k3s runs as root inside its container (unprivileged, no capabilities): baseline, not restricted.
       podSecurity: 'baseline',
-      kubeconfigSecret: { name: K3S_KUBECONFIG_SECRET, key: 'config', inClusterKey: 'config-incluster' },
+      kubeconfigSecret: TYPE_CONTRACTS.k3s.kubeconfig,
     });
     const dataSize = props.dataStorageSize ?? '1Gi';
     const configSize = props.configStorageSize ?? '1Gi';
@@ -110,7 +110,7 @@ export class K3sControlPlane extends ControlPlaneBase {
     };
     const image = props.image ?? IMAGES.k3s;
     this.server = new kplus.StatefulSet(this, 'Server', {
-      metadata: { name: 'k3s-server', namespace: ns },
+      metadata: { name: K3S_STATEFULSET, namespace: ns },
       service: this.service,
       replicas: this.replicas,
       select: false,

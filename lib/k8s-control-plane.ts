@@ -24,7 +24,7 @@ import {
   K8sControlPlaneSize,
   resolveK8sResources,
 } from './sizing';
-import { K8S_SECRETS, KINE_MAX_OPEN_CONNECTIONS, POSTGRES_CA_KEY } from './wire';
+import { K8S_SECRETS, K8S_WORKLOADS, KINE_MAX_OPEN_CONNECTIONS, POSTGRES_CA_KEY, TYPE_CONTRACTS } from './wire';
 
 /** Props of K8sControlPlane. */
 export interface K8sControlPlaneProps extends ControlPlaneProps {
@@ -163,7 +163,7 @@ export class K8sControlPlane extends ControlPlaneBase {
     super(scope, id, props, {
       type: ControlPlaneSpecType.K8S,
       podSecurity: 'restricted',
-      kubeconfigSecret: { name: K8S_SECRETS.adminKubeconfig, key: 'kubeconfig', inClusterKey: 'kubeconfig-incluster' },
+      kubeconfigSecret: TYPE_CONTRACTS.k8s.kubeconfig,
     });
     const postgres = props.hosting.postgres;
     if (!postgres) {
@@ -342,7 +342,7 @@ export class K8sControlPlane extends ControlPlaneBase {
       : [];
     const deployment = new kplus.Deployment(this, 'ApiServer', {
       metadata: {
-        name: 'kube-apiserver',
+        name: K8S_WORKLOADS.apiServer,
         namespace: this.names.namespace,
         labels: { component: 'kube-apiserver', tier: 'control-plane' },
       },
@@ -509,7 +509,7 @@ export class K8sControlPlane extends ControlPlaneBase {
     const leaderElect = this.componentReplicas > 1;
     const deployment = new kplus.Deployment(this, 'ControllerManager', {
       metadata: {
-        name: 'kube-controller-manager',
+        name: K8S_WORKLOADS.controllerManager,
         namespace: this.names.namespace,
         labels: { component: 'kube-controller-manager', tier: 'control-plane' },
       },

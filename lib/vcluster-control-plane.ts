@@ -2,7 +2,7 @@ import { createHash } from 'crypto';
 import { ApiObject, Duration, JsonPatch } from 'cdk8s';
 import * as kplus from 'cdk8s-plus-28';
 import { Construct } from 'constructs';
-import { VCLUSTER_KUBECONFIG_SECRET, VCLUSTER_RELEASE } from './wire';
+import { TYPE_CONTRACTS, VCLUSTER_KUBECONFIG_SECRET, VCLUSTER_RELEASE } from './wire';
 import { stringify } from 'yaml';
 import { ControlPlaneSpecType } from '../imports/tenancy.kflex.kubestellar.org';
 import { ControlPlaneBase, ControlPlaneProps } from './control-plane';
@@ -45,7 +45,7 @@ export class VClusterControlPlane extends ControlPlaneBase {
       type: ControlPlaneSpecType.VCLUSTER,
       // The syncer runs as root (the chart's default), without privileges or capabilities: baseline.
       podSecurity: 'baseline',
-      kubeconfigSecret: { name: VCLUSTER_KUBECONFIG_SECRET, key: 'config', inClusterKey: 'config-incluster' },
+      kubeconfigSecret: TYPE_CONTRACTS.vcluster.kubeconfig,
     });
     const storageSize = props.storageSize ?? '5Gi';
     parseStorageSize(this.constructName, 'storageSize', storageSize);

@@ -1,10 +1,13 @@
 // KubeFlex's names that both the constructs (synth time) and the runtime controller use. Kept free of cdk8s
 // imports so the controller does not load the construct libraries.
 
+/** KubeFlex's kubeconfig Secret of the k8s, host and external types. */
+export const ADMIN_KUBECONFIG_SECRET = 'admin-kubeconfig';
+
 /** Secret names the runtime controller mints for a k8s tenant (KubeFlex's, plus the database credentials). */
 export const K8S_SECRETS = {
   certs: 'k8s-certs',
-  adminKubeconfig: 'admin-kubeconfig',
+  adminKubeconfig: ADMIN_KUBECONFIG_SECRET,
   controllerManagerKubeconfig: 'cm-kubeconfig',
   database: 'kine-postgres',
   /** EncryptionConfiguration of the tenant API server (key `encryption-config.yaml`): Secrets encrypted at rest. */
@@ -56,15 +59,100 @@ export const POSTGRES_CA_KEY = 'ca.crt';
  */
 export const SLEEP_ANNOTATION = 'kflex.kubestellar.org/sleeping';
 
-/** The workloads scaled to zero when a control plane of a type sleeps (none for host and external). */
-export const SLEEP_WORKLOADS: Record<string, { kind: 'Deployment' | 'StatefulSet'; name: string }[]> = {
-  k8s: [
-    { kind: 'Deployment', name: 'kube-apiserver' },
-    { kind: 'Deployment', name: 'kube-controller-manager' },
-  ],
-  k3s: [{ kind: 'StatefulSet', name: 'k3s-server' }],
-  vcluster: [{ kind: 'StatefulSet', name: VCLUSTER_RELEASE }],
+// ---- The wire contract per control-plane type ------------------------------------------------------------------
+
+/** The control-plane types of KubeFlex's `spec.type` that this project implements. */
+export type ControlPlaneTypeName = 'k8s' | 'k3s' | 'vcluster' | 'host' | 'external';
+
+/** A workload in `<cp>-system`, by kind and name. */
+export interface WorkloadRef {
+  readonly kind: 'Deployment' | 'StatefulSet';
+  readonly name: string;
+}
+
+/** A kubeconfig Secret in `<cp>-system` and its keys: what KubeFlex's `status.secretRef` names. */
+export interface KubeconfigSecretContract {
+  /** Secret name. */
+  readonly name: string;
+  /** Key of the off-cluster kubeconfig; absent when the type has none (host). */
+  readonly key?: string;
+  /** Key of the in-cluster kubeconfig. */
+  readonly inClusterKey: string;
+}
+
+/** What KubeFlex's clients and ours rely on for one type: read by the constructs, the controller and kflex alike. */
+export interface TypeContract {
+  /** The kubeconfig Secret the controller mints or completes. */
+  readonly kubeconfig: KubeconfigSecretContract;
+  /** The workload whose readiness is the tenant API's (KubeFlex's apiServerReady); none for host and external. */
+  readonly apiWorkload?: WorkloadRef;
+  /** The workloads scaled to zero while the plane sleeps. */
+  readonly sleepWorkloads: readonly WorkloadRef[];
+  /** Secrets in `<cp>-system` the controller reads and writes. */
+  readonly secrets: readonly string[];
+}
+
+/** Keys of the `admin-kubeconfig` Secret (k8s, external, host). */
+export const ADMIN_KUBECONFIG_KEYS = { key: 'kubeconfig', inClusterKey: 'kubeconfig-incluster' } as const;
+/** Keys of the k3s and vCluster kubeconfig Secrets. */
+export const CONFIG_KUBECONFIG_KEYS = { key: 'config', inClusterKey: 'config-incluster' } as const;
+/** Workload names of the k8s type. */
+export const K8S_WORKLOADS = { apiServer: 'kube-apiserver', controllerManager: 'kube-controller-manager' } as const;
+/** The k3s server StatefulSet (KubeFlex's name). */
+export const K3S_STATEFULSET = 'k3s-server';
+
+const deployment = (name: string): WorkloadRef => ({ kind: 'Deployment', name });
+const statefulSet = (name: string): WorkloadRef => ({ kind: 'StatefulSet', name });
+
+/**
+ * The contract of every type (reference §2.9). Every key a kubeconfig contract names exists in its Secret: an external
+ * plane's kubeconfig reaches the adopted cluster's own address from anywhere, so it is written under both keys; a
+ * host plane has no off-cluster key.
+ */
+export const TYPE_CONTRACTS: Readonly<Record<ControlPlaneTypeName, TypeContract>> = {
+  k8s: {
+    kubeconfig: { name: K8S_SECRETS.adminKubeconfig, ...ADMIN_KUBECONFIG_KEYS },
+    apiWorkload: deployment(K8S_WORKLOADS.apiServer),
+    sleepWorkloads: [deployment(K8S_WORKLOADS.apiServer), deployment(K8S_WORKLOADS.controllerManager)],
+    secrets: Object.values(K8S_SECRETS),
+  },
+  k3s: {
+    kubeconfig: { name: K3S_KUBECONFIG_SECRET, ...CONFIG_KUBECONFIG_KEYS },
+    apiWorkload: statefulSet(K3S_STATEFULSET),
+    sleepWorkloads: [statefulSet(K3S_STATEFULSET)],
+    secrets: [K3S_CA_SECRET, K3S_KUBECONFIG_SECRET],
+  },
+  vcluster: {
+    kubeconfig: { name: VCLUSTER_KUBECONFIG_SECRET, ...CONFIG_KUBECONFIG_KEYS },
+    apiWorkload: statefulSet(VCLUSTER_RELEASE),
+    sleepWorkloads: [statefulSet(VCLUSTER_RELEASE)],
+    secrets: [VCLUSTER_KUBECONFIG_SECRET],
+  },
+  host: {
+    kubeconfig: { name: ADMIN_KUBECONFIG_SECRET, inClusterKey: ADMIN_KUBECONFIG_KEYS.inClusterKey },
+    sleepWorkloads: [],
+    secrets: [ADMIN_KUBECONFIG_SECRET],
+  },
+  external: {
+    kubeconfig: { name: ADMIN_KUBECONFIG_SECRET, ...ADMIN_KUBECONFIG_KEYS },
+    sleepWorkloads: [],
+    secrets: [ADMIN_KUBECONFIG_SECRET],
+  },
 };
+
+/** The contract of `type`, or undefined for a type we do not implement (input from tenants is any string). */
+export function typeContract(type: string | undefined): TypeContract | undefined {
+  return type !== undefined && Object.prototype.hasOwnProperty.call(TYPE_CONTRACTS, type)
+    ? TYPE_CONTRACTS[type as ControlPlaneTypeName]
+    : undefined;
+}
+
+/** The workloads scaled to zero when a control plane of a type sleeps (none for host and external). */
+export const SLEEP_WORKLOADS: Record<string, readonly WorkloadRef[]> = Object.fromEntries(
+  Object.entries(TYPE_CONTRACTS)
+    .filter(([, c]) => c.sleepWorkloads.length)
+    .map(([t, c]) => [t, c.sleepWorkloads]),
+);
 
 /** Annotation on every object the materializer applies: the UID of the ControlPlane it was made for. */
 export const MATERIALIZED_FOR = 'kflex.kubestellar.org/materialized-for';

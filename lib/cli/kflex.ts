@@ -15,7 +15,7 @@ import { CONTROL_PLANE_LABEL, HOSTING_NAMESPACE } from '../names';
 import { PostCreateHook } from '../post-create-hook';
 import { VClusterControlPlane } from '../vcluster-control-plane';
 import { DEFAULT_KUBERNETES_MINOR, KUBEFLEX_COMPATIBLE_VERSION, KUBERNETES_RELEASES } from '../versions';
-import { HOSTING_CONFIGMAP, SLEEP_ANNOTATION, SLEEP_WORKLOADS } from '../wire';
+import { ADMIN_KUBECONFIG_KEYS, HOSTING_CONFIGMAP, SLEEP_ANNOTATION, SLEEP_WORKLOADS } from '../wire';
 import { ControlPlaneBase, PostCreateHookUse } from '../control-plane';
 import { parseDuration } from '../controller/args';
 import { ApiError, GROUP_PATH, KubeClient, paths, sleep } from '../controller/kube';
@@ -857,7 +857,7 @@ const COMMANDS: Record<string, Command> = {
         kind: 'Secret',
         type: 'Opaque',
         metadata: { name: `${name}-bootstrap`, namespace: HOSTING_NAMESPACE, labels: { [CONTROL_PLANE_LABEL]: name } },
-        data: { 'kubeconfig-incluster': Buffer.from(bootstrap.text).toString('base64') },
+        data: { [ADMIN_KUBECONFIG_KEYS.inClusterKey]: Buffer.from(bootstrap.text).toString('base64') },
       };
       await applyObjects(client, [secret, ...objects]);
       ctx.io.err(`control plane ${name} (external, ${bootstrap.server}) applied to context ${context}\n`);

@@ -6,6 +6,10 @@ import { renderHookTemplates } from '../hook-render';
 import { HOSTING_NAMESPACE, TenantNames } from '../names';
 import {
   ADMIN_GROUP,
+  ADMIN_KUBECONFIG_KEYS,
+  CONFIG_KUBECONFIG_KEYS,
+  typeContract,
+  WorkloadRef,
   POSTGRES_CA_KEY,
   POSTGRES_TLS_SECRET,
   K3S_CA_SECRET,
@@ -134,34 +138,13 @@ export const HOST_NO_OFF_CLUSTER_KUBECONFIG =
  * keys; a host plane has no off-cluster key (HOST_NO_OFF_CLUSTER_KUBECONFIG says so in its status).
  */
 export function secretRefFor(type: string, names: TenantNames): SecretRef | undefined {
-  const ns = names.namespace;
-  switch (type) {
-    case 'k8s':
-      return {
-        namespace: ns,
-        name: K8S_SECRETS.adminKubeconfig,
-        key: 'kubeconfig',
-        inClusterKey: 'kubeconfig-incluster',
-      };
-    case 'k3s':
-      return { namespace: ns, name: K3S_KUBECONFIG_SECRET, key: 'config', inClusterKey: 'config-incluster' };
-    case 'vcluster':
-      return { namespace: ns, name: VCLUSTER_KUBECONFIG_SECRET, key: 'config', inClusterKey: 'config-incluster' };
-    case 'external':
-      return { namespace: ns, name: 'admin-kubeconfig', key: 'kubeconfig', inClusterKey: 'kubeconfig-incluster' };
-    case 'host':
-      return { namespace: ns, name: 'admin-kubeconfig', inClusterKey: 'kubeconfig-incluster' };
-    default:
-      return undefined;
-  }
+  const contract = typeContract(type);
+  return contract && { namespace: names.namespace, ...contract.kubeconfig };
 }
 
 /** The workload whose readiness makes the tenant API "ready" (KubeFlex's apiServerReady). */
-export function workloadFor(type: string): { kind: 'Deployment' | 'StatefulSet'; name: string } | undefined {
-  if (type === 'k8s') return { kind: 'Deployment', name: 'kube-apiserver' };
-  if (type === 'k3s') return { kind: 'StatefulSet', name: 'k3s-server' };
-  if (type === 'vcluster') return { kind: 'StatefulSet', name: VCLUSTER_RELEASE };
-  return undefined;
+export function workloadFor(type: string): WorkloadRef | undefined {
+  return typeContract(type)?.apiWorkload;
 }
 
 // ---- Secrets per type --------------------------------------------------------------------------------------------
@@ -341,7 +324,11 @@ export function planK8sSecrets(
     { ...adminWant, server: externalUrl(names, config, routeHost) },
     opts,
   );
-  const inc = clientKubeconfig(admin?.['kubeconfig-incluster'], { ...adminWant, server: k8sInClusterUrl(names) }, opts);
+  const inc = clientKubeconfig(
+    admin?.[ADMIN_KUBECONFIG_KEYS.inClusterKey],
+    { ...adminWant, server: k8sInClusterUrl(names) },
+    opts,
+  );
   if (off.problem || inc.problem) {
     const why = [off.problem && `kubeconfig ${off.problem}`, inc.problem && `kubeconfig-incluster ${inc.problem}`];
     writes.push(
@@ -349,7 +336,7 @@ export function planK8sSecrets(
         lookup,
         ns,
         K8S_SECRETS.adminKubeconfig,
-        { kubeconfig: off.text, 'kubeconfig-incluster': inc.text },
+        { [ADMIN_KUBECONFIG_KEYS.key]: off.text, [ADMIN_KUBECONFIG_KEYS.inClusterKey]: inc.text },
         why.filter(Boolean).join('; '),
       ),
     );
@@ -467,7 +454,7 @@ export function planK3sSecrets(
     return { text: r.text.replace(b64(cas['client-ca'].cert), b64(cas['server-ca'].cert)), problem: r.problem };
   };
   const off = build(existing?.config, externalUrl(names, config));
-  const inc = build(existing?.['config-incluster'], `https://${names.serviceHost('k3s')}`);
+  const inc = build(existing?.[CONFIG_KUBECONFIG_KEYS.inClusterKey], `https://${names.serviceHost('k3s')}`);
   if (off.problem || inc.problem) {
     const why = [off.problem && `config ${off.problem}`, inc.problem && `config-incluster ${inc.problem}`];
     writes.push(
@@ -475,7 +462,7 @@ export function planK3sSecrets(
         lookup,
         ns,
         K3S_KUBECONFIG_SECRET,
-        { config: off.text, 'config-incluster': inc.text },
+        { [CONFIG_KUBECONFIG_KEYS.key]: off.text, [CONFIG_KUBECONFIG_KEYS.inClusterKey]: inc.text },
         why.filter(Boolean).join('; '),
       ),
     );
@@ -536,10 +523,16 @@ export function planVClusterSecrets(names: TenantNames, lookup: Lookup): SecretP
     throw new Error(`Secret ${ns}/${VCLUSTER_KUBECONFIG_SECRET} key config is refused: ${(e as Error).message}`);
   }
   const text = renderParsed({ ...parsed, server: `https://${VCLUSTER_RELEASE}.${ns}` }, parsed);
-  if (existing['config-incluster'] === text) return { writes: [] };
+  if (existing[CONFIG_KUBECONFIG_KEYS.inClusterKey] === text) return { writes: [] };
   return {
     writes: [
-      write(lookup, ns, VCLUSTER_KUBECONFIG_SECRET, { 'config-incluster': text }, 'config-incluster out of date'),
+      write(
+        lookup,
+        ns,
+        VCLUSTER_KUBECONFIG_SECRET,
+        { [CONFIG_KUBECONFIG_KEYS.inClusterKey]: text },
+        'config-incluster out of date',
+      ),
     ],
   };
 }
@@ -552,7 +545,7 @@ export type HostTokenPlan = { action: 'keep'; renewAt?: Date } | { action: 'mint
  * its lifetime like adopted clusters' tokens: never a non-expiring legacy token Secret (security review H4).
  */
 export function planHostToken(admin: SecretData | undefined, now: Date, renewFraction = 0.8): HostTokenPlan {
-  const current = admin?.['kubeconfig-incluster'];
+  const current = admin?.[ADMIN_KUBECONFIG_KEYS.inClusterKey];
   if (!current) return { action: 'mint', reason: 'kubeconfig-incluster missing' };
   let token: string | undefined;
   try {
@@ -672,7 +665,7 @@ export function planExternal(
   renewFraction = 0.8,
 ): ExternalPlan {
   const ref = cp.spec?.bootstrapSecretRef;
-  const current = admin?.['kubeconfig-incluster'];
+  const current = admin?.[ADMIN_KUBECONFIG_KEYS.inClusterKey];
   if (current) {
     try {
       const kc = parseKubeconfig(current);
@@ -707,7 +700,7 @@ export function planExternal(
         : `${where} not found: create it (kflex adopt does) with the kubeconfig of the cluster to adopt`,
     };
   }
-  const key = ref.inClusterKey || 'kubeconfig-incluster';
+  const key = ref.inClusterKey || ADMIN_KUBECONFIG_KEYS.inClusterKey;
   if (!bootstrap[key]) return { action: 'error', message: `${where} has no key "${key}"` };
   try {
     return { action: 'mint', via: parseKubeconfig(bootstrap[key]), reason: 'first token', deleteBootstrap: true };
@@ -720,7 +713,10 @@ export function planExternal(
  * Data of an external plane's `admin-kubeconfig`: the adopted cluster's own address serves in and off the hosting
  * cluster, so the one kubeconfig is written under both keys status.secretRef names.
  */
-export const externalAdminData = (kubeconfig: string) => ({ 'kubeconfig-incluster': kubeconfig, kubeconfig });
+export const externalAdminData = (kubeconfig: string) => ({
+  [ADMIN_KUBECONFIG_KEYS.inClusterKey]: kubeconfig,
+  [ADMIN_KUBECONFIG_KEYS.key]: kubeconfig,
+});
 
 /** The admin kubeconfig of an adopted cluster: its cluster entry, user and context `<cp>` with the minted token. */
 export function externalKubeconfig(names: TenantNames, via: ParsedKubeconfig, token: string): string {

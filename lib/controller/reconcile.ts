@@ -3,7 +3,10 @@
 import { tenantNames, TenantNames, HOSTING_NAMESPACE, CONTROL_PLANE_LABEL } from '../names';
 import {
   ADMIN_GROUP,
+  ADMIN_KUBECONFIG_KEYS,
+  ADMIN_KUBECONFIG_SECRET,
   HOSTING_CONFIGMAP,
+  TYPE_CONTRACTS,
   MATERIALIZE_ERROR,
   POSTGRES_TLS_SECRET,
   SLEEP_ANNOTATION,
@@ -47,7 +50,6 @@ import {
 import { ApiError, ConnectTo, KubeClient, paths } from './kube';
 import { parseKubeconfig, ParsedKubeconfig } from './kubeconfig';
 import type { DropResult } from './postgres';
-import { K8S_SECRETS } from '../wire';
 import type { Logger } from './log';
 
 /** What a reconcile needs from its environment. */
@@ -81,27 +83,21 @@ export interface ReconcileResult {
   readonly error?: string;
 }
 
-const KEYS_BY_TYPE: Record<string, (n: TenantNames, config: HostingConfig) => [string, string][]> = {
-  k8s: (n, config) => [
-    ...(config.postgres?.ca ? [[HOSTING_NAMESPACE, config.postgres.ca.secret] as [string, string]] : []),
-    [n.namespace, K8S_SECRETS.certs],
-    [n.namespace, K8S_SECRETS.adminKubeconfig],
-    [n.namespace, K8S_SECRETS.controllerManagerKubeconfig],
-    [n.namespace, K8S_SECRETS.database],
-    [n.namespace, K8S_SECRETS.encryption],
-    [HOSTING_NAMESPACE, n.hostingDatabaseSecret],
-  ],
-  k3s: (n) => [
-    [n.namespace, 'k3s-server-ca'],
-    [n.namespace, 'k3s-config'],
-  ],
-  vcluster: (n) => [[n.namespace, 'vc-vcluster']],
-  host: (n) => [
-    [n.namespace, n.name],
-    [n.namespace, 'admin-kubeconfig'],
-  ],
-  external: (n) => [[n.namespace, 'admin-kubeconfig']],
-};
+/** The Secrets a pass over a plane reads: its type's contract, plus what lives elsewhere or is named after it. */
+const KEYS_BY_TYPE: Record<string, (n: TenantNames, config: HostingConfig) => [string, string][]> = Object.fromEntries(
+  Object.entries(TYPE_CONTRACTS).map(([type, contract]) => [
+    type,
+    (n: TenantNames, config: HostingConfig): [string, string][] => [
+      ...(type === 'k8s' && config.postgres?.ca
+        ? [[HOSTING_NAMESPACE, config.postgres.ca.secret] as [string, string]]
+        : []),
+      ...contract.secrets.map((s): [string, string] => [n.namespace, s]),
+      ...(type === 'k8s' ? [[HOSTING_NAMESPACE, n.hostingDatabaseSecret] as [string, string]] : []),
+      // The host type's ServiceAccount token Secret carries the plane's name (KubeFlex).
+      ...(type === 'host' ? [[n.namespace, n.name] as [string, string]] : []),
+    ],
+  ]),
+);
 
 type Observed = Map<string, { data: SecretData; resourceVersion: string }>;
 const key = (ns: string, name: string) => `${ns}/${name}`;
@@ -342,7 +338,7 @@ async function reconcileExternal(
   const now = deps.now();
   const plan = planExternal(
     cp,
-    observed.get(key(names.namespace, 'admin-kubeconfig'))?.data,
+    observed.get(key(names.namespace, ADMIN_KUBECONFIG_SECRET))?.data,
     bootstrap,
     now,
     deps.tokenRenewFraction,
@@ -350,15 +346,15 @@ async function reconcileExternal(
   if (plan.action === 'error') throw new Error(plan.message);
   if (plan.action === 'keep') {
     // Secrets written before the off-cluster key existed get it (status.secretRef.key must name a present key).
-    const admin = observed.get(key(names.namespace, 'admin-kubeconfig'))?.data;
-    if (admin && admin.kubeconfig !== admin['kubeconfig-incluster']) {
+    const admin = observed.get(key(names.namespace, ADMIN_KUBECONFIG_SECRET))?.data;
+    if (admin && admin[ADMIN_KUBECONFIG_KEYS.key] !== admin[ADMIN_KUBECONFIG_KEYS.inClusterKey]) {
       await writeSecret(
         deps,
         observed,
         {
           namespace: names.namespace,
-          name: 'admin-kubeconfig',
-          data: externalAdminData(admin['kubeconfig-incluster']),
+          name: ADMIN_KUBECONFIG_SECRET,
+          data: externalAdminData(admin[ADMIN_KUBECONFIG_KEYS.inClusterKey]),
           reason: 'off-cluster key kubeconfig missing',
         },
         cp,
@@ -394,7 +390,7 @@ async function reconcileExternal(
       observed,
       {
         namespace: names.namespace,
-        name: 'admin-kubeconfig',
+        name: ADMIN_KUBECONFIG_SECRET,
         data: externalAdminData(externalKubeconfig(names, plan.via, token)),
         reason: plan.reason,
       },
@@ -672,7 +668,7 @@ async function reconcileHost(
 ): Promise<{ requeueAfterMs?: number; waitingFor?: string }> {
   const ns = names.namespace;
   const now = deps.now();
-  const plan = planHostToken(observed.get(key(ns, 'admin-kubeconfig'))?.data, now, deps.tokenRenewFraction);
+  const plan = planHostToken(observed.get(key(ns, ADMIN_KUBECONFIG_SECRET))?.data, now, deps.tokenRenewFraction);
   if (plan.action === 'keep') return { requeueAfterMs: untilRenewal(plan.renewAt, now) };
   const ca = (await deps.hosting.get(paths.configMap(ns, 'kube-root-ca.crt')))?.data?.['ca.crt'];
   if (!ca) return { waitingFor: `ConfigMap ${ns}/kube-root-ca.crt` };
@@ -692,8 +688,8 @@ async function reconcileHost(
     observed,
     {
       namespace: ns,
-      name: 'admin-kubeconfig',
-      data: { 'kubeconfig-incluster': hostKubeconfig(names, ca, tr.status.token) },
+      name: ADMIN_KUBECONFIG_SECRET,
+      data: { [ADMIN_KUBECONFIG_KEYS.inClusterKey]: hostKubeconfig(names, ca, tr.status.token) },
       reason: plan.reason,
     },
     cp,

@@ -156,8 +156,10 @@ suite('server-side apply on a real kube-apiserver', () => {
       },
       path.join(tmp, 'gateway'),
     );
-    const tenants = files.filter((f) => /gw-/.test(path.basename(f)) && f.includes(`/${BASE_DIR}/`));
-    expect(tenants).toHaveLength(3);
+    // Each plane's base file (namespace, ControlPlane) first, then its objects.
+    const tenants = files.filter((f) => /gw-/.test(path.basename(f)));
+    tenants.sort((a, b) => Number(!a.includes(`/${BASE_DIR}/`)) - Number(!b.includes(`/${BASE_DIR}/`)));
+    expect(tenants).toHaveLength(6);
     for (const f of tenants) {
       expect({ file: path.basename(f), stderr: apply(f).stderr }).toEqual({ file: path.basename(f), stderr: '' });
     }
