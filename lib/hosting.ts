@@ -8,6 +8,7 @@ import { hostingNetworkPolicies, POD_LABELS } from './network-policy';
 import { podSecurityLabels, resources, restrictedContainer, restrictedPod } from './security';
 import { IMAGES } from './versions';
 import { isConfigKey } from './api-validation';
+import { encodeHostingConfig, HOSTING_DEFAULTS } from './hosting-config';
 import {
   HOSTING_CONFIGMAP,
   POSTGRES_CA_KEY,
@@ -227,14 +228,14 @@ export class KubeflexHosting extends Chart {
   public constructor(scope: Construct, id: string, props: KubeflexHostingProps = {}) {
     super(scope, id, { labels: { 'app.kubernetes.io/part-of': 'kubeflex' } });
     this.constructName = `KubeflexHosting "${this.node.path}"`;
-    this.domain = props.domain ?? 'localtest.me';
-    this.externalPort = props.externalPort ?? 9443;
+    this.domain = props.domain ?? HOSTING_DEFAULTS.domain;
+    this.externalPort = props.externalPort ?? HOSTING_DEFAULTS.externalPort;
     this.isOpenShift = props.isOpenShift ?? false;
-    this.ingressClassName = props.ingressClassName ?? 'nginx';
+    this.ingressClassName = props.ingressClassName ?? HOSTING_DEFAULTS.ingressClassName;
     this.gateway = props.gateway ? { ...props.gateway } : undefined;
     this.ingressNamespace =
       props.ingressNamespace ?? this.gateway?.namespace ?? (props.isOpenShift ? 'openshift-ingress' : 'ingress-nginx');
-    this.hostContainer = props.hostContainer ?? 'kubeflex-control-plane';
+    this.hostContainer = props.hostContainer ?? HOSTING_DEFAULTS.hostContainer;
 
     checkDnsSubdomain(this.constructName, 'domain', this.domain);
     if (this.domain.length + 1 + MAX_TENANT_NAME_LENGTH > 253) {
@@ -286,23 +287,9 @@ export class KubeflexHosting extends Chart {
     });
     new ApiObject(this, 'ControlPlaneCrd', CONTROL_PLANE_CRD);
     new ApiObject(this, 'PostCreateHookCrd', POST_CREATE_HOOK_CRD);
+    // Its data is added once every setting is resolved (encodeHostingConfig, below).
     const config = new kplus.ConfigMap(this, 'Config', {
       metadata: { name: HOSTING_CONFIGMAP, namespace: HOSTING_NAMESPACE },
-      data: {
-        domain: this.domain,
-        externalPort: String(this.externalPort),
-        isOpenShift: String(this.isOpenShift),
-        hostContainer: this.hostContainer,
-        ingressClassName: this.ingressClassName,
-        ingressNamespace: this.ingressNamespace,
-        ...(this.gateway
-          ? {
-              gatewayName: this.gateway.name,
-              gatewayNamespace: this.gateway.namespace,
-              ...(this.gateway.sectionName ? { gatewaySectionName: this.gateway.sectionName } : {}),
-            }
-          : {}),
-      },
     });
 
     this.serviceAccount = new kplus.ServiceAccount(this, 'ServiceAccount', {
@@ -378,21 +365,30 @@ export class KubeflexHosting extends Chart {
       };
     }
     hostingNetworkPolicies(this, !props.externalPostgres && (props.installPostgres ?? true), this.withMaterializer);
-    if (this.postgres) {
-      // What the runtime controller needs to drop a tenant's database and role when its ControlPlane is deleted.
-      const pg = this.postgres;
-      config.addData('postgresHost', pg.host);
-      config.addData('postgresPort', String(pg.port));
-      config.addData('postgresSuperuser', pg.superuser);
-      config.addData('postgresPasswordSecret', pg.passwordSecretName);
-      config.addData('postgresPasswordKey', pg.passwordSecretKey);
-      config.addData('postgresSslMode', pg.sslMode);
-      if (pg.ca) {
-        config.addData('postgresCaSecret', pg.ca.secretName);
-        config.addData('postgresCaKey', pg.ca.key);
-      }
-      // Only the bundled server's superuser password is minted by the controller; an external one is the user's.
-      config.addData('postgresBundled', String(!props.externalPostgres));
+    const pg = this.postgres;
+    const settings = encodeHostingConfig({
+      domain: this.domain,
+      externalPort: this.externalPort,
+      isOpenShift: this.isOpenShift,
+      hostContainer: this.hostContainer,
+      ingressClassName: this.ingressClassName,
+      ingressNamespace: this.ingressNamespace,
+      gateway: this.gateway,
+      // What the runtime controller needs to drop a tenant's database and role when its ControlPlane is deleted;
+      // only the bundled server's superuser password is minted by the controller, an external one is the user's.
+      postgres: pg && {
+        host: pg.host,
+        port: pg.port,
+        superuser: pg.superuser,
+        passwordSecret: pg.passwordSecretName,
+        passwordKey: pg.passwordSecretKey,
+        sslMode: pg.sslMode,
+        bundled: !props.externalPostgres,
+        ca: pg.ca && { secret: pg.ca.secretName, key: pg.ca.key },
+      },
+    });
+    for (const [k, v] of Object.entries(settings)) config.addData(k, v);
+    if (pg) {
       new kplus.ConfigMap(this, 'DbProvisionScript', {
         metadata: { name: DB_PROVISION_CONFIGMAP, namespace: HOSTING_NAMESPACE },
         data: { 'provision.sql': DB_PROVISION_SQL },

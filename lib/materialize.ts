@@ -11,7 +11,8 @@ import { hookUses } from './controller/core';
 import { KubeflexConfigError } from './errors';
 import { ExternalControlPlane } from './external-control-plane';
 import { HostControlPlane } from './host-control-plane';
-import { KubeflexHosting, KubeflexHostingProps } from './hosting';
+import { KubeflexHosting, KubeflexHostingProps, PostgresSslMode } from './hosting';
+import { decodeHostingConfig } from './hosting-config';
 import { K3sControlPlane } from './k3s-control-plane';
 import { K8sControlPlane } from './k8s-control-plane';
 import { PostCreateHook } from './post-create-hook';
@@ -50,38 +51,33 @@ export function isSynthesized(cp: BareControlPlane): boolean {
 
 /** Hosting props as installed, from the data of ConfigMap `kubeflex-config` (what the hosting chart wrote there). */
 export function hostingPropsFromConfig(d: Record<string, string>): KubeflexHostingProps {
+  const c = decodeHostingConfig(d);
   const props: KubeflexHostingProps = {
-    domain: d.domain || undefined,
-    externalPort: d.externalPort ? Number(d.externalPort) : undefined,
-    isOpenShift: d.isOpenShift === 'true',
-    hostContainer: d.hostContainer || undefined,
-    ingressClassName: d.ingressClassName || undefined,
-    ingressNamespace: d.ingressNamespace || undefined,
-    gateway: d.gatewayName
-      ? {
-          name: d.gatewayName,
-          namespace: d.gatewayNamespace,
-          sectionName: d.gatewaySectionName || undefined,
-        }
-      : undefined,
+    domain: c.domain,
+    externalPort: c.externalPort,
+    isOpenShift: c.isOpenShift,
+    hostContainer: c.hostContainer,
+    ingressClassName: c.ingressClassName,
+    ingressNamespace: c.ingressNamespace,
+    gateway: c.gateway,
   };
-  if (!d.postgresHost) return { ...props, installPostgres: false };
-  if (d.postgresBundled === 'false') {
-    return {
-      ...props,
-      externalPostgres: {
-        host: d.postgresHost,
-        port: Number(d.postgresPort || 5432),
-        superuser: d.postgresSuperuser || undefined,
-        passwordSecretName: d.postgresPasswordSecret,
-        passwordSecretKey: d.postgresPasswordKey || undefined,
-        caSecretName: d.postgresCaSecret || undefined,
-        caSecretKey: d.postgresCaSecret ? d.postgresCaKey || undefined : undefined,
-      },
-      postgresSslMode: (d.postgresSslMode || undefined) as any,
-    };
-  }
-  return { ...props, postgresSslMode: (d.postgresSslMode || undefined) as any };
+  const pg = c.postgres;
+  if (!pg) return { ...props, installPostgres: false };
+  const postgresSslMode = pg.sslMode as PostgresSslMode;
+  if (pg.bundled) return { ...props, postgresSslMode };
+  return {
+    ...props,
+    externalPostgres: {
+      host: pg.host,
+      port: pg.port,
+      superuser: pg.superuser,
+      passwordSecretName: pg.passwordSecret,
+      passwordSecretKey: pg.passwordKey,
+      caSecretName: pg.ca?.secret,
+      caSecretKey: pg.ca?.key,
+    },
+    postgresSslMode,
+  };
 }
 
 /** PostCreateHook constructs for hook objects read from the cluster, registered with `hosting`. */

@@ -3,6 +3,7 @@
 // API server. Randomness (new keys, passwords) is the only side effect.
 import { randomBytes } from 'crypto';
 import { renderHookTemplates } from '../hook-render';
+import { decodeHostingConfig, HostingConfig as HostingSettings } from '../hosting-config';
 import { HOSTING_NAMESPACE, TenantNames } from '../names';
 import {
   ADMIN_GROUP,
@@ -38,65 +39,9 @@ export interface SecretWrite {
   readonly reason: string;
 }
 
-/** The settings of the hosting install, from ConfigMap `kubeflex-config`. */
-export interface HostingConfig {
-  readonly domain: string;
-  readonly externalPort: number;
-  readonly isOpenShift: boolean;
-  readonly hostContainer: string;
-  readonly postgres?: {
-    readonly host: string;
-    readonly port: number;
-    readonly superuser: string;
-    readonly passwordSecret: string;
-    readonly passwordKey: string;
-    readonly sslMode: string;
-    readonly bundled: boolean;
-    /** Secret in kubeflex-system and key with the CA that signed the server's certificate, when known. */
-    readonly ca?: { readonly secret: string; readonly key: string };
-  };
-}
-
-/** Parses `kubeflex-config`; throws an Error naming the bad key and value. */
-export function parseHostingConfig(data: Record<string, string> | undefined): HostingConfig {
-  if (!data)
-    throw new Error(`ConfigMap ${HOSTING_NAMESPACE}/kubeflex-config not found: apply the hosting install first`);
-  const int = (key: string, fallback: number) => {
-    const raw = data[key];
-    if (raw === undefined || raw === '') return fallback;
-    if (!/^\d+$/.test(raw) || Number(raw) < 1 || Number(raw) > 65535) {
-      throw new Error(`ConfigMap kubeflex-config key ${key}="${raw}" is not a port number`);
-    }
-    return Number(raw);
-  };
-  const bool = (key: string) => {
-    const raw = data[key] ?? 'false';
-    if (raw !== 'true' && raw !== 'false')
-      throw new Error(`ConfigMap kubeflex-config key ${key}="${raw}" is not true or false`);
-    return raw === 'true';
-  };
-  const config: HostingConfig = {
-    domain: data.domain || 'localtest.me',
-    externalPort: int('externalPort', 9443),
-    isOpenShift: bool('isOpenShift'),
-    hostContainer: data.hostContainer || 'kubeflex-control-plane',
-    postgres: data.postgresHost
-      ? {
-          host: data.postgresHost,
-          port: int('postgresPort', 5432),
-          superuser: data.postgresSuperuser || 'postgres',
-          passwordSecret: data.postgresPasswordSecret || 'postgres-postgresql',
-          passwordKey: data.postgresPasswordKey || 'postgres-password',
-          sslMode: data.postgresSslMode || 'prefer',
-          bundled: bool('postgresBundled'),
-          ...(data.postgresCaSecret
-            ? { ca: { secret: data.postgresCaSecret, key: data.postgresCaKey || POSTGRES_CA_KEY } }
-            : {}),
-        }
-      : undefined,
-  };
-  return config;
-}
+/** The settings of the hosting install, from ConfigMap `kubeflex-config` (one decoder: lib/hosting-config.ts). */
+export type HostingConfig = HostingSettings;
+export const parseHostingConfig = decodeHostingConfig;
 
 /** Certificate lifetimes. */
 export interface MintOptions {

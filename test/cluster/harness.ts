@@ -453,7 +453,6 @@ export function applySynthesized(cluster: Pick<ClusterState, 'kubeconfig'>, file
   for (const f of files.filter((x) => !base.includes(x))) apply(f);
 }
 
-/** Polls `fn` until it returns something truthy; fails naming `what` and the last value or error. */
 /** Retries `fn` every 500 ms until it stops throwing; rethrows its last error after `timeoutMs`. */
 export async function eventually<T>(fn: () => T, timeoutMs = 60_000): Promise<T> {
   const start = Date.now();
@@ -467,6 +466,7 @@ export async function eventually<T>(fn: () => T, timeoutMs = 60_000): Promise<T>
   }
 }
 
+/** Polls `fn` until it returns something truthy; fails naming `what` and the last value or error. */
 export async function waitFor<T>(what: string, fn: () => T | undefined | false, timeoutMs = 60_000): Promise<T> {
   const deadline = Date.now() + timeoutMs;
   let last: unknown;

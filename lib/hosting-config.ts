@@ -1,0 +1,128 @@
+// ConfigMap `kubeflex-config` (KubeFlex's name): the one encoder and decoder of the hosting install's settings.
+// The hosting construct writes it, the controller and the materializer read it; free of cdk8s.
+import { HOSTING_NAMESPACE } from './names';
+import { HOSTING_CONFIGMAP, POSTGRES_CA_KEY } from './wire';
+
+/** Defaults of the hosting install, shared by the construct and the decoder. */
+export const HOSTING_DEFAULTS = {
+  domain: 'localtest.me',
+  externalPort: 9443,
+  hostContainer: 'kubeflex-control-plane',
+  ingressClassName: 'nginx',
+  postgresPort: 5432,
+  postgresSuperuser: 'postgres',
+  postgresPasswordSecret: 'postgres-postgresql',
+  postgresPasswordKey: 'postgres-password',
+  postgresSslMode: 'prefer',
+} as const;
+
+/** The settings of a hosting install as stored in `kubeflex-config`. */
+export interface HostingConfig {
+  readonly domain: string;
+  readonly externalPort: number;
+  readonly isOpenShift: boolean;
+  readonly hostContainer: string;
+  readonly ingressClassName: string;
+  /** Absent in installs written before it was stored: the construct's default applies. */
+  readonly ingressNamespace?: string;
+  readonly gateway?: { readonly name: string; readonly namespace: string; readonly sectionName?: string };
+  readonly postgres?: {
+    readonly host: string;
+    readonly port: number;
+    readonly superuser: string;
+    readonly passwordSecret: string;
+    readonly passwordKey: string;
+    readonly sslMode: string;
+    readonly bundled: boolean;
+    /** Secret in kubeflex-system and key with the CA that signed the server's certificate, when known. */
+    readonly ca?: { readonly secret: string; readonly key: string };
+  };
+}
+
+/** The data of `kubeflex-config` for `config` (keys in a fixed order; optional settings only when set). */
+export function encodeHostingConfig(config: HostingConfig): Record<string, string> {
+  const pg = config.postgres;
+  return {
+    domain: config.domain,
+    externalPort: String(config.externalPort),
+    isOpenShift: String(config.isOpenShift),
+    hostContainer: config.hostContainer,
+    ingressClassName: config.ingressClassName,
+    ...(config.ingressNamespace !== undefined ? { ingressNamespace: config.ingressNamespace } : {}),
+    ...(config.gateway
+      ? {
+          gatewayName: config.gateway.name,
+          gatewayNamespace: config.gateway.namespace,
+          ...(config.gateway.sectionName ? { gatewaySectionName: config.gateway.sectionName } : {}),
+        }
+      : {}),
+    ...(pg
+      ? {
+          postgresHost: pg.host,
+          postgresPort: String(pg.port),
+          postgresSuperuser: pg.superuser,
+          postgresPasswordSecret: pg.passwordSecret,
+          postgresPasswordKey: pg.passwordKey,
+          postgresSslMode: pg.sslMode,
+          ...(pg.ca ? { postgresCaSecret: pg.ca.secret, postgresCaKey: pg.ca.key } : {}),
+          postgresBundled: String(pg.bundled),
+        }
+      : {}),
+  };
+}
+
+/** Decodes `kubeflex-config`; throws an Error naming the bad key and value. */
+export function decodeHostingConfig(data: Record<string, string> | undefined): HostingConfig {
+  if (!data) {
+    throw new Error(`ConfigMap ${HOSTING_NAMESPACE}/${HOSTING_CONFIGMAP} not found: apply the hosting install first`);
+  }
+  const int = (key: string, fallback: number) => {
+    const raw = data[key];
+    if (raw === undefined || raw === '') return fallback;
+    if (!/^\d+$/.test(raw) || Number(raw) < 1 || Number(raw) > 65535) {
+      throw new Error(`ConfigMap ${HOSTING_CONFIGMAP} key ${key}="${raw}" is not a port number`);
+    }
+    return Number(raw);
+  };
+  const bool = (key: string) => {
+    const raw = data[key] ?? 'false';
+    if (raw !== 'true' && raw !== 'false') {
+      throw new Error(`ConfigMap ${HOSTING_CONFIGMAP} key ${key}="${raw}" is not true or false`);
+    }
+    return raw === 'true';
+  };
+  const d = HOSTING_DEFAULTS;
+  return {
+    domain: data.domain || d.domain,
+    externalPort: int('externalPort', d.externalPort),
+    isOpenShift: bool('isOpenShift'),
+    hostContainer: data.hostContainer || d.hostContainer,
+    ingressClassName: data.ingressClassName || d.ingressClassName,
+    ...(data.ingressNamespace ? { ingressNamespace: data.ingressNamespace } : {}),
+    ...(data.gatewayName
+      ? {
+          gateway: {
+            name: data.gatewayName,
+            namespace: data.gatewayNamespace,
+            ...(data.gatewaySectionName ? { sectionName: data.gatewaySectionName } : {}),
+          },
+        }
+      : {}),
+    ...(data.postgresHost
+      ? {
+          postgres: {
+            host: data.postgresHost,
+            port: int('postgresPort', d.postgresPort),
+            superuser: data.postgresSuperuser || d.postgresSuperuser,
+            passwordSecret: data.postgresPasswordSecret || d.postgresPasswordSecret,
+            passwordKey: data.postgresPasswordKey || d.postgresPasswordKey,
+            sslMode: data.postgresSslMode || d.postgresSslMode,
+            bundled: bool('postgresBundled'),
+            ...(data.postgresCaSecret
+              ? { ca: { secret: data.postgresCaSecret, key: data.postgresCaKey || POSTGRES_CA_KEY } }
+              : {}),
+          },
+        }
+      : {}),
+  };
+}
