@@ -1,4 +1,4 @@
-import { Size } from 'cdk8s';
+// Free of cdk8s: the controller loads this file (test/controller-core.test.ts checks it loads no cdk8s at all).
 import { DNS1123_LABEL, isDnsSubdomain } from './api-validation';
 
 /**
@@ -34,12 +34,9 @@ export function checkInteger(construct: string, prop: string, value: number, min
   }
 }
 
-/**
- * Validates a storage size such as "1Gi" (a positive whole number of Mi, Gi or Ti) and returns it as a cdk8s Size.
- */
-export function parseStorageSize(construct: string, prop: string, value: string): Size {
-  const m = /^([1-9][0-9]*)(Mi|Gi|Ti)$/.exec(value);
-  if (!m) {
+/** Throws unless `value` is a storage size such as "1Gi": a positive whole number of Mi, Gi or Ti. */
+export function checkStorageSize(construct: string, prop: string, value: string): void {
+  if (!/^([1-9][0-9]*)(Mi|Gi|Ti)$/.test(value)) {
     throw new KubeflexConfigError(
       construct,
       prop,
@@ -47,8 +44,6 @@ export function parseStorageSize(construct: string, prop: string, value: string)
       'must be a positive whole number of Mi, Gi or Ti, such as "1Gi"',
     );
   }
-  const n = Number(m[1]);
-  return m[2] === 'Mi' ? Size.mebibytes(n) : m[2] === 'Gi' ? Size.gibibytes(n) : Size.tebibytes(n);
 }
 
 /** Throws unless `value` is a DNS-1123 label of at most `max` characters. */

@@ -2,7 +2,7 @@ import { ApiObject, Chart, Duration, JsonPatch } from 'cdk8s';
 import * as kplus from 'cdk8s-plus-28';
 import { Construct } from 'constructs';
 import { API_GROUP, CONTROL_PLANE_CRD, POST_CREATE_HOOK_CRD } from './crds';
-import { checkDnsLabel, checkDnsSubdomain, checkInteger, KubeflexConfigError, parseStorageSize } from './errors';
+import { checkDnsLabel, checkDnsSubdomain, checkInteger, KubeflexConfigError, checkStorageSize } from './errors';
 import { HOSTING_NAMESPACE, MAX_TENANT_NAME_LENGTH } from './names';
 import { hostingNetworkPolicies, POD_LABELS } from './network-policy';
 import { podSecurityLabels, resources, restrictedContainer, restrictedPod } from './security';
@@ -620,7 +620,7 @@ export class KubeflexHosting extends Chart {
 
   private addPostgres(options: PostgresOptions, image: string): void {
     const storageSize = options.storageSize ?? '8Gi';
-    parseStorageSize(this.constructName, 'postgres.storageSize', storageSize);
+    checkStorageSize(this.constructName, 'postgres.storageSize', storageSize);
     const maxConnections = options.maxConnections ?? 1000;
     checkInteger(this.constructName, 'postgres.maxConnections', maxConnections, 10, 100000);
     if (options.storageClassName !== undefined) {

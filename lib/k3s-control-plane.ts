@@ -4,7 +4,7 @@ import { Construct } from 'constructs';
 import { K3S_CA_SECRET, K3S_KUBECONFIG_SECRET, K3S_STATEFULSET, TYPE_CONTRACTS } from './wire';
 import { ControlPlaneSpecType } from '../imports/tenancy.kflex.kubestellar.org';
 import { ControlPlaneBase, ControlPlaneProps } from './control-plane';
-import { checkDnsSubdomain, parseStorageSize } from './errors';
+import { checkDnsSubdomain, checkStorageSize } from './errors';
 import { resources } from './security';
 import { IMAGES } from './versions';
 
@@ -50,8 +50,8 @@ export class K3sControlPlane extends ControlPlaneBase {
     });
     const dataSize = props.dataStorageSize ?? '1Gi';
     const configSize = props.configStorageSize ?? '1Gi';
-    parseStorageSize(this.constructName, 'dataStorageSize', dataSize);
-    parseStorageSize(this.constructName, 'configStorageSize', configSize);
+    checkStorageSize(this.constructName, 'dataStorageSize', dataSize);
+    checkStorageSize(this.constructName, 'configStorageSize', configSize);
     if (props.storageClassName !== undefined)
       checkDnsSubdomain(this.constructName, 'storageClassName', props.storageClassName);
     const ns = this.names.namespace;

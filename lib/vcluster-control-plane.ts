@@ -6,7 +6,7 @@ import { TYPE_CONTRACTS, VCLUSTER_KUBECONFIG_SECRET, VCLUSTER_RELEASE } from './
 import { stringify } from 'yaml';
 import { ControlPlaneSpecType } from '../imports/tenancy.kflex.kubestellar.org';
 import { ControlPlaneBase, ControlPlaneProps } from './control-plane';
-import { checkDnsSubdomain, parseStorageSize } from './errors';
+import { checkDnsSubdomain, checkStorageSize } from './errors';
 import { vclusterConfig } from './vcluster-config';
 import { IMAGES, VCLUSTER_VERSION } from './versions';
 
@@ -48,7 +48,7 @@ export class VClusterControlPlane extends ControlPlaneBase {
       kubeconfigSecret: TYPE_CONTRACTS.vcluster.kubeconfig,
     });
     const storageSize = props.storageSize ?? '5Gi';
-    parseStorageSize(this.constructName, 'storageSize', storageSize);
+    checkStorageSize(this.constructName, 'storageSize', storageSize);
     if (props.storageClassName !== undefined)
       checkDnsSubdomain(this.constructName, 'storageClassName', props.storageClassName);
     const ns = this.names.namespace;

@@ -1,5 +1,7 @@
 // The controller's pure core: no API server needed, every decision checked with exact expectations.
+import { execFileSync } from 'child_process';
 import { X509Certificate } from 'crypto';
+import * as path from 'path';
 import { parse } from 'yaml';
 import { tenantNames } from '../lib';
 import { parseConnectTo, parseDuration, UsageError } from '../lib/controller/args';
@@ -704,5 +706,27 @@ describe('computeHookStatus', () => {
   test('a long waiting list is cut after 20 names', () => {
     const many = Array.from({ length: 25 }, (_, i) => cp(`cp${String(i).padStart(2, '0')}`, { h: false }));
     expect(ready(computeHookStatus(hook, many, t0)).message).toMatch(/waiting in cp00, .*, cp19 and 5 more$/);
+  });
+});
+
+describe('layering', () => {
+  test('the controller loads no cdk8s, cdk8s-plus or constructs module (errors.ts and wire.ts are free of them)', () => {
+    const loaded = (entry: string) =>
+      JSON.parse(
+        execFileSync(
+          process.execPath,
+          [
+            '-r',
+            'ts-node/register/transpile-only',
+            '-e',
+            `require(${JSON.stringify(entry)}); process.stdout.write(JSON.stringify(Object.keys(require.cache)` +
+              `.filter((k) => /node_modules[\\\\/](cdk8s|cdk8s-plus-28|constructs)[\\\\/]/.test(k))))`,
+          ],
+          { cwd: path.resolve(__dirname, '..'), encoding: 'utf8' },
+        ),
+      ) as string[];
+    expect(loaded('./lib/controller/main')).toEqual([]);
+    // The check can fail: the materializer does build constructs.
+    expect(loaded('./lib/materializer/materializer').length).toBeGreaterThan(0);
   });
 });
