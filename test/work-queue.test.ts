@@ -1,5 +1,5 @@
 // The controller's work queue: de-duplication, one reconcile per key, and delays that never overflow Node's timers.
-import { MAX_TIMER_MS, WorkQueue } from '../lib/controller/manager';
+import { backoffDelayMs, MAX_TIMER_MS, WorkQueue } from '../lib/controller/work-queue';
 
 const warnings: Error[] = [];
 const onWarning = (w: Error) => warnings.push(w);
@@ -49,4 +49,8 @@ test('adds de-duplicate; an add during a reconcile runs once more after it; an e
   q.add('b', 20);
   expect(await nextWithin(q, 1000)).toBe('b');
   q.stop();
+});
+
+test('backoff: 0.5 s doubling per failure, capped at one minute', () => {
+  expect([1, 2, 3, 7, 8, 30].map(backoffDelayMs)).toEqual([500, 1000, 2000, 32_000, 60_000, 60_000]);
 });

@@ -172,6 +172,13 @@ export class KubeClient {
         },
       );
       req.on('timeout', () => req.destroy(new Error(`${method} ${path}: timed out after ${this.timeoutMs} ms`)));
+      // The socket timeout above covers an idle connection only; a request still waiting for a socket, or a response
+      // that trickles, gets this hard deadline, so no reconcile can wait forever on one request.
+      const deadline = setTimeout(
+        () => req.destroy(new Error(`${method} ${path}: no complete response after ${2 * this.timeoutMs} ms`)),
+        2 * this.timeoutMs,
+      );
+      req.on('close', () => clearTimeout(deadline));
       req.on('error', (e) => reject(new Error(`${method} ${this.server}${path}: ${e.message}`)));
       if (payload) req.write(payload);
       req.end();

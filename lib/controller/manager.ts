@@ -5,6 +5,7 @@ import * as http from 'http';
 import { HOSTING_NAMESPACE } from '../names';
 import { ConnectTo, GROUP_PATH, KubeClient, paths } from './kube';
 import { Logger } from './log';
+import { backoffDelayMs, WorkQueue } from './work-queue';
 import { dropTenantDatabase } from './postgres';
 import { ControlPlaneObject, hookUses, PostCreateHookObject } from './core';
 import { reconcileControlPlane, ReconcileDeps, reconcileHookStatus, reconcileHosting } from './reconcile';
@@ -37,87 +38,6 @@ export interface ManagerOptions {
   readonly healthPort?: number;
   /** Clock (tests move it to exercise renewal). @default Date */
   readonly now?: () => Date;
-}
-
-/** Per-key retry delay after `failures` failures in a row: 0.5 s doubling up to one minute. */
-export const backoffDelayMs = (failures: number) => Math.min(500 * 2 ** (failures - 1), 60_000);
-
-/** Node's timers hold at most 2^31-1 ms; a longer delay fires after 1 ms (TimeoutOverflowWarning). */
-export const MAX_TIMER_MS = 2 ** 31 - 1;
-
-/**
- * A work queue keyed by ControlPlane name: one reconcile per key at a time, delayed adds keep the earliest.
- * Delays are capped at `maxDelayMs` (the resync period: a later look is pointless, the resync comes first).
- */
-export class WorkQueue {
-  private readonly ready: string[] = [];
-  private readonly queued = new Set<string>();
-  private readonly active = new Set<string>();
-  private readonly dirty = new Set<string>();
-  private readonly timers = new Map<string, { at: number; timer: NodeJS.Timeout }>();
-  private waiters: (() => void)[] = [];
-
-  public constructor(private readonly maxDelayMs = MAX_TIMER_MS) {}
-
-  public add(key: string, requestedDelayMs = 0): void {
-    const delayMs = Math.min(requestedDelayMs, this.maxDelayMs, MAX_TIMER_MS);
-    if (delayMs > 0) {
-      const at = Date.now() + delayMs;
-      const t = this.timers.get(key);
-      if (t && t.at <= at) return;
-      if (t) clearTimeout(t.timer);
-      this.timers.set(key, {
-        at,
-        timer: setTimeout(() => {
-          this.timers.delete(key);
-          this.add(key);
-        }, delayMs),
-      });
-      return;
-    }
-    if (this.active.has(key)) {
-      this.dirty.add(key);
-      return;
-    }
-    if (this.queued.has(key)) return;
-    this.queued.add(key);
-    this.ready.push(key);
-    this.waiters.shift()?.();
-  }
-
-  public async next(signal: AbortSignal): Promise<string | undefined> {
-    while (!signal.aborted) {
-      const key = this.ready.shift();
-      if (key !== undefined) {
-        this.queued.delete(key);
-        this.active.add(key);
-        return key;
-      }
-      let onAbort = () => {};
-      await new Promise<void>((resolve) => {
-        this.waiters.push(resolve);
-        // An aborted wait leaves no stale waiter behind to swallow the next add's wake-up.
-        onAbort = () => {
-          this.waiters = this.waiters.filter((w) => w !== resolve);
-          resolve();
-        };
-        signal.addEventListener('abort', onAbort, { once: true });
-      });
-      signal.removeEventListener('abort', onAbort);
-    }
-    return undefined;
-  }
-
-  public done(key: string): void {
-    this.active.delete(key);
-    if (this.dirty.delete(key)) this.add(key);
-  }
-
-  public stop(): void {
-    for (const t of this.timers.values()) clearTimeout(t.timer);
-    this.timers.clear();
-    for (const w of this.waiters.splice(0)) w();
-  }
 }
 
 /** The running controller. */
@@ -267,6 +187,8 @@ export class Manager {
     for (;;) {
       const name = await this.queue.next(signal);
       if (name === undefined) return;
+      // A pass that takes minutes is stuck somewhere: say which, so it can be found (requests have deadlines).
+      const slow = setTimeout(() => this.opts.log.warn('reconcile still running after 120 s', { key: name }), 120_000);
       try {
         if (name.startsWith(HOOK_KEY)) {
           const hook = this.hookObjects.get(name.slice(HOOK_KEY.length));
@@ -284,6 +206,7 @@ export class Manager {
       } catch (e) {
         this.backoff(name, (e as Error).message);
       } finally {
+        clearTimeout(slow);
         this.queue.done(name);
       }
     }

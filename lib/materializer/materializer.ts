@@ -7,7 +7,7 @@ import { applyObjects, Discovery } from '../cli/apply';
 import { hookUses } from '../controller/core';
 import { ApiError, KubeClient, paths } from '../controller/kube';
 import { Logger } from '../controller/log';
-import { backoffDelayMs, WorkQueue } from '../controller/manager';
+import { backoffDelayMs, WorkQueue } from '../controller/work-queue';
 import { KubeflexConfigError } from '../errors';
 import {
   BareControlPlane,
