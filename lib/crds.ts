@@ -2,9 +2,9 @@
  * The CustomResourceDefinitions of `tenancy.kflex.kubestellar.org/v1alpha1`, as plain objects. They accept every
  * field of KubeFlex's v1alpha1 types (wire compatibility) and are the source of `crds/*.yaml` and `imports/`.
  */
-import { HOSTING_NAMESPACE } from './names';
-export const API_GROUP = 'tenancy.kflex.kubestellar.org';
-export const API_VERSION = `${API_GROUP}/v1alpha1`;
+import { API_GROUP, API_VERSION, HOSTING_NAMESPACE } from './names';
+
+export { API_GROUP, API_VERSION };
 
 /** Control-plane types KubeFlex knows; `ocm` is accepted on the wire but has no construct (deprecated upstream). */
 export const CONTROL_PLANE_TYPES = ['k8s', 'ocm', 'vcluster', 'host', 'external', 'k3s'] as const;

@@ -17,7 +17,7 @@ import { K3sControlPlane } from './k3s-control-plane';
 import { K8sControlPlane } from './k8s-control-plane';
 import { PostCreateHook } from './post-create-hook';
 import { VClusterControlPlane } from './vcluster-control-plane';
-import { MATERIALIZED_FOR, MATERIALIZE_ERROR, SLEEP_ANNOTATION } from './wire';
+import { controlPlaneOwnerReference, MATERIALIZED_FOR, MATERIALIZE_ERROR, SLEEP_ANNOTATION } from './wire';
 
 export { MATERIALIZED_FOR, MATERIALIZE_ERROR };
 
@@ -165,14 +165,7 @@ export function withOwnership(objects: any[], cp: { metadata: { name: string; ui
       metadata: {
         ...o.metadata,
         annotations: { ...(o.metadata.annotations ?? {}), [MATERIALIZED_FOR]: cp.metadata.uid },
-        ownerReferences: [
-          {
-            apiVersion: 'tenancy.kflex.kubestellar.org/v1alpha1',
-            kind: 'ControlPlane',
-            name: cp.metadata.name,
-            uid: cp.metadata.uid,
-          },
-        ],
+        ownerReferences: [controlPlaneOwnerReference(cp)],
       },
     }));
 }

@@ -1,10 +1,14 @@
 import { checkDnsLabel, KubeflexConfigError } from './errors';
 
+/** KubeFlex's API group and version (wire contract). */
+export const API_GROUP = 'tenancy.kflex.kubestellar.org';
+export const API_VERSION = `${API_GROUP}/v1alpha1`;
+
 /** Longest tenant name: `<name>-system` must fit the 63-character namespace limit. */
 export const MAX_TENANT_NAME_LENGTH = 63 - '-system'.length;
 
 /** Label put on every object rendered for a control plane, so `kflex delete` and GC can find them all. */
-export const CONTROL_PLANE_LABEL = 'tenancy.kflex.kubestellar.org/control-plane';
+export const CONTROL_PLANE_LABEL = `${API_GROUP}/control-plane`;
 
 /** Namespace of the hosting install (KubeFlex wire contract). */
 export const HOSTING_NAMESPACE = 'kubeflex-system';

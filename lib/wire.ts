@@ -1,3 +1,5 @@
+import { API_VERSION } from './names';
+
 // KubeFlex's names that both the constructs (synth time) and the runtime controller use. Kept free of cdk8s
 // imports so the controller does not load the construct libraries.
 
@@ -58,6 +60,20 @@ export const POSTGRES_CA_KEY = 'ca.crt';
  * zero, its data stays in PostgreSQL or its volume, and the controller reports Ready=False/Sleeping without probing.
  */
 export const SLEEP_ANNOTATION = 'kflex.kubestellar.org/sleeping';
+
+/**
+ * The owner reference that ties an object to its ControlPlane: garbage collection removes the object with the plane,
+ * and `controller: true` says the ControlPlane is its managing owner (kubectl and other controllers honour it).
+ */
+export function controlPlaneOwnerReference(cp: { metadata: { name: string; uid: string } }) {
+  return {
+    apiVersion: API_VERSION,
+    kind: 'ControlPlane',
+    name: cp.metadata.name,
+    uid: cp.metadata.uid,
+    controller: true,
+  };
+}
 
 // ---- The wire contract per control-plane type ------------------------------------------------------------------
 

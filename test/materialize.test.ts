@@ -38,7 +38,13 @@ describe('materializer: a bare ControlPlane gives exactly the synthesized object
       const strip = (o: any) => {
         const { ownerReferences, annotations, ...metadata } = o.metadata;
         expect(ownerReferences).toEqual([
-          { apiVersion: 'tenancy.kflex.kubestellar.org/v1alpha1', kind: 'ControlPlane', name, uid: `uid-${name}` },
+          {
+            apiVersion: 'tenancy.kflex.kubestellar.org/v1alpha1',
+            kind: 'ControlPlane',
+            name,
+            uid: `uid-${name}`,
+            controller: true,
+          },
         ]);
         const { [MATERIALIZED_FOR]: mark, ...rest } = annotations;
         expect(mark).toBe(`uid-${name}`);

@@ -5,6 +5,7 @@ import * as http from 'http';
 import * as https from 'https';
 import { KubeConfig, Watch } from '@kubernetes/client-node';
 import { parseKubeconfig, ParsedKubeconfig, renderParsed } from './kubeconfig';
+import { API_VERSION } from '../names';
 
 /** `host:port` -> `address:port`: connect elsewhere but verify TLS for the original host (like curl --connect-to). */
 export type ConnectTo = Record<string, string>;
@@ -307,7 +308,7 @@ export function resolveConnectTo(connectTo: ConnectTo, host: string, port: numbe
 
 // ---- REST paths --------------------------------------------------------------------------------------------------
 
-export const GROUP_PATH = '/apis/tenancy.kflex.kubestellar.org/v1alpha1';
+export const GROUP_PATH = `/apis/${API_VERSION}`;
 
 /**
  * One path segment from a name that may come from a tenant (hook names, rendered object names): `.`, `..` and empty

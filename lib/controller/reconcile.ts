@@ -1,10 +1,11 @@
 // One reconcile of one ControlPlane: observe through KubeClient, decide with the pure core, write the difference.
 // Level-based: every pass starts from what the cluster holds now, so a restart or a lost event changes nothing.
-import { tenantNames, TenantNames, HOSTING_NAMESPACE, CONTROL_PLANE_LABEL } from '../names';
+import { API_VERSION, tenantNames, TenantNames, HOSTING_NAMESPACE, CONTROL_PLANE_LABEL } from '../names';
 import {
   ADMIN_GROUP,
   ADMIN_KUBECONFIG_KEYS,
   ADMIN_KUBECONFIG_SECRET,
+  controlPlaneOwnerReference,
   HOSTING_CONFIGMAP,
   TYPE_CONTRACTS,
   MATERIALIZE_ERROR,
@@ -286,12 +287,7 @@ async function writeSecret(
       ...(owner?.metadata.uid
         ? {
             ownerReferences: [
-              {
-                apiVersion: 'tenancy.kflex.kubestellar.org/v1alpha1',
-                kind: 'ControlPlane',
-                name: owner.metadata.name,
-                uid: owner.metadata.uid,
-              },
+              controlPlaneOwnerReference({ metadata: { name: owner.metadata.name, uid: owner.metadata.uid } }),
             ],
           }
         : {}),
@@ -560,7 +556,7 @@ async function recordEvent(deps: ReconcileDeps, cp: ControlPlaneObject, type: st
     kind: 'Event',
     metadata: { generateName: `${cp.metadata.name}.`, namespace: 'default' },
     involvedObject: {
-      apiVersion: 'tenancy.kflex.kubestellar.org/v1alpha1',
+      apiVersion: API_VERSION,
       kind: 'ControlPlane',
       name: cp.metadata.name,
       uid: cp.metadata.uid,

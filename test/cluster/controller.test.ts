@@ -657,6 +657,10 @@ suite('runtime controller on a real API server', () => {
   });
 
   test('deleting a k8s ControlPlane drops its database and role, then garbage collection takes the rest', async () => {
+    // The minted Secrets name the ControlPlane as their managing owner.
+    expect(json(['get', 'secret', '-n', 't1-system', 'k8s-certs']).metadata.ownerReferences).toEqual([
+      expect.objectContaining({ kind: 'ControlPlane', name: 't1', controller: true }),
+    ]);
     const pg = { pgPort: state.pgPort, pgSocketDir: state.pgSocketDir };
     expect(psql(pg, "SELECT count(*) FROM pg_database WHERE datname = 't1'").trim()).toBe('1');
     await tenant?.stop();

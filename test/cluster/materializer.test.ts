@@ -122,7 +122,7 @@ suite('materializer: bare ControlPlanes (as KubeFlex clients create them) become
         uid,
       ]);
       expect(live.metadata.ownerReferences).toEqual([
-        expect.objectContaining({ kind: 'ControlPlane', name: 'bare1', uid }),
+        expect.objectContaining({ kind: 'ControlPlane', name: 'bare1', uid, controller: true }),
       ]);
       expect(live.metadata.managedFields.map((f: any) => f.manager)).toContain('kubeflex-materializer');
     }
