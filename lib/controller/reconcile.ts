@@ -147,8 +147,12 @@ export async function reconcileControlPlane(deps: ReconcileDeps, name: string): 
   let notReady: string | undefined;
   let requeueAfterMs: number | undefined;
   try {
-    if (!secretRef)
-      throw new Error(`spec.type "${type}" is not supported by this controller (k8s, k3s, vcluster, host, external)`);
+    // Only a new spec can change this: no back-off loop, the next generation (or the resync) looks again.
+    if (!secretRef) {
+      throw new TerminalSpecError(
+        `spec.type "${type}" is not supported by this controller (${Object.keys(TYPE_CONTRACTS).join(', ')})`,
+      );
+    }
     if (!cp.metadata.finalizers?.includes(FINALIZER) && (type !== 'k8s' || (await databaseProvisioned(deps, names)))) {
       // Like KubeFlex, every ControlPlane gets the finalizer: `kubectl delete cp` must take the tenant's namespace
       // (not owned by the ControlPlane: synth cannot know its UID) and, for k8s, its database with it. A k8s plane

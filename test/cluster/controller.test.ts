@@ -586,6 +586,8 @@ suite('runtime controller on a real API server', () => {
       );
     for (const ns of ['nohook-system', 'badkc-system', 'noboot-system']) tenantNamespace(ns);
     cp('nohook', { type: 'host', postCreateHooks: [{ hookName: 'nope' }] });
+    // KubeFlex's CRD accepts the deprecated `ocm` type; we have no implementation: a terminal error, not a retry loop.
+    cp('ocm1', { type: 'ocm' });
     k([
       'create',
       'secret',
@@ -619,6 +621,10 @@ suite('runtime controller on a real API server', () => {
         inClusterKey: 'kubeconfig-incluster',
       },
     });
+    await waitFor('ocm1', () => condition('ocm1', 'Synced').startsWith('False'));
+    expect(condition('ocm1', 'Synced')).toBe(
+      'False/ReconcileError/spec.type "ocm" is not supported by this controller (k8s, k3s, vcluster, host, external)',
+    );
     await waitFor('nohook', () => condition('nohook', 'Synced').startsWith('False'));
     expect(condition('nohook', 'Synced')).toBe(
       'False/ReconcileError: PostCreateHook "nope" not found (create it, or remove it from spec.postCreateHooks)',
@@ -644,6 +650,11 @@ suite('runtime controller on a real API server', () => {
       }),
     );
     await waitFor('nohook synced', () => condition('nohook', 'Synced') === 'True/ReconcileSuccess');
+    // The unsupported type was never retried with back-off (the others were).
+    const backoffs = (cp: string) =>
+      logLines(controller!).filter((l) => l.msg === 'requeue with backoff' && l.controlPlane === cp).length;
+    expect(backoffs('ocm1')).toBe(0);
+    expect(backoffs('badkc')).toBeGreaterThan(0);
   });
 
   test('survives an API-server restart: keeps running and serves a tenant created afterwards', async () => {
