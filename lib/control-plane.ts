@@ -1,12 +1,12 @@
 import { ApiObject, Chart } from 'cdk8s';
 import * as kplus from 'cdk8s-plus-28';
 import { Construct } from 'constructs';
+import { TlsRoute } from '../imports/gateway.networking.k8s.io';
 import {
   ControlPlane as ControlPlaneApi,
   ControlPlaneSpec,
   ControlPlaneSpecType,
 } from '../imports/tenancy.kflex.kubestellar.org';
-import { TlsRoute } from '../imports/gateway.networking.k8s.io';
 import {
   objectProblems,
   POD_SECURITY_LEVELS,
@@ -16,9 +16,9 @@ import {
   valueAtPath,
 } from './api-validation';
 import { KubeflexConfigError } from './errors';
-import { tenantNetworkPolicies, TenantNetworkOptions } from './network-policy';
 import { KubeflexHosting } from './hosting';
 import { CONTROL_PLANE_LABEL, TenantNames, tenantNames } from './names';
+import { tenantNetworkPolicies, TenantNetworkOptions } from './network-policy';
 import { PostCreateHook } from './post-create-hook';
 import { podSecurityLabels, restrictedContainerJson } from './security';
 import { IMAGES } from './versions';

@@ -1,7 +1,7 @@
 import { Construct } from 'constructs';
 import { ControlPlaneSpecType } from '../imports/tenancy.kflex.kubestellar.org';
-import { ControlPlaneBase, ControlPlaneProps } from './control-plane';
 import { isConfigKey } from './api-validation';
+import { ControlPlaneBase, ControlPlaneProps } from './control-plane';
 import { MAX_TOKEN_EXPIRATION_SECONDS } from './crds';
 import { checkInteger, KubeflexConfigError } from './errors';
 import { HOSTING_NAMESPACE } from './names';

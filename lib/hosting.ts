@@ -1,14 +1,15 @@
 import { ApiObject, Chart, Duration, JsonPatch } from 'cdk8s';
 import * as kplus from 'cdk8s-plus-28';
 import { Construct } from 'constructs';
+import { isConfigKey } from './api-validation';
 import { API_GROUP, CONTROL_PLANE_CRD, POST_CREATE_HOOK_CRD } from './crds';
 import { checkDnsLabel, checkDnsSubdomain, checkInteger, KubeflexConfigError, checkStorageSize } from './errors';
+import { encodeHostingConfig, HOSTING_DEFAULTS } from './hosting-config';
 import { HOSTING_NAMESPACE, MAX_TENANT_NAME_LENGTH } from './names';
 import { hostingNetworkPolicies, POD_LABELS } from './network-policy';
+import type { PostCreateHook } from './post-create-hook';
 import { podSecurityLabels, resources, restrictedContainer, restrictedPod } from './security';
 import { IMAGES } from './versions';
-import { isConfigKey } from './api-validation';
-import { encodeHostingConfig, HOSTING_DEFAULTS } from './hosting-config';
 import {
   HOSTING_CONFIGMAP,
   POSTGRES_CA_KEY,
@@ -21,7 +22,6 @@ import {
 } from './wire';
 
 export { HOSTING_CONFIGMAP };
-import type { PostCreateHook } from './post-create-hook';
 
 /** Options for the PostgreSQL that the hosting install runs for k8s-type tenants. */
 export interface PostgresOptions {

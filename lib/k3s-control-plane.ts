@@ -1,12 +1,12 @@
 import { Duration } from 'cdk8s';
 import * as kplus from 'cdk8s-plus-28';
 import { Construct } from 'constructs';
-import { K3S_CA_SECRET, K3S_KUBECONFIG_SECRET, K3S_STATEFULSET, TYPE_CONTRACTS } from './wire';
 import { ControlPlaneSpecType } from '../imports/tenancy.kflex.kubestellar.org';
 import { ControlPlaneBase, ControlPlaneProps } from './control-plane';
 import { checkDnsSubdomain, checkStorageSize } from './errors';
 import { resources } from './security';
 import { IMAGES } from './versions';
+import { K3S_CA_SECRET, K3S_KUBECONFIG_SECRET, K3S_STATEFULSET, TYPE_CONTRACTS } from './wire';
 
 /** Props of K3sControlPlane. */
 export interface K3sControlPlaneProps extends ControlPlaneProps {

@@ -4,6 +4,7 @@ import { Construct } from 'constructs';
 import { ControlPlaneSpecType } from '../imports/tenancy.kflex.kubestellar.org';
 import { ControlPlaneBase, ControlPlaneProps } from './control-plane';
 import { checkDnsSubdomain, checkInteger, KubeflexConfigError } from './errors';
+import { DB_PROVISION_CONFIGMAP, PostgresEndpoint } from './hosting';
 import {
   K8sExtraArgs,
   OIDC_CA_DIR,
@@ -12,11 +13,9 @@ import {
   resolveKubernetesRelease,
   withExtraArgs,
 } from './k8s-flags';
-import { DB_PROVISION_CONFIGMAP, PostgresEndpoint } from './hosting';
 import { HOSTING_NAMESPACE } from './names';
 import { POD_LABELS } from './network-policy';
 import { resources, restrictedContainer, restrictedPod } from './security';
-import { IMAGES, kubernetesImages, KubernetesRelease } from './versions';
 import {
   containerResources,
   goMemLimit,
@@ -24,6 +23,7 @@ import {
   K8sControlPlaneSize,
   resolveK8sResources,
 } from './sizing';
+import { IMAGES, kubernetesImages, KubernetesRelease } from './versions';
 import { K8S_SECRETS, K8S_WORKLOADS, KINE_MAX_OPEN_CONNECTIONS, POSTGRES_CA_KEY, TYPE_CONTRACTS } from './wire';
 
 /** Props of K8sControlPlane. */

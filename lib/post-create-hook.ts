@@ -2,8 +2,8 @@ import { Construct } from 'constructs';
 import { PostCreateHook as PostCreateHookApi } from '../imports/tenancy.kflex.kubestellar.org';
 import { embeddedTemplateProblems, valueAtPath } from './api-validation';
 import { checkDnsSubdomain, KubeflexConfigError } from './errors';
-import type { KubeflexHosting } from './hosting';
 import { actionsIn, CLUSTER_SCOPED_KINDS, HookRenderContext, renderHookTemplates, VARIABLE } from './hook-render';
+import type { KubeflexHosting } from './hosting';
 
 export { BUILT_IN_HOOK_VARS, CLUSTER_SCOPED_KINDS, HookRenderContext } from './hook-render';
 

@@ -2,13 +2,13 @@ import { createHash } from 'crypto';
 import { ApiObject, Duration, JsonPatch } from 'cdk8s';
 import * as kplus from 'cdk8s-plus-28';
 import { Construct } from 'constructs';
-import { TYPE_CONTRACTS, VCLUSTER_KUBECONFIG_SECRET, VCLUSTER_RELEASE } from './wire';
 import { stringify } from 'yaml';
 import { ControlPlaneSpecType } from '../imports/tenancy.kflex.kubestellar.org';
 import { ControlPlaneBase, ControlPlaneProps } from './control-plane';
 import { checkDnsSubdomain, checkStorageSize } from './errors';
 import { vclusterConfig } from './vcluster-config';
 import { IMAGES, VCLUSTER_VERSION } from './versions';
+import { TYPE_CONTRACTS, VCLUSTER_KUBECONFIG_SECRET, VCLUSTER_RELEASE } from './wire';
 
 /** Props of VClusterControlPlane. */
 export interface VClusterControlPlaneProps extends ControlPlaneProps {

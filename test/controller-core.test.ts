@@ -25,8 +25,8 @@ import {
   SecretWrite,
   statusChanged,
 } from '../lib/controller/core';
-import { parseKubeconfig, renderKubeconfig, renderParsed } from '../lib/controller/kubeconfig';
 import { paths } from '../lib/controller/kube';
+import { parseKubeconfig, renderKubeconfig, renderParsed } from '../lib/controller/kubeconfig';
 import { certProblem, issue } from '../lib/controller/x509';
 
 const names = tenantNames('cp1');

@@ -2,8 +2,12 @@
 // kflex: KubeFlex's command line on our constructs. Objects are synthesized in memory with the same constructs a
 // platform team uses and server-side applied with one field manager; the runtime controller does the rest.
 import * as fs from 'fs';
+import * as path from 'path';
 import { App, Chart } from 'cdk8s';
 import { parse, stringify } from 'yaml';
+import { ControlPlaneBase, PostCreateHookUse } from '../control-plane';
+import { parseDuration } from '../controller/args';
+import { ApiError, GROUP_PATH, KubeClient, paths, sleep } from '../controller/kube';
 import { KubeflexConfigError } from '../errors';
 import { ExternalControlPlane } from '../external-control-plane';
 import { HostControlPlane } from '../host-control-plane';
@@ -16,14 +20,13 @@ import { PostCreateHook } from '../post-create-hook';
 import { VClusterControlPlane } from '../vcluster-control-plane';
 import { DEFAULT_KUBERNETES_MINOR, KUBEFLEX_COMPATIBLE_VERSION, KUBERNETES_RELEASES } from '../versions';
 import { ADMIN_KUBECONFIG_KEYS, HOSTING_CONFIGMAP, SLEEP_ANNOTATION, SLEEP_WORKLOADS } from '../wire';
-import { ControlPlaneBase, PostCreateHookUse } from '../control-plane';
-import { parseDuration } from '../controller/args';
-import { ApiError, GROUP_PATH, KubeClient, paths, sleep } from '../controller/kube';
 import { applyObjects, deleteByLabel, NamespaceTakenError } from './apply';
 import { CP_NAME_KEY, KubeconfigFile, KubeconfigFileError, kubeconfigPath } from './kubeconfig-file';
 
-// eslint-disable-next-line @typescript-eslint/no-require-imports
-const PACKAGE: { version: string; releaseDate?: string } = require('../../../package.json');
+// Read at run time from the installed package (build/lib/cli -> the package root), not bundled at compile time.
+const PACKAGE: { version: string; releaseDate?: string } = JSON.parse(
+  fs.readFileSync(path.join(__dirname, '../../../package.json'), 'utf8'),
+);
 const VERSION = PACKAGE.version;
 /**
  * What `kflex version` reports: the KubeFlex release whose wire contract and CLI this kflex implements, with our own

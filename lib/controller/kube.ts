@@ -4,8 +4,8 @@
 import * as http from 'http';
 import * as https from 'https';
 import { KubeConfig, Watch } from '@kubernetes/client-node';
-import { parseKubeconfig, ParsedKubeconfig, renderParsed } from './kubeconfig';
 import { API_VERSION } from '../names';
+import { parseKubeconfig, ParsedKubeconfig, renderParsed } from './kubeconfig';
 
 /** `host:port` -> `address:port`: connect elsewhere but verify TLS for the original host (like curl --connect-to). */
 export type ConnectTo = Record<string, string>;

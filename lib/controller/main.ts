@@ -1,9 +1,9 @@
 #!/usr/bin/env node
 // kubeflex-controller: the runtime controller. In the cluster it uses its ServiceAccount; locally any kubeconfig.
+import { parseConnectTo, parseDuration, parseFlags, UsageError } from './args';
 import { KubeClient } from './kube';
 import { jsonLogger, Level } from './log';
 import { Manager } from './manager';
-import { parseConnectTo, parseDuration, parseFlags, UsageError } from './args';
 
 const USAGE = `Usage: kubeflex-controller [flags]
 

@@ -3,12 +3,12 @@
 // namespaces it is bound in, so a cluster-wide Secret watch would need cluster-wide Secret access).
 import * as http from 'http';
 import { HOSTING_NAMESPACE } from '../names';
+import { ControlPlaneObject, hookUses, PostCreateHookObject } from './core';
 import { ConnectTo, GROUP_PATH, KubeClient, paths } from './kube';
 import { Logger } from './log';
-import { backoffDelayMs, WorkQueue } from './work-queue';
 import { dropTenantDatabase } from './postgres';
-import { ControlPlaneObject, hookUses, PostCreateHookObject } from './core';
 import { reconcileControlPlane, ReconcileDeps, reconcileHookStatus, reconcileHosting } from './reconcile';
+import { backoffDelayMs, WorkQueue } from './work-queue';
 
 /** Queue keys of PostCreateHook status work; ControlPlane names (DNS labels) never contain ':'. */
 const HOOK_KEY = 'pch:';

@@ -50,8 +50,8 @@ import {
 } from './core';
 import { ApiError, ConnectTo, KubeClient, paths } from './kube';
 import { parseKubeconfig, ParsedKubeconfig } from './kubeconfig';
-import type { DropResult } from './postgres';
 import type { Logger } from './log';
+import type { DropResult } from './postgres';
 
 /** What a reconcile needs from its environment. */
 export interface ReconcileDeps {

@@ -9,8 +9,8 @@ import {
   randomBytes,
   sign,
 } from 'crypto';
-import { isIP } from 'net';
 import { X509Certificate } from 'crypto';
+import { isIP } from 'net';
 
 // ---- DER ------------------------------------------------------------------------------------------------------
 function len(n: number): Buffer {

@@ -1,11 +1,11 @@
 #!/usr/bin/env node
 // kubeflex-materializer: turns ControlPlanes created by KubeFlex's own clients into running tenants with our
 // constructs. In the cluster it uses its ServiceAccount; locally any kubeconfig.
+import * as http from 'http';
 import { parseFlags, UsageError } from '../controller/args';
+import { parseDuration } from '../controller/args';
 import { KubeClient } from '../controller/kube';
 import { jsonLogger } from '../controller/log';
-import { parseDuration } from '../controller/args';
-import * as http from 'http';
 import { Materializer } from './materializer';
 
 const USAGE = `Usage: kubeflex-materializer [flags]

@@ -5,7 +5,6 @@ import { createPrivateKey, X509Certificate } from 'crypto';
 import * as fs from 'fs';
 import * as path from 'path';
 import { parse, stringify } from 'yaml';
-import { HOST_NO_OFF_CLUSTER_KUBECONFIG } from '../../lib/controller/core';
 import {
   ExternalControlPlane,
   HostControlPlane,
@@ -16,6 +15,7 @@ import {
   synthesizeAtomically,
   VClusterControlPlane,
 } from '../../lib';
+import { HOST_NO_OFF_CLUSTER_KUBECONFIG } from '../../lib/controller/core';
 import {
   applySynthesized,
   ClusterState,

@@ -2,6 +2,7 @@ import { randomBytes } from 'crypto';
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
+import { KUBERNETES_RELEASES, KUBERNETES_VERSION } from '../../lib/versions';
 import {
   ClusterState,
   HOSTING_KCM_CONTROLLERS,
@@ -13,7 +14,6 @@ import {
   STATE_FILE,
   stopPostgres,
 } from './harness';
-import { KUBERNETES_RELEASES, KUBERNETES_VERSION } from '../../lib/versions';
 
 /** Starts the hosting cluster once per Jest run and records how to reach it in STATE_FILE. */
 export default async function globalSetup(): Promise<void> {

@@ -1,8 +1,8 @@
 // kubeflex-wait-for-apiserver, the hook Jobs' init container, run as its real binary.
 import { spawnSync } from 'child_process';
+import * as fs from 'fs';
 import * as path from 'path';
 import { ClusterState, freePort, loadState } from './harness';
-import * as fs from 'fs';
 
 const state: ClusterState = loadState();
 const suite = state.skipped ? describe.skip : describe;

@@ -5,8 +5,8 @@
  * containerd. Each image reproduces what the upstream image provides that our manifests rely on; STAND_INS says
  * which upstream image each one replaces and what differs.
  */
-import { createHash } from 'crypto';
 import { execFileSync } from 'child_process';
+import { createHash } from 'crypto';
 import * as fs from 'fs';
 import * as path from 'path';
 import { IMAGES } from '../../lib/versions';
