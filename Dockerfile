@@ -10,7 +10,11 @@ COPY lib lib
 COPY imports imports
 COPY bench bench
 COPY scripts scripts
-RUN npx tsc -p tsconfig.json && npm prune --omit=dev --ignore-scripts
+# cdk8s, cdk8s-plus-28 and constructs are peer dependencies of the library (a consumer's app brings its own); the
+# image's materializer and kflex need them, so they are kept at the versions the lockfile pins.
+RUN npx tsc -p tsconfig.json && npm prune --omit=dev --ignore-scripts \
+ && npm install --no-save --ignore-scripts --no-audit --no-fund \
+      $(node -p "['cdk8s','cdk8s-plus-28','constructs'].map((p) => p + '@' + require('./package-lock.json').packages['node_modules/' + p].version).join(' ')")
 
 FROM docker.io/library/node:20.19.5-bookworm-slim
 WORKDIR /app

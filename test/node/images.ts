@@ -232,15 +232,20 @@ function pgVersion(): string {
   }
 }
 
-/** The package directories `npm ci --omit=dev` would install (what the Dockerfile's `npm prune` leaves). */
+/**
+ * The package directories the Dockerfile's image holds: what `npm prune --omit=dev` leaves, plus the peer
+ * dependencies (cdk8s, cdk8s-plus-28, constructs; the materializer and kflex synthesize) with their dependencies.
+ */
 function productionPackages(): string[] {
-  const out = execFileSync('npm', ['ls', '--omit=dev', '--all', '--parseable'], {
-    cwd: REPO,
-    encoding: 'utf8',
-    maxBuffer: 64 * 1024 * 1024,
-  });
-  const dirs = out
-    .split('\n')
+  const ls = (args: string[]) =>
+    execFileSync('npm', ['ls', '--all', '--parseable', ...args], {
+      cwd: REPO,
+      encoding: 'utf8',
+      maxBuffer: 64 * 1024 * 1024,
+    });
+  const peers = Object.keys(JSON.parse(fs.readFileSync(path.join(REPO, 'package.json'), 'utf8')).peerDependencies);
+  const out = ls(['--omit=dev']) + '\n' + ls(peers);
+  const dirs = [...new Set(out.split('\n'))]
     .filter((d) => d && d !== REPO && d.includes(`${path.sep}node_modules${path.sep}`))
     .sort();
   // A nested package is inside an outer one that is copied whole.
