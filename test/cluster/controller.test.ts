@@ -623,7 +623,7 @@ suite('runtime controller on a real API server', () => {
     });
     await waitFor('ocm1', () => condition('ocm1', 'Synced').startsWith('False'));
     expect(condition('ocm1', 'Synced')).toBe(
-      'False/ReconcileError/spec.type "ocm" is not supported by this controller (k8s, k3s, vcluster, host, external)',
+      'False/ReconcileError: spec.type "ocm" is not supported by this controller (k8s, k3s, vcluster, host, external)',
     );
     await waitFor('nohook', () => condition('nohook', 'Synced').startsWith('False'));
     expect(condition('nohook', 'Synced')).toBe(
