@@ -1,66 +1,12 @@
 // The example platform: the hosting install, one control plane of each type, and one hook used by two of them.
 import { App } from 'cdk8s';
-import {
-  ExternalControlPlane,
-  HostControlPlane,
-  K3sControlPlane,
-  K8sControlPlane,
-  KubeflexHosting,
-  PostCreateHook,
-  runSynth,
-  VClusterControlPlane,
-} from './lib';
+import { addExampleHooks, addExampleTenants } from './examples/example-tenants';
+import { KubeflexHosting, runSynth } from './lib';
 
 export function buildExamplePlatform(app: App): void {
   const hosting = new KubeflexHosting(app, 'hosting', { domain: 'localtest.me', externalPort: 9443 });
-
-  new PostCreateHook(hosting, 'hello', {
-    hosting,
-    defaultVars: { Message: 'hello from kubeflex' },
-    templates: [
-      {
-        apiVersion: 'batch/v1',
-        kind: 'Job',
-        metadata: { name: '{{.HookName}}-{{.ControlPlaneName}}' },
-        spec: {
-          backoffLimit: 3,
-          template: {
-            spec: {
-              restartPolicy: 'Never',
-              securityContext: { runAsNonRoot: true, runAsUser: 65532, seccompProfile: { type: 'RuntimeDefault' } },
-              volumes: [{ name: 'kubeconfig', secret: { secretName: 'admin-kubeconfig' } }],
-              containers: [
-                {
-                  name: 'hello',
-                  image: 'registry.k8s.io/kubectl:v1.32.2',
-                  args: [
-                    '--kubeconfig=/etc/kube/kubeconfig-incluster',
-                    'create',
-                    'configmap',
-                    'greeting',
-                    '--from-literal=message={{.Message}}',
-                  ],
-                  volumeMounts: [{ name: 'kubeconfig', mountPath: '/etc/kube', readOnly: true }],
-                  securityContext: { allowPrivilegeEscalation: false, capabilities: { drop: ['ALL'] } },
-                },
-              ],
-            },
-          },
-        },
-      },
-    ],
-  });
-
-  new K8sControlPlane(app, 'cp1', { hosting, postCreateHooks: [{ hook: 'hello' }], waitForPostCreateHooks: true });
-  new K3sControlPlane(app, 'cp2', { hosting });
-  new VClusterControlPlane(app, 'cp3', { hosting });
-  new HostControlPlane(app, 'cp4', {
-    hosting,
-    // Hooks of a host plane can use its hosting-cluster-admin kubeconfig: an explicit choice.
-    allowPostCreateHooks: true,
-    postCreateHooks: [{ hook: 'hello', vars: { Message: 'hi host' } }],
-  });
-  new ExternalControlPlane(app, 'ext1', { hosting, bootstrapSecret: { name: 'ext1-bootstrap' } });
+  addExampleHooks(hosting);
+  addExampleTenants(app, hosting);
 }
 
 if (require.main === module) {

@@ -16,7 +16,7 @@ import {
   valueAtPath,
 } from './api-validation';
 import { KubeflexConfigError } from './errors';
-import { KubeflexHosting } from './hosting';
+import { IKubeflexHosting } from './hosting';
 import { CONTROL_PLANE_LABEL, TenantNames, tenantNames } from './names';
 import { tenantNetworkPolicies, TenantNetworkOptions } from './network-policy';
 import { PostCreateHook } from './post-create-hook';
@@ -35,7 +35,7 @@ export interface PostCreateHookUse {
 /** Props common to every control-plane construct. */
 export interface ControlPlaneProps {
   /** The hosting install this control plane runs on. */
-  readonly hosting: KubeflexHosting;
+  readonly hosting: IKubeflexHosting;
   /** Name of the control plane (DNS-1123 label, at most 56 characters). @default - the construct id */
   readonly name?: string;
   /** Hooks rendered into the control plane's namespace, in order. More can be added with addPostCreateHook(). @default - none */
@@ -93,7 +93,7 @@ export abstract class ControlPlaneBase extends Chart {
   /** Every name derived from the tenant name. */
   public readonly names: TenantNames;
   /** The hosting install. */
-  public readonly hosting: KubeflexHosting;
+  public readonly hosting: IKubeflexHosting;
   /** The kubeconfig Secret the controller mints for this control plane. */
   public readonly kubeconfigSecret: KubeconfigSecretRef;
   /** The tenant namespace `<name>-system`. */

@@ -1,10 +1,10 @@
 import { ApiObject, Chart, Duration, JsonPatch } from 'cdk8s';
 import * as kplus from 'cdk8s-plus-28';
-import { Construct } from 'constructs';
+import { Construct, IConstruct } from 'constructs';
 import { isConfigKey } from './api-validation';
 import { API_GROUP, CONTROL_PLANE_CRD, POST_CREATE_HOOK_CRD } from './crds';
 import { checkDnsLabel, checkDnsSubdomain, checkInteger, KubeflexConfigError, checkStorageSize } from './errors';
-import { encodeHostingConfig, HOSTING_DEFAULTS } from './hosting-config';
+import { decodeHostingConfig, encodeHostingConfig, HOSTING_DEFAULTS } from './hosting-config';
 import { HOSTING_NAMESPACE, MAX_TENANT_NAME_LENGTH } from './names';
 import { hostingNetworkPolicies, POD_LABELS } from './network-policy';
 import type { PostCreateHook } from './post-create-hook';
@@ -196,11 +196,174 @@ REVOKE SELECT ON pg_catalog.pg_database, pg_catalog.pg_roles, pg_catalog.pg_user
 `;
 
 /**
+ * What control planes and hooks need of the hosting install they run on: its exposure and PostgreSQL settings and a
+ * registry of names. Either the install itself (`new KubeflexHosting`) or one installed elsewhere and described by its
+ * settings (`KubeflexHosting.fromConfig`), so a repository of tenants needs no copy of the platform.
+ */
+export interface IKubeflexHosting extends IConstruct {
+  /** Domain under which control planes are exposed. */
+  readonly domain: string;
+  /** External port of the ingress controller or gateway listener. */
+  readonly externalPort: number;
+  /** Whether control planes are exposed by OpenShift Routes. */
+  readonly isOpenShift: boolean;
+  /** Ingress class used by control-plane Ingresses. */
+  readonly ingressClassName: string;
+  /** Namespace of the ingress controller or gateway (NetworkPolicy source of tenant API traffic). */
+  readonly ingressNamespace: string;
+  /** The Gateway that exposes control planes, if any. */
+  readonly gateway?: GatewayParent;
+  /** Host container name (certificate SAN). */
+  readonly hostContainer: string;
+  /** PostgreSQL for k8s-type tenants, or undefined when there is none. */
+  readonly postgres?: PostgresEndpoint;
+  /** Names of all registered hooks, sorted. */
+  readonly postCreateHookNames: string[];
+  /** The hook registered under `name`, if any. */
+  findPostCreateHook(name: string): PostCreateHook | undefined;
+  /** @internal Called by control-plane constructs; throws on a duplicate name. */
+  registerControlPlane(name: string, construct: Construct): void;
+  /** @internal Called by PostCreateHook; throws on a duplicate name. */
+  registerPostCreateHook(hook: PostCreateHook): void;
+  /** @internal The controller's access to a tenant namespace (its tenant ClusterRole, bound in `namespace`). */
+  bindControllerInNamespace(scope: Construct, id: string, namespace: string): kplus.RoleBinding;
+}
+
+/** Props of KubeflexHosting.fromConfig. */
+export interface KubeflexHostingFromConfigProps {
+  /** The data of ConfigMap `kubeflex-system/kubeflex-config` of the install (as written by KubeflexHosting). */
+  readonly config: Record<string, string>;
+  /** Image whose `psql` runs tenants' database Jobs. @default IMAGES.postgres */
+  readonly postgresClientImage?: string;
+}
+
+/** The name registries every hosting shares: duplicate tenant and hook names are caught at synth. */
+abstract class HostingRegistry extends Chart {
+  private readonly controlPlanes = new Map<string, Construct>();
+  private readonly hooks = new Map<string, PostCreateHook>();
+
+  /** @internal */
+  public registerControlPlane(name: string, construct: Construct): void {
+    const existing = this.controlPlanes.get(name);
+    if (existing) {
+      throw new KubeflexConfigError(
+        `${construct.constructor.name} "${construct.node.path}"`,
+        'name',
+        name,
+        `is already used by the control plane at "${existing.node.path}"`,
+      );
+    }
+    this.controlPlanes.set(name, construct);
+  }
+
+  /** @internal Registers a PostCreateHook so control planes can refer to it by name; throws on a duplicate name. */
+  public registerPostCreateHook(hook: PostCreateHook): void {
+    const existing = this.hooks.get(hook.hookName);
+    if (existing) {
+      throw new KubeflexConfigError(
+        `PostCreateHook "${hook.node.path}"`,
+        'name',
+        hook.hookName,
+        `is already used by the hook at "${existing.node.path}"`,
+      );
+    }
+    this.hooks.set(hook.hookName, hook);
+  }
+
+  /** The hook registered under `name`, if any. */
+  public findPostCreateHook(name: string): PostCreateHook | undefined {
+    return this.hooks.get(name);
+  }
+
+  /** Names of all registered hooks, sorted (for error messages). */
+  public get postCreateHookNames(): string[] {
+    return [...this.hooks.keys()].sort();
+  }
+
+  /** @internal The controller's access to a tenant namespace: its tenant ClusterRole, bound in `namespace`. */
+  public bindControllerInNamespace(scope: Construct, id: string, namespace: string): kplus.RoleBinding {
+    const role = kplus.ClusterRole.fromClusterRoleName(scope, `${id}Role`, CONTROLLER_TENANT_ROLE);
+    const binding = new kplus.RoleBinding(scope, id, {
+      metadata: { name: 'kubeflex-controller', namespace },
+      role,
+    });
+    binding.addSubjects(
+      kplus.ServiceAccount.fromServiceAccountName(scope, `${id}Subject`, CONTROLLER_NAME, {
+        namespaceName: HOSTING_NAMESPACE,
+      }),
+    );
+    return binding;
+  }
+}
+
+/** Where the NetworkPolicies admit tenant API traffic from, unless `ingressNamespace` says otherwise. */
+function defaultIngressNamespace(gateway: GatewayParent | undefined, isOpenShift: boolean): string {
+  return gateway?.namespace ?? (isOpenShift ? 'openshift-ingress' : 'ingress-nginx');
+}
+
+/**
+ * A hosting install described by its `kubeflex-config` settings: synthesizes nothing of its own (hooks defined on it
+ * emit their PostCreateHook objects, identical to the platform's), so tenants can live in their own repository.
+ */
+class ImportedKubeflexHosting extends HostingRegistry implements IKubeflexHosting {
+  public readonly domain: string;
+  public readonly externalPort: number;
+  public readonly isOpenShift: boolean;
+  public readonly ingressClassName: string;
+  public readonly ingressNamespace: string;
+  public readonly gateway?: GatewayParent;
+  public readonly hostContainer: string;
+  public readonly postgres?: PostgresEndpoint;
+
+  public constructor(scope: Construct, id: string, props: KubeflexHostingFromConfigProps) {
+    super(scope, id, { labels: { 'app.kubernetes.io/part-of': 'kubeflex' } });
+    let c: ReturnType<typeof decodeHostingConfig>;
+    try {
+      c = decodeHostingConfig(props.config);
+    } catch (e) {
+      throw new KubeflexConfigError(
+        `KubeflexHosting.fromConfig "${this.node.path}"`,
+        'config',
+        '(kubeflex-config data)',
+        (e as Error).message,
+      );
+    }
+    this.domain = c.domain;
+    this.externalPort = c.externalPort;
+    this.isOpenShift = c.isOpenShift;
+    this.ingressClassName = c.ingressClassName;
+    this.gateway = c.gateway;
+    this.ingressNamespace = c.ingressNamespace ?? defaultIngressNamespace(c.gateway, c.isOpenShift);
+    this.hostContainer = c.hostContainer;
+    checkDnsSubdomain(`KubeflexHosting.fromConfig "${this.node.path}"`, 'config.domain', this.domain);
+    const pg = c.postgres;
+    this.postgres = pg && {
+      host: pg.host,
+      port: pg.port,
+      superuser: pg.superuser,
+      passwordSecretName: pg.passwordSecret,
+      passwordSecretKey: pg.passwordKey,
+      sslMode: pg.sslMode as PostgresSslMode,
+      ...(pg.ca ? { ca: { secretName: pg.ca.secret, key: pg.ca.key } } : {}),
+      clientImage: props.postgresClientImage ?? IMAGES.postgres,
+    };
+  }
+}
+
+/**
  * The hosting install: namespace `kubeflex-system`, the KubeFlex CRDs, ConfigMap `kubeflex-config`, the runtime
  * controller with least-privilege RBAC, and (optionally) the shared PostgreSQL. Control planes and hooks register
  * with it, which is how duplicate tenant names and unknown hooks are caught.
  */
-export class KubeflexHosting extends Chart {
+export class KubeflexHosting extends HostingRegistry implements IKubeflexHosting {
+  /**
+   * A hosting install that runs elsewhere, from the data of its `kubeflex-config` ConfigMap: control planes and hooks
+   * synthesize against it exactly as against the install itself, and it emits nothing of the install.
+   */
+  public static fromConfig(scope: Construct, id: string, props: KubeflexHostingFromConfigProps): IKubeflexHosting {
+    return new ImportedKubeflexHosting(scope, id, props);
+  }
+
   /** Domain under which control planes are exposed. */
   public readonly domain: string;
   /** External port of the ingress controller. */
@@ -220,8 +383,6 @@ export class KubeflexHosting extends Chart {
   /** The controller's ServiceAccount. */
   public readonly serviceAccount: kplus.ServiceAccount;
 
-  private readonly controlPlanes = new Map<string, Construct>();
-  private readonly hooks = new Map<string, PostCreateHook>();
   private readonly constructName: string;
   private readonly withMaterializer: boolean;
 
@@ -233,8 +394,7 @@ export class KubeflexHosting extends Chart {
     this.isOpenShift = props.isOpenShift ?? false;
     this.ingressClassName = props.ingressClassName ?? HOSTING_DEFAULTS.ingressClassName;
     this.gateway = props.gateway ? { ...props.gateway } : undefined;
-    this.ingressNamespace =
-      props.ingressNamespace ?? this.gateway?.namespace ?? (props.isOpenShift ? 'openshift-ingress' : 'ingress-nginx');
+    this.ingressNamespace = props.ingressNamespace ?? defaultIngressNamespace(this.gateway, this.isOpenShift);
     this.hostContainer = props.hostContainer ?? HOSTING_DEFAULTS.hostContainer;
 
     checkDnsSubdomain(this.constructName, 'domain', this.domain);
@@ -396,47 +556,6 @@ export class KubeflexHosting extends Chart {
     }
   }
 
-  /**
-   * Registers a control plane name; throws when another control plane already uses it.
-   * Called by the control-plane constructs.
-   */
-  public registerControlPlane(name: string, construct: Construct): void {
-    const existing = this.controlPlanes.get(name);
-    if (existing) {
-      throw new KubeflexConfigError(
-        `${construct.constructor.name} "${construct.node.path}"`,
-        'name',
-        name,
-        `is already used by the control plane at "${existing.node.path}"`,
-      );
-    }
-    this.controlPlanes.set(name, construct);
-  }
-
-  /** Registers a PostCreateHook so control planes can refer to it by name; throws on a duplicate name. */
-  public registerPostCreateHook(hook: PostCreateHook): void {
-    const existing = this.hooks.get(hook.hookName);
-    if (existing) {
-      throw new KubeflexConfigError(
-        `PostCreateHook "${hook.node.path}"`,
-        'name',
-        hook.hookName,
-        `is already used by the hook at "${existing.node.path}"`,
-      );
-    }
-    this.hooks.set(hook.hookName, hook);
-  }
-
-  /** The hook registered under `name`, if any. */
-  public findPostCreateHook(name: string): PostCreateHook | undefined {
-    return this.hooks.get(name);
-  }
-
-  /** Names of all registered hooks, sorted (for error messages). */
-  public get postCreateHookNames(): string[] {
-    return [...this.hooks.keys()].sort();
-  }
-
   private addControllerRbac(): void {
     const cluster = new kplus.ClusterRole(this, 'ControllerRole', { metadata: { name: 'kubeflex-controller' } });
     const custom = (apiGroup: string, resourceType: string) => kplus.ApiResource.custom({ apiGroup, resourceType });
@@ -478,24 +597,6 @@ export class KubeflexHosting extends Chart {
     // Host planes: short-lived, renewed TokenRequest tokens instead of a non-expiring token Secret.
     tenant.allow(['create'], kplus.ApiResource.custom({ apiGroup: '', resourceType: 'serviceaccounts/token' }));
     this.bindControllerInNamespace(this, 'ControllerTenantRoleBinding', HOSTING_NAMESPACE);
-  }
-
-  /**
-   * Grants the runtime controller Secret access in `namespace` (a RoleBinding to the tenant ClusterRole).
-   * Called by the control-plane constructs for their `<name>-system` namespace.
-   */
-  public bindControllerInNamespace(scope: Construct, id: string, namespace: string): kplus.RoleBinding {
-    const role = kplus.ClusterRole.fromClusterRoleName(scope, `${id}Role`, CONTROLLER_TENANT_ROLE);
-    const binding = new kplus.RoleBinding(scope, id, {
-      metadata: { name: 'kubeflex-controller', namespace },
-      role,
-    });
-    binding.addSubjects(
-      kplus.ServiceAccount.fromServiceAccountName(scope, `${id}Subject`, CONTROLLER_NAME, {
-        namespaceName: HOSTING_NAMESPACE,
-      }),
-    );
-    return binding;
   }
 
   /**

@@ -11,7 +11,7 @@ import { hookUses } from './controller/core';
 import { KubeflexConfigError } from './errors';
 import { ExternalControlPlane } from './external-control-plane';
 import { HostControlPlane } from './host-control-plane';
-import { KubeflexHosting, KubeflexHostingProps, PostgresSslMode } from './hosting';
+import { IKubeflexHosting, KubeflexHosting, KubeflexHostingProps, PostgresSslMode } from './hosting';
 import { decodeHostingConfig } from './hosting-config';
 import { K3sControlPlane } from './k3s-control-plane';
 import { K8sControlPlane } from './k8s-control-plane';
@@ -81,7 +81,7 @@ export function hostingPropsFromConfig(d: Record<string, string>): KubeflexHosti
 }
 
 /** PostCreateHook constructs for hook objects read from the cluster, registered with `hosting`. */
-export function hookFromObject(hosting: KubeflexHosting, obj: HookObject, allowClusterScoped = false): PostCreateHook {
+export function hookFromObject(hosting: IKubeflexHosting, obj: HookObject, allowClusterScoped = false): PostCreateHook {
   return new PostCreateHook(hosting, `hook-${obj.metadata.name}`, {
     hosting,
     name: obj.metadata.name,

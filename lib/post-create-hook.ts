@@ -3,14 +3,14 @@ import { PostCreateHook as PostCreateHookApi } from '../imports/tenancy.kflex.ku
 import { embeddedTemplateProblems, valueAtPath } from './api-validation';
 import { checkDnsSubdomain, KubeflexConfigError } from './errors';
 import { actionsIn, CLUSTER_SCOPED_KINDS, HookRenderContext, renderHookTemplates, VARIABLE } from './hook-render';
-import type { KubeflexHosting } from './hosting';
+import type { IKubeflexHosting } from './hosting';
 
 export { BUILT_IN_HOOK_VARS, CLUSTER_SCOPED_KINDS, HookRenderContext } from './hook-render';
 
 /** Props of PostCreateHook. */
 export interface PostCreateHookProps {
   /** The hosting install the hook belongs to; control planes of that install can use it by name. */
-  readonly hosting: KubeflexHosting;
+  readonly hosting: IKubeflexHosting;
   /** Name of the PostCreateHook object. @default - the construct id */
   readonly name?: string;
   /** Templated Kubernetes objects; more can be added with addTemplate(). @default - none */

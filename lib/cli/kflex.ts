@@ -11,10 +11,10 @@ import { ApiError, GROUP_PATH, KubeClient, paths, sleep } from '../controller/ku
 import { KubeflexConfigError } from '../errors';
 import { ExternalControlPlane } from '../external-control-plane';
 import { HostControlPlane } from '../host-control-plane';
-import { KubeflexHosting, KubeflexHostingProps } from '../hosting';
+import { IKubeflexHosting, KubeflexHosting } from '../hosting';
 import { K3sControlPlane } from '../k3s-control-plane';
 import { K8sControlPlane } from '../k8s-control-plane';
-import { hookFromObject, hostingPropsFromConfig } from '../materialize';
+import { hookFromObject } from '../materialize';
 import { CONTROL_PLANE_LABEL, HOSTING_NAMESPACE } from '../names';
 import { PostCreateHook } from '../post-create-hook';
 import { VClusterControlPlane } from '../vcluster-control-plane';
@@ -190,14 +190,22 @@ async function hosting(ctx: Ctx, kc: KubeconfigFile): Promise<{ client: KubeClie
   );
 }
 
-/** Hosting props as installed: read back from ConfigMap kubeflex-config so that tenants match the install. */
-async function installedHosting(client: KubeClient): Promise<KubeflexHostingProps> {
+/**
+ * The hosting install as installed, from ConfigMap kubeflex-config, so that tenants match it: imported with
+ * KubeflexHosting.fromConfig (nothing of the install is synthesized again).
+ */
+async function installedHosting(client: KubeClient, app: App): Promise<IKubeflexHosting> {
   const cm = await client.get<any>(paths.configMap(HOSTING_NAMESPACE, HOSTING_CONFIGMAP));
   if (!cm)
     throw new CliError(
       `ConfigMap ${HOSTING_NAMESPACE}/${HOSTING_CONFIGMAP} not found on the hosting cluster: run kflex init`,
     );
-  return hostingPropsFromConfig(cm.data ?? {});
+  try {
+    return KubeflexHosting.fromConfig(app, 'hosting', { config: cm.data ?? {} });
+  } catch (e) {
+    if (e instanceof KubeflexConfigError) throw new CliError(e.message);
+    throw e;
+  }
 }
 
 /** Synthesizes one control-plane chart with our constructs; construct validation errors become CLI errors. */
@@ -215,7 +223,7 @@ function synthControlPlane(build: (app: App) => ControlPlaneBase): any[] {
 async function hookConstructs(
   client: KubeClient,
   names: string[],
-  hostingConstruct: KubeflexHosting,
+  hostingConstruct: IKubeflexHosting,
   vars: Record<string, string>,
   allowClusterScoped: boolean,
 ): Promise<PostCreateHookUse[]> {
@@ -262,7 +270,7 @@ async function prepareNew(
     throw new CliError(`control plane ${name} already exists on the hosting cluster (context ${context})`);
   }
   const app = new App({ outdir: '/nonexistent' });
-  const h = new KubeflexHosting(app, 'hosting', await installedHosting(client));
+  const h = await installedHosting(client, app);
   const uses = await hookConstructs(client, hookNames ?? [], h, vars, allowClusterScoped);
   return { kc, client, context, app, h, uses };
 }

@@ -1,0 +1,54 @@
+// A repository of tenants only (examples/tenants-only): synthesized against a hosting install it does not instantiate
+// (KubeflexHosting.fromConfig), it writes the same tenant YAML as the example platform.
+import * as fs from 'fs';
+import * as os from 'os';
+import * as path from 'path';
+import { Testing } from 'cdk8s';
+import { parse, parseAllDocuments } from 'yaml';
+import { buildTenants } from '../examples/tenants-only/main';
+import { KubeflexConfigError, KubeflexHosting, synthesizeAtomically } from '../lib';
+import { buildExamplePlatform } from '../main';
+
+const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'kflex-tenants-only-'));
+afterAll(() => fs.rmSync(tmp, { recursive: true, force: true }));
+const read = (f: string) => fs.readFileSync(f, 'utf8');
+const byName = (files: string[], root: string) => Object.fromEntries(files.map((f) => [path.relative(root, f), f]));
+
+test("the example's kubeflex-config.yaml is the platform's ConfigMap as synthesized", () => {
+  const platform = synthesizeAtomically(buildExamplePlatform, path.join(tmp, 'platform'));
+  const hostingFile = platform.find((f) => path.basename(f) === 'hosting.k8s.yaml' && !f.includes('/00-base/'))!;
+  const configMap = parseAllDocuments(read(hostingFile))
+    .map((d) => d.toJS())
+    .find((o) => o?.kind === 'ConfigMap' && o.metadata.name === 'kubeflex-config');
+  expect(parse(read(path.resolve(__dirname, '../examples/tenants-only/kubeflex-config.yaml')))).toEqual(configMap);
+});
+
+test('tenants synthesized against KubeflexHosting.fromConfig equal the example platform, byte for byte', () => {
+  const platform = synthesizeAtomically(buildExamplePlatform, path.join(tmp, 'platform2'));
+  const tenants = synthesizeAtomically(buildTenants, path.join(tmp, 'tenants'));
+  const p = byName(platform, path.join(tmp, 'platform2'));
+  const t = byName(tenants, path.join(tmp, 'tenants'));
+  const tenantFiles = Object.keys(t).filter((f) => !/hosting\.k8s\.yaml$/.test(f));
+  expect(tenantFiles.sort()).toEqual(
+    Object.keys(p)
+      .filter((f) => !/hosting\.k8s\.yaml$/.test(f))
+      .sort(),
+  );
+  expect(tenantFiles.length).toBeGreaterThanOrEqual(10);
+  for (const f of tenantFiles) expect({ file: f, text: read(t[f]) }).toEqual({ file: f, text: read(p[f]) });
+  // The imported hosting emits nothing of the install: only the hooks defined on it (identical to the platform's).
+  const importedKinds = Object.keys(t)
+    .filter((f) => /hosting\.k8s\.yaml$/.test(f))
+    .flatMap((f) => parseAllDocuments(read(t[f])).map((d) => d.toJS()?.kind))
+    .filter(Boolean);
+  expect(importedKinds).toEqual(['PostCreateHook']);
+});
+
+test('fails when the config cannot be decoded, naming the construct and the bad key', () => {
+  expect(() => KubeflexHosting.fromConfig(Testing.app(), 'hosting', { config: { externalPort: 'eighty' } })).toThrow(
+    KubeflexConfigError,
+  );
+  expect(() => KubeflexHosting.fromConfig(Testing.app(), 'hosting', { config: { externalPort: 'eighty' } })).toThrow(
+    /KubeflexHosting.fromConfig "hosting": invalid config .*externalPort="eighty" is not a port number/,
+  );
+});
