@@ -3,7 +3,8 @@ import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
 import { parseAllDocuments } from 'yaml';
-import { listOutput, synthesizeAtomically } from '../lib';
+import { synthesizeAtomically } from '../lib';
+import { listOutput } from '../lib/synth';
 import { buildExamplePlatform } from '../main';
 
 const root = path.join(__dirname, '..');

@@ -1,14 +1,9 @@
 // One source of truth: for every type, what the materializer builds from a bare ControlPlane (its spec, the hosting
 // configuration as installed, the cluster's PostCreateHook objects) equals what `cdk8s synth` emits for it.
 import { App } from 'cdk8s';
-import {
-  hostingPropsFromConfig,
-  isSynthesized,
-  KubeflexConfigError,
-  materialize,
-  MATERIALIZED_FOR,
-  withOwnership,
-} from '../lib';
+import { KubeflexConfigError, materialize } from '../lib';
+import { hostingPropsFromConfig, isSynthesized, withOwnership } from '../lib/materialize';
+import { MATERIALIZED_FOR } from '../lib/wire';
 import { buildExamplePlatform } from '../main';
 
 function examplePlatform() {

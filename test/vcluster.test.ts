@@ -5,7 +5,8 @@ import * as fs from 'fs';
 import * as path from 'path';
 import { App } from 'cdk8s';
 import { parse } from 'yaml';
-import { IMAGES, mergeValues, VCLUSTER_CHART_DEFAULTS, VClusterControlPlane } from '../lib';
+import { IMAGES, VClusterControlPlane } from '../lib';
+import { mergeValues, VCLUSTER_CHART_DEFAULTS } from '../lib/vcluster-config';
 import { buildExamplePlatform } from '../main';
 import { find, setup, synth } from './helpers';
 

@@ -7,17 +7,9 @@ import * as os from 'os';
 import * as path from 'path';
 import { App } from 'cdk8s';
 import { parse, stringify } from 'yaml';
-import {
-  hostingPropsFromConfig,
-  K8sControlPlane,
-  KubeflexHosting,
-  materialize,
-  MATERIALIZE_ERROR,
-  MATERIALIZED_FOR,
-  PostCreateHook,
-  synthesizeAtomically,
-  withOwnership,
-} from '../../lib';
+import { K8sControlPlane, KubeflexHosting, materialize, PostCreateHook, synthesizeAtomically } from '../../lib';
+import { hostingPropsFromConfig, withOwnership } from '../../lib/materialize';
+import { MATERIALIZE_ERROR, MATERIALIZED_FOR } from '../../lib/wire';
 import {
   applySynthesized,
   ClusterState,

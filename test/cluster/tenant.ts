@@ -5,8 +5,9 @@ import * as fs from 'fs';
 import * as path from 'path';
 import { Testing } from 'cdk8s';
 import { parse } from 'yaml';
-import { DB_PROVISION_SQL, K8sControlPlane, K8sControlPlaneProps, KubeflexHosting } from '../../lib';
+import { K8sControlPlane, K8sControlPlaneProps, KubeflexHosting } from '../../lib';
 import { encryptionConfig } from '../../lib/controller/core';
+import { DB_PROVISION_SQL } from '../../lib/hosting';
 import { ClusterState, freePort, makePki, waitReady, writeKubeconfig } from './harness';
 import { ContainerProcess, runPod } from './pod-to-process';
 
