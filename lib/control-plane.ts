@@ -1,4 +1,4 @@
-import { ApiObject, Chart } from 'cdk8s';
+import { ApiObject, Chart, Lazy } from 'cdk8s';
 import * as kplus from 'cdk8s-plus-28';
 import { Construct } from 'constructs';
 import { TlsRoute } from '../imports/gateway.networking.k8s.io';
@@ -153,7 +153,8 @@ export abstract class ControlPlaneBase extends Chart {
       spec: {
         type: info.type,
         ...info.spec,
-        postCreateHooks: this.hookUses,
+        // Rendered at synth, so hooks added later with addPostCreateHook() are listed (no shared mutable array).
+        postCreateHooks: Lazy.any({ produce: () => this.hookUses.map((u) => ({ ...u })) }),
         globalVars: props.globalVars,
         waitForPostCreateHooks: props.waitForPostCreateHooks ?? false,
       },
