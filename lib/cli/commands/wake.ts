@@ -1,0 +1,16 @@
+// kflex wake
+import { parseDuration } from '../../controller/args';
+import { Command, setSleeping, sleepTarget, TIMEOUT, waitReady } from '../context';
+
+export const wakeCommand: Command = {
+  synopsis: '<name> [flags]',
+  description: 'Wakes a sleeping control plane: scales its workloads back to one and waits until it is Ready.',
+  flags: [TIMEOUT],
+  run: async (ctx, flags, args) => {
+    const timeout = parseDuration('timeout', flags.timeout ?? '10m');
+    const { client, name, cp } = await sleepTarget(ctx, args);
+    await setSleeping(client, name, cp, false);
+    await waitReady(ctx, client, name, timeout);
+    ctx.io.out(`control plane ${name} is awake and Ready\n`);
+  },
+};
