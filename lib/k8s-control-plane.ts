@@ -332,14 +332,6 @@ export class K8sControlPlane extends ControlPlaneBase {
       `${this.names.database}?sslmode=${postgres.sslMode}` +
       (postgres.ca ? `&sslrootcert=${PG_CA_DIR}/${POSTGRES_CA_KEY}` : '');
 
-    const gates = this.componentReplicas > 1 ? {} : this.kubernetesRelease.singleReplicaFeatureGates;
-    const featureGates = Object.keys(gates).length
-      ? [
-          `--feature-gates=${Object.entries(gates)
-            .map(([k, v]) => `${k}=${v}`)
-            .join(',')}`,
-        ]
-      : [];
     const deployment = new kplus.Deployment(this, 'ApiServer', {
       metadata: {
         name: K8S_WORKLOADS.apiServer,
@@ -396,47 +388,7 @@ export class K8sControlPlane extends ControlPlaneBase {
           image: props.apiServerImage ?? kubernetesImages(this.kubernetesRelease.version).kubeApiserver,
           imagePullPolicy: kplus.ImagePullPolicy.IF_NOT_PRESENT,
           command: ['kube-apiserver'],
-          args: withExtraArgs(
-            this.constructName,
-            'apiServer',
-            [
-              '--advertise-address=$(POD_IP)',
-              `--allow-privileged=${props.allowPrivileged ?? true}`,
-              `--audit-policy-file=${AUDIT_DIR}/audit-policy.yaml`,
-              '--audit-log-path=-',
-              '--audit-log-format=json',
-              '--authorization-mode=RBAC',
-              `--client-ca-file=${PKI}/ca.crt`,
-              '--enable-priority-and-fairness=false',
-              ...featureGates,
-              // Secrets are encrypted before they reach the shared PostgreSQL; the controller mints the key (M1).
-              `--encryption-provider-config=${ENCRYPTION_DIR}/encryption-config.yaml`,
-              '--endpoint-reconciler-type=none',
-              `--etcd-servers=http://${KINE_LISTEN_ADDRESS}`,
-              '--profiling=false',
-              `--proxy-client-cert-file=${PKI}/front-proxy-client.crt`,
-              `--proxy-client-key-file=${PKI}/front-proxy-client.key`,
-              '--requestheader-allowed-names=front-proxy-client',
-              `--requestheader-client-ca-file=${PKI}/front-proxy-ca.crt`,
-              '--requestheader-extra-headers-prefix=X-Remote-Extra-',
-              '--requestheader-group-headers=X-Remote-Group',
-              '--requestheader-username-headers=X-Remote-User',
-              `--secure-port=${K8S_APISERVER_PORT}`,
-              '--service-account-issuer=https://kubernetes.default.svc.cluster.local',
-              `--service-account-key-file=${PKI}/sa.pub`,
-              `--service-account-signing-key-file=${PKI}/sa.key`,
-              `--service-cluster-ip-range=${serviceCidr}`,
-              `--tls-cert-file=${PKI}/apiserver.crt`,
-              `--tls-private-key-file=${PKI}/apiserver.key`,
-              // Lists and watches go straight to kine (watches still work): the cache cost an idle tenant 12 mCPU.
-              '--watch-cache=false',
-              ...(props.oidc ? oidcFlags(this.constructName, props.oidc) : []),
-              // Several replicas: a stopping API server keeps serving until its endpoint is gone, so clients moved
-              // to another replica instead of seeing connections refused.
-              ...(this.componentReplicas > 1 ? ['--shutdown-delay-duration=5s'] : []),
-            ],
-            props.extraArgs?.apiServer,
-          ),
+          args: this.apiServerArgs(props, serviceCidr),
           envVariables: {
             POD_IP: kplus.EnvValue.fromFieldRef(kplus.EnvFieldPaths.POD_IP),
             ...this.goEnv,
@@ -484,6 +436,59 @@ export class K8sControlPlane extends ControlPlaneBase {
     });
     deployment.select(kplus.LabelSelector.of({ labels }));
     return deployment;
+  }
+
+  /** kube-apiserver's flags: ours (with the minor's feature gates, OIDC and HA settings), then extraArgs. */
+  private apiServerArgs(props: K8sControlPlaneProps, serviceCidr: string): string[] {
+    const gates = this.componentReplicas > 1 ? {} : this.kubernetesRelease.singleReplicaFeatureGates;
+    const featureGates = Object.keys(gates).length
+      ? [
+          `--feature-gates=${Object.entries(gates)
+            .map(([k, v]) => `${k}=${v}`)
+            .join(',')}`,
+        ]
+      : [];
+    return withExtraArgs(
+      this.constructName,
+      'apiServer',
+      [
+        '--advertise-address=$(POD_IP)',
+        `--allow-privileged=${props.allowPrivileged ?? true}`,
+        `--audit-policy-file=${AUDIT_DIR}/audit-policy.yaml`,
+        '--audit-log-path=-',
+        '--audit-log-format=json',
+        '--authorization-mode=RBAC',
+        `--client-ca-file=${PKI}/ca.crt`,
+        '--enable-priority-and-fairness=false',
+        ...featureGates,
+        // Secrets are encrypted before they reach the shared PostgreSQL; the controller mints the key (M1).
+        `--encryption-provider-config=${ENCRYPTION_DIR}/encryption-config.yaml`,
+        '--endpoint-reconciler-type=none',
+        `--etcd-servers=http://${KINE_LISTEN_ADDRESS}`,
+        '--profiling=false',
+        `--proxy-client-cert-file=${PKI}/front-proxy-client.crt`,
+        `--proxy-client-key-file=${PKI}/front-proxy-client.key`,
+        '--requestheader-allowed-names=front-proxy-client',
+        `--requestheader-client-ca-file=${PKI}/front-proxy-ca.crt`,
+        '--requestheader-extra-headers-prefix=X-Remote-Extra-',
+        '--requestheader-group-headers=X-Remote-Group',
+        '--requestheader-username-headers=X-Remote-User',
+        `--secure-port=${K8S_APISERVER_PORT}`,
+        '--service-account-issuer=https://kubernetes.default.svc.cluster.local',
+        `--service-account-key-file=${PKI}/sa.pub`,
+        `--service-account-signing-key-file=${PKI}/sa.key`,
+        `--service-cluster-ip-range=${serviceCidr}`,
+        `--tls-cert-file=${PKI}/apiserver.crt`,
+        `--tls-private-key-file=${PKI}/apiserver.key`,
+        // Lists and watches go straight to kine (watches still work): the cache cost an idle tenant 12 mCPU.
+        '--watch-cache=false',
+        ...(props.oidc ? oidcFlags(this.constructName, props.oidc) : []),
+        // Several replicas: a stopping API server keeps serving until its endpoint is gone, so clients moved
+        // to another replica instead of seeing connections refused.
+        ...(this.componentReplicas > 1 ? ['--shutdown-delay-duration=5s'] : []),
+      ],
+      props.extraArgs?.apiServer,
+    );
   }
 
   private addControllerManager(
