@@ -4,7 +4,6 @@ import { X509Certificate } from 'crypto';
 import * as path from 'path';
 import { parse } from 'yaml';
 import { tenantNames } from '../lib';
-import { parseConnectTo, parseDuration, UsageError } from '../lib/controller/args';
 import {
   adminBinding,
   bootstrapCredentials,
@@ -25,9 +24,10 @@ import {
   SecretWrite,
   statusChanged,
 } from '../lib/controller/core';
-import { paths } from '../lib/controller/kube';
-import { parseKubeconfig, renderKubeconfig, renderParsed } from '../lib/controller/kubeconfig';
 import { certProblem, issue } from '../lib/controller/x509';
+import { parseConnectTo, parseDuration, UsageError } from '../lib/kube/args';
+import { paths } from '../lib/kube/client';
+import { parseKubeconfig, renderKubeconfig, renderParsed } from '../lib/kube/kubeconfig';
 
 const names = tenantNames('cp1');
 const config = parseHostingConfig({

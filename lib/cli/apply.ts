@@ -1,5 +1,5 @@
 // Server-side apply of synthesized objects and label-based cleanup, through the KubeClient adapter.
-import { ApiError, KubeClient, sleep } from '../controller/kube';
+import { ApiError, KubeClient, sleep } from '../kube/client';
 import { CONTROL_PLANE_LABEL } from '../names';
 
 /** Field manager of everything kflex applies (one owner for every field it sets). */

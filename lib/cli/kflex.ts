@@ -1,9 +1,9 @@
 #!/usr/bin/env node
 // kflex: KubeFlex's command line on our constructs. Objects are synthesized in memory with the same constructs a
 // platform team uses and server-side applied with one field manager; the runtime controller does the rest.
-import { UsageError } from '../controller/args';
-import { ApiError } from '../controller/kube';
 import { KubeflexConfigError } from '../errors';
+import { UsageError } from '../kube/args';
+import { ApiError } from '../kube/client';
 import { NamespaceTakenError } from './apply';
 import { adoptCommand } from './commands/adopt';
 import { configCommand } from './commands/config';

@@ -5,7 +5,7 @@ import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
 import { parse, stringify } from 'yaml';
-import { parseKubeconfig, ParsedKubeconfig, renderParsed } from '../controller/kubeconfig';
+import { parseKubeconfig, ParsedKubeconfig, renderParsed } from '../kube/kubeconfig';
 
 export const EXTENSION = 'kubeflex';
 export const HOSTING_KEY = 'hosting-cluster-ctx-name';

@@ -1,9 +1,10 @@
 // The controller's pure core: from observed state (a ControlPlane, its Secrets, workload and hook readiness) to
-// desired Secrets and status. No I/O here; lib/controller/reconcile.ts feeds it, lib/controller/kube.ts talks to the
+// desired Secrets and status. No I/O here; lib/controller/reconcile.ts feeds it, lib/kube/client.ts talks to the
 // API server. Randomness (new keys, passwords) is the only side effect.
 import { randomBytes } from 'crypto';
 import { renderHookTemplates } from '../hook-render';
 import { decodeHostingConfig, HostingConfig as HostingSettings } from '../hosting-config';
+import { parseKubeconfig, ParsedKubeconfig, renderKubeconfig, renderParsed, tokenTimes } from '../kube/kubeconfig';
 import { HOSTING_NAMESPACE, TenantNames } from '../names';
 import {
   ADMIN_GROUP,
@@ -19,7 +20,6 @@ import {
   VCLUSTER_KUBECONFIG_SECRET,
   VCLUSTER_RELEASE,
 } from '../wire';
-import { parseKubeconfig, ParsedKubeconfig, renderKubeconfig, renderParsed, tokenTimes } from './kubeconfig';
 import { certProblem, issue, KeyAndCert, newServiceAccountKey, publicKeyMatches } from './x509';
 
 export const FINALIZER = 'kflex.kubestellar.org/finalizer';

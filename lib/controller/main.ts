@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 // kubeflex-controller: the runtime controller. In the cluster it uses its ServiceAccount; locally any kubeconfig.
-import { parseConnectTo, parseDuration, parseFlags, UsageError } from './args';
-import { KubeClient } from './kube';
+import { parseConnectTo, parseDuration, parseFlags, UsageError } from '../kube/args';
+import { KubeClient } from '../kube/client';
 import { jsonLogger, Level } from './log';
 import { Manager } from './manager';
 

@@ -2,9 +2,9 @@
 // a periodic resync catches what no watch reports (Secrets are not watched: the controller may read them only in
 // namespaces it is bound in, so a cluster-wide Secret watch would need cluster-wide Secret access).
 import * as http from 'http';
+import { ConnectTo, GROUP_PATH, KubeClient, paths } from '../kube/client';
 import { HOSTING_NAMESPACE } from '../names';
 import { ControlPlaneObject, hookUses, PostCreateHookObject } from './core';
-import { ConnectTo, GROUP_PATH, KubeClient, paths } from './kube';
 import { Logger } from './log';
 import { dropTenantDatabase } from './postgres';
 import { reconcileControlPlane, ReconcileDeps, reconcileHookStatus, reconcileHosting } from './reconcile';

@@ -1,5 +1,7 @@
 // One reconcile of one ControlPlane: observe through KubeClient, decide with the pure core, write the difference.
 // Level-based: every pass starts from what the cluster holds now, so a restart or a lost event changes nothing.
+import { ApiError, ConnectTo, KubeClient, paths } from '../kube/client';
+import { parseKubeconfig, ParsedKubeconfig } from '../kube/kubeconfig';
 import { API_VERSION, tenantNames, TenantNames, HOSTING_NAMESPACE, CONTROL_PLANE_LABEL } from '../names';
 import {
   ADMIN_GROUP,
@@ -48,8 +50,6 @@ import {
   workloadFor,
   workloadReady,
 } from './core';
-import { ApiError, ConnectTo, KubeClient, paths } from './kube';
-import { parseKubeconfig, ParsedKubeconfig } from './kubeconfig';
 import type { Logger } from './log';
 import type { DropResult } from './postgres';
 

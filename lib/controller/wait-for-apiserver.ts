@@ -2,8 +2,8 @@
 // kubeflex-wait-for-apiserver: the init container of hook Jobs. Polls core/v1 discovery with a kubeconfig until the
 // tenant API answers, so hook Jobs do not burn their backoffLimit while the control plane starts.
 import * as fs from 'fs';
-import { parseDuration, parseFlags, UsageError } from './args';
-import { KubeClient, sleep } from './kube';
+import { parseDuration, parseFlags, UsageError } from '../kube/args';
+import { KubeClient, sleep } from '../kube/client';
 
 export async function waitForApiserver(argv: string[], out = (s: string) => process.stderr.write(s)): Promise<number> {
   try {

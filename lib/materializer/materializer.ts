@@ -5,10 +5,10 @@
 // the PostCreateHook watch.
 import { applyObjects, Discovery } from '../cli/apply';
 import { hookUses } from '../controller/core';
-import { ApiError, KubeClient, paths } from '../controller/kube';
 import { Logger } from '../controller/log';
 import { backoffDelayMs, WorkQueue } from '../controller/work-queue';
 import { KubeflexConfigError } from '../errors';
+import { ApiError, KubeClient, paths } from '../kube/client';
 import {
   BareControlPlane,
   hostingPropsFromConfig,

@@ -1,6 +1,6 @@
 // kflex adopt
-import { parseDuration } from '../../controller/args';
 import { ExternalControlPlane } from '../../external-control-plane';
+import { parseDuration } from '../../kube/args';
 import { CONTROL_PLANE_LABEL, HOSTING_NAMESPACE } from '../../names';
 import { ADMIN_KUBECONFIG_KEYS } from '../../wire';
 import { applyObjects } from '../apply';

@@ -1,9 +1,9 @@
 // kflex create
 import { stringify } from 'yaml';
-import { parseDuration } from '../../controller/args';
 import { HostControlPlane } from '../../host-control-plane';
 import { K3sControlPlane } from '../../k3s-control-plane';
 import { K8sControlPlane } from '../../k8s-control-plane';
+import { parseDuration } from '../../kube/args';
 import { VClusterControlPlane } from '../../vcluster-control-plane';
 import { DEFAULT_KUBERNETES_MINOR, KUBERNETES_RELEASES } from '../../versions';
 import { applyObjects } from '../apply';

@@ -1,5 +1,5 @@
 // kflex ctx
-import { paths } from '../../controller/kube';
+import { paths } from '../../kube/client';
 import { CliError, Command, fetchKubeconfig, hosting, loadKubeconfig, table, usage } from '../context';
 import { CP_NAME_KEY, KubeconfigFileError } from '../kubeconfig-file';
 

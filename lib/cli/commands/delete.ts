@@ -1,6 +1,6 @@
 // kflex delete
-import { parseDuration } from '../../controller/args';
-import { paths, sleep } from '../../controller/kube';
+import { parseDuration } from '../../kube/args';
+import { paths, sleep } from '../../kube/client';
 import { CONTROL_PLANE_LABEL } from '../../names';
 import { deleteByLabel } from '../apply';
 import { CliError, Command, DELETE_TIMEOUT, hosting, loadKubeconfig, TIMEOUT, usage } from '../context';

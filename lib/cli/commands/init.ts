@@ -1,9 +1,9 @@
 // kflex init
 import { App } from 'cdk8s';
 import { stringify } from 'yaml';
-import { sleep } from '../../controller/kube';
 import { KubeflexConfigError } from '../../errors';
 import { KubeflexHosting } from '../../hosting';
+import { sleep } from '../../kube/client';
 import { applyObjects } from '../apply';
 import { clientFor, CliError, Command, loadKubeconfig, onPath, servesControlPlanes, usage } from '../context';
 

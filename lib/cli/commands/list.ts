@@ -1,5 +1,5 @@
 // kflex list
-import { paths } from '../../controller/kube';
+import { paths } from '../../kube/client';
 import { age, Command, condition, hosting, loadKubeconfig, table, usage } from '../context';
 
 export const listCommand: Command = {

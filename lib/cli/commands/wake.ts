@@ -1,5 +1,5 @@
 // kflex wake
-import { parseDuration } from '../../controller/args';
+import { parseDuration } from '../../kube/args';
 import { Command, setSleeping, sleepTarget, TIMEOUT, waitReady } from '../context';
 
 export const wakeCommand: Command = {

@@ -1,4 +1,5 @@
-// Kubeconfig documents as the controller writes and reads them. Pure functions over plain objects.
+// Kubeconfig documents as the controller, the materializer and kflex write and read them. Pure functions over
+// plain objects.
 import { parse, stringify } from 'yaml';
 
 /** Credentials of a kubeconfig user: a client certificate or a bearer token. */

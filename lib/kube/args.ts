@@ -1,4 +1,5 @@
-// Flag parsing shared by the controller's commands: `--name=value` or `--name value`, repeatable flags, durations.
+// Flag parsing shared by the controller, the materializer and kflex: durations, `--name=value` or `--name value`,
+// repeatable flags.
 
 /** A command-line mistake; printed as one line with exit code 2, never as a stack trace. */
 export class UsageError extends Error {}

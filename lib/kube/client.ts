@@ -1,5 +1,5 @@
-// The one file that talks to Kubernetes API servers: the hosting cluster, tenant control planes (probes) and
-// adopted clusters. Authentication and kubeconfig handling come from @kubernetes/client-node; requests are plain
+// The one HTTP client of the controller, the materializer and kflex (lib/kube/ is what they share): the hosting
+// cluster, tenant control planes (probes) and adopted clusters. Authentication and kubeconfig handling come from @kubernetes/client-node; requests are plain
 // HTTPS with a keep-alive agent so that reconciling 1,000 control planes does not open 10,000 connections.
 import * as http from 'http';
 import * as https from 'https';
