@@ -1,6 +1,7 @@
 // The one HTTP client of the controller, the materializer and kflex (lib/kube/ is what they share): the hosting
-// cluster, tenant control planes (probes) and adopted clusters. Authentication and kubeconfig handling come from @kubernetes/client-node; requests are plain
-// HTTPS with a keep-alive agent so that reconciling 1,000 control planes does not open 10,000 connections.
+// cluster, tenant control planes (probes) and adopted clusters. Authentication and kubeconfig handling come from
+// @kubernetes/client-node; requests are plain HTTPS with a keep-alive agent so that reconciling 1,000 control planes
+// does not open 10,000 connections.
 import * as http from 'http';
 import * as https from 'https';
 import { KubeConfig, Watch } from '@kubernetes/client-node';
