@@ -4,7 +4,7 @@ import { isConfigKey } from './api-validation';
 import { ControlPlaneBase, ControlPlaneProps } from './control-plane';
 import { MAX_TOKEN_EXPIRATION_SECONDS } from './crds';
 import { checkInteger, KubeflexConfigError } from './errors';
-import { HOSTING_NAMESPACE } from './names';
+import { bootstrapSecretName, HOSTING_NAMESPACE } from './names';
 import { TYPE_CONTRACTS, ADMIN_KUBECONFIG_KEYS } from './wire';
 
 /**
@@ -39,8 +39,8 @@ export class ExternalControlPlane extends ControlPlaneBase {
     const where = `ExternalControlPlane "${scope.node.path ? `${scope.node.path}/` : ''}${id}"`;
     const cpName = props.name ?? id;
     const ref = props.bootstrapSecret ?? {};
-    const name = ref.name ?? `${cpName}-bootstrap`;
-    if (name !== `${cpName}-bootstrap`) {
+    const name = ref.name ?? bootstrapSecretName(cpName);
+    if (name !== bootstrapSecretName(cpName)) {
       throw new KubeflexConfigError(
         where,
         'bootstrapSecret.name',

@@ -13,6 +13,14 @@ export const CONTROL_PLANE_LABEL = `${API_GROUP}/control-plane`;
 /** Namespace of the hosting install (KubeFlex wire contract). */
 export const HOSTING_NAMESPACE = 'kubeflex-system';
 
+/** KubeFlex's names of a control plane's entries in a kubeconfig: cluster `<cp>-cluster`, user `<cp>-admin`, context `<cp>`. */
+export function kubeconfigEntryNames(cp: string): { cluster: string; user: string; context: string } {
+  return { cluster: `${cp}-cluster`, user: `${cp}-admin`, context: cp };
+}
+
+/** The bootstrap kubeconfig Secret of an external plane in `kubeflex-system` (KubeFlex's name). */
+export const bootstrapSecretName = (cp: string) => `${cp}-bootstrap`;
+
 /**
  * Every name derived from a tenant (control plane) name. This is the only place that concatenates
  * tenant names, so limits are checked once and the wire contract with KubeFlex lives in one file.
@@ -30,6 +38,10 @@ export interface TenantNames {
   readonly hostingDatabaseSecret: string;
   /** Job in the hosting namespace that creates the tenant's database and role. */
   readonly provisionJob: string;
+  /** External planes: the bootstrap kubeconfig Secret in the hosting namespace, `<name>-bootstrap`. */
+  readonly bootstrapSecret: string;
+  /** Entries of the plane in a kubeconfig: cluster `<name>-cluster`, user `<name>-admin`, context `<name>`. */
+  readonly kubeconfig: { readonly cluster: string; readonly user: string; readonly context: string };
   /** Off-cluster host name `<name>.<domain>`. */
   host(domain: string): string;
   /** In-cluster DNS name of a Service in the tenant namespace. */
@@ -78,6 +90,8 @@ export function tenantNames(name: string, construct = 'ControlPlane', prop = 'na
     databaseRole: database,
     hostingDatabaseSecret: `${name}-db-credentials`,
     provisionJob: `db-${name}`,
+    bootstrapSecret: bootstrapSecretName(name),
+    kubeconfig: kubeconfigEntryNames(name),
     host: (domain: string) => `${name}.${domain}`,
     serviceHost: (service: string) => `${service}.${namespace}.svc`,
   };

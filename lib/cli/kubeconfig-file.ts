@@ -6,6 +6,7 @@ import * as os from 'os';
 import * as path from 'path';
 import { parse, stringify } from 'yaml';
 import { parseKubeconfig, ParsedKubeconfig, renderParsed } from '../kube/kubeconfig';
+import { kubeconfigEntryNames } from '../names';
 
 export const EXTENSION = 'kubeflex';
 export const HOSTING_KEY = 'hosting-cluster-ctx-name';
@@ -126,13 +127,13 @@ export class KubeconfigFile {
     const cluster = src.clusters[0].cluster;
     const user = src.users[0].user;
     this.removeControlPlane(cp);
-    this.doc.clusters.push({ name: `${cp}-cluster`, cluster });
-    this.doc.users.push({ name: `${cp}-admin`, user });
+    this.doc.clusters.push({ name: kubeconfigEntryNames(cp).cluster, cluster });
+    this.doc.users.push({ name: kubeconfigEntryNames(cp).user, user });
     this.doc.contexts.push({
       name: cp,
       context: {
-        cluster: `${cp}-cluster`,
-        user: `${cp}-admin`,
+        cluster: kubeconfigEntryNames(cp).cluster,
+        user: kubeconfigEntryNames(cp).user,
         ...(ctx.namespace ? { namespace: ctx.namespace } : {}),
         extensions: setExtension(undefined, { [CP_NAME_KEY]: cp }),
       },
@@ -143,8 +144,8 @@ export class KubeconfigFile {
   public removeControlPlane(cp: string): boolean {
     const before = this.doc.contexts.length + this.doc.clusters.length + this.doc.users.length;
     this.doc.contexts = this.doc.contexts.filter((c: any) => c.name !== cp);
-    this.doc.clusters = this.doc.clusters.filter((c: any) => c.name !== `${cp}-cluster`);
-    this.doc.users = this.doc.users.filter((u: any) => u.name !== `${cp}-admin`);
+    this.doc.clusters = this.doc.clusters.filter((c: any) => c.name !== kubeconfigEntryNames(cp).cluster);
+    this.doc.users = this.doc.users.filter((u: any) => u.name !== kubeconfigEntryNames(cp).user);
     return before !== this.doc.contexts.length + this.doc.clusters.length + this.doc.users.length;
   }
 
@@ -155,8 +156,8 @@ export class KubeconfigFile {
     if (this.hasContext(to)) throw new KubeconfigFileError(`context ${to} already exists in ${this.file}`);
     const cluster = this.doc.clusters.find((c: any) => c.name === ctx.context?.cluster);
     const user = this.doc.users.find((u: any) => u.name === ctx.context?.user);
-    if (cluster && cluster.name === `${from}-cluster`) cluster.name = `${to}-cluster`;
-    if (user && user.name === `${from}-admin`) user.name = `${to}-admin`;
+    if (cluster && cluster.name === kubeconfigEntryNames(from).cluster) cluster.name = kubeconfigEntryNames(to).cluster;
+    if (user && user.name === kubeconfigEntryNames(from).user) user.name = kubeconfigEntryNames(to).user;
     ctx.name = to;
     ctx.context = {
       ...ctx.context,

@@ -261,7 +261,7 @@ export function planK8sSecrets(
   }
   if (reasons.length) writes.push(write(lookup, ns, K8S_SECRETS.certs, certs, reasons.join('; ')));
 
-  const triple = { cluster: `${names.name}-cluster`, user: `${names.name}-admin`, context: names.name };
+  const triple = names.kubeconfig;
   const admin = lookup(ns, K8S_SECRETS.adminKubeconfig);
   const adminWant = { ca, cn: 'kubernetes-admin', o: [ADMIN_GROUP], ...triple };
   const off = clientKubeconfig(
@@ -387,8 +387,8 @@ export function planK3sSecrets(
     ca: cas['client-ca'],
     cn: 'system:admin',
     o: [ADMIN_GROUP],
-    cluster: `${names.name}-cluster`,
-    user: `${names.name}-admin`,
+    cluster: names.kubeconfig.cluster,
+    user: names.kubeconfig.user,
     context: names.name,
   };
   // The client certificate is signed by client-ca, but clients must trust server-ca: build with client-ca, then
@@ -511,8 +511,8 @@ export function hostKubeconfig(names: TenantNames, caCert: string, token: string
     server: 'https://kubernetes.default.svc',
     caCert,
     credentials: { token },
-    clusterName: `${names.name}-cluster`,
-    userName: `${names.name}-admin`,
+    clusterName: names.kubeconfig.cluster,
+    userName: names.kubeconfig.user,
     contextName: names.name,
   });
 }

@@ -321,7 +321,7 @@ async function reconcileExternal(
   // its own identity, so any other reference would make it a confused deputy (security review C1). The CRD refuses
   // such references too; this check also covers objects stored before that rule existed.
   const ref = cp.spec?.bootstrapSecretRef;
-  const bootstrapName = `${names.name}-bootstrap`;
+  const bootstrapName = names.bootstrapSecret;
   if (ref && (ref.namespace !== HOSTING_NAMESPACE || ref.name !== bootstrapName)) {
     throw new TerminalSpecError(
       `spec.bootstrapSecretRef ${ref.namespace}/${ref.name} is refused: only ${HOSTING_NAMESPACE}/${bootstrapName} is read`,

@@ -1,7 +1,7 @@
 // kflex adopt
 import { ExternalControlPlane } from '../../external-control-plane';
 import { parseDuration } from '../../kube/args';
-import { CONTROL_PLANE_LABEL, HOSTING_NAMESPACE } from '../../names';
+import { bootstrapSecretName, CONTROL_PLANE_LABEL, HOSTING_NAMESPACE } from '../../names';
 import { ADMIN_KUBECONFIG_KEYS } from '../../wire';
 import { applyObjects } from '../apply';
 import {
@@ -77,7 +77,7 @@ export const adoptCommand: Command = {
       () =>
         new ExternalControlPlane(app, name, {
           hosting: h,
-          bootstrapSecret: { name: `${name}-bootstrap` },
+          bootstrapSecret: { name: bootstrapSecretName(name) },
           tokenExpirationSeconds: Number(expiration),
           postCreateHooks: uses,
         }),
@@ -86,7 +86,11 @@ export const adoptCommand: Command = {
       apiVersion: 'v1',
       kind: 'Secret',
       type: 'Opaque',
-      metadata: { name: `${name}-bootstrap`, namespace: HOSTING_NAMESPACE, labels: { [CONTROL_PLANE_LABEL]: name } },
+      metadata: {
+        name: bootstrapSecretName(name),
+        namespace: HOSTING_NAMESPACE,
+        labels: { [CONTROL_PLANE_LABEL]: name },
+      },
       data: { [ADMIN_KUBECONFIG_KEYS.inClusterKey]: Buffer.from(bootstrap.text).toString('base64') },
     };
     await applyObjects(client, [secret, ...objects]);
