@@ -6,6 +6,7 @@ import { parse, stringify } from 'yaml';
 import { ControlPlaneBase, PostCreateHookUse } from '../control-plane';
 import { KubeflexConfigError } from '../errors';
 import { IKubeflexHosting, KubeflexHosting } from '../hosting';
+import { parseArgv, FlagSpec as KubeFlagSpec } from '../kube/args';
 import { GROUP_PATH, KubeClient, paths, sleep } from '../kube/client';
 import { hookFromObject } from '../materialize';
 import { HOSTING_NAMESPACE } from '../names';
@@ -70,12 +71,7 @@ export interface Io {
 
 // ---- Flags ---------------------------------------------------------------------------------------------------------
 
-export interface FlagSpec {
-  readonly long: string;
-  readonly short?: string;
-  readonly kind: 'string' | 'bool' | 'list';
-  readonly help: string;
-}
+export type FlagSpec = KubeFlagSpec & { readonly help: string };
 
 export const GLOBAL: FlagSpec[] = [
   {
@@ -90,38 +86,9 @@ export const GLOBAL: FlagSpec[] = [
   { long: 'verbosity', short: 'v', kind: 'string', help: 'log verbosity, an integer (default 0)' },
 ];
 
+/** A command's flags plus the global ones, through the one argv parser (lib/kube/args.ts). */
 export function parseArgs(argv: string[], specs: FlagSpec[]): { flags: Record<string, any>; args: string[] } {
-  const all = [...specs, ...GLOBAL];
-  const flags: Record<string, any> = {};
-  const args: string[] = [];
-  for (let i = 0; i < argv.length; i++) {
-    const a = argv[i];
-    if (a === '--') {
-      args.push(...argv.slice(i + 1));
-      break;
-    }
-    if (!a.startsWith('-') || a === '-') {
-      args.push(a);
-      continue;
-    }
-    const eq = a.indexOf('=');
-    const key = eq < 0 ? a : a.slice(0, eq);
-    const spec = key.startsWith('--')
-      ? all.find((s) => s.long === key.slice(2))
-      : all.find((s) => s.short === key.slice(1));
-    if (!spec) throw usage(`unknown flag ${key}`);
-    if (spec.kind === 'bool') {
-      flags[spec.long] = eq < 0 ? true : a.slice(eq + 1) !== 'false';
-      continue;
-    }
-    let value: string;
-    if (eq >= 0) value = a.slice(eq + 1);
-    else if (i + 1 < argv.length) value = argv[++i];
-    else throw usage(`flag ${key} needs a value`);
-    if (spec.kind === 'list') flags[spec.long] = [...(flags[spec.long] ?? []), value];
-    else flags[spec.long] = value;
-  }
-  return { flags, args };
+  return parseArgv(argv, [...specs, ...GLOBAL]);
 }
 
 export function helpText(cmd: string, synopsis: string, description: string, specs: FlagSpec[]): string {

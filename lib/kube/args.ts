@@ -4,35 +4,65 @@
 /** A command-line mistake; printed as one line with exit code 2, never as a stack trace. */
 export class UsageError extends Error {}
 
-/** Parses `--flag=value` / `--flag value` / `--bool`; `repeatable` flags collect into arrays. */
+/** One flag of a command: `--long`, optionally `-s`; a string, a boolean, or a repeatable list. */
+export interface FlagSpec {
+  readonly long: string;
+  readonly short?: string;
+  readonly kind: 'string' | 'bool' | 'list';
+  /** One line for --help. @default - none */
+  readonly help?: string;
+}
+
+/**
+ * The one argv parser of the controller, the materializer and kflex: `--flag=value`, `--flag value`, `-f value`,
+ * `--bool` (or `--bool=false`), repeatable list flags, `--` ends the flags. An unknown flag or a missing value is a
+ * UsageError.
+ */
+export function parseArgv(argv: string[], specs: FlagSpec[]): { flags: Record<string, any>; args: string[] } {
+  const flags: Record<string, any> = {};
+  const args: string[] = [];
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i];
+    if (a === '--') {
+      args.push(...argv.slice(i + 1));
+      break;
+    }
+    if (!a.startsWith('-') || a === '-') {
+      args.push(a);
+      continue;
+    }
+    const eq = a.indexOf('=');
+    const key = eq < 0 ? a : a.slice(0, eq);
+    const spec = key.startsWith('--')
+      ? specs.find((s) => s.long === key.slice(2))
+      : specs.find((s) => s.short !== undefined && s.short === key.slice(1));
+    if (!spec) throw new UsageError(`unknown flag ${key}`);
+    if (spec.kind === 'bool') {
+      flags[spec.long] = eq < 0 ? true : a.slice(eq + 1) !== 'false';
+      continue;
+    }
+    let value: string;
+    if (eq >= 0) value = a.slice(eq + 1);
+    else if (i + 1 < argv.length) value = argv[++i];
+    else throw new UsageError(`flag ${key} needs a value`);
+    if (spec.kind === 'list') flags[spec.long] = [...(flags[spec.long] ?? []), value];
+    else flags[spec.long] = value;
+  }
+  return { flags, args };
+}
+
+/** parseArgv for commands that name their flags by kind (the controller's and the materializer's). */
 export function parseFlags(
   argv: string[],
   spec: { strings: string[]; booleans?: string[]; repeatable?: string[] },
 ): { flags: Record<string, string | boolean | string[]>; positional: string[] } {
-  const flags: Record<string, string | boolean | string[]> = {};
-  const positional: string[] = [];
-  for (let i = 0; i < argv.length; i++) {
-    const a = argv[i];
-    if (!a.startsWith('--')) {
-      positional.push(a);
-      continue;
-    }
-    const eq = a.indexOf('=');
-    const name = a.slice(2, eq < 0 ? undefined : eq);
-    if (spec.booleans?.includes(name)) {
-      flags[name] = eq < 0 ? true : a.slice(eq + 1) !== 'false';
-      continue;
-    }
-    if (!spec.strings.includes(name) && !spec.repeatable?.includes(name))
-      throw new UsageError(`unknown flag --${name}`);
-    let value: string;
-    if (eq >= 0) value = a.slice(eq + 1);
-    else if (i + 1 < argv.length) value = argv[++i];
-    else throw new UsageError(`flag --${name} needs a value`);
-    if (spec.repeatable?.includes(name)) flags[name] = [...((flags[name] as string[]) ?? []), value];
-    else flags[name] = value;
-  }
-  return { flags, positional };
+  const specs: FlagSpec[] = [
+    ...spec.strings.map((long) => ({ long, kind: 'string' as const })),
+    ...(spec.booleans ?? []).map((long) => ({ long, kind: 'bool' as const })),
+    ...(spec.repeatable ?? []).map((long) => ({ long, kind: 'list' as const })),
+  ];
+  const { flags, args } = parseArgv(argv, specs);
+  return { flags, positional: args };
 }
 
 /** Parses a duration such as `500ms`, `15s`, `5m`, `8760h`, `30d` into milliseconds. */
