@@ -22,7 +22,7 @@ import { tenantNetworkPolicies, TenantNetworkOptions } from './network-policy';
 import { PostCreateHook } from './post-create-hook';
 import { podSecurityLabels, restrictedContainerJson } from './security';
 import { IMAGES } from './versions';
-import { SLEEP_ANNOTATION, SLEEP_WORKLOADS } from './wire';
+import { ControlPlaneTypeName, SLEEP_ANNOTATION, TYPE_CONTRACTS } from './wire';
 
 /** One use of a PostCreateHook by a control plane. */
 export interface PostCreateHookUse {
@@ -138,7 +138,7 @@ export abstract class ControlPlaneBase extends Chart {
     }
     props.hosting.registerControlPlane(name, this);
     const sleeping = props.sleeping ?? false;
-    if (sleeping && !SLEEP_WORKLOADS[info.type]) {
+    if (sleeping && !TYPE_CONTRACTS[info.type as ControlPlaneTypeName]?.sleepWorkloads.length) {
       throw new KubeflexConfigError(
         this.constructName,
         'sleeping',

@@ -163,13 +163,6 @@ export function typeContract(type: string | undefined): TypeContract | undefined
     : undefined;
 }
 
-/** The workloads scaled to zero when a control plane of a type sleeps (none for host and external). */
-export const SLEEP_WORKLOADS: Record<string, readonly WorkloadRef[]> = Object.fromEntries(
-  Object.entries(TYPE_CONTRACTS)
-    .filter(([, c]) => c.sleepWorkloads.length)
-    .map(([t, c]) => [t, c.sleepWorkloads]),
-);
-
 /** Annotation on every object the materializer applies: the UID of the ControlPlane it was made for. */
 export const MATERIALIZED_FOR = 'kflex.kubestellar.org/materialized-for';
 /** Annotation the materializer sets on a ControlPlane it cannot serve; the controller reports it as Synced=False. */

@@ -4,15 +4,16 @@ import * as path from 'path';
 import { App, Chart } from 'cdk8s';
 import { parse, stringify } from 'yaml';
 import { ControlPlaneBase, PostCreateHookUse } from '../control-plane';
+import { ControlPlaneObject } from '../controller/core';
 import { KubeflexConfigError } from '../errors';
 import { IKubeflexHosting, KubeflexHosting } from '../hosting';
 import { parseArgv, FlagSpec as KubeFlagSpec } from '../kube/args';
 import { GROUP_PATH, KubeClient, paths, sleep } from '../kube/client';
 import { hookFromObject } from '../materialize';
-import { HOSTING_NAMESPACE } from '../names';
+import { HOSTING_NAMESPACE, tenantNames } from '../names';
 import { PostCreateHook } from '../post-create-hook';
 import { KUBEFLEX_COMPATIBLE_VERSION } from '../versions';
-import { HOSTING_CONFIGMAP, SLEEP_ANNOTATION, SLEEP_WORKLOADS } from '../wire';
+import { HOSTING_CONFIGMAP, SLEEP_ANNOTATION, typeContract } from '../wire';
 import { CP_NAME_KEY, KubeconfigFile } from './kubeconfig-file';
 
 /** Our package.json, read at run time: the nearest one above this file (build/lib/cli or lib/cli under ts-node). */
@@ -251,14 +252,15 @@ export function parseSets(values: string[] = []): Record<string, string> {
   return out;
 }
 
-export const condition = (cp: any, type: string) => (cp?.status?.conditions ?? []).find((c: any) => c.type === type);
+export const condition = (cp: ControlPlaneObject | undefined, type: string) =>
+  (cp?.status?.conditions ?? []).find((c: any) => c.type === type);
 
 export async function waitReady(ctx: Ctx, client: KubeClient, name: string, timeoutMs: number): Promise<any> {
   const deadline = Date.now() + timeoutMs;
   ctx.io.err(`Waiting for control plane ${name} to be Ready (timeout ${timeoutMs / 1000}s)\n`);
   let last = '';
   for (;;) {
-    const cp = await client.get<any>(paths.controlPlane(name));
+    const cp = await client.get<ControlPlaneObject>(paths.controlPlane(name));
     if (!cp) throw new CliError(`control plane ${name} disappeared while waiting for it`);
     const ready = condition(cp, 'Ready');
     const synced = condition(cp, 'Synced');
@@ -281,9 +283,9 @@ export async function sleepTarget(ctx: Ctx, args: string[]) {
   const name = args[0];
   const kc = loadKubeconfig(ctx);
   const { client, context } = await hosting(ctx, kc);
-  const cp = await client.get<any>(paths.controlPlane(name));
+  const cp = await client.get<ControlPlaneObject>(paths.controlPlane(name));
   if (!cp) throw new CliError(`control plane ${name} not found on the hosting cluster (context ${context})`);
-  if (!SLEEP_WORKLOADS[cp.spec?.type])
+  if (!typeContract(cp.spec?.type)?.sleepWorkloads.length)
     throw new CliError(
       `control plane ${name} is of type ${cp.spec?.type}: only k8s, k3s and vcluster planes can sleep`,
     );
@@ -295,10 +297,15 @@ export async function sleepTarget(ctx: Ctx, args: string[]) {
  * and sets or removes the sleeping annotation. Asleep, the workloads go first; awake, the annotation goes last, so
  * the controller never probes an API server that is being stopped.
  */
-export async function setSleeping(client: KubeClient, name: string, cp: any, sleeping: boolean): Promise<void> {
-  const ns = `${name}-system`;
+export async function setSleeping(
+  client: KubeClient,
+  name: string,
+  cp: ControlPlaneObject,
+  sleeping: boolean,
+): Promise<void> {
+  const ns = tenantNames(name).namespace;
   const scale = async (replicas: number) => {
-    for (const w of SLEEP_WORKLOADS[cp.spec.type]) {
+    for (const w of typeContract(cp.spec?.type)?.sleepWorkloads ?? []) {
       const path = `${paths.object('apps/v1', w.kind, w.name, ns)!}/scale`;
       await client.request('PATCH', path, { spec: { replicas } }, 'application/merge-patch+json');
     }
@@ -320,7 +327,7 @@ export async function setSleeping(client: KubeClient, name: string, cp: any, sle
 }
 
 /** Fetches the control plane's off-cluster kubeconfig (every data value non-empty, as KubeFlex waits for). */
-export async function fetchKubeconfig(client: KubeClient, cp: any): Promise<string | undefined> {
+export async function fetchKubeconfig(client: KubeClient, cp: ControlPlaneObject): Promise<string | undefined> {
   const ref = cp.status?.secretRef;
   if (!ref?.name || !ref.key) return undefined;
   const s = await client.get<any>(paths.secret(ref.namespace, ref.name));

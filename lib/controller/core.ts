@@ -676,6 +676,7 @@ export interface ControlPlaneObject {
     readonly name: string;
     readonly uid?: string;
     readonly generation?: number;
+    readonly creationTimestamp?: string;
     readonly deletionTimestamp?: string;
     readonly finalizers?: string[];
     readonly labels?: Record<string, string>;

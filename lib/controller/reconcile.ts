@@ -13,7 +13,7 @@ import {
   MATERIALIZE_ERROR,
   POSTGRES_TLS_SECRET,
   SLEEP_ANNOTATION,
-  SLEEP_WORKLOADS,
+  typeContract,
 } from '../wire';
 import {
   ADMIN_BINDING_PATH,
@@ -219,7 +219,8 @@ export async function reconcileControlPlane(deps: ReconcileDeps, name: string): 
     notReady ??= plan.waitingFor && `waiting for ${plan.waitingFor}`;
 
     // Asleep: Secrets are still kept current (above), but nothing is probed; its API is down on purpose.
-    const sleeping = cp.metadata.annotations?.[SLEEP_ANNOTATION] === 'true' && SLEEP_WORKLOADS[type] !== undefined;
+    const sleeping =
+      cp.metadata.annotations?.[SLEEP_ANNOTATION] === 'true' && !!typeContract(type)?.sleepWorkloads.length;
     if (!sleeping) {
       notReady ??= await apiNotReady(
         deps,

@@ -1,4 +1,5 @@
 // kflex ctx
+import { ControlPlaneObject } from '../../controller/core';
 import { paths } from '../../kube/client';
 import { CliError, Command, fetchKubeconfig, hosting, loadKubeconfig, table, usage } from '../context';
 import { CP_NAME_KEY, KubeconfigFileError } from '../kubeconfig-file';
@@ -106,7 +107,7 @@ export const ctxCommand: Command = {
       return;
     }
     const { client, context } = await hosting(ctx, kc);
-    const cp = await client.get<any>(paths.controlPlane(name));
+    const cp = await client.get<ControlPlaneObject>(paths.controlPlane(name));
     if (!cp)
       throw new CliError(
         `control plane ${name} not found on the hosting cluster (context ${context}) and no local context ${name} exists`,

@@ -1,4 +1,5 @@
 // kflex delete
+import { ControlPlaneObject } from '../../controller/core';
 import { parseDuration } from '../../kube/args';
 import { paths, sleep } from '../../kube/client';
 import { CONTROL_PLANE_LABEL } from '../../names';
@@ -17,7 +18,7 @@ export const deleteCommand: Command = {
     const timeout = parseDuration('timeout', flags.timeout ?? DELETE_TIMEOUT);
     const kc = loadKubeconfig(ctx);
     const { client, context } = await hosting(ctx, kc);
-    const cp = await client.get<any>(paths.controlPlane(name));
+    const cp = await client.get<ControlPlaneObject>(paths.controlPlane(name));
     if (!cp) throw new CliError(`control plane ${name} not found on the hosting cluster (context ${context})`);
     await client.deleteIfPresent(`${paths.controlPlane(name)}?propagationPolicy=Background`);
     const deleted = await deleteByLabel(client, CONTROL_PLANE_LABEL, name);
@@ -26,7 +27,7 @@ export const deleteCommand: Command = {
     const deadline = Date.now() + timeout;
     for (;;) {
       const [left, nsLeft] = await Promise.all([
-        client.get<any>(paths.controlPlane(name)),
+        client.get<ControlPlaneObject>(paths.controlPlane(name)),
         client.get<any>(paths.namespace(ns)),
       ]);
       if (!left && !nsLeft) break;

@@ -1,4 +1,5 @@
 // kflex list
+import { ControlPlaneObject } from '../../controller/core';
 import { paths } from '../../kube/client';
 import { age, Command, condition, hosting, loadKubeconfig, table, usage } from '../context';
 
@@ -10,9 +11,9 @@ export const listCommand: Command = {
     if (args.length) throw usage(`unexpected argument ${args[0]}`);
     const kc = loadKubeconfig(ctx);
     const { client } = await hosting(ctx, kc);
-    const items = ((await client.request<any>('GET', paths.controlPlanes)).items ?? []).sort((a: any, b: any) =>
-      a.metadata.name.localeCompare(b.metadata.name),
-    );
+    const items = (
+      (await client.request<{ items?: ControlPlaneObject[] }>('GET', paths.controlPlanes)).items ?? []
+    ).sort((a, b) => a.metadata.name.localeCompare(b.metadata.name));
     if (!items.length) {
       ctx.io.out('No control planes found.\n');
       return;
