@@ -9,6 +9,7 @@ import { KubeflexConfigError } from '../errors';
 import { IKubeflexHosting, KubeflexHosting } from '../hosting';
 import { parseArgv, FlagSpec as KubeFlagSpec } from '../kube/args';
 import { GROUP_PATH, KubeClient, paths, sleep } from '../kube/client';
+import { contextEntries } from '../kube/kubeconfig';
 import { hookFromObject } from '../materialize';
 import { HOSTING_NAMESPACE, tenantNames } from '../names';
 import { PostCreateHook } from '../post-create-hook';
@@ -419,11 +420,12 @@ export function trimmedKubeconfig(
   } catch (e) {
     throw new CliError(`cannot read the kubeconfig to adopt (${file}): ${(e as Error).message.split('\n')[0]}`);
   }
+  const e = contextEntries(doc, context);
   const name = context ?? doc?.['current-context'];
-  const ctx = (doc?.contexts ?? []).find((c: any) => c.name === name);
+  const ctx = e.contextEntry;
   if (!ctx) throw new CliError(`context ${name ?? '(none)'} not found in ${file}`);
-  const cluster = { ...((doc.clusters ?? []).find((c: any) => c.name === ctx.context?.cluster)?.cluster ?? {}) };
-  const user = { ...((doc.users ?? []).find((u: any) => u.name === ctx.context?.user)?.user ?? {}) };
+  const cluster = { ...(e.cluster ?? {}) };
+  const user = { ...(e.user ?? {}) };
   if (!cluster.server) throw new CliError(`context ${name} in ${file} has no cluster server`);
   // Inline file references: the controller reads this from a Secret, not from this machine.
   const inline = (obj: any, fileKey: string, dataKey: string) => {

@@ -5,7 +5,7 @@ import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
 import { parse, stringify } from 'yaml';
-import { parseKubeconfig, ParsedKubeconfig, renderParsed } from '../kube/kubeconfig';
+import { contextEntries, parseKubeconfig, ParsedKubeconfig, renderParsed } from '../kube/kubeconfig';
 import { kubeconfigEntryNames } from '../names';
 
 export const EXTENSION = 'kubeflex';
@@ -104,8 +104,7 @@ export class KubeconfigFile {
 
   /** True when the context exists and points at a cluster with a server. */
   public isUsable(name: string): boolean {
-    const ctx = this.doc.contexts.find((c: any) => c.name === name)?.context;
-    const cluster = this.doc.clusters.find((c: any) => c.name === ctx?.cluster)?.cluster;
+    const { cluster } = contextEntries(this.doc, name);
     return typeof cluster?.server === 'string' && cluster.server !== '';
   }
 

@@ -98,6 +98,40 @@ function refuseUnsafe(cluster: Record<string, unknown>, user: Record<string, unk
   }
 }
 
+/** What a kubeconfig's context names, looked up as written (no validation): the one context resolver. */
+export interface ContextEntries {
+  /** The context's name (the current one unless another was asked for). */
+  readonly name?: string;
+  /** The list items `{name, context}`, `{name, cluster}` and `{name, user}` it names, where defined. */
+  readonly contextEntry?: any;
+  readonly clusterEntry?: any;
+  readonly userEntry?: any;
+  /** Their `context`, `cluster` and `user` fields. */
+  readonly context?: any;
+  readonly cluster?: any;
+  readonly user?: any;
+}
+
+/** Resolves context `name` (default: `current-context`) of a parsed kubeconfig document to its entries. */
+export function contextEntries(doc: any, name?: string): ContextEntries {
+  const n = name ?? doc?.['current-context'];
+  const find = (list: unknown, key: unknown) =>
+    Array.isArray(list) && key !== undefined ? list.find((e: any) => e?.name === key) : undefined;
+  const contextEntry = find(doc?.contexts, n);
+  const ctx = contextEntry?.context;
+  const clusterEntry = find(doc?.clusters, ctx?.cluster);
+  const userEntry = find(doc?.users, ctx?.user);
+  return {
+    name: typeof n === 'string' && n ? n : undefined,
+    contextEntry,
+    clusterEntry,
+    userEntry,
+    context: ctx,
+    cluster: clusterEntry?.cluster,
+    user: userEntry?.user,
+  };
+}
+
 /**
  * Parses a kubeconfig and resolves its current context, keeping only server, CA data, TLS server name, client
  * certificate/key data and token; refuses plugins, files, proxies, impersonation and basic auth. Throws an Error
@@ -113,14 +147,15 @@ export function parseKubeconfig(text: string): ParsedKubeconfig {
   if (!doc || typeof doc !== 'object') throw new Error('not a kubeconfig document');
   const current = doc['current-context'];
   if (typeof current !== 'string' || !current) throw new Error('has no current-context');
-  const find = (list: unknown, n: unknown, what: string) => {
-    const hit = Array.isArray(list) ? list.find((e: any) => e?.name === n) : undefined;
-    if (!hit) throw new Error(`current-context "${current}" refers to ${what} "${String(n)}", which is not defined`);
-    return hit;
-  };
-  const ctx = find(doc.contexts, current, 'context').context ?? {};
-  const cluster = find(doc.clusters, ctx.cluster, 'cluster').cluster ?? {};
-  const user = find(doc.users, ctx.user, 'user').user ?? {};
+  const missing = (what: string, n: unknown) =>
+    new Error(`current-context "${current}" refers to ${what} "${String(n)}", which is not defined`);
+  const e = contextEntries(doc);
+  if (!e.contextEntry) throw missing('context', current);
+  const ctx = e.contextEntry.context ?? {};
+  if (!e.clusterEntry) throw missing('cluster', ctx.cluster);
+  const cluster = e.clusterEntry.cluster ?? {};
+  if (!e.userEntry) throw missing('user', ctx.user);
+  const user = e.userEntry.user ?? {};
   if (typeof cluster.server !== 'string' || !/^https:\/\//.test(cluster.server)) {
     // Every kubeconfig kept carries a credential, which is never sent over plain http (review L6).
     throw new Error(`cluster "${ctx.cluster}" has no https server URL`);
