@@ -45,13 +45,11 @@ export class Manager {
   private readonly abort = new AbortController();
   private readonly queue: WorkQueue;
   private readonly failures = new Map<string, number>();
-  private readonly known = new Set<string>();
   private readonly seen = new Map<string, string>();
   private readonly synced = new Set<string>();
-  /** Last seen ControlPlanes and PostCreateHooks, from the watches: a hook's status aggregates its planes'. */
+  /** Last seen ControlPlanes (the planes the controller knows) and PostCreateHooks, from the watches. */
   private readonly cpObjects = new Map<string, ControlPlaneObject>();
   private readonly hookObjects = new Map<string, PostCreateHookObject>();
-  private readonly hookGenerations = new Map<string, number | undefined>();
   private readonly deps: ReconcileDeps;
   private server?: http.Server;
   private resyncTimer?: NodeJS.Timeout;
@@ -103,7 +101,7 @@ export class Manager {
     const resync = this.opts.resyncMs ?? DEFAULT_RESYNC_MS;
     this.resyncTimer = setInterval(() => {
       void this.hostingPass();
-      for (const k of this.known) this.queue.add(k);
+      for (const k of this.cpObjects.keys()) this.queue.add(k);
       for (const h of this.hookObjects.keys()) this.queue.add(HOOK_KEY + h);
     }, resync);
     log.info('controller started', { workers, resyncMs: resync });
@@ -137,12 +135,10 @@ export class Manager {
       }
       if (type === 'DELETED') {
         this.cpObjects.delete(name);
-        this.known.delete(name);
         this.seen.delete(name);
         return;
       }
       this.cpObjects.set(name, obj);
-      this.known.add(name);
       // Our own status writes change neither generation, finalizers nor deletion: they need no reconcile.
       const m = obj.metadata;
       const fingerprint = `${m.generation}/${m.deletionTimestamp ?? ''}/${(m.finalizers ?? []).join(',')}`;
@@ -154,20 +150,18 @@ export class Manager {
     if (kind === 'PostCreateHook') {
       const name = obj?.metadata?.name;
       if (!name) return;
-      const generation = obj.metadata.generation;
-      const specChanged = !this.hookGenerations.has(name) || this.hookGenerations.get(name) !== generation;
+      const previous = this.hookObjects.get(name);
+      const specChanged = !previous || previous.metadata.generation !== obj.metadata.generation;
       if (type === 'DELETED') {
         this.hookObjects.delete(name);
-        this.hookGenerations.delete(name);
       } else {
         this.hookObjects.set(name, obj);
-        this.hookGenerations.set(name, generation);
         this.queue.add(HOOK_KEY + name);
       }
       // Hooks may be created after the control planes that use them (KubeFlex issue #319): look at all again. Our
       // own status writes leave the generation alone and need no pass over the planes.
       if (type === 'DELETED' || specChanged) {
-        for (const k of this.known) this.queue.add(k);
+        for (const k of this.cpObjects.keys()) this.queue.add(k);
       }
       return;
     }
@@ -175,11 +169,11 @@ export class Manager {
     if (ns === HOSTING_NAMESPACE) {
       // A tenant's database Job: its success lets the plane get its finalizer.
       const db = kind === 'Job' ? /^db-(.*)$/.exec(obj?.metadata?.name ?? '') : null;
-      if (db && this.known.has(db[1])) this.queue.add(db[1]);
+      if (db && this.cpObjects.has(db[1])) this.queue.add(db[1]);
       return;
     }
     const m = ns ? /^(.*)-system$/.exec(ns) : null;
-    if (m && this.known.has(m[1])) this.queue.add(m[1]);
+    if (m && this.cpObjects.has(m[1])) this.queue.add(m[1]);
   }
 
   private async work(): Promise<void> {
