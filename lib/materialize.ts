@@ -11,8 +11,7 @@ import { hookUses } from './controller/core';
 import { KubeflexConfigError } from './errors';
 import { ExternalControlPlane } from './external-control-plane';
 import { HostControlPlane } from './host-control-plane';
-import { IKubeflexHosting, KubeflexHosting, KubeflexHostingProps, PostgresSslMode } from './hosting';
-import { decodeHostingConfig } from './hosting-config';
+import { IKubeflexHosting, KubeflexHosting } from './hosting';
 import { K3sControlPlane } from './k3s-control-plane';
 import { K8sControlPlane } from './k8s-control-plane';
 import { PostCreateHook } from './post-create-hook';
@@ -49,37 +48,6 @@ export function isSynthesized(cp: BareControlPlane): boolean {
   return cp.metadata.labels?.[PART_OF_LABEL] === 'kubeflex';
 }
 
-/** Hosting props as installed, from the data of ConfigMap `kubeflex-config` (what the hosting chart wrote there). */
-export function hostingPropsFromConfig(d: Record<string, string>): KubeflexHostingProps {
-  const c = decodeHostingConfig(d);
-  const props: KubeflexHostingProps = {
-    domain: c.domain,
-    externalPort: c.externalPort,
-    isOpenShift: c.isOpenShift,
-    hostContainer: c.hostContainer,
-    ingressClassName: c.ingressClassName,
-    ingressNamespace: c.ingressNamespace,
-    gateway: c.gateway,
-  };
-  const pg = c.postgres;
-  if (!pg) return { ...props, installPostgres: false };
-  const postgresSslMode = pg.sslMode as PostgresSslMode;
-  if (pg.bundled) return { ...props, postgresSslMode };
-  return {
-    ...props,
-    externalPostgres: {
-      host: pg.host,
-      port: pg.port,
-      superuser: pg.superuser,
-      passwordSecretName: pg.passwordSecret,
-      passwordSecretKey: pg.passwordKey,
-      caSecretName: pg.ca?.secret,
-      caSecretKey: pg.ca?.key,
-    },
-    postgresSslMode,
-  };
-}
-
 /** PostCreateHook constructs for hook objects read from the cluster, registered with `hosting`. */
 export function hookFromObject(hosting: IKubeflexHosting, obj: HookObject, allowClusterScoped = false): PostCreateHook {
   return new PostCreateHook(hosting, `hook-${obj.metadata.name}`, {
@@ -93,18 +61,19 @@ export function hookFromObject(hosting: IKubeflexHosting, obj: HookObject, allow
 }
 
 /**
- * Every object our constructs synthesize for `cp` (its ControlPlane object included), given the hosting props as
- * installed and the PostCreateHook objects of the cluster. Throws KubeflexConfigError with synth's own message for a
+ * Every object our constructs synthesize for `cp` (its ControlPlane object included), given the data of the
+ * installed `kubeflex-config` (imported with KubeflexHosting.fromConfig: nothing of the install is built) and the
+ * PostCreateHook objects of the cluster. Throws KubeflexConfigError with synth's own message for a
  * spec synth would refuse, and for a hook the cluster does not have.
  */
 export function materialize(
   cp: BareControlPlane,
-  hosting: KubeflexHostingProps,
+  config: Record<string, string>,
   hooks: HookObject[],
   opts: { allowClusterScoped?: boolean } = {},
 ): any[] {
   const app = new App({ outdir: '/nonexistent' });
-  const h = new KubeflexHosting(app, 'hosting', hosting);
+  const h = KubeflexHosting.fromConfig(app, 'hosting', { config });
   const spec = cp.spec ?? {};
   const uses: PostCreateHookUse[] = [];
   for (const use of hookUses(cp)) {

@@ -2,7 +2,7 @@
 // configuration as installed, the cluster's PostCreateHook objects) equals what `cdk8s synth` emits for it.
 import { App } from 'cdk8s';
 import { KubeflexConfigError, materialize } from '../lib';
-import { hostingPropsFromConfig, isSynthesized, withOwnership } from '../lib/materialize';
+import { isSynthesized, withOwnership } from '../lib/materialize';
 import { MATERIALIZED_FOR } from '../lib/wire';
 import { buildExamplePlatform } from '../main';
 
@@ -13,11 +13,11 @@ function examplePlatform() {
   const hosting = charts.hosting;
   const config = hosting.find((o: any) => o.kind === 'ConfigMap' && o.metadata.name === 'kubeflex-config').data;
   const hooks = hosting.filter((o: any) => o.kind === 'PostCreateHook');
-  return { charts, props: hostingPropsFromConfig(config), hooks };
+  return { charts, config, hooks };
 }
 
 describe('materializer: a bare ControlPlane gives exactly the synthesized objects', () => {
-  const { charts, props, hooks } = examplePlatform();
+  const { charts, config, hooks } = examplePlatform();
 
   for (const name of ['cp1', 'cp2', 'cp3', 'cp4', 'ext1']) {
     test(`${name}: same objects as cdk8s synth, apart from the ownership mark`, () => {
@@ -27,7 +27,7 @@ describe('materializer: a bare ControlPlane gives exactly the synthesized object
       // What a KubeFlex client creates: name and spec, none of our labels.
       const bare = { metadata: { name: cp.metadata.name, uid: `uid-${name}` }, spec: cp.spec };
       expect(isSynthesized(bare)).toBe(false);
-      const built = materialize(bare, props, hooks);
+      const built = materialize(bare, config, hooks);
       expect(built).toEqual(synthesized);
       const applied = withOwnership(built, bare);
       const strip = (o: any) => {
@@ -50,7 +50,7 @@ describe('materializer: a bare ControlPlane gives exactly the synthesized object
   }
 
   test("a spec synth would refuse fails with synth's own message", () => {
-    const bad = (spec: object) => () => materialize({ metadata: { name: 'x1', uid: 'u' }, spec }, props, hooks);
+    const bad = (spec: object) => () => materialize({ metadata: { name: 'x1', uid: 'u' }, spec }, config, hooks);
     expect(bad({ type: 'k8s', postCreateHooks: [{ hookName: 'nope' }] })).toThrow(KubeflexConfigError);
     expect(bad({ type: 'k8s', postCreateHooks: [{ hookName: 'nope' }] })).toThrow(
       /postCreateHooks\[\]\.hook "nope": no PostCreateHook with that name/,
@@ -58,7 +58,7 @@ describe('materializer: a bare ControlPlane gives exactly the synthesized object
     expect(bad({ type: 'ocm' })).toThrow(
       'ControlPlane x1: invalid spec.type "ocm": is not a type this installation serves',
     );
-    expect(() => materialize({ metadata: { name: 'kube', uid: 'u' }, spec: { type: 'k8s' } }, props, hooks)).toThrow(
+    expect(() => materialize({ metadata: { name: 'kube', uid: 'u' }, spec: { type: 'k8s' } }, config, hooks)).toThrow(
       KubeflexConfigError,
     );
     expect(bad({ type: 'external', tokenExpirationSeconds: 5 })).toThrow(/tokenExpirationSeconds/);

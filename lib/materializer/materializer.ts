@@ -8,10 +8,10 @@ import { hookUses } from '../controller/core';
 import { Logger } from '../controller/log';
 import { backoffDelayMs, WorkQueue } from '../controller/work-queue';
 import { KubeflexConfigError } from '../errors';
+import { decodeHostingConfig } from '../hosting-config';
 import { ApiError, KubeClient, paths } from '../kube/client';
 import {
   BareControlPlane,
-  hostingPropsFromConfig,
   isSynthesized,
   materialize,
   MATERIALIZE_ERROR,
@@ -46,6 +46,8 @@ export async function materializeOne(client: KubeClient, name: string, log: Logg
   try {
     const config = (await client.get<any>(paths.configMap(HOSTING_NAMESPACE, HOSTING_CONFIGMAP)))?.data;
     if (!config) throw new Refused(`ConfigMap ${HOSTING_NAMESPACE}/${HOSTING_CONFIGMAP} not found`);
+    // A broken install setting is the operator's to fix, not this plane's refusal: fail the pass (plain Error).
+    decodeHostingConfig(config);
     const hooks = [];
     for (const use of hookUses(cp)) {
       const h = await client.get<any>(paths.postCreateHook(use.hookName));
@@ -53,7 +55,7 @@ export async function materializeOne(client: KubeClient, name: string, log: Logg
     }
     let objects: any[];
     try {
-      objects = withOwnership(materialize(cp, hostingPropsFromConfig(config), hooks), cp);
+      objects = withOwnership(materialize(cp, config, hooks), cp);
     } catch (e) {
       if (e instanceof KubeflexConfigError) throw new Refused(e.message);
       throw e;

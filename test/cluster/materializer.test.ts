@@ -8,7 +8,7 @@ import * as path from 'path';
 import { App } from 'cdk8s';
 import { parse, stringify } from 'yaml';
 import { K8sControlPlane, KubeflexHosting, materialize, PostCreateHook, synthesizeAtomically } from '../../lib';
-import { hostingPropsFromConfig, withOwnership } from '../../lib/materialize';
+import { withOwnership } from '../../lib/materialize';
 import { MATERIALIZE_ERROR, MATERIALIZED_FOR } from '../../lib/wire';
 import {
   applySynthesized,
@@ -102,7 +102,7 @@ suite('materializer: bare ControlPlanes (as KubeFlex clients create them) become
     const config = json(['get', 'configmap', '-n', 'kubeflex-system', 'kubeflex-config']).data;
     const hooks = [json(['get', 'postcreatehook', 'hello'])];
     const cp = json(['get', 'cp', 'bare1']);
-    const expected = withOwnership(materialize(cp, hostingPropsFromConfig(config), hooks), cp);
+    const expected = withOwnership(materialize(cp, config, hooks), cp);
     expect(expected.length).toBeGreaterThan(10);
     for (const o of expected) {
       const group = o.apiVersion.includes('/') ? `.${o.apiVersion.split('/')[0]}` : '';
