@@ -1,9 +1,9 @@
 // kflex's shared parts: errors, flag parsing, help text, the hosting cluster and kubeconfig helpers, output.
 import * as fs from 'fs';
 import * as path from 'path';
-import { App, Chart } from 'cdk8s';
+import { App } from 'cdk8s';
 import { parse, stringify } from 'yaml';
-import { ControlPlaneBase, PostCreateHookUse } from '../control-plane';
+import { PostCreateHookUse } from '../control-plane';
 import { ControlPlaneObject } from '../controller/core';
 import { KubeflexConfigError } from '../errors';
 import { IKubeflexHosting, KubeflexHosting } from '../hosting';
@@ -168,24 +168,8 @@ export async function installedHosting(client: KubeClient, app: App): Promise<IK
     throw new CliError(
       `ConfigMap ${HOSTING_NAMESPACE}/${HOSTING_CONFIGMAP} not found on the hosting cluster: run kflex init`,
     );
-  try {
-    return KubeflexHosting.fromConfig(app, 'hosting', { config: cm.data ?? {} });
-  } catch (e) {
-    if (e instanceof KubeflexConfigError) throw new CliError(e.message);
-    throw e;
-  }
-}
-
-/** Synthesizes one control-plane chart with our constructs; construct validation errors become CLI errors. */
-export function synthControlPlane(build: (app: App) => ControlPlaneBase): any[] {
-  try {
-    const app = new App({ outdir: '/nonexistent' });
-    const chart: Chart = build(app);
-    return chart.toJson();
-  } catch (e) {
-    if (e instanceof KubeflexConfigError) throw new CliError(e.message);
-    throw e;
-  }
+  // A KubeflexConfigError (a broken setting) is printed by kflex's dispatcher like any construct error.
+  return KubeflexHosting.fromConfig(app, 'hosting', { config: cm.data ?? {} });
 }
 
 export async function hookConstructs(

@@ -12,7 +12,6 @@ import {
   parseSets,
   prepareNew,
   SET,
-  synthControlPlane,
   TIMEOUT,
   trimmedKubeconfig,
   usage,
@@ -73,15 +72,12 @@ export const adoptCommand: Command = {
       parseSets(flags.set),
       flags['allow-cluster-scoped'] === true,
     );
-    const objects = synthControlPlane(
-      () =>
-        new ExternalControlPlane(app, name, {
-          hosting: h,
-          bootstrapSecret: { name: bootstrapSecretName(name) },
-          tokenExpirationSeconds: Number(expiration),
-          postCreateHooks: uses,
-        }),
-    );
+    const objects = new ExternalControlPlane(app, name, {
+      hosting: h,
+      bootstrapSecret: { name: bootstrapSecretName(name) },
+      tokenExpirationSeconds: Number(expiration),
+      postCreateHooks: uses,
+    }).toJson();
     const secret = {
       apiVersion: 'v1',
       kind: 'Secret',

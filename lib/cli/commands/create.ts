@@ -16,7 +16,6 @@ import {
   parseSets,
   prepareNew,
   SET,
-  synthControlPlane,
   TIMEOUT,
   usage,
   waitReady,
@@ -83,7 +82,8 @@ export const createCommand: Command = {
       vcluster: VClusterControlPlane,
       host: HostControlPlane,
     }[type as 'k8s'];
-    const objects = synthControlPlane(() => new make(app, name, { hosting: h, postCreateHooks: uses, ...k8sOnly }));
+    // Construct errors (KubeflexConfigError) are printed by kflex's dispatcher, exit 1.
+    const objects = new make(app, name, { hosting: h, postCreateHooks: uses, ...k8sOnly }).toJson();
     if (flags['dry-run']) {
       ctx.io.out(objects.map((o) => stringify(o)).join('---\n'));
       return;
