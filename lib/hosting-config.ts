@@ -3,6 +3,10 @@
 import { HOSTING_NAMESPACE } from './names';
 import { HOSTING_CONFIGMAP, POSTGRES_CA_KEY } from './wire';
 
+/** KubeFlex's names for the bundled PostgreSQL (Bitnami release `postgres`), kept so existing tooling finds it. */
+export const POSTGRES_NAME = 'postgres-postgresql';
+export const POSTGRES_PASSWORD_KEY = 'postgres-password';
+
 /** Defaults of the hosting install, shared by the construct and the decoder. */
 export const HOSTING_DEFAULTS = {
   domain: 'localtest.me',
@@ -11,8 +15,8 @@ export const HOSTING_DEFAULTS = {
   ingressClassName: 'nginx',
   postgresPort: 5432,
   postgresSuperuser: 'postgres',
-  postgresPasswordSecret: 'postgres-postgresql',
-  postgresPasswordKey: 'postgres-password',
+  postgresPasswordSecret: POSTGRES_NAME,
+  postgresPasswordKey: POSTGRES_PASSWORD_KEY,
   postgresSslMode: 'prefer',
 } as const;
 

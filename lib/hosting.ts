@@ -4,7 +4,13 @@ import { Construct, IConstruct } from 'constructs';
 import { isConfigKey } from './api-validation';
 import { API_GROUP, CONTROL_PLANE_CRD, POST_CREATE_HOOK_CRD } from './crds';
 import { checkDnsLabel, checkDnsSubdomain, checkInteger, KubeflexConfigError, checkStorageSize } from './errors';
-import { decodeHostingConfig, encodeHostingConfig, HOSTING_DEFAULTS } from './hosting-config';
+import {
+  decodeHostingConfig,
+  encodeHostingConfig,
+  HOSTING_DEFAULTS,
+  POSTGRES_NAME,
+  POSTGRES_PASSWORD_KEY,
+} from './hosting-config';
 import { HOSTING_NAMESPACE, MAX_TENANT_NAME_LENGTH } from './names';
 import { hostingNetworkPolicies, POD_LABELS } from './network-policy';
 import type { PostCreateHook } from './post-create-hook';
@@ -21,7 +27,7 @@ import {
   TENANT_ROLE_GROUP,
 } from './wire';
 
-export { HOSTING_CONFIGMAP };
+export { HOSTING_CONFIGMAP, POSTGRES_NAME, POSTGRES_PASSWORD_KEY };
 
 /** Options for the PostgreSQL that the hosting install runs for k8s-type tenants. */
 export interface PostgresOptions {
@@ -138,9 +144,6 @@ export interface PostgresEndpoint {
   readonly clientImage: string;
 }
 
-/** KubeFlex's names for the bundled PostgreSQL (Bitnami release `postgres`), kept so existing tooling finds it. */
-export const POSTGRES_NAME = 'postgres-postgresql';
-export const POSTGRES_PASSWORD_KEY = 'postgres-password';
 /** Where the bundled PostgreSQL reads its server certificate and key. */
 const POSTGRES_TLS_DIR = '/etc/postgresql/tls';
 /** Name of the runtime controller's ServiceAccount and Deployment (KubeFlex's names). */
