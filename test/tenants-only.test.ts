@@ -13,20 +13,22 @@ const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'kflex-tenants-only-'));
 afterAll(() => fs.rmSync(tmp, { recursive: true, force: true }));
 const read = (f: string) => fs.readFileSync(f, 'utf8');
 const byName = (files: string[], root: string) => Object.fromEntries(files.map((f) => [path.relative(root, f), f]));
+// The example platform, synthesized once for both comparisons.
+let platform: Record<string, string>;
+beforeAll(() => {
+  platform = byName(synthesizeAtomically(buildExamplePlatform, path.join(tmp, 'platform')), path.join(tmp, 'platform'));
+});
 
 test("the example's kubeflex-config.yaml is the platform's ConfigMap as synthesized", () => {
-  const platform = synthesizeAtomically(buildExamplePlatform, path.join(tmp, 'platform'));
-  const hostingFile = platform.find((f) => path.basename(f) === 'hosting.k8s.yaml' && !f.includes('/00-base/'))!;
-  const configMap = parseAllDocuments(read(hostingFile))
+  const configMap = parseAllDocuments(read(platform['hosting.k8s.yaml']))
     .map((d) => d.toJS())
     .find((o) => o?.kind === 'ConfigMap' && o.metadata.name === 'kubeflex-config');
   expect(parse(read(path.resolve(__dirname, '../examples/tenants-only/kubeflex-config.yaml')))).toEqual(configMap);
 });
 
 test('tenants synthesized against KubeflexHosting.fromConfig equal the example platform, byte for byte', () => {
-  const platform = synthesizeAtomically(buildExamplePlatform, path.join(tmp, 'platform2'));
   const tenants = synthesizeAtomically(buildTenants, path.join(tmp, 'tenants'));
-  const p = byName(platform, path.join(tmp, 'platform2'));
+  const p = platform;
   const t = byName(tenants, path.join(tmp, 'tenants'));
   const tenantFiles = Object.keys(t).filter((f) => !/hosting\.k8s\.yaml$/.test(f));
   expect(tenantFiles.sort()).toEqual(
