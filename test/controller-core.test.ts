@@ -14,7 +14,6 @@ import {
   secretRefFor,
   ControlPlaneObject,
   hookObjects,
-  parseHostingConfig,
   hostKubeconfig,
   planExternal,
   planHostToken,
@@ -25,6 +24,7 @@ import {
   statusChanged,
 } from '../lib/controller/core';
 import { certProblem, issue } from '../lib/controller/x509';
+import { decodeHostingConfig as parseHostingConfig } from '../lib/hosting-config';
 import { parseConnectTo, parseDuration, UsageError } from '../lib/kube/args';
 import { paths } from '../lib/kube/client';
 import { parseKubeconfig, renderKubeconfig, renderParsed } from '../lib/kube/kubeconfig';

@@ -3,7 +3,7 @@
 // API server. Randomness (new keys, passwords) is the only side effect.
 import { randomBytes } from 'crypto';
 import { renderHookTemplates } from '../hook-render';
-import { decodeHostingConfig, HostingConfig as HostingSettings } from '../hosting-config';
+import type { HostingConfig } from '../hosting-config';
 import { parseKubeconfig, ParsedKubeconfig, renderKubeconfig, renderParsed, tokenTimes } from '../kube/kubeconfig';
 import { HOSTING_NAMESPACE, TenantNames } from '../names';
 import {
@@ -38,10 +38,6 @@ export interface SecretWrite {
   /** Why it is written, for the log. */
   readonly reason: string;
 }
-
-/** The settings of the hosting install, from ConfigMap `kubeflex-config` (one decoder: lib/hosting-config.ts). */
-export type HostingConfig = HostingSettings;
-export const parseHostingConfig = decodeHostingConfig;
 
 /** Certificate lifetimes. */
 export interface MintOptions {

@@ -2,9 +2,9 @@
 import * as net from 'net';
 import type { ConnectionOptions } from 'tls';
 import { Client } from 'pg';
+import type { HostingConfig } from '../hosting-config';
 import { ConnectTo, resolveConnectTo } from '../kube/client';
 import { TENANT_DATABASE_MARK, TENANT_ROLE_GROUP } from '../wire';
-import type { HostingConfig } from './core';
 
 /**
  * TLS options as libpq's sslmode means them. node-postgres cannot fall back from TLS like `prefer`/`allow`; those

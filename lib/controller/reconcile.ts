@@ -1,5 +1,6 @@
 // One reconcile of one ControlPlane: observe through KubeClient, decide with the pure core, write the difference.
 // Level-based: every pass starts from what the cluster holds now, so a restart or a lost event changes nothing.
+import { decodeHostingConfig, HostingConfig } from '../hosting-config';
 import { ApiError, ConnectTo, KubeClient, paths } from '../kube/client';
 import { parseKubeconfig, ParsedKubeconfig } from '../kube/kubeconfig';
 import { API_VERSION, tenantNames, TenantNames, HOSTING_NAMESPACE, CONTROL_PLANE_LABEL } from '../names';
@@ -26,13 +27,11 @@ import {
   externalAdminData,
   externalKubeconfig,
   FINALIZER,
-  HostingConfig,
   hookObjects,
   hookUses,
   HookUse,
   MANAGED_BY,
   objectReady,
-  parseHostingConfig,
   planExternal,
   planHostingSecrets,
   planHostToken,
@@ -107,7 +106,7 @@ const decode = (d: Record<string, string> | undefined): SecretData =>
 
 /** Reconciles the hosting install itself: the bundled PostgreSQL's superuser password. */
 export async function reconcileHosting(deps: ReconcileDeps): Promise<void> {
-  const config = parseHostingConfig(
+  const config = decodeHostingConfig(
     (await deps.hosting.get(paths.configMap(HOSTING_NAMESPACE, HOSTING_CONFIGMAP)))?.data,
   );
   if (!config.postgres?.bundled) return;
@@ -170,7 +169,7 @@ export async function reconcileControlPlane(deps: ReconcileDeps, name: string): 
       );
       cp = patched;
     }
-    const config = parseHostingConfig(
+    const config = decodeHostingConfig(
       (await deps.hosting.get(paths.configMap(HOSTING_NAMESPACE, HOSTING_CONFIGMAP)))?.data,
     );
     // The materializer's refusal of a bare ControlPlane (synth's own message): the status says so, one writer.
@@ -580,7 +579,7 @@ async function finalize(deps: ReconcileDeps, cp: ControlPlaneObject, log: Logger
   const name = cp.metadata.name;
   if (cp.spec?.type === 'k8s') {
     const names = tenantNames(name);
-    const config = parseHostingConfig(
+    const config = decodeHostingConfig(
       (await deps.hosting.get(paths.configMap(HOSTING_NAMESPACE, HOSTING_CONFIGMAP)))?.data,
     );
     if (config.postgres) {
