@@ -83,21 +83,25 @@ export interface ReconcileResult {
   readonly error?: string;
 }
 
-/** The Secrets a pass over a plane reads: its type's contract, plus what lives elsewhere or is named after it. */
-const KEYS_BY_TYPE: Record<string, (n: TenantNames, config: HostingConfig) => [string, string][]> = Object.fromEntries(
-  Object.entries(TYPE_CONTRACTS).map(([type, contract]) => [
-    type,
-    (n: TenantNames, config: HostingConfig): [string, string][] => [
-      ...(type === 'k8s' && config.postgres?.ca
-        ? [[HOSTING_NAMESPACE, config.postgres.ca.secret] as [string, string]]
-        : []),
-      ...contract.secrets.map((s): [string, string] => [n.namespace, s]),
-      ...(type === 'k8s' ? [[HOSTING_NAMESPACE, n.hostingDatabaseSecret] as [string, string]] : []),
-      // The host type's ServiceAccount token Secret carries the plane's name (KubeFlex).
-      ...(type === 'host' ? [[n.namespace, n.name] as [string, string]] : []),
-    ],
-  ]),
-);
+type SecretKey = [namespace: string, name: string];
+
+/** Secrets a pass reads besides its type's contract: those in the hosting namespace, or named after the plane. */
+const EXTRA_SECRETS: Record<string, (n: TenantNames, config: HostingConfig) => SecretKey[]> = {
+  k8s: (n, config) => [
+    ...(config.postgres?.ca ? [[HOSTING_NAMESPACE, config.postgres.ca.secret] as SecretKey] : []),
+    [HOSTING_NAMESPACE, n.hostingDatabaseSecret],
+  ],
+  // The host type's ServiceAccount token Secret carries the plane's name (KubeFlex).
+  host: (n) => [[n.namespace, n.name]],
+};
+
+/** The Secrets a pass over a plane of a supported `type` reads. */
+function secretsRead(type: string, n: TenantNames, config: HostingConfig): SecretKey[] {
+  return [
+    ...typeContract(type)!.secrets.map((s): SecretKey => [n.namespace, s]),
+    ...(EXTRA_SECRETS[type]?.(n, config) ?? []),
+  ];
+}
 
 type Observed = Map<string, { data: SecretData; resourceVersion: string }>;
 const key = (ns: string, name: string) => `${ns}/${name}`;
@@ -188,7 +192,7 @@ export async function reconcileControlPlane(deps: ReconcileDeps, name: string): 
       );
     }
     const observed: Observed = new Map();
-    await readSecrets(deps.hosting, observed, KEYS_BY_TYPE[type](names, config));
+    await readSecrets(deps.hosting, observed, secretsRead(type, names, config));
     const lookup = lookupIn(observed);
     const opts = {
       now: deps.now(),
