@@ -15,7 +15,8 @@ export async function benchPostgres(prefix: string): Promise<{ state: BenchState
   const logDir = path.join(dir, 'logs');
   fs.mkdirSync(logDir);
   const pgPki = makePostgresPki(path.join(dir, 'pg-pki'));
-  const pg = await startPostgres(dir, logDir, pgPki);
+  // KubeFlex's kine keeps ~18 backends per idle tenant: 50 of its tenants need more than the tests' 500.
+  const pg = await startPostgres(dir, logDir, pgPki, Number(process.env.PG_MAX_CONNECTIONS ?? 1200));
   const pgPassword = 'bench-' + process.pid;
   psql({ pgPort: pg.port, pgSocketDir: pg.socketDir }, `ALTER ROLE postgres PASSWORD '${pgPassword}'`);
   return {

@@ -55,9 +55,14 @@ function kubeflexFlags(objects: any[]): any[] {
     keep('--tls-cert-file='),
     keep('--tls-private-key-file='),
   ];
-  // KubeFlex runs `kine --endpoint <dsn>`: kine's defaults (kept on loopback here).
+  // KubeFlex runs `kine --endpoint <dsn>`: kine's defaults (kept on loopback here). Its metrics server stays on, but
+  // on a free port: in KubeFlex every kine has its own pod network, here they share loopback and kine v0.17 exits
+  // when :8080 is taken.
   const kine = api.containers.find((x: any) => x.name === 'kine');
-  kine.args = kine.args.filter((a: string) => a.startsWith('--listen-address='));
+  kine.args = [
+    ...kine.args.filter((a: string) => a.startsWith('--listen-address=')),
+    '--metrics-bind-address=127.0.0.1:0',
+  ];
   const kcm = copy.find((o: any) => o.kind === 'Deployment' && o.metadata.name === 'kube-controller-manager').spec
     .template.spec.containers[0];
   // KubeFlex sets no Go runtime variables.
@@ -101,11 +106,19 @@ const CANDIDATES: Record<string, Record<string, string[]>> = {
   nowatchcache: { 'kube-apiserver': ['--watch-cache=false'] },
   noidentity: { 'kube-apiserver': ['--feature-gates=APIServerIdentity=false'] },
   fewconns: { kine: ['--datastore-max-idle-connections=2', '--datastore-connection-max-idle-time=60s'] },
+  idle1: { kine: ['--datastore-max-idle-connections=1'] },
   gogc50: { env: ['GOGC=50'] },
   gogc25: { env: ['GOGC=25'] },
+  gogc15: { env: ['GOGC=15'] },
   // Without the watch cache nothing in the API server asks for etcd progress notifications; kine sends one per watch
   // every 5 s by default.
   slowprogress: { kine: ['--watch-progress-notify-interval=5m'] },
+  poll5s: { kine: ['--datastore-poll-interval=5s'] },
+  poll10s: { kine: ['--datastore-poll-interval=10s'] },
+  poll30s: { kine: ['--datastore-poll-interval=30s'] },
+  noapf: { 'kube-apiserver': ['--enable-priority-and-fairness=false'] },
+  nocount: { 'kube-apiserver': ['--etcd-count-metric-poll-period=0'] },
+  nodbmetric: { 'kube-apiserver': ['--etcd-db-metric-poll-interval=0'] },
 };
 
 /** A tenant's synthesized objects for a variant: `ours`, `ours-small`, `kubeflex`, `ours+candidate+…`. */

@@ -29,33 +29,62 @@ async function main(): Promise<void> {
     const server = parse(fs.readFileSync(tenant.kubeconfig, 'utf8')).clusters[0].cluster.server as string;
     const pki = path.join(tenant.dir, 'pki-src');
     const before = Object.fromEntries(Object.entries(tenant.procs).map(([c, p]) => [c, cpuTicks(p.pid)]));
+    const get = (what: string, file: string) =>
+      new Promise<void>((resolve, reject) => {
+        https
+          .get(
+            `${server}/debug/pprof/${what}`,
+            {
+              ca: fs.readFileSync(path.join(pki, 'ca.crt')),
+              cert: fs.readFileSync(path.join(pki, 'admin.crt')),
+              key: fs.readFileSync(path.join(pki, 'admin.key')),
+              timeout: (IDLE_S + 30) * 1000,
+            },
+            (res) => {
+              if (res.statusCode !== 200) return reject(new Error(`pprof ${what}: HTTP ${res.statusCode}`));
+              res.pipe(fs.createWriteStream(file)).on('finish', resolve).on('error', reject);
+            },
+          )
+          .on('error', reject);
+      });
     const file = path.join(state.dir, 'kube-apiserver.pprof');
-    await new Promise<void>((resolve, reject) => {
-      https
-        .get(
-          `${server}/debug/pprof/profile?seconds=${IDLE_S}`,
-          {
-            ca: fs.readFileSync(path.join(pki, 'ca.crt')),
-            cert: fs.readFileSync(path.join(pki, 'admin.crt')),
-            key: fs.readFileSync(path.join(pki, 'admin.key')),
-            timeout: (IDLE_S + 30) * 1000,
-          },
-          (res) => {
-            if (res.statusCode !== 200) return reject(new Error(`pprof: HTTP ${res.statusCode}`));
-            res.pipe(fs.createWriteStream(file)).on('finish', resolve).on('error', reject);
-          },
-        )
-        .on('error', reject);
-    });
+    await get(`profile?seconds=${IDLE_S}`, file);
+    const anon = Object.fromEntries(
+      Object.entries(tenant.procs).map(([c, p]) => [
+        c,
+        Number(/RssAnon:\s+(\d+)/.exec(fs.readFileSync(`/proc/${p.pid}/status`, 'utf8'))?.[1] ?? NaN) / 1024,
+      ]),
+    );
+    // The live heap after a forced GC: what the API server's anonymous memory holds at idle.
+    const heap = path.join(state.dir, 'kube-apiserver.heap');
+    await get('heap?gc=1', heap);
     console.log(`idle CPU of tenant "${VARIANT}" over ${IDLE_S} s (after ${SETTLE_S} s settle):`);
     for (const [c, p] of Object.entries(tenant.procs))
-      console.log(`  ${c}: ${(((cpuTicks(p.pid) - before[c]) * 10) / IDLE_S).toFixed(1)} mCPU`);
+      console.log(
+        `  ${c}: ${(((cpuTicks(p.pid) - before[c]) * 10) / IDLE_S).toFixed(1)} mCPU, RssAnon ${anon[c].toFixed(0)} MiB`,
+      );
     console.log('\nkube-apiserver CPU profile (go tool pprof -top):');
     console.log(
       execFileSync('go', ['tool', 'pprof', '-top', '-nodecount=35', path.join(state.binDir, 'kube-apiserver'), file], {
         encoding: 'utf8',
         stdio: ['ignore', 'pipe', 'inherit'],
       }),
+    );
+    console.log('\nkube-apiserver live heap after GC (go tool pprof -top -sample_index=inuse_space):');
+    console.log(
+      execFileSync(
+        'go',
+        [
+          'tool',
+          'pprof',
+          '-top',
+          '-nodecount=30',
+          '-sample_index=inuse_space',
+          path.join(state.binDir, 'kube-apiserver'),
+          heap,
+        ],
+        { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] },
+      ),
     );
     await tenant.stop();
   } finally {

@@ -82,14 +82,15 @@ export interface K8sControlPlaneProps extends ControlPlaneProps {
   readonly resources?: K8sComponentResources;
   /**
    * `GOGC` of the three Go components: heap growth before a collection, in percent of the live heap. Lower trades a
-   * little CPU under load for less memory per tenant; at idle the measured CPU did not change (BENCHMARKS.md).
-   * @default 50
+   * little CPU under load for less memory per tenant; at idle the measured CPU did not change from 50 to 25, and 15
+   * saved only 3 MiB more (BENCHMARKS.md, density).
+   * @default 25
    */
   readonly goGc?: number;
 }
 
 /** GOGC of a tenant's Go components: see K8sControlPlaneProps.goGc. */
-export const DEFAULT_GOGC = 50;
+export const DEFAULT_GOGC = 25;
 
 /** Port kube-apiserver listens on (KubeFlex's SecurePort). */
 export const K8S_APISERVER_PORT = 9444;
@@ -355,9 +356,10 @@ export class K8sControlPlane extends ControlPlaneBase {
               '--metrics-bind-address=0',
               // Below the tenant role's connection limit, so kine queues instead of failing (M7).
               `--datastore-max-open-connections=${KINE_MAX_OPEN_CONNECTIONS}`,
-              // kine keeps 20 idle connections by default: ~18 PostgreSQL backends per idle tenant. Two, closed after
-              // a minute idle, saved 48 MiB of machine memory per tenant (BENCHMARKS.md, density).
-              '--datastore-max-idle-connections=2',
+              // kine keeps 20 idle connections by default: ~18 PostgreSQL backends per idle tenant. One, closed after
+              // a minute idle, saved ~50 MiB of machine memory per tenant (BENCHMARKS.md, density); kine still opens
+              // more under load, up to the limit above.
+              '--datastore-max-idle-connections=1',
               '--datastore-connection-max-idle-time=60s',
             ],
             props.extraArgs?.kine,

@@ -25,7 +25,7 @@ export const KUBERNETES_RELEASES: Readonly<Record<string, KubernetesRelease>> = 
 /** The minor a k8s control plane runs when `kubernetesVersion` is not set. */
 export const DEFAULT_KUBERNETES_MINOR = '1.32';
 export const KUBERNETES_VERSION = KUBERNETES_RELEASES[DEFAULT_KUBERNETES_MINOR].version;
-export const KINE_VERSION = 'v0.16.4';
+export const KINE_VERSION = 'v0.17.5';
 export const K3S_VERSION = 'v1.32.2+k3s1';
 /** vCluster release whose chart objects `VClusterControlPlane` synthesizes natively. */
 export const VCLUSTER_VERSION = '0.26.1';

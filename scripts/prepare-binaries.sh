@@ -7,7 +7,7 @@
 set -euo pipefail
 
 K8S_VERSION="${K8S_VERSION:-v1.32.2}"
-KINE_VERSION="${KINE_VERSION:-v0.16.4}"
+KINE_VERSION="${KINE_VERSION:-v0.17.5}"
 CACHE="${KFLEX_CACHE:-$HOME/.cache/cdk8s-kubeflex}"
 BIN="$CACHE/bin"
 mkdir -p "$BIN"

@@ -244,7 +244,7 @@ describe('K8sControlPlane', () => {
       '--listen-address=127.0.0.1:2379',
       '--metrics-bind-address=0',
       '--datastore-max-open-connections=20',
-      '--datastore-max-idle-connections=2',
+      '--datastore-max-idle-connections=1',
       '--datastore-connection-max-idle-time=60s',
     ]);
     expect(kine.command).toBeUndefined();
@@ -256,7 +256,7 @@ describe('K8sControlPlane', () => {
           'postgres://cp1:$(KINE_DB_PASSWORD)@postgres-postgresql.kubeflex-system.svc:5432/cp1?sslmode=verify-full&sslrootcert=/etc/postgresql-ca/ca.crt',
       },
       { name: 'GOMEMLIMIT', valueFrom: { resourceFieldRef: { resource: 'limits.memory', divisor: '1' } } },
-      { name: 'GOGC', value: '50' },
+      { name: 'GOGC', value: '25' },
     ]);
     const apiserver = pod.containers.find((c: any) => c.name === 'kube-apiserver');
     expect(apiserver.args).toContain('--etcd-servers=http://127.0.0.1:2379');

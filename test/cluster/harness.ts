@@ -126,6 +126,7 @@ export async function startPostgres(
   dir: string,
   logDir: string,
   tls?: { cert: string; key: string },
+  maxConnections = 500,
 ): Promise<{ port: number; dataDir: string; socketDir: string }> {
   const dataDir = path.join(dir, 'pg');
   const socketDir = path.join(dir, 'pgsock');
@@ -156,7 +157,7 @@ export async function startPostgres(
     pgLog,
     '-w',
     '-o',
-    `-p ${port} -c listen_addresses=127.0.0.1 -k ${socketDir} -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=500`,
+    `-p ${port} -c listen_addresses=127.0.0.1 -k ${socketDir} -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=${maxConnections}`,
     'start',
   ]);
   return { port, dataDir, socketDir };
