@@ -356,10 +356,10 @@ export class K8sControlPlane extends ControlPlaneBase {
               '--metrics-bind-address=0',
               // Below the tenant role's connection limit, so kine queues instead of failing (M7).
               `--datastore-max-open-connections=${KINE_MAX_OPEN_CONNECTIONS}`,
-              // kine keeps 20 idle connections by default: ~18 PostgreSQL backends per idle tenant. One, closed after
-              // a minute idle, saved ~50 MiB of machine memory per tenant (BENCHMARKS.md, density); kine still opens
-              // more under load, up to the limit above.
-              '--datastore-max-idle-connections=1',
+              // kine keeps 20 idle connections by default: ~18 PostgreSQL backends per idle tenant. Two, closed after
+              // a minute idle, saved 48 MiB of machine memory per tenant (BENCHMARKS.md, density). One saved 5 MiB
+              // more but doubled the boot time: kine then opened a new TLS connection for almost every query.
+              '--datastore-max-idle-connections=2',
               '--datastore-connection-max-idle-time=60s',
             ],
             props.extraArgs?.kine,
@@ -527,6 +527,20 @@ export class K8sControlPlane extends ControlPlaneBase {
       select: false,
       podMetadata: { labels },
       securityContext: restrictedPod(),
+      // KCM exits when the API server is not healthy within 10 s of its start (hard-coded), so starting both Pods
+      // together restarted KCM on a busy node (seen in the real-node test). It starts once the API answers instead.
+      initContainers: [
+        {
+          name: 'wait-for-apiserver',
+          image: IMAGES.controller,
+          imagePullPolicy: kplus.ImagePullPolicy.IF_NOT_PRESENT,
+          command: ['kubeflex-wait-for-apiserver'],
+          args: [`--kubeconfig=${kc}`, '--timeout=600s'],
+          volumeMounts: [{ path: CM_KUBECONFIG_DIR, volume: kubeconfig, readOnly: true }],
+          securityContext: restrictedContainer(),
+          resources: resources(10, 32, 100, 64),
+        },
+      ],
       containers: [
         {
           name: 'kube-controller-manager',

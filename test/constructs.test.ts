@@ -244,7 +244,7 @@ describe('K8sControlPlane', () => {
       '--listen-address=127.0.0.1:2379',
       '--metrics-bind-address=0',
       '--datastore-max-open-connections=20',
-      '--datastore-max-idle-connections=1',
+      '--datastore-max-idle-connections=2',
       '--datastore-connection-max-idle-time=60s',
     ]);
     expect(kine.command).toBeUndefined();
