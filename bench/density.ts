@@ -116,7 +116,6 @@ const CANDIDATES: Record<string, Record<string, string[]>> = {
   poll5s: { kine: ['--datastore-poll-interval=5s'] },
   poll10s: { kine: ['--datastore-poll-interval=10s'] },
   poll30s: { kine: ['--datastore-poll-interval=30s'] },
-  noapf: { 'kube-apiserver': ['--enable-priority-and-fairness=false'] },
   nocount: { 'kube-apiserver': ['--etcd-count-metric-poll-period=0'] },
   nodbmetric: { 'kube-apiserver': ['--etcd-db-metric-poll-interval=0'] },
 };

@@ -1,6 +1,7 @@
 // Where an idle k8s tenant's CPU goes: one tenant booted from its synthesized Deployments as processes (as the
 // density bench does; VARIANT as there, e.g. ours+slowprogress), per-process CPU over IDLE_S after SETTLE_S, and a Go
-// CPU profile of its kube-apiserver over the same window (profiling switched on for this run only).
+// CPU profile of its kube-apiserver over the same window, then its live heap after a forced GC (profiling switched on
+// for this run only).
 // Usage: VARIANT=ours SETTLE_S=30 IDLE_S=60 npm run bench:profile (needs scripts/prepare-binaries.sh; loopback only).
 import { execFileSync } from 'child_process';
 import * as fs from 'fs';
