@@ -116,10 +116,20 @@ suite('the example platform on a real node', () => {
     applyPlane('cp1');
     await waitPlaneReady('cp1');
     process.stderr.write(`cp1 Ready=True ${Date.now() - t0} ms after kubectl apply\n`);
-    for (const d of ['kube-apiserver', 'kube-controller-manager']) {
-      const s = JSON.parse(k(['get', 'deploy', '-n', 'cp1-system', d, '-o', 'json'])).status;
-      expect(s).toMatchObject({ readyReplicas: 1, availableReplicas: 1 });
-    }
+    // Ready follows the API server, as in KubeFlex; KCM's init container starts it once that API answers, so it may
+    // become available a few seconds later.
+    for (const d of ['kube-apiserver', 'kube-controller-manager'])
+      await waitFor(
+        `cp1-system/${d} available`,
+        () => {
+          const s = JSON.parse(k(['get', 'deploy', '-n', 'cp1-system', d, '-o', 'json'])).status;
+          return s.readyReplicas === 1 && s.availableReplicas === 1;
+        },
+        120_000,
+      );
+    // KCM exits when the API is not healthy within 10 s of its start; the init container keeps it from restarting.
+    const [kcm] = podsOf('cp1-system').filter((p) => p.metadata.labels?.app === 'kube-controller-manager');
+    expect(kcm.status.containerStatuses.map((c: any) => c.restartCount)).toEqual([0]);
     expect(k(['get', 'job', '-n', 'kubeflex-system', 'db-cp1', '-o', 'jsonpath={.status.succeeded}'])).toBe('1');
     // kine reached PostgreSQL through its Service name and created its table in the tenant's own database.
     expect(psqlInPod("SELECT count(*) FROM pg_tables WHERE tablename = 'kine'")).toBe('0');
@@ -206,7 +216,11 @@ suite('the example platform on a real node', () => {
     const created = kflex(['create', 'team1', '--type', 'k8s', '--timeout', '300s']);
     expect(created).toMatchObject({ code: 0 });
     expect(created.stdout).toMatch(/team1/);
-    expect(podsOf('team1-system').every((p) => p.status.phase === 'Running')).toBe(true);
+    await waitFor(
+      'team1-system Pods Running',
+      () => podsOf('team1-system').every((p) => p.status.phase === 'Running'),
+      120_000,
+    );
     // The merged context is team1's; its off-cluster server is an Ingress host, so reach the Service instead.
     const context = execFileSync('kubectl', [`--kubeconfig=${kubeconfig}`, 'config', 'current-context'], {
       encoding: 'utf8',
