@@ -17,7 +17,7 @@ const IDLE_S = Number(process.env.IDLE_S ?? 60);
 const CLK_TCK = 100;
 
 const memAvailableMiB = () => Number(/MemAvailable:\s+(\d+)/.exec(fs.readFileSync('/proc/meminfo', 'utf8'))![1]) / 1024;
-const rssAnonMiB = (pid: number) =>
+export const rssAnonMiB = (pid: number) =>
   Number(/RssAnon:\s+(\d+)/.exec(fs.readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1] ?? NaN) / 1024;
 export const cpuTicks = (pid: number) => {
   const f = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');

@@ -10,7 +10,7 @@ import * as path from 'path';
 import { parse } from 'yaml';
 import { bootTenant } from '../test/cluster/tenant';
 import { benchPostgres } from './common';
-import { cpuTicks, variantObjects } from './density';
+import { cpuTicks, rssAnonMiB, variantObjects } from './density';
 
 const SETTLE_S = Number(process.env.SETTLE_S ?? 30);
 const IDLE_S = Number(process.env.IDLE_S ?? 60);
@@ -50,12 +50,7 @@ async function main(): Promise<void> {
       });
     const file = path.join(state.dir, 'kube-apiserver.pprof');
     await get(`profile?seconds=${IDLE_S}`, file);
-    const anon = Object.fromEntries(
-      Object.entries(tenant.procs).map(([c, p]) => [
-        c,
-        Number(/RssAnon:\s+(\d+)/.exec(fs.readFileSync(`/proc/${p.pid}/status`, 'utf8'))?.[1] ?? NaN) / 1024,
-      ]),
-    );
+    const anon = Object.fromEntries(Object.entries(tenant.procs).map(([c, p]) => [c, rssAnonMiB(p.pid)]));
     // The live heap after a forced GC: what the API server's anonymous memory holds at idle.
     const heap = path.join(state.dir, 'kube-apiserver.heap');
     await get('heap?gc=1', heap);

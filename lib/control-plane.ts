@@ -85,6 +85,15 @@ export interface ControlPlaneTypeInfo {
 /** Mount path of the kubeconfig Secret in the init container that waits for the tenant API. */
 const WAIT_KUBECONFIG_DIR = '/var/run/kubeflex/kubeconfig';
 
+/** Image, command and arguments of the init container that waits until a tenant API answers (hooks, KCM). */
+export function waitForApiserver(kubeconfig: string): { image: string; command: string[]; args: string[] } {
+  return {
+    image: IMAGES.controller,
+    command: ['kubeflex-wait-for-apiserver'],
+    args: [`--kubeconfig=${kubeconfig}`, '--timeout=600s'],
+  };
+}
+
 /**
  * Shared part of every control-plane type: one chart per tenant holding the `ControlPlane` object (id `Resource`),
  * the `<name>-system` namespace, the controller's access to that namespace, and the rendered PostCreateHooks.
@@ -336,9 +345,7 @@ export abstract class ControlPlaneBase extends Chart {
       }
       const waiter = {
         name: 'wait-for-control-plane',
-        image: IMAGES.controller,
-        command: ['kubeflex-wait-for-apiserver'],
-        args: [`--kubeconfig=${WAIT_KUBECONFIG_DIR}/${path}`, '--timeout=600s'],
+        ...waitForApiserver(`${WAIT_KUBECONFIG_DIR}/${path}`),
         volumeMounts: [{ name: volume.name, mountPath: WAIT_KUBECONFIG_DIR, readOnly: true }],
         securityContext: restrictedContainerJson(),
         resources: { requests: { cpu: '10m', memory: '32Mi' }, limits: { cpu: '100m', memory: '64Mi' } },

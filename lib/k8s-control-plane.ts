@@ -2,7 +2,7 @@ import { ApiObject, Duration, JsonPatch } from 'cdk8s';
 import * as kplus from 'cdk8s-plus-28';
 import { Construct } from 'constructs';
 import { ControlPlaneSpecType } from '../imports/tenancy.kflex.kubestellar.org';
-import { ControlPlaneBase, ControlPlaneProps } from './control-plane';
+import { ControlPlaneBase, ControlPlaneProps, waitForApiserver } from './control-plane';
 import { checkDnsSubdomain, checkInteger, KubeflexConfigError } from './errors';
 import { DB_PROVISION_CONFIGMAP, PostgresEndpoint } from './hosting';
 import {
@@ -532,10 +532,8 @@ export class K8sControlPlane extends ControlPlaneBase {
       initContainers: [
         {
           name: 'wait-for-apiserver',
-          image: IMAGES.controller,
+          ...waitForApiserver(kc),
           imagePullPolicy: kplus.ImagePullPolicy.IF_NOT_PRESENT,
-          command: ['kubeflex-wait-for-apiserver'],
-          args: [`--kubeconfig=${kc}`, '--timeout=600s'],
           volumeMounts: [{ path: CM_KUBECONFIG_DIR, volume: kubeconfig, readOnly: true }],
           securityContext: restrictedContainer(),
           resources: resources(10, 32, 100, 64),
