@@ -16,8 +16,10 @@ export interface HostControlPlaneProps extends ControlPlaneProps {
 }
 
 /**
- * A "control plane" that is the hosting cluster itself: a ServiceAccount `<name>` bound to cluster-admin. The
- * runtime controller mints a short-lived TokenRequest token for it into `admin-kubeconfig` (key
+ * A "control plane" that is the hosting cluster itself: a ServiceAccount `<name>`, which the runtime controller binds
+ * to cluster-admin (ClusterRoleBinding `kubeflex:host:<name>`) once the API server admitted the plane. The API server
+ * admits a host plane only from a principal holding the verb `host` on `controlplanes`, and hooks on it only with the
+ * verb `host-hooks` (KubeflexHosting `hostControlPlaneGroups`; cluster-admins hold both). The runtime controller mints a short-lived TokenRequest token for it into `admin-kubeconfig` (key
  * `kubeconfig-incluster`) and renews it; no non-expiring token Secret exists.
  */
 export class HostControlPlane extends ControlPlaneBase {
@@ -41,12 +43,17 @@ export class HostControlPlane extends ControlPlaneBase {
     this.serviceAccount = new kplus.ServiceAccount(this, 'ServiceAccount', {
       metadata: { name: this.names.name, namespace: ns },
     });
-    // This is what the host type means: the tenant is the hosting cluster, with its full rights.
-    const binding = new kplus.ClusterRoleBinding(this, 'Binding', {
-      metadata: { name: `${this.names.name}-binding` },
-      role: kplus.ClusterRole.fromClusterRoleName(this, 'ClusterAdmin', 'cluster-admin'),
-    });
-    binding.addSubjects(this.serviceAccount);
+    // What the host type means, the ServiceAccount bound to cluster-admin, is not in the synthesized output: the
+    // controller makes that binding (kubeflex:host:<name>) for a ControlPlane the API server admitted as `host`, so
+    // the same objects serve a synthesized and a bare plane and no applier needs the right to bind cluster-admin.
+    if (!props.hosting.hostControlPlanes) {
+      throw new KubeflexConfigError(
+        this.constructName,
+        'hosting',
+        props.hosting.node.path,
+        'does not allow host control planes (hostControlPlanes: false)',
+      );
+    }
     // Nothing listens here; hook pods may act on other clusters, so only ingress is closed.
     this.isolateNetwork({ openEgress: true });
     this.allowHooks = props.allowPostCreateHooks ?? false;

@@ -30,6 +30,8 @@ export interface HostingConfig {
   /** Absent in installs written before it was stored: the construct's default applies. */
   readonly ingressNamespace?: string;
   readonly gateway?: { readonly name: string; readonly namespace: string; readonly sectionName?: string };
+  /** Whether `host` planes may be made (absent in installs written before it was stored: true, as then). */
+  readonly hostControlPlanes: boolean;
   readonly postgres?: {
     readonly host: string;
     readonly port: number;
@@ -60,6 +62,7 @@ export function encodeHostingConfig(config: HostingConfig): Record<string, strin
           ...(config.gateway.sectionName ? { gatewaySectionName: config.gateway.sectionName } : {}),
         }
       : {}),
+    hostControlPlanes: String(config.hostControlPlanes),
     ...(pg
       ? {
           postgresHost: pg.host,
@@ -88,8 +91,8 @@ export function decodeHostingConfig(data: Record<string, string> | undefined): H
     }
     return Number(raw);
   };
-  const bool = (key: string) => {
-    const raw = data[key] ?? 'false';
+  const bool = (key: string, fallback = false) => {
+    const raw = data[key] ?? String(fallback);
     if (raw !== 'true' && raw !== 'false') {
       throw new Error(`ConfigMap ${HOSTING_CONFIGMAP} key ${key}="${raw}" is not true or false`);
     }
@@ -112,6 +115,7 @@ export function decodeHostingConfig(data: Record<string, string> | undefined): H
           },
         }
       : {}),
+    hostControlPlanes: bool('hostControlPlanes', true),
     ...(data.postgresHost
       ? {
           postgres: {

@@ -1,6 +1,7 @@
 import { ApiObject, Chart, Duration, JsonPatch } from 'cdk8s';
 import * as kplus from 'cdk8s-plus-28';
 import { Construct, IConstruct } from 'constructs';
+import { addControlPlanePolicy, addMaterializerPolicy } from './admission';
 import { isConfigKey } from './api-validation';
 import { API_GROUP, CONTROL_PLANE_CRD, POST_CREATE_HOOK_CRD } from './crds';
 import { checkDnsLabel, checkDnsSubdomain, checkInteger, KubeflexConfigError, checkStorageSize } from './errors';
@@ -17,6 +18,8 @@ import type { PostCreateHook } from './post-create-hook';
 import { podSecurityLabels, resources, restrictedContainer, restrictedPod } from './security';
 import { IMAGES } from './versions';
 import {
+  CONTROL_PLANE_VERBS,
+  HOST_PLANES_CLUSTER_ROLE,
   HOSTING_CONFIGMAP,
   POSTGRES_CA_KEY,
   POSTGRES_TLS_SECRET,
@@ -25,6 +28,7 @@ import {
   TENANT_DB_STATEMENT_TIMEOUT,
   TENANT_DB_TEMP_FILE_LIMIT,
   TENANT_ROLE_GROUP,
+  VCLUSTER_CLUSTER_ROLE,
 } from './wire';
 
 export { HOSTING_CONFIGMAP, POSTGRES_NAME, POSTGRES_PASSWORD_KEY };
@@ -105,11 +109,25 @@ export interface KubeflexHostingProps {
   /**
    * Run the materializer (`kubeflex-materializer`): ControlPlanes created by KubeFlex's own clients (kflex, kubectl,
    * charts) without our synth are built into tenants with these constructs in the cluster. Turn it off when every
-   * tenant is synthesized in Git. It can bind cluster-admin (the host type's binding), so it is as trusted as the
-   * controller.
+   * tenant is synthesized in Git. It holds no right to bind cluster-admin or to escalate, and an admission policy
+   * confines its writes to the namespaces it made for ControlPlanes (see the README's security table).
    * @default true
    */
   readonly materializer?: boolean;
+  /**
+   * Allow control planes of type `host` (a ServiceAccount bound to cluster-admin of this cluster, KubeFlex's type).
+   * Even when allowed, the API server admits a host plane, or hooks on one, only from a principal that holds the
+   * verbs `host` / `host-hooks` on `controlplanes` (cluster-admins hold every verb; others get them from
+   * `hostControlPlaneGroups`). When false, nobody can create one and no component holds a right to bind cluster-admin.
+   * @default true
+   */
+  readonly hostControlPlanes?: boolean;
+  /**
+   * Groups granted the verbs `host` and `host-hooks` on `controlplanes` (ClusterRoleBinding `kubeflex:host-planes`):
+   * whoever is in them can make hosting cluster-admin credentials.
+   * @default - none: only cluster-admins
+   */
+  readonly hostControlPlaneGroups?: string[];
   /** Run the bundled PostgreSQL for k8s-type tenants; `false` with no externalPostgres means no k8s tenants. @default true unless externalPostgres is set */
   readonly installPostgres?: boolean;
   /** Options for the bundled PostgreSQL. @default - see PostgresOptions */
@@ -218,6 +236,8 @@ export interface IKubeflexHosting extends IConstruct {
   readonly gateway?: GatewayParent;
   /** Host container name (certificate SAN). */
   readonly hostContainer: string;
+  /** Whether control planes of type `host` may be made on this install. */
+  readonly hostControlPlanes: boolean;
   /** PostgreSQL for k8s-type tenants, or undefined when there is none. */
   readonly postgres?: PostgresEndpoint;
   /** Names of all registered hooks, sorted. */
@@ -316,6 +336,7 @@ class ImportedKubeflexHosting extends HostingRegistry implements IKubeflexHostin
   public readonly ingressNamespace: string;
   public readonly gateway?: GatewayParent;
   public readonly hostContainer: string;
+  public readonly hostControlPlanes: boolean;
   public readonly postgres?: PostgresEndpoint;
 
   public constructor(scope: Construct, id: string, props: KubeflexHostingFromConfigProps) {
@@ -338,6 +359,7 @@ class ImportedKubeflexHosting extends HostingRegistry implements IKubeflexHostin
     this.gateway = c.gateway;
     this.ingressNamespace = c.ingressNamespace ?? defaultIngressNamespace(c.gateway, c.isOpenShift);
     this.hostContainer = c.hostContainer;
+    this.hostControlPlanes = c.hostControlPlanes;
     checkDnsSubdomain(`KubeflexHosting.fromConfig "${this.node.path}"`, 'config.domain', this.domain);
     const pg = c.postgres;
     this.postgres = pg && {
@@ -385,6 +407,9 @@ export class KubeflexHosting extends HostingRegistry implements IKubeflexHosting
   public readonly postgres?: PostgresEndpoint;
   /** The controller's ServiceAccount. */
   public readonly serviceAccount: kplus.ServiceAccount;
+
+  /** Whether control planes of type `host` may be made (by principals holding the `host` verb). */
+  public readonly hostControlPlanes: boolean;
 
   private readonly constructName: string;
   private readonly withMaterializer: boolean;
@@ -459,10 +484,31 @@ export class KubeflexHosting extends HostingRegistry implements IKubeflexHosting
       metadata: { name: CONTROLLER_NAME, namespace: HOSTING_NAMESPACE },
       automountToken: true,
     });
+    this.hostControlPlanes = props.hostControlPlanes ?? true;
+    const hostGroups = props.hostControlPlaneGroups ?? [];
+    if (!this.hostControlPlanes && hostGroups.length > 0) {
+      throw new KubeflexConfigError(
+        this.constructName,
+        'hostControlPlaneGroups',
+        hostGroups,
+        'grants host planes, but hostControlPlanes is false',
+      );
+    }
+    for (const [i, g] of hostGroups.entries()) {
+      if (typeof g !== 'string' || g === '' || g.startsWith('system:')) {
+        throw new KubeflexConfigError(
+          this.constructName,
+          `hostControlPlaneGroups[${i}]`,
+          g,
+          'must be a non-empty group name outside the reserved "system:" prefix',
+        );
+      }
+    }
     this.addControllerRbac();
     this.addController(props.controllerImage ?? IMAGES.controller);
     this.withMaterializer = props.materializer ?? true;
     if (this.withMaterializer) this.addMaterializer(props.controllerImage ?? IMAGES.controller);
+    this.addTrust(hostGroups);
 
     const sslModeFor = (ca: unknown): PostgresSslMode => {
       const mode = props.postgresSslMode ?? (ca ? 'verify-full' : 'prefer');
@@ -537,6 +583,7 @@ export class KubeflexHosting extends HostingRegistry implements IKubeflexHosting
       ingressClassName: this.ingressClassName,
       ingressNamespace: this.ingressNamespace,
       gateway: this.gateway,
+      hostControlPlanes: this.hostControlPlanes,
       // What the runtime controller needs to drop a tenant's database and role when its ControlPlane is deleted;
       // only the bundled server's superuser password is minted by the controller, an external one is the user's.
       postgres: pg && {
@@ -584,6 +631,19 @@ export class KubeflexHosting extends HostingRegistry implements IKubeflexHosting
     cluster.allow(['create', 'patch'], kplus.ApiResource.EVENTS);
     // A deleted ControlPlane takes its `<name>-system` namespace along (only one carrying its label; checked in code).
     cluster.allow(['delete'], kplus.ApiResource.NAMESPACES);
+    if (this.hostControlPlanes) {
+      // A host plane's binding of its ServiceAccount to cluster-admin, made only for a ControlPlane the admission
+      // policy admitted as `host` (named kubeflex:host:<cp>, owned by it; an existing binding is never taken over).
+      cluster.allow(['get', 'create'], kplus.ApiResource.CLUSTER_ROLE_BINDINGS);
+      ApiObject.of(cluster).addJsonPatch(
+        JsonPatch.add('/rules/-', {
+          apiGroups: ['rbac.authorization.k8s.io'],
+          resources: ['clusterroles'],
+          resourceNames: ['cluster-admin'],
+          verbs: ['bind'],
+        }),
+      );
+    }
     const binding = new kplus.ClusterRoleBinding(this, 'ControllerRoleBinding', {
       metadata: { name: 'kubeflex-controller' },
       role: cluster,
@@ -600,6 +660,58 @@ export class KubeflexHosting extends HostingRegistry implements IKubeflexHosting
     // Host planes: short-lived, renewed TokenRequest tokens instead of a non-expiring token Secret.
     tenant.allow(['create'], kplus.ApiResource.custom({ apiGroup: '', resourceType: 'serviceaccounts/token' }));
     this.bindControllerInNamespace(this, 'ControllerTenantRoleBinding', HOSTING_NAMESPACE);
+  }
+
+  /**
+   * Who may do what, enforced by the API server: the admission policies (lib/admission.ts), the ClusterRole that
+   * grants the host-plane verbs (bound to `groups`), and vCluster's syncer role that planes bind in their namespace.
+   */
+  private addTrust(groups: string[]): void {
+    addControlPlanePolicy(this, { hostPlanes: this.hostControlPlanes });
+    if (this.withMaterializer) {
+      addMaterializerPolicy(this, {
+        user: `system:serviceaccount:${HOSTING_NAMESPACE}:${MATERIALIZER_NAME}`,
+        controllerTenantRole: CONTROLLER_TENANT_ROLE,
+        controllerServiceAccount: CONTROLLER_NAME,
+        vclusterRole: VCLUSTER_CLUSTER_ROLE,
+      });
+    }
+    if (this.hostControlPlanes) {
+      const hostRole = new kplus.ClusterRole(this, 'HostPlanesRole', { metadata: { name: HOST_PLANES_CLUSTER_ROLE } });
+      hostRole.allow(
+        [CONTROL_PLANE_VERBS.host, CONTROL_PLANE_VERBS.hostHooks],
+        kplus.ApiResource.custom({ apiGroup: API_GROUP, resourceType: 'controlplanes' }),
+      );
+      if (groups.length > 0) {
+        const b = new kplus.ClusterRoleBinding(this, 'HostPlanesRoleBinding', {
+          metadata: { name: HOST_PLANES_CLUSTER_ROLE },
+          role: hostRole,
+        });
+        for (const [i, g] of groups.entries()) b.addSubjects(kplus.Group.fromName(this, `HostPlanesGroup${i}`, g));
+      }
+    }
+    // The chart's Role of vCluster's syncer (what it creates in the host namespace for tenant pods), as a ClusterRole.
+    const vc = new kplus.ClusterRole(this, 'VClusterRole', { metadata: { name: VCLUSTER_CLUSTER_ROLE } });
+    const core = (t: string) => kplus.ApiResource.custom({ apiGroup: '', resourceType: t });
+    const apps = (t: string) => kplus.ApiResource.custom({ apiGroup: 'apps', resourceType: t });
+    vc.allow(
+      ['create', 'delete', 'patch', 'update', 'get', 'list', 'watch'],
+      core('configmaps'),
+      core('secrets'),
+      core('services'),
+      core('pods'),
+      core('pods/attach'),
+      core('pods/portforward'),
+      core('pods/exec'),
+      core('persistentvolumeclaims'),
+    );
+    vc.allow(['patch', 'update'], core('pods/status'), core('pods/ephemeralcontainers'));
+    // As the chart's Role for this configuration: endpoints are written (sync.toHost.endpoints), apps only read.
+    vc.allow(['create', 'delete', 'patch', 'update', 'get', 'list', 'watch'], core('endpoints'));
+    vc.allow(['get', 'list', 'watch'], apps('statefulsets'), apps('replicasets'), apps('deployments'));
+    vc.allow(['get', 'list', 'watch'], core('pods/log'));
+    // Beyond the chart (read only there): the syncer can record host events about synced objects.
+    vc.allow(['create', 'get', 'list', 'watch'], core('events'));
   }
 
   /**
@@ -631,19 +743,17 @@ export class KubeflexHosting extends HostingRegistry implements IKubeflexHosting
       kplus.ApiResource.NETWORK_POLICIES,
       kplus.ApiResource.ROLES,
       kplus.ApiResource.ROLE_BINDINGS,
-      kplus.ApiResource.CLUSTER_ROLE_BINDINGS,
       custom('route.openshift.io', 'routes'),
       custom('gateway.networking.k8s.io', 'tlsroutes'),
     );
-    // vCluster's Role grants what the materializer does not hold; RoleBindings to the controller's tenant role and,
-    // for host planes, KubeFlex's ClusterRoleBinding to cluster-admin.
-    role.allow(['escalate', 'bind'], kplus.ApiResource.ROLES);
-    // cdk8s-plus cannot name resourceNames of a referenced ClusterRole: the escape hatch.
+    // RoleBindings to the controller's tenant role and to vCluster's syncer role, nothing else: no `escalate`, no
+    // ClusterRoleBindings (a host plane's binding is the controller's). cdk8s-plus cannot name resourceNames of a
+    // referenced ClusterRole: the escape hatch.
     ApiObject.of(role).addJsonPatch(
       JsonPatch.add('/rules/-', {
         apiGroups: ['rbac.authorization.k8s.io'],
         resources: ['clusterroles'],
-        resourceNames: [CONTROLLER_TENANT_ROLE, 'cluster-admin'],
+        resourceNames: [CONTROLLER_TENANT_ROLE, VCLUSTER_CLUSTER_ROLE],
         verbs: ['bind'],
       }),
     );

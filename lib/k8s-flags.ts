@@ -129,6 +129,52 @@ export interface K8sExtraArgs {
 }
 
 /**
+ * Flags that change who a tenant's components trust: authentication, authorization, admission, TLS, audit, encryption
+ * and the storage connection (security review N5). Refused in extraArgs whether or not the construct renders them;
+ * a prefix covers a whole family (every `--oidc-*` flag, say), so a flag added by a later release is refused too.
+ */
+const TRUST_FLAGS: Record<keyof K8sExtraArgs, { readonly prefixes: string[]; readonly names: string[] }> = {
+  apiServer: {
+    prefixes: [
+      'oidc-',
+      'authentication-',
+      'authorization-',
+      'admission-',
+      'audit-',
+      'etcd-',
+      'requestheader-',
+      'service-account-',
+      'encryption-provider-',
+      'tls-',
+      'proxy-client-',
+      'kubelet-client-',
+      'kubelet-certificate-',
+      'insecure-',
+    ],
+    names: [
+      'token-auth-file',
+      'basic-auth-file',
+      'enable-admission-plugins',
+      'disable-admission-plugins',
+      'anonymous-auth',
+      'client-ca-file',
+      'enable-bootstrap-token-auth',
+      'storage-backend',
+      'cert-dir',
+      'api-audiences',
+    ],
+  },
+  controllerManager: {
+    prefixes: ['authentication-', 'authorization-', 'requestheader-', 'tls-', 'cluster-signing-', 'service-account-'],
+    names: ['client-ca-file', 'root-ca-file', 'kubeconfig', 'use-service-account-credentials', 'cert-dir'],
+  },
+  kine: {
+    prefixes: ['server-', 'endpoint'],
+    names: ['ca-file', 'cert-file', 'key-file', 'listen-address'],
+  },
+};
+
+/**
  * Appends `extra` to `owned` as `--name=value` (sorted, so output is deterministic), refusing a flag that `owned`
  * already sets: the flags we render carry the tenant's security and wiring, and a second value of a flag silently
  * wins or merges depending on the flag.
@@ -155,8 +201,27 @@ export function withExtraArgs(
         `--${name} is set by the construct (${owned.find((a) => a.startsWith(`--${name}=`) || a === `--${name}`)}); set it through its prop (replicas, oidc, allowPrivileged, serviceClusterIpRange, kubernetesVersion) or the ApiObject.of() escape hatch`,
       );
     }
+    const trust = TRUST_FLAGS[component];
+    if (trust.names.includes(name) || trust.prefixes.some((p) => name.startsWith(p))) {
+      throw new KubeflexConfigError(
+        construct,
+        prop,
+        value,
+        `--${name} changes whom the tenant trusts (authentication, authorization, admission, TLS, audit, encryption or storage) and is refused in extraArgs; use the construct's props (oidc, allowPrivileged, serviceClusterIpRange, ...) or, knowingly, the ApiObject.of() escape hatch`,
+      );
+    }
     if (typeof value !== 'string' || /[\n\r\0]/.test(value)) {
       throw new KubeflexConfigError(construct, prop, value, 'must be a string on one line');
+    }
+    if (value.includes('$(')) {
+      // The kubelet expands $(VAR) in args from the container's environment: $(KINE_DB_PASSWORD) would put the
+      // database password on the command line.
+      throw new KubeflexConfigError(
+        construct,
+        prop,
+        value,
+        'must not contain "$(": the kubelet expands $(VAR) from the environment',
+      );
     }
     out.push(`--${name}=${value}`);
   }

@@ -16,7 +16,13 @@ import { K3sControlPlane } from './k3s-control-plane';
 import { K8sControlPlane } from './k8s-control-plane';
 import { PostCreateHook } from './post-create-hook';
 import { VClusterControlPlane } from './vcluster-control-plane';
-import { controlPlaneOwnerReference, MATERIALIZED_FOR, MATERIALIZE_ERROR, SLEEP_ANNOTATION } from './wire';
+import {
+  controlPlaneOwnerReference,
+  MATERIALIZED_FOR,
+  MATERIALIZED_TYPE,
+  MATERIALIZE_ERROR,
+  SLEEP_ANNOTATION,
+} from './wire';
 
 export { MATERIALIZED_FOR, MATERIALIZE_ERROR };
 
@@ -94,6 +100,8 @@ export function materialize(
     k8s: () => new K8sControlPlane(app, cp.metadata.name, { ...common, sleeping }),
     k3s: () => new K3sControlPlane(app, cp.metadata.name, { ...common, sleeping }),
     vcluster: () => new VClusterControlPlane(app, cp.metadata.name, { ...common, sleeping }),
+    // Listing hooks on a host plane is the opt-in: the API server admits that only from a principal holding the
+    // verb `host-hooks` (lib/admission.ts), so it is the hosting admin's decision, not any ControlPlane author's.
     host: () => new HostControlPlane(app, cp.metadata.name, { ...common, allowPostCreateHooks: uses.length > 0 }),
     external: () =>
       new ExternalControlPlane(app, cp.metadata.name, {
@@ -126,14 +134,24 @@ export function materialize(
  * What the materializer applies: every synthesized object except the ControlPlane (the client's own), each marked
  * with the ControlPlane's UID and owned by it, so garbage collection removes them with it.
  */
-export function withOwnership(objects: any[], cp: { metadata: { name: string; uid: string } }): any[] {
+export function withOwnership(
+  objects: any[],
+  cp: { metadata: { name: string; uid: string }; spec?: Record<string, any> },
+): any[] {
+  // The Namespace also says for which type it was made: the admission policy keeps that unchanged, and lets no
+  // materializer workload into a host plane's namespace; the controller binds a host plane only in a host namespace.
+  const type = String(cp.spec?.type ?? 'k8s');
   return objects
     .filter((o) => o.kind !== 'ControlPlane')
     .map((o) => ({
       ...o,
       metadata: {
         ...o.metadata,
-        annotations: { ...(o.metadata.annotations ?? {}), [MATERIALIZED_FOR]: cp.metadata.uid },
+        annotations: {
+          ...(o.metadata.annotations ?? {}),
+          [MATERIALIZED_FOR]: cp.metadata.uid,
+          ...(o.kind === 'Namespace' ? { [MATERIALIZED_TYPE]: type } : {}),
+        },
         ownerReferences: [controlPlaneOwnerReference(cp)],
       },
     }));

@@ -8,7 +8,7 @@ import { ControlPlaneBase, ControlPlaneProps } from './control-plane';
 import { checkDnsSubdomain, checkStorageSize } from './errors';
 import { vclusterConfig } from './vcluster-config';
 import { IMAGES, VCLUSTER_VERSION } from './versions';
-import { TYPE_CONTRACTS, VCLUSTER_KUBECONFIG_SECRET, VCLUSTER_RELEASE } from './wire';
+import { TYPE_CONTRACTS, VCLUSTER_CLUSTER_ROLE, VCLUSTER_KUBECONFIG_SECRET, VCLUSTER_RELEASE } from './wire';
 
 /** Props of VClusterControlPlane. */
 export interface VClusterControlPlaneProps extends ControlPlaneProps {
@@ -87,27 +87,9 @@ export class VClusterControlPlane extends ControlPlaneBase {
       automountToken: true,
     });
     new kplus.ServiceAccount(this, 'WorkloadServiceAccount', { metadata: { name: `vc-workload-${r}`, namespace: ns } });
-    const role = new kplus.Role(this, 'Role', { metadata: { name: `vc-${r}`, namespace: ns } });
-    const core = (t: string) => kplus.ApiResource.custom({ apiGroup: '', resourceType: t });
-    const apps = (t: string) => kplus.ApiResource.custom({ apiGroup: 'apps', resourceType: t });
-    role.allow(
-      ['create', 'delete', 'patch', 'update', 'get', 'list', 'watch'],
-      core('configmaps'),
-      core('secrets'),
-      core('services'),
-      core('pods'),
-      core('pods/attach'),
-      core('pods/portforward'),
-      core('pods/exec'),
-      core('persistentvolumeclaims'),
-    );
-    role.allow(['patch', 'update'], core('pods/status'), core('pods/ephemeralcontainers'));
-    // As the chart's Role for this configuration: endpoints are written (sync.toHost.endpoints), apps only read.
-    role.allow(['create', 'delete', 'patch', 'update', 'get', 'list', 'watch'], core('endpoints'));
-    role.allow(['get', 'list', 'watch'], apps('statefulsets'), apps('replicasets'), apps('deployments'));
-    role.allow(['get', 'list', 'watch'], core('pods/log'));
-    // Beyond the chart (read only there): the syncer can record host events about synced objects.
-    role.allow(['create', 'get', 'list', 'watch'], core('events'));
+    // The syncer's rights in this namespace: the hosting install's ClusterRole (the chart's Role), bound here. A
+    // RoleBinding to it needs only `bind` on that one role, so the materializer holds no `escalate` (review N3).
+    const role = kplus.ClusterRole.fromClusterRoleName(this, 'Role', VCLUSTER_CLUSTER_ROLE);
     const binding = new kplus.RoleBinding(this, 'RoleBinding', { metadata: { name: `vc-${r}`, namespace: ns }, role });
     binding.addSubjects(sa);
 

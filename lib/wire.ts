@@ -167,3 +167,44 @@ export function typeContract(type: string | undefined): TypeContract | undefined
 export const MATERIALIZED_FOR = 'kflex.kubestellar.org/materialized-for';
 /** Annotation the materializer sets on a ControlPlane it cannot serve; the controller reports it as Synced=False. */
 export const MATERIALIZE_ERROR = 'kflex.kubestellar.org/materialize-error';
+/**
+ * Annotation on a Namespace the materializer made: the `spec.type` of its ControlPlane. The admission policy keeps
+ * it unchanged and lets no materializer workload into a `host` namespace (its kubeconfig is hosting cluster-admin).
+ */
+export const MATERIALIZED_TYPE = 'kflex.kubestellar.org/materialized-type';
+
+// ---- Who may do what (enforced by the API server: lib/admission.ts) ----------------------------------------------
+
+/**
+ * Custom verbs on `controlplanes` that the admission policy asks the authorizer for. Cluster-admins hold every verb;
+ * anyone else gets them from an explicit grant (ClusterRole HOST_PLANES_CLUSTER_ROLE).
+ */
+export const CONTROL_PLANE_VERBS = {
+  /** Create a ControlPlane of type `host` (its kubeconfig is cluster-admin of the hosting cluster). */
+  host: 'host',
+  /** Give a host plane PostCreateHooks (their workloads can mount that kubeconfig). */
+  hostHooks: 'host-hooks',
+} as const;
+
+/** ClusterRole of the hosting install that grants CONTROL_PLANE_VERBS (bound to the groups the admin names). */
+export const HOST_PLANES_CLUSTER_ROLE = 'kubeflex:host-planes';
+
+/**
+ * The ClusterRoleBinding of a host plane's ServiceAccount to cluster-admin. The controller makes it (only for a
+ * ControlPlane the admission policy admitted as `host`); a name no one else uses, so no existing binding is taken over.
+ */
+export const hostBindingName = (cp: string) => `kubeflex:host:${cp}`;
+
+/** ClusterRole of the hosting install with vCluster's syncer rights (the chart's Role), bound in each vcluster namespace. */
+export const VCLUSTER_CLUSTER_ROLE = 'kubeflex-vcluster';
+
+/** Kinds whose objects run pods (a pod can mount any Secret and use any ServiceAccount of its namespace). */
+export const POD_KINDS: readonly string[] = [
+  'Pod',
+  'Deployment',
+  'StatefulSet',
+  'DaemonSet',
+  'ReplicaSet',
+  'Job',
+  'CronJob',
+];

@@ -54,13 +54,14 @@ describe('HostControlPlane', () => {
         metadata: { name: 'h1', namespace: 'h1-system', labels: cpLabels('h1') },
         automountServiceAccountToken: false,
       },
-      {
-        apiVersion: 'rbac.authorization.k8s.io/v1',
-        kind: 'ClusterRoleBinding',
-        metadata: { name: 'h1-binding', labels: cpLabels('h1') },
-        roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name: 'cluster-admin' },
-        subjects: [{ apiGroup: '', kind: 'ServiceAccount', name: 'h1', namespace: 'h1-system' }],
-      },
+    ]);
+  });
+
+  test('no ClusterRoleBinding is synthesized: the controller binds the admitted plane (review N1/N2)', () => {
+    const { app, hosting } = setup();
+    const objects = synth(new HostControlPlane(app, 'h1', { hosting }));
+    expect(objects.filter((o) => !o.metadata.namespace && o.kind !== 'ControlPlane').map((o) => o.kind)).toEqual([
+      'Namespace',
     ]);
   });
 
@@ -670,7 +671,6 @@ describe('VClusterControlPlane', () => {
       expect.arrayContaining([
         'ServiceAccount/vc-vcluster',
         'ServiceAccount/vc-workload-vcluster',
-        'Role/vc-vcluster',
         'RoleBinding/vc-vcluster',
         'Secret/vc-config-vcluster',
         'Service/vcluster',

@@ -3,7 +3,7 @@
 import { App } from 'cdk8s';
 import { KubeflexConfigError, materialize } from '../lib';
 import { isSynthesized, withOwnership } from '../lib/materialize';
-import { MATERIALIZED_FOR } from '../lib/wire';
+import { MATERIALIZED_FOR, MATERIALIZED_TYPE } from '../lib/wire';
 import { buildExamplePlatform } from '../main';
 
 function examplePlatform() {
@@ -41,8 +41,10 @@ describe('materializer: a bare ControlPlane gives exactly the synthesized object
             controller: true,
           },
         ]);
-        const { [MATERIALIZED_FOR]: mark, ...rest } = annotations;
+        const { [MATERIALIZED_FOR]: mark, [MATERIALIZED_TYPE]: type, ...rest } = annotations;
         expect(mark).toBe(`uid-${name}`);
+        // The Namespace also says for which type it was made (the admission policy and the controller read it).
+        expect(type).toBe(o.kind === 'Namespace' ? cp.spec.type : undefined);
         return { ...o, metadata: Object.keys(rest).length ? { ...metadata, annotations: rest } : metadata };
       };
       expect(applied.map(strip)).toEqual(synthesized.filter((o: any) => o.kind !== 'ControlPlane'));

@@ -1,7 +1,7 @@
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
-import { Testing } from 'cdk8s';
+import { App, Testing } from 'cdk8s';
 import {
   ExternalControlPlane,
   HostControlPlane,
@@ -136,6 +136,68 @@ describe('bad input fails with a message naming construct, prop and value', () =
       () => new K8sControlPlane(app, 'e4', { hosting, extraArgs: { apiServer: { v: '2\n--x' } } }),
       'extraArgs.apiServer.v',
       'one line',
+    );
+  });
+
+  // Security review N5: flags that change whom a tenant trusts are refused even where the construct does not set them.
+  const trustFlags: [component: 'apiServer' | 'controllerManager' | 'kine', flag: string, value: string][] = [
+    ['apiServer', 'token-auth-file', '/etc/kubernetes/oidc/ca.crt'],
+    ['apiServer', 'enable-admission-plugins', 'AlwaysAdmit'],
+    ['apiServer', 'disable-admission-plugins', 'PodSecurity'],
+    ['apiServer', 'oidc-groups-claim', 'groups'],
+    ['apiServer', 'oidc-issuer-url', 'https://idp.example.com'],
+    ['apiServer', 'authorization-webhook-config-file', '/x'],
+    ['apiServer', 'authentication-config', '/x'],
+    ['apiServer', 'etcd-servers-overrides', '/events#http://evil:2379'],
+    ['apiServer', 'tls-cipher-suites', 'TLS_RSA_WITH_RC4_128_SHA'],
+    ['apiServer', 'anonymous-auth', 'true'],
+    ['apiServer', 'audit-log-maxage', '0'],
+    ['controllerManager', 'authorization-always-allow-paths', '/'],
+    ['controllerManager', 'cluster-signing-duration', '876000h'],
+    ['kine', 'endpoint', 'postgres://x@db/kine?sslmode=disable'],
+    ['kine', 'ca-file', '/tmp/ca.crt'],
+    ['kine', 'server-cert-file', '/tmp/x.crt'],
+  ];
+  test.each(trustFlags)(
+    'fails when extraArgs.%s sets --%s (it changes whom the tenant trusts)',
+    (component, flag, value) => {
+      const { app, hosting } = setup();
+      expectConfigError(
+        () => new K8sControlPlane(app, 't', { hosting, extraArgs: { [component]: { [flag]: value } } }),
+        `extraArgs.${component}.${flag}`,
+        `--${flag} changes whom the tenant trusts`,
+      );
+    },
+  );
+
+  test('fails when host planes are disabled but a host plane is synthesized, or granted to a group', () => {
+    const app = new App();
+    const hosting = new KubeflexHosting(app, 'nohost', { hostControlPlanes: false });
+    expectConfigError(
+      () => new HostControlPlane(app, 'h', { hosting }),
+      'HostControlPlane "h"',
+      'hosting',
+      'does not allow host control planes (hostControlPlanes: false)',
+    );
+    expectConfigError(
+      () => new KubeflexHosting(new App(), 'h2', { hostControlPlanes: false, hostControlPlaneGroups: ['ops'] }),
+      'hostControlPlaneGroups',
+      'hostControlPlanes is false',
+    );
+    expectConfigError(
+      () => new KubeflexHosting(new App(), 'h3', { hostControlPlaneGroups: ['system:authenticated'] }),
+      'hostControlPlaneGroups[0]',
+      '"system:authenticated"',
+      'reserved "system:" prefix',
+    );
+  });
+
+  test('fails when an extraArgs value holds $(VAR), which the kubelet expands from the environment', () => {
+    const { app, hosting } = setup();
+    expectConfigError(
+      () => new K8sControlPlane(app, 'v', { hosting, extraArgs: { apiServer: { v: '$(KINE_DB_PASSWORD)' } } }),
+      'extraArgs.apiServer.v',
+      'must not contain "$("',
     );
   });
 

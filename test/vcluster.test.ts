@@ -43,7 +43,7 @@ describe('vCluster configuration', () => {
     expect(c.telemetry).toEqual({ enabled: false });
   });
 
-  test('the StatefulSet and Role follow the configuration: hash annotation, probes, image, endpoints written', () => {
+  test('the StatefulSet and syncer role follow the configuration: hash annotation, probes, image, endpoints written', () => {
     const { app, hosting } = setup();
     const objects = synth(new VClusterControlPlane(app, 'v', { hosting }));
     const sts = find(objects, 'StatefulSet', 'vcluster');
@@ -64,7 +64,13 @@ describe('vCluster configuration', () => {
     expect(pod.spec.initContainers[0].image).toBe(IMAGES.vclusterKubernetes);
     const syncerImage = configOf(objects).controlPlane.statefulSet.image;
     expect(syncer.image).toBe(`${syncerImage.registry}/${syncerImage.repository}:${syncerImage.tag}`);
-    const rules = find(objects, 'Role', 'vc-vcluster').rules as any[];
+    // The chart's Role is the hosting install's ClusterRole, bound in the plane's namespace (no escalate needed).
+    expect(find(objects, 'RoleBinding', 'vc-vcluster').roleRef).toEqual({
+      apiGroup: 'rbac.authorization.k8s.io',
+      kind: 'ClusterRole',
+      name: 'kubeflex-vcluster',
+    });
+    const rules = find(synth(hosting), 'ClusterRole', 'kubeflex-vcluster').rules as any[];
     const verbsOf = (group: string, resource: string) =>
       rules
         .filter((r) => r.apiGroups.includes(group) && r.resources.includes(resource))

@@ -315,6 +315,20 @@ export async function setSleeping(
 export async function fetchKubeconfig(client: KubeClient, cp: ControlPlaneObject): Promise<string | undefined> {
   const ref = cp.status?.secretRef;
   if (!ref?.name || !ref.key) return undefined;
+  // status is written by whoever may write controlplanes/status: only the type's own Secret in the plane's own
+  // namespace is read with the operator's credentials, never one that status points elsewhere (review N8).
+  const contract = typeContract(cp.spec?.type);
+  const namespace = tenantNames(cp.metadata.name).namespace;
+  if (
+    !contract ||
+    ref.namespace !== namespace ||
+    ref.name !== contract.kubeconfig.name ||
+    ref.key !== contract.kubeconfig.key
+  ) {
+    throw new CliError(
+      `ControlPlane ${cp.metadata.name}: status.secretRef ${ref.namespace}/${ref.name} key ${ref.key} is not the kubeconfig Secret of its type (${contract ? `${namespace}/${contract.kubeconfig.name} key ${contract.kubeconfig.key}` : `unknown type ${cp.spec?.type}`}); not read`,
+    );
+  }
   const s = await client.get<any>(paths.secret(ref.namespace, ref.name));
   const data = s?.data?.[ref.key];
   if (!data) throw new CliError(`Secret ${ref.namespace}/${ref.name} has no key ${ref.key} yet`);

@@ -1,7 +1,7 @@
 // One reconcile of one ControlPlane: observe through KubeClient, decide with the pure core, write the difference.
 // Level-based: every pass starts from what the cluster holds now, so a restart or a lost event changes nothing.
 import { decodeHostingConfig, HostingConfig } from '../hosting-config';
-import { ApiError, ConnectTo, KubeClient, paths } from '../kube/client';
+import { ApiError, ConnectTo, KubeClient, paths, segment } from '../kube/client';
 import { parseKubeconfig, ParsedKubeconfig } from '../kube/kubeconfig';
 import { API_VERSION, tenantNames, TenantNames, HOSTING_NAMESPACE, CONTROL_PLANE_LABEL } from '../names';
 import {
@@ -10,8 +10,11 @@ import {
   ADMIN_KUBECONFIG_SECRET,
   controlPlaneOwnerReference,
   HOSTING_CONFIGMAP,
+  hostBindingName,
   TYPE_CONTRACTS,
   MATERIALIZE_ERROR,
+  MATERIALIZED_FOR,
+  MATERIALIZED_TYPE,
   POSTGRES_TLS_SECRET,
   SLEEP_ANNOTATION,
   typeContract,
@@ -214,6 +217,12 @@ export async function reconcileControlPlane(deps: ReconcileDeps, name: string): 
     } else if (type === 'k3s') plan = planK3sSecrets(names, config, lookup, opts);
     else if (type === 'vcluster') plan = planVClusterSecrets(names, lookup);
     else if (type === 'host') {
+      if (!config.hostControlPlanes) {
+        throw new TerminalSpecError(
+          'host control planes are disabled in this hosting install (hostControlPlanes: false)',
+        );
+      }
+      await ensureHostBinding(deps, cp, names, ns, log);
       const h = await reconcileHost(deps, cp, names, observed, log);
       requeueAfterMs = h.requeueAfterMs;
       if (h.waitingFor) notReady = `waiting for ${h.waitingFor}`;
@@ -600,7 +609,24 @@ async function finalize(deps: ReconcileDeps, cp: ControlPlaneObject, log: Logger
       const r = await deps.dropDatabase(config.postgres, password, names.database, names.databaseRole, ca);
       log.info('database dropped', { database: names.database, role: names.databaseRole, ...r });
     }
-    await deps.hosting.deleteIfPresent(paths.secret(HOSTING_NAMESPACE, names.hostingDatabaseSecret));
+    // Only this plane's own credentials Secret (its label), deleted with a precondition on the UID just read: a
+    // finalizer an author added by hand cannot make the controller delete someone else's Secret (review N7).
+    const creds = await deps.hosting.get(paths.secret(HOSTING_NAMESPACE, names.hostingDatabaseSecret));
+    if (creds?.metadata?.labels?.[CONTROL_PLANE_LABEL] === name) {
+      try {
+        await deps.hosting.request('DELETE', paths.secret(HOSTING_NAMESPACE, names.hostingDatabaseSecret), {
+          apiVersion: 'v1',
+          kind: 'DeleteOptions',
+          preconditions: { uid: creds.metadata.uid },
+        });
+      } catch (e) {
+        if (!(e instanceof ApiError && e.status === 404)) throw e;
+      }
+    } else if (creds) {
+      log.warn('database credentials Secret kept: it lacks the plane label', {
+        secret: `${HOSTING_NAMESPACE}/${names.hostingDatabaseSecret}`,
+      });
+    }
   }
   await deleteTenantObjects(deps, name, log);
   await deps.hosting.request(
@@ -657,6 +683,56 @@ export class TerminalSpecError extends Error {}
 async function databaseProvisioned(deps: ReconcileDeps, names: TenantNames): Promise<boolean> {
   const job = await deps.hosting.get(provisionJobPath(names));
   return (job?.status?.succeeded ?? 0) > 0 && job?.metadata?.labels?.[CONTROL_PLANE_LABEL] === names.name;
+}
+
+/**
+ * host: binds ServiceAccount `<cp>-system/<cp>` to cluster-admin (ClusterRoleBinding `kubeflex:host:<cp>`, owned by
+ * the ControlPlane so garbage collection removes it with the plane). The API server admitted this plane as `host`
+ * only for a principal holding the `host` verb, which is what makes the binding the admin's decision. A binding of
+ * that name that is not this plane's is never touched; a namespace the materializer made for another type (its
+ * type annotation) gets no binding, so no workload of the materializer can run beside the token.
+ */
+async function ensureHostBinding(
+  deps: ReconcileDeps,
+  cp: ControlPlaneObject,
+  names: TenantNames,
+  ns: { metadata?: { annotations?: Record<string, string> } },
+  log: Logger,
+): Promise<void> {
+  const annotations = ns.metadata?.annotations ?? {};
+  if (annotations[MATERIALIZED_FOR] !== undefined) {
+    if (annotations[MATERIALIZED_FOR] !== cp.metadata.uid || annotations[MATERIALIZED_TYPE] !== 'host') {
+      throw new TerminalSpecError(
+        `namespace ${names.namespace} was materialized for another ControlPlane or type (${MATERIALIZED_FOR}=${annotations[MATERIALIZED_FOR]}, ${MATERIALIZED_TYPE}=${annotations[MATERIALIZED_TYPE] ?? ''}): no host binding is made`,
+      );
+    }
+  }
+  const name = hostBindingName(names.name);
+  const path = `/apis/rbac.authorization.k8s.io/v1/clusterrolebindings/${segment(name)}`;
+  const existing = await deps.hosting.get(path);
+  if (existing) {
+    const owned = (existing.metadata?.ownerReferences ?? []).some(
+      (r: any) => r.kind === 'ControlPlane' && r.uid === cp.metadata.uid,
+    );
+    if (!owned) {
+      throw new TerminalSpecError(
+        `ClusterRoleBinding ${name} exists and is not owned by this ControlPlane (uid ${cp.metadata.uid}): it is left untouched`,
+      );
+    }
+    return;
+  }
+  await deps.hosting.createIfAbsent('/apis/rbac.authorization.k8s.io/v1/clusterrolebindings', {
+    apiVersion: 'rbac.authorization.k8s.io/v1',
+    kind: 'ClusterRoleBinding',
+    metadata: {
+      name,
+      labels: { [CONTROL_PLANE_LABEL]: names.name },
+      ownerReferences: [controlPlaneOwnerReference({ metadata: { name: names.name, uid: cp.metadata.uid ?? '' } })],
+    },
+    roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name: 'cluster-admin' },
+    subjects: [{ kind: 'ServiceAccount', name: names.name, namespace: names.namespace }],
+  });
+  log.info('host binding created', { controlPlane: names.name, clusterRoleBinding: name });
 }
 
 /**

@@ -20,7 +20,7 @@ import {
   withOwnership,
 } from '../materialize';
 import { HOSTING_NAMESPACE } from '../names';
-import { HOSTING_CONFIGMAP } from '../wire';
+import { HOSTING_CONFIGMAP, POD_KINDS } from '../wire';
 
 export interface MaterializerOptions {
   readonly client: KubeClient;
@@ -60,6 +60,14 @@ export async function materializeOne(client: KubeClient, name: string, log: Logg
       if (e instanceof KubeflexConfigError) throw new Refused(e.message);
       throw e;
     }
+    // A host plane's namespace holds a hosting cluster-admin kubeconfig: the admission policy lets no workload of
+    // the materializer run there, so hooks with workloads on a bare host plane are refused here, before anything.
+    const workload = cp.spec?.type === 'host' && objects.find((o) => POD_KINDS.includes(o.kind));
+    if (workload) {
+      throw new Refused(
+        `${workload.kind} ${workload.metadata.namespace}/${workload.metadata.name} of a hook would run beside the hosting cluster-admin kubeconfig of a host plane; the materializer never applies workloads there (synthesize and apply this plane as an admin instead); nothing was applied`,
+      );
+    }
     // Only into what was made for this ControlPlane: a namespace or object of another plane, of a synthesized
     // plane or of anyone else is never touched (checked for all before anything is applied).
     const discovery = new Discovery(client);
@@ -70,6 +78,34 @@ export async function materializeOne(client: KubeClient, name: string, log: Logg
         throw new Refused(
           `${o.kind} ${o.metadata.namespace ? `${o.metadata.namespace}/` : ''}${o.metadata.name} exists and was not made for this ControlPlane (uid ${cp.metadata.uid}); nothing was applied`,
         );
+      }
+    }
+    // Every other object is first applied with dryRun=All wherever something may already exist (any namespace that
+    // exists): the API server's own admission (the materializer policy: nothing it did not make for this plane's
+    // UID, nothing outside its namespaces) and RBAC judge it there, so a refusal leaves everything untouched.
+    const namespaces = new Map<string, boolean>();
+    for (const o of objects) {
+      const r = await discovery.resource(o.apiVersion, o.kind);
+      const where = `${o.kind} ${o.metadata.namespace ? `${o.metadata.namespace}/` : ''}${o.metadata.name}`;
+      if (!r.namespaced && o.kind !== 'Namespace') {
+        throw new Refused(`${where} is cluster-scoped: the materializer makes no cluster-scoped object but Namespaces`);
+      }
+      if (o.kind === 'Namespace') continue; // checked above, by its mark
+      const ns = o.metadata.namespace as string;
+      if (!namespaces.has(ns)) namespaces.set(ns, !!(await client.get(paths.namespace(ns))));
+      if (!namespaces.get(ns)) continue; // a namespace still to be made holds nothing of anyone's
+      try {
+        await client.request(
+          'PATCH',
+          `${await discovery.path(o)}?fieldManager=${MATERIALIZER_FIELD_MANAGER}&force=true&dryRun=All`,
+          o,
+          'application/apply-patch+yaml',
+        );
+      } catch (e) {
+        if (e instanceof ApiError && (e.status === 403 || e.status === 422 || e.status === 409)) {
+          throw new Refused(`${where}: ${e.message}; nothing was applied`);
+        }
+        throw e;
       }
     }
     await applyObjects(client, objects, discovery, MATERIALIZER_FIELD_MANAGER);

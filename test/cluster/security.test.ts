@@ -1,14 +1,15 @@
 // Attacks of the security review (../shared/reference/reviews/security.md) replayed against the landed code on a real
 // hosting cluster, with the real controller binary and a second real API server as an adopted cluster. Each test is
 // named after its finding, asserts the exact error or status the attacker sees, and that nothing changed.
-import { ChildProcess, execFileSync, spawnSync } from 'child_process';
+import { ChildProcess, execFileSync, spawn, spawnSync } from 'child_process';
 import * as fs from 'fs';
 import * as path from 'path';
-import { stringify } from 'yaml';
+import { parse, stringify } from 'yaml';
 import {
   HostControlPlane,
   K8sControlPlane,
   KubeflexHosting,
+  PostCreateHook,
   synthesizeAtomically,
   VClusterControlPlane,
 } from '../../lib';
@@ -423,4 +424,411 @@ suite('a hostile tenant cannot escape (security review findings, replayed)', () 
       expect(psql(pg(), "SELECT count(*) FROM pg_database WHERE datname = 'legit'").trim()).toBe('0');
     });
   });
+});
+
+// Round 2 (../shared/reference/reviews/security-round2.md): who may do what is the hosting admin's decision, enforced
+// by the API server (admission policies and RBAC of the synthesized install). The controller and the materializer run
+// with their own ServiceAccount tokens, so their synthesized RBAC is what is tested; people are impersonated with
+// exactly the rights each scenario names.
+suite('round 2: ControlPlane authors gain nothing on the hosting cluster', () => {
+  let hosting: TestCluster;
+  const procs: ChildProcess[] = [];
+  let dir: string;
+  const k = (args: string[], input?: string) => kubectl(hosting, args, input).stdout;
+  const tryK = (args: string[], input?: string): { ok: boolean; out: string } => {
+    try {
+      return { ok: true, out: k(args, input) };
+    } catch (e) {
+      return { ok: false, out: String(e) };
+    }
+  };
+  const cpYaml = (name: string, spec: object) =>
+    stringify({ apiVersion: 'tenancy.kflex.kubestellar.org/v1alpha1', kind: 'ControlPlane', metadata: { name }, spec });
+  const asUser = (user: string, groups: string[] = []) => [`--as=${user}`, ...groups.map((g) => `--as-group=${g}`)];
+  const condition = (name: string, type: string) => {
+    const c = (JSON.parse(k(['get', 'cp', name, '-o', 'json'])).status?.conditions ?? []).find(
+      (x: any) => x.type === type,
+    );
+    return c ? `${c.status}/${c.reason}${c.message ? `: ${c.message}` : ''}` : 'none';
+  };
+  /** A kubeconfig of the hosting cluster that authenticates with `token` only. */
+  const withToken = (token: string, name: string) => {
+    const kc = parse(fs.readFileSync(hosting.kubeconfig, 'utf8'));
+    kc.users[0].user = { token };
+    const file = path.join(dir, `${name}.kubeconfig`);
+    fs.writeFileSync(file, stringify(kc), { mode: 0o600 });
+    return file;
+  };
+  /** A kubeconfig holding a fresh token of `sa` in kubeflex-system: the identity its Deployment runs with. */
+  const tokenKubeconfig = (sa: string) =>
+    withToken(k(['create', 'token', sa, '-n', 'kubeflex-system', '--duration=1h']).trim(), sa);
+  const asMaterializer = (args: string[], input?: string) => {
+    const r = spawnSync('kubectl', [`--kubeconfig=${path.join(dir, 'kubeflex-materializer.kubeconfig')}`, ...args], {
+      encoding: 'utf8',
+      input,
+    });
+    return { ok: r.status === 0, out: `${r.stdout}${r.stderr}` };
+  };
+
+  beforeAll(async () => {
+    hosting = await startCluster(state, 'sec2host', HOSTING_KCM_CONTROLLERS);
+    dir = fs.mkdtempSync(path.join(state.dir, 'security2-'));
+    const files = synthesizeAtomically(
+      (app) => {
+        const h = new KubeflexHosting(app, 'hosting', { hostControlPlaneGroups: ['platform-admins'] });
+        new PostCreateHook(h, 'note', {
+          hosting: h,
+          templates: [
+            { apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: 'note-{{.ControlPlaneName}}' }, data: { a: 'b' } },
+          ],
+        });
+        // Its template names a Secret a tenant admin keeps in the plane's namespace.
+        new PostCreateHook(h, 'squat-secret', {
+          hosting: h,
+          templates: [{ apiVersion: 'v1', kind: 'Secret', metadata: { name: 'tenant-notes' }, stringData: { x: 'y' } }],
+        });
+      },
+      path.join(dir, 'dist'),
+    );
+    applySynthesized(hosting, files);
+    // People: an author who may create and read ControlPlanes (and read Secrets in their own <cp>-system, granted per
+    // test), and a member of the group the hosting install grants host planes.
+    k(
+      ['apply', '-f', '-'],
+      stringify({
+        apiVersion: 'rbac.authorization.k8s.io/v1',
+        kind: 'ClusterRole',
+        metadata: { name: 'cp-author' },
+        rules: [
+          {
+            apiGroups: ['tenancy.kflex.kubestellar.org'],
+            resources: ['controlplanes'],
+            verbs: ['create', 'get', 'list', 'watch', 'update', 'patch'],
+          },
+        ],
+      }),
+    );
+    k(['create', 'clusterrolebinding', 'cp-authors', '--clusterrole=cp-author', '--group=authors']);
+    procs.push(
+      spawnController(
+        { kubeconfig: tokenKubeconfig('kubeflex-controller-manager') },
+        path.join(state.logDir, 'security2-controller.log'),
+        ['--resync=5s'],
+      ),
+    );
+    const out = fs.openSync(path.join(state.logDir, 'security2-materializer.log'), 'a');
+    procs.push(
+      spawn(
+        process.execPath,
+        [
+          path.resolve(__dirname, '../../build/lib/materializer/main.js'),
+          `--kubeconfig=${tokenKubeconfig('kubeflex-materializer')}`,
+          '--health-port=0',
+        ],
+        { stdio: ['ignore', out, out] },
+      ),
+    );
+    fs.closeSync(out);
+  }, 180_000);
+
+  afterAll(async () => {
+    await killAll(procs.map((p) => p.pid!).filter(Boolean));
+    await hosting?.stop();
+  });
+
+  test('N1 host planes: an author without the verb is refused at admission, nothing is created; their k8s plane is served', async () => {
+    const alice = asUser('alice', ['authors']);
+    const host = tryK([...alice, 'apply', '-f', '-'], cpYaml('evil', { type: 'host' }));
+    expect(host.ok).toBe(false);
+    expect(host.out).toContain(
+      'ControlPlane evil: spec.type "host" is refused: its kubeconfig is cluster-admin of the hosting cluster, and alice lacks the verb "host" on controlplanes.tenancy.kflex.kubestellar.org (ClusterRole kubeflex:host-planes)',
+    );
+    expect(tryK(['get', 'cp', 'evil']).out).toMatch(/NotFound/);
+    // The same author's k8s plane is admitted and materialized (its workloads, marked with its UID).
+    k([...alice, 'apply', '-f', '-'], cpYaml('alicek8s', { type: 'k8s' }));
+    const uid = JSON.parse(k(['get', 'cp', 'alicek8s', '-o', 'json'])).metadata.uid;
+    await waitFor('alicek8s materialized', () => tryK(['get', 'deploy', '-n', 'alicek8s-system', 'kube-apiserver']).ok);
+    expect(
+      JSON.parse(k(['get', 'ns', 'alicek8s-system', '-o', 'json'])).metadata.annotations[
+        'kflex.kubestellar.org/materialized-for'
+      ],
+    ).toBe(uid);
+    // Nothing was made for the refused host plane, and no binding to cluster-admin exists for it.
+    expect(tryK(['get', 'ns', 'evil-system']).ok).toBe(false);
+    expect(k(['get', 'clusterrolebindings', '-o', 'name'])).not.toMatch(/evil/);
+  });
+
+  test('N1 host planes: a cluster-admin, and a member of the granted group, get a Ready host plane bound by the controller', async () => {
+    // The harness's own identity is system:masters, as a cluster-admin's kflex create --type host would be.
+    k(['apply', '-f', '-'], cpYaml('adminhost', { type: 'host' }));
+    k([...asUser('bob', ['authors', 'platform-admins']), 'apply', '-f', '-'], cpYaml('bobhost', { type: 'host' }));
+    for (const name of ['adminhost', 'bobhost']) {
+      await waitFor(`${name} Ready`, () => condition(name, 'Ready').startsWith('True/Available'), 60_000);
+      const binding = JSON.parse(k(['get', 'clusterrolebinding', `kubeflex:host:${name}`, '-o', 'json']));
+      const uid = JSON.parse(k(['get', 'cp', name, '-o', 'json'])).metadata.uid;
+      expect(binding.roleRef.name).toBe('cluster-admin');
+      expect(binding.subjects).toEqual([{ kind: 'ServiceAccount', name, namespace: `${name}-system` }]);
+      expect(binding.metadata.ownerReferences).toEqual([expect.objectContaining({ kind: 'ControlPlane', uid })]);
+      // The minted kubeconfig is what the host type means: cluster-admin of the hosting cluster.
+      const kc = Buffer.from(
+        k(['get', 'secret', '-n', `${name}-system`, 'admin-kubeconfig', '-o', 'jsonpath={.data.kubeconfig-incluster}']),
+        'base64',
+      ).toString();
+      const token = /token: (\S+)/.exec(kc)![1];
+      expect(kubectl({ kubeconfig: withToken(token, name) }, ['auth', 'can-i', '*', '*']).stdout.trim()).toBe('yes');
+    }
+  }, 120_000);
+
+  test('N4 hooks on a host plane: refused at admission unless the author holds "host-hooks", on create and on update', async () => {
+    // Carol may make host planes but was not given the hook opt-in.
+    k(
+      ['apply', '-f', '-'],
+      stringify({
+        apiVersion: 'rbac.authorization.k8s.io/v1',
+        kind: 'ClusterRole',
+        metadata: { name: 'host-only' },
+        rules: [{ apiGroups: ['tenancy.kflex.kubestellar.org'], resources: ['controlplanes'], verbs: ['host'] }],
+      }),
+    );
+    k(['create', 'clusterrolebinding', 'host-only', '--clusterrole=host-only', '--user=carol']);
+    const carol = asUser('carol', ['authors']);
+    const withHook = tryK(
+      [...carol, 'apply', '-f', '-'],
+      cpYaml('carolhooks', { type: 'host', postCreateHooks: [{ hookName: 'note' }] }),
+    );
+    expect(withHook.ok).toBe(false);
+    expect(withHook.out).toContain(
+      'ControlPlane carolhooks: postCreateHooks on a host plane are refused: hook workloads can mount its hosting cluster-admin kubeconfig, and carol lacks the verb "host-hooks" on controlplanes.tenancy.kflex.kubestellar.org',
+    );
+    expect(tryK(['get', 'cp', 'carolhooks']).ok).toBe(false);
+    // Her plane without hooks is admitted; adding a hook later, or switching the legacy single hook on, is not.
+    k([...carol, 'apply', '-f', '-'], cpYaml('carolhost', { type: 'host' }));
+    for (const patch of [{ spec: { postCreateHooks: [{ hookName: 'note' }] } }, { spec: { postCreateHook: 'note' } }]) {
+      const p = tryK([...carol, 'patch', 'cp', 'carolhost', '--type=merge', '-p', JSON.stringify(patch)]);
+      expect(p.ok).toBe(false);
+      expect(p.out).toContain('lacks the verb "host-hooks"');
+    }
+    // Updates that do not touch hooks pass (the controller's finalizer and status writes are such updates).
+    k([...carol, 'annotate', 'cp', 'carolhost', 'team=blue']);
+    await waitFor('carolhost Ready', () => condition('carolhost', 'Ready').startsWith('True/Available'), 60_000);
+    expect(JSON.parse(k(['get', 'cp', 'carolhost', '-o', 'json'])).spec.postCreateHooks ?? []).toEqual([]);
+  }, 120_000);
+
+  test('N3 the materializer cannot escalate: its effective rights, and its token against the escalation paths', () => {
+    const sa = 'system:serviceaccount:kubeflex-system:kubeflex-materializer';
+    const rules = (ns: string) =>
+      JSON.parse(
+        k(
+          ['create', '-o', 'json', '-f', '-', `--as=${sa}`],
+          JSON.stringify({
+            apiVersion: 'authorization.k8s.io/v1',
+            kind: 'SelfSubjectRulesReview',
+            spec: { namespace: ns },
+          }),
+        ),
+      ).status.resourceRules as {
+        verbs: string[];
+        apiGroups?: string[];
+        resources?: string[];
+        resourceNames?: string[];
+      }[];
+    for (const ns of ['kube-system', 'kubeflex-system', 'alicek8s-system']) {
+      const r = rules(ns);
+      expect(r.length).toBeGreaterThan(3);
+      for (const rule of r) {
+        const res = rule.resources ?? [];
+        expect([ns, rule.verbs]).not.toEqual([ns, expect.arrayContaining(['escalate'])]);
+        expect([ns, rule.verbs]).not.toEqual([ns, expect.arrayContaining(['*'])]);
+        expect([ns, res]).not.toEqual([ns, expect.arrayContaining(['*'])]);
+        if (rule.verbs.includes('bind')) {
+          expect(rule.resourceNames?.sort()).toEqual(['kubeflex-controller-tenant', 'kubeflex-vcluster']);
+        }
+        if (res.includes('secrets')) expect(rule.verbs.filter((v) => ['get', 'list', 'watch'].includes(v))).toEqual([]);
+        expect(res).not.toContain('clusterrolebindings');
+        expect(res).not.toContain('clusterroles');
+        expect(res).not.toContain('serviceaccounts/token');
+        expect(res).not.toContain('pods/exec');
+      }
+    }
+    // Its token, against what a compromised materializer would try. Each is refused by the API server.
+    const crb = asMaterializer([
+      'create',
+      'clusterrolebinding',
+      'mine',
+      '--clusterrole=cluster-admin',
+      `--serviceaccount=kubeflex-system:kubeflex-materializer`,
+    ]);
+    expect(crb).toMatchObject({ ok: false });
+    expect(crb.out).toMatch(
+      /forbidden: User "system:serviceaccount:kubeflex-system:kubeflex-materializer" cannot create resource "clusterrolebindings"/,
+    );
+    const star = asMaterializer(['create', 'role', 'star', '-n', 'kube-system', '--verb=*', '--resource=*']);
+    expect(star).toMatchObject({ ok: false });
+    expect(star.out).toMatch(/forbidden|is attempting to grant RBAC permissions not currently held/);
+    const bindVc = asMaterializer([
+      'create',
+      'rolebinding',
+      'steal',
+      '-n',
+      'kube-system',
+      '--clusterrole=kubeflex-vcluster',
+      '--serviceaccount=kubeflex-system:kubeflex-materializer',
+    ]);
+    expect(bindVc).toMatchObject({ ok: false });
+    expect(bindVc.out).toContain(
+      'materializer: RoleBinding kube-system/steal is refused: it writes only inside a namespace it made, with the mark of that namespace',
+    );
+    // Patching answers with the whole object: a Secret or a workload it did not make is never patched.
+    k(['create', 'deployment', 'coredns', '-n', 'kube-system', '--image=registry.k8s.io/coredns/coredns:v1.11.3']);
+    const image = asMaterializer(['set', 'image', '-n', 'kube-system', 'deployment/coredns', 'coredns=evil:latest']);
+    expect(image).toMatchObject({ ok: false });
+    expect(image.out).toContain('materializer: Deployment kube-system/coredns is refused');
+    for (const [ns, name] of [
+      ['kubeflex-system', 'postgres-postgresql'],
+      ['adminhost-system', 'admin-kubeconfig'],
+    ]) {
+      const p = asMaterializer([
+        'patch',
+        'secret',
+        '-n',
+        ns,
+        name,
+        '--type=merge',
+        '-p',
+        '{"metadata":{"labels":{"x":"y"}}}',
+        '-o',
+        'json',
+      ]);
+      expect(p).toMatchObject({ ok: false });
+      expect(p.out).not.toMatch(/"data"/);
+    }
+    // No namespace that is not <cp>-system with its mark, nor a privileged one.
+    const ns = asMaterializer(
+      ['apply', '-f', '-'],
+      stringify({
+        apiVersion: 'v1',
+        kind: 'Namespace',
+        metadata: {
+          name: 'x-system',
+          annotations: { 'kflex.kubestellar.org/materialized-for': 'u' },
+          labels: { 'pod-security.kubernetes.io/enforce': 'privileged' },
+        },
+      }),
+    );
+    expect(ns).toMatchObject({ ok: false });
+    expect(ns.out).toContain('enforces Pod Security restricted or baseline');
+    // No workload next to a host plane's cluster-admin kubeconfig (a pod there could mount it).
+    const job = asMaterializer(['create', 'job', 'mount', '-n', 'adminhost-system', '--image=busybox']);
+    expect(job).toMatchObject({ ok: false });
+  });
+
+  test('N2 nothing that is not ours is touched: a same-named binding, a cluster-scoped hook object, a minted Secret', async () => {
+    // A binding named as the controller would name a host plane's, made by someone else.
+    k(['create', 'clusterrolebinding', 'kubeflex:host:squat', '--clusterrole=view', '--user=dana']);
+    // KubeFlex's own name for a host binding, and GKE's documented name for a user's cluster-admin binding.
+    k([
+      'create',
+      'clusterrolebinding',
+      'cluster-admin-binding',
+      '--clusterrole=cluster-admin',
+      '--user=alice@example.com',
+    ]);
+    k(['create', 'clusterrole', 'squat-role', '--verb=get', '--resource=pods']);
+    const snapshot = () =>
+      [
+        'clusterrolebinding/kubeflex:host:squat',
+        'clusterrolebinding/cluster-admin-binding',
+        'clusterrole/squat-role',
+      ].map((o) => {
+        const x = JSON.parse(k(['get', o, '-o', 'json']));
+        return {
+          meta: {
+            labels: x.metadata.labels,
+            ownerReferences: x.metadata.ownerReferences,
+            rv: x.metadata.resourceVersion,
+          },
+          subjects: x.subjects,
+          roleRef: x.roleRef,
+          rules: x.rules,
+        };
+      });
+    const before = snapshot();
+    k(['apply', '-f', '-'], cpYaml('squat', { type: 'host' }));
+    k(['apply', '-f', '-'], cpYaml('cluster-admin', { type: 'host' }));
+    await waitFor('squat refused', () => condition('squat', 'Synced').includes('ClusterRoleBinding'));
+    expect(condition('squat', 'Synced')).toMatch(
+      /^False\/ReconcileError: ClusterRoleBinding kubeflex:host:squat exists and is not owned by this ControlPlane \(uid [0-9a-f-]+\): it is left untouched$/,
+    );
+    await waitFor(
+      'cluster-admin Ready',
+      () => condition('cluster-admin', 'Ready').startsWith('True/Available'),
+      60_000,
+    );
+    // A hook asking for a cluster-scoped object, and one naming the Secret the controller mints in <cp>-system.
+    k(
+      ['apply', '-f', '-'],
+      stringify({
+        apiVersion: 'tenancy.kflex.kubestellar.org/v1alpha1',
+        kind: 'PostCreateHook',
+        metadata: { name: 'squat-role' },
+        spec: {
+          templates: [
+            {
+              apiVersion: 'rbac.authorization.k8s.io/v1',
+              kind: 'ClusterRole',
+              metadata: { name: 'squat-role' },
+              rules: [],
+            },
+          ],
+        },
+      }),
+    );
+    k(['apply', '-f', '-'], cpYaml('hookrole', { type: 'k8s', postCreateHooks: [{ hookName: 'squat-role' }] }));
+    await waitFor('hookrole refused', () => condition('hookrole', 'Synced').includes('not materialized'));
+    expect(condition('hookrole', 'Synced')).toMatch(
+      /^False\/ReconcileError: not materialized: PostCreateHook "hosting\/hook-squat-role": invalid templates\[0\]\.kind "ClusterRole": is cluster-scoped/,
+    );
+    expect(tryK(['get', 'ns', 'hookrole-system']).ok).toBe(false);
+    // A materialized plane whose namespace holds a Secret someone else wrote; then a hook naming that Secret.
+    k(['apply', '-f', '-'], cpYaml('minted', { type: 'k8s' }));
+    await waitFor('minted materialized', () => tryK(['get', 'deploy', '-n', 'minted-system', 'kube-apiserver']).ok);
+    k(['create', 'secret', 'generic', 'tenant-notes', '-n', 'minted-system', '--from-literal=kubeconfig=SECRET']);
+    const secretBefore = k([
+      'get',
+      'secret',
+      '-n',
+      'minted-system',
+      'tenant-notes',
+      '-o',
+      'jsonpath={.metadata.resourceVersion}{.data}',
+    ]);
+    k([
+      'patch',
+      'cp',
+      'minted',
+      '--type=merge',
+      '-p',
+      JSON.stringify({ spec: { postCreateHooks: [{ hookName: 'note' }, { hookName: 'squat-secret' }] } }),
+    ]);
+    await waitFor('minted refused', () => condition('minted', 'Synced').includes('not materialized'));
+    expect(condition('minted', 'Synced')).toContain('not materialized: Secret minted-system/tenant-notes: ');
+    expect(condition('minted', 'Synced')).toContain(
+      'it exists and was not made by the materializer for this ControlPlane',
+    );
+    // Nothing of that pass was applied (the other hook's ConfigMap neither), and the Secret is untouched.
+    expect(tryK(['get', 'configmap', '-n', 'minted-system', 'note-minted']).ok).toBe(false);
+    expect(
+      k(['get', 'secret', '-n', 'minted-system', 'tenant-notes', '-o', 'jsonpath={.metadata.resourceVersion}{.data}']),
+    ).toBe(secretBefore);
+    expect(snapshot()).toEqual(before);
+    // After the planes are deleted (garbage collection runs), the foreign objects are still there, unchanged.
+    for (const name of ['squat', 'cluster-admin', 'hookrole'])
+      k(['delete', 'cp', name, '--wait=true', '--timeout=60s']);
+    await waitFor(
+      'cluster-admin binding collected',
+      () => !tryK(['get', 'clusterrolebinding', 'kubeflex:host:cluster-admin']).ok,
+      30_000,
+    );
+    expect(snapshot()).toEqual(before);
+  }, 180_000);
 });

@@ -1,0 +1,187 @@
+// Who may do what, enforced by the API server itself (no webhook server): ValidatingAdmissionPolicies of the hosting
+// install. One asks the authorizer whether the author of a ControlPlane holds the custom verbs a host plane needs
+// (security review round 2, N1/N4); one confines the materializer's writes to what it made for a ControlPlane (N2/N3),
+// so that neither a ControlPlane author nor a compromised materializer gains anything on the hosting cluster.
+import { ApiObject } from 'cdk8s';
+import { Construct } from 'constructs';
+import { API_GROUP, HOSTING_NAMESPACE } from './names';
+import { CONTROL_PLANE_VERBS, HOST_PLANES_CLUSTER_ROLE, MATERIALIZED_FOR, MATERIALIZED_TYPE, POD_KINDS } from './wire';
+
+/** Name of the policy (and its binding) on ControlPlanes. */
+export const CONTROL_PLANE_POLICY = 'kubeflex-controlplane-rights';
+/** Name of the policy (and its binding) on the materializer's own requests. */
+export const MATERIALIZER_POLICY = 'kubeflex-materializer-scope';
+
+const VAP_VERSION = 'admissionregistration.k8s.io/v1';
+
+/** The spec fields that choose and parameterize a plane's hooks: changing any of them is opting into hooks anew. */
+const HOOK_FIELDS = ['postCreateHook', 'postCreateHookVars', 'postCreateHooks', 'globalVars'];
+
+/** CEL: `field` of `a.spec` and `b.spec` are both absent or equal. */
+const sameField = (f: string) =>
+  `(has(object.spec.${f}) == has(oldObject.spec.${f}) && (!has(object.spec.${f}) || object.spec.${f} == oldObject.spec.${f}))`;
+
+/** CEL: the request's user holds `verb` on this ControlPlane. */
+const holds = (verb: string) =>
+  `authorizer.group('${API_GROUP}').resource('controlplanes').name(object.metadata.name).check('${verb}').allowed()`;
+
+function policy(scope: Construct, id: string, name: string, spec: Record<string, unknown>): void {
+  new ApiObject(scope, id, { apiVersion: VAP_VERSION, kind: 'ValidatingAdmissionPolicy', metadata: { name }, spec });
+  new ApiObject(scope, `${id}Binding`, {
+    apiVersion: VAP_VERSION,
+    kind: 'ValidatingAdmissionPolicyBinding',
+    metadata: { name },
+    spec: { policyName: name, validationActions: ['Deny'] },
+  });
+}
+
+/**
+ * ControlPlanes: `spec.type: host`, and hooks on a host plane, only for principals that hold the verbs
+ * CONTROL_PLANE_VERBS (asked of the authorizer, so RBAC decides; cluster-admins hold every verb). With host planes
+ * disabled, nobody may create one. Checked when the type is set (create; the CRD keeps it immutable) and whenever a
+ * hook field of a host plane changes, so the controller's and the materializer's other updates pass.
+ */
+export function addControlPlanePolicy(scope: Construct, opts: { readonly hostPlanes: boolean }): void {
+  const host = `has(object.spec) && has(object.spec.type) && object.spec.type == 'host'`;
+  const hasHooks = `has(object.spec.postCreateHook) || (has(object.spec.postCreateHooks) && size(object.spec.postCreateHooks) > 0)`;
+  const who = `(request.userInfo.username == '' ? 'this user' : request.userInfo.username)`;
+  const subject = `'ControlPlane ' + object.metadata.name + ': '`;
+  policy(scope, 'ControlPlanePolicy', CONTROL_PLANE_POLICY, {
+    failurePolicy: 'Fail',
+    matchConstraints: {
+      resourceRules: [
+        { apiGroups: [API_GROUP], apiVersions: ['*'], operations: ['CREATE', 'UPDATE'], resources: ['controlplanes'] },
+      ],
+    },
+    variables: [
+      { name: 'host', expression: host },
+      {
+        name: 'hooksChanged',
+        expression: `request.operation == 'CREATE' || !has(oldObject.spec) || !(${HOOK_FIELDS.map(sameField).join(' && ')})`,
+      },
+    ],
+    validations: [
+      opts.hostPlanes
+        ? {
+            expression: `!variables.host || request.operation != 'CREATE' || ${holds(CONTROL_PLANE_VERBS.host)}`,
+            messageExpression: `${subject} + 'spec.type "host" is refused: its kubeconfig is cluster-admin of the hosting cluster, and ' + ${who} + ' lacks the verb "${CONTROL_PLANE_VERBS.host}" on controlplanes.${API_GROUP} (ClusterRole ${HOST_PLANES_CLUSTER_ROLE})'`,
+            reason: 'Forbidden',
+          }
+        : {
+            expression: `!variables.host || request.operation != 'CREATE'`,
+            messageExpression: `${subject} + 'spec.type "host" is refused: host control planes are disabled in this hosting install'`,
+            reason: 'Forbidden',
+          },
+      {
+        expression: `!variables.host || !(${hasHooks}) || !variables.hooksChanged || ${holds(CONTROL_PLANE_VERBS.hostHooks)}`,
+        messageExpression: `${subject} + 'postCreateHooks on a host plane are refused: hook workloads can mount its hosting cluster-admin kubeconfig, and ' + ${who} + ' lacks the verb "${CONTROL_PLANE_VERBS.hostHooks}" on controlplanes.${API_GROUP} (ClusterRole ${HOST_PLANES_CLUSTER_ROLE})'`,
+        reason: 'Forbidden',
+      },
+    ],
+  });
+}
+
+/**
+ * The materializer's requests (matched by its ServiceAccount's user name): RBAC cannot say "only in namespaces you
+ * made", this policy does. It writes only
+ * - Namespaces `<cp>-system` carrying its mark (a ControlPlane UID) and a Pod Security level below privileged, whose
+ *   mark, type and labels never change afterwards;
+ * - namespaced objects inside such a namespace, carrying the same mark (and the database Jobs `db-<cp>` in
+ *   kubeflex-system, marked);
+ * - updates only of objects that already carry the same mark: nothing it did not make is taken over, and no Secret or
+ *   workload of anyone else is patched (a PATCH answers with the whole object, so patching is reading);
+ * - no pod-running workload in the namespace of a host plane;
+ * - RoleBindings only to a Role of the namespace, the controller's tenant role (for the controller) or the vCluster
+ *   role (for ServiceAccounts of the namespace).
+ * Cluster-scoped objects other than Namespaces are refused outright.
+ */
+export function addMaterializerPolicy(
+  scope: Construct,
+  opts: {
+    readonly user: string;
+    readonly controllerTenantRole: string;
+    readonly controllerServiceAccount: string;
+    readonly vclusterRole: string;
+  },
+): void {
+  const mark = (o: string) => `(has(${o}.metadata.annotations) && '${MATERIALIZED_FOR}' in ${o}.metadata.annotations)`;
+  const markOf = (o: string) => `${o}.metadata.annotations['${MATERIALIZED_FOR}']`;
+  const annotationOr = (o: string, key: string) =>
+    `(has(${o}.metadata.annotations) && '${key}' in ${o}.metadata.annotations ? ${o}.metadata.annotations['${key}'] : '')`;
+  const labelsOf = (o: string) => `(has(${o}.metadata.labels) ? ${o}.metadata.labels : {})`;
+  const enforce = `'pod-security.kubernetes.io/enforce'`;
+  const what = `request.kind.kind + ' ' + (request.namespace == '' ? '' : request.namespace + '/') + request.name`;
+  // `why` goes into a single-quoted CEL string: no apostrophes.
+  const refused = (why: string) => `'materializer: ' + ${what} + ' is refused: ${why}'`;
+  policy(scope, 'MaterializerPolicy', MATERIALIZER_POLICY, {
+    failurePolicy: 'Fail',
+    matchConstraints: {
+      resourceRules: [{ apiGroups: ['*'], apiVersions: ['*'], operations: ['CREATE', 'UPDATE'], resources: ['*'] }],
+      // Its own refusal notes on ControlPlanes (checked by the ControlPlane policy) and its Events.
+      excludeResourceRules: [
+        { apiGroups: [API_GROUP], apiVersions: ['*'], operations: ['CREATE', 'UPDATE'], resources: ['controlplanes'] },
+        {
+          apiGroups: ['', 'events.k8s.io'],
+          apiVersions: ['*'],
+          operations: ['CREATE', 'UPDATE'],
+          resources: ['events'],
+        },
+      ],
+    },
+    matchConditions: [{ name: 'materializer', expression: `request.userInfo.username == '${opts.user}'` }],
+    validations: [
+      {
+        expression: `request.namespace != '' || request.kind.kind == 'Namespace'`,
+        messageExpression: refused('it creates no cluster-scoped object but Namespaces'),
+        reason: 'Forbidden',
+      },
+      {
+        expression:
+          `request.kind.kind != 'Namespace' || (object.metadata.name.endsWith('-system') && ${mark('object')} && ` +
+          `${enforce} in ${labelsOf('object')} && ${labelsOf('object')}[${enforce}] in ['restricted', 'baseline'])`,
+        messageExpression: refused(
+          'a Namespace it makes is <name>-system, carries its mark and enforces Pod Security restricted or baseline',
+        ),
+        reason: 'Forbidden',
+      },
+      {
+        expression:
+          `request.kind.kind != 'Namespace' || request.operation != 'UPDATE' || ` +
+          `(${annotationOr('object', MATERIALIZED_TYPE)} == ${annotationOr('oldObject', MATERIALIZED_TYPE)} && ${labelsOf('object')} == ${labelsOf('oldObject')})`,
+        messageExpression: refused('the type and labels of a Namespace it made never change'),
+        reason: 'Forbidden',
+      },
+      {
+        expression:
+          `request.namespace == '' || (${mark('object')} && ((request.namespace == '${HOSTING_NAMESPACE}' && ` +
+          `request.kind.kind == 'Job' && object.metadata.name.startsWith('db-')) || ` +
+          `(namespaceObject != null && ${mark('namespaceObject')} && ${markOf('namespaceObject')} == ${markOf('object')})))`,
+        messageExpression: refused('it writes only inside a namespace it made, with the mark of that namespace'),
+        reason: 'Forbidden',
+      },
+      {
+        expression: `request.operation != 'UPDATE' || (${mark('oldObject')} && ${mark('object')} && ${markOf('oldObject')} == ${markOf('object')})`,
+        messageExpression: refused('it exists and was not made by the materializer for this ControlPlane'),
+        reason: 'Forbidden',
+      },
+      {
+        expression:
+          `!(request.kind.kind in ${JSON.stringify(POD_KINDS).replace(/"/g, "'")}) || namespaceObject == null || ` +
+          `${annotationOr('namespaceObject', MATERIALIZED_TYPE)} != 'host'`,
+        messageExpression: refused('no workload of the materializer runs beside the kubeconfig of a host plane'),
+        reason: 'Forbidden',
+      },
+      {
+        expression:
+          `request.kind.kind != 'RoleBinding' || object.roleRef.kind == 'Role' || ` +
+          `(object.roleRef.kind == 'ClusterRole' && has(object.subjects) && (` +
+          `(object.roleRef.name == '${opts.controllerTenantRole}' && object.subjects.all(s, s.kind == 'ServiceAccount' && s.namespace == '${HOSTING_NAMESPACE}' && s.name == '${opts.controllerServiceAccount}')) || ` +
+          `(object.roleRef.name == '${opts.vclusterRole}' && object.subjects.all(s, s.kind == 'ServiceAccount' && s.namespace == request.namespace))))`,
+        messageExpression: refused(
+          'a RoleBinding binds a Role of its namespace, the controller tenant role to the controller, or the vCluster role to a ServiceAccount of its namespace',
+        ),
+        reason: 'Forbidden',
+      },
+    ],
+  });
+}
