@@ -73,6 +73,18 @@ export function addControlPlanePolicy(scope: Construct, opts: { readonly hostPla
             reason: 'Forbidden',
           },
       {
+        // The controller reads the bootstrap kubeconfig with its own rights: naming it is allowed only to whoever
+        // may read that Secret themselves (security review C1; KubeFlex's adopt writes it without any label).
+        expression:
+          `!has(object.spec) || !has(object.spec.bootstrapSecretRef) || ` +
+          `(request.operation == 'UPDATE' && has(oldObject.spec) && has(oldObject.spec.bootstrapSecretRef) && oldObject.spec.bootstrapSecretRef == object.spec.bootstrapSecretRef) || ` +
+          `authorizer.group('').resource('secrets').namespace(object.spec.bootstrapSecretRef.namespace).name(object.spec.bootstrapSecretRef.name).check('get').allowed()`,
+        messageExpression:
+          `${subject} + 'spec.bootstrapSecretRef ' + object.spec.bootstrapSecretRef.namespace + '/' + object.spec.bootstrapSecretRef.name + ` +
+          `' is refused: the controller reads it with its own rights, so only an author who may get that Secret may name it, and ' + ${who} + ' may not'`,
+        reason: 'Forbidden',
+      },
+      {
         expression: `!variables.host || !(${hasHooks}) || !variables.hooksChanged || ${holds(CONTROL_PLANE_VERBS.hostHooks)}`,
         messageExpression: `${subject} + 'postCreateHooks on a host plane are refused: hook workloads can mount its hosting cluster-admin kubeconfig, and ' + ${who} + ' lacks the verb "${CONTROL_PLANE_VERBS.hostHooks}" on controlplanes.${API_GROUP} (ClusterRole ${HOST_PLANES_CLUSTER_ROLE})'`,
         reason: 'Forbidden',
@@ -110,7 +122,7 @@ export function addMaterializerPolicy(
     `(has(${o}.metadata.annotations) && '${key}' in ${o}.metadata.annotations ? ${o}.metadata.annotations['${key}'] : '')`;
   const labelsOf = (o: string) => `(has(${o}.metadata.labels) ? ${o}.metadata.labels : {})`;
   const enforce = `'pod-security.kubernetes.io/enforce'`;
-  const what = `request.kind.kind + ' ' + (request.namespace == '' ? '' : request.namespace + '/') + request.name`;
+  const what = `request.kind.kind + ' ' + (request.namespace == '' || request.kind.kind == 'Namespace' ? '' : request.namespace + '/') + request.name`;
   // `why` goes into a single-quoted CEL string: no apostrophes.
   const refused = (why: string) => `'materializer: ' + ${what} + ' is refused: ${why}'`;
   policy(scope, 'MaterializerPolicy', MATERIALIZER_POLICY, {
@@ -153,7 +165,7 @@ export function addMaterializerPolicy(
       },
       {
         expression:
-          `request.namespace == '' || (${mark('object')} && ((request.namespace == '${HOSTING_NAMESPACE}' && ` +
+          `request.namespace == '' || request.kind.kind == 'Namespace' || (${mark('object')} && ((request.namespace == '${HOSTING_NAMESPACE}' && ` +
           `request.kind.kind == 'Job' && object.metadata.name.startsWith('db-')) || ` +
           `(namespaceObject != null && ${mark('namespaceObject')} && ${markOf('namespaceObject')} == ${markOf('object')})))`,
         messageExpression: refused('it writes only inside a namespace it made, with the mark of that namespace'),

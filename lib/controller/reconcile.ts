@@ -330,9 +330,11 @@ async function reconcileExternal(
   observed: Observed,
   log: Logger,
 ): Promise<number | undefined> {
-  // Only this plane's own bootstrap Secret, and only when it carries this plane's label: the controller reads it with
-  // its own identity, so any other reference would make it a confused deputy (security review C1). The CRD refuses
-  // such references too; this check also covers objects stored before that rule existed.
+  // Only this plane's own bootstrap Secret: the controller reads it with its own identity, so any other reference
+  // would make it a confused deputy (security review C1). The CRD refuses such references too; this check also covers
+  // objects stored before that rule existed. The Secret needs no label (KubeFlex's `kflex adopt` sets none): the
+  // admission policy admits a reference only from an author who may read that Secret themselves, so the controller
+  // reads nothing its author could not (lib/admission.ts).
   const ref = cp.spec?.bootstrapSecretRef;
   const bootstrapName = names.bootstrapSecret;
   if (ref && (ref.namespace !== HOSTING_NAMESPACE || ref.name !== bootstrapName)) {
@@ -342,11 +344,6 @@ async function reconcileExternal(
   }
   let bootstrap: SecretData | undefined;
   const s = ref ? await deps.hosting.get(paths.secret(HOSTING_NAMESPACE, bootstrapName)) : undefined;
-  if (s && s.metadata?.labels?.[CONTROL_PLANE_LABEL] !== names.name) {
-    throw new TerminalSpecError(
-      `Secret ${HOSTING_NAMESPACE}/${bootstrapName} is not used: it lacks the label ${CONTROL_PLANE_LABEL}=${names.name}`,
-    );
-  }
   if (s) bootstrap = decode(s.data);
   const now = deps.now();
   const plan = planExternal(

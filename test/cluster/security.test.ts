@@ -131,8 +131,8 @@ suite('a hostile tenant cannot escape (security review findings, replayed)', () 
     expect(() => kubectl(adopted, ['get', 'sa', '-n', 'kube-system', 'kubeflex'])).toThrow(/NotFound/);
   });
 
-  test('C1 confused deputy: a bootstrap Secret without the plane label is neither used nor deleted', async () => {
-    // A kubeconfig Secret that happens to have the right name (an admin's, or planted) but is not marked for this plane.
+  test('C1 confused deputy: only an author who may read the bootstrap Secret may name it; then, unlabelled as KubeFlex writes it, it is used', async () => {
+    // A kubeconfig Secret with the right name and no label, as KubeFlex's `kflex adopt` writes it.
     k([
       'create',
       'secret',
@@ -142,25 +142,43 @@ suite('a hostile tenant cannot escape (security review findings, replayed)', () 
       'kubeflex-system',
       `--from-file=kubeconfig-incluster=${adopted.kubeconfig}`,
     ]);
-    k(['create', 'ns', 'unmarked-system']);
-    k(['label', 'ns', 'unmarked-system', 'tenancy.kflex.kubestellar.org/control-plane=unmarked']);
+    const spec = {
+      type: 'external',
+      bootstrapSecretRef: {
+        namespace: 'kubeflex-system',
+        name: 'unmarked-bootstrap',
+        inClusterKey: 'kubeconfig-incluster',
+      },
+    };
+    // An author who may create ControlPlanes but not read Secrets in kubeflex-system is refused at admission.
     k(
-      ['apply', '--server-side', '-f', '-'],
-      cp('unmarked', {
-        type: 'external',
-        bootstrapSecretRef: {
-          namespace: 'kubeflex-system',
-          name: 'unmarked-bootstrap',
-          inClusterKey: 'kubeconfig-incluster',
-        },
+      ['apply', '-f', '-'],
+      stringify({
+        apiVersion: 'rbac.authorization.k8s.io/v1',
+        kind: 'ClusterRole',
+        metadata: { name: 'c1-author' },
+        rules: [
+          { apiGroups: ['tenancy.kflex.kubestellar.org'], resources: ['controlplanes'], verbs: ['create', 'get'] },
+        ],
       }),
     );
-    await waitFor('unmarked refused', () => condition('unmarked', 'Synced').startsWith('False'));
-    expect(condition('unmarked', 'Synced')).toBe(
-      'False/ReconcileError: Secret kubeflex-system/unmarked-bootstrap is not used: it lacks the label tenancy.kflex.kubestellar.org/control-plane=unmarked',
+    k(['create', 'clusterrolebinding', 'c1-author', '--clusterrole=c1-author', '--user=mallory']);
+    const refused = tryK(['--as=mallory', 'apply', '-f', '-'], cp('unmarked', spec));
+    expect(refused.ok).toBe(false);
+    expect(refused.out).toContain(
+      'ControlPlane unmarked: spec.bootstrapSecretRef kubeflex-system/unmarked-bootstrap is refused: the controller reads it with its own rights, so only an author who may get that Secret may name it, and mallory may not',
     );
-    expect(secretData('kubeflex-system', 'unmarked-bootstrap').ok).toBe(true);
+    expect(tryK(['get', 'cp', 'unmarked']).ok).toBe(false);
     expect(() => kubectl(adopted, ['get', 'sa', '-n', 'kube-system', 'kubeflex'])).toThrow(/NotFound/);
+    // The admin who wrote it (KubeFlex's adopt flow) gets the cluster adopted: Ready, and the bootstrap Secret is gone.
+    k(['create', 'ns', 'unmarked-system']);
+    k(['label', 'ns', 'unmarked-system', 'tenancy.kflex.kubestellar.org/control-plane=unmarked']);
+    k(['apply', '--server-side', '-f', '-'], cp('unmarked', spec));
+    await waitFor('unmarked Ready', () => condition('unmarked', 'Ready').startsWith('True'), 60_000);
+    expect(secretData('kubeflex-system', 'unmarked-bootstrap').ok).toBe(false);
+    expect(kubectl(adopted, ['get', 'sa', '-n', 'kube-system', 'kubeflex', '-o', 'name']).stdout).toBe(
+      'serviceaccount/kubeflex\n',
+    );
   });
 
   test('H1 controller RCE / token theft: a syncer-written kubeconfig with an exec plugin or a token file is refused, nothing runs or is read', async () => {
@@ -529,6 +547,13 @@ suite('round 2: ControlPlane authors gain nothing on the hosting cluster', () =>
       ),
     );
     fs.closeSync(out);
+    // A new admission policy takes effect once the API server's policy informer has it (about a second).
+    await waitFor('admission policy in effect', () =>
+      tryK(
+        ['--as=probe', '--as-group=authors', 'create', '--dry-run=server', '-f', '-'],
+        cpYaml('probe', { type: 'host' }),
+      ).out.includes('lacks the verb'),
+    );
   }, 180_000);
 
   afterAll(async () => {
@@ -619,7 +644,7 @@ suite('round 2: ControlPlane authors gain nothing on the hosting cluster', () =>
     const rules = (ns: string) =>
       JSON.parse(
         k(
-          ['create', '-o', 'json', '-f', '-', `--as=${sa}`],
+          ['create', '--validate=false', '-o', 'json', '-f', '-', `--as=${sa}`],
           JSON.stringify({
             apiVersion: 'authorization.k8s.io/v1',
             kind: 'SelfSubjectRulesReview',
@@ -645,7 +670,7 @@ suite('round 2: ControlPlane authors gain nothing on the hosting cluster', () =>
         }
         if (res.includes('secrets')) expect(rule.verbs.filter((v) => ['get', 'list', 'watch'].includes(v))).toEqual([]);
         expect(res).not.toContain('clusterrolebindings');
-        expect(res).not.toContain('clusterroles');
+        if (res.includes('clusterroles')) expect(rule.verbs).toEqual(['bind']);
         expect(res).not.toContain('serviceaccounts/token');
         expect(res).not.toContain('pods/exec');
       }
@@ -680,26 +705,37 @@ suite('round 2: ControlPlane authors gain nothing on the hosting cluster', () =>
     );
     // Patching answers with the whole object: a Secret or a workload it did not make is never patched.
     k(['create', 'deployment', 'coredns', '-n', 'kube-system', '--image=registry.k8s.io/coredns/coredns:v1.11.3']);
-    const image = asMaterializer(['set', 'image', '-n', 'kube-system', 'deployment/coredns', 'coredns=evil:latest']);
+    const image = asMaterializer(
+      ['apply', '--server-side', '--force-conflicts', '--field-manager=kubeflex-materializer', '-f', '-'],
+      stringify({
+        apiVersion: 'apps/v1',
+        kind: 'Deployment',
+        metadata: { name: 'coredns', namespace: 'kube-system' },
+        spec: { template: { spec: { containers: [{ name: 'coredns', image: 'evil:latest' }] } } },
+      }),
+    );
     expect(image).toMatchObject({ ok: false });
     expect(image.out).toContain('materializer: Deployment kube-system/coredns is refused');
     for (const [ns, name] of [
       ['kubeflex-system', 'postgres-postgresql'],
       ['adminhost-system', 'admin-kubeconfig'],
     ]) {
-      const p = asMaterializer([
-        'patch',
-        'secret',
-        '-n',
-        ns,
-        name,
-        '--type=merge',
-        '-p',
-        '{"metadata":{"labels":{"x":"y"}}}',
-        '-o',
-        'json',
-      ]);
+      // Server-side apply is a PATCH with no read first: what a compromised materializer would send.
+      const p = asMaterializer(
+        [
+          'apply',
+          '--server-side',
+          '--force-conflicts',
+          '--field-manager=kubeflex-materializer',
+          '-o',
+          'json',
+          '-f',
+          '-',
+        ],
+        stringify({ apiVersion: 'v1', kind: 'Secret', metadata: { name, namespace: ns, labels: { planted: 'here' } } }),
+      );
       expect(p).toMatchObject({ ok: false });
+      expect(p.out).toContain(`materializer: Secret ${ns}/${name} is refused`);
       expect(p.out).not.toMatch(/"data"/);
     }
     // No namespace that is not <cp>-system with its mark, nor a privileged one.
