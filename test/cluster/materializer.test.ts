@@ -207,7 +207,7 @@ suite('materializer: bare ControlPlanes (as KubeFlex clients create them) become
     await waitFor('refusal cleared', () => annotation('late', MATERIALIZE_ERROR) === undefined);
   });
 
-  test('its RBAC is the least its objects need: it cannot read Secrets or bind arbitrary roles', () => {
+  test('its RBAC is the least its objects need: it cannot read Secrets, escalate, or bind arbitrary roles', () => {
     const can = (verb: string, what: string, ns?: string) =>
       kubectl(hosting, [
         'auth',
@@ -228,7 +228,11 @@ suite('materializer: bare ControlPlanes (as KubeFlex clients create them) become
     expect(cannot('list', 'secrets', 'kubeflex-system')).toBe('no');
     expect(cannot('delete', 'namespaces')).toBe('no');
     expect(cannot('bind', 'clusterroles/admin')).toBe('no');
-    expect(can('bind', 'clusterroles/cluster-admin')).toBe('yes');
+    // No binding to cluster-admin (the controller binds an admitted host plane), no ClusterRoleBindings at all.
+    expect(cannot('bind', 'clusterroles/cluster-admin')).toBe('no');
+    expect(cannot('create', 'clusterrolebindings')).toBe('no');
+    expect(cannot('escalate', 'roles', 'any-ns')).toBe('no');
+    expect(can('bind', 'clusterroles/kubeflex-vcluster')).toBe('yes');
     expect(can('create', 'deployments.apps', 'any-ns')).toBe('yes');
     expect(cannot('get', 'deployments.apps', 'any-ns')).toBe('no');
     expect(cannot('create', 'pods', 'any-ns')).toBe('no');
