@@ -24,6 +24,7 @@ import {
   POSTGRES_CA_KEY,
   POSTGRES_TLS_SECRET,
   TENANT_DATABASE_MARK,
+  TENANT_DATABASE_MARK_PREFIX,
   TENANT_DB_CONNECTION_LIMIT,
   TENANT_DB_STATEMENT_TIMEOUT,
   TENANT_DB_TEMP_FILE_LIMIT,
@@ -176,7 +177,8 @@ export const DB_PROVISION_CONFIGMAP = 'kubeflex-db-provision';
 
 /**
  * Idempotent psql script creating one tenant's login role and database (run with
- * `--set=tenant_db=… --set=tenant_role=…`; the password comes from $TENANT_DB_PASSWORD). It takes over nothing it did
+ * `--set=tenant_db=… --set=tenant_role=…`; the password comes from $TENANT_DB_PASSWORD, the database's mark
+ * `kubeflex:<ControlPlane UID>` from $TENANT_DB_MARK). It takes over nothing it did
  * not create: a role that is not a member of `kubeflex_tenants`, or a database that is neither marked nor owned by
  * such a role, makes it fail with a message (security review H2: a tenant named like an existing application must
  * not reset that application's password or read its data). The role owns only its database and cannot create
@@ -186,6 +188,7 @@ export const DB_PROVISION_CONFIGMAP = 'kubeflex-db-provision';
  */
 export const DB_PROVISION_SQL = `\\set ON_ERROR_STOP on
 \\getenv tenant_password TENANT_DB_PASSWORD
+\\getenv tenant_mark TENANT_DB_MARK
 SELECT 'CREATE ROLE ${TENANT_ROLE_GROUP} NOLOGIN'
   WHERE NOT EXISTS (SELECT FROM pg_roles WHERE rolname = '${TENANT_ROLE_GROUP}') \\gexec
 SELECT format('DO $m$BEGIN RAISE EXCEPTION %L; END$m$',
@@ -197,8 +200,16 @@ SELECT format('DO $m$BEGIN RAISE EXCEPTION %L; END$m$',
     format('database %s exists and was not created by kubeflex: refusing to take it over', :'tenant_db'))
   FROM pg_database d JOIN pg_roles o ON o.oid = d.datdba
   WHERE d.datname = :'tenant_db'
+    AND coalesce(shobj_description(d.oid, 'pg_database'), '') NOT LIKE '${TENANT_DATABASE_MARK_PREFIX}%'
     AND shobj_description(d.oid, 'pg_database') IS DISTINCT FROM '${TENANT_DATABASE_MARK}'
     AND o.rolname <> :'tenant_role' \\gexec
+SELECT format('DO $m$BEGIN RAISE EXCEPTION %L; END$m$',
+    format('database %s belongs to another ControlPlane (%s): refusing to take it over', :'tenant_db',
+      shobj_description(d.oid, 'pg_database')))
+  FROM pg_database d
+  WHERE d.datname = :'tenant_db'
+    AND shobj_description(d.oid, 'pg_database') LIKE '${TENANT_DATABASE_MARK_PREFIX}%'
+    AND shobj_description(d.oid, 'pg_database') <> :'tenant_mark' \\gexec
 SELECT format('CREATE ROLE %I LOGIN IN ROLE ${TENANT_ROLE_GROUP}', :'tenant_role')
   WHERE NOT EXISTS (SELECT FROM pg_roles WHERE rolname = :'tenant_role') \\gexec
 ALTER ROLE :"tenant_role" WITH LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION CONNECTION LIMIT ${TENANT_DB_CONNECTION_LIMIT} PASSWORD :'tenant_password';
@@ -207,7 +218,7 @@ ALTER ROLE :"tenant_role" SET idle_in_transaction_session_timeout = '${TENANT_DB
 ALTER ROLE :"tenant_role" SET temp_file_limit = '${TENANT_DB_TEMP_FILE_LIMIT}';
 SELECT format('CREATE DATABASE %I OWNER %I', :'tenant_db', :'tenant_role')
   WHERE NOT EXISTS (SELECT FROM pg_database WHERE datname = :'tenant_db') \\gexec
-COMMENT ON DATABASE :"tenant_db" IS '${TENANT_DATABASE_MARK}';
+COMMENT ON DATABASE :"tenant_db" IS :'tenant_mark';
 REVOKE ALL ON DATABASE :"tenant_db" FROM PUBLIC;
 GRANT ALL ON DATABASE :"tenant_db" TO :"tenant_role";
 REVOKE CONNECT, TEMPORARY ON DATABASE postgres, template1 FROM PUBLIC;

@@ -24,7 +24,14 @@ import {
   resolveK8sResources,
 } from './sizing';
 import { IMAGES, kubernetesImages, KubernetesRelease } from './versions';
-import { K8S_SECRETS, K8S_WORKLOADS, KINE_MAX_OPEN_CONNECTIONS, POSTGRES_CA_KEY, TYPE_CONTRACTS } from './wire';
+import {
+  K8S_SECRETS,
+  K8S_WORKLOADS,
+  KINE_MAX_OPEN_CONNECTIONS,
+  POSTGRES_CA_KEY,
+  TENANT_DATABASE_MARK_KEY,
+  TYPE_CONTRACTS,
+} from './wire';
 
 /** Props of K8sControlPlane. */
 export interface K8sControlPlaneProps extends ControlPlaneProps {
@@ -252,6 +259,8 @@ export class K8sControlPlane extends ControlPlaneBase {
           envVariables: {
             PGPASSWORD: kplus.EnvValue.fromSecretValue({ secret: superuser, key: postgres.passwordSecretKey }),
             TENANT_DB_PASSWORD: kplus.EnvValue.fromSecretValue({ secret: tenant, key: 'password' }),
+            // kubeflex:<ControlPlane UID>, written by the controller: the database names its plane (review N6).
+            TENANT_DB_MARK: kplus.EnvValue.fromSecretValue({ secret: tenant, key: TENANT_DATABASE_MARK_KEY }),
             PGSSLMODE: kplus.EnvValue.fromValue(postgres.sslMode),
             ...(postgres.ca ? { PGSSLROOTCERT: kplus.EnvValue.fromValue(`${PG_CA_DIR}/${POSTGRES_CA_KEY}`) } : {}),
             PGCONNECT_TIMEOUT: kplus.EnvValue.fromValue('10'),

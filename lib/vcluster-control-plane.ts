@@ -99,15 +99,19 @@ export class VClusterControlPlane extends ControlPlaneBase {
       stringData: { 'config.yaml': configYaml },
     });
 
+    // What a Helm install gives the Services. Not cosmetic: at start-up vCluster writes its
+    // `vcluster.loft.sh/service-cidr` annotation into Service `vcluster` without creating the annotation map, and
+    // crash-loops ("assignment to entry in nil map") on a Service that has none; a Helm install always has Helm's.
+    const helm = { 'meta.helm.sh/release-name': r, 'meta.helm.sh/release-namespace': ns };
     this.service = new kplus.Service(this, 'Service', {
-      metadata: { name: r, namespace: ns },
+      metadata: { name: r, namespace: ns, annotations: helm, labels: { 'vcluster.loft.sh/service': 'true' } },
       ports: [
         { name: 'https', port: 443, targetPort: 8443 },
         { name: 'kubelet', port: 10250, targetPort: 8443 },
       ],
     });
     const headless = new kplus.Service(this, 'HeadlessService', {
-      metadata: { name: `${r}-headless`, namespace: ns },
+      metadata: { name: `${r}-headless`, namespace: ns, annotations: helm },
       clusterIP: 'None',
       publishNotReadyAddresses: true,
       ports: [{ name: 'https', port: 443, targetPort: 8443 }],

@@ -28,8 +28,17 @@ export const HOSTING_CONFIGMAP = 'kubeflex-config';
 
 /** PostgreSQL group role marking every tenant role the provisioner created; nothing without it is altered or dropped. */
 export const TENANT_ROLE_GROUP = 'kubeflex_tenants';
-/** Comment marking every tenant database the provisioner created. */
+/**
+ * Comment that marked tenant databases before they named their ControlPlane (still recognized as the provisioner's,
+ * never written any more).
+ */
 export const TENANT_DATABASE_MARK = 'kubeflex tenant database';
+/** Prefix of the comment marking a tenant database: `kubeflex:<ControlPlane UID>` (security review N6). */
+export const TENANT_DATABASE_MARK_PREFIX = 'kubeflex:';
+/** The comment on the database of the ControlPlane with `uid`: a later plane of the same name never inherits it. */
+export const tenantDatabaseMark = (uid: string) => `${TENANT_DATABASE_MARK_PREFIX}${uid}`;
+/** Key of `<cp>-db-credentials` holding that mark (the provisioning Job reads it as TENANT_DB_MARK). */
+export const TENANT_DATABASE_MARK_KEY = 'mark';
 
 /**
  * Shared-database limits per tenant (security review M7): connections of the tenant role (kine opens at most

@@ -78,7 +78,7 @@ describe('x509', () => {
 
 describe('planK8sSecrets', () => {
   const opts = { now: t0, certValiditySeconds: YEAR };
-  const first = planK8sSecrets(names, config, () => undefined, opts);
+  const first = planK8sSecrets(names, 'uid-1', config, () => undefined, opts);
 
   test('mints every Secret once, then nothing: idempotent', () => {
     expect(first.writes.map((w) => `${w.namespace}/${w.name}`)).toEqual([
@@ -89,7 +89,7 @@ describe('planK8sSecrets', () => {
       'kubeflex-system/cp1-db-credentials',
       'cp1-system/kine-postgres',
     ]);
-    const again = planK8sSecrets(names, config, lookupIn(store(first.writes)), opts);
+    const again = planK8sSecrets(names, 'uid-1', config, lookupIn(store(first.writes)), opts);
     expect(again.writes).toEqual([]);
   });
 
@@ -102,7 +102,7 @@ describe('planK8sSecrets', () => {
   test('renews leaf certificates before expiry and keeps the CA and service-account key', () => {
     const s = store(first.writes);
     const later = { now: new Date(t0.getTime() + 340 * 86400_000), certValiditySeconds: YEAR };
-    const plan = planK8sSecrets(names, config, lookupIn(s), later);
+    const plan = planK8sSecrets(names, 'uid-1', config, lookupIn(s), later);
     const certs = plan.writes.find((w) => w.name === 'k8s-certs')!;
     expect(certs.reason).toMatch(/^apiserver expires/);
     expect(certs.data['ca.crt']).toBe(first.writes[0].data['ca.crt']);
@@ -114,7 +114,7 @@ describe('planK8sSecrets', () => {
   test('a new domain re-issues the serving certificate and the off-cluster kubeconfig only', () => {
     const s = store(first.writes);
     const moved = parseHostingConfig({ domain: 'new.example', postgresHost: 'pg' });
-    const plan = planK8sSecrets(names, moved, lookupIn(s), opts);
+    const plan = planK8sSecrets(names, 'uid-1', moved, lookupIn(s), opts);
     expect(plan.writes.map((w) => `${w.name}: ${w.reason}`)).toEqual([
       'k8s-certs: apiserver lacks SANs cp1.new.example',
       'admin-kubeconfig: kubeconfig server is https://cp1.example.com:443, want https://cp1.new.example:9443',
@@ -127,7 +127,7 @@ describe('planK8sSecrets', () => {
     const s = store(first.writes);
     s.set('cp1-system/k8s-certs', { ...s.get('cp1-system/k8s-certs')!, 'sa.pub': 'broken' });
     s.delete('cp1-system/kine-postgres');
-    const plan = planK8sSecrets(names, config, lookupIn(s), opts);
+    const plan = planK8sSecrets(names, 'uid-1', config, lookupIn(s), opts);
     expect(plan.writes.map((w) => `${w.name}: ${w.reason}`)).toEqual([
       'k8s-certs: service-account key pair missing or mismatched',
       'kine-postgres: database password missing',
@@ -138,7 +138,7 @@ describe('planK8sSecrets', () => {
   test('keys the controller does not own survive an update', () => {
     const s = store(first.writes);
     s.set('cp1-system/admin-kubeconfig', { ...s.get('cp1-system/admin-kubeconfig')!, extra: 'x', kubeconfig: 'bad' });
-    const w = planK8sSecrets(names, config, lookupIn(s), opts).writes[0];
+    const w = planK8sSecrets(names, 'uid-1', config, lookupIn(s), opts).writes[0];
     expect(w.name).toBe('admin-kubeconfig');
     expect(w.data.extra).toBe('x');
     expect(w.reason).toBe('kubeconfig unreadable (not a kubeconfig document)');
@@ -184,12 +184,12 @@ test('kine gets a copy of the PostgreSQL CA; the plane waits for it when it is c
     postgresCaKey: 'ca.crt',
   });
   const opts = { now: t0, certValiditySeconds: YEAR };
-  const waiting = planK8sSecrets(names, withCa, () => undefined, opts);
+  const waiting = planK8sSecrets(names, 'uid-1', withCa, () => undefined, opts);
   expect(waiting.waitingFor).toBe('Secret kubeflex-system/postgres-postgresql-tls key ca.crt');
   expect(waiting.writes.find((w) => w.name === 'kine-postgres')!.data).not.toHaveProperty('ca.crt');
   const s = store(waiting.writes);
   s.set('kubeflex-system/postgres-postgresql-tls', { 'ca.crt': 'CA-1', 'ca.key': 'secret' });
-  const next = planK8sSecrets(names, withCa, lookupIn(s), opts);
+  const next = planK8sSecrets(names, 'uid-1', withCa, lookupIn(s), opts);
   expect(next.waitingFor).toBeUndefined();
   expect(next.writes.map((w) => [w.name, w.reason])).toEqual([['kine-postgres', 'PostgreSQL CA certificate changed']]);
   expect(next.writes[0].data).toEqual({ password: s.get('cp1-system/kine-postgres')!.password, 'ca.crt': 'CA-1' });
@@ -488,7 +488,7 @@ describe('front-proxy CA (security review M3)', () => {
     const names = tenantNames('fp');
     const config = parseHostingConfig({ domain: 'example.com', postgresHost: 'pg' });
     const opts = { now: new Date('2026-11-21T00:00:00Z'), certValiditySeconds: 365 * 86400 };
-    const plan = planK8sSecrets(names, config, () => undefined, opts);
+    const plan = planK8sSecrets(names, 'uid-1', config, () => undefined, opts);
     const certs = plan.writes.find((w) => w.name === 'k8s-certs')!.data;
     expect(certs['front-proxy-ca.crt']).not.toBe(certs['ca.crt']);
     const client = new X509Certificate(certs['front-proxy-client.crt']);
@@ -497,7 +497,7 @@ describe('front-proxy CA (security review M3)', () => {
     // A Secret from before, with the cluster CA doubling as front-proxy CA, gets a front-proxy CA of its own.
     const legacy = { ...certs, 'front-proxy-ca.crt': certs['ca.crt'] };
     delete (legacy as Record<string, string>)['front-proxy-ca.key'];
-    const again = planK8sSecrets(names, config, (ns, n) => (n === 'k8s-certs' ? legacy : undefined), opts);
+    const again = planK8sSecrets(names, 'uid-1', config, (ns, n) => (n === 'k8s-certs' ? legacy : undefined), opts);
     const fixed = again.writes.find((w) => w.name === 'k8s-certs')!;
     expect(fixed.data['front-proxy-ca.crt']).not.toBe(certs['ca.crt']);
     expect(fixed.data['ca.crt']).toBe(certs['ca.crt']);
@@ -510,7 +510,7 @@ describe('encryption at rest (security review M1)', () => {
     const names = tenantNames('enc');
     const config = parseHostingConfig({ domain: 'example.com', postgresHost: 'pg' });
     const opts = { now: new Date('2026-11-21T00:00:00Z'), certValiditySeconds: 365 * 86400 };
-    const first = planK8sSecrets(names, config, () => undefined, opts);
+    const first = planK8sSecrets(names, 'uid-1', config, () => undefined, opts);
     const enc = first.writes.find((w) => w.name === 'encryption-config')!;
     expect(enc.namespace).toBe('enc-system');
     const doc = parse(enc.data['encryption-config.yaml']);
@@ -519,7 +519,7 @@ describe('encryption at rest (security review M1)', () => {
     expect(Buffer.from(key, 'base64')).toHaveLength(32);
     expect(doc.resources[0].providers[1]).toEqual({ identity: {} });
     const stored = new Map(first.writes.map((w) => [`${w.namespace}/${w.name}`, w.data]));
-    const again = planK8sSecrets(names, config, (ns, n) => stored.get(`${ns}/${n}`), opts);
+    const again = planK8sSecrets(names, 'uid-1', config, (ns, n) => stored.get(`${ns}/${n}`), opts);
     expect(again.writes.map((w) => w.name)).toEqual([]);
   });
 });
@@ -532,7 +532,7 @@ describe('admin group instead of system:masters (security review M4)', () => {
   };
 
   test('admin kubeconfigs carry kubeflex:admins; a legacy system:masters certificate is re-issued', () => {
-    const first = planK8sSecrets(names, config, () => undefined, opts);
+    const first = planK8sSecrets(names, 'uid-1', config, () => undefined, opts);
     expect(adminCert(first.writes).subject).toBe('O=kubeflex:admins\nCN=kubernetes-admin');
     expect(adminCert(first.writes, 'kubeconfig-incluster').subject).toBe('O=kubeflex:admins\nCN=kubernetes-admin');
     const s = store(first.writes);
@@ -556,7 +556,7 @@ describe('admin group instead of system:masters (security review M4)', () => {
       kubeconfig: kc(parseKubeconfig(old.kubeconfig).server),
       'kubeconfig-incluster': kc(parseKubeconfig(old['kubeconfig-incluster']).server),
     });
-    const again = planK8sSecrets(names, config, lookupIn(s), opts);
+    const again = planK8sSecrets(names, 'uid-1', config, lookupIn(s), opts);
     expect(again.writes.map((w) => w.name)).toEqual(['admin-kubeconfig']);
     expect(again.writes[0].reason).toMatch(/^kubeconfig subject is O=system:masters, CN=kubernetes-admin/);
     expect(adminCert(again.writes).subject).toBe('O=kubeflex:admins\nCN=kubernetes-admin');
@@ -570,7 +570,7 @@ describe('admin group instead of system:masters (security review M4)', () => {
       roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name: 'cluster-admin' },
       subjects: [{ apiGroup: 'rbac.authorization.k8s.io', kind: 'Group', name: 'kubeflex:admins' }],
     });
-    const s = store(planK8sSecrets(names, config, () => undefined, opts).writes);
+    const s = store(planK8sSecrets(names, 'uid-1', config, () => undefined, opts).writes);
     const signer = clientSigner('k8s', names, lookupIn(s))!;
     expect(signer.cert).toBe(s.get('cp1-system/k8s-certs')!['ca.crt']);
     expect(clientSigner('vcluster', names, lookupIn(s))).toBeUndefined();

@@ -81,6 +81,18 @@ describe('vCluster configuration', () => {
     expect(rules.some((r) => r.apiGroups.includes('discovery.k8s.io'))).toBe(false);
   });
 
+  test('Service vcluster has annotations (vCluster writes into that map at start-up and crashes on a nil map) and the chart label', () => {
+    const { app, hosting } = setup();
+    const objects = synth(new VClusterControlPlane(app, 'v', { hosting }));
+    const svc = find(objects, 'Service', 'vcluster');
+    expect(svc.metadata.annotations).toEqual({
+      'meta.helm.sh/release-name': 'vcluster',
+      'meta.helm.sh/release-namespace': 'v-system',
+    });
+    expect(svc.metadata.labels['vcluster.loft.sh/service']).toBe('true');
+    expect(Object.keys(find(objects, 'Service', 'vcluster-headless').metadata.annotations).length).toBeGreaterThan(0);
+  });
+
   test('a configuration change changes the hash (the pod rolls); the same input gives the same hash', () => {
     const hash = (size: string) => {
       const { app, hosting } = setup();

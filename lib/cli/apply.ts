@@ -51,6 +51,9 @@ export class Discovery {
 /** A tenant namespace exists already and is not the plane's. */
 export class NamespaceTakenError extends Error {}
 
+/** An object to apply is cluster-scoped where only namespaced objects (and the tenant Namespace) were allowed. */
+export class ClusterScopedError extends Error {}
+
 /**
  * Server-side applies objects in a safe order: CRDs (waiting until Established), namespaces, then the rest.
  * `force` takes over fields another manager set (re-running kflex after `kubectl apply`).
@@ -60,9 +63,22 @@ export async function applyObjects(
   objects: any[],
   discovery = new Discovery(client),
   fieldManager = FIELD_MANAGER,
+  opts: { readonly clusterScoped?: 'any' | 'namespaces-only' } = {},
 ): Promise<void> {
   const rank = (o: any) => (o.kind === 'CustomResourceDefinition' ? 0 : o.kind === 'Namespace' ? 1 : 2);
   const sorted = [...objects].sort((a, b) => rank(a) - rank(b));
+  if (opts.clusterScoped === 'namespaces-only') {
+    // Whether a kind is cluster-scoped is the API server's answer (discovery), not a list of ours: a hook's
+    // ClusterIssuer or a CRD-defined cluster-scoped kind is refused like a ClusterRoleBinding (review N9).
+    for (const o of sorted) {
+      if (o.kind === 'Namespace') continue;
+      if (!(await discovery.resource(o.apiVersion, o.kind)).namespaced) {
+        throw new ClusterScopedError(
+          `${o.kind} ${o.metadata?.name} (${o.apiVersion}) is cluster-scoped on this cluster: it would be applied outside the tenant namespace with your rights; pass --allow-cluster-scoped to apply it; nothing was applied`,
+        );
+      }
+    }
+  }
   // Never take over a namespace that exists without this plane's label (kube-system, an app's namespace; M6):
   // checked for all before anything is applied.
   for (const obj of sorted.filter((o) => o.kind === 'Namespace' && o.metadata?.labels?.[CONTROL_PLANE_LABEL])) {

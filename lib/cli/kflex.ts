@@ -4,7 +4,7 @@
 import { KubeflexConfigError } from '../errors';
 import { UsageError } from '../kube/args';
 import { ApiError } from '../kube/client';
-import { NamespaceTakenError } from './apply';
+import { ClusterScopedError, NamespaceTakenError } from './apply';
 import { adoptCommand } from './commands/adopt';
 import { configCommand } from './commands/config';
 import { createCommand } from './commands/create';
@@ -82,7 +82,7 @@ export async function kflex(argv: string[], io: Io): Promise<number> {
       io.err(`Error: ${e.message}\n`);
       return 1;
     }
-    if (e instanceof NamespaceTakenError) {
+    if (e instanceof NamespaceTakenError || e instanceof ClusterScopedError) {
       io.err(`Error: ${e.message}\n`);
       return 1;
     }

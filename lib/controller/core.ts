@@ -14,6 +14,8 @@ import {
   WorkloadRef,
   POSTGRES_CA_KEY,
   POSTGRES_TLS_SECRET,
+  TENANT_DATABASE_MARK_KEY,
+  tenantDatabaseMark,
   K3S_CA_SECRET,
   K3S_KUBECONFIG_SECRET,
   K8S_SECRETS,
@@ -197,6 +199,7 @@ export const k8sInClusterUrl = (names: TenantNames) => `https://${names.name}.${
 /** k8s: `k8s-certs`, `admin-kubeconfig`, `cm-kubeconfig` and the database password in both places it is read. */
 export function planK8sSecrets(
   names: TenantNames,
+  planeUid: string,
   config: HostingConfig,
   lookup: Lookup,
   opts: MintOptions,
@@ -323,14 +326,17 @@ export function planK8sSecrets(
   const caRef = config.postgres?.ca;
   const pgCa = caRef && lookup(HOSTING_NAMESPACE, caRef.secret)?.[caRef.key];
   const waitingFor = caRef && !pgCa ? `Secret ${HOSTING_NAMESPACE}/${caRef.secret} key ${caRef.key}` : undefined;
-  if (hostingCopy !== password) {
+  // The database's mark names this ControlPlane's UID (review N6): the Job refuses a database of another plane.
+  const mark = tenantDatabaseMark(planeUid);
+  const hostingMark = lookup(HOSTING_NAMESPACE, names.hostingDatabaseSecret)?.[TENANT_DATABASE_MARK_KEY];
+  if (hostingCopy !== password || hostingMark !== mark) {
     writes.push(
       write(
         lookup,
         HOSTING_NAMESPACE,
         names.hostingDatabaseSecret,
-        { password, database: names.database, username: names.databaseRole },
-        'database password missing',
+        { password, database: names.database, username: names.databaseRole, [TENANT_DATABASE_MARK_KEY]: mark },
+        hostingCopy !== password ? 'database password missing' : 'database mark missing',
       ),
     );
   }

@@ -70,7 +70,8 @@ export class Manager {
       hostTokenSeconds: opts.hostTokenSeconds ?? 86_400,
       log: opts.log,
       now: opts.now ?? (() => new Date()),
-      dropDatabase: (pg, password, db, role, ca) => dropTenantDatabase(pg, password, db, role, connectTo, ca),
+      dropDatabase: (pg, password, db, role, ca, mark) =>
+        dropTenantDatabase(pg, password, db, role, connectTo, ca, mark),
     };
   }
 

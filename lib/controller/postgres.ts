@@ -4,7 +4,7 @@ import type { ConnectionOptions } from 'tls';
 import { Client } from 'pg';
 import type { HostingConfig } from '../hosting-config';
 import { ConnectTo, resolveConnectTo } from '../kube/client';
-import { TENANT_DATABASE_MARK, TENANT_ROLE_GROUP } from '../wire';
+import { TENANT_DATABASE_MARK, TENANT_DATABASE_MARK_PREFIX, TENANT_ROLE_GROUP } from '../wire';
 
 /**
  * TLS options as libpq's sslmode means them. node-postgres cannot fall back from TLS like `prefer`/`allow`; those
@@ -35,8 +35,9 @@ export interface DropResult {
 
 /**
  * Drops `database` (terminating its connections) and `role`, but only what the provisioner created: a role that is a
- * member of `kubeflex_tenants` (and no superuser), a database marked with the tenant comment or owned by that role
- * (security review H2). Both may already be gone.
+ * member of `kubeflex_tenants` (and no superuser), a database marked `mark` (`kubeflex:<ControlPlane UID>`), or one
+ * with the older constant mark or owned by that role but marked for no other plane (security review H2, N6). Both may
+ * already be gone.
  */
 export async function dropTenantDatabase(
   pg: NonNullable<HostingConfig['postgres']>,
@@ -45,6 +46,7 @@ export async function dropTenantDatabase(
   role: string,
   connectTo: ConnectTo,
   ca?: string,
+  mark?: string,
 ): Promise<DropResult> {
   const { host, port } = resolveConnectTo(connectTo, pg.host, pg.port);
   const client = new Client({
@@ -66,20 +68,36 @@ export async function dropTenantDatabase(
                  WHERE g.rolname = $3 AND u.rolname = $2 AND NOT u.rolsuper) AS role_ours,
          EXISTS (SELECT FROM pg_database WHERE datname = $1) AS db_exists,
          EXISTS (SELECT FROM pg_database d JOIN pg_roles o ON o.oid = d.datdba
-                 WHERE d.datname = $1 AND (shobj_description(d.oid, 'pg_database') = $4 OR o.rolname = $2)) AS db_marked`,
-      [database, role, TENANT_ROLE_GROUP, TENANT_DATABASE_MARK],
+                 WHERE d.datname = $1 AND (shobj_description(d.oid, 'pg_database') = $5
+                   OR (coalesce(shobj_description(d.oid, 'pg_database'), '') NOT LIKE $6
+                       AND (shobj_description(d.oid, 'pg_database') = $4 OR o.rolname = $2)))) AS db_marked,
+         (SELECT shobj_description(d.oid, 'pg_database') FROM pg_database d WHERE d.datname = $1
+            AND shobj_description(d.oid, 'pg_database') LIKE $6) AS db_plane_mark,
+         EXISTS (SELECT FROM pg_database d JOIN pg_roles o ON o.oid = d.datdba
+                 WHERE d.datname = $1 AND o.rolname = $2) AS db_owned_by_role`,
+      // A database marked for another ControlPlane (another UID) is never this plane's (review N6).
+      [database, role, TENANT_ROLE_GROUP, TENANT_DATABASE_MARK, mark ?? null, `${TENANT_DATABASE_MARK_PREFIX}%`],
     );
     const r = marked.rows[0];
     const roleOurs = r.role_ours as boolean;
     const dbOurs = roleOurs && (r.db_marked as boolean);
+    // A role that owns a database kept here is kept with it (it could not be dropped anyway).
+    const dropRole = roleOurs && !(r.db_exists && !dbOurs && r.db_owned_by_role);
     const kept: string[] = [];
-    if (r.db_exists && !dbOurs) kept.push(`database ${database} was not created by kubeflex`);
+    if (r.db_exists && !dbOurs) {
+      kept.push(
+        r.db_plane_mark && r.db_plane_mark !== mark
+          ? `database ${database} is marked for another ControlPlane (${r.db_plane_mark})`
+          : `database ${database} was not created by kubeflex`,
+      );
+    }
     if (r.role_exists && !roleOurs) kept.push(`role ${role} was not created by kubeflex`);
+    if (roleOurs && !dropRole) kept.push(`role ${role} owns that database`);
     if (dbOurs) await client.query(`DROP DATABASE IF EXISTS ${client.escapeIdentifier(database)} WITH (FORCE)`);
-    if (roleOurs) await client.query(`DROP ROLE IF EXISTS ${client.escapeIdentifier(role)}`);
+    if (dropRole) await client.query(`DROP ROLE IF EXISTS ${client.escapeIdentifier(role)}`);
     return {
       droppedDatabase: dbOurs,
-      droppedRole: roleOurs,
+      droppedRole: dropRole,
       ...(kept.length ? { kept: `${kept.join('; ')}: left untouched` } : {}),
     };
   } finally {

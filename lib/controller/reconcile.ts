@@ -3,7 +3,7 @@
 import { decodeHostingConfig, HostingConfig } from '../hosting-config';
 import { ApiError, ConnectTo, KubeClient, paths, segment } from '../kube/client';
 import { parseKubeconfig, ParsedKubeconfig } from '../kube/kubeconfig';
-import { API_VERSION, tenantNames, TenantNames, HOSTING_NAMESPACE, CONTROL_PLANE_LABEL } from '../names';
+import { API_GROUP, API_VERSION, tenantNames, TenantNames, HOSTING_NAMESPACE, CONTROL_PLANE_LABEL } from '../names';
 import {
   ADMIN_GROUP,
   ADMIN_KUBECONFIG_KEYS,
@@ -11,6 +11,7 @@ import {
   controlPlaneOwnerReference,
   HOSTING_CONFIGMAP,
   hostBindingName,
+  tenantDatabaseMark,
   TYPE_CONTRACTS,
   MATERIALIZE_ERROR,
   MATERIALIZED_FOR,
@@ -75,7 +76,9 @@ export interface ReconcileDeps {
     password: string,
     db: string,
     role: string,
-    ca?: string,
+    ca: string | undefined,
+    /** `kubeflex:<ControlPlane UID>`: a database marked for another plane is kept. */
+    mark: string,
   ) => Promise<DropResult>;
 }
 
@@ -176,6 +179,7 @@ export async function reconcileControlPlane(deps: ReconcileDeps, name: string): 
       );
       cp = patched;
     }
+    cp = await propagateHookLabels(deps, cp);
     const config = decodeHostingConfig(
       (await deps.hosting.get(paths.configMap(HOSTING_NAMESPACE, HOSTING_CONFIGMAP)))?.data,
     );
@@ -213,7 +217,7 @@ export async function reconcileControlPlane(deps: ReconcileDeps, name: string): 
     if (type === 'k8s') {
       if (!config.postgres)
         throw new Error('ConfigMap kubeflex-config has no postgresHost: k8s control planes need the shared PostgreSQL');
-      if (!notReady) plan = planK8sSecrets(names, config, lookup, opts, routeHost);
+      if (!notReady) plan = planK8sSecrets(names, cp.metadata.uid ?? '', config, lookup, opts, routeHost);
     } else if (type === 'k3s') plan = planK3sSecrets(names, config, lookup, opts);
     else if (type === 'vcluster') plan = planVClusterSecrets(names, lookup);
     else if (type === 'host') {
@@ -511,6 +515,30 @@ async function hookState(
   return { name: use.hookName, complete: waiting.length === 0, detail: waiting.join(', ') || 'complete' };
 }
 
+/**
+ * KubeFlex merges the labels of the PostCreateHooks a ControlPlane uses into the ControlPlane's labels
+ * (`propagateLabels`); KubeStellar finds its ITS by `kflex.kubestellar.io/cptype=its` that way. The controller, the
+ * one writer of the ControlPlane object besides its author, does it for bare and synthesized planes alike (a
+ * synthesized plane already carries them: nothing to write). Our own marks are never taken from a hook.
+ */
+async function propagateHookLabels(deps: ReconcileDeps, cp: ControlPlaneObject): Promise<ControlPlaneObject> {
+  const missing: Record<string, string> = {};
+  for (const use of hookUses(cp)) {
+    const hook = await deps.hosting.get(paths.postCreateHook(use.hookName));
+    for (const [k, v] of Object.entries<string>(hook?.metadata?.labels ?? {})) {
+      if (k === 'app.kubernetes.io/part-of' || k.startsWith(`${API_GROUP}/`)) continue;
+      if (cp.metadata.labels?.[k] !== v) missing[k] = v;
+    }
+  }
+  if (!Object.keys(missing).length) return cp;
+  return deps.hosting.request<ControlPlaneObject>(
+    'PATCH',
+    paths.controlPlane(cp.metadata.name),
+    { metadata: { labels: missing, resourceVersion: cp.metadata.resourceVersion } },
+    'application/merge-patch+json',
+  );
+}
+
 /** Writes a PostCreateHook's status (computeHookStatus) through `/status` when it changed. */
 export async function reconcileHookStatus(
   deps: ReconcileDeps,
@@ -603,7 +631,14 @@ async function finalize(deps: ReconcileDeps, cp: ControlPlaneObject, log: Logger
       const ca = caRef
         ? decode((await deps.hosting.get(paths.secret(HOSTING_NAMESPACE, caRef.secret)))?.data)[caRef.key]
         : undefined;
-      const r = await deps.dropDatabase(config.postgres, password, names.database, names.databaseRole, ca);
+      const r = await deps.dropDatabase(
+        config.postgres,
+        password,
+        names.database,
+        names.databaseRole,
+        ca,
+        tenantDatabaseMark(cp.metadata.uid ?? ''),
+      );
       log.info('database dropped', { database: names.database, role: names.databaseRole, ...r });
     }
     // Only this plane's own credentials Secret (its label), deleted with a precondition on the UID just read: a

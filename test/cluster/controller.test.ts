@@ -526,6 +526,37 @@ suite('runtime controller on a real API server', () => {
     });
   });
 
+  test("a hook's labels are merged into the labels of the ControlPlanes using it (KubeFlex's propagateLabels); KubeStellar's lookup finds it", async () => {
+    k(
+      ['apply', '-f', '-'],
+      stringify({
+        apiVersion: 'tenancy.kflex.kubestellar.org/v1alpha1',
+        kind: 'PostCreateHook',
+        metadata: {
+          name: 'its-marker',
+          // The second label would make the plane look synthesized to the materializer: never copied.
+          labels: { 'kflex.kubestellar.io/cptype': 'its', 'app.kubernetes.io/part-of': 'kubeflex' },
+        },
+        spec: { templates: [{ apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: 'its-{{.ControlPlaneName}}' } }] },
+      }),
+    );
+    hostTenant('its1');
+    k([
+      'patch',
+      'cp',
+      'its1',
+      '--type=merge',
+      '-p',
+      JSON.stringify({ spec: { postCreateHooks: [{ hookName: 'its-marker' }] } }),
+    ]);
+    await waitFor('its1 labelled', () =>
+      k(['get', 'cp', '-l', 'kflex.kubestellar.io/cptype=its', '-o', 'name']).includes(
+        'controlplane.tenancy.kflex.kubestellar.org/its1',
+      ),
+    );
+    expect(json(['get', 'cp', 'its1']).metadata.labels).toEqual({ 'kflex.kubestellar.io/cptype': 'its' });
+  });
+
   test('external: token with the requested expiry on the adopted cluster, bootstrap Secret gone, renewed before expiry', async () => {
     await waitFor('e1 Available', () => condition('e1', 'Ready') === 'True/Available');
     const first = parse(secret('e1-system', 'admin-kubeconfig')!['kubeconfig-incluster']);

@@ -417,6 +417,106 @@ suite('kflex on a real API server', () => {
     });
   });
 
+  test("N9: whether a hook object is cluster-scoped is the API server's answer (a CRD-defined kind), not a list", async () => {
+    k(
+      ['apply', '-f', '-'],
+      JSON.stringify({
+        apiVersion: 'apiextensions.k8s.io/v1',
+        kind: 'CustomResourceDefinition',
+        metadata: { name: 'widgets.example.com' },
+        spec: {
+          group: 'example.com',
+          scope: 'Cluster',
+          names: { plural: 'widgets', singular: 'widget', kind: 'Widget', listKind: 'WidgetList' },
+          versions: [
+            {
+              name: 'v1',
+              served: true,
+              storage: true,
+              schema: { openAPIV3Schema: { type: 'object', 'x-kubernetes-preserve-unknown-fields': true } },
+            },
+          ],
+        },
+      }),
+    );
+    await waitFor('widgets served', () => {
+      try {
+        return k(['api-resources', '--api-group=example.com', '-o', 'name']).includes('widgets');
+      } catch {
+        return false;
+      }
+    });
+    k(
+      ['apply', '-f', '-'],
+      JSON.stringify({
+        apiVersion: 'tenancy.kflex.kubestellar.org/v1alpha1',
+        kind: 'PostCreateHook',
+        metadata: { name: 'widget' },
+        spec: {
+          templates: [{ apiVersion: 'example.com/v1', kind: 'Widget', metadata: { name: 'w-{{.ControlPlaneName}}' } }],
+        },
+      }),
+    );
+    expect(await kflex(['create', 'w1', '-p', 'widget'])).toMatchObject({
+      code: 1,
+      stderr:
+        'Error: Widget w-w1 (example.com/v1) is cluster-scoped on this cluster: it would be applied outside the tenant namespace with your rights; pass --allow-cluster-scoped to apply it; nothing was applied\n',
+    });
+    expect(() => k(['get', 'cp', 'w1'])).toThrow(/NotFound/);
+    expect(() => k(['get', 'ns', 'w1-system'])).toThrow(/NotFound/);
+    expect(k(['get', 'widgets', '-o', 'name'])).toBe('');
+    k(['delete', 'postcreatehook', 'widget']);
+  });
+
+  test("N8: kflex ctx reads only the kubeconfig Secret of the plane's type in <cp>-system, whatever status says", async () => {
+    // A plane whose status (writable by whoever holds controlplanes/status) points at the PostgreSQL password.
+    k(
+      ['apply', '-f', '-'],
+      JSON.stringify({
+        apiVersion: 'tenancy.kflex.kubestellar.org/v1alpha1',
+        kind: 'ControlPlane',
+        metadata: { name: 'n8' },
+        spec: { type: 'k3s' },
+      }),
+    );
+    const now = new Date().toISOString().replace(/\.\d+Z$/, 'Z');
+    const c = (type: string, reason: string) => ({
+      type,
+      status: 'True',
+      reason,
+      message: '',
+      lastTransitionTime: now,
+      lastUpdateTime: now,
+    });
+    k([
+      'patch',
+      'cp',
+      'n8',
+      '--subresource=status',
+      '--type=merge',
+      '-p',
+      JSON.stringify({
+        status: {
+          conditions: [c('Synced', 'ReconcileSuccess'), c('Ready', 'Available')],
+          secretRef: {
+            namespace: 'kubeflex-system',
+            name: 'postgres-postgresql',
+            key: 'postgres-password',
+            inClusterKey: 'x',
+          },
+        },
+      }),
+    ]);
+    const before = fs.readFileSync(kubeconfig, 'utf8');
+    expect(await kflex(['ctx', 'n8'])).toMatchObject({
+      code: 1,
+      stderr:
+        'Error: ControlPlane n8: status.secretRef kubeflex-system/postgres-postgresql key postgres-password is not the kubeconfig Secret of its type (n8-system/k3s-config key config); not read\n',
+    });
+    expect(fs.readFileSync(kubeconfig, 'utf8')).toBe(before);
+    k(['delete', 'cp', 'n8', '--wait=false']);
+  });
+
   test('delete removes everything applied for the control plane and its local context', async () => {
     const labelled = () =>
       k([

@@ -408,6 +408,42 @@ suite('a hostile tenant cannot escape (security review findings, replayed)', () 
       expect(asRole('grafana', 'app-secret', 'grafana', 'SELECT name FROM dashboards')).toBe('prod dashboards');
     });
 
+    test('N6 a database names its ControlPlane: a later plane of the same name (another UID) neither takes it nor drops it', async () => {
+      const d = path.join(dir, 'prov-n6');
+      runProvisionJob(state, 'n6', 'pw-first', d, undefined, 'kubeflex:uid-first');
+      asRole(
+        'n6',
+        'pw-first',
+        'n6',
+        "CREATE TABLE secrets_of_first (v text); INSERT INTO secrets_of_first VALUES ('first')",
+      );
+      expect(
+        psql(pg(), "SELECT shobj_description(oid, 'pg_database') FROM pg_database WHERE datname = 'n6'").trim(),
+      ).toBe('kubeflex:uid-first');
+      // The first plane's deletion never dropped it (finalizer removed by hand, controller down): a new plane "n6".
+      expect(() => runProvisionJob(state, 'n6', 'pw-second', d, undefined, 'kubeflex:uid-second')).toThrow(
+        /ERROR:  database n6 belongs to another ControlPlane \(kubeflex:uid-first\): refusing to take it over/,
+      );
+      // Nothing changed: the first password still works, the second does not, the data is there.
+      expect(asRole('n6', 'pw-first', 'n6', 'SELECT v FROM secrets_of_first')).toBe('first');
+      expect(() => asRole('n6', 'pw-second', 'n6', 'SELECT 1')).toThrow(/password authentication failed/);
+      // The second plane's finalizer keeps it; the first plane's (its UID) drops it.
+      expect(
+        await dropTenantDatabase(pgEndpoint(), state.pgPassword, 'n6', 'n6', {}, undefined, 'kubeflex:uid-second'),
+      ).toEqual({
+        droppedDatabase: false,
+        droppedRole: false,
+        kept: 'database n6 is marked for another ControlPlane (kubeflex:uid-first); role n6 owns that database: left untouched',
+      });
+      expect(psql(pg(), "SELECT count(*) FROM pg_database WHERE datname = 'n6'").trim()).toBe('1');
+      expect(
+        await dropTenantDatabase(pgEndpoint(), state.pgPassword, 'n6', 'n6', {}, undefined, 'kubeflex:uid-first'),
+      ).toEqual({
+        droppedDatabase: true,
+        droppedRole: true,
+      });
+    });
+
     test('H2 + L3 legit path: provisioning is idempotent and marks what it creates; only that is dropped', async () => {
       const d = path.join(dir, 'prov-legit');
       runProvisionJob(state, 'legit', 'pw-1', d);

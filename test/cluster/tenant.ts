@@ -21,6 +21,7 @@ export function runProvisionJob(
   dbPassword: string,
   dir: string,
   objects: any[] = synthTenant(name),
+  mark = `kubeflex:test-uid-of-${name}`,
 ): void {
   const job = objects.find((o) => o.kind === 'Job' && o.metadata.name === `db-${name}`).spec.template.spec
     .containers[0];
@@ -46,6 +47,7 @@ export function runProvisionJob(
         PGSSLROOTCERT: path.join(dir, 'postgres-ca.crt'),
         PGPASSWORD: state.pgPassword,
         TENANT_DB_PASSWORD: dbPassword,
+        TENANT_DB_MARK: mark,
       },
       stdio: 'pipe',
     });

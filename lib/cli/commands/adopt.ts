@@ -89,7 +89,9 @@ export const adoptCommand: Command = {
       },
       data: { [ADMIN_KUBECONFIG_KEYS.inClusterKey]: Buffer.from(bootstrap.text).toString('base64') },
     };
-    await applyObjects(client, [secret, ...objects]);
+    await applyObjects(client, [secret, ...objects], undefined, undefined, {
+      clusterScoped: flags['allow-cluster-scoped'] === true ? 'any' : 'namespaces-only',
+    });
     ctx.io.err(`control plane ${name} (external, ${bootstrap.server}) applied to context ${context}\n`);
     await waitReady(ctx, client, name, timeout);
     ctx.io.out(

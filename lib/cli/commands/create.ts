@@ -88,7 +88,9 @@ export const createCommand: Command = {
       ctx.io.out(objects.map((o) => stringify(o)).join('---\n'));
       return;
     }
-    await applyObjects(client, objects);
+    await applyObjects(client, objects, undefined, undefined, {
+      clusterScoped: flags['allow-cluster-scoped'] === true ? 'any' : 'namespaces-only',
+    });
     ctx.io.err(`control plane ${name} (${type}) applied to context ${context}\n`);
     const cp = await waitReady(ctx, client, name, timeout);
     if (!kc.hostingContext) kc.setHostingContext(context);
