@@ -686,6 +686,21 @@ describe('computeHookStatus', () => {
     ]);
   });
 
+  test('Synced=False with the reason when the materializer refused a plane that uses the hook', () => {
+    const refused = cp('r', undefined, {
+      metadata: {
+        name: 'r',
+        annotations: { 'kflex.kubestellar.org/materialize-error': 'ClusterRole x is cluster-scoped' },
+      },
+    });
+    const s = computeHookStatus(hook, [cp('a', { h: true }), refused], t0);
+    expect(s.conditions!.find((c) => c.type === 'Synced')).toMatchObject({
+      status: 'False',
+      reason: 'ReconcileError',
+      message: 'not materialized in 1 control plane(s) that use it; r: ClusterRole x is cluster-scoped',
+    });
+  });
+
   test('Ready=True once all completed (legacy single hook counts); unchanged input is not a change', () => {
     const legacy = {
       metadata: { name: 'l' },

@@ -1,6 +1,6 @@
 // Server-side apply of synthesized objects and label-based cleanup, through the KubeClient adapter.
 import { ApiError, KubeClient, sleep } from '../kube/client';
-import { CONTROL_PLANE_LABEL } from '../names';
+import { API_VERSION, CONTROL_PLANE_LABEL } from '../names';
 
 /** Field manager of everything kflex applies (one owner for every field it sets). */
 export const FIELD_MANAGER = 'kflex';
@@ -71,7 +71,8 @@ export async function applyObjects(
     // Whether a kind is cluster-scoped is the API server's answer (discovery), not a list of ours: a hook's
     // ClusterIssuer or a CRD-defined cluster-scoped kind is refused like a ClusterRoleBinding (review N9).
     for (const o of sorted) {
-      if (o.kind === 'Namespace') continue;
+      // The tenant's own Namespace and ControlPlane are the cluster-scoped objects a tenant is made of.
+      if (o.kind === 'Namespace' || (o.kind === 'ControlPlane' && o.apiVersion === API_VERSION)) continue;
       if (!(await discovery.resource(o.apiVersion, o.kind)).namespaced) {
         throw new ClusterScopedError(
           `${o.kind} ${o.metadata?.name} (${o.apiVersion}) is cluster-scoped on this cluster: it would be applied outside the tenant namespace with your rights; pass --allow-cluster-scoped to apply it; nothing was applied`,

@@ -13,6 +13,7 @@ import {
   typeContract,
   WorkloadRef,
   POSTGRES_CA_KEY,
+  MATERIALIZE_ERROR,
   POSTGRES_TLS_SECRET,
   TENANT_DATABASE_MARK_KEY,
   tenantDatabaseMark,
@@ -925,7 +926,19 @@ export function computeHookStatus(hook: PostCreateHookObject, cps: ControlPlaneO
           : 'no control plane uses it',
       };
   const prev = hook.status?.conditions;
-  const synced = { type: 'Synced' as const, status: 'True' as const, reason: 'ReconcileSuccess', message: '' };
+  // A plane the materializer refused (its note on the ControlPlane) never runs this hook: say so here too, with why.
+  const refused = cps
+    .filter((cp) => !cp.metadata.deletionTimestamp && hookUses(cp).some((u) => u.hookName === name))
+    .filter((cp) => cp.metadata.annotations?.[MATERIALIZE_ERROR])
+    .sort((a, b) => (a.metadata.name < b.metadata.name ? -1 : a.metadata.name > b.metadata.name ? 1 : 0));
+  const synced = refused.length
+    ? {
+        type: 'Synced' as const,
+        status: 'False' as const,
+        reason: 'ReconcileError',
+        message: `not materialized in ${refused.length} control plane(s) that use it; ${refused[0].metadata.name}: ${refused[0].metadata.annotations![MATERIALIZE_ERROR]}`,
+      }
+    : { type: 'Synced' as const, status: 'True' as const, reason: 'ReconcileSuccess', message: '' };
   return {
     conditions: [setCondition(prev, synced, t), setCondition(prev, ready, t)],
     observedGeneration: hook.metadata.generation,

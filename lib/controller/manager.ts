@@ -4,6 +4,7 @@
 import * as http from 'http';
 import { ConnectTo, GROUP_PATH, KubeClient, paths } from '../kube/client';
 import { HOSTING_NAMESPACE } from '../names';
+import { MATERIALIZE_ERROR } from '../wire';
 import { ControlPlaneObject, hookUses, PostCreateHookObject } from './core';
 import { Logger } from './log';
 import { dropTenantDatabase } from './postgres';
@@ -142,7 +143,8 @@ export class Manager {
       this.cpObjects.set(name, obj);
       // Our own status writes change neither generation, finalizers nor deletion: they need no reconcile.
       const m = obj.metadata;
-      const fingerprint = `${m.generation}/${m.deletionTimestamp ?? ''}/${(m.finalizers ?? []).join(',')}`;
+      // The materializer's refusal note is an annotation (no new generation): it is reported at once, not at resync.
+      const fingerprint = `${m.generation}/${m.deletionTimestamp ?? ''}/${(m.finalizers ?? []).join(',')}/${m.annotations?.[MATERIALIZE_ERROR] ?? ''}`;
       if (this.seen.get(name) === fingerprint && type === 'MODIFIED') return;
       this.seen.set(name, fingerprint);
       this.queue.add(name);

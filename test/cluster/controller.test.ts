@@ -347,6 +347,7 @@ suite('runtime controller on a real API server', () => {
       cmKubeconfig: secret('t1-system', 'cm-kubeconfig')!.kubeconfig,
       adminKubeconfig: secret('t1-system', 'admin-kubeconfig')!['kubeconfig-incluster'],
       dbPassword: secret('t1-system', 'kine-postgres')!.password,
+      dbMark: secret('kubeflex-system', 't1-db-credentials')!.mark,
       encryptionConfig: secret('t1-system', 'encryption-config')!['encryption-config.yaml'],
       dbCa: secret('t1-system', 'kine-postgres')!['ca.crt'],
     });

@@ -651,6 +651,7 @@ suite('kflex on a real API server', () => {
         cmKubeconfig: secret('cpk-system', 'cm-kubeconfig', 'kubeconfig'),
         adminKubeconfig: secret('cpk-system', 'admin-kubeconfig', 'kubeconfig-incluster'),
         dbPassword: secret('cpk-system', 'kine-postgres', 'password'),
+        dbMark: secret('kubeflex-system', 'cpk-db-credentials', 'mark'),
         encryptionConfig: secret('cpk-system', 'encryption-config', 'encryption-config.yaml'),
         dbCa: secret('cpk-system', 'kine-postgres', 'ca.crt'),
       },

@@ -473,7 +473,15 @@ suite('a hostile tenant cannot escape (security review findings, replayed)', () 
         expect(() => asRole('legit', 'pw-2', 'legit', `SELECT count(*) FROM ${catalog}`)).toThrow(
           new RegExp(`permission denied for (table|view) ${catalog}`),
         );
-      const r = await dropTenantDatabase(pgEndpoint(), state.pgPassword, 'legit', 'legit', {});
+      const r = await dropTenantDatabase(
+        pgEndpoint(),
+        state.pgPassword,
+        'legit',
+        'legit',
+        {},
+        undefined,
+        'kubeflex:test-uid-of-legit',
+      );
       expect(r).toEqual({ droppedDatabase: true, droppedRole: true });
       expect(psql(pg(), "SELECT count(*) FROM pg_database WHERE datname = 'legit'").trim()).toBe('0');
     });

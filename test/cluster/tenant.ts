@@ -84,6 +84,8 @@ export interface MintedTenantSecrets {
   adminKubeconfig: string;
   /** Key `password` of Secret `kine-postgres`. */
   dbPassword: string;
+  /** Key `mark` of Secret `kubeflex-system/<cp>-db-credentials` (`kubeflex:<ControlPlane UID>`). */
+  dbMark?: string;
   /** Key `encryption-config.yaml` of Secret `encryption-config`. */
   encryptionConfig: string;
   /** Key `ca.crt` of Secret `kine-postgres`: the PostgreSQL CA kine verifies the server with. */
@@ -127,7 +129,7 @@ export async function bootTenant(
   }
   const dbPassword = minted?.dbPassword ?? randomBytes(16).toString('hex');
 
-  runProvisionJob(state, name, dbPassword, dir, objects);
+  runProvisionJob(state, name, dbPassword, dir, objects, minted?.dbMark);
 
   const read = (f: string) => fs.readFileSync(path.join(pki, f), 'utf8');
   const certs = Object.fromEntries(
