@@ -4,7 +4,7 @@
 // so that neither a ControlPlane author nor a compromised materializer gains anything on the hosting cluster.
 import { ApiObject } from 'cdk8s';
 import { Construct } from 'constructs';
-import { API_GROUP, HOSTING_NAMESPACE } from './names';
+import { API_GROUP, CONTROL_PLANE_LABEL, HOSTING_NAMESPACE } from './names';
 import { CONTROL_PLANE_VERBS, HOST_PLANES_CLUSTER_ROLE, MATERIALIZED_FOR, MATERIALIZED_TYPE, POD_KINDS } from './wire';
 
 /** Name of the policy (and its binding) on ControlPlanes. */
@@ -121,6 +121,8 @@ export function addMaterializerPolicy(
   const annotationOr = (o: string, key: string) =>
     `(has(${o}.metadata.annotations) && '${key}' in ${o}.metadata.annotations ? ${o}.metadata.annotations['${key}'] : '')`;
   const labelsOf = (o: string) => `(has(${o}.metadata.labels) ? ${o}.metadata.labels : {})`;
+  const labelOr = (o: string, key: string) =>
+    `(has(${o}.metadata.labels) && '${key}' in ${o}.metadata.labels ? ${o}.metadata.labels['${key}'] : '')`;
   const enforce = `'pod-security.kubernetes.io/enforce'`;
   const what = `request.kind.kind + ' ' + (request.namespace == '' || request.kind.kind == 'Namespace' ? '' : request.namespace + '/') + request.name`;
   // `why` goes into a single-quoted CEL string: no apostrophes.
@@ -159,8 +161,9 @@ export function addMaterializerPolicy(
       {
         expression:
           `request.kind.kind != 'Namespace' || request.operation != 'UPDATE' || ` +
-          `(${annotationOr('object', MATERIALIZED_TYPE)} == ${annotationOr('oldObject', MATERIALIZED_TYPE)} && ${labelsOf('object')} == ${labelsOf('oldObject')})`,
-        messageExpression: refused('the type and labels of a Namespace it made never change'),
+          `(${annotationOr('object', MATERIALIZED_TYPE)} == ${annotationOr('oldObject', MATERIALIZED_TYPE)} && ` +
+          `${labelOr('object', CONTROL_PLANE_LABEL)} == ${labelOr('oldObject', CONTROL_PLANE_LABEL)})`,
+        messageExpression: refused('the type and control-plane label of a Namespace it made never change'),
         reason: 'Forbidden',
       },
       {

@@ -107,14 +107,17 @@ export abstract class ControlPlaneBase extends Chart {
   public readonly kubeconfigSecret: KubeconfigSecretRef;
   /** The tenant namespace `<name>-system`. */
   public readonly tenantNamespace: kplus.Namespace;
-  /** Pod Security Standard enforced in `<name>-system`. */
-  public readonly podSecurity: PodSecurityLevel;
+  /** Pod Security Standard enforced in `<name>-system` (lowered to a used hook's `podSecurity`, never below it). */
+  public get podSecurity(): PodSecurityLevel {
+    return this.level;
+  }
   protected readonly constructName: string;
   /** Replicas of the type's workloads: 0 while asleep. */
   protected readonly replicas: number;
   private readonly globalVars: Record<string, string>;
   private readonly hookUses: { hookName: string; vars?: Record<string, string> }[] = [];
   private readonly resource: ControlPlaneApi;
+  private level: PodSecurityLevel;
 
   protected constructor(scope: Construct, id: string, props: ControlPlaneProps, info: ControlPlaneTypeInfo) {
     const name = props.name ?? id;
@@ -124,7 +127,7 @@ export abstract class ControlPlaneBase extends Chart {
     this.hosting = props.hosting;
     this.kubeconfigSecret = info.kubeconfigSecret;
     this.globalVars = { ...(props.globalVars ?? {}) };
-    this.podSecurity = props.podSecurity ?? info.podSecurity;
+    this.level = props.podSecurity ?? info.podSecurity;
     if (!POD_SECURITY_LEVELS.includes(this.podSecurity)) {
       throw new KubeflexConfigError(
         this.constructName,
@@ -199,6 +202,14 @@ export abstract class ControlPlaneBase extends Chart {
       throw new KubeflexConfigError(this.constructName, 'postCreateHooks[].hook', hook.hookName, 'is used twice');
     }
     this.hookUses.push({ hookName: hook.hookName, vars: use.vars });
+    if (hook.podSecurity && POD_SECURITY_LEVELS.indexOf(hook.podSecurity) < POD_SECURITY_LEVELS.indexOf(this.level)) {
+      // The admin's hook needs a less strict level (KubeStellar's pods meet baseline): enforce it in the namespace,
+      // and keep warning at the stricter level so what does not meet it shows on every apply.
+      const warn = this.level;
+      this.level = hook.podSecurity;
+      this.tenantNamespace.metadata.addLabel('pod-security.kubernetes.io/enforce', this.level);
+      this.tenantNamespace.metadata.addLabel('pod-security.kubernetes.io/warn', warn);
+    }
     const labels = hook.labels;
     for (const [k, v] of Object.entries(labels)) this.resource.metadata.addLabel(k, v);
 

@@ -14,7 +14,7 @@ import { HostControlPlane } from './host-control-plane';
 import { IKubeflexHosting, KubeflexHosting } from './hosting';
 import { K3sControlPlane } from './k3s-control-plane';
 import { K8sControlPlane } from './k8s-control-plane';
-import { PostCreateHook } from './post-create-hook';
+import { HOOK_POD_SECURITY_ANNOTATION, PostCreateHook } from './post-create-hook';
 import { VClusterControlPlane } from './vcluster-control-plane';
 import {
   controlPlaneOwnerReference,
@@ -45,7 +45,11 @@ export interface BareControlPlane {
 
 /** A PostCreateHook as read from the cluster. */
 export interface HookObject {
-  readonly metadata: { readonly name: string; readonly labels?: Record<string, string> };
+  readonly metadata: {
+    readonly name: string;
+    readonly labels?: Record<string, string>;
+    readonly annotations?: Record<string, string>;
+  };
   readonly spec?: { readonly templates?: any[]; readonly defaultVars?: { name: string; value: string }[] };
 }
 
@@ -63,6 +67,9 @@ export function hookFromObject(hosting: IKubeflexHosting, obj: HookObject, allow
     defaultVars: Object.fromEntries((obj.spec?.defaultVars ?? []).map((v) => [v.name, v.value])),
     labels: obj.metadata.labels,
     allowClusterScoped,
+    // The admin's opt-in on the hook object (writing PostCreateHooks is an admin right); anything but the two levels
+    // is refused by the construct.
+    podSecurity: obj.metadata.annotations?.[HOOK_POD_SECURITY_ANNOTATION] as 'restricted' | 'baseline' | undefined,
   });
 }
 

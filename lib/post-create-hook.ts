@@ -25,7 +25,18 @@ export interface PostCreateHookProps {
    * @default false
    */
   readonly allowClusterScoped?: boolean;
+  /**
+   * The Pod Security level this hook's workloads need, when they do not meet `restricted` (KubeStellar's controllers
+   * meet `baseline`). A control plane that uses the hook enforces this level in `<cp>-system` instead of its own
+   * stricter one. Emitted as annotation `kflex.kubestellar.org/pod-security` on the PostCreateHook object, which is
+   * how an admin opts a hook in on a cluster (writing PostCreateHooks is an admin right); never `privileged`.
+   * @default - the control plane's own level
+   */
+  readonly podSecurity?: 'restricted' | 'baseline';
 }
+
+/** Annotation on a PostCreateHook object: the Pod Security level its workloads need (`restricted` or `baseline`). */
+export const HOOK_POD_SECURITY_ANNOTATION = 'kflex.kubestellar.org/pod-security';
 
 /**
  * A KubeFlex PostCreateHook: emits the PostCreateHook object and renders its templates, at synth time, for each
@@ -40,6 +51,8 @@ export class PostCreateHook extends Construct {
   private used = false;
   private readonly hookLabels: Record<string, string>;
   private readonly allowClusterScoped: boolean;
+  /** The Pod Security level its workloads need, if less strict than a plane's own. */
+  public readonly podSecurity?: 'restricted' | 'baseline';
 
   public constructor(scope: Construct, id: string, props: PostCreateHookProps) {
     super(scope, id);
@@ -48,11 +61,24 @@ export class PostCreateHook extends Construct {
     this.allowClusterScoped = props.allowClusterScoped ?? false;
     const where = `PostCreateHook "${this.node.path}"`;
     checkDnsSubdomain(where, 'name', this.hookName);
+    if (props.podSecurity !== undefined && props.podSecurity !== 'restricted' && props.podSecurity !== 'baseline') {
+      throw new KubeflexConfigError(
+        where,
+        'podSecurity',
+        props.podSecurity,
+        'must be "restricted" or "baseline" (hook workloads never run privileged)',
+      );
+    }
+    this.podSecurity = props.podSecurity;
     for (const [name, value] of Object.entries(props.defaultVars ?? {})) this.addDefaultVar(name, value);
     for (const t of props.templates ?? []) this.addTemplate(t);
 
     new PostCreateHookApi(this, 'Resource', {
-      metadata: { name: this.hookName, labels: props.labels },
+      metadata: {
+        name: this.hookName,
+        labels: props.labels,
+        ...(props.podSecurity ? { annotations: { [HOOK_POD_SECURITY_ANNOTATION]: props.podSecurity } } : {}),
+      },
       // Arrays are read at synth time, so templates added later are included.
       spec: { templates: this.templates, defaultVars: this.defaultVars },
     });

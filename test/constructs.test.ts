@@ -720,6 +720,46 @@ describe('PostCreateHook', () => {
     expect(find(objects, 'ControlPlane', 'cp').spec.globalVars).toEqual({ A: 'global-a', B: 'global-b' });
   });
 
+  test('a hook an admin marked baseline lowers its planes to baseline (warning at restricted), both ways', () => {
+    const { app, hosting } = setup();
+    // KubeStellar's transport-controller shape: no securityContext at all (meets baseline, not restricted).
+    const deployment = {
+      apiVersion: 'apps/v1',
+      kind: 'Deployment',
+      metadata: { name: 'transport-controller' },
+      spec: {
+        selector: { matchLabels: { app: 't' } },
+        template: {
+          metadata: { labels: { app: 't' } },
+          spec: { containers: [{ name: 't', image: 'ghcr.io/kubestellar/ocm-transport-controller:0.30.0' }] },
+        },
+      },
+    };
+    new PostCreateHook(hosting, 'strict', { hosting, templates: [deployment] });
+    expect(() => new K8sControlPlane(app, 'refused', { hosting, postCreateHooks: [{ hook: 'strict' }] })).toThrow(
+      /enforces Pod Security "restricted" and would refuse this pod/,
+    );
+    const hook = new PostCreateHook(hosting, 'transport', {
+      hosting,
+      templates: [{ ...deployment, metadata: { name: 'transport-controller-2' } }],
+      podSecurity: 'baseline',
+    });
+    expect(find(synth(hosting), 'PostCreateHook', 'transport').metadata.annotations).toEqual({
+      'kflex.kubestellar.org/pod-security': 'baseline',
+    });
+    const cp = new K8sControlPlane(app, 'wds1', { hosting, postCreateHooks: [{ hook }] });
+    expect(cp.podSecurity).toBe('baseline');
+    expect(find(synth(cp), 'Namespace', 'wds1-system').metadata.labels).toMatchObject({
+      'pod-security.kubernetes.io/enforce': 'baseline',
+      'pod-security.kubernetes.io/warn': 'restricted',
+    });
+    // A plane without that hook stays restricted.
+    const other = new K8sControlPlane(app, 'plain', { hosting });
+    expect(find(synth(other), 'Namespace', 'plain-system').metadata.labels['pod-security.kubernetes.io/enforce']).toBe(
+      'restricted',
+    );
+  });
+
   test('emits the PostCreateHook object and propagates its labels to control planes', () => {
     const { app, hosting } = setup();
     const hook = new PostCreateHook(hosting, 'h', {

@@ -19,6 +19,33 @@ function examplePlatform() {
 describe('materializer: a bare ControlPlane gives exactly the synthesized objects', () => {
   const { charts, config, hooks } = examplePlatform();
 
+  test('a hook object an admin annotated baseline gives its bare planes a baseline namespace, as synth does', () => {
+    const hook = {
+      metadata: { name: 'transport', annotations: { 'kflex.kubestellar.org/pod-security': 'baseline' } },
+      spec: {
+        templates: [
+          {
+            apiVersion: 'v1',
+            kind: 'Pod',
+            metadata: { name: 'no-seccomp' },
+            spec: { containers: [{ name: 'c', image: 'busybox' }] },
+          },
+        ],
+      },
+    };
+    const bare = {
+      metadata: { name: 'wds1', uid: 'u' },
+      spec: { type: 'k8s', postCreateHooks: [{ hookName: 'transport' }] },
+    };
+    const ns = materialize(bare, config, [hook]).find((o: any) => o.kind === 'Namespace');
+    expect(ns.metadata.labels['pod-security.kubernetes.io/enforce']).toBe('baseline');
+    const { metadata, ...rest } = hook;
+    const unmarked = { ...rest, metadata: { name: metadata.name } };
+    expect(() => materialize(bare, config, [unmarked])).toThrow(
+      /enforces Pod Security "restricted" and would refuse this pod/,
+    );
+  });
+
   for (const name of ['cp1', 'cp2', 'cp3', 'cp4', 'ext1']) {
     test(`${name}: same objects as cdk8s synth, apart from the ownership mark`, () => {
       const synthesized = charts[name];

@@ -192,6 +192,17 @@ describe('bad input fails with a message naming construct, prop and value', () =
     );
   });
 
+  test('fails when a hook asks for Pod Security privileged (hook workloads never run privileged)', () => {
+    const { hosting } = setup();
+    expectConfigError(
+      () => new PostCreateHook(hosting, 'p', { hosting, templates: [hookTemplate], podSecurity: 'privileged' as any }),
+      'PostCreateHook',
+      'podSecurity',
+      '"privileged"',
+      'must be "restricted" or "baseline"',
+    );
+  });
+
   test('fails when an extraArgs value holds $(VAR), which the kubelet expands from the environment', () => {
     const { app, hosting } = setup();
     expectConfigError(
