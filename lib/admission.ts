@@ -93,6 +93,68 @@ export function addControlPlanePolicy(scope: Construct, opts: { readonly hostPla
   });
 }
 
+// CEL building blocks of the scope policies.
+const mark = (o: string) => `(has(${o}.metadata.annotations) && '${MATERIALIZED_FOR}' in ${o}.metadata.annotations)`;
+const markOf = (o: string) => `${o}.metadata.annotations['${MATERIALIZED_FOR}']`;
+const annotationOr = (o: string, key: string) =>
+  `(has(${o}.metadata.annotations) && '${key}' in ${o}.metadata.annotations ? ${o}.metadata.annotations['${key}'] : '')`;
+const labelsOf = (o: string) => `(has(${o}.metadata.labels) ? ${o}.metadata.labels : {})`;
+const labelOr = (o: string, key: string) =>
+  `(has(${o}.metadata.labels) && '${key}' in ${o}.metadata.labels ? ${o}.metadata.labels['${key}'] : '')`;
+const enforce = `'pod-security.kubernetes.io/enforce'`;
+// A cluster-scoped request has no `namespace` key at all (reading it fails), hence has().
+const NO_NAMESPACE = `(!has(request.namespace) || request.namespace == '')`;
+const what = `request.kind.kind + ' ' + (${NO_NAMESPACE} || request.kind.kind == 'Namespace' ? '' : request.namespace + '/') + request.name`;
+/** A refusal message; `why` goes into a single-quoted CEL string: no apostrophes. */
+const refusal = (who: string) => (why: string) => `'${who}: ' + ${what} + ' is refused: ${why}'`;
+/** Updates only of an object that already carries the same mark (no takeover; a PATCH answers with the object). */
+const sameMarkOnUpdate = (refused: (why: string) => string) => ({
+  expression: `request.operation != 'UPDATE' || (${mark('oldObject')} && ${mark('object')} && ${markOf('oldObject')} == ${markOf('object')})`,
+  messageExpression: refused('it exists and was not made by the materializer for this ControlPlane'),
+  reason: 'Forbidden',
+});
+
+/** Name of the policy (and its binding) on the hook applier's requests. */
+export const HOOK_APPLIER_POLICY = 'kubeflex-hook-applier-scope';
+
+/**
+ * The requests the materializer makes as the hook applier (the identity it impersonates to apply PostCreateHook
+ * objects; its rights are what the hosting admin grants it). Whatever RBAC lets it do, it writes only
+ * - namespaced objects inside a namespace the materializer made, with the same mark (never `kubeflex-system`);
+ * - cluster-scoped objects carrying a mark (owned by their ControlPlane, so garbage collection removes them);
+ * - updates only of objects that already carry the same mark: a hook never takes over an existing ClusterRole.
+ */
+export function addHookApplierPolicy(scope: Construct, opts: { readonly user: string }): void {
+  const refused = refusal('hook applier');
+  policy(scope, 'HookApplierPolicy', HOOK_APPLIER_POLICY, {
+    failurePolicy: 'Fail',
+    matchConstraints: {
+      resourceRules: [{ apiGroups: ['*'], apiVersions: ['*'], operations: ['CREATE', 'UPDATE'], resources: ['*'] }],
+      excludeResourceRules: [
+        {
+          apiGroups: ['', 'events.k8s.io'],
+          apiVersions: ['*'],
+          operations: ['CREATE', 'UPDATE'],
+          resources: ['events'],
+        },
+      ],
+    },
+    matchConditions: [{ name: 'hook-applier', expression: `request.userInfo.username == '${opts.user}'` }],
+    validations: [
+      {
+        expression:
+          `(${NO_NAMESPACE} || request.kind.kind == 'Namespace') ? ${mark('object')} : ` +
+          `(namespaceObject != null && ${mark('namespaceObject')} && ${mark('object')} && ${markOf('namespaceObject')} == ${markOf('object')})`,
+        messageExpression: refused(
+          'a hook object is marked for its ControlPlane and, if namespaced, lives in a namespace made for that ControlPlane',
+        ),
+        reason: 'Forbidden',
+      },
+      sameMarkOnUpdate(refused),
+    ],
+  });
+}
+
 /**
  * The materializer's requests (matched by its ServiceAccount's user name): RBAC cannot say "only in namespaces you
  * made", this policy does. It writes only
@@ -116,17 +178,7 @@ export function addMaterializerPolicy(
     readonly vclusterRole: string;
   },
 ): void {
-  const mark = (o: string) => `(has(${o}.metadata.annotations) && '${MATERIALIZED_FOR}' in ${o}.metadata.annotations)`;
-  const markOf = (o: string) => `${o}.metadata.annotations['${MATERIALIZED_FOR}']`;
-  const annotationOr = (o: string, key: string) =>
-    `(has(${o}.metadata.annotations) && '${key}' in ${o}.metadata.annotations ? ${o}.metadata.annotations['${key}'] : '')`;
-  const labelsOf = (o: string) => `(has(${o}.metadata.labels) ? ${o}.metadata.labels : {})`;
-  const labelOr = (o: string, key: string) =>
-    `(has(${o}.metadata.labels) && '${key}' in ${o}.metadata.labels ? ${o}.metadata.labels['${key}'] : '')`;
-  const enforce = `'pod-security.kubernetes.io/enforce'`;
-  const what = `request.kind.kind + ' ' + (request.namespace == '' || request.kind.kind == 'Namespace' ? '' : request.namespace + '/') + request.name`;
-  // `why` goes into a single-quoted CEL string: no apostrophes.
-  const refused = (why: string) => `'materializer: ' + ${what} + ' is refused: ${why}'`;
+  const refused = refusal('materializer');
   policy(scope, 'MaterializerPolicy', MATERIALIZER_POLICY, {
     failurePolicy: 'Fail',
     matchConstraints: {
@@ -145,7 +197,7 @@ export function addMaterializerPolicy(
     matchConditions: [{ name: 'materializer', expression: `request.userInfo.username == '${opts.user}'` }],
     validations: [
       {
-        expression: `request.namespace != '' || request.kind.kind == 'Namespace'`,
+        expression: `!${NO_NAMESPACE} || request.kind.kind == 'Namespace'`,
         messageExpression: refused('it creates no cluster-scoped object but Namespaces'),
         reason: 'Forbidden',
       },
@@ -168,17 +220,13 @@ export function addMaterializerPolicy(
       },
       {
         expression:
-          `request.namespace == '' || request.kind.kind == 'Namespace' || (${mark('object')} && ((request.namespace == '${HOSTING_NAMESPACE}' && ` +
+          `${NO_NAMESPACE} || request.kind.kind == 'Namespace' || (${mark('object')} && ((request.namespace == '${HOSTING_NAMESPACE}' && ` +
           `request.kind.kind == 'Job' && object.metadata.name.startsWith('db-')) || ` +
           `(namespaceObject != null && ${mark('namespaceObject')} && ${markOf('namespaceObject')} == ${markOf('object')})))`,
         messageExpression: refused('it writes only inside a namespace it made, with the mark of that namespace'),
         reason: 'Forbidden',
       },
-      {
-        expression: `request.operation != 'UPDATE' || (${mark('oldObject')} && ${mark('object')} && ${markOf('oldObject')} == ${markOf('object')})`,
-        messageExpression: refused('it exists and was not made by the materializer for this ControlPlane'),
-        reason: 'Forbidden',
-      },
+      sameMarkOnUpdate(refused),
       {
         expression:
           `!(request.kind.kind in ${JSON.stringify(POD_KINDS).replace(/"/g, "'")}) || namespaceObject == null || ` +

@@ -94,6 +94,9 @@ export function waitForApiserver(kubeconfig: string): { image: string; command: 
   };
 }
 
+/** Construct id prefix of the objects a control plane renders from its PostCreateHooks (`Hook-<hook>-<i>`). */
+export const HOOK_OBJECT_ID_PREFIX = 'Hook-';
+
 /**
  * Shared part of every control-plane type: one chart per tenant holding the `ControlPlane` object (id `Resource`),
  * the `<name>-system` namespace, the controller's access to that namespace, and the rendered PostCreateHooks.
@@ -223,7 +226,7 @@ export abstract class ControlPlaneBase extends Chart {
     rendered.forEach((obj, i) => {
       this.addApiWait(obj);
       this.checkHookObject(hook.hookName, i, obj);
-      new ApiObject(this, `Hook-${hook.hookName}-${i}`, obj as any);
+      new ApiObject(this, `${HOOK_OBJECT_ID_PREFIX}${hook.hookName}-${i}`, obj as any);
     });
   }
 

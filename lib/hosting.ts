@@ -1,7 +1,7 @@
 import { ApiObject, Chart, Duration, JsonPatch } from 'cdk8s';
 import * as kplus from 'cdk8s-plus-28';
 import { Construct, IConstruct } from 'constructs';
-import { addControlPlanePolicy, addMaterializerPolicy } from './admission';
+import { addControlPlanePolicy, addHookApplierPolicy, addMaterializerPolicy } from './admission';
 import { isConfigKey } from './api-validation';
 import { API_GROUP, CONTROL_PLANE_CRD, POST_CREATE_HOOK_CRD } from './crds';
 import { checkDnsLabel, checkDnsSubdomain, checkInteger, KubeflexConfigError, checkStorageSize } from './errors';
@@ -19,6 +19,8 @@ import { podSecurityLabels, resources, restrictedContainer, restrictedPod } from
 import { IMAGES } from './versions';
 import {
   CONTROL_PLANE_VERBS,
+  HOOK_APPLIER_NAME,
+  HOOK_APPLIER_USER,
   HOST_PLANES_CLUSTER_ROLE,
   HOSTING_CONFIGMAP,
   POSTGRES_CA_KEY,
@@ -129,6 +131,15 @@ export interface KubeflexHostingProps {
    * @default - none: only cluster-admins
    */
   readonly hostControlPlaneGroups?: string[];
+  /**
+   * ClusterRoles bound to the hook applier (ServiceAccount `kubeflex-hooks`, which the materializer impersonates to
+   * apply the PostCreateHook objects of bare ControlPlanes). By default it may only create and patch namespaced
+   * objects of the kinds hooks usually hold, inside the namespaces made for ControlPlanes; hooks that make
+   * cluster-scoped objects (KubeStellar's WDS hooks make ClusterRoles and ClusterRoleBindings) need a grant here,
+   * and whatever is granted here, the materializer can do through its hooks. Writing PostCreateHooks is an admin right.
+   * @default - none
+   */
+  readonly hookClusterRoles?: string[];
   /** Run the bundled PostgreSQL for k8s-type tenants; `false` with no externalPostgres means no k8s tenants. @default true unless externalPostgres is set */
   readonly installPostgres?: boolean;
   /** Options for the bundled PostgreSQL. @default - see PostgresOptions */
@@ -518,7 +529,21 @@ export class KubeflexHosting extends HostingRegistry implements IKubeflexHosting
     this.addControllerRbac();
     this.addController(props.controllerImage ?? IMAGES.controller);
     this.withMaterializer = props.materializer ?? true;
-    if (this.withMaterializer) this.addMaterializer(props.controllerImage ?? IMAGES.controller);
+    const hookRoles = props.hookClusterRoles ?? [];
+    for (const [i, r] of hookRoles.entries()) {
+      if (typeof r !== 'string' || !/^[a-z0-9]([a-z0-9:.-]{0,251}[a-z0-9])?$/.test(r)) {
+        throw new KubeflexConfigError(this.constructName, `hookClusterRoles[${i}]`, r, 'is not a ClusterRole name');
+      }
+    }
+    if (hookRoles.length && !this.withMaterializer) {
+      throw new KubeflexConfigError(
+        this.constructName,
+        'hookClusterRoles',
+        hookRoles,
+        'grants the hook applier, which only the materializer uses, but materializer is false',
+      );
+    }
+    if (this.withMaterializer) this.addMaterializer(props.controllerImage ?? IMAGES.controller, hookRoles);
     this.addTrust(hostGroups);
 
     const sslModeFor = (ca: unknown): PostgresSslMode => {
@@ -729,11 +754,12 @@ export class KubeflexHosting extends HostingRegistry implements IKubeflexHosting
    * The materializer: its own ServiceAccount and RBAC, the least that applying our tenants' objects needs. It writes
    * (create, patch) but never reads what it writes, except namespaces and the database Jobs it checks before applying.
    */
-  private addMaterializer(image: string): void {
+  private addMaterializer(image: string, hookRoles: string[]): void {
     const sa = new kplus.ServiceAccount(this, 'MaterializerServiceAccount', {
       metadata: { name: MATERIALIZER_NAME, namespace: HOSTING_NAMESPACE },
       automountToken: true,
     });
+    this.addHookApplier(sa, hookRoles);
     const role = new kplus.ClusterRole(this, 'MaterializerRole', { metadata: { name: MATERIALIZER_NAME } });
     const custom = (apiGroup: string, resourceType: string) => kplus.ApiResource.custom({ apiGroup, resourceType });
     role.allow(['get', 'list', 'watch', 'patch'], custom(API_GROUP, 'controlplanes'));
@@ -808,6 +834,59 @@ export class KubeflexHosting extends HostingRegistry implements IKubeflexHosting
       ],
     });
     deployment.select(kplus.LabelSelector.of({ labels: POD_LABELS.materializer }));
+  }
+
+  /**
+   * The hook applier: the identity the materializer impersonates for PostCreateHook objects (no pod runs as it). Its
+   * rights are the admin's decision: by default create/patch of the namespaced kinds hooks hold, confined to the
+   * namespaces made for ControlPlanes by its admission policy; `hookClusterRoles` adds more.
+   */
+  private addHookApplier(materializer: kplus.ServiceAccount, hookRoles: string[]): void {
+    const sa = new kplus.ServiceAccount(this, 'HookApplierServiceAccount', {
+      metadata: { name: HOOK_APPLIER_NAME, namespace: HOSTING_NAMESPACE },
+      automountToken: false,
+    });
+    const role = new kplus.ClusterRole(this, 'HookApplierRole', { metadata: { name: HOOK_APPLIER_NAME } });
+    role.allow(
+      ['create', 'patch'],
+      kplus.ApiResource.SERVICE_ACCOUNTS,
+      kplus.ApiResource.SERVICES,
+      kplus.ApiResource.CONFIG_MAPS,
+      kplus.ApiResource.SECRETS,
+      kplus.ApiResource.PERSISTENT_VOLUME_CLAIMS,
+      kplus.ApiResource.DEPLOYMENTS,
+      kplus.ApiResource.STATEFUL_SETS,
+      kplus.ApiResource.DAEMON_SETS,
+      kplus.ApiResource.JOBS,
+      kplus.ApiResource.CRON_JOBS,
+      kplus.ApiResource.PODS,
+      kplus.ApiResource.ROLES,
+      kplus.ApiResource.ROLE_BINDINGS,
+    );
+    new kplus.ClusterRoleBinding(this, 'HookApplierRoleBinding', {
+      metadata: { name: HOOK_APPLIER_NAME },
+      role,
+    }).addSubjects(sa);
+    for (const [i, r] of hookRoles.entries()) {
+      new kplus.ClusterRoleBinding(this, `HookApplierGrant${i}`, {
+        metadata: { name: `${HOOK_APPLIER_NAME}:${r}` },
+        role: kplus.ClusterRole.fromClusterRoleName(this, `HookApplierGrantRole${i}`, r),
+      }).addSubjects(sa);
+    }
+    // The materializer may act as the hook applier, and as nothing else.
+    const impersonate = new kplus.Role(this, 'MaterializerImpersonateRole', {
+      metadata: { name: `${MATERIALIZER_NAME}-impersonate`, namespace: HOSTING_NAMESPACE },
+    });
+    ApiObject.of(impersonate).addJsonPatch(
+      JsonPatch.add('/rules', [
+        { apiGroups: [''], resources: ['serviceaccounts'], resourceNames: [HOOK_APPLIER_NAME], verbs: ['impersonate'] },
+      ]),
+    );
+    new kplus.RoleBinding(this, 'MaterializerImpersonateRoleBinding', {
+      metadata: { name: `${MATERIALIZER_NAME}-impersonate`, namespace: HOSTING_NAMESPACE },
+      role: impersonate,
+    }).addSubjects(materializer);
+    addHookApplierPolicy(this, { user: HOOK_APPLIER_USER });
   }
 
   private addController(image: string): void {

@@ -5,8 +5,8 @@
  * same constructs as `cdk8s synth`, so both ways give the same objects. The materializer (lib/materializer/) applies
  * them; nothing here talks to a cluster.
  */
-import { App, Chart } from 'cdk8s';
-import { ControlPlaneBase, PostCreateHookUse } from './control-plane';
+import { ApiObject, App, Chart } from 'cdk8s';
+import { ControlPlaneBase, HOOK_OBJECT_ID_PREFIX, PostCreateHookUse } from './control-plane';
 import { hookUses } from './controller/core';
 import { KubeflexConfigError } from './errors';
 import { ExternalControlPlane } from './external-control-plane';
@@ -85,6 +85,23 @@ export function materialize(
   hooks: HookObject[],
   opts: { allowClusterScoped?: boolean } = {},
 ): any[] {
+  return materializeParts(cp, config, hooks, opts).objects;
+}
+
+/** Identifies an object among synthesized ones: kind, namespace and name. */
+export const objectKey = (o: { kind: string; metadata: { name: string; namespace?: string } }) =>
+  `${o.kind}/${o.metadata.namespace ?? ''}/${o.metadata.name}`;
+
+/**
+ * materialize(), and which of the objects a PostCreateHook rendered (objectKey): the materializer applies those as
+ * the hook applier, an identity whose rights the hosting admin grants, and the rest with its own.
+ */
+export function materializeParts(
+  cp: BareControlPlane,
+  config: Record<string, string>,
+  hooks: HookObject[],
+  opts: { allowClusterScoped?: boolean } = {},
+): { objects: any[]; hookKeys: Set<string> } {
   const app = new App({ outdir: '/nonexistent' });
   const h = KubeflexHosting.fromConfig(app, 'hosting', { config });
   const spec = cp.spec ?? {};
@@ -134,7 +151,12 @@ export function materialize(
     );
   }
   const chart: Chart = make();
-  return chart.toJson();
+  const hookKeys = new Set(
+    chart.node.children
+      .filter((c): c is ApiObject => c instanceof ApiObject && c.node.id.startsWith(HOOK_OBJECT_ID_PREFIX))
+      .map((o) => objectKey(o.toJson())),
+  );
+  return { objects: chart.toJson(), hookKeys };
 }
 
 /**

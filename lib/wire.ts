@@ -217,3 +217,8 @@ export const POD_KINDS: readonly string[] = [
   'Job',
   'CronJob',
 ];
+
+/** ServiceAccount (in kubeflex-system) the materializer impersonates to apply PostCreateHook objects. */
+export const HOOK_APPLIER_NAME = 'kubeflex-hooks';
+/** Its user name, as the API server authorizes and admits the impersonated requests. */
+export const HOOK_APPLIER_USER = `system:serviceaccount:kubeflex-system:${HOOK_APPLIER_NAME}`;

@@ -69,7 +69,24 @@ export class KubeClient {
     public readonly config: KubeConfig,
     private readonly connectTo: ConnectTo,
     private readonly timeoutMs = 30_000,
+    private readonly extraHeaders: Readonly<Record<string, string>> = {},
   ) {}
+
+  /**
+   * The same credentials acting as `user` (header Impersonate-User): the API server checks this identity's
+   * `impersonate` right on `user`, then authorizes and admits every request as `user` (no rights of its own added).
+   */
+  public impersonating(user: string): KubeClient {
+    // One client per identity (its connections are reused across passes), closed with this one.
+    let c = this.impersonated.get(user);
+    if (!c) {
+      c = new KubeClient(this.config, this.connectTo, this.timeoutMs, { 'Impersonate-User': user });
+      this.impersonated.set(user, c);
+    }
+    return c;
+  }
+
+  private readonly impersonated = new Map<string, KubeClient>();
 
   /** The server URL this client talks to, as written in its kubeconfig. */
   public get server(): string {
@@ -146,6 +163,7 @@ export class KubeClient {
           timeout: this.timeoutMs,
           headers: {
             ...p.headers,
+            ...this.extraHeaders,
             Accept: 'application/json',
             ...(payload ? { 'Content-Type': contentType, 'Content-Length': String(payload.length) } : {}),
           },
@@ -276,6 +294,7 @@ export class KubeClient {
   /** Closes idle connections. */
   public close(): void {
     this.prepared?.agent.destroy();
+    for (const c of this.impersonated.values()) c.close();
   }
 }
 

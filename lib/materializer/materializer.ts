@@ -13,14 +13,15 @@ import { ApiError, KubeClient, paths } from '../kube/client';
 import {
   BareControlPlane,
   isSynthesized,
-  materialize,
+  materializeParts,
+  objectKey,
   MATERIALIZE_ERROR,
   MATERIALIZED_FOR,
   MATERIALIZER_FIELD_MANAGER,
   withOwnership,
 } from '../materialize';
 import { HOSTING_NAMESPACE } from '../names';
-import { HOSTING_CONFIGMAP, POD_KINDS } from '../wire';
+import { HOOK_APPLIER_USER, HOSTING_CONFIGMAP, POD_KINDS } from '../wire';
 
 export interface MaterializerOptions {
   readonly client: KubeClient;
@@ -54,18 +55,27 @@ export async function materializeOne(client: KubeClient, name: string, log: Logg
       if (h) hooks.push(h);
     }
     let objects: any[];
+    let hookKeys: Set<string>;
     try {
-      objects = withOwnership(materialize(cp, config, hooks), cp);
+      // Hook objects may be cluster-scoped: they are applied as the hook applier, whose rights the admin grants.
+      const parts = materializeParts(cp, config, hooks, { allowClusterScoped: true });
+      objects = withOwnership(parts.objects, cp);
+      hookKeys = parts.hookKeys;
     } catch (e) {
       if (e instanceof KubeflexConfigError) throw new Refused(e.message);
       throw e;
     }
+    const isHook = (o: any) => hookKeys.has(objectKey(o));
+    // PostCreateHook objects are applied as the hook applier (impersonated): what they may do is what the hosting
+    // admin granted that identity, never the materializer's own rights (review N3; KubeStellar's WDS hooks).
+    const hookClient = client.impersonating(HOOK_APPLIER_USER);
+    const clientFor = (o: any) => (isHook(o) ? hookClient : client);
     // A host plane's namespace holds a hosting cluster-admin kubeconfig: the admission policy lets no workload of
-    // the materializer run there, so hooks with workloads on a bare host plane are refused here, before anything.
-    const workload = cp.spec?.type === 'host' && objects.find((o) => POD_KINDS.includes(o.kind));
+    // the materializer itself run there (hooks, admitted only with the verb host-hooks, run as the hook applier).
+    const workload = cp.spec?.type === 'host' && objects.find((o) => POD_KINDS.includes(o.kind) && !isHook(o));
     if (workload) {
       throw new Refused(
-        `${workload.kind} ${workload.metadata.namespace}/${workload.metadata.name} of a hook would run beside the hosting cluster-admin kubeconfig of a host plane; the materializer never applies workloads there (synthesize and apply this plane as an admin instead); nothing was applied`,
+        `${workload.kind} ${workload.metadata.namespace}/${workload.metadata.name} would run beside the hosting cluster-admin kubeconfig of a host plane; nothing was applied`,
       );
     }
     // Only into what was made for this ControlPlane: a namespace or object of another plane, of a synthesized
@@ -85,17 +95,24 @@ export async function materializeOne(client: KubeClient, name: string, log: Logg
     // UID, nothing outside its namespaces) and RBAC judge it there, so a refusal leaves everything untouched.
     const namespaces = new Map<string, boolean>();
     for (const o of objects) {
-      const r = await discovery.resource(o.apiVersion, o.kind);
+      let r: { namespaced: boolean };
       const where = `${o.kind} ${o.metadata.namespace ? `${o.metadata.namespace}/` : ''}${o.metadata.name}`;
-      if (!r.namespaced && o.kind !== 'Namespace') {
+      try {
+        r = await discovery.resource(o.apiVersion, o.kind);
+      } catch (e) {
+        throw new Refused(`${where}: ${(e as Error).message}; nothing was applied`);
+      }
+      if (!r.namespaced && o.kind !== 'Namespace' && !isHook(o)) {
         throw new Refused(`${where} is cluster-scoped: the materializer makes no cluster-scoped object but Namespaces`);
       }
-      if (o.kind === 'Namespace') continue; // checked above, by its mark
-      const ns = o.metadata.namespace as string;
-      if (!namespaces.has(ns)) namespaces.set(ns, !!(await client.get(paths.namespace(ns))));
-      if (!namespaces.get(ns)) continue; // a namespace still to be made holds nothing of anyone's
+      if (o.kind === 'Namespace' && !isHook(o)) continue; // checked above, by its mark
+      if (r.namespaced) {
+        const ns = o.metadata.namespace as string;
+        if (!namespaces.has(ns)) namespaces.set(ns, !!(await client.get(paths.namespace(ns))));
+        if (!namespaces.get(ns)) continue; // a namespace still to be made holds nothing of anyone's
+      }
       try {
-        await client.request(
+        await clientFor(o).request(
           'PATCH',
           `${await discovery.path(o)}?fieldManager=${MATERIALIZER_FIELD_MANAGER}&force=true&dryRun=All`,
           o,
@@ -108,7 +125,13 @@ export async function materializeOne(client: KubeClient, name: string, log: Logg
         throw e;
       }
     }
-    await applyObjects(client, objects, discovery, MATERIALIZER_FIELD_MANAGER);
+    await applyObjects(
+      client,
+      objects.filter((o) => !isHook(o)),
+      discovery,
+      MATERIALIZER_FIELD_MANAGER,
+    );
+    await applyObjects(hookClient, objects.filter(isHook), discovery, MATERIALIZER_FIELD_MANAGER);
     await setError(client, cp, undefined);
     log.info('materialized', { controlPlane: name, objects: objects.length });
     return 'applied';

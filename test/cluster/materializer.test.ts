@@ -64,7 +64,8 @@ suite('materializer: bare ControlPlanes (as KubeFlex clients create them) become
     hosting = await startCluster(state, 'materializer', HOSTING_KCM_CONTROLLERS);
     const files = synthesizeAtomically(
       (app) => {
-        const h = new KubeflexHosting(app, 'hosting', { domain: 'example.com' });
+        // KubeStellar's WDS hooks make ClusterRoles and ClusterRoleBindings: the admin grants the hook applier that.
+        const h = new KubeflexHosting(app, 'hosting', { domain: 'example.com', hookClusterRoles: ['cluster-admin'] });
         new PostCreateHook(h, 'hello', { hosting: h, templates: [HOOK], defaultVars: { Message: 'hi' } });
       },
       path.join(tmp, 'dist'),
@@ -238,6 +239,71 @@ suite('materializer: bare ControlPlanes (as KubeFlex clients create them) become
     expect(cannot('create', 'pods', 'any-ns')).toBe('no');
     expect(cannot('create', 'clusterroles')).toBe('no');
   });
+
+  test("KubeStellar's WDS hook shape: cluster-scoped objects named after the plane, applied as the hook applier, marked and owned; a foreign one of the same name is never taken", async () => {
+    k(
+      ['apply', '-f', '-'],
+      stringify({
+        apiVersion: 'tenancy.kflex.kubestellar.org/v1alpha1',
+        kind: 'PostCreateHook',
+        metadata: { name: 'kubestellar-controller', labels: { 'kflex.kubestellar.io/cptype': 'wds' } },
+        spec: {
+          templates: [
+            {
+              apiVersion: 'rbac.authorization.k8s.io/v1',
+              kind: 'ClusterRole',
+              metadata: { name: '{{.ControlPlaneName}}-kubestellar' },
+              rules: [{ apiGroups: [''], resources: ['configmaps'], verbs: ['get', 'list'] }],
+            },
+            {
+              apiVersion: 'rbac.authorization.k8s.io/v1',
+              kind: 'ClusterRoleBinding',
+              metadata: { name: '{{.ControlPlaneName}}-kubestellar' },
+              roleRef: {
+                apiGroup: 'rbac.authorization.k8s.io',
+                kind: 'ClusterRole',
+                name: '{{.ControlPlaneName}}-kubestellar',
+              },
+              subjects: [{ kind: 'ServiceAccount', name: 'default', namespace: '{{.Namespace}}' }],
+            },
+            { apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: 'wds-settings' }, data: { its: '{{.ITSName}}' } },
+          ],
+        },
+      }),
+    );
+    // Someone else's ClusterRole with the name a second plane's hook would make.
+    k(['create', 'clusterrole', 'wds2-kubestellar', '--verb=get', '--resource=secrets']);
+    const foreign = () => JSON.stringify(json(['get', 'clusterrole', 'wds2-kubestellar']));
+    const before = foreign();
+    const use = { postCreateHooks: [{ hookName: 'kubestellar-controller' }], globalVars: { ITSName: 'its1' } };
+    bare('wds1', { type: 'k8s', ...use });
+    bare('wds2', { type: 'k8s', ...use });
+    await waitFor('wds1 hook objects', () => exists(['get', 'clusterrolebinding', 'wds1-kubestellar']), 30_000);
+    const uid = json(['get', 'cp', 'wds1']).metadata.uid;
+    for (const kind of ['clusterrole', 'clusterrolebinding']) {
+      const o = json(['get', kind, 'wds1-kubestellar', '--show-managed-fields']);
+      expect(o.metadata.annotations[MATERIALIZED_FOR]).toBe(uid);
+      expect(o.metadata.ownerReferences).toEqual([
+        expect.objectContaining({ kind: 'ControlPlane', name: 'wds1', uid }),
+      ]);
+      expect(o.metadata.managedFields.map((f: any) => f.manager)).toContain('kubeflex-materializer');
+    }
+    expect(json(['get', 'clusterrolebinding', 'wds1-kubestellar']).subjects).toEqual([
+      { kind: 'ServiceAccount', name: 'default', namespace: 'wds1-system' },
+    ]);
+    expect(json(['get', 'configmap', '-n', 'wds1-system', 'wds-settings']).data).toEqual({ its: 'its1' });
+    // wds2: refused with the object named, nothing applied, the foreign ClusterRole untouched.
+    await waitFor('wds2 refused', () => annotation('wds2', MATERIALIZE_ERROR) !== undefined, 30_000);
+    expect(annotation('wds2', MATERIALIZE_ERROR)).toMatch(
+      /^ClusterRole wds2-kubestellar: .*hook applier: ClusterRole wds2-kubestellar is refused: it exists and was not made by the materializer for this ControlPlane.*nothing was applied$/,
+    );
+    expect(exists(['get', 'ns', 'wds2-system'])).toBe(false);
+    expect(foreign()).toBe(before);
+    // Deleting the plane takes its cluster-scoped hook objects with it (garbage collection through the owner).
+    k(['delete', 'cp', 'wds1', 'wds2', '--wait=true', '--timeout=60s']);
+    await waitFor('wds1 hook objects collected', () => !exists(['get', 'clusterrole', 'wds1-kubestellar']), 60_000);
+    expect(foreign()).toBe(before);
+  }, 120_000);
 
   test('kubectl delete cp: everything it applied goes with the ControlPlane (owner references)', async () => {
     await waitFor('bare1 gone', () => !exists(['get', 'cp', 'bare1']), 30_000);

@@ -716,6 +716,9 @@ suite('round 2: ControlPlane authors gain nothing on the hosting cluster', () =>
         expect(res).not.toContain('clusterrolebindings');
         if (res.includes('clusterroles')) expect(rule.verbs).toEqual(['bind']);
         expect(res).not.toContain('serviceaccounts/token');
+        // It may act as the hook applier, and as no one else.
+        if (rule.verbs.includes('impersonate'))
+          expect([res, rule.resourceNames]).toEqual([['serviceaccounts'], ['kubeflex-hooks']]);
         expect(res).not.toContain('pods/exec');
       }
     }
@@ -802,6 +805,26 @@ suite('round 2: ControlPlane authors gain nothing on the hosting cluster', () =>
     expect(job).toMatchObject({ ok: false });
   });
 
+  test('PostCreateHooks are an admin right: ControlPlane authors, the controller and the materializer cannot write them', () => {
+    const cannot = (who: string[], verb: string) => {
+      try {
+        return k(['auth', 'can-i', verb, 'postcreatehooks.tenancy.kflex.kubestellar.org', ...who]).trim();
+      } catch (e) {
+        return /no/.test(String(e)) ? 'no' : String(e);
+      }
+    };
+    for (const who of [
+      asUser('alice', ['authors']),
+      ['--as=system:serviceaccount:kubeflex-system:kubeflex-controller-manager'],
+      ['--as=system:serviceaccount:kubeflex-system:kubeflex-materializer'],
+      ['--as=system:serviceaccount:kubeflex-system:kubeflex-hooks'],
+    ]) {
+      for (const verb of ['create', 'update', 'patch'])
+        expect([who[0], verb, cannot(who, verb)]).toEqual([who[0], verb, 'no']);
+    }
+    expect(k(['auth', 'can-i', 'create', 'postcreatehooks.tenancy.kflex.kubestellar.org']).trim()).toBe('yes');
+  });
+
   test('N2 nothing that is not ours is touched: a same-named binding, a cluster-scoped hook object, a minted Secret', async () => {
     // A binding named as the controller would name a host plane's, made by someone else.
     k(['create', 'clusterrolebinding', 'kubeflex:host:squat', '--clusterrole=view', '--user=dana']);
@@ -865,8 +888,9 @@ suite('round 2: ControlPlane authors gain nothing on the hosting cluster', () =>
     );
     k(['apply', '-f', '-'], cpYaml('hookrole', { type: 'k8s', postCreateHooks: [{ hookName: 'squat-role' }] }));
     await waitFor('hookrole refused', () => condition('hookrole', 'Synced').includes('not materialized'));
+    // Hook objects are applied as the hook applier, which this install granted nothing cluster-scoped.
     expect(condition('hookrole', 'Synced')).toMatch(
-      /^False\/ReconcileError: not materialized: PostCreateHook "hosting\/hook-squat-role": invalid templates\[0\]\.kind "ClusterRole": is cluster-scoped/,
+      /^False\/ReconcileError: not materialized: ClusterRole squat-role: .*User "system:serviceaccount:kubeflex-system:kubeflex-hooks" cannot patch resource "clusterroles".*; nothing was applied$/,
     );
     expect(tryK(['get', 'ns', 'hookrole-system']).ok).toBe(false);
     // A materialized plane whose namespace holds a Secret someone else wrote; then a hook naming that Secret.
