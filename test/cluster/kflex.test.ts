@@ -60,6 +60,25 @@ suite('kflex on a real API server', () => {
   const names = (list: any[]) => list.map((x) => x.name).sort();
   const ext = (entry: any) => entry?.extensions?.find((e: any) => e.name === 'kubeflex')?.extension?.data;
 
+  /** Writes Synced and Ready True and `secretRef` into a ControlPlane's status, as the controller would. */
+  function writeReadyStatus(name: string, secretRef: Record<string, string>, observedGeneration?: number): void {
+    const now = new Date().toISOString().replace(/\.\d+Z$/, 'Z');
+    const c = (type: string, reason: string) => ({
+      type,
+      status: 'True',
+      reason,
+      message: '',
+      lastTransitionTime: now,
+      lastUpdateTime: now,
+    });
+    const status = {
+      conditions: [c('Synced', 'ReconcileSuccess'), c('Ready', 'Available')],
+      observedGeneration,
+      secretRef,
+    };
+    k(['patch', 'cp', name, '--subresource=status', '--type=merge', '-p', JSON.stringify({ status })]);
+  }
+
   /**
    * The controller's part for types whose workloads cannot run here: once kflex has applied the ControlPlane,
    * write its kubeconfig Secret (pointing at this real API server, so the merged context works) and Ready status.
@@ -83,30 +102,11 @@ suite('kflex on a real API server', () => {
       `--from-literal=${key}=${minted}`,
       `--from-literal=${inClusterKey}=${minted}`,
     ]);
-    const now = new Date().toISOString().replace(/\.\d+Z$/, 'Z');
-    const c = (type: string, reason: string) => ({
-      type,
-      status: 'True',
-      reason,
-      message: '',
-      lastTransitionTime: now,
-      lastUpdateTime: now,
-    });
-    k([
-      'patch',
-      'cp',
+    writeReadyStatus(
       name,
-      '--subresource=status',
-      '--type=merge',
-      '-p',
-      JSON.stringify({
-        status: {
-          conditions: [c('Synced', 'ReconcileSuccess'), c('Ready', 'Available')],
-          observedGeneration: cp.metadata.generation,
-          secretRef: { namespace: `${name}-system`, name: secretName, key, inClusterKey },
-        },
-      }),
-    ]);
+      { namespace: `${name}-system`, name: secretName, key, inClusterKey },
+      cp.metadata.generation,
+    );
   }
 
   beforeAll(async () => {
@@ -479,34 +479,12 @@ suite('kflex on a real API server', () => {
         spec: { type: 'k3s' },
       }),
     );
-    const now = new Date().toISOString().replace(/\.\d+Z$/, 'Z');
-    const c = (type: string, reason: string) => ({
-      type,
-      status: 'True',
-      reason,
-      message: '',
-      lastTransitionTime: now,
-      lastUpdateTime: now,
+    writeReadyStatus('n8', {
+      namespace: 'kubeflex-system',
+      name: 'postgres-postgresql',
+      key: 'postgres-password',
+      inClusterKey: 'x',
     });
-    k([
-      'patch',
-      'cp',
-      'n8',
-      '--subresource=status',
-      '--type=merge',
-      '-p',
-      JSON.stringify({
-        status: {
-          conditions: [c('Synced', 'ReconcileSuccess'), c('Ready', 'Available')],
-          secretRef: {
-            namespace: 'kubeflex-system',
-            name: 'postgres-postgresql',
-            key: 'postgres-password',
-            inClusterKey: 'x',
-          },
-        },
-      }),
-    ]);
     const before = fs.readFileSync(kubeconfig, 'utf8');
     expect(await kflex(['ctx', 'n8'])).toMatchObject({
       code: 1,

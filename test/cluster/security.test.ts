@@ -36,12 +36,9 @@ const suite = state.skipped ? describe.skip : describe;
 if (state.skipped) console.warn(`### SKIPPED security attack tests: ${state.skipped}`);
 jest.setTimeout(120_000);
 
-suite('a hostile tenant cannot escape (security review findings, replayed)', () => {
-  let hosting: TestCluster;
-  let adopted: TestCluster;
-  let proc: ChildProcess | undefined;
-  let dir: string;
-  const k = (args: string[], input?: string) => kubectl(hosting, args, input).stdout;
+/** kubectl helpers on the hosting cluster that `get()` returns (set in a suite's beforeAll). */
+function kubectlHelpers(get: () => TestCluster) {
+  const k = (args: string[], input?: string) => kubectl(get(), args, input).stdout;
   const tryK = (args: string[], input?: string): { ok: boolean; out: string } => {
     try {
       return { ok: true, out: k(args, input) };
@@ -49,14 +46,25 @@ suite('a hostile tenant cannot escape (security review findings, replayed)', () 
       return { ok: false, out: String(e) };
     }
   };
+  /** A bare ControlPlane's YAML. */
   const cp = (name: string, spec: object) =>
     stringify({ apiVersion: 'tenancy.kflex.kubestellar.org/v1alpha1', kind: 'ControlPlane', metadata: { name }, spec });
+  /** `status/reason: message` of a ControlPlane condition, or "none". */
   const condition = (name: string, type: string) => {
     const c = (JSON.parse(k(['get', 'cp', name, '-o', 'json'])).status?.conditions ?? []).find(
       (x: any) => x.type === type,
     );
     return c ? `${c.status}/${c.reason}${c.message ? `: ${c.message}` : ''}` : 'none';
   };
+  return { k, tryK, cp, condition };
+}
+
+suite('a hostile tenant cannot escape (security review findings, replayed)', () => {
+  let hosting: TestCluster;
+  let adopted: TestCluster;
+  let proc: ChildProcess | undefined;
+  let dir: string;
+  const { k, tryK, cp, condition } = kubectlHelpers(() => hosting);
   const secretData = (ns: string, name: string) => tryK(['get', 'secret', '-n', ns, name, '-o', 'jsonpath={.data}']);
 
   beforeAll(async () => {
@@ -496,23 +504,8 @@ suite('round 2: ControlPlane authors gain nothing on the hosting cluster', () =>
   let hosting: TestCluster;
   const procs: ChildProcess[] = [];
   let dir: string;
-  const k = (args: string[], input?: string) => kubectl(hosting, args, input).stdout;
-  const tryK = (args: string[], input?: string): { ok: boolean; out: string } => {
-    try {
-      return { ok: true, out: k(args, input) };
-    } catch (e) {
-      return { ok: false, out: String(e) };
-    }
-  };
-  const cpYaml = (name: string, spec: object) =>
-    stringify({ apiVersion: 'tenancy.kflex.kubestellar.org/v1alpha1', kind: 'ControlPlane', metadata: { name }, spec });
+  const { k, tryK, cp: cpYaml, condition } = kubectlHelpers(() => hosting);
   const asUser = (user: string, groups: string[] = []) => [`--as=${user}`, ...groups.map((g) => `--as-group=${g}`)];
-  const condition = (name: string, type: string) => {
-    const c = (JSON.parse(k(['get', 'cp', name, '-o', 'json'])).status?.conditions ?? []).find(
-      (x: any) => x.type === type,
-    );
-    return c ? `${c.status}/${c.reason}${c.message ? `: ${c.message}` : ''}` : 'none';
-  };
   /** A kubeconfig of the hosting cluster that authenticates with `token` only. */
   const withToken = (token: string, name: string) => {
     const kc = parse(fs.readFileSync(hosting.kubeconfig, 'utf8'));
