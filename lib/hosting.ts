@@ -183,6 +183,20 @@ export const CONTROLLER_TENANT_ROLE = 'kubeflex-controller-tenant';
 /** Name of the materializer's ServiceAccount, Deployment and RBAC. */
 export const MATERIALIZER_NAME = 'kubeflex-materializer';
 
+/** Namespaced kinds that tenants' objects and hooks are made of: what the materializer and the hook applier write. */
+const TENANT_NAMESPACED_RESOURCES = [
+  kplus.ApiResource.SERVICE_ACCOUNTS,
+  kplus.ApiResource.SERVICES,
+  kplus.ApiResource.CONFIG_MAPS,
+  kplus.ApiResource.SECRETS,
+  kplus.ApiResource.PERSISTENT_VOLUME_CLAIMS,
+  kplus.ApiResource.DEPLOYMENTS,
+  kplus.ApiResource.STATEFUL_SETS,
+  kplus.ApiResource.JOBS,
+  kplus.ApiResource.ROLES,
+  kplus.ApiResource.ROLE_BINDINGS,
+];
+
 /** ConfigMap in `kubeflex-system` holding DB_PROVISION_SQL, mounted by each k8s tenant's provisioning Job. */
 export const DB_PROVISION_CONFIGMAP = 'kubeflex-db-provision';
 
@@ -768,18 +782,9 @@ export class KubeflexHosting extends HostingRegistry implements IKubeflexHosting
     // What the control-plane constructs synthesize into `<name>-system` (and hook Jobs and ConfigMaps).
     role.allow(
       ['create', 'patch'],
-      kplus.ApiResource.SERVICE_ACCOUNTS,
-      kplus.ApiResource.SERVICES,
-      kplus.ApiResource.CONFIG_MAPS,
-      kplus.ApiResource.SECRETS,
-      kplus.ApiResource.PERSISTENT_VOLUME_CLAIMS,
-      kplus.ApiResource.DEPLOYMENTS,
-      kplus.ApiResource.STATEFUL_SETS,
-      kplus.ApiResource.JOBS,
+      ...TENANT_NAMESPACED_RESOURCES,
       kplus.ApiResource.INGRESSES,
       kplus.ApiResource.NETWORK_POLICIES,
-      kplus.ApiResource.ROLES,
-      kplus.ApiResource.ROLE_BINDINGS,
       custom('route.openshift.io', 'routes'),
       custom('gateway.networking.k8s.io', 'tlsroutes'),
     );
@@ -849,19 +854,10 @@ export class KubeflexHosting extends HostingRegistry implements IKubeflexHosting
     const role = new kplus.ClusterRole(this, 'HookApplierRole', { metadata: { name: HOOK_APPLIER_NAME } });
     role.allow(
       ['create', 'patch'],
-      kplus.ApiResource.SERVICE_ACCOUNTS,
-      kplus.ApiResource.SERVICES,
-      kplus.ApiResource.CONFIG_MAPS,
-      kplus.ApiResource.SECRETS,
-      kplus.ApiResource.PERSISTENT_VOLUME_CLAIMS,
-      kplus.ApiResource.DEPLOYMENTS,
-      kplus.ApiResource.STATEFUL_SETS,
+      ...TENANT_NAMESPACED_RESOURCES,
       kplus.ApiResource.DAEMON_SETS,
-      kplus.ApiResource.JOBS,
       kplus.ApiResource.CRON_JOBS,
       kplus.ApiResource.PODS,
-      kplus.ApiResource.ROLES,
-      kplus.ApiResource.ROLE_BINDINGS,
     );
     new kplus.ClusterRoleBinding(this, 'HookApplierRoleBinding', {
       metadata: { name: HOOK_APPLIER_NAME },
