@@ -929,3 +929,72 @@ suite('round 2: ControlPlane authors gain nothing on the hosting cluster', () =>
     expect(snapshot()).toEqual(before);
   }, 180_000);
 });
+
+// N7 on its own small hosting cluster: without a PostgreSQL the finalizer drops no database, so what it deletes in
+// kubeflex-system is all there is to see.
+suite('round 2, N7: the finalizer deletes only the credentials Secret that carries the plane label', () => {
+  let hosting: TestCluster;
+  let proc: ChildProcess | undefined;
+  const { k, tryK, cp } = kubectlHelpers(() => hosting);
+
+  beforeAll(async () => {
+    hosting = await startCluster(state, 'sec2n7', HOSTING_KCM_CONTROLLERS);
+    const dir = fs.mkdtempSync(path.join(state.dir, 'security-n7-'));
+    const files = synthesizeAtomically(
+      (app) => new KubeflexHosting(app, 'hosting', { installPostgres: false }),
+      path.join(dir, 'dist'),
+    );
+    applySynthesized(hosting, files);
+    proc = spawnController(hosting, path.join(state.logDir, 'security-n7-controller.log'), ['--resync=2s']);
+  }, 120_000);
+  afterAll(async () => {
+    if (proc) await killAll([proc.pid!]);
+    await hosting?.stop();
+  });
+
+  test('N7 a finalizer the author added by hand deletes no Secret of someone else', async () => {
+    // An admin's Secret that merely has the name `<plane>-db-credentials`, and a plane's own (labelled) one.
+    k([
+      'create',
+      'secret',
+      'generic',
+      'victim-db-credentials',
+      '-n',
+      'kubeflex-system',
+      '--from-literal=password=keep',
+    ]);
+    k(['create', 'secret', 'generic', 'own-db-credentials', '-n', 'kubeflex-system', '--from-literal=password=x']);
+    k([
+      'label',
+      'secret',
+      '-n',
+      'kubeflex-system',
+      'own-db-credentials',
+      'tenancy.kflex.kubestellar.org/control-plane=own',
+    ]);
+    const before = k([
+      'get',
+      'secret',
+      '-n',
+      'kubeflex-system',
+      'victim-db-credentials',
+      '-o',
+      'jsonpath={.metadata.uid}{.data}',
+    ]);
+    for (const name of ['victim', 'own']) {
+      const doc = parse(cp(name, { type: 'k8s' }));
+      doc.metadata.finalizers = ['kflex.kubestellar.org/finalizer'];
+      k(['apply', '-f', '-'], stringify(doc));
+      k(['delete', 'cp', name, '--wait=false']);
+    }
+    await waitFor(
+      'both planes finalized',
+      () => !tryK(['get', 'cp', 'victim']).ok && !tryK(['get', 'cp', 'own']).ok,
+      60_000,
+    );
+    expect(
+      k(['get', 'secret', '-n', 'kubeflex-system', 'victim-db-credentials', '-o', 'jsonpath={.metadata.uid}{.data}']),
+    ).toBe(before);
+    expect(tryK(['get', 'secret', '-n', 'kubeflex-system', 'own-db-credentials']).out).toMatch(/NotFound/);
+  }, 90_000);
+});
