@@ -114,6 +114,27 @@ const sameMarkOnUpdate = (refused: (why: string) => string) => ({
   reason: 'Forbidden',
 });
 
+/** A rule matching creates and updates of `resource` in `apiGroups`. */
+const writes = (apiGroups: string[], resource: string) => ({
+  apiGroups,
+  apiVersions: ['*'],
+  operations: ['CREATE', 'UPDATE'],
+  resources: [resource],
+});
+
+/**
+ * What a scope policy matches: every create and update `user` makes (failing closed), except its Events and the
+ * `excluded` rules.
+ */
+const writesBy = (condition: string, user: string, excluded: ReturnType<typeof writes>[]) => ({
+  failurePolicy: 'Fail',
+  matchConstraints: {
+    resourceRules: [writes(['*'], '*')],
+    excludeResourceRules: [...excluded, writes(['', 'events.k8s.io'], 'events')],
+  },
+  matchConditions: [{ name: condition, expression: `request.userInfo.username == '${user}'` }],
+});
+
 /** Name of the policy (and its binding) on the hook applier's requests. */
 export const HOOK_APPLIER_POLICY = 'kubeflex-hook-applier-scope';
 
@@ -127,19 +148,7 @@ export const HOOK_APPLIER_POLICY = 'kubeflex-hook-applier-scope';
 export function addHookApplierPolicy(scope: Construct, opts: { readonly user: string }): void {
   const refused = refusal('hook applier');
   policy(scope, 'HookApplierPolicy', HOOK_APPLIER_POLICY, {
-    failurePolicy: 'Fail',
-    matchConstraints: {
-      resourceRules: [{ apiGroups: ['*'], apiVersions: ['*'], operations: ['CREATE', 'UPDATE'], resources: ['*'] }],
-      excludeResourceRules: [
-        {
-          apiGroups: ['', 'events.k8s.io'],
-          apiVersions: ['*'],
-          operations: ['CREATE', 'UPDATE'],
-          resources: ['events'],
-        },
-      ],
-    },
-    matchConditions: [{ name: 'hook-applier', expression: `request.userInfo.username == '${opts.user}'` }],
+    ...writesBy('hook-applier', opts.user, []),
     validations: [
       {
         expression:
@@ -180,21 +189,8 @@ export function addMaterializerPolicy(
 ): void {
   const refused = refusal('materializer');
   policy(scope, 'MaterializerPolicy', MATERIALIZER_POLICY, {
-    failurePolicy: 'Fail',
-    matchConstraints: {
-      resourceRules: [{ apiGroups: ['*'], apiVersions: ['*'], operations: ['CREATE', 'UPDATE'], resources: ['*'] }],
-      // Its own refusal notes on ControlPlanes (checked by the ControlPlane policy) and its Events.
-      excludeResourceRules: [
-        { apiGroups: [API_GROUP], apiVersions: ['*'], operations: ['CREATE', 'UPDATE'], resources: ['controlplanes'] },
-        {
-          apiGroups: ['', 'events.k8s.io'],
-          apiVersions: ['*'],
-          operations: ['CREATE', 'UPDATE'],
-          resources: ['events'],
-        },
-      ],
-    },
-    matchConditions: [{ name: 'materializer', expression: `request.userInfo.username == '${opts.user}'` }],
+    // Its own refusal notes on ControlPlanes are checked by the ControlPlane policy.
+    ...writesBy('materializer', opts.user, [writes([API_GROUP], 'controlplanes')]),
     validations: [
       {
         expression: `!${NO_NAMESPACE} || request.kind.kind == 'Namespace'`,

@@ -19,8 +19,9 @@ export interface HostControlPlaneProps extends ControlPlaneProps {
  * A "control plane" that is the hosting cluster itself: a ServiceAccount `<name>`, which the runtime controller binds
  * to cluster-admin (ClusterRoleBinding `kubeflex:host:<name>`) once the API server admitted the plane. The API server
  * admits a host plane only from a principal holding the verb `host` on `controlplanes`, and hooks on it only with the
- * verb `host-hooks` (KubeflexHosting `hostControlPlaneGroups`; cluster-admins hold both). The runtime controller mints a short-lived TokenRequest token for it into `admin-kubeconfig` (key
- * `kubeconfig-incluster`) and renews it; no non-expiring token Secret exists.
+ * verb `host-hooks` (KubeflexHosting `hostControlPlaneGroups`; cluster-admins hold both). The runtime controller
+ * mints a short-lived TokenRequest token for it into `admin-kubeconfig` (key `kubeconfig-incluster`) and renews it;
+ * no non-expiring token Secret exists.
  */
 export class HostControlPlane extends ControlPlaneBase {
   /** The ServiceAccount whose token the kubeconfig carries. */

@@ -355,6 +355,21 @@ abstract class HostingRegistry extends Chart {
   }
 }
 
+/**
+ * `bind` on exactly the ClusterRoles `names`: cdk8s-plus cannot name resourceNames of a referenced ClusterRole, so
+ * the rule goes in through the escape hatch.
+ */
+function allowBind(role: kplus.ClusterRole, names: string[]): void {
+  ApiObject.of(role).addJsonPatch(
+    JsonPatch.add('/rules/-', {
+      apiGroups: ['rbac.authorization.k8s.io'],
+      resources: ['clusterroles'],
+      resourceNames: names,
+      verbs: ['bind'],
+    }),
+  );
+}
+
 /** Where the NetworkPolicies admit tenant API traffic from, unless `ingressNamespace` says otherwise. */
 function defaultIngressNamespace(gateway: GatewayParent | undefined, isOpenShift: boolean): string {
   return gateway?.namespace ?? (isOpenShift ? 'openshift-ingress' : 'ingress-nginx');
@@ -685,14 +700,7 @@ export class KubeflexHosting extends HostingRegistry implements IKubeflexHosting
       // A host plane's binding of its ServiceAccount to cluster-admin, made only for a ControlPlane the admission
       // policy admitted as `host` (named kubeflex:host:<cp>, owned by it; an existing binding is never taken over).
       cluster.allow(['get', 'create'], kplus.ApiResource.CLUSTER_ROLE_BINDINGS);
-      ApiObject.of(cluster).addJsonPatch(
-        JsonPatch.add('/rules/-', {
-          apiGroups: ['rbac.authorization.k8s.io'],
-          resources: ['clusterroles'],
-          resourceNames: ['cluster-admin'],
-          verbs: ['bind'],
-        }),
-      );
+      allowBind(cluster, ['cluster-admin']);
     }
     const binding = new kplus.ClusterRoleBinding(this, 'ControllerRoleBinding', {
       metadata: { name: 'kubeflex-controller' },
@@ -789,16 +797,8 @@ export class KubeflexHosting extends HostingRegistry implements IKubeflexHosting
       custom('gateway.networking.k8s.io', 'tlsroutes'),
     );
     // RoleBindings to the controller's tenant role and to vCluster's syncer role, nothing else: no `escalate`, no
-    // ClusterRoleBindings (a host plane's binding is the controller's). cdk8s-plus cannot name resourceNames of a
-    // referenced ClusterRole: the escape hatch.
-    ApiObject.of(role).addJsonPatch(
-      JsonPatch.add('/rules/-', {
-        apiGroups: ['rbac.authorization.k8s.io'],
-        resources: ['clusterroles'],
-        resourceNames: [CONTROLLER_TENANT_ROLE, VCLUSTER_CLUSTER_ROLE],
-        verbs: ['bind'],
-      }),
-    );
+    // ClusterRoleBindings (a host plane's binding is the controller's).
+    allowBind(role, [CONTROLLER_TENANT_ROLE, VCLUSTER_CLUSTER_ROLE]);
     role.allow(['create', 'patch'], kplus.ApiResource.EVENTS);
     const binding = new kplus.ClusterRoleBinding(this, 'MaterializerRoleBinding', {
       metadata: { name: MATERIALIZER_NAME },

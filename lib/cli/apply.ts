@@ -93,17 +93,28 @@ export async function applyObjects(
   }
   for (const obj of sorted) {
     const path = await discovery.path(obj);
-    await client.request(
-      'PATCH',
-      `${path}?fieldManager=${fieldManager}&force=true`,
-      obj,
-      'application/apply-patch+yaml',
-    );
+    await serverSideApply(client, path, obj, fieldManager);
     if (obj.kind === 'CustomResourceDefinition') {
       await waitEstablished(client, path);
       for (const v of obj.spec?.versions ?? []) discovery.forget(`${obj.spec.group}/${v.name}`);
     }
   }
+}
+
+/** One server-side apply (PATCH, taking over conflicting fields); with `dryRun`, judged and answered but not stored. */
+export function serverSideApply(
+  client: KubeClient,
+  path: string,
+  obj: unknown,
+  fieldManager: string,
+  dryRun = false,
+): Promise<unknown> {
+  return client.request(
+    'PATCH',
+    `${path}?fieldManager=${fieldManager}&force=true${dryRun ? '&dryRun=All' : ''}`,
+    obj,
+    'application/apply-patch+yaml',
+  );
 }
 
 async function waitEstablished(client: KubeClient, path: string): Promise<void> {

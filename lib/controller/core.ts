@@ -901,10 +901,11 @@ const HOOK_STATUS_NAMES = 20;
 export function computeHookStatus(hook: PostCreateHookObject, cps: ControlPlaneObject[], now: Date): HookStatus {
   const t = now.toISOString().replace(/\.\d{3}Z$/, 'Z');
   const name = hook.metadata.name;
-  const users = cps
+  // The planes that use this hook (deleting ones do not count), by name.
+  const using = cps
     .filter((cp) => !cp.metadata.deletionTimestamp && hookUses(cp).some((u) => u.hookName === name))
-    .map((cp) => ({ name: cp.metadata.name, done: cp.status?.postCreateHooks?.[name] === true }))
-    .sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+    .sort((a, b) => (a.metadata.name < b.metadata.name ? -1 : a.metadata.name > b.metadata.name ? 1 : 0));
+  const users = using.map((cp) => ({ name: cp.metadata.name, done: cp.status?.postCreateHooks?.[name] === true }));
   const waiting = users.filter((u) => !u.done).map((u) => u.name);
   const done = users.length - waiting.length;
   const listed =
@@ -927,10 +928,7 @@ export function computeHookStatus(hook: PostCreateHookObject, cps: ControlPlaneO
       };
   const prev = hook.status?.conditions;
   // A plane the materializer refused (its note on the ControlPlane) never runs this hook: say so here too, with why.
-  const refused = cps
-    .filter((cp) => !cp.metadata.deletionTimestamp && hookUses(cp).some((u) => u.hookName === name))
-    .filter((cp) => cp.metadata.annotations?.[MATERIALIZE_ERROR])
-    .sort((a, b) => (a.metadata.name < b.metadata.name ? -1 : a.metadata.name > b.metadata.name ? 1 : 0));
+  const refused = using.filter((cp) => cp.metadata.annotations?.[MATERIALIZE_ERROR]);
   const synced = refused.length
     ? {
         type: 'Synced' as const,

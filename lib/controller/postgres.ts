@@ -61,33 +61,35 @@ export async function dropTenantDatabase(
   });
   await client.connect();
   try {
-    const marked = await client.query(
+    const roles = await client.query(
       `SELECT
-         EXISTS (SELECT FROM pg_roles WHERE rolname = $2) AS role_exists,
+         EXISTS (SELECT FROM pg_roles WHERE rolname = $1) AS role_exists,
          EXISTS (SELECT FROM pg_auth_members m JOIN pg_roles g ON g.oid = m.roleid JOIN pg_roles u ON u.oid = m.member
-                 WHERE g.rolname = $3 AND u.rolname = $2 AND NOT u.rolsuper) AS role_ours,
-         EXISTS (SELECT FROM pg_database WHERE datname = $1) AS db_exists,
-         EXISTS (SELECT FROM pg_database d JOIN pg_roles o ON o.oid = d.datdba
-                 WHERE d.datname = $1 AND (shobj_description(d.oid, 'pg_database') = $5
-                   OR (coalesce(shobj_description(d.oid, 'pg_database'), '') NOT LIKE $6
-                       AND (shobj_description(d.oid, 'pg_database') = $4 OR o.rolname = $2)))) AS db_marked,
-         (SELECT shobj_description(d.oid, 'pg_database') FROM pg_database d WHERE d.datname = $1
-            AND shobj_description(d.oid, 'pg_database') LIKE $6) AS db_plane_mark,
-         EXISTS (SELECT FROM pg_database d JOIN pg_roles o ON o.oid = d.datdba
-                 WHERE d.datname = $1 AND o.rolname = $2) AS db_owned_by_role`,
-      // A database marked for another ControlPlane (another UID) is never this plane's (review N6).
-      [database, role, TENANT_ROLE_GROUP, TENANT_DATABASE_MARK, mark ?? null, `${TENANT_DATABASE_MARK_PREFIX}%`],
+                 WHERE g.rolname = $2 AND u.rolname = $1 AND NOT u.rolsuper) AS role_ours`,
+      [role, TENANT_ROLE_GROUP],
     );
-    const r = marked.rows[0];
+    const db = await client.query(
+      `SELECT shobj_description(d.oid, 'pg_database') AS comment, o.rolname AS owner
+         FROM pg_database d JOIN pg_roles o ON o.oid = d.datdba WHERE d.datname = $1`,
+      [database],
+    );
+    const r = roles.rows[0];
     const roleOurs = r.role_ours as boolean;
-    const dbOurs = roleOurs && (r.db_marked as boolean);
+    const found = db.rows[0] as { comment: string | null; owner: string } | undefined;
+    // A database marked for another ControlPlane (another UID) is never this plane's (review N6); one marked for none
+    // is ours with the older constant mark or when our role owns it (review H2).
+    const planeMark = found?.comment?.startsWith(TENANT_DATABASE_MARK_PREFIX) ? found.comment : undefined;
+    const dbOurs =
+      roleOurs &&
+      !!found &&
+      (planeMark ? planeMark === mark : found.comment === TENANT_DATABASE_MARK || found.owner === role);
     // A role that owns a database kept here is kept with it (it could not be dropped anyway).
-    const dropRole = roleOurs && !(r.db_exists && !dbOurs && r.db_owned_by_role);
+    const dropRole = roleOurs && !(found && !dbOurs && found.owner === role);
     const kept: string[] = [];
-    if (r.db_exists && !dbOurs) {
+    if (found && !dbOurs) {
       kept.push(
-        r.db_plane_mark && r.db_plane_mark !== mark
-          ? `database ${database} is marked for another ControlPlane (${r.db_plane_mark})`
+        planeMark && planeMark !== mark
+          ? `database ${database} is marked for another ControlPlane (${planeMark})`
           : `database ${database} was not created by kubeflex`,
       );
     }

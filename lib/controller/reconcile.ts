@@ -1,7 +1,7 @@
 // One reconcile of one ControlPlane: observe through KubeClient, decide with the pure core, write the difference.
 // Level-based: every pass starts from what the cluster holds now, so a restart or a lost event changes nothing.
 import { decodeHostingConfig, HostingConfig } from '../hosting-config';
-import { ApiError, ConnectTo, KubeClient, paths, segment } from '../kube/client';
+import { ApiError, ConnectTo, KubeClient, paths } from '../kube/client';
 import { parseKubeconfig, ParsedKubeconfig } from '../kube/kubeconfig';
 import { API_GROUP, API_VERSION, tenantNames, TenantNames, HOSTING_NAMESPACE, CONTROL_PLANE_LABEL } from '../names';
 import {
@@ -179,7 +179,11 @@ export async function reconcileControlPlane(deps: ReconcileDeps, name: string): 
       );
       cp = patched;
     }
-    cp = await propagateHookLabels(deps, cp);
+    // The PostCreateHooks this plane uses, read once per pass (labels to propagate, then readiness).
+    const hookObjs = new Map<string, any>();
+    for (const use of hookUses(cp))
+      hookObjs.set(use.hookName, await deps.hosting.get(paths.postCreateHook(use.hookName)));
+    cp = await propagateHookLabels(deps, cp, [...hookObjs.values()]);
     const config = decodeHostingConfig(
       (await deps.hosting.get(paths.configMap(HOSTING_NAMESPACE, HOSTING_CONFIGMAP)))?.data,
     );
@@ -246,7 +250,7 @@ export async function reconcileControlPlane(deps: ReconcileDeps, name: string): 
         observed.get(key(secretRef.namespace, secretRef.name))?.data,
         lookupIn(observed),
       );
-      for (const use of hookUses(cp)) hooks.push(await hookState(deps, cp, names, use));
+      for (const use of hookUses(cp)) hooks.push(await hookState(deps, cp, names, use, hookObjs.get(use.hookName)));
     }
     const readyMessage = type === 'host' ? HOST_NO_OFF_CLUSTER_KUBECONFIG : undefined;
     const result = await writeStatus(deps, cp, { notReady, hooks, secretRef, sleeping, readyMessage }, log);
@@ -386,7 +390,7 @@ async function reconcileExternal(
       kind: 'ServiceAccount',
       metadata: { name: 'kubeflex', namespace: 'kube-system' },
     });
-    await adopted.createIfAbsent('/apis/rbac.authorization.k8s.io/v1/clusterrolebindings', {
+    await adopted.createIfAbsent(paths.clusterRoleBindings, {
       apiVersion: 'rbac.authorization.k8s.io/v1',
       kind: 'ClusterRoleBinding',
       metadata: { name: 'kubeflex-clusterrolebinding' },
@@ -499,8 +503,8 @@ async function hookState(
   cp: ControlPlaneObject,
   names: TenantNames,
   use: HookUse,
+  hook: any,
 ): Promise<{ name: string; complete: boolean; detail: string }> {
-  const hook = await deps.hosting.get(paths.postCreateHook(use.hookName));
   if (!hook)
     throw new Error(`PostCreateHook "${use.hookName}" not found (create it, or remove it from spec.postCreateHooks)`);
   const objects = hookObjects(cp, names, hook, use);
@@ -521,10 +525,13 @@ async function hookState(
  * one writer of the ControlPlane object besides its author, does it for bare and synthesized planes alike (a
  * synthesized plane already carries them: nothing to write). Our own marks are never taken from a hook.
  */
-async function propagateHookLabels(deps: ReconcileDeps, cp: ControlPlaneObject): Promise<ControlPlaneObject> {
+async function propagateHookLabels(
+  deps: ReconcileDeps,
+  cp: ControlPlaneObject,
+  hookObjs: any[],
+): Promise<ControlPlaneObject> {
   const missing: Record<string, string> = {};
-  for (const use of hookUses(cp)) {
-    const hook = await deps.hosting.get(paths.postCreateHook(use.hookName));
+  for (const hook of hookObjs) {
     for (const [k, v] of Object.entries<string>(hook?.metadata?.labels ?? {})) {
       if (k === 'app.kubernetes.io/part-of' || k.startsWith(`${API_GROUP}/`)) continue;
       if (cp.metadata.labels?.[k] !== v) missing[k] = v;
@@ -645,15 +652,9 @@ async function finalize(deps: ReconcileDeps, cp: ControlPlaneObject, log: Logger
     // finalizer an author added by hand cannot make the controller delete someone else's Secret (review N7).
     const creds = await deps.hosting.get(paths.secret(HOSTING_NAMESPACE, names.hostingDatabaseSecret));
     if (creds?.metadata?.labels?.[CONTROL_PLANE_LABEL] === name) {
-      try {
-        await deps.hosting.request('DELETE', paths.secret(HOSTING_NAMESPACE, names.hostingDatabaseSecret), {
-          apiVersion: 'v1',
-          kind: 'DeleteOptions',
-          preconditions: { uid: creds.metadata.uid },
-        });
-      } catch (e) {
-        if (!(e instanceof ApiError && e.status === 404)) throw e;
-      }
+      await deps.hosting.deleteIfPresent(paths.secret(HOSTING_NAMESPACE, names.hostingDatabaseSecret), {
+        uid: creds.metadata.uid,
+      });
     } else if (creds) {
       log.warn('database credentials Secret kept: it lacks the plane label', {
         secret: `${HOSTING_NAMESPACE}/${names.hostingDatabaseSecret}`,
@@ -740,8 +741,7 @@ async function ensureHostBinding(
     }
   }
   const name = hostBindingName(names.name);
-  const path = `/apis/rbac.authorization.k8s.io/v1/clusterrolebindings/${segment(name)}`;
-  const existing = await deps.hosting.get(path);
+  const existing = await deps.hosting.get(paths.clusterRoleBinding(name));
   if (existing) {
     const owned = (existing.metadata?.ownerReferences ?? []).some(
       (r: any) => r.kind === 'ControlPlane' && r.uid === cp.metadata.uid,
@@ -753,7 +753,7 @@ async function ensureHostBinding(
     }
     return;
   }
-  await deps.hosting.createIfAbsent('/apis/rbac.authorization.k8s.io/v1/clusterrolebindings', {
+  await deps.hosting.createIfAbsent(paths.clusterRoleBindings, {
     apiVersion: 'rbac.authorization.k8s.io/v1',
     kind: 'ClusterRoleBinding',
     metadata: {

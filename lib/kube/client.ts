@@ -225,9 +225,14 @@ export class KubeClient {
   }
 
   /** DELETE, with 404 as success; dependents are collected in the background (Jobs default to orphaning). */
-  public async deleteIfPresent(path: string): Promise<void> {
+  public async deleteIfPresent(path: string, preconditions?: { readonly uid: string }): Promise<void> {
     try {
-      await this.request('DELETE', path, { apiVersion: 'v1', kind: 'DeleteOptions', propagationPolicy: 'Background' });
+      await this.request('DELETE', path, {
+        apiVersion: 'v1',
+        kind: 'DeleteOptions',
+        propagationPolicy: 'Background',
+        ...(preconditions ? { preconditions } : {}),
+      });
     } catch (e) {
       if (!(e instanceof ApiError && e.status === 404)) throw e;
     }
@@ -348,6 +353,8 @@ export const paths = {
   secrets: (ns: string) => `/api/v1/namespaces/${segment(ns)}/secrets`,
   secret: (ns: string, n: string) => `/api/v1/namespaces/${segment(ns)}/secrets/${segment(n)}`,
   configMap: (ns: string, n: string) => `/api/v1/namespaces/${segment(ns)}/configmaps/${segment(n)}`,
+  clusterRoleBindings: '/apis/rbac.authorization.k8s.io/v1/clusterrolebindings',
+  clusterRoleBinding: (n: string) => `/apis/rbac.authorization.k8s.io/v1/clusterrolebindings/${segment(n)}`,
   /** Path of a named object of a well-known kind (the kinds hook readiness and workloads need). */
   object: (apiVersion: string, kind: string, name: string, namespace?: string): string | undefined => {
     const plural = PLURALS[kind];

@@ -3,7 +3,7 @@
 // cdk8s-free and only mints and writes status). Level-based: every pass recomputes the objects from the ControlPlane,
 // the hosting configuration and the hooks, and applies them again (idempotent); a hook created later is picked up by
 // the PostCreateHook watch.
-import { applyObjects, Discovery } from '../cli/apply';
+import { applyObjects, Discovery, serverSideApply } from '../cli/apply';
 import { hookUses } from '../controller/core';
 import { Logger } from '../controller/log';
 import { backoffDelayMs, WorkQueue } from '../controller/work-queue';
@@ -75,7 +75,7 @@ export async function materializeOne(client: KubeClient, name: string, log: Logg
     const workload = cp.spec?.type === 'host' && objects.find((o) => POD_KINDS.includes(o.kind) && !isHook(o));
     if (workload) {
       throw new Refused(
-        `${workload.kind} ${workload.metadata.namespace}/${workload.metadata.name} would run beside the hosting cluster-admin kubeconfig of a host plane; nothing was applied`,
+        `${describe(workload)} would run beside the hosting cluster-admin kubeconfig of a host plane; nothing was applied`,
       );
     }
     // Only into what was made for this ControlPlane: a namespace or object of another plane, of a synthesized
@@ -86,7 +86,7 @@ export async function materializeOne(client: KubeClient, name: string, log: Logg
       const mark = existing?.metadata?.annotations?.[MATERIALIZED_FOR];
       if (existing && mark !== cp.metadata.uid) {
         throw new Refused(
-          `${o.kind} ${o.metadata.namespace ? `${o.metadata.namespace}/` : ''}${o.metadata.name} exists and was not made for this ControlPlane (uid ${cp.metadata.uid}); nothing was applied`,
+          `${describe(o)} exists and was not made for this ControlPlane (uid ${cp.metadata.uid}); nothing was applied`,
         );
       }
     }
@@ -96,7 +96,7 @@ export async function materializeOne(client: KubeClient, name: string, log: Logg
     const namespaces = new Map<string, boolean>();
     for (const o of objects) {
       let r: { namespaced: boolean };
-      const where = `${o.kind} ${o.metadata.namespace ? `${o.metadata.namespace}/` : ''}${o.metadata.name}`;
+      const where = describe(o);
       try {
         r = await discovery.resource(o.apiVersion, o.kind);
       } catch (e) {
@@ -112,12 +112,7 @@ export async function materializeOne(client: KubeClient, name: string, log: Logg
         if (!namespaces.get(ns)) continue; // a namespace still to be made holds nothing of anyone's
       }
       try {
-        await clientFor(o).request(
-          'PATCH',
-          `${await discovery.path(o)}?fieldManager=${MATERIALIZER_FIELD_MANAGER}&force=true&dryRun=All`,
-          o,
-          'application/apply-patch+yaml',
-        );
+        await serverSideApply(clientFor(o), await discovery.path(o), o, MATERIALIZER_FIELD_MANAGER, true);
       } catch (e) {
         if (e instanceof ApiError && (e.status === 403 || e.status === 422 || e.status === 409)) {
           throw new Refused(`${where}: ${e.message}; nothing was applied`);
@@ -142,6 +137,9 @@ export async function materializeOne(client: KubeClient, name: string, log: Logg
     return `refused: ${e.message}`;
   }
 }
+
+/** `Kind namespace/name` (or `Kind name`) of an object, for refusals. */
+const describe = (o: any) => `${o.kind} ${o.metadata.namespace ? `${o.metadata.namespace}/` : ''}${o.metadata.name}`;
 
 /** The refusal, where the controller reads it into Synced=False (one writer of status: the controller). */
 async function setError(client: KubeClient, cp: BareControlPlane, message: string | undefined): Promise<void> {

@@ -56,7 +56,20 @@ function kubectlHelpers(get: () => TestCluster) {
     );
     return c ? `${c.status}/${c.reason}${c.message ? `: ${c.message}` : ''}` : 'none';
   };
-  return { k, tryK, cp, condition };
+  /** ClusterRole `name` with `verbs` on controlplanes (custom verbs included), bound to `subject` (`--user=…`). */
+  const grantOnControlPlanes = (name: string, verbs: string[], subject: string) => {
+    k(
+      ['apply', '-f', '-'],
+      stringify({
+        apiVersion: 'rbac.authorization.k8s.io/v1',
+        kind: 'ClusterRole',
+        metadata: { name },
+        rules: [{ apiGroups: ['tenancy.kflex.kubestellar.org'], resources: ['controlplanes'], verbs }],
+      }),
+    );
+    k(['create', 'clusterrolebinding', name, `--clusterrole=${name}`, subject]);
+  };
+  return { k, tryK, cp, condition, grantOnControlPlanes };
 }
 
 suite('a hostile tenant cannot escape (security review findings, replayed)', () => {
@@ -64,7 +77,7 @@ suite('a hostile tenant cannot escape (security review findings, replayed)', () 
   let adopted: TestCluster;
   let proc: ChildProcess | undefined;
   let dir: string;
-  const { k, tryK, cp, condition } = kubectlHelpers(() => hosting);
+  const { k, tryK, cp, condition, grantOnControlPlanes } = kubectlHelpers(() => hosting);
   const secretData = (ns: string, name: string) => tryK(['get', 'secret', '-n', ns, name, '-o', 'jsonpath={.data}']);
 
   beforeAll(async () => {
@@ -159,18 +172,7 @@ suite('a hostile tenant cannot escape (security review findings, replayed)', () 
       },
     };
     // An author who may create ControlPlanes but not read Secrets in kubeflex-system is refused at admission.
-    k(
-      ['apply', '-f', '-'],
-      stringify({
-        apiVersion: 'rbac.authorization.k8s.io/v1',
-        kind: 'ClusterRole',
-        metadata: { name: 'c1-author' },
-        rules: [
-          { apiGroups: ['tenancy.kflex.kubestellar.org'], resources: ['controlplanes'], verbs: ['create', 'get'] },
-        ],
-      }),
-    );
-    k(['create', 'clusterrolebinding', 'c1-author', '--clusterrole=c1-author', '--user=mallory']);
+    grantOnControlPlanes('c1-author', ['create', 'get'], '--user=mallory');
     const refused = tryK(['--as=mallory', 'apply', '-f', '-'], cp('unmarked', spec));
     expect(refused.ok).toBe(false);
     expect(refused.out).toContain(
@@ -504,7 +506,7 @@ suite('round 2: ControlPlane authors gain nothing on the hosting cluster', () =>
   let hosting: TestCluster;
   const procs: ChildProcess[] = [];
   let dir: string;
-  const { k, tryK, cp: cpYaml, condition } = kubectlHelpers(() => hosting);
+  const { k, tryK, cp: cpYaml, condition, grantOnControlPlanes } = kubectlHelpers(() => hosting);
   const asUser = (user: string, groups: string[] = []) => [`--as=${user}`, ...groups.map((g) => `--as-group=${g}`)];
   /** A kubeconfig of the hosting cluster that authenticates with `token` only. */
   const withToken = (token: string, name: string) => {
@@ -548,22 +550,7 @@ suite('round 2: ControlPlane authors gain nothing on the hosting cluster', () =>
     applySynthesized(hosting, files);
     // People: an author who may create and read ControlPlanes (and read Secrets in their own <cp>-system, granted per
     // test), and a member of the group the hosting install grants host planes.
-    k(
-      ['apply', '-f', '-'],
-      stringify({
-        apiVersion: 'rbac.authorization.k8s.io/v1',
-        kind: 'ClusterRole',
-        metadata: { name: 'cp-author' },
-        rules: [
-          {
-            apiGroups: ['tenancy.kflex.kubestellar.org'],
-            resources: ['controlplanes'],
-            verbs: ['create', 'get', 'list', 'watch', 'update', 'patch'],
-          },
-        ],
-      }),
-    );
-    k(['create', 'clusterrolebinding', 'cp-authors', '--clusterrole=cp-author', '--group=authors']);
+    grantOnControlPlanes('cp-author', ['create', 'get', 'list', 'watch', 'update', 'patch'], '--group=authors');
     procs.push(
       spawnController(
         { kubeconfig: tokenKubeconfig('kubeflex-controller-manager') },
@@ -643,16 +630,7 @@ suite('round 2: ControlPlane authors gain nothing on the hosting cluster', () =>
 
   test('N4 hooks on a host plane: refused at admission unless the author holds "host-hooks", on create and on update', async () => {
     // Carol may make host planes but was not given the hook opt-in.
-    k(
-      ['apply', '-f', '-'],
-      stringify({
-        apiVersion: 'rbac.authorization.k8s.io/v1',
-        kind: 'ClusterRole',
-        metadata: { name: 'host-only' },
-        rules: [{ apiGroups: ['tenancy.kflex.kubestellar.org'], resources: ['controlplanes'], verbs: ['host'] }],
-      }),
-    );
-    k(['create', 'clusterrolebinding', 'host-only', '--clusterrole=host-only', '--user=carol']);
+    grantOnControlPlanes('host-only', ['host'], '--user=carol');
     const carol = asUser('carol', ['authors']);
     const withHook = tryK(
       [...carol, 'apply', '-f', '-'],
