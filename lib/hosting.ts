@@ -793,6 +793,9 @@ export class KubeflexHosting extends HostingRegistry implements IKubeflexHosting
       ...TENANT_NAMESPACED_RESOURCES,
       kplus.ApiResource.INGRESSES,
       kplus.ApiResource.NETWORK_POLICIES,
+      // vCluster's quota and limit range in its namespace (what the chart renders from `policies`).
+      kplus.ApiResource.RESOURCE_QUOTAS,
+      kplus.ApiResource.LIMIT_RANGES,
       custom('route.openshift.io', 'routes'),
       custom('gateway.networking.k8s.io', 'tlsroutes'),
     );

@@ -219,6 +219,104 @@ export class VClusterControlPlane extends ControlPlaneBase {
       JsonPatch.add('/spec/template/spec/containers/0/volumeMounts/-', { name: 'data', mountPath: '/data' }),
     );
     this.expose(this.service, 443, 'https');
+    this.addChartPolicies(this.config.policies as Record<string, any>);
+  }
+
+  /**
+   * What the chart renders from `policies` (templates networkpolicy.yaml, resourcequota.yaml, limitrange.yaml at
+   * VCLUSTER_VERSION): tenant pods run on the host in this namespace, so their egress, count and size are bounded
+   * here. The values are the configuration's, so what vCluster reads and what is enforced cannot differ.
+   */
+  private addChartPolicies(policies: Record<string, any>): void {
+    const r = VCLUSTER_RELEASE;
+    const metadata = (name: string) => ({
+      name,
+      namespace: this.names.namespace,
+      labels: { app: 'vcluster', chart: `vcluster-${VCLUSTER_VERSION}`, release: r, heritage: 'Helm' },
+    });
+    const port = (p: number, protocol?: string) => ({
+      port: kplus.k8s.IntOrString.fromNumber(p),
+      ...(protocol ? { protocol } : {}),
+    });
+    const net = policies.networkPolicy;
+    if (net.enabled === true) {
+      const out = net.outgoingConnections;
+      new kplus.k8s.KubeNetworkPolicy(this, 'WorkloadNetworkPolicy', {
+        metadata: metadata(`vc-work-${r}`),
+        spec: {
+          podSelector: { matchLabels: { 'vcluster.loft.sh/managed-by': r } },
+          egress: [
+            // Synced tenant pods reach their own control plane, DNS, each other and public addresses only.
+            { ports: [port(443), port(8443)], to: [{ podSelector: { matchLabels: { release: r } } }] },
+            { ports: [port(53, 'UDP'), port(53, 'TCP')] },
+            {
+              to: [
+                { podSelector: { matchLabels: { 'vcluster.loft.sh/managed-by': r } } },
+                { ipBlock: { cidr: out.ipBlock.cidr, except: [...out.ipBlock.except] } },
+              ],
+            },
+            ...net.extraWorkloadRules,
+          ],
+          policyTypes: ['Egress'],
+        },
+      });
+      new kplus.k8s.KubeNetworkPolicy(this, 'ControlPlaneNetworkPolicy', {
+        metadata: metadata(`vc-cp-${r}`),
+        spec: {
+          podSelector: { matchLabels: { release: r } },
+          egress: [
+            // The hosting API server (the syncer's own cluster), on the ports API servers listen on.
+            { ports: [port(443), port(8443), port(6443)] },
+            {
+              to: [
+                { podSelector: {} },
+                {
+                  namespaceSelector: { matchLabels: { 'kubernetes.io/metadata.name': 'kube-system' } },
+                  podSelector: { matchLabels: { 'k8s-app': 'kube-dns' } },
+                },
+                ...(out.platform ? [{ podSelector: { matchLabels: { app: 'loft' } }, namespaceSelector: {} }] : []),
+              ],
+            },
+            ...net.extraControlPlaneRules,
+          ],
+          policyTypes: ['Egress'],
+        },
+      });
+    }
+    // The chart's rule: each is on when set to true, or when the other is true and this one is not false.
+    const on = (v: unknown, other: unknown) =>
+      String(v) === 'true' || (String(other) === 'true' && String(v) !== 'false');
+    const quota = policies.resourceQuota;
+    const limits = policies.limitRange;
+    const strings = (m: Record<string, unknown>) =>
+      Object.fromEntries(Object.entries(m).map(([k, v]) => [k, kplus.k8s.Quantity.fromString(String(v))]));
+    if (on(quota.enabled, limits.enabled)) {
+      new kplus.k8s.KubeResourceQuota(this, 'ResourceQuota', {
+        metadata: metadata(`vc-${r}`),
+        spec: {
+          ...(Object.keys(quota.quota).length ? { hard: strings(quota.quota) } : {}),
+          ...(quota.scopeSelector.matchExpressions.length ? { scopeSelector: quota.scopeSelector } : {}),
+          ...(quota.scopes.length ? { scopes: quota.scopes } : {}),
+        },
+      });
+    }
+    if (on(limits.enabled, quota.enabled)) {
+      const has = (m: Record<string, unknown>) => Object.keys(m).length > 0;
+      new kplus.k8s.KubeLimitRange(this, 'LimitRange', {
+        metadata: metadata(`vc-${r}`),
+        spec: {
+          limits: [
+            {
+              default: strings(limits.default),
+              defaultRequest: strings(limits.defaultRequest),
+              ...(has(limits.min) ? { min: strings(limits.min) } : {}),
+              ...(has(limits.max) ? { max: strings(limits.max) } : {}),
+              type: 'Container',
+            },
+          ],
+        },
+      });
+    }
   }
 }
 

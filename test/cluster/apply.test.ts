@@ -211,6 +211,8 @@ suite('server-side apply on a real kube-apiserver', () => {
     expect(names('cp1-system')).toEqual(['allow-api', 'allow-postgres', 'allow-same-namespace', 'default-deny']);
     expect(names('cp2-system')).toEqual(['allow-api', 'allow-same-namespace', 'default-deny']);
     expect(names('cp4-system')).toEqual(['allow-same-namespace', 'default-deny']);
+    // vcluster: the chart's egress policies for the syncer and the tenant pods it runs on the host.
+    expect(names('cp3-system')).toEqual(['vc-cp-vcluster', 'vc-work-vcluster']);
     const get = (ns: string, n: string) =>
       list.find((p: any) => p.metadata.namespace === ns && p.metadata.name === n).spec;
     for (const ns of ['kubeflex-system', 'cp1-system', 'cp2-system', 'cp4-system', 'ext1-system'])

@@ -132,6 +132,14 @@ suite('materializer: bare ControlPlanes (as KubeFlex clients create them) become
     expect(
       json(['get', 'secret', '-n', 'bvc-system', 'vc-config-vcluster']).metadata.annotations[MATERIALIZED_FOR],
     ).toBe(json(['get', 'cp', 'bvc']).metadata.uid);
+    // vCluster's own isolation, as the chart renders it, written with the materializer's rights.
+    const names = (kind: string) =>
+      json(['get', kind, '-n', 'bvc-system'])
+        .items.map((o: any) => o.metadata.name)
+        .sort();
+    expect(names('networkpolicies')).toEqual(['vc-cp-vcluster', 'vc-work-vcluster']);
+    expect(names('resourcequotas')).toEqual(['vc-vcluster']);
+    expect(names('limitranges')).toEqual(['vc-vcluster']);
     for (const cp of ['bk3s', 'bvc']) k(['delete', 'cp', cp, '--wait=false']);
   }, 60_000);
 
