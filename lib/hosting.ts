@@ -107,6 +107,14 @@ export interface KubeflexHostingProps {
   readonly ingressNamespace?: string;
   /** Host container name added to certificate SANs (kind/k3d setups). @default "kubeflex-control-plane" */
   readonly hostContainer?: string;
+  /**
+   * Pod Security level enforced in `kubeflex-system` (`restricted` is always warned about and audited). Everything this
+   * install runs there meets `restricted`; the default admits what admins run beside it, such as KubeStellar's
+   * `helm uninstall` Job, which deletes its ControlPlanes there with no seccomp profile. Only whoever may create pods in
+   * `kubeflex-system` (an admin) is concerned: tenants have no rights there.
+   * @default "baseline"
+   */
+  readonly podSecurity?: 'restricted' | 'baseline';
   /** Image of the runtime controller. @default IMAGES.controller */
   readonly controllerImage?: string;
   /**
@@ -521,8 +529,19 @@ export class KubeflexHosting extends HostingRegistry implements IKubeflexHosting
       );
     }
 
+    const level = props.podSecurity ?? 'baseline';
+    if (level !== 'restricted' && level !== 'baseline') {
+      throw new KubeflexConfigError(this.constructName, 'podSecurity', level, 'must be "restricted" or "baseline"');
+    }
     new kplus.Namespace(this, 'Namespace', {
-      metadata: { name: HOSTING_NAMESPACE, labels: podSecurityLabels('restricted') },
+      metadata: {
+        name: HOSTING_NAMESPACE,
+        labels: {
+          ...podSecurityLabels(level),
+          'pod-security.kubernetes.io/warn': 'restricted',
+          'pod-security.kubernetes.io/audit': 'restricted',
+        },
+      },
     });
     new ApiObject(this, 'ControlPlaneCrd', CONTROL_PLANE_CRD);
     new ApiObject(this, 'PostCreateHookCrd', POST_CREATE_HOOK_CRD);

@@ -2,8 +2,10 @@ import { execFileSync, spawnSync } from 'child_process';
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
+import { App, Testing } from 'cdk8s';
 import { parseAllDocuments } from 'yaml';
 import { synthesizeAtomically } from '../lib';
+import { podSecurityViolations, podTemplatesOf } from '../lib/api-validation';
 import { listOutput } from '../lib/synth';
 import { buildExamplePlatform } from '../main';
 
@@ -38,6 +40,27 @@ describe('example platform', () => {
       'hosting.k8s.yaml',
     ]);
     expect(files).toMatchSnapshot();
+  });
+
+  test('kubeflex-system admits baseline pods (KubeStellar uninstall Job) and every pod this install runs there meets restricted', () => {
+    const app = new App();
+    buildExamplePlatform(app);
+    const all: any[] = app.charts.flatMap((c) => Testing.synth(c));
+    const objects = all.filter((o) => o.metadata?.namespace === 'kubeflex-system');
+    const ns = all.find((o) => o.kind === 'Namespace' && o.metadata.name === 'kubeflex-system');
+    expect(ns.metadata.labels).toMatchObject({
+      'pod-security.kubernetes.io/enforce': 'baseline',
+      'pod-security.kubernetes.io/warn': 'restricted',
+      'pod-security.kubernetes.io/audit': 'restricted',
+    });
+    const pods = objects.flatMap((o: any) => podTemplatesOf(o).map((t) => ({ o, t })));
+    expect(pods.length).toBeGreaterThanOrEqual(3);
+    for (const { o, t } of pods)
+      expect([o.kind, o.metadata.name, podSecurityViolations(t.meta, t.spec, 'restricted')]).toEqual([
+        o.kind,
+        o.metadata.name,
+        [],
+      ]);
   });
 
   test('output is byte-identical across runs', () => {

@@ -192,6 +192,15 @@ describe('bad input fails with a message naming construct, prop and value', () =
     );
   });
 
+  test('fails when the hosting namespace is given Pod Security privileged', () => {
+    expectConfigError(
+      () => new KubeflexHosting(new App(), 'hp', { podSecurity: 'privileged' as any }),
+      'KubeflexHosting "hp"',
+      'podSecurity',
+      '"privileged"',
+    );
+  });
+
   test('fails when a hook asks for Pod Security privileged (hook workloads never run privileged)', () => {
     const { hosting } = setup();
     expectConfigError(

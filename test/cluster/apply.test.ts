@@ -279,6 +279,54 @@ suite('server-side apply on a real kube-apiserver', () => {
     expect(kubectl(state, ['get', 'ns', `${name}-system`, '-o', 'jsonpath={.status.phase}']).stdout).toBe('Active');
   });
 
+  test("KubeStellar's helm-uninstall Job can run in kubeflex-system: its pod is admitted, its ServiceAccount deletes ControlPlanes", () => {
+    // The chart's pre-delete Job in our words: kubectl as kubeflex-controller-manager, runAsNonRoot, no privilege
+    // escalation, all capabilities dropped, no seccomp profile (so `baseline`, not `restricted`).
+    const job = {
+      apiVersion: 'batch/v1',
+      kind: 'Job',
+      metadata: { name: 'ks-delete-cps', namespace: 'kubeflex-system' },
+      spec: {
+        template: {
+          spec: {
+            restartPolicy: 'Never',
+            securityContext: { runAsNonRoot: true },
+            serviceAccountName: 'kubeflex-controller-manager',
+            containers: [
+              {
+                name: 'uninstall-cps',
+                image: 'registry.invalid/kubectl:1',
+                command: ['sh', '-c', 'kubectl delete controlplane cp1'],
+                securityContext: { allowPrivilegeEscalation: false, capabilities: { drop: ['ALL'] } },
+              },
+            ],
+          },
+        },
+      },
+    };
+    const pod = {
+      apiVersion: 'v1',
+      kind: 'Pod',
+      metadata: { name: 'ks-delete-cps', namespace: 'kubeflex-system' },
+      spec: job.spec.template.spec,
+    };
+    const file = path.join(tmp, 'uninstall.json');
+    fs.writeFileSync(file, JSON.stringify({ apiVersion: 'v1', kind: 'List', items: [job, pod] }));
+    const r = kubectl(state, ['create', '--dry-run=server', '-f', file]);
+    expect(r.stdout).toMatch(/pod\/ks-delete-cps created \(server dry run\)/);
+    // Admitted at baseline, and the restricted level still warns about what does not meet it.
+    expect(r.stderr).toMatch(/would violate PodSecurity "restricted:latest"/);
+    const can = kubectl(state, [
+      'auth',
+      'can-i',
+      'delete',
+      'controlplanes.tenancy.kflex.kubestellar.org',
+      '--as',
+      'system:serviceaccount:kubeflex-system:kubeflex-controller-manager',
+    ]);
+    expect(can.stdout.trim()).toBe('yes');
+  });
+
   test('the API server rejects a ControlPlane with a wrong spec.type', () => {
     const bad = path.join(tmp, 'bad.yaml');
     fs.writeFileSync(
