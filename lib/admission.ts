@@ -18,6 +18,8 @@ const VAP_VERSION = 'admissionregistration.k8s.io/v1';
 const HOOK_FIELDS = ['postCreateHook', 'postCreateHookVars', 'postCreateHooks', 'globalVars'];
 
 /** CEL: `field` of `a.spec` and `b.spec` are both absent or equal. */
+/** The authorizer's view of the Secret a ControlPlane names as its bootstrap kubeconfig. */
+const bootstrapSecret = `authorizer.group('').resource('secrets').namespace(object.spec.bootstrapSecretRef.namespace).name(object.spec.bootstrapSecretRef.name)`;
 const sameField = (f: string) =>
   `(has(object.spec.${f}) == has(oldObject.spec.${f}) && (!has(object.spec.${f}) || object.spec.${f} == oldObject.spec.${f}))`;
 
@@ -73,15 +75,16 @@ export function addControlPlanePolicy(scope: Construct, opts: { readonly hostPla
             reason: 'Forbidden',
           },
       {
-        // The controller reads the bootstrap kubeconfig with its own rights: naming it is allowed only to whoever
-        // may read that Secret themselves (security review C1; KubeFlex's adopt writes it without any label).
+        // The controller reads the bootstrap kubeconfig with its own rights and deletes it once used: naming it is
+        // allowed only to whoever may get and delete that Secret themselves (security review C1; KubeFlex's adopt
+        // writes it without any label).
         expression:
           `!has(object.spec) || !has(object.spec.bootstrapSecretRef) || ` +
           `(request.operation == 'UPDATE' && has(oldObject.spec) && has(oldObject.spec.bootstrapSecretRef) && oldObject.spec.bootstrapSecretRef == object.spec.bootstrapSecretRef) || ` +
-          `authorizer.group('').resource('secrets').namespace(object.spec.bootstrapSecretRef.namespace).name(object.spec.bootstrapSecretRef.name).check('get').allowed()`,
+          `(${bootstrapSecret}.check('get').allowed() && ${bootstrapSecret}.check('delete').allowed())`,
         messageExpression:
           `${subject} + 'spec.bootstrapSecretRef ' + object.spec.bootstrapSecretRef.namespace + '/' + object.spec.bootstrapSecretRef.name + ` +
-          `' is refused: the controller reads it with its own rights, so only an author who may get that Secret may name it, and ' + ${who} + ' may not'`,
+          `' is refused: the controller reads it with its own rights and deletes it once used, so only an author who may get and delete that Secret may name it, and ' + ${who} + ' may not'`,
         reason: 'Forbidden',
       },
       {

@@ -70,76 +70,92 @@ function crd(kind: string, plural: string, shortNames: string[], schema: object,
   };
 }
 
-export const CONTROL_PLANE_CRD = crd(
-  'ControlPlane',
-  'controlplanes',
-  ['cp', 'cps'],
-  {
-    description: 'ControlPlane is a tenant control plane hosted on this cluster.',
-    type: 'object',
-    // The controller reads a bootstrap kubeconfig with its own identity, so the reference cannot point anywhere
-    // else than this plane's own bootstrap Secret (security review C1).
-    'x-kubernetes-validations': [
-      {
-        rule: `!has(self.spec) || !has(self.spec.bootstrapSecretRef) || (self.spec.bootstrapSecretRef.namespace == '${HOSTING_NAMESPACE}' && self.spec.bootstrapSecretRef.name == self.metadata.name + '-bootstrap')`,
-        message: `spec.bootstrapSecretRef must name the Secret <name>-bootstrap in namespace ${HOSTING_NAMESPACE}`,
-      },
-    ],
-    properties: {
-      apiVersion: { type: 'string' },
-      kind: { type: 'string' },
-      metadata: { type: 'object' },
-      spec: {
-        type: 'object',
-        required: ['type'],
-        'x-kubernetes-validations': [{ rule: 'self.type == oldSelf.type', message: 'spec.type is immutable' }],
-        properties: {
-          type: { type: 'string', enum: [...CONTROL_PLANE_TYPES] },
-          backend: { type: 'string', enum: ['shared', 'dedicated'] },
-          bootstrapSecretRef: {
-            type: 'object',
-            required: ['namespace', 'name', 'inClusterKey'],
-            properties: {
-              namespace: { type: 'string' },
-              name: { type: 'string' },
-              inClusterKey: { type: 'string' },
-            },
-          },
-          tokenExpirationSeconds: {
-            type: 'integer',
-            format: 'int64',
-            default: 31536000,
-            minimum: 600,
-            maximum: MAX_TOKEN_EXPIRATION_SECONDS,
-          },
-          postCreateHook: { type: 'string' },
-          postCreateHookVars: stringMap,
-          postCreateHooks: {
-            type: 'array',
-            items: {
-              type: 'object',
-              required: ['hookName'],
-              properties: { hookName: { type: 'string' }, vars: stringMap },
-            },
-          },
-          globalVars: stringMap,
-          waitForPostCreateHooks: { type: 'boolean', default: false },
+/**
+ * The ControlPlane CRD for a hosting install whose bootstrap Secrets may live in `bootstrapNamespaces` (the admin's
+ * list; KubeStellar's chart puts an external ITS's in its release namespace).
+ */
+export const controlPlaneCrd = (bootstrapNamespaces: readonly string[] = [HOSTING_NAMESPACE]) =>
+  crd(
+    'ControlPlane',
+    'controlplanes',
+    ['cp', 'cps'],
+    {
+      description: 'ControlPlane is a tenant control plane hosted on this cluster.',
+      type: 'object',
+      // The controller reads a bootstrap kubeconfig with its own identity, so the reference cannot point anywhere
+      // else than this plane's own bootstrap Secret (security review C1).
+      'x-kubernetes-validations': [
+        {
+          rule: `!has(self.spec) || !has(self.spec.bootstrapSecretRef) || (${namespaceRule(bootstrapNamespaces)} && self.spec.bootstrapSecretRef.name == self.metadata.name + '-bootstrap')`,
+          message: `spec.bootstrapSecretRef must name the Secret <name>-bootstrap in namespace ${bootstrapNamespaces.join(' or ')}`,
         },
-      },
-      status: {
-        type: 'object',
-        properties: {
-          conditions: { type: 'array', items: condition },
-          observedGeneration: { type: 'integer', format: 'int64' },
-          secretRef,
-          postCreateHooks: { type: 'object', additionalProperties: { type: 'boolean' } },
-          postCreateHookCompleted: { type: 'boolean' },
+      ],
+      properties: {
+        apiVersion: { type: 'string' },
+        kind: { type: 'string' },
+        metadata: { type: 'object' },
+        spec: {
+          type: 'object',
+          required: ['type'],
+          'x-kubernetes-validations': [{ rule: 'self.type == oldSelf.type', message: 'spec.type is immutable' }],
+          properties: {
+            type: { type: 'string', enum: [...CONTROL_PLANE_TYPES] },
+            backend: { type: 'string', enum: ['shared', 'dedicated'] },
+            bootstrapSecretRef: {
+              type: 'object',
+              required: ['namespace', 'name', 'inClusterKey'],
+              properties: {
+                namespace: { type: 'string' },
+                name: { type: 'string' },
+                inClusterKey: { type: 'string' },
+              },
+            },
+            tokenExpirationSeconds: {
+              type: 'integer',
+              format: 'int64',
+              default: 31536000,
+              minimum: 600,
+              maximum: MAX_TOKEN_EXPIRATION_SECONDS,
+            },
+            postCreateHook: { type: 'string' },
+            postCreateHookVars: stringMap,
+            postCreateHooks: {
+              type: 'array',
+              items: {
+                type: 'object',
+                required: ['hookName'],
+                properties: { hookName: { type: 'string' }, vars: stringMap },
+              },
+            },
+            globalVars: stringMap,
+            waitForPostCreateHooks: { type: 'boolean', default: false },
+          },
+        },
+        status: {
+          type: 'object',
+          properties: {
+            conditions: { type: 'array', items: condition },
+            observedGeneration: { type: 'integer', format: 'int64' },
+            secretRef,
+            postCreateHooks: { type: 'object', additionalProperties: { type: 'boolean' } },
+            postCreateHookCompleted: { type: 'boolean' },
+          },
         },
       },
     },
-  },
-  printerColumns(),
-);
+    printerColumns(),
+  );
+
+/** The ControlPlane CRD of an install with the default bootstrap namespace (the source of `crds/` and `imports/`). */
+export const CONTROL_PLANE_CRD = controlPlaneCrd();
+
+/** CEL: the reference's namespace is one of `namespaces` (one comparison for the usual single one: same output as before). */
+function namespaceRule(namespaces: readonly string[]): string {
+  const ref = 'self.spec.bootstrapSecretRef.namespace';
+  return namespaces.length === 1
+    ? `${ref} == '${namespaces[0]}'`
+    : `${ref} in [${namespaces.map((n) => `'${n}'`).join(', ')}]`;
+}
 
 export const POST_CREATE_HOOK_CRD = crd(
   'PostCreateHook',

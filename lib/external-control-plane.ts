@@ -9,14 +9,15 @@ import { TYPE_CONTRACTS, ADMIN_KUBECONFIG_KEYS } from './wire';
 
 /**
  * The Secret holding a kubeconfig of the cluster to adopt (written by `kflex adopt` or by hand, never by synth).
- * It is always `kubeflex-system/<name>-bootstrap` and must carry the label
- * `tenancy.kflex.kubestellar.org/control-plane=<name>`: the controller reads it with its own identity, so a
- * ControlPlane may never point it at another Secret (the CRD enforces the same rule).
+ * It is always `<name>-bootstrap`, in `kubeflex-system` or a namespace the hosting install lists in
+ * `bootstrapSecretNamespaces`: the controller reads it with its own identity, so a ControlPlane may never point it at
+ * another Secret (the CRD enforces the same rule, and the admission policy admits it only from an author who may get
+ * and delete that Secret).
  */
 export interface BootstrapSecretRef {
   /** Secret name; must be `<name>-bootstrap`. @default "<name>-bootstrap" */
   readonly name?: string;
-  /** Namespace of the Secret; must be `kubeflex-system`. @default "kubeflex-system" */
+  /** Namespace of the Secret: `kubeflex-system` or one of the hosting install's `bootstrapSecretNamespaces`. @default "kubeflex-system" */
   readonly namespace?: string;
   /** Key holding the kubeconfig. @default "kubeconfig-incluster" */
   readonly inClusterKey?: string;
@@ -49,12 +50,13 @@ export class ExternalControlPlane extends ControlPlaneBase {
       );
     }
     const namespace = ref.namespace ?? HOSTING_NAMESPACE;
-    if (namespace !== HOSTING_NAMESPACE) {
+    const allowed = props.hosting.bootstrapSecretNamespaces;
+    if (!allowed.includes(namespace)) {
       throw new KubeflexConfigError(
         where,
         'bootstrapSecret.namespace',
         namespace,
-        `must be "${HOSTING_NAMESPACE}": tenants cannot write there, so nobody but an admin can plant a bootstrap kubeconfig`,
+        `must be ${allowed.map((n) => `"${n}"`).join(' or ')}: the controller reads bootstrap Secrets only where the hosting install lists (bootstrapSecretNamespaces)`,
       );
     }
     const inClusterKey = ref.inClusterKey ?? ADMIN_KUBECONFIG_KEYS.inClusterKey;

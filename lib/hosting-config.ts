@@ -32,6 +32,8 @@ export interface HostingConfig {
   readonly gateway?: { readonly name: string; readonly namespace: string; readonly sectionName?: string };
   /** Whether `host` planes may be made (absent in installs written before it was stored: true, as then). */
   readonly hostControlPlanes: boolean;
+  /** Namespaces besides kubeflex-system where bootstrap Secrets may be (absent: none). */
+  readonly bootstrapSecretNamespaces?: readonly string[];
   readonly postgres?: {
     readonly host: string;
     readonly port: number;
@@ -63,6 +65,9 @@ export function encodeHostingConfig(config: HostingConfig): Record<string, strin
         }
       : {}),
     hostControlPlanes: String(config.hostControlPlanes),
+    ...(config.bootstrapSecretNamespaces?.length
+      ? { bootstrapSecretNamespaces: config.bootstrapSecretNamespaces.join(',') }
+      : {}),
     ...(pg
       ? {
           postgresHost: pg.host,
@@ -98,6 +103,15 @@ export function decodeHostingConfig(data: Record<string, string> | undefined): H
     }
     return raw === 'true';
   };
+  const namespaces = (key: string) => {
+    const list = data[key].split(',');
+    for (const n of list) {
+      if (!/^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/.test(n) || n === HOSTING_NAMESPACE) {
+        throw new Error(`ConfigMap ${HOSTING_CONFIGMAP} key ${key}="${data[key]}" is not a list of other namespaces`);
+      }
+    }
+    return list;
+  };
   const d = HOSTING_DEFAULTS;
   return {
     domain: data.domain || d.domain,
@@ -116,6 +130,7 @@ export function decodeHostingConfig(data: Record<string, string> | undefined): H
         }
       : {}),
     hostControlPlanes: bool('hostControlPlanes', true),
+    ...(data.bootstrapSecretNamespaces ? { bootstrapSecretNamespaces: namespaces('bootstrapSecretNamespaces') } : {}),
     ...(data.postgresHost
       ? {
           postgres: {

@@ -3,7 +3,7 @@ import * as kplus from 'cdk8s-plus-28';
 import { Construct, IConstruct } from 'constructs';
 import { addControlPlanePolicy, addHookApplierPolicy, addMaterializerPolicy } from './admission';
 import { isConfigKey } from './api-validation';
-import { API_GROUP, CONTROL_PLANE_CRD, POST_CREATE_HOOK_CRD } from './crds';
+import { API_GROUP, controlPlaneCrd, POST_CREATE_HOOK_CRD } from './crds';
 import { checkDnsLabel, checkDnsSubdomain, checkInteger, KubeflexConfigError, checkStorageSize } from './errors';
 import {
   decodeHostingConfig,
@@ -115,6 +115,14 @@ export interface KubeflexHostingProps {
    * @default "baseline"
    */
   readonly podSecurity?: 'restricted' | 'baseline';
+  /**
+   * Namespaces besides `kubeflex-system` where external planes' bootstrap Secrets may be (KubeStellar's chart puts an
+   * external ITS's in its release namespace). The controller gets `get`/`delete` on Secrets there (it deletes a
+   * bootstrap Secret once it has minted its own token), and the admission policy admits a reference only from an author
+   * who may get and delete that Secret.
+   * @default - none: only `kubeflex-system`
+   */
+  readonly bootstrapSecretNamespaces?: string[];
   /** Image of the runtime controller. @default IMAGES.controller */
   readonly controllerImage?: string;
   /**
@@ -188,6 +196,8 @@ const POSTGRES_TLS_DIR = '/etc/postgresql/tls';
 export const CONTROLLER_NAME = 'kubeflex-controller-manager';
 /** ClusterRole the controller gets in each tenant namespace only (bound there by the control-plane constructs). */
 export const CONTROLLER_TENANT_ROLE = 'kubeflex-controller-tenant';
+/** ClusterRole of the controller in the admin's extra bootstrap namespaces: get and delete Secrets. */
+export const CONTROLLER_BOOTSTRAP_ROLE = 'kubeflex-controller-bootstrap';
 /** Name of the materializer's ServiceAccount, Deployment and RBAC. */
 export const MATERIALIZER_NAME = 'kubeflex-materializer';
 
@@ -282,6 +292,8 @@ export interface IKubeflexHosting extends IConstruct {
   readonly hostContainer: string;
   /** Whether control planes of type `host` may be made on this install. */
   readonly hostControlPlanes: boolean;
+  /** Namespaces where bootstrap Secrets of external planes may be, `kubeflex-system` first. */
+  readonly bootstrapSecretNamespaces: readonly string[];
   /** PostgreSQL for k8s-type tenants, or undefined when there is none. */
   readonly postgres?: PostgresEndpoint;
   /** Names of all registered hooks, sorted. */
@@ -396,6 +408,7 @@ class ImportedKubeflexHosting extends HostingRegistry implements IKubeflexHostin
   public readonly gateway?: GatewayParent;
   public readonly hostContainer: string;
   public readonly hostControlPlanes: boolean;
+  public readonly bootstrapSecretNamespaces: readonly string[];
   public readonly postgres?: PostgresEndpoint;
 
   public constructor(scope: Construct, id: string, props: KubeflexHostingFromConfigProps) {
@@ -419,6 +432,7 @@ class ImportedKubeflexHosting extends HostingRegistry implements IKubeflexHostin
     this.ingressNamespace = c.ingressNamespace ?? defaultIngressNamespace(c.gateway, c.isOpenShift);
     this.hostContainer = c.hostContainer;
     this.hostControlPlanes = c.hostControlPlanes;
+    this.bootstrapSecretNamespaces = [HOSTING_NAMESPACE, ...(c.bootstrapSecretNamespaces ?? [])];
     checkDnsSubdomain(`KubeflexHosting.fromConfig "${this.node.path}"`, 'config.domain', this.domain);
     const pg = c.postgres;
     this.postgres = pg && {
@@ -469,6 +483,8 @@ export class KubeflexHosting extends HostingRegistry implements IKubeflexHosting
 
   /** Whether control planes of type `host` may be made (by principals holding the `host` verb). */
   public readonly hostControlPlanes: boolean;
+  /** Namespaces where bootstrap Secrets of external planes may be, `kubeflex-system` first. */
+  public readonly bootstrapSecretNamespaces: readonly string[];
 
   private readonly constructName: string;
   private readonly withMaterializer: boolean;
@@ -543,7 +559,15 @@ export class KubeflexHosting extends HostingRegistry implements IKubeflexHosting
         },
       },
     });
-    new ApiObject(this, 'ControlPlaneCrd', CONTROL_PLANE_CRD);
+    const extraBootstrap = props.bootstrapSecretNamespaces ?? [];
+    for (const [i, n] of extraBootstrap.entries()) {
+      checkDnsLabel(this.constructName, `bootstrapSecretNamespaces[${i}]`, n);
+      if (n === HOSTING_NAMESPACE || extraBootstrap.indexOf(n) !== i) {
+        throw new KubeflexConfigError(this.constructName, `bootstrapSecretNamespaces[${i}]`, n, 'is listed already');
+      }
+    }
+    this.bootstrapSecretNamespaces = [HOSTING_NAMESPACE, ...extraBootstrap];
+    new ApiObject(this, 'ControlPlaneCrd', controlPlaneCrd(this.bootstrapSecretNamespaces));
     new ApiObject(this, 'PostCreateHookCrd', POST_CREATE_HOOK_CRD);
     // Its data is added once every setting is resolved (encodeHostingConfig, below).
     const config = new kplus.ConfigMap(this, 'Config', {
@@ -668,6 +692,7 @@ export class KubeflexHosting extends HostingRegistry implements IKubeflexHosting
       ingressNamespace: this.ingressNamespace,
       gateway: this.gateway,
       hostControlPlanes: this.hostControlPlanes,
+      ...(extraBootstrap.length ? { bootstrapSecretNamespaces: [...extraBootstrap] } : {}),
       // What the runtime controller needs to drop a tenant's database and role when its ControlPlane is deleted;
       // only the bundled server's superuser password is minted by the controller, an external one is the user's.
       postgres: pg && {
@@ -737,6 +762,23 @@ export class KubeflexHosting extends HostingRegistry implements IKubeflexHosting
     // Host planes: short-lived, renewed TokenRequest tokens instead of a non-expiring token Secret.
     tenant.allow(['create'], kplus.ApiResource.custom({ apiGroup: '', resourceType: 'serviceaccounts/token' }));
     this.bindControllerInNamespace(this, 'ControllerTenantRoleBinding', HOSTING_NAMESPACE);
+    const extra = this.bootstrapSecretNamespaces.slice(1);
+    if (extra.length) {
+      // Read a bootstrap kubeconfig and delete it once used: nothing else, and only where the admin listed.
+      const boot = new kplus.ClusterRole(this, 'ControllerBootstrapRole', {
+        metadata: { name: CONTROLLER_BOOTSTRAP_ROLE },
+      });
+      boot.allow(['get', 'delete'], kplus.ApiResource.SECRETS);
+      for (const n of extra) {
+        // Made here so the binding applies on its own. No Pod Security labels: it is the admin's namespace (a Helm
+        // release installed there later, whose pods we do not know, uses it as it is).
+        new kplus.Namespace(this, `BootstrapNamespace-${n}`, { metadata: { name: n } });
+        new kplus.RoleBinding(this, `ControllerBootstrap-${n}`, {
+          metadata: { name: CONTROLLER_BOOTSTRAP_ROLE, namespace: n },
+          role: boot,
+        }).addSubjects(this.serviceAccount);
+      }
+    }
   }
 
   /**

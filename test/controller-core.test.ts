@@ -745,3 +745,13 @@ describe('layering', () => {
     expect(loaded('./lib/materializer/materializer').length).toBeGreaterThan(0);
   });
 });
+
+test('kubeflex-config: bootstrapSecretNamespaces round-trips; kubeflex-system or a bad name in it is refused', () => {
+  const c = parseHostingConfig({ bootstrapSecretNamespaces: 'ks-release,other' });
+  expect(c.bootstrapSecretNamespaces).toEqual(['ks-release', 'other']);
+  expect(parseHostingConfig({}).bootstrapSecretNamespaces).toBeUndefined();
+  expect(() => parseHostingConfig({ bootstrapSecretNamespaces: 'kubeflex-system' })).toThrow(
+    'key bootstrapSecretNamespaces="kubeflex-system" is not a list of other namespaces',
+  );
+  expect(() => parseHostingConfig({ bootstrapSecretNamespaces: 'a,,b' })).toThrow(/not a list of other namespaces/);
+});

@@ -358,13 +358,36 @@ describe('bad input fails with a message naming construct, prop and value', () =
     );
   });
 
-  test('fails when an external bootstrap Secret is outside kubeflex-system', () => {
+  test('fails when an external bootstrap Secret is outside kubeflex-system and the listed namespaces', () => {
     const { app, hosting } = setup();
     expectConfigError(
       () => new ExternalControlPlane(app, 'ext', { hosting, bootstrapSecret: { namespace: 'cp1-system' } }),
       'bootstrapSecret.namespace',
       '"cp1-system"',
       'must be "kubeflex-system"',
+    );
+    const listed = new App();
+    const h = new KubeflexHosting(listed, 'h', { bootstrapSecretNamespaces: ['ks-release'] });
+    expect(
+      () => new ExternalControlPlane(listed, 'ok', { hosting: h, bootstrapSecret: { namespace: 'ks-release' } }),
+    ).not.toThrow();
+    expectConfigError(
+      () => new ExternalControlPlane(listed, 'no', { hosting: h, bootstrapSecret: { namespace: 'cp1-system' } }),
+      'bootstrapSecret.namespace',
+      'must be "kubeflex-system" or "ks-release"',
+    );
+  });
+
+  test('fails when bootstrapSecretNamespaces holds a bad name or kubeflex-system', () => {
+    expectConfigError(
+      () => new KubeflexHosting(new App(), 'b1', { bootstrapSecretNamespaces: ['Bad_NS'] }),
+      'bootstrapSecretNamespaces[0]',
+      '"Bad_NS"',
+    );
+    expectConfigError(
+      () => new KubeflexHosting(new App(), 'b2', { bootstrapSecretNamespaces: ['kubeflex-system'] }),
+      'bootstrapSecretNamespaces[0]',
+      'is listed already',
     );
   });
 

@@ -234,7 +234,10 @@ export async function reconcileControlPlane(deps: ReconcileDeps, name: string): 
       const h = await reconcileHost(deps, cp, names, observed, log);
       requeueAfterMs = h.requeueAfterMs;
       if (h.waitingFor) notReady = `waiting for ${h.waitingFor}`;
-    } else if (type === 'external') requeueAfterMs = await reconcileExternal(deps, cp, names, observed, log);
+    } else if (type === 'external') {
+      const allowed = [HOSTING_NAMESPACE, ...(config.bootstrapSecretNamespaces ?? [])];
+      requeueAfterMs = await reconcileExternal(deps, cp, names, observed, allowed, log);
+    }
     for (const w of plan.writes) await writeSecret(deps, observed, w, cp, log);
     notReady ??= plan.waitingFor && `waiting for ${plan.waitingFor}`;
 
@@ -336,6 +339,7 @@ async function reconcileExternal(
   cp: ControlPlaneObject,
   names: TenantNames,
   observed: Observed,
+  bootstrapNamespaces: readonly string[],
   log: Logger,
 ): Promise<number | undefined> {
   // Only this plane's own bootstrap Secret: the controller reads it with its own identity, so any other reference
@@ -343,15 +347,17 @@ async function reconcileExternal(
   // objects stored before that rule existed. The Secret needs no label (KubeFlex's `kflex adopt` sets none): the
   // admission policy admits a reference only from an author who may read that Secret themselves, so the controller
   // reads nothing its author could not (lib/admission.ts).
+  // The admin lists the namespaces where bootstrap Secrets may be (KubeStellar's chart uses its release namespace).
   const ref = cp.spec?.bootstrapSecretRef;
   const bootstrapName = names.bootstrapSecret;
-  if (ref && (ref.namespace !== HOSTING_NAMESPACE || ref.name !== bootstrapName)) {
+  const bootstrapNs = ref?.namespace ?? HOSTING_NAMESPACE;
+  if (ref && (!bootstrapNamespaces.includes(ref.namespace ?? '') || ref.name !== bootstrapName)) {
     throw new TerminalSpecError(
-      `spec.bootstrapSecretRef ${ref.namespace}/${ref.name} is refused: only ${HOSTING_NAMESPACE}/${bootstrapName} is read`,
+      `spec.bootstrapSecretRef ${ref.namespace}/${ref.name} is refused: only ${bootstrapName} in ${bootstrapNamespaces.join(' or ')} is read`,
     );
   }
   let bootstrap: SecretData | undefined;
-  const s = ref ? await deps.hosting.get(paths.secret(HOSTING_NAMESPACE, bootstrapName)) : undefined;
+  const s = ref ? await deps.hosting.get(paths.secret(bootstrapNs, bootstrapName)) : undefined;
   if (s) bootstrap = decode(s.data);
   const now = deps.now();
   const plan = planExternal(
@@ -417,12 +423,12 @@ async function reconcileExternal(
     );
     if (plan.deleteBootstrap && s) {
       // Deleted only with a precondition on the UID just verified, never by name alone.
-      await deps.hosting.request('DELETE', paths.secret(HOSTING_NAMESPACE, bootstrapName), {
+      await deps.hosting.request('DELETE', paths.secret(bootstrapNs, bootstrapName), {
         apiVersion: 'v1',
         kind: 'DeleteOptions',
         preconditions: { uid: s.metadata.uid, resourceVersion: s.metadata.resourceVersion },
       });
-      log.info('bootstrap secret deleted', { secret: `${HOSTING_NAMESPACE}/${bootstrapName}` });
+      log.info('bootstrap secret deleted', { secret: `${bootstrapNs}/${bootstrapName}` });
     }
     return 0;
   } finally {

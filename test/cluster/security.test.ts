@@ -88,7 +88,7 @@ suite('a hostile tenant cannot escape (security review findings, replayed)', () 
     dir = fs.mkdtempSync(path.join(state.dir, 'security-'));
     const files = synthesizeAtomically(
       (app) => {
-        const h = new KubeflexHosting(app, 'hosting');
+        const h = new KubeflexHosting(app, 'hosting', { bootstrapSecretNamespaces: ['ks-release'] });
         new HostControlPlane(app, 'victim', { hosting: h });
         new VClusterControlPlane(app, 'vcexec', { hosting: h });
         new VClusterControlPlane(app, 'vcfile', { hosting: h });
@@ -176,7 +176,7 @@ suite('a hostile tenant cannot escape (security review findings, replayed)', () 
     const refused = tryK(['--as=mallory', 'apply', '-f', '-'], cp('unmarked', spec));
     expect(refused.ok).toBe(false);
     expect(refused.out).toContain(
-      'ControlPlane unmarked: spec.bootstrapSecretRef kubeflex-system/unmarked-bootstrap is refused: the controller reads it with its own rights, so only an author who may get that Secret may name it, and mallory may not',
+      'ControlPlane unmarked: spec.bootstrapSecretRef kubeflex-system/unmarked-bootstrap is refused: the controller reads it with its own rights and deletes it once used, so only an author who may get and delete that Secret may name it, and mallory may not',
     );
     expect(tryK(['get', 'cp', 'unmarked']).ok).toBe(false);
     expect(() => kubectl(adopted, ['get', 'sa', '-n', 'kube-system', 'kubeflex'])).toThrow(/NotFound/);
@@ -189,6 +189,44 @@ suite('a hostile tenant cannot escape (security review findings, replayed)', () 
     expect(kubectl(adopted, ['get', 'sa', '-n', 'kube-system', 'kubeflex', '-o', 'name']).stdout).toBe(
       'serviceaccount/kubeflex\n',
     );
+  });
+
+  test("C1 with KubeStellar's external ITS: a bootstrap Secret in the listed release namespace is used; elsewhere, or by an author who may not delete it, refused", async () => {
+    // The chart's default: <cp>-bootstrap in its release namespace, unlabelled.
+    k([
+      'create',
+      'secret',
+      'generic',
+      'relits-bootstrap',
+      '-n',
+      'ks-release',
+      `--from-file=kubeconfig-incluster=${adopted.kubeconfig}`,
+    ]);
+    const spec = (namespace: string) => ({
+      type: 'external',
+      bootstrapSecretRef: { namespace, name: 'relits-bootstrap', inClusterKey: 'kubeconfig-incluster' },
+    });
+    // A namespace the admin did not list: the CRD says where bootstrap Secrets may be.
+    const elsewhere = tryK(['apply', '-f', '-'], cp('relits', spec('default')));
+    expect(elsewhere.out).toContain(
+      'spec.bootstrapSecretRef must name the Secret <name>-bootstrap in namespace kubeflex-system or ks-release',
+    );
+    // An author who may read that Secret but not delete it: the controller would delete it for her, so refused.
+    grantOnControlPlanes('relits-author', ['create', 'get'], '--user=reader');
+    k(['create', 'role', 'read-boot', '-n', 'ks-release', '--verb=get', '--resource=secrets']);
+    k(['create', 'rolebinding', 'read-boot', '-n', 'ks-release', '--role=read-boot', '--user=reader']);
+    const refused = tryK(['--as=reader', 'apply', '-f', '-'], cp('relits', spec('ks-release')));
+    expect(refused.out).toContain('only an author who may get and delete that Secret may name it, and reader may not');
+    // The controller may get and delete Secrets there, and in no unlisted namespace.
+    const sa = '--as=system:serviceaccount:kubeflex-system:kubeflex-controller-manager';
+    expect(tryK(['auth', 'can-i', 'delete', 'secrets', '-n', 'ks-release', sa]).out.trim()).toBe('yes');
+    expect(tryK(['auth', 'can-i', 'get', 'secrets', '-n', 'default', sa]).ok).toBe(false); // "no" exits 1
+    // The admin's chart install: adopted, Ready, the bootstrap Secret deleted once used.
+    k(['create', 'ns', 'relits-system']);
+    k(['label', 'ns', 'relits-system', 'tenancy.kflex.kubestellar.org/control-plane=relits']);
+    k(['apply', '--server-side', '-f', '-'], cp('relits', spec('ks-release')));
+    await waitFor('relits Ready', () => condition('relits', 'Ready').startsWith('True'), 60_000);
+    expect(secretData('ks-release', 'relits-bootstrap').ok).toBe(false);
   });
 
   test('H1 controller RCE / token theft: a syncer-written kubeconfig with an exec plugin or a token file is refused, nothing runs or is read', async () => {
