@@ -17,8 +17,15 @@ import {
 } from './api-validation';
 import { KubeflexConfigError } from './errors';
 import { IKubeflexHosting } from './hosting';
-import { CONTROL_PLANE_LABEL, TenantNames, tenantNames } from './names';
-import { tenantNetworkPolicies, TenantNetworkOptions } from './network-policy';
+import {
+  CONTROL_PLANE_LABEL,
+  HOOK_POD_LABEL,
+  hookLabelValue,
+  PLANE_API_CLIENTS_LABEL,
+  TenantNames,
+  tenantNames,
+} from './names';
+import { hookEgressPolicy, tenantNetworkPolicies, TenantNetworkOptions } from './network-policy';
 import { PostCreateHook } from './post-create-hook';
 import { podSecurityLabels, restrictedContainerJson } from './security';
 import { IMAGES } from './versions';
@@ -223,7 +230,23 @@ export abstract class ControlPlaneBase extends Chart {
       globalVars: this.globalVars,
       vars: use.vars ?? {},
     });
+    const egressLabel = hook.egress.length ? hookLabelValue(hook.hookName) : undefined;
+    if (egressLabel) {
+      // Only this hook's pods get the reach it declares (the admin's hook; KubeStellar's controllers).
+      hookEgressPolicy(
+        this,
+        `HookEgress-${hook.hookName}`,
+        this.names.namespace,
+        egressLabel,
+        hook.egress,
+        this.hosting.hostingApiEgress,
+      );
+      if (hook.egress.includes('control-planes')) {
+        this.tenantNamespace.metadata.addLabel(PLANE_API_CLIENTS_LABEL, 'true');
+      }
+    }
     rendered.forEach((obj, i) => {
+      if (egressLabel) labelPods(obj, HOOK_POD_LABEL, egressLabel);
       this.addApiWait(obj);
       this.checkHookObject(hook.hookName, i, obj);
       new ApiObject(this, `${HOOK_OBJECT_ID_PREFIX}${hook.hookName}-${i}`, obj as any);
@@ -367,4 +390,17 @@ export abstract class ControlPlaneBase extends Chart {
       pod.initContainers = [waiter, ...(Array.isArray(pod.initContainers) ? pod.initContainers : [])];
     }
   }
+}
+
+/** Sets a label on every pod `obj` makes (the Pod itself, or its workload's pod template). */
+function labelPods(obj: Record<string, any>, key: string, value: string): void {
+  const into = (holder: Record<string, any> | undefined) => {
+    if (!holder || typeof holder !== 'object') return;
+    holder.metadata = { ...(holder.metadata ?? {}) };
+    holder.metadata.labels = { ...(holder.metadata.labels ?? {}), [key]: value };
+  };
+  if (obj.kind === 'Pod') into(obj);
+  else if (obj.kind === 'CronJob') into(obj.spec?.jobTemplate?.spec?.template);
+  else if (obj.kind === 'PodTemplate') into(obj.template);
+  else if (podTemplatesOf(obj).length) into(obj.spec?.template);
 }

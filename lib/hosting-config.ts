@@ -1,7 +1,22 @@
 // ConfigMap `kubeflex-config` (KubeFlex's name): the one encoder and decoder of the hosting install's settings.
 // The hosting construct writes it, the controller and the materializer read it; free of cdk8s.
+import { isIP } from 'net';
 import { HOSTING_NAMESPACE } from './names';
 import { HOSTING_CONFIGMAP, POSTGRES_CA_KEY } from './wire';
+
+/**
+ * An IPv4 or IPv6 CIDR as NetworkPolicy ipBlock accepts it: an address and a prefix length in range.
+ */
+export function isCidr(c: string): boolean {
+  const m = /^([^/]+)\/(\d{1,3})$/.exec(c);
+  if (!m) return false;
+  const kind = isIP(m[1]);
+  const bits = Number(m[2]);
+  return (kind === 4 && bits <= 32) || (kind === 6 && bits <= 128);
+}
+
+/** Default reach of `hosting-api` hook egress: any address on the ports API servers listen on. */
+export const DEFAULT_HOSTING_API_EGRESS = { cidrs: ['0.0.0.0/0'], ports: [443, 6443] } as const;
 
 /** KubeFlex's names for the bundled PostgreSQL (Bitnami release `postgres`), kept so existing tooling finds it. */
 export const POSTGRES_NAME = 'postgres-postgresql';
@@ -32,6 +47,8 @@ export interface HostingConfig {
   readonly gateway?: { readonly name: string; readonly namespace: string; readonly sectionName?: string };
   /** Whether `host` planes may be made (absent in installs written before it was stored: true, as then). */
   readonly hostControlPlanes: boolean;
+  /** Where hook workloads with `hosting-api` egress may connect (absent: the default). */
+  readonly hostingApi?: { readonly cidrs: readonly string[]; readonly ports: readonly number[] };
   /** Namespaces besides kubeflex-system where bootstrap Secrets may be (absent: none). */
   readonly bootstrapSecretNamespaces?: readonly string[];
   readonly postgres?: {
@@ -65,6 +82,9 @@ export function encodeHostingConfig(config: HostingConfig): Record<string, strin
         }
       : {}),
     hostControlPlanes: String(config.hostControlPlanes),
+    ...(config.hostingApi
+      ? { hostingApiCidrs: config.hostingApi.cidrs.join(','), hostingApiPorts: config.hostingApi.ports.join(',') }
+      : {}),
     ...(config.bootstrapSecretNamespaces?.length
       ? { bootstrapSecretNamespaces: config.bootstrapSecretNamespaces.join(',') }
       : {}),
@@ -103,6 +123,20 @@ export function decodeHostingConfig(data: Record<string, string> | undefined): H
     }
     return raw === 'true';
   };
+  const hostingApi = () => {
+    const cidrs = (data.hostingApiCidrs ?? '').split(',');
+    const ports = (data.hostingApiPorts ?? '').split(',');
+    if (!cidrs.every(isCidr))
+      throw new Error(
+        `ConfigMap ${HOSTING_CONFIGMAP} key hostingApiCidrs="${data.hostingApiCidrs}" is not a list of CIDRs`,
+      );
+    if (!ports.every((p) => /^\d+$/.test(p) && Number(p) >= 1 && Number(p) <= 65535)) {
+      throw new Error(
+        `ConfigMap ${HOSTING_CONFIGMAP} key hostingApiPorts="${data.hostingApiPorts}" is not a list of ports`,
+      );
+    }
+    return { cidrs, ports: ports.map(Number) };
+  };
   const namespaces = (key: string) => {
     const list = data[key].split(',');
     for (const n of list) {
@@ -130,6 +164,7 @@ export function decodeHostingConfig(data: Record<string, string> | undefined): H
         }
       : {}),
     hostControlPlanes: bool('hostControlPlanes', true),
+    ...(data.hostingApiCidrs || data.hostingApiPorts ? { hostingApi: hostingApi() } : {}),
     ...(data.bootstrapSecretNamespaces ? { bootstrapSecretNamespaces: namespaces('bootstrapSecretNamespaces') } : {}),
     ...(data.postgresHost
       ? {

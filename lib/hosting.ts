@@ -7,13 +7,15 @@ import { API_GROUP, controlPlaneCrd, POST_CREATE_HOOK_CRD } from './crds';
 import { checkDnsLabel, checkDnsSubdomain, checkInteger, KubeflexConfigError, checkStorageSize } from './errors';
 import {
   decodeHostingConfig,
+  DEFAULT_HOSTING_API_EGRESS,
   encodeHostingConfig,
   HOSTING_DEFAULTS,
+  isCidr,
   POSTGRES_NAME,
   POSTGRES_PASSWORD_KEY,
 } from './hosting-config';
 import { HOSTING_NAMESPACE, MAX_TENANT_NAME_LENGTH } from './names';
-import { hostingNetworkPolicies, POD_LABELS } from './network-policy';
+import { HostingApiEgress, hostingNetworkPolicies, POD_LABELS } from './network-policy';
 import type { PostCreateHook } from './post-create-hook';
 import { podSecurityLabels, resources, restrictedContainer, restrictedPod } from './security';
 import { IMAGES } from './versions';
@@ -123,6 +125,12 @@ export interface KubeflexHostingProps {
    * @default - none: only `kubeflex-system`
    */
   readonly bootstrapSecretNamespaces?: string[];
+  /**
+   * Where the hosting API server's endpoints are (the addresses behind Service `kubernetes`, which is what
+   * NetworkPolicies see): hook workloads that declare `hosting-api` egress may reach these, nothing else.
+   * @default - any address, ports 443 and 6443 (the ports API servers listen on, as vCluster's own policy allows)
+   */
+  readonly hostingApiServer?: { readonly cidrs?: string[]; readonly ports?: number[] };
   /** Image of the runtime controller. @default IMAGES.controller */
   readonly controllerImage?: string;
   /**
@@ -294,6 +302,8 @@ export interface IKubeflexHosting extends IConstruct {
   readonly hostControlPlanes: boolean;
   /** Namespaces where bootstrap Secrets of external planes may be, `kubeflex-system` first. */
   readonly bootstrapSecretNamespaces: readonly string[];
+  /** Where hook workloads with `hosting-api` egress may connect. */
+  readonly hostingApiEgress: HostingApiEgress;
   /** PostgreSQL for k8s-type tenants, or undefined when there is none. */
   readonly postgres?: PostgresEndpoint;
   /** Names of all registered hooks, sorted. */
@@ -409,6 +419,7 @@ class ImportedKubeflexHosting extends HostingRegistry implements IKubeflexHostin
   public readonly hostContainer: string;
   public readonly hostControlPlanes: boolean;
   public readonly bootstrapSecretNamespaces: readonly string[];
+  public readonly hostingApiEgress: HostingApiEgress;
   public readonly postgres?: PostgresEndpoint;
 
   public constructor(scope: Construct, id: string, props: KubeflexHostingFromConfigProps) {
@@ -433,6 +444,7 @@ class ImportedKubeflexHosting extends HostingRegistry implements IKubeflexHostin
     this.hostContainer = c.hostContainer;
     this.hostControlPlanes = c.hostControlPlanes;
     this.bootstrapSecretNamespaces = [HOSTING_NAMESPACE, ...(c.bootstrapSecretNamespaces ?? [])];
+    this.hostingApiEgress = c.hostingApi ?? DEFAULT_HOSTING_API_EGRESS;
     checkDnsSubdomain(`KubeflexHosting.fromConfig "${this.node.path}"`, 'config.domain', this.domain);
     const pg = c.postgres;
     this.postgres = pg && {
@@ -485,6 +497,8 @@ export class KubeflexHosting extends HostingRegistry implements IKubeflexHosting
   public readonly hostControlPlanes: boolean;
   /** Namespaces where bootstrap Secrets of external planes may be, `kubeflex-system` first. */
   public readonly bootstrapSecretNamespaces: readonly string[];
+  /** Where hook workloads with `hosting-api` egress may connect. */
+  public readonly hostingApiEgress: HostingApiEgress;
 
   private readonly constructName: string;
   private readonly withMaterializer: boolean;
@@ -567,6 +581,26 @@ export class KubeflexHosting extends HostingRegistry implements IKubeflexHosting
       }
     }
     this.bootstrapSecretNamespaces = [HOSTING_NAMESPACE, ...extraBootstrap];
+    const api = props.hostingApiServer;
+    this.hostingApiEgress = {
+      cidrs: [...(api?.cidrs ?? DEFAULT_HOSTING_API_EGRESS.cidrs)],
+      ports: [...(api?.ports ?? DEFAULT_HOSTING_API_EGRESS.ports)],
+    };
+    for (const [i, c] of this.hostingApiEgress.cidrs.entries()) {
+      if (!isCidr(c))
+        throw new KubeflexConfigError(this.constructName, `hostingApiServer.cidrs[${i}]`, c, 'is not a CIDR');
+    }
+    for (const [i, p] of this.hostingApiEgress.ports.entries()) {
+      checkInteger(this.constructName, `hostingApiServer.ports[${i}]`, p, 1, 65535);
+    }
+    if (!this.hostingApiEgress.cidrs.length || !this.hostingApiEgress.ports.length) {
+      throw new KubeflexConfigError(
+        this.constructName,
+        'hostingApiServer',
+        api,
+        'needs at least one CIDR and one port',
+      );
+    }
     new ApiObject(this, 'ControlPlaneCrd', controlPlaneCrd(this.bootstrapSecretNamespaces));
     new ApiObject(this, 'PostCreateHookCrd', POST_CREATE_HOOK_CRD);
     // Its data is added once every setting is resolved (encodeHostingConfig, below).
@@ -693,6 +727,7 @@ export class KubeflexHosting extends HostingRegistry implements IKubeflexHosting
       gateway: this.gateway,
       hostControlPlanes: this.hostControlPlanes,
       ...(extraBootstrap.length ? { bootstrapSecretNamespaces: [...extraBootstrap] } : {}),
+      ...(api ? { hostingApi: this.hostingApiEgress } : {}),
       // What the runtime controller needs to drop a tenant's database and role when its ControlPlane is deleted;
       // only the bundled server's superuser password is minted by the controller, an external one is the user's.
       postgres: pg && {

@@ -14,7 +14,7 @@ import { HostControlPlane } from './host-control-plane';
 import { IKubeflexHosting, KubeflexHosting } from './hosting';
 import { K3sControlPlane } from './k3s-control-plane';
 import { K8sControlPlane } from './k8s-control-plane';
-import { HOOK_POD_SECURITY_ANNOTATION, PostCreateHook } from './post-create-hook';
+import { HOOK_EGRESS_ANNOTATION, HOOK_POD_SECURITY_ANNOTATION, HookEgress, PostCreateHook } from './post-create-hook';
 import { VClusterControlPlane } from './vcluster-control-plane';
 import {
   controlPlaneOwnerReference,
@@ -70,6 +70,8 @@ export function hookFromObject(hosting: IKubeflexHosting, obj: HookObject, allow
     // The admin's opt-in on the hook object (writing PostCreateHooks is an admin right); anything but the two levels
     // is refused by the construct.
     podSecurity: obj.metadata.annotations?.[HOOK_POD_SECURITY_ANNOTATION] as 'restricted' | 'baseline' | undefined,
+    // The same for egress: a value the construct does not know is refused, naming the annotation's value.
+    egress: obj.metadata.annotations?.[HOOK_EGRESS_ANNOTATION]?.split(',').map((e) => e.trim() as HookEgress),
   });
 }
 

@@ -1,3 +1,4 @@
+import { createHash } from 'crypto';
 import { checkDnsLabel, KubeflexConfigError } from './errors';
 
 /** KubeFlex's API group and version (wire contract). */
@@ -16,6 +17,21 @@ export const HOSTING_NAMESPACE = 'kubeflex-system';
 /** KubeFlex's names of a control plane's entries in a kubeconfig: cluster `<cp>-cluster`, user `<cp>-admin`, context `<cp>`. */
 export function kubeconfigEntryNames(cp: string): { cluster: string; user: string; context: string } {
   return { cluster: `${cp}-cluster`, user: `${cp}-admin`, context: cp };
+}
+
+/** Label on the pods of a hook's workloads that declare egress (value: hookLabelValue of the hook's name). */
+export const HOOK_POD_LABEL = 'kflex.kubestellar.org/hook';
+/** Label on a plane namespace whose hook pods may reach other planes' API servers ("true"). */
+export const PLANE_API_CLIENTS_LABEL = 'kflex.kubestellar.org/plane-api-clients';
+
+/**
+ * A hook's name as a label value (at most 63 characters): the name itself when it fits, else its first 54
+ * characters and 8 hex digits of its SHA-256, so distinct hooks keep distinct values.
+ */
+export function hookLabelValue(hookName: string): string {
+  if (hookName.length <= 63) return hookName;
+  const digest = createHash('sha256').update(hookName).digest('hex').slice(0, 8);
+  return `${hookName.slice(0, 54).replace(/[^a-z0-9]+$/, '')}-${digest}`;
 }
 
 /** The bootstrap kubeconfig Secret of an external plane in `kubeflex-system` (KubeFlex's name). */

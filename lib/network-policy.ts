@@ -4,7 +4,7 @@
 // selector on a label's existence, which is how tenant namespaces are recognised.
 import * as kplus from 'cdk8s-plus-28';
 import { Construct } from 'constructs';
-import { CONTROL_PLANE_LABEL, HOSTING_NAMESPACE } from './names';
+import { CONTROL_PLANE_LABEL, HOOK_POD_LABEL, HOSTING_NAMESPACE, PLANE_API_CLIENTS_LABEL } from './names';
 
 type Peer = kplus.k8s.NetworkPolicyPeer;
 
@@ -85,6 +85,59 @@ export function hostingNetworkPolicies(scope: Construct, withPostgres: boolean, 
   });
 }
 
+/** Hook pods of plane namespaces the admin's hooks declared `control-planes` egress for (KubeStellar's WDS). */
+const HOOK_CLIENTS: Peer = {
+  namespaceSelector: { matchLabels: { [PLANE_API_CLIENTS_LABEL]: 'true' } },
+  podSelector: { matchExpressions: [{ key: HOOK_POD_LABEL, operator: 'Exists' }] },
+};
+
+/** Where the hosting cluster's API server is, as NetworkPolicies see it (after the `kubernetes` Service's DNAT). */
+export interface HostingApiEgress {
+  /** Address ranges of the API server endpoints. */
+  readonly cidrs: readonly string[];
+  /** Ports of the API server endpoints. */
+  readonly ports: readonly number[];
+}
+
+/** The API server pods of each type that runs one, and their port: what `control-planes` egress may reach. */
+export const PLANE_API_PODS: readonly { readonly labels: Record<string, string>; readonly port: number }[] = [
+  { labels: POD_LABELS.apiserver, port: 9444 },
+  { labels: { 'controller.kubeflex.dev/type': 'k3s' }, port: 6443 },
+  { labels: { app: 'vcluster', release: 'vcluster' }, port: 8443 },
+];
+
+/**
+ * Egress of one hook's pods (label HOOK_POD_LABEL=`hookLabel`) in a plane namespace: the hosting API server and/or the
+ * API server pods of other planes, on their ports only.
+ */
+export function hookEgressPolicy(
+  scope: Construct,
+  id: string,
+  namespace: string,
+  hookLabel: string,
+  egress: readonly string[],
+  hostingApi: HostingApiEgress,
+): void {
+  const rules: kplus.k8s.NetworkPolicyEgressRule[] = [];
+  if (egress.includes('hosting-api')) {
+    rules.push({ to: hostingApi.cidrs.map((cidr) => ({ ipBlock: { cidr } })), ports: hostingApi.ports.map(tcp) });
+  }
+  if (egress.includes('control-planes')) {
+    const planes = { matchExpressions: [{ key: CONTROL_PLANE_LABEL, operator: 'Exists' }] };
+    for (const api of PLANE_API_PODS) {
+      rules.push({
+        to: [{ namespaceSelector: planes, podSelector: { matchLabels: api.labels } }],
+        ports: [tcp(api.port)],
+      });
+    }
+  }
+  policy(scope, id, namespace, `allow-hook-egress-${hookLabel}`, {
+    podSelector: { matchLabels: { [HOOK_POD_LABEL]: hookLabel } },
+    policyTypes: ['Egress'],
+    egress: rules,
+  });
+}
+
 /** What a tenant namespace needs to let in and out, by control-plane type. */
 export interface TenantNetworkOptions {
   /** Namespace of the tenant. */
@@ -118,7 +171,9 @@ export function tenantNetworkPolicies(scope: Construct, o: TenantNetworkOptions)
     policy(scope, 'AllowApi', n, 'allow-api', {
       podSelector: { matchLabels: o.apiPodLabels ?? POD_LABELS.apiserver },
       policyTypes: ['Ingress'],
-      ingress: [{ from: [CONTROLLER, { namespaceSelector: ns(o.ingressNamespace) }], ports: [tcp(o.apiPort)] }],
+      ingress: [
+        { from: [CONTROLLER, { namespaceSelector: ns(o.ingressNamespace) }, HOOK_CLIENTS], ports: [tcp(o.apiPort)] },
+      ],
     });
   }
   if (o.toPostgres) {

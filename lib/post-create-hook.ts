@@ -33,10 +33,27 @@ export interface PostCreateHookProps {
    * @default - the control plane's own level
    */
   readonly podSecurity?: 'restricted' | 'baseline';
+  /**
+   * What this hook's workloads must reach beyond their own namespace and DNS, which is all a k8s or k3s plane's
+   * default-deny lets out: `hosting-api` (the hosting cluster's API server; KubeStellar's controllers read
+   * ControlPlanes there) and `control-planes` (the API servers of other planes; KubeStellar's WDS controllers talk to
+   * the ITS). Each plane that uses the hook gets a NetworkPolicy for the hook's pods only (label
+   * `kflex.kubestellar.org/hook`), and planes it reaches admit them. Emitted as annotation
+   * `kflex.kubestellar.org/egress` (comma-separated), which is how an admin declares it on a cluster.
+   * @default - none
+   */
+  readonly egress?: HookEgress[];
 }
+
+/** A destination a hook's workloads may reach (PostCreateHookProps.egress). */
+export type HookEgress = 'hosting-api' | 'control-planes';
+/** Every HookEgress value. */
+export const HOOK_EGRESS_VALUES: readonly HookEgress[] = ['hosting-api', 'control-planes'];
 
 /** Annotation on a PostCreateHook object: the Pod Security level its workloads need (`restricted` or `baseline`). */
 export const HOOK_POD_SECURITY_ANNOTATION = 'kflex.kubestellar.org/pod-security';
+/** Annotation on a PostCreateHook object: what its workloads may reach (HookEgress values, comma-separated). */
+export const HOOK_EGRESS_ANNOTATION = 'kflex.kubestellar.org/egress';
 
 /**
  * A KubeFlex PostCreateHook: emits the PostCreateHook object and renders its templates, at synth time, for each
@@ -53,6 +70,8 @@ export class PostCreateHook extends Construct {
   private readonly allowClusterScoped: boolean;
   /** The Pod Security level its workloads need, if less strict than a plane's own. */
   public readonly podSecurity?: 'restricted' | 'baseline';
+  /** What its workloads may reach beyond their namespace (sorted, no duplicates). */
+  public readonly egress: readonly HookEgress[];
 
   public constructor(scope: Construct, id: string, props: PostCreateHookProps) {
     super(scope, id);
@@ -70,6 +89,17 @@ export class PostCreateHook extends Construct {
       );
     }
     this.podSecurity = props.podSecurity;
+    const egress = props.egress ?? [];
+    for (const [i, e] of egress.entries()) {
+      if (!HOOK_EGRESS_VALUES.includes(e)) {
+        throw new KubeflexConfigError(where, `egress[${i}]`, e, `must be one of ${HOOK_EGRESS_VALUES.join(', ')}`);
+      }
+    }
+    this.egress = [...new Set(egress)].sort();
+    const annotations: Record<string, string> = {
+      ...(props.podSecurity ? { [HOOK_POD_SECURITY_ANNOTATION]: props.podSecurity } : {}),
+      ...(this.egress.length ? { [HOOK_EGRESS_ANNOTATION]: this.egress.join(',') } : {}),
+    };
     for (const [name, value] of Object.entries(props.defaultVars ?? {})) this.addDefaultVar(name, value);
     for (const t of props.templates ?? []) this.addTemplate(t);
 
@@ -77,7 +107,7 @@ export class PostCreateHook extends Construct {
       metadata: {
         name: this.hookName,
         labels: props.labels,
-        ...(props.podSecurity ? { annotations: { [HOOK_POD_SECURITY_ANNOTATION]: props.podSecurity } } : {}),
+        ...(Object.keys(annotations).length ? { annotations } : {}),
       },
       // Arrays are read at synth time, so templates added later are included.
       spec: { templates: this.templates, defaultVars: this.defaultVars },

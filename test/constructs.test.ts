@@ -10,6 +10,9 @@ import {
 } from '../lib';
 import { find, setup, synth } from './helpers';
 
+/** A container that meets Pod Security `restricted`. */
+const RESTRICTED = { allowPrivilegeEscalation: false, capabilities: { drop: ['ALL'] } };
+
 const cpLabels = (name: string) => ({
   'app.kubernetes.io/part-of': 'kubeflex',
   'tenancy.kflex.kubestellar.org/control-plane': name,
@@ -109,6 +112,69 @@ describe('NetworkPolicies (security review H3)', () => {
     ]);
   });
 
+  test("a hook's declared egress: its pods only, to the hosting API and other planes' API pods on their ports", () => {
+    const { app, hosting } = setup({ hostingApiServer: { cidrs: ['172.18.0.2/32'], ports: [6443] } });
+    const hook = new PostCreateHook(hosting, 'ks-ctl', {
+      hosting,
+      egress: ['control-planes', 'hosting-api', 'hosting-api'],
+      templates: [
+        {
+          apiVersion: 'apps/v1',
+          kind: 'Deployment',
+          metadata: { name: 'ctl' },
+          spec: {
+            selector: { matchLabels: { name: 'ctl' } },
+            template: {
+              metadata: { labels: { name: 'ctl' } },
+              spec: {
+                containers: [{ name: 'c', image: 'x', securityContext: RESTRICTED }],
+                securityContext: { runAsNonRoot: true, seccompProfile: { type: 'RuntimeDefault' } },
+              },
+            },
+          },
+        },
+        { apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: 'cm' } },
+      ],
+    });
+    const objects = synth(new K8sControlPlane(app, 'wds1', { hosting, postCreateHooks: [{ hook }] }));
+    expect(find(synth(hosting), 'PostCreateHook', 'ks-ctl').metadata.annotations).toEqual({
+      'kflex.kubestellar.org/egress': 'control-planes,hosting-api',
+    });
+    expect(find(objects, 'Deployment', 'ctl').spec.template.metadata.labels).toEqual({
+      name: 'ctl',
+      'kflex.kubestellar.org/hook': 'ks-ctl',
+    });
+    expect(find(objects, 'Namespace', 'wds1-system').metadata.labels['kflex.kubestellar.org/plane-api-clients']).toBe(
+      'true',
+    );
+    const planes = { matchExpressions: [{ key: 'tenancy.kflex.kubestellar.org/control-plane', operator: 'Exists' }] };
+    expect(find(objects, 'NetworkPolicy', 'allow-hook-egress-ks-ctl').spec).toEqual({
+      podSelector: { matchLabels: { 'kflex.kubestellar.org/hook': 'ks-ctl' } },
+      policyTypes: ['Egress'],
+      egress: [
+        { to: [{ ipBlock: { cidr: '172.18.0.2/32' } }], ports: [{ protocol: 'TCP', port: 6443 }] },
+        {
+          to: [{ namespaceSelector: planes, podSelector: { matchLabels: { app: 'kube-apiserver' } } }],
+          ports: [{ protocol: 'TCP', port: K8S_APISERVER_PORT }],
+        },
+        {
+          to: [{ namespaceSelector: planes, podSelector: { matchLabels: { 'controller.kubeflex.dev/type': 'k3s' } } }],
+          ports: [{ protocol: 'TCP', port: 6443 }],
+        },
+        {
+          to: [{ namespaceSelector: planes, podSelector: { matchLabels: { app: 'vcluster', release: 'vcluster' } } }],
+          ports: [{ protocol: 'TCP', port: 8443 }],
+        },
+      ],
+    });
+    // A plane that uses no such hook: no label, no egress policy.
+    const plain = synth(new K8sControlPlane(app, 'plain', { hosting }));
+    expect(plain.filter((o) => o.metadata.name.startsWith('allow-hook-egress'))).toEqual([]);
+    expect(
+      find(plain, 'Namespace', 'plain-system').metadata.labels['kflex.kubestellar.org/plane-api-clients'],
+    ).toBeUndefined();
+  });
+
   test('a k8s plane: its API server only from the controller and the ingress namespace; kine only to PostgreSQL', () => {
     const { app, hosting } = setup({ ingressNamespace: 'edge' });
     const objects = synth(new K8sControlPlane(app, 'cp1', { hosting }));
@@ -123,6 +189,11 @@ describe('NetworkPolicies (security review H3)', () => {
               podSelector: { matchLabels: { app: 'kubeflex-controller-manager' } },
             },
             { namespaceSelector: { matchLabels: { 'kubernetes.io/metadata.name': 'edge' } } },
+            // Hook pods (only those labelled as such) of planes whose admin-written hooks declare control-planes egress.
+            {
+              namespaceSelector: { matchLabels: { 'kflex.kubestellar.org/plane-api-clients': 'true' } },
+              podSelector: { matchExpressions: [{ key: 'kflex.kubestellar.org/hook', operator: 'Exists' }] },
+            },
           ],
           ports: [{ protocol: 'TCP', port: 9444 }],
         },

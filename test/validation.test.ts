@@ -192,6 +192,32 @@ describe('bad input fails with a message naming construct, prop and value', () =
     );
   });
 
+  test('fails when a hook declares an egress we do not know, or hostingApiServer is not CIDRs and ports', () => {
+    const { hosting } = setup();
+    expectConfigError(
+      () => new PostCreateHook(hosting, 'e', { hosting, templates: [hookTemplate], egress: ['internet' as any] }),
+      'PostCreateHook',
+      'egress[0]',
+      '"internet"',
+      'must be one of hosting-api, control-planes',
+    );
+    expectConfigError(
+      () => new KubeflexHosting(new App(), 'a1', { hostingApiServer: { cidrs: ['10.0.0.1'] } }),
+      'hostingApiServer.cidrs[0]',
+      '"10.0.0.1"',
+      'is not a CIDR',
+    );
+    expectConfigError(
+      () => new KubeflexHosting(new App(), 'a2', { hostingApiServer: { ports: [0] } }),
+      'hostingApiServer.ports[0]',
+    );
+    expectConfigError(
+      () => new KubeflexHosting(new App(), 'a3', { hostingApiServer: { cidrs: [] } }),
+      'hostingApiServer',
+      'needs at least one CIDR and one port',
+    );
+  });
+
   test('fails when the hosting namespace is given Pod Security privileged', () => {
     expectConfigError(
       () => new KubeflexHosting(new App(), 'hp', { podSecurity: 'privileged' as any }),

@@ -234,7 +234,8 @@ suite('server-side apply on a real kube-apiserver', () => {
       },
       { podSelector: { matchLabels: { 'app.kubernetes.io/component': 'db-provision' } } },
     ]);
-    // The tenant API: from the controller and the ingress controller's namespace, on the API port only.
+    // The tenant API: from the controller, the ingress controller's namespace, and hook pods of planes whose
+    // admin-written hooks declare control-planes egress; on the API port only.
     const api = get('cp1-system', 'allow-api');
     expect(api.ingress[0].from.map((f: any) => JSON.stringify(f))).toEqual([
       JSON.stringify({
@@ -242,6 +243,10 @@ suite('server-side apply on a real kube-apiserver', () => {
         podSelector: { matchLabels: { app: 'kubeflex-controller-manager' } },
       }),
       JSON.stringify({ namespaceSelector: { matchLabels: { 'kubernetes.io/metadata.name': 'ingress-nginx' } } }),
+      JSON.stringify({
+        namespaceSelector: { matchLabels: { 'kflex.kubestellar.org/plane-api-clients': 'true' } },
+        podSelector: { matchExpressions: [{ key: 'kflex.kubestellar.org/hook', operator: 'Exists' }] },
+      }),
     ]);
     expect(api.ingress[0].ports).toEqual([{ protocol: 'TCP', port: 9444 }]);
     // The database Job's pods carry the label the PostgreSQL policy admits.

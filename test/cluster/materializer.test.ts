@@ -254,9 +254,38 @@ suite('materializer: bare ControlPlanes (as KubeFlex clients create them) become
       stringify({
         apiVersion: 'tenancy.kflex.kubestellar.org/v1alpha1',
         kind: 'PostCreateHook',
-        metadata: { name: 'kubestellar-controller', labels: { 'kflex.kubestellar.io/cptype': 'wds' } },
+        metadata: {
+          name: 'kubestellar-controller',
+          labels: { 'kflex.kubestellar.io/cptype': 'wds' },
+          // The admin's declarations: its controller meets baseline, and talks to the hosting API and the ITS.
+          annotations: {
+            'kflex.kubestellar.org/pod-security': 'baseline',
+            'kflex.kubestellar.org/egress': 'hosting-api,control-planes',
+          },
+        },
         spec: {
           templates: [
+            {
+              apiVersion: 'apps/v1',
+              kind: 'Deployment',
+              metadata: { name: 'kubestellar-controller-manager' },
+              spec: {
+                selector: { matchLabels: { app: 'ks' } },
+                template: {
+                  metadata: { labels: { app: 'ks' } },
+                  spec: {
+                    securityContext: { runAsNonRoot: true },
+                    containers: [
+                      {
+                        name: 'manager',
+                        image: 'registry.invalid/ks:1',
+                        securityContext: { allowPrivilegeEscalation: false, capabilities: { drop: ['ALL'] } },
+                      },
+                    ],
+                  },
+                },
+              },
+            },
             {
               apiVersion: 'rbac.authorization.k8s.io/v1',
               kind: 'ClusterRole',
@@ -300,6 +329,36 @@ suite('materializer: bare ControlPlanes (as KubeFlex clients create them) become
       { kind: 'ServiceAccount', name: 'default', namespace: 'wds1-system' },
     ]);
     expect(json(['get', 'configmap', '-n', 'wds1-system', 'wds-settings']).data).toEqual({ its: 'its1' });
+    // Egress read back from the API server: the hook's pods only, to the hosting API and planes' API pods.
+    const ns = json(['get', 'ns', 'wds1-system']).metadata.labels;
+    expect(ns).toMatchObject({
+      'kflex.kubestellar.org/plane-api-clients': 'true',
+      'pod-security.kubernetes.io/enforce': 'baseline',
+      'pod-security.kubernetes.io/warn': 'restricted',
+    });
+    const hookLabel = { 'kflex.kubestellar.org/hook': 'kubestellar-controller' };
+    await waitFor(
+      'hook Deployment',
+      () => exists(['get', 'deploy', '-n', 'wds1-system', 'kubestellar-controller-manager']),
+      30_000,
+    );
+    expect(
+      json(['get', 'deploy', '-n', 'wds1-system', 'kubestellar-controller-manager']).spec.template.metadata.labels,
+    ).toEqual({ app: 'ks', ...hookLabel });
+    const egress = json(['get', 'networkpolicy', '-n', 'wds1-system', 'allow-hook-egress-kubestellar-controller']).spec;
+    expect(egress.podSelector).toEqual({ matchLabels: hookLabel });
+    expect(egress.egress[0]).toEqual({
+      to: [{ ipBlock: { cidr: '0.0.0.0/0' } }],
+      ports: [
+        { protocol: 'TCP', port: 443 },
+        { protocol: 'TCP', port: 6443 },
+      ],
+    });
+    expect(egress.egress.slice(1).map((r: any) => [r.to[0].podSelector.matchLabels, r.ports[0].port])).toEqual([
+      [{ app: 'kube-apiserver' }, 9444],
+      [{ 'controller.kubeflex.dev/type': 'k3s' }, 6443],
+      [{ app: 'vcluster', release: 'vcluster' }, 8443],
+    ]);
     // wds2: refused with the object named, nothing applied, the foreign ClusterRole untouched.
     await waitFor('wds2 refused', () => annotation('wds2', MATERIALIZE_ERROR) !== undefined, 30_000);
     expect(annotation('wds2', MATERIALIZE_ERROR)).toMatch(
