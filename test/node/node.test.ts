@@ -3,6 +3,7 @@
 import { execFileSync, spawn, spawnSync } from 'child_process';
 import * as fs from 'fs';
 import * as path from 'path';
+import { IMAGES } from '../../lib/versions';
 import { ClusterState, loadState, waitFor } from '../cluster/harness';
 import { leftovers, NodeCluster, nodeUnavailable, startNode } from './node-cluster';
 
@@ -339,9 +340,9 @@ suite('the example platform on a real node', () => {
         apiVersion: 'v1',
         kind: 'Secret',
         metadata: {
+          // No label: KubeFlex's adopt sets none (the admission policy checks its author instead).
           name: 'bext-bootstrap',
           namespace: 'kubeflex-system',
-          labels: { 'tenancy.kflex.kubestellar.org/control-plane': 'bext' },
         },
         stringData: { 'kubeconfig-incluster': fs.readFileSync(node.kubeconfig, 'utf8') },
       }),
@@ -371,6 +372,205 @@ suite('the example platform on a real node', () => {
       k(['wait', '--for=delete', `namespace/${cp}-system`, '--timeout=120s']);
     }
   }, 600_000);
+
+  test("KubeStellar's shapes, in our words: ITS found by label, WDS k8s and WDS host with cluster-scoped hook objects and baseline Deployments that reach the hosting API, the ITS and their WDS", async () => {
+    const standin = fs.readFileSync(path.join(__dirname, 'kubestellar-standin.js'), 'utf8');
+    // What `hookClusterRoles: ['cluster-admin']` makes (KubeStellar's WDS hooks create ClusterRoles and bindings).
+    k([
+      'create',
+      'clusterrolebinding',
+      'kubeflex-hooks:cluster-admin',
+      '--clusterrole=cluster-admin',
+      '--serviceaccount=kubeflex-system:kubeflex-hooks',
+    ]);
+    const hook = (
+      name: string,
+      labels: Record<string, string>,
+      annotations: Record<string, string>,
+      templates: object[],
+    ) =>
+      k(
+        ['apply', '-f', '-'],
+        JSON.stringify({
+          apiVersion: 'tenancy.kflex.kubestellar.org/v1alpha1',
+          kind: 'PostCreateHook',
+          metadata: { name, labels, annotations },
+          spec: { templates },
+        }),
+      );
+    // ITS hook: a Job with the ITS kubeconfig, as its-hub-init (clusteradm init) does; labels the plane as the ITS.
+    hook('its-hub-init', { 'kflex.kubestellar.io/cptype': 'its' }, {}, [
+      {
+        apiVersion: 'batch/v1',
+        kind: 'Job',
+        metadata: { name: '{{.HookName}}' },
+        spec: {
+          backoffLimit: 3,
+          template: {
+            spec: {
+              restartPolicy: 'Never',
+              securityContext: { runAsNonRoot: true, runAsUser: 65532, seccompProfile: { type: 'RuntimeDefault' } },
+              volumes: [{ name: 'its', secret: { secretName: '{{.ITSSecretName}}' } }],
+              containers: [
+                {
+                  name: 'hub-init',
+                  image: IMAGES.kubectl,
+                  args: ['--kubeconfig=/etc/kube/{{.ITSSecretKey}}', 'create', 'configmap', 'its-hub', '-n', 'default'],
+                  volumeMounts: [{ name: 'its', mountPath: '/etc/kube', readOnly: true }],
+                  securityContext: { allowPrivilegeEscalation: false, capabilities: { drop: ['ALL'] } },
+                },
+              ],
+            },
+          },
+        },
+      },
+    ]);
+    // WDS hook: ClusterRole and ClusterRoleBinding named after the plane for SA default of its namespace, and a
+    // controller Deployment that meets baseline only (no seccomp profile), reaching the hosting API and the ITS.
+    hook(
+      'kubestellar-controller',
+      { 'kflex.kubestellar.io/cptype': 'wds' },
+      {
+        'kflex.kubestellar.org/pod-security': 'baseline',
+        'kflex.kubestellar.org/egress': 'hosting-api,control-planes',
+      },
+      [
+        {
+          apiVersion: 'rbac.authorization.k8s.io/v1',
+          kind: 'ClusterRole',
+          metadata: { name: '{{.ControlPlaneName}}-kubestellar' },
+          rules: [
+            {
+              apiGroups: ['tenancy.kflex.kubestellar.org'],
+              resources: ['controlplanes'],
+              verbs: ['get', 'list', 'watch'],
+            },
+            { apiGroups: [''], resources: ['secrets'], verbs: ['get'] },
+          ],
+        },
+        {
+          apiVersion: 'rbac.authorization.k8s.io/v1',
+          kind: 'ClusterRoleBinding',
+          metadata: { name: '{{.ControlPlaneName}}-kubestellar' },
+          roleRef: {
+            apiGroup: 'rbac.authorization.k8s.io',
+            kind: 'ClusterRole',
+            name: '{{.ControlPlaneName}}-kubestellar',
+          },
+          subjects: [{ kind: 'ServiceAccount', name: 'default', namespace: '{{.Namespace}}' }],
+        },
+        {
+          apiVersion: 'apps/v1',
+          kind: 'Deployment',
+          metadata: { name: 'kubestellar-controller-manager' },
+          spec: {
+            replicas: 1,
+            selector: { matchLabels: { name: 'ks-controller' } },
+            template: {
+              metadata: { labels: { name: 'ks-controller' } },
+              spec: {
+                securityContext: { runAsNonRoot: true },
+                volumes: [{ name: 'wds', secret: { secretName: '{{.WDSSecretName}}' } }],
+                containers: [
+                  {
+                    name: 'manager',
+                    image: IMAGES.controller,
+                    command: ['node', '-e', standin],
+                    env: [
+                      { name: 'ITS_NAME', value: '{{.ITSName}}' },
+                      { name: 'WDS_NAME', value: '{{.ControlPlaneName}}' },
+                      { name: 'WDS_KUBECONFIG', value: '/etc/kube/wds/{{.WDSSecretKey}}' },
+                    ],
+                    volumeMounts: [{ name: 'wds', mountPath: '/etc/kube/wds', readOnly: true }],
+                    securityContext: { allowPrivilegeEscalation: false, capabilities: { drop: ['ALL'] } },
+                  },
+                ],
+              },
+            },
+          },
+        },
+      ],
+    );
+    const t0 = Date.now();
+    bare('its1', {
+      type: 'k8s',
+      backend: 'shared',
+      waitForPostCreateHooks: true,
+      postCreateHooks: [{ hookName: 'its-hub-init' }],
+      globalVars: { ITSSecretName: 'admin-kubeconfig', ITSSecretKey: 'kubeconfig-incluster' },
+    });
+    const wds = (name: string, type: string) =>
+      bare(name, {
+        type,
+        backend: 'shared',
+        waitForPostCreateHooks: true,
+        postCreateHooks: [
+          {
+            hookName: 'kubestellar-controller',
+            vars: { WDSSecretName: 'admin-kubeconfig', WDSSecretKey: 'kubeconfig-incluster' },
+          },
+        ],
+        // The quickstart leaves the ITS name empty: the controllers find it by label.
+        globalVars: { ControlPlaneName: name, ITSName: '' },
+      });
+    wds('wds1', 'k8s');
+    wds('wds2', 'host');
+    for (const cp of ['its1', 'wds1', 'wds2']) await waitPlaneReady(cp, 300_000);
+    process.stderr.write(`KubeStellar-shaped planes Ready=True ${Date.now() - t0} ms after kubectl apply\n`);
+    // The ITS is found by the label its hook gave it, as KubeStellar's kflex-get-kubeconfig looks it up.
+    expect(k(['get', 'cp', '-l', 'kflex.kubestellar.io/cptype=its', '-o', 'name']).trim()).toBe(
+      'controlplane.tenancy.kflex.kubestellar.org/its1',
+    );
+    expect(k(['get', 'job', '-n', 'its1-system', 'its-hub-init', '-o', 'jsonpath={.status.succeeded}'])).toBe('1');
+    const itsKubeSystem = tenant(
+      'its1',
+      ['get', 'ns', 'kube-system', '-o', 'jsonpath={.metadata.uid}'],
+      fetched('its1'),
+    );
+    // Each WDS controller ran (baseline, in a namespace enforcing baseline) and wrote what it saw into its WDS.
+    for (const w of ['wds1', 'wds2']) {
+      expect(
+        k([
+          'get',
+          'deploy',
+          '-n',
+          `${w}-system`,
+          'kubestellar-controller-manager',
+          '-o',
+          'jsonpath={.status.availableReplicas}',
+        ]),
+      ).toBe('1');
+      expect(
+        JSON.parse(k(['get', 'ns', `${w}-system`, '-o', 'json'])).metadata.labels['pod-security.kubernetes.io/enforce'],
+      ).toBe('baseline');
+      expect(k(['get', 'clusterrolebinding', `${w}-kubestellar`, '-o', 'jsonpath={.subjects[0].namespace}'])).toBe(
+        `${w}-system`,
+      );
+    }
+    const seen = (w: string, read: (args: string[]) => string) =>
+      waitFor(
+        `kubestellar-${w} written`,
+        () => {
+          try {
+            return JSON.parse(read(['get', 'configmap', '-n', 'default', `kubestellar-${w}`, '-o', 'json'])).data;
+          } catch {
+            return undefined;
+          }
+        },
+        120_000,
+      );
+    const expected = { its: 'its1', itsKubeSystemUid: itsKubeSystem, hubInit: 'done' };
+    expect(await seen('wds1', (a) => tenant('wds1', a, fetched('wds1')))).toEqual(expected);
+    // A host WDS is the hosting cluster itself.
+    expect(await seen('wds2', k)).toEqual(expected);
+    const status = JSON.parse(k(['get', 'cp', 'wds1', '-o', 'json'])).status;
+    expect(status.postCreateHooks).toEqual({ 'kubestellar-controller': true });
+    for (const cp of ['wds1', 'wds2', 'its1']) k(['delete', 'cp', cp, '--wait=false']);
+    for (const cp of ['wds1', 'wds2', 'its1']) k(['wait', '--for=delete', `namespace/${cp}-system`, '--timeout=180s']);
+    expect(k(['get', 'clusterrole', '-o', 'name'])).not.toMatch(/wds[12]-kubestellar/);
+    k(['delete', 'configmap', '-n', 'default', 'kubestellar-wds2']);
+    k(['delete', 'clusterrolebinding', 'kubeflex-hooks:cluster-admin']);
+  }, 900_000);
 
   test('HA (kflex create --replicas 2): an API server Pod is killed while kubectl keeps working; two KCMs elect one leader, the other takes over', async () => {
     const home = fs.mkdtempSync(path.join(node.dir, 'home-'));
