@@ -1,8 +1,9 @@
 import * as fs from 'fs';
 import * as path from 'path';
-import { ApiObject, App, Chart, DependencyGraph, Names, Yaml, YamlOutputType } from 'cdk8s';
+import { ApiObject, App, Chart, DependencyGraph, Names, YamlOutputType } from 'cdk8s';
 import { parseAllDocuments } from 'yaml';
 import { KubeflexConfigError } from './errors';
+import { yamlDocuments } from './yaml-emit';
 
 /**
  * The sub-directory of the output that holds what every other file needs to exist first: CustomResourceDefinitions
@@ -115,9 +116,9 @@ function saveChart(outdir: string, file: string, objects: any[]): void {
   const rest = objects.filter((o) => !BASE_KINDS.has(o?.kind));
   if (base.length) {
     fs.mkdirSync(path.join(outdir, BASE_DIR), { recursive: true });
-    Yaml.save(path.join(outdir, BASE_DIR, file), base);
+    fs.writeFileSync(path.join(outdir, BASE_DIR, file), yamlDocuments(base), { encoding: 'utf8' });
   }
   const main = path.join(outdir, file);
-  if (rest.length) Yaml.save(main, rest);
+  if (rest.length) fs.writeFileSync(main, yamlDocuments(rest), { encoding: 'utf8' });
   else fs.rmSync(main, { force: true });
 }
