@@ -1,5 +1,5 @@
 // The controller's work queue: de-duplication, one reconcile per key, and delays that never overflow Node's timers.
-import { backoffDelayMs, MAX_TIMER_MS, WorkQueue } from '../lib/controller/work-queue';
+import { backoffDelayMs, MAX_TIMER_MS, notReadyDelayMs, WorkQueue } from '../lib/controller/work-queue';
 
 const warnings: Error[] = [];
 const onWarning = (w: Error) => warnings.push(w);
@@ -53,4 +53,17 @@ test('adds de-duplicate; an add during a reconcile runs once more after it; an e
 
 test('backoff: 0.5 s doubling per failure, capped at one minute', () => {
   expect([1, 2, 3, 7, 8, 30].map(backoffDelayMs)).toEqual([500, 1000, 2000, 32_000, 60_000, 60_000]);
+});
+
+test('a plane that stays not Ready is looked at after 15 s, 30 s, 60 s ... and at most once per resync period', () => {
+  const delays = [1, 2, 3, 4, 5, 6, 7, 50].map((n) => notReadyDelayMs(n, 15_000, 300_000));
+  expect(delays).toEqual([15_000, 30_000, 60_000, 120_000, 240_000, 300_000, 300_000, 300_000]);
+  // 500 planes that never become Ready: passes in the first hour, instead of 500 x 240 at a fixed 15 s.
+  let t = 0;
+  let passes = 0;
+  for (let n = 1; t < 3_600_000; n++) {
+    t += notReadyDelayMs(n, 15_000, 300_000);
+    passes++;
+  }
+  expect(500 * passes).toBeLessThan((500 * 240) / 10);
 });

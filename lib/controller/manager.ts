@@ -9,7 +9,7 @@ import { ControlPlaneObject, hookUses, PostCreateHookObject } from './core';
 import { Logger } from './log';
 import { dropTenantDatabase } from './postgres';
 import { reconcileControlPlane, ReconcileDeps, reconcileHookStatus, reconcileHosting } from './reconcile';
-import { backoffDelayMs, WorkQueue } from './work-queue';
+import { backoffDelayMs, notReadyDelayMs, WorkQueue } from './work-queue';
 
 /** Queue keys of PostCreateHook status work; ControlPlane names (DNS labels) never contain ':'. */
 const HOOK_KEY = 'pch:';
@@ -46,6 +46,8 @@ export class Manager {
   private readonly abort = new AbortController();
   private readonly queue: WorkQueue;
   private readonly failures = new Map<string, number>();
+  /** Passes in a row that found a plane not Ready (reset by its watch events). */
+  private readonly notReadyPasses = new Map<string, number>();
   private readonly seen = new Map<string, string>();
   private readonly synced = new Set<string>();
   /** Last seen ControlPlanes (the planes the controller knows) and PostCreateHooks, from the watches. */
@@ -138,6 +140,7 @@ export class Manager {
       if (type === 'DELETED') {
         this.cpObjects.delete(name);
         this.seen.delete(name);
+        this.notReadyPasses.delete(name);
         return;
       }
       this.cpObjects.set(name, obj);
@@ -147,7 +150,7 @@ export class Manager {
       const fingerprint = `${m.generation}/${m.deletionTimestamp ?? ''}/${(m.finalizers ?? []).join(',')}/${m.annotations?.[MATERIALIZE_ERROR] ?? ''}`;
       if (this.seen.get(name) === fingerprint && type === 'MODIFIED') return;
       this.seen.set(name, fingerprint);
-      this.queue.add(name);
+      this.wake(name);
       return;
     }
     if (kind === 'PostCreateHook') {
@@ -172,11 +175,17 @@ export class Manager {
     if (ns === HOSTING_NAMESPACE) {
       // A tenant's database Job: its success lets the plane get its finalizer.
       const db = kind === 'Job' ? /^db-(.*)$/.exec(obj?.metadata?.name ?? '') : null;
-      if (db && this.cpObjects.has(db[1])) this.queue.add(db[1]);
+      if (db && this.cpObjects.has(db[1])) this.wake(db[1]);
       return;
     }
     const m = ns ? /^(.*)-system$/.exec(ns) : null;
-    if (m && this.cpObjects.has(m[1])) this.queue.add(m[1]);
+    if (m && this.cpObjects.has(m[1])) this.wake(m[1]);
+  }
+
+  /** Something of this plane changed: look now, and again soon if it is still not Ready. */
+  private wake(name: string): void {
+    this.notReadyPasses.delete(name);
+    this.queue.add(name);
   }
 
   private async work(): Promise<void> {
@@ -198,7 +207,14 @@ export class Manager {
         if (r.error) this.backoff(name, r.error);
         else {
           this.failures.delete(name);
-          if (r.requeueAfterMs !== undefined) this.queue.add(name, r.requeueAfterMs);
+          let delay = r.requeueAfterMs;
+          if (r.notReady) {
+            const n = (this.notReadyPasses.get(name) ?? 0) + 1;
+            this.notReadyPasses.set(name, n);
+            const d = notReadyDelayMs(n, this.deps.notReadyRequeueMs, this.opts.resyncMs ?? DEFAULT_RESYNC_MS);
+            delay = delay === undefined ? d : Math.min(delay, d);
+          } else this.notReadyPasses.delete(name);
+          if (delay !== undefined) this.queue.add(name, delay);
         }
       } catch (e) {
         this.backoff(name, (e as Error).message);

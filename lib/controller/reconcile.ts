@@ -87,6 +87,8 @@ export interface ReconcileResult {
   readonly requeueAfterMs?: number;
   /** Set when the pass failed; the manager backs off. */
   readonly error?: string;
+  /** The plane is not Ready: the manager looks again after a delay that grows while it stays so. */
+  readonly notReady?: boolean;
 }
 
 type SecretKey = [namespace: string, name: string];
@@ -258,12 +260,10 @@ export async function reconcileControlPlane(deps: ReconcileDeps, name: string): 
     const readyMessage = type === 'host' ? HOST_NO_OFF_CLUSTER_KUBECONFIG : undefined;
     const result = await writeStatus(deps, cp, { notReady, hooks, secretRef, sleeping, readyMessage }, log);
     const waitingHooks = cp.spec?.waitForPostCreateHooks && hooks.some((h) => !h.complete);
-    const next = [
-      requeueAfterMs,
-      notReady ? deps.notReadyRequeueMs : undefined,
-      waitingHooks ? deps.hooksRequeueMs : undefined,
-    ].filter((x): x is number => x !== undefined);
-    return { ...result, requeueAfterMs: next.length ? Math.min(...next) : undefined };
+    const next = [requeueAfterMs, waitingHooks ? deps.hooksRequeueMs : undefined].filter(
+      (x): x is number => x !== undefined,
+    );
+    return { ...result, requeueAfterMs: next.length ? Math.min(...next) : undefined, notReady: !!notReady };
   } catch (e) {
     const message = errorText(e);
     log.warn('reconcile failed', { error: message });

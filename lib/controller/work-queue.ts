@@ -81,3 +81,11 @@ export class WorkQueue {
 
 /** Per-key retry delay after `failures` failures in a row: 0.5 s doubling up to one minute. */
 export const backoffDelayMs = (failures: number) => Math.min(500 * 2 ** (failures - 1), 60_000);
+
+/**
+ * When to look again at a plane after its `passes`-th pass in a row that found it not Ready: `baseMs`, doubling,
+ * at most `maxMs` (the resync period). A broken, pending or sleeping plane then costs one pass per resync, not one per
+ * `baseMs`; watch events of its namespace reset the count, so a plane that comes up is seen at once.
+ */
+export const notReadyDelayMs = (passes: number, baseMs: number, maxMs: number) =>
+  Math.min(baseMs * 2 ** Math.min(passes - 1, 30), maxMs);

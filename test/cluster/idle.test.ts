@@ -103,4 +103,26 @@ suite('an idle controller stays idle', () => {
     expect(delta.ik).toBeLessThanOrEqual(3);
     expect(fs.readFileSync(log, 'utf8')).not.toMatch(/TimeoutOverflowWarning/);
   }, 120_000);
+
+  test('a plane that stays not Ready is looked at less and less often (1 s, 2 s, 4 s ...), not every requeue period', async () => {
+    // A fresh controller with a 1 s not-Ready period: a fixed period would mean ~30 passes of ik in 30 s.
+    await killAll([proc!.pid!]);
+    const fast = path.join(state.logDir, 'idle-controller-backoff.log');
+    proc = spawnController(hosting, fast, ['--log-level=debug', '--requeue-not-ready=1s']);
+    const passes = () =>
+      fs
+        .readFileSync(fast, 'utf8')
+        .split('\n')
+        .filter((l) => l.startsWith('{'))
+        .map((l) => JSON.parse(l))
+        .filter((l) => l.msg === 'reconciled' && l.controlPlane === 'ik').length;
+    await waitFor('first pass of ik', () => passes() > 0, 30_000);
+    const before = passes();
+    await new Promise((r) => setTimeout(r, 30_000));
+    const n = passes() - before;
+    console.log(`passes of a not-Ready plane in 30 s with a 1 s base: ${n}`);
+    // 1 + 2 + 4 + 8 + 16 = 31 s: five passes at most (one more if a watch event of its namespace arrives).
+    expect(n).toBeGreaterThanOrEqual(3);
+    expect(n).toBeLessThanOrEqual(6);
+  }, 120_000);
 });
