@@ -7,7 +7,6 @@
  */
 import { ApiObject, App, Chart } from 'cdk8s';
 import { ControlPlaneBase, HOOK_OBJECT_ID_PREFIX, PostCreateHookUse } from './control-plane';
-import { hookUses } from './controller/core';
 import { KubeflexConfigError } from './errors';
 import { ExternalControlPlane } from './external-control-plane';
 import { HostControlPlane } from './host-control-plane';
@@ -16,6 +15,7 @@ import { K3sControlPlane } from './k3s-control-plane';
 import { K8sControlPlane } from './k8s-control-plane';
 import { HOOK_EGRESS_ANNOTATION, HOOK_POD_SECURITY_ANNOTATION, HookEgress, PostCreateHook } from './post-create-hook';
 import { VClusterControlPlane } from './vcluster-control-plane';
+import { hookUses } from './wire';
 import {
   controlPlaneOwnerReference,
   MATERIALIZED_FOR,

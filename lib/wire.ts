@@ -222,3 +222,77 @@ export const POD_KINDS: readonly string[] = [
 export const HOOK_APPLIER_NAME = 'kubeflex-hooks';
 /** Its user name, as the API server authorizes and admits the impersonated requests. */
 export const HOOK_APPLIER_USER = `system:serviceaccount:kubeflex-system:${HOOK_APPLIER_NAME}`;
+
+// ---- The ControlPlane object as the runtime parts read it (controller, materializer, kflex) ----------------------
+
+/** KubeFlex's finalizer on ControlPlanes (wire contract). */
+export const FINALIZER = 'kflex.kubestellar.org/finalizer';
+/** Label on every Secret the controller writes. */
+export const MANAGED_BY = { 'app.kubernetes.io/managed-by': 'kubeflex-controller' };
+
+/** Where a ControlPlane's kubeconfig lives (KubeFlex's status.secretRef). */
+export interface SecretRef {
+  readonly namespace: string;
+  readonly name: string;
+  readonly key?: string;
+  readonly inClusterKey: string;
+}
+
+/** The parts of a ControlPlane the controller reads. */
+export interface ControlPlaneObject {
+  readonly metadata: {
+    readonly name: string;
+    readonly uid?: string;
+    readonly generation?: number;
+    readonly creationTimestamp?: string;
+    readonly deletionTimestamp?: string;
+    readonly finalizers?: string[];
+    readonly labels?: Record<string, string>;
+    readonly annotations?: Record<string, string>;
+    readonly resourceVersion?: string;
+  };
+  readonly spec?: {
+    readonly type?: string;
+    readonly bootstrapSecretRef?: { namespace?: string; name?: string; inClusterKey?: string };
+    readonly tokenExpirationSeconds?: number;
+    readonly postCreateHook?: string;
+    readonly postCreateHookVars?: Record<string, string>;
+    readonly postCreateHooks?: { hookName: string; vars?: Record<string, string> }[];
+    readonly globalVars?: Record<string, string>;
+    readonly waitForPostCreateHooks?: boolean;
+  };
+  readonly status?: ControlPlaneStatus;
+}
+
+export interface Condition {
+  type: 'Synced' | 'Ready';
+  status: 'True' | 'False' | 'Unknown';
+  reason: string;
+  message: string;
+  lastTransitionTime: string;
+  lastUpdateTime: string;
+}
+
+export interface ControlPlaneStatus {
+  conditions?: Condition[];
+  observedGeneration?: number;
+  secretRef?: SecretRef;
+  postCreateHooks?: Record<string, boolean>;
+  postCreateHookCompleted?: boolean;
+}
+
+/** Hooks a ControlPlane uses, in KubeFlex's order (legacy single hook first), duplicates dropped. */
+export function hookUses(cp: Pick<ControlPlaneObject, 'spec'>): HookUse[] {
+  const out: HookUse[] = [];
+  if (cp.spec?.postCreateHook) out.push({ hookName: cp.spec.postCreateHook, vars: cp.spec.postCreateHookVars });
+  for (const u of cp.spec?.postCreateHooks ?? []) {
+    if (u?.hookName && !out.some((o) => o.hookName === u.hookName)) out.push({ hookName: u.hookName, vars: u.vars });
+  }
+  return out;
+}
+
+/** One hook use of a ControlPlane; `vars` as written (absent when the spec has none). */
+export interface HookUse {
+  readonly hookName: string;
+  readonly vars?: Record<string, string>;
+}

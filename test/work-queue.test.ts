@@ -1,5 +1,5 @@
 // The controller's work queue: de-duplication, one reconcile per key, and delays that never overflow Node's timers.
-import { backoffDelayMs, MAX_TIMER_MS, notReadyDelayMs, WorkQueue } from '../lib/controller/work-queue';
+import { backoffDelayMs, MAX_TIMER_MS, notReadyDelayMs, WorkQueue } from '../lib/kube/work-queue';
 
 const warnings: Error[] = [];
 const onWarning = (w: Error) => warnings.push(w);

@@ -4,7 +4,6 @@ import * as path from 'path';
 import { App } from 'cdk8s';
 import { parse, stringify } from 'yaml';
 import { PostCreateHookUse } from '../control-plane';
-import { ControlPlaneObject } from '../controller/core';
 import { KubeflexConfigError } from '../errors';
 import { IKubeflexHosting, KubeflexHosting } from '../hosting';
 import { parseArgv, FlagSpec as KubeFlagSpec } from '../kube/args';
@@ -14,6 +13,7 @@ import { hookFromObject } from '../materialize';
 import { HOSTING_NAMESPACE, tenantNames } from '../names';
 import { PostCreateHook } from '../post-create-hook';
 import { KUBEFLEX_COMPATIBLE_VERSION } from '../versions';
+import { ControlPlaneObject } from '../wire';
 import { HOSTING_CONFIGMAP, SLEEP_ANNOTATION, typeContract } from '../wire';
 import { CP_NAME_KEY, KubeconfigFile } from './kubeconfig-file';
 

@@ -2,9 +2,9 @@
 // kflex: KubeFlex's command line on our constructs. Objects are synthesized in memory with the same constructs a
 // platform team uses and server-side applied with one field manager; the runtime controller does the rest.
 import { KubeflexConfigError } from '../errors';
+import { ClusterScopedError, NamespaceTakenError } from '../kube/apply';
 import { UsageError } from '../kube/args';
 import { ApiError } from '../kube/client';
-import { ClusterScopedError, NamespaceTakenError } from './apply';
 import { adoptCommand } from './commands/adopt';
 import { configCommand } from './commands/config';
 import { createCommand } from './commands/create';

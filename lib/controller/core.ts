@@ -22,12 +22,20 @@ import {
   K8S_SECRETS,
   VCLUSTER_KUBECONFIG_SECRET,
   VCLUSTER_RELEASE,
+  Condition,
+  ControlPlaneObject,
+  ControlPlaneStatus,
+  HookUse,
+  hookUses,
+  MANAGED_BY,
+  SecretRef,
 } from '../wire';
 import { certProblem, issue, KeyAndCert, newServiceAccountKey, publicKeyMatches } from './x509';
 
-export const FINALIZER = 'kflex.kubestellar.org/finalizer';
-/** Label on every Secret the controller writes. */
-export const MANAGED_BY = { 'app.kubernetes.io/managed-by': 'kubeflex-controller' };
+// The ControlPlane object and KubeFlex's marks live in the ground floor (wire.ts), shared with the materializer and
+// kflex; re-exported for the controller's own files.
+export { FINALIZER, MANAGED_BY, hookUses } from '../wire';
+export type { Condition, ControlPlaneObject, ControlPlaneStatus, HookUse, SecretRef } from '../wire';
 
 /** Decoded Secret data. */
 export type SecretData = Record<string, string>;
@@ -59,14 +67,6 @@ export const renewBeforeSeconds = (validity: number) => Math.min(validity / 3, 3
 
 /** A random password: 32 URL-safe characters (192 bits). */
 export const newPassword = () => randomBytes(24).toString('base64url');
-
-/** Where a ControlPlane's kubeconfig lives (KubeFlex's status.secretRef). */
-export interface SecretRef {
-  readonly namespace: string;
-  readonly name: string;
-  readonly key?: string;
-  readonly inClusterKey: string;
-}
 
 /**
  * A host plane is the hosting cluster itself: its ServiceAccount token is only usable against the in-cluster address,
@@ -672,65 +672,6 @@ export function externalKubeconfig(names: TenantNames, via: ParsedKubeconfig, to
 }
 
 // ---- Hooks and status --------------------------------------------------------------------------------------------
-
-/** The parts of a ControlPlane the controller reads. */
-export interface ControlPlaneObject {
-  readonly metadata: {
-    readonly name: string;
-    readonly uid?: string;
-    readonly generation?: number;
-    readonly creationTimestamp?: string;
-    readonly deletionTimestamp?: string;
-    readonly finalizers?: string[];
-    readonly labels?: Record<string, string>;
-    readonly annotations?: Record<string, string>;
-    readonly resourceVersion?: string;
-  };
-  readonly spec?: {
-    readonly type?: string;
-    readonly bootstrapSecretRef?: { namespace?: string; name?: string; inClusterKey?: string };
-    readonly tokenExpirationSeconds?: number;
-    readonly postCreateHook?: string;
-    readonly postCreateHookVars?: Record<string, string>;
-    readonly postCreateHooks?: { hookName: string; vars?: Record<string, string> }[];
-    readonly globalVars?: Record<string, string>;
-    readonly waitForPostCreateHooks?: boolean;
-  };
-  readonly status?: ControlPlaneStatus;
-}
-
-export interface Condition {
-  type: 'Synced' | 'Ready';
-  status: 'True' | 'False' | 'Unknown';
-  reason: string;
-  message: string;
-  lastTransitionTime: string;
-  lastUpdateTime: string;
-}
-
-export interface ControlPlaneStatus {
-  conditions?: Condition[];
-  observedGeneration?: number;
-  secretRef?: SecretRef;
-  postCreateHooks?: Record<string, boolean>;
-  postCreateHookCompleted?: boolean;
-}
-
-/** Hooks a ControlPlane uses, in KubeFlex's order (legacy single hook first), duplicates dropped. */
-export function hookUses(cp: Pick<ControlPlaneObject, 'spec'>): HookUse[] {
-  const out: HookUse[] = [];
-  if (cp.spec?.postCreateHook) out.push({ hookName: cp.spec.postCreateHook, vars: cp.spec.postCreateHookVars });
-  for (const u of cp.spec?.postCreateHooks ?? []) {
-    if (u?.hookName && !out.some((o) => o.hookName === u.hookName)) out.push({ hookName: u.hookName, vars: u.vars });
-  }
-  return out;
-}
-
-/** One hook use of a ControlPlane; `vars` as written (absent when the spec has none). */
-export interface HookUse {
-  readonly hookName: string;
-  readonly vars?: Record<string, string>;
-}
 
 /** An object a hook renders, identified as the controller looks it up. */
 export interface HookObjectRef {

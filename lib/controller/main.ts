@@ -2,7 +2,7 @@
 // kubeflex-controller: the runtime controller. In the cluster it uses its ServiceAccount; locally any kubeconfig.
 import { parseConnectTo, parseDuration, parseFlags, UsageError } from '../kube/args';
 import { KubeClient } from '../kube/client';
-import { jsonLogger, Level } from './log';
+import { jsonLogger, Level } from '../kube/log';
 import { Manager } from './manager';
 
 const USAGE = `Usage: kubeflex-controller [flags]

@@ -3,13 +3,13 @@
 // namespaces it is bound in, so a cluster-wide Secret watch would need cluster-wide Secret access).
 import * as http from 'http';
 import { ConnectTo, GROUP_PATH, KubeClient, paths } from '../kube/client';
+import { Logger } from '../kube/log';
+import { backoffDelayMs, notReadyDelayMs, WorkQueue } from '../kube/work-queue';
 import { HOSTING_NAMESPACE } from '../names';
 import { MATERIALIZE_ERROR } from '../wire';
 import { ControlPlaneObject, hookUses, PostCreateHookObject } from './core';
-import { Logger } from './log';
 import { dropTenantDatabase } from './postgres';
 import { reconcileControlPlane, ReconcileDeps, reconcileHookStatus, reconcileHosting } from './reconcile';
-import { backoffDelayMs, notReadyDelayMs, WorkQueue } from './work-queue';
 
 /** Queue keys of PostCreateHook status work; ControlPlane names (DNS labels) never contain ':'. */
 const HOOK_KEY = 'pch:';

@@ -3,6 +3,7 @@
 import { decodeHostingConfig, HostingConfig } from '../hosting-config';
 import { ApiError, ConnectTo, KubeClient, paths } from '../kube/client';
 import { parseKubeconfig, ParsedKubeconfig } from '../kube/kubeconfig';
+import type { Logger } from '../kube/log';
 import { API_GROUP, API_VERSION, tenantNames, TenantNames, HOSTING_NAMESPACE, CONTROL_PLANE_LABEL } from '../names';
 import {
   ADMIN_GROUP,
@@ -53,7 +54,6 @@ import {
   workloadFor,
   workloadReady,
 } from './core';
-import type { Logger } from './log';
 import type { DropResult } from './postgres';
 
 /** What a reconcile needs from its environment. */

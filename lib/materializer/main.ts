@@ -2,10 +2,10 @@
 // kubeflex-materializer: turns ControlPlanes created by KubeFlex's own clients into running tenants with our
 // constructs. In the cluster it uses its ServiceAccount; locally any kubeconfig.
 import * as http from 'http';
-import { jsonLogger } from '../controller/log';
 import { parseFlags, UsageError } from '../kube/args';
 import { parseDuration } from '../kube/args';
 import { KubeClient } from '../kube/client';
+import { jsonLogger } from '../kube/log';
 import { Materializer } from './materializer';
 
 const USAGE = `Usage: kubeflex-materializer [flags]

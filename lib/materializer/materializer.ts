@@ -3,13 +3,12 @@
 // cdk8s-free and only mints and writes status). Level-based: every pass recomputes the objects from the ControlPlane,
 // the hosting configuration and the hooks, and applies them again (idempotent); a hook created later is picked up by
 // the PostCreateHook watch.
-import { applyObjects, Discovery, serverSideApply } from '../cli/apply';
-import { hookUses } from '../controller/core';
-import { Logger } from '../controller/log';
-import { backoffDelayMs, WorkQueue } from '../controller/work-queue';
 import { KubeflexConfigError } from '../errors';
 import { decodeHostingConfig } from '../hosting-config';
+import { applyObjects, Discovery, serverSideApply } from '../kube/apply';
 import { ApiError, KubeClient, paths } from '../kube/client';
+import { Logger } from '../kube/log';
+import { backoffDelayMs, WorkQueue } from '../kube/work-queue';
 import {
   BareControlPlane,
   isSynthesized,
@@ -21,6 +20,7 @@ import {
   withOwnership,
 } from '../materialize';
 import { HOSTING_NAMESPACE } from '../names';
+import { hookUses } from '../wire';
 import { HOOK_APPLIER_USER, HOSTING_CONFIGMAP, POD_KINDS } from '../wire';
 
 export interface MaterializerOptions {

@@ -1,9 +1,9 @@
 // kflex adopt
 import { ExternalControlPlane } from '../../external-control-plane';
+import { applyObjects } from '../../kube/apply';
 import { parseDuration } from '../../kube/args';
 import { bootstrapSecretName, CONTROL_PLANE_LABEL, HOSTING_NAMESPACE } from '../../names';
 import { ADMIN_KUBECONFIG_KEYS } from '../../wire';
-import { applyObjects } from '../apply';
 import {
   ALLOW_CLUSTER_SCOPED,
   checkUrlOverride,

@@ -3,10 +3,10 @@ import { stringify } from 'yaml';
 import { HostControlPlane } from '../../host-control-plane';
 import { K3sControlPlane } from '../../k3s-control-plane';
 import { K8sControlPlane } from '../../k8s-control-plane';
+import { applyObjects } from '../../kube/apply';
 import { parseDuration } from '../../kube/args';
 import { VClusterControlPlane } from '../../vcluster-control-plane';
 import { DEFAULT_KUBERNETES_MINOR, KUBERNETES_RELEASES } from '../../versions';
-import { applyObjects } from '../apply';
 import {
   ALLOW_CLUSTER_SCOPED,
   CliError,

@@ -1,6 +1,6 @@
 // kflex ctx
-import { ControlPlaneObject } from '../../controller/core';
 import { paths } from '../../kube/client';
+import { ControlPlaneObject } from '../../wire';
 import { CliError, Command, fetchKubeconfig, hosting, loadKubeconfig, table, usage } from '../context';
 import { CP_NAME_KEY, KubeconfigFileError } from '../kubeconfig-file';
 

@@ -1,9 +1,9 @@
 // kflex delete
-import { ControlPlaneObject } from '../../controller/core';
+import { deleteByLabel } from '../../kube/apply';
 import { parseDuration } from '../../kube/args';
 import { paths, sleep } from '../../kube/client';
 import { CONTROL_PLANE_LABEL } from '../../names';
-import { deleteByLabel } from '../apply';
+import { ControlPlaneObject } from '../../wire';
 import { CliError, Command, DELETE_TIMEOUT, hosting, loadKubeconfig, TIMEOUT, usage } from '../context';
 
 export const deleteCommand: Command = {

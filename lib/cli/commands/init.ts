@@ -3,8 +3,8 @@ import { App } from 'cdk8s';
 import { stringify } from 'yaml';
 import { KubeflexConfigError } from '../../errors';
 import { KubeflexHosting } from '../../hosting';
+import { applyObjects } from '../../kube/apply';
 import { sleep } from '../../kube/client';
-import { applyObjects } from '../apply';
 import { clientFor, CliError, Command, loadKubeconfig, onPath, servesControlPlanes, usage } from '../context';
 
 export const initCommand: Command = {

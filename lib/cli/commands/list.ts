@@ -1,6 +1,6 @@
 // kflex list
-import { ControlPlaneObject } from '../../controller/core';
 import { paths } from '../../kube/client';
+import { ControlPlaneObject } from '../../wire';
 import { age, Command, condition, hosting, loadKubeconfig, table, usage } from '../context';
 
 export const listCommand: Command = {

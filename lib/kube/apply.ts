@@ -1,6 +1,6 @@
 // Server-side apply of synthesized objects and label-based cleanup, through the KubeClient adapter.
-import { ApiError, KubeClient, sleep } from '../kube/client';
 import { API_VERSION, CONTROL_PLANE_LABEL } from '../names';
+import { ApiError, KubeClient, sleep } from './client';
 
 /** Field manager of everything kflex applies (one owner for every field it sets). */
 export const FIELD_MANAGER = 'kflex';
