@@ -52,7 +52,7 @@ export { VClusterControlPlane, VClusterControlPlaneProps } from './vcluster-cont
 export { HostControlPlane, HostControlPlaneProps } from './host-control-plane';
 export { BootstrapSecretRef, ExternalControlPlane, ExternalControlPlaneProps } from './external-control-plane';
 export { materialize } from './materialize';
-export { runSynth, synthesizeAtomically } from './synth';
+export { KubeflexApp, runSynth, synthesizeAtomically } from './synth';
 /** The generated bindings (imports/): KubeFlex's CRDs and the Gateway API TLSRoute. */
 export * as tenancy from '../imports/tenancy.kflex.kubestellar.org';
 export * as gatewayApi from '../imports/gateway.networking.k8s.io';

@@ -1,6 +1,6 @@
 import * as fs from 'fs';
 import * as path from 'path';
-import { ApiObject, App, Chart, DependencyGraph, Names, YamlOutputType } from 'cdk8s';
+import { ApiObject, App, AppProps, Chart, DependencyGraph, Names, YamlOutputType } from 'cdk8s';
 import { parseAllDocuments } from 'yaml';
 import { KubeflexConfigError } from './errors';
 import { yamlDocuments } from './yaml-emit';
@@ -36,6 +36,37 @@ export function synthesizeAtomically(
   } catch (err) {
     fs.rmSync(staging, { recursive: true, force: true });
     throw err;
+  }
+}
+
+/**
+ * A cdk8s App whose `synth()` (what `cdk8s synth` runs through your `app` command) writes output that installs with
+ * the README's one line: CRDs and Namespaces in `00-base/`, the rest one file per chart, all-or-nothing (a staging
+ * directory moved into place) and in linear time. A plain `App` writes CRDs into the hosting chart's file, which one
+ * `kubectl apply -f dist/` cannot install (kubectl maps every kind before it applies the CRDs).
+ */
+export class KubeflexApp extends App {
+  public constructor(props: Omit<AppProps, 'yamlOutputType'> = {}) {
+    super({ ...props, yamlOutputType: YamlOutputType.FILE_PER_CHART });
+  }
+
+  public override synth(): void {
+    const target = path.resolve(this.outdir);
+    fs.mkdirSync(path.dirname(target), { recursive: true });
+    const staging = fs.mkdtempSync(`${target}.staging-`);
+    // cdk8s reads the output directory from this field; it points at the staging directory while rendering.
+    const self = this as { outdir: string };
+    self.outdir = staging;
+    try {
+      synthFilePerChart(this);
+      fs.rmSync(target, { recursive: true, force: true });
+      fs.renameSync(staging, target);
+    } catch (err) {
+      fs.rmSync(staging, { recursive: true, force: true });
+      throw err;
+    } finally {
+      self.outdir = target;
+    }
   }
 }
 
@@ -86,8 +117,9 @@ export function synthFilePerChart(app: App): void {
   fs.mkdirSync(app.outdir, { recursive: true });
   const first = charts[0].toJson();
   if (charts.some((c) => c.node.dependencies.length > 0)) {
-    // Charts depending on each other get indexed file names from cdk8s; leave that case to cdk8s itself.
-    app.synth();
+    // Charts depending on each other get indexed file names from cdk8s; leave that case to cdk8s itself (App's own
+    // synth, also when `app` is a KubeflexApp).
+    App.prototype.synth.call(app);
     for (const f of fs.readdirSync(app.outdir).filter((x) => x.endsWith(app.outputFileExtension))) {
       const file = path.join(app.outdir, f);
       saveChart(

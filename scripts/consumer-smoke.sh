@@ -32,3 +32,18 @@ catch (e) { if (!(e instanceof KubeflexConfigError)) throw e; }
 console.log('consumer-smoke: ok (installed by name from the packed tarball, synthesized, validated)');
 JS
 node consumer.js
+# The README's code, as `cdk8s synth` runs it: app.synth() of a KubeflexApp writes the installable layout.
+cat > readme-app.js <<'JS'
+const { KubeflexApp, KubeflexHosting, K8sControlPlane } = require('cdk8s-kubeflex');
+const app = new KubeflexApp();
+const hosting = new KubeflexHosting(app, 'hosting', { domain: 'example.com' });
+new K8sControlPlane(app, 'team-a', { hosting });
+app.synth();
+JS
+node readme-app.js
+for f in dist/00-base/hosting.k8s.yaml dist/00-base/team-a.k8s.yaml dist/hosting.k8s.yaml dist/team-a.k8s.yaml; do
+  [ -s "$f" ] || { echo "consumer-smoke: FAILED: app.synth() did not write $f" >&2; exit 1; }
+done
+grep -q '^kind: CustomResourceDefinition' dist/00-base/hosting.k8s.yaml || { echo "consumer-smoke: FAILED: no CRD in 00-base" >&2; exit 1; }
+if grep -q '^kind: CustomResourceDefinition' dist/hosting.k8s.yaml; then echo "consumer-smoke: FAILED: CRD outside 00-base" >&2; exit 1; fi
+echo "consumer-smoke: ok (the README's app.synth() wrote dist/00-base/ and one file per chart)"

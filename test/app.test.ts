@@ -4,7 +4,7 @@ import * as os from 'os';
 import * as path from 'path';
 import { App, Testing } from 'cdk8s';
 import { parseAllDocuments } from 'yaml';
-import { synthesizeAtomically } from '../lib';
+import { KubeflexApp, synthesizeAtomically } from '../lib';
 import { podSecurityViolations, podTemplatesOf } from '../lib/api-validation';
 import { listOutput } from '../lib/synth';
 import { buildExamplePlatform } from '../main';
@@ -112,5 +112,26 @@ describe('example platform', () => {
       'synth failed: HostControlPlane "x": invalid name "ok": is already used by the control plane at "ok"',
     );
     expect(fs.existsSync(out)).toBe(false);
+  });
+});
+
+describe('the plain cdk8s path: KubeflexApp.synth()', () => {
+  test('writes exactly what synthesizeAtomically writes (00-base/ and one file per chart), replacing the old output', () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'kflex-plain-'));
+    try {
+      const expected = synthTo(path.join(dir, 'atomic'));
+      const out = path.join(dir, 'dist');
+      fs.mkdirSync(out);
+      fs.writeFileSync(path.join(out, 'stale.k8s.yaml'), 'kind: Stale\n');
+      const app = new KubeflexApp({ outdir: out });
+      buildExamplePlatform(app);
+      app.synth();
+      const files = listOutput(out);
+      expect(files.map((f) => path.relative(out, f))).toEqual(Object.keys(expected));
+      for (const f of files) expect(fs.readFileSync(f, 'utf8')).toBe(expected[path.relative(out, f)]);
+      expect(fs.readdirSync(dir).sort()).toEqual(['atomic', 'dist']); // no staging directory left behind
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
   });
 });

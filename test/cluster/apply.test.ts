@@ -7,6 +7,7 @@ import {
   HostControlPlane,
   K3sControlPlane,
   K8sControlPlane,
+  KubeflexApp,
   KubeflexHosting,
   synthesizeAtomically,
   VClusterControlPlane,
@@ -37,8 +38,11 @@ suite('server-side apply on a real kube-apiserver', () => {
     expect(line).toMatch(
       /^kubectl apply --server-side -f dist\/00-base\/ && .* && kubectl apply --server-side -f dist\/$/,
     );
+    // Synthesized as the README's code does it: app.synth() of a KubeflexApp (what `cdk8s synth` runs).
     const work = path.join(tmp, 'readme');
-    synthesizeAtomically(buildExamplePlatform, path.join(work, 'dist'));
+    const app = new KubeflexApp({ outdir: path.join(work, 'dist') });
+    buildExamplePlatform(app);
+    app.synth();
     const empty = await startCluster(state, 'readme-apply');
     try {
       const r = spawnSync('bash', ['-c', line], {
