@@ -426,11 +426,13 @@ export class K8sControlPlane extends ControlPlaneBase {
           ],
           securityContext: restrictedContainer(),
           resources: containerResources(sizes.apiServer),
+          // On the path to Ready: the API server answers /livez ~3 s after its start, so a probe every second from
+          // 2 s on sees it within a second instead of at the 5 s or 10 s tick (same 240 s budget as before).
           startup: probe('/livez', {
-            initialDelaySeconds: Duration.seconds(5),
-            periodSeconds: Duration.seconds(5),
+            initialDelaySeconds: Duration.seconds(2),
+            periodSeconds: Duration.seconds(1),
             timeoutSeconds: Duration.seconds(15),
-            failureThreshold: 48,
+            failureThreshold: 238,
           }),
           liveness: probe('/livez', {
             periodSeconds: Duration.seconds(10),
