@@ -16,7 +16,7 @@ import {
   valueAtPath,
 } from './api-validation';
 import { KubeflexConfigError } from './errors';
-import { IKubeflexHosting } from './hosting';
+import { bindControllerInNamespace, IKubeflexHosting, registerControlPlane } from './hosting';
 import {
   CONTROL_PLANE_LABEL,
   HOOK_POD_LABEL,
@@ -158,7 +158,7 @@ export abstract class ControlPlaneBase extends Chart {
       if (typeof v !== 'string')
         throw new KubeflexConfigError(this.constructName, `globalVars.${k}`, v, 'must be a string');
     }
-    props.hosting.registerControlPlane(name, this);
+    registerControlPlane(props.hosting, name, this);
     const sleeping = props.sleeping ?? false;
     if (sleeping && !TYPE_CONTRACTS[info.type as ControlPlaneTypeName]?.sleepWorkloads.length) {
       throw new KubeflexConfigError(
@@ -184,7 +184,7 @@ export abstract class ControlPlaneBase extends Chart {
     this.tenantNamespace = new kplus.Namespace(this, 'Namespace', {
       metadata: { name: this.names.namespace, labels: podSecurityLabels(this.podSecurity) },
     });
-    props.hosting.bindControllerInNamespace(this, 'ControllerAccess', this.names.namespace);
+    bindControllerInNamespace(this, 'ControllerAccess', this.names.namespace);
     for (const use of props.postCreateHooks ?? []) this.addPostCreateHook(use);
   }
 

@@ -310,12 +310,6 @@ export interface IKubeflexHosting extends IConstruct {
   readonly postCreateHookNames: string[];
   /** The hook registered under `name`, if any. */
   findPostCreateHook(name: string): PostCreateHook | undefined;
-  /** @internal Called by control-plane constructs; throws on a duplicate name. */
-  registerControlPlane(name: string, construct: Construct): void;
-  /** @internal Called by PostCreateHook; throws on a duplicate name. */
-  registerPostCreateHook(hook: PostCreateHook): void;
-  /** @internal The controller's access to a tenant namespace (its tenant ClusterRole, bound in `namespace`). */
-  bindControllerInNamespace(scope: Construct, id: string, namespace: string): kplus.RoleBinding;
 }
 
 /** Props of KubeflexHosting.fromConfig. */
@@ -326,62 +320,79 @@ export interface KubeflexHostingFromConfigProps {
   readonly postgresClientImage?: string;
 }
 
-/** The name registries every hosting shares: duplicate tenant and hook names are caught at synth. */
-abstract class HostingRegistry extends Chart {
-  private readonly controlPlanes = new Map<string, Construct>();
-  private readonly hooks = new Map<string, PostCreateHook>();
+/**
+ * The names registered with each hosting install, kept outside its public interface (no mutators on
+ * IKubeflexHosting): duplicate tenant and hook names are caught at synth.
+ */
+const REGISTRIES = new WeakMap<
+  IKubeflexHosting,
+  { readonly controlPlanes: Map<string, Construct>; readonly hooks: Map<string, PostCreateHook> }
+>();
 
-  /** @internal */
-  public registerControlPlane(name: string, construct: Construct): void {
-    const existing = this.controlPlanes.get(name);
-    if (existing) {
-      throw new KubeflexConfigError(
-        `${construct.constructor.name} "${construct.node.path}"`,
-        'name',
-        name,
-        `is already used by the control plane at "${existing.node.path}"`,
-      );
-    }
-    this.controlPlanes.set(name, construct);
+function registryOf(hosting: IKubeflexHosting) {
+  let r = REGISTRIES.get(hosting);
+  if (!r) REGISTRIES.set(hosting, (r = { controlPlanes: new Map(), hooks: new Map() }));
+  return r;
+}
+
+/** Records a control plane of `hosting` (called by the control-plane constructs); throws on a duplicate name. */
+export function registerControlPlane(hosting: IKubeflexHosting, name: string, construct: Construct): void {
+  const planes = registryOf(hosting).controlPlanes;
+  const existing = planes.get(name);
+  if (existing) {
+    throw new KubeflexConfigError(
+      `${construct.constructor.name} "${construct.node.path}"`,
+      'name',
+      name,
+      `is already used by the control plane at "${existing.node.path}"`,
+    );
   }
+  planes.set(name, construct);
+}
 
-  /** @internal Registers a PostCreateHook so control planes can refer to it by name; throws on a duplicate name. */
-  public registerPostCreateHook(hook: PostCreateHook): void {
-    const existing = this.hooks.get(hook.hookName);
-    if (existing) {
-      throw new KubeflexConfigError(
-        `PostCreateHook "${hook.node.path}"`,
-        'name',
-        hook.hookName,
-        `is already used by the hook at "${existing.node.path}"`,
-      );
-    }
-    this.hooks.set(hook.hookName, hook);
+/** Records a PostCreateHook of `hosting` so control planes can refer to it by name; throws on a duplicate name. */
+export function registerPostCreateHook(hosting: IKubeflexHosting, hook: PostCreateHook): void {
+  const hooks = registryOf(hosting).hooks;
+  const existing = hooks.get(hook.hookName);
+  if (existing) {
+    throw new KubeflexConfigError(
+      `PostCreateHook "${hook.node.path}"`,
+      'name',
+      hook.hookName,
+      `is already used by the hook at "${existing.node.path}"`,
+    );
   }
+  hooks.set(hook.hookName, hook);
+}
 
+/** The controller's access to a namespace: its tenant ClusterRole, bound in `namespace`. */
+export function bindControllerInNamespace(scope: Construct, id: string, namespace: string): kplus.RoleBinding {
+  const role = kplus.ClusterRole.fromClusterRoleName(scope, `${id}Role`, CONTROLLER_TENANT_ROLE);
+  const binding = new kplus.RoleBinding(scope, id, {
+    metadata: { name: 'kubeflex-controller', namespace },
+    role,
+  });
+  binding.addSubjects(
+    kplus.ServiceAccount.fromServiceAccountName(scope, `${id}Subject`, CONTROLLER_NAME, {
+      namespaceName: HOSTING_NAMESPACE,
+    }),
+  );
+  return binding;
+}
+
+/** What every hosting answers from its registry: the hooks registered with it. */
+abstract class HostingRegistry
+  extends Chart
+  implements Pick<IKubeflexHosting, 'findPostCreateHook' | 'postCreateHookNames'>
+{
   /** The hook registered under `name`, if any. */
   public findPostCreateHook(name: string): PostCreateHook | undefined {
-    return this.hooks.get(name);
+    return registryOf(this as unknown as IKubeflexHosting).hooks.get(name);
   }
 
   /** Names of all registered hooks, sorted (for error messages). */
   public get postCreateHookNames(): string[] {
-    return [...this.hooks.keys()].sort();
-  }
-
-  /** @internal The controller's access to a tenant namespace: its tenant ClusterRole, bound in `namespace`. */
-  public bindControllerInNamespace(scope: Construct, id: string, namespace: string): kplus.RoleBinding {
-    const role = kplus.ClusterRole.fromClusterRoleName(scope, `${id}Role`, CONTROLLER_TENANT_ROLE);
-    const binding = new kplus.RoleBinding(scope, id, {
-      metadata: { name: 'kubeflex-controller', namespace },
-      role,
-    });
-    binding.addSubjects(
-      kplus.ServiceAccount.fromServiceAccountName(scope, `${id}Subject`, CONTROLLER_NAME, {
-        namespaceName: HOSTING_NAMESPACE,
-      }),
-    );
-    return binding;
+    return [...registryOf(this as unknown as IKubeflexHosting).hooks.keys()].sort();
   }
 }
 
@@ -796,7 +807,7 @@ export class KubeflexHosting extends HostingRegistry implements IKubeflexHosting
     tenant.allow(['delete'], kplus.ApiResource.JOBS);
     // Host planes: short-lived, renewed TokenRequest tokens instead of a non-expiring token Secret.
     tenant.allow(['create'], kplus.ApiResource.custom({ apiGroup: '', resourceType: 'serviceaccounts/token' }));
-    this.bindControllerInNamespace(this, 'ControllerTenantRoleBinding', HOSTING_NAMESPACE);
+    bindControllerInNamespace(this, 'ControllerTenantRoleBinding', HOSTING_NAMESPACE);
     const extra = this.bootstrapSecretNamespaces.slice(1);
     if (extra.length) {
       // Read a bootstrap kubeconfig and delete it once used: nothing else, and only where the admin listed.

@@ -1,9 +1,10 @@
+import { Lazy } from 'cdk8s';
 import { Construct } from 'constructs';
 import { PostCreateHook as PostCreateHookApi } from '../imports/tenancy.kflex.kubestellar.org';
 import { embeddedTemplateProblems, valueAtPath } from './api-validation';
 import { checkDnsSubdomain, KubeflexConfigError } from './errors';
 import { actionsIn, CLUSTER_SCOPED_KINDS, HookRenderContext, renderHookTemplates, VARIABLE } from './hook-render';
-import type { IKubeflexHosting } from './hosting';
+import { IKubeflexHosting, registerPostCreateHook } from './hosting';
 
 export { BUILT_IN_HOOK_VARS, CLUSTER_SCOPED_KINDS, HookRenderContext } from './hook-render';
 
@@ -109,10 +110,13 @@ export class PostCreateHook extends Construct {
         labels: props.labels,
         ...(Object.keys(annotations).length ? { annotations } : {}),
       },
-      // Arrays are read at synth time, so templates added later are included.
-      spec: { templates: this.templates, defaultVars: this.defaultVars },
+      // Rendered at synth, so templates and variables added later are included (no shared mutable array).
+      spec: {
+        templates: Lazy.any({ produce: () => this.templates.map((t) => t) }),
+        defaultVars: Lazy.any({ produce: () => this.defaultVars.map((v) => ({ ...v })) }),
+      },
     });
-    props.hosting.registerPostCreateHook(this);
+    registerPostCreateHook(props.hosting, this);
     this.node.addValidation({
       validate: () => (this.templates.length === 0 ? [`${where}: no templates were added (use addTemplate())`] : []),
     });
