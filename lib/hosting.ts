@@ -996,6 +996,9 @@ export class KubeflexHosting extends HostingRegistry implements IKubeflexHosting
   }
 
   private addController(image: string): void {
+    // Id kept as 'Resource' although the chart is more than its controller: cdk8s-plus derives the Deployment's
+    // selector label (cdk8s.io/metadata.addr) from the construct address, and a selector is immutable, so another id
+    // would make every existing install fail to upgrade.
     const deployment = new kplus.Deployment(this, 'Resource', {
       metadata: {
         name: CONTROLLER_NAME,
