@@ -312,6 +312,75 @@ export interface IKubeflexHosting extends IConstruct {
   findPostCreateHook(name: string): PostCreateHook | undefined;
 }
 
+/** What a hosting install is, to constructs that synthesize against it (KubeflexHosting.fromHostingAttributes). */
+export interface KubeflexHostingAttributes {
+  /** Domain under which control planes are exposed. */
+  readonly domain: string;
+  /** External port of the ingress controller or gateway listener. */
+  readonly externalPort: number;
+  /** Whether control planes are exposed by OpenShift Routes. @default false */
+  readonly isOpenShift?: boolean;
+  /** Ingress class of control-plane Ingresses. @default "nginx" */
+  readonly ingressClassName?: string;
+  /**
+   * Namespace of the ingress controller or gateway.
+   * @default - the gateway's namespace with a gateway, "openshift-ingress" on OpenShift, else "ingress-nginx"
+   */
+  readonly ingressNamespace?: string;
+  /** The Gateway that exposes control planes. @default - none: Ingresses or Routes */
+  readonly gateway?: GatewayParent;
+  /** Host container name (certificate SAN). @default "kubeflex-control-plane" */
+  readonly hostContainer?: string;
+  /** Whether control planes of type `host` may be made. @default true */
+  readonly hostControlPlanes?: boolean;
+  /** Namespaces besides `kubeflex-system` where bootstrap Secrets may be. @default - none */
+  readonly bootstrapSecretNamespaces?: string[];
+  /** Where hook workloads with `hosting-api` egress may connect. @default - any address, ports 443 and 6443 */
+  readonly hostingApiEgress?: HostingApiEgress;
+  /** PostgreSQL for k8s-type tenants. @default - none: k8s planes are refused */
+  readonly postgres?: PostgresEndpoint;
+}
+
+/**
+ * The attributes a `kubeflex-config` ConfigMap's data describes (the ConfigMap decoding beside the typed import);
+ * throws KubeflexConfigError naming `where` and the bad key.
+ */
+export function hostingAttributesFromConfig(
+  where: string,
+  config: Record<string, string>,
+  postgresClientImage: string = IMAGES.postgres,
+): KubeflexHostingAttributes {
+  let c: ReturnType<typeof decodeHostingConfig>;
+  try {
+    c = decodeHostingConfig(config);
+  } catch (e) {
+    throw new KubeflexConfigError(where, 'config', '(kubeflex-config data)', (e as Error).message);
+  }
+  const pg = c.postgres;
+  return {
+    domain: c.domain,
+    externalPort: c.externalPort,
+    isOpenShift: c.isOpenShift,
+    ingressClassName: c.ingressClassName,
+    ingressNamespace: c.ingressNamespace,
+    gateway: c.gateway,
+    hostContainer: c.hostContainer,
+    hostControlPlanes: c.hostControlPlanes,
+    bootstrapSecretNamespaces: c.bootstrapSecretNamespaces ? [...c.bootstrapSecretNamespaces] : undefined,
+    hostingApiEgress: c.hostingApi,
+    postgres: pg && {
+      host: pg.host,
+      port: pg.port,
+      superuser: pg.superuser,
+      passwordSecretName: pg.passwordSecret,
+      passwordSecretKey: pg.passwordKey,
+      sslMode: pg.sslMode as PostgresSslMode,
+      ...(pg.ca ? { ca: { secretName: pg.ca.secret, key: pg.ca.key } } : {}),
+      clientImage: postgresClientImage,
+    },
+  };
+}
+
 /** Props of KubeflexHosting.fromConfig. */
 export interface KubeflexHostingFromConfigProps {
   /** The data of ConfigMap `kubeflex-system/kubeflex-config` of the install (as written by KubeflexHosting). */
@@ -433,41 +502,22 @@ class ImportedKubeflexHosting extends HostingRegistry implements IKubeflexHostin
   public readonly hostingApiEgress: HostingApiEgress;
   public readonly postgres?: PostgresEndpoint;
 
-  public constructor(scope: Construct, id: string, props: KubeflexHostingFromConfigProps) {
+  public constructor(scope: Construct, id: string, attrs: KubeflexHostingAttributes) {
     super(scope, id, { labels: { 'app.kubernetes.io/part-of': 'kubeflex' } });
-    let c: ReturnType<typeof decodeHostingConfig>;
-    try {
-      c = decodeHostingConfig(props.config);
-    } catch (e) {
-      throw new KubeflexConfigError(
-        `KubeflexHosting.fromConfig "${this.node.path}"`,
-        'config',
-        '(kubeflex-config data)',
-        (e as Error).message,
-      );
-    }
-    this.domain = c.domain;
-    this.externalPort = c.externalPort;
-    this.isOpenShift = c.isOpenShift;
-    this.ingressClassName = c.ingressClassName;
-    this.gateway = c.gateway;
-    this.ingressNamespace = c.ingressNamespace ?? defaultIngressNamespace(c.gateway, c.isOpenShift);
-    this.hostContainer = c.hostContainer;
-    this.hostControlPlanes = c.hostControlPlanes;
-    this.bootstrapSecretNamespaces = [HOSTING_NAMESPACE, ...(c.bootstrapSecretNamespaces ?? [])];
-    this.hostingApiEgress = c.hostingApi ?? DEFAULT_HOSTING_API_EGRESS;
-    checkDnsSubdomain(`KubeflexHosting.fromConfig "${this.node.path}"`, 'config.domain', this.domain);
-    const pg = c.postgres;
-    this.postgres = pg && {
-      host: pg.host,
-      port: pg.port,
-      superuser: pg.superuser,
-      passwordSecretName: pg.passwordSecret,
-      passwordSecretKey: pg.passwordKey,
-      sslMode: pg.sslMode as PostgresSslMode,
-      ...(pg.ca ? { ca: { secretName: pg.ca.secret, key: pg.ca.key } } : {}),
-      clientImage: props.postgresClientImage ?? IMAGES.postgres,
-    };
+    this.domain = attrs.domain;
+    this.externalPort = attrs.externalPort;
+    this.isOpenShift = attrs.isOpenShift ?? false;
+    this.ingressClassName = attrs.ingressClassName ?? HOSTING_DEFAULTS.ingressClassName;
+    this.gateway = attrs.gateway;
+    this.ingressNamespace = attrs.ingressNamespace ?? defaultIngressNamespace(attrs.gateway, this.isOpenShift);
+    this.hostContainer = attrs.hostContainer ?? HOSTING_DEFAULTS.hostContainer;
+    this.hostControlPlanes = attrs.hostControlPlanes ?? true;
+    this.bootstrapSecretNamespaces = [HOSTING_NAMESPACE, ...(attrs.bootstrapSecretNamespaces ?? [])];
+    this.hostingApiEgress = attrs.hostingApiEgress ?? DEFAULT_HOSTING_API_EGRESS;
+    this.postgres = attrs.postgres;
+    const where = `KubeflexHosting.fromHostingAttributes "${this.node.path}"`;
+    checkDnsSubdomain(where, 'domain', this.domain);
+    checkInteger(where, 'externalPort', this.externalPort, 1, 65535);
   }
 }
 
@@ -482,7 +532,24 @@ export class KubeflexHosting extends HostingRegistry implements IKubeflexHosting
    * synthesize against it exactly as against the install itself, and it emits nothing of the install.
    */
   public static fromConfig(scope: Construct, id: string, props: KubeflexHostingFromConfigProps): IKubeflexHosting {
-    return new ImportedKubeflexHosting(scope, id, props);
+    const where = `KubeflexHosting.fromConfig "${scope.node.path ? `${scope.node.path}/` : ''}${id}"`;
+    return new ImportedKubeflexHosting(
+      scope,
+      id,
+      hostingAttributesFromConfig(where, props.config, props.postgresClientImage),
+    );
+  }
+
+  /**
+   * A hosting install that runs elsewhere, from its typed attributes (AWS CDK's `fromXxxAttributes`): control planes
+   * and hooks synthesize against it exactly as against the install itself, and it emits nothing of the install.
+   */
+  public static fromHostingAttributes(
+    scope: Construct,
+    id: string,
+    attrs: KubeflexHostingAttributes,
+  ): IKubeflexHosting {
+    return new ImportedKubeflexHosting(scope, id, attrs);
   }
 
   /** Domain under which control planes are exposed. */
