@@ -1,24 +1,17 @@
 // One reconcile of one ControlPlane: observe through KubeClient, decide with the pure core, write the difference.
 // Level-based: every pass starts from what the cluster holds now, so a restart or a lost event changes nothing.
 import { decodeHostingConfig, HostingConfig } from '../hosting-config';
-import { ApiError, ConnectTo, KubeClient, paths } from '../kube/client';
+import { ApiError, KubeClient, paths } from '../kube/client';
 import { parseKubeconfig, ParsedKubeconfig } from '../kube/kubeconfig';
 import type { Logger } from '../kube/log';
 import { API_GROUP, API_VERSION, tenantNames, TenantNames, HOSTING_NAMESPACE, CONTROL_PLANE_LABEL } from '../names';
 import {
   ADMIN_GROUP,
-  ADMIN_KUBECONFIG_KEYS,
-  ADMIN_KUBECONFIG_SECRET,
-  controlPlaneOwnerReference,
   HOSTING_CONFIGMAP,
-  hostBindingName,
-  tenantDatabaseMark,
-  TYPE_CONTRACTS,
   MATERIALIZE_ERROR,
-  MATERIALIZED_FOR,
-  MATERIALIZED_TYPE,
   POSTGRES_TLS_SECRET,
   SLEEP_ANNOTATION,
+  TYPE_CONTRACTS,
   typeContract,
 } from '../wire';
 import {
@@ -29,58 +22,34 @@ import {
   computeHookStatus,
   computeStatus,
   ControlPlaneObject,
-  externalAdminData,
-  externalKubeconfig,
   FINALIZER,
   hookObjects,
   hookUses,
   HookUse,
-  MANAGED_BY,
   objectReady,
-  planExternal,
   planHostingSecrets,
-  planHostToken,
-  HOST_NO_OFF_CLUSTER_KUBECONFIG,
-  hostKubeconfig,
-  planK3sSecrets,
-  planK8sSecrets,
-  planVClusterSecrets,
   SecretData,
-  SecretPlan,
   secretRefFor,
-  SecretWrite,
   PostCreateHookObject,
   statusChanged,
   workloadFor,
   workloadReady,
 } from './core';
-import type { DropResult } from './postgres';
+import {
+  errorText,
+  key,
+  lookupIn,
+  Observed,
+  provisionJobPath,
+  readSecrets,
+  ReconcileDeps,
+  SecretKey,
+  TerminalSpecError,
+  writeSecret,
+} from './pass';
+import { driverFor } from './types';
 
-/** What a reconcile needs from its environment. */
-export interface ReconcileDeps {
-  readonly hosting: KubeClient;
-  readonly connectTo: ConnectTo;
-  readonly certValiditySeconds: number;
-  readonly caValiditySeconds: number;
-  readonly notReadyRequeueMs: number;
-  readonly hooksRequeueMs: number;
-  readonly probeTimeoutMs: number;
-  /** Renew adopted clusters' and host planes' tokens after this fraction of their lifetime. */
-  readonly tokenRenewFraction: number;
-  /** Lifetime of host planes' TokenRequest tokens, in seconds. */
-  readonly hostTokenSeconds: number;
-  readonly log: Logger;
-  readonly now: () => Date;
-  readonly dropDatabase: (
-    pg: NonNullable<HostingConfig['postgres']>,
-    password: string,
-    db: string,
-    role: string,
-    ca: string | undefined,
-    /** `kubeflex:<ControlPlane UID>`: a database marked for another plane is kept. */
-    mark: string,
-  ) => Promise<DropResult>;
-}
+export { ReconcileDeps, TerminalSpecError } from './pass';
 
 /** When to look again. */
 export interface ReconcileResult {
@@ -91,30 +60,13 @@ export interface ReconcileResult {
   readonly notReady?: boolean;
 }
 
-type SecretKey = [namespace: string, name: string];
-
-/** Secrets a pass reads besides its type's contract: those in the hosting namespace, or named after the plane. */
-const EXTRA_SECRETS: Record<string, (n: TenantNames, config: HostingConfig) => SecretKey[]> = {
-  k8s: (n, config) => [
-    ...(config.postgres?.ca ? [[HOSTING_NAMESPACE, config.postgres.ca.secret] as SecretKey] : []),
-    [HOSTING_NAMESPACE, n.hostingDatabaseSecret],
-  ],
-  // The host type's ServiceAccount token Secret carries the plane's name (KubeFlex).
-  host: (n) => [[n.namespace, n.name]],
-};
-
-/** The Secrets a pass over a plane of a supported `type` reads. */
+/** The Secrets a pass over a plane of a supported `type` reads: its contract's, and what its driver adds. */
 function secretsRead(type: string, n: TenantNames, config: HostingConfig): SecretKey[] {
   return [
     ...typeContract(type)!.secrets.map((s): SecretKey => [n.namespace, s]),
-    ...(EXTRA_SECRETS[type]?.(n, config) ?? []),
+    ...(driverFor(type)?.extraSecrets?.(n, config) ?? []),
   ];
 }
-
-type Observed = Map<string, { data: SecretData; resourceVersion: string }>;
-const key = (ns: string, name: string) => `${ns}/${name}`;
-const decode = (d: Record<string, string> | undefined): SecretData =>
-  Object.fromEntries(Object.entries(d ?? {}).map(([k, v]) => [k, Buffer.from(v, 'base64').toString('utf8')]));
 
 /** Reconciles the hosting install itself: the bundled PostgreSQL's superuser password. */
 export async function reconcileHosting(deps: ReconcileDeps): Promise<void> {
@@ -154,20 +106,21 @@ export async function reconcileControlPlane(deps: ReconcileDeps, name: string): 
     return writeStatus(deps, cp, { syncError: (e as Error).message, notReady: 'not synced', hooks: [] }, log);
   }
   const secretRef = secretRefFor(type, names);
+  const driver = driverFor(type);
   const hooks: { name: string; complete: boolean; detail: string }[] = [];
   let notReady: string | undefined;
   let requeueAfterMs: number | undefined;
   try {
     // Only a new spec can change this: no back-off loop, the next generation (or the resync) looks again.
-    if (!secretRef) {
+    if (!secretRef || !driver) {
       throw new TerminalSpecError(
         `spec.type "${type}" is not supported by this controller (${Object.keys(TYPE_CONTRACTS).join(', ')})`,
       );
     }
-    if (!cp.metadata.finalizers?.includes(FINALIZER) && (type !== 'k8s' || (await databaseProvisioned(deps, names)))) {
+    if (!cp.metadata.finalizers?.includes(FINALIZER) && (await (driver.mayFinalize?.(deps, names) ?? true))) {
       // Like KubeFlex, every ControlPlane gets the finalizer: `kubectl delete cp` must take the tenant's namespace
       // (not owned by the ControlPlane: synth cannot know its UID) and, for k8s, its database with it. A k8s plane
-      // gets it only once its database Job succeeded, so a plane that never provisioned drops nothing (review H2).
+      // gets it only once its database Job succeeded (its driver's mayFinalize), so it never drops what it did not make.
       const patched = await deps.hosting.request<ControlPlaneObject>(
         'PATCH',
         paths.controlPlane(name),
@@ -213,35 +166,17 @@ export async function reconcileControlPlane(deps: ReconcileDeps, name: string): 
       caValiditySeconds: deps.caValiditySeconds,
     };
 
-    let plan: SecretPlan = { writes: [] };
     let routeHost: string | undefined;
-    if (config.isOpenShift && (type === 'k8s' || type === 'vcluster')) {
+    if (config.isOpenShift && driver.openShiftRoute) {
       const route = await deps.hosting.get(paths.object('route.openshift.io/v1', 'Route', name, names.namespace)!);
       routeHost = route?.spec?.host || undefined;
       if (!routeHost) notReady = `waiting for OpenShift to assign a host to Route ${names.namespace}/${name}`;
     }
-    if (type === 'k8s') {
-      if (!config.postgres)
-        throw new Error('ConfigMap kubeflex-config has no postgresHost: k8s control planes need the shared PostgreSQL');
-      if (!notReady) plan = planK8sSecrets(names, cp.metadata.uid ?? '', config, lookup, opts, routeHost);
-    } else if (type === 'k3s') plan = planK3sSecrets(names, config, lookup, opts);
-    else if (type === 'vcluster') plan = planVClusterSecrets(names, lookup);
-    else if (type === 'host') {
-      if (!config.hostControlPlanes) {
-        throw new TerminalSpecError(
-          'host control planes are disabled in this hosting install (hostControlPlanes: false)',
-        );
-      }
-      await ensureHostBinding(deps, cp, names, ns, log);
-      const h = await reconcileHost(deps, cp, names, observed, log);
-      requeueAfterMs = h.requeueAfterMs;
-      if (h.waitingFor) notReady = `waiting for ${h.waitingFor}`;
-    } else if (type === 'external') {
-      const allowed = [HOSTING_NAMESPACE, ...(config.bootstrapSecretNamespaces ?? [])];
-      requeueAfterMs = await reconcileExternal(deps, cp, names, observed, allowed, log);
-    }
-    for (const w of plan.writes) await writeSecret(deps, observed, w, cp, log);
-    notReady ??= plan.waitingFor && `waiting for ${plan.waitingFor}`;
+    // The type's own step (types/<type>.ts): Secrets to mint or renew, what it waits for, when to look again.
+    const step = await driver.reconcile({ deps, cp, names, ns, config, observed, lookup, opts, routeHost, log });
+    requeueAfterMs = step.requeueAfterMs;
+    for (const w of step.writes ?? []) await writeSecret(deps, observed, w, cp, log);
+    notReady ??= step.notReady;
 
     // Asleep: Secrets are still kept current (above), but nothing is probed; its API is down on purpose.
     const sleeping =
@@ -250,6 +185,7 @@ export async function reconcileControlPlane(deps: ReconcileDeps, name: string): 
       notReady ??= await apiNotReady(
         deps,
         type,
+        driver.probesApi,
         names,
         secretRef.inClusterKey,
         observed.get(key(secretRef.namespace, secretRef.name))?.data,
@@ -257,7 +193,7 @@ export async function reconcileControlPlane(deps: ReconcileDeps, name: string): 
       );
       for (const use of hookUses(cp)) hooks.push(await hookState(deps, cp, names, use, hookObjs.get(use.hookName)));
     }
-    const readyMessage = type === 'host' ? HOST_NO_OFF_CLUSTER_KUBECONFIG : undefined;
+    const readyMessage = driver.readyMessage;
     const result = await writeStatus(deps, cp, { notReady, hooks, secretRef, sleeping, readyMessage }, log);
     const waitingHooks = cp.spec?.waitForPostCreateHooks && hooks.some((h) => !h.complete);
     const next = [requeueAfterMs, waitingHooks ? deps.hooksRequeueMs : undefined].filter(
@@ -279,167 +215,11 @@ export async function reconcileControlPlane(deps: ReconcileDeps, name: string): 
   }
 }
 
-function errorText(e: unknown): string {
-  return e instanceof Error ? e.message : String(e);
-}
-
-async function readSecrets(client: KubeClient, into: Observed, keys: [string, string][]): Promise<void> {
-  await Promise.all(
-    keys.map(async ([ns, n]) => {
-      const s = await client.get(paths.secret(ns, n));
-      if (s) into.set(key(ns, n), { data: decode(s.data), resourceVersion: s.metadata.resourceVersion });
-    }),
-  );
-}
-
-const lookupIn = (observed: Observed) => (ns: string, n: string) => observed.get(key(ns, n))?.data;
-
-/** Creates or updates (with optimistic concurrency) one Secret; never logs its data. */
-async function writeSecret(
-  deps: ReconcileDeps,
-  observed: Observed,
-  w: SecretWrite,
-  owner?: ControlPlaneObject,
-  log = deps.log,
-): Promise<void> {
-  const existing = observed.get(key(w.namespace, w.name));
-  const body = {
-    apiVersion: 'v1',
-    kind: 'Secret',
-    type: 'Opaque',
-    metadata: {
-      name: w.name,
-      namespace: w.namespace,
-      labels: { ...MANAGED_BY, ...(owner ? { [CONTROL_PLANE_LABEL]: owner.metadata.name } : {}) },
-      // Owned by the ControlPlane, so garbage collection removes it with the control plane.
-      ...(owner?.metadata.uid
-        ? {
-            ownerReferences: [
-              controlPlaneOwnerReference({ metadata: { name: owner.metadata.name, uid: owner.metadata.uid } }),
-            ],
-          }
-        : {}),
-      ...(existing ? { resourceVersion: existing.resourceVersion } : {}),
-    },
-    stringData: w.data,
-  };
-  const saved = existing
-    ? await deps.hosting.request('PUT', paths.secret(w.namespace, w.name), body)
-    : await deps.hosting.request('POST', paths.secrets(w.namespace), body);
-  observed.set(key(w.namespace, w.name), { data: w.data, resourceVersion: saved.metadata.resourceVersion });
-  log.info(existing ? 'secret updated' : 'secret created', {
-    secret: `${w.namespace}/${w.name}`,
-    reason: w.reason,
-    keys: Object.keys(w.data).sort(),
-  });
-}
-
-async function reconcileExternal(
-  deps: ReconcileDeps,
-  cp: ControlPlaneObject,
-  names: TenantNames,
-  observed: Observed,
-  bootstrapNamespaces: readonly string[],
-  log: Logger,
-): Promise<number | undefined> {
-  // Only this plane's own bootstrap Secret: the controller reads it with its own identity, so any other reference
-  // would make it a confused deputy (security review C1). The CRD refuses such references too; this check also covers
-  // objects stored before that rule existed. The Secret needs no label (KubeFlex's `kflex adopt` sets none): the
-  // admission policy admits a reference only from an author who may read that Secret themselves, so the controller
-  // reads nothing its author could not (lib/admission.ts).
-  // The admin lists the namespaces where bootstrap Secrets may be (KubeStellar's chart uses its release namespace).
-  const ref = cp.spec?.bootstrapSecretRef;
-  const bootstrapName = names.bootstrapSecret;
-  const bootstrapNs = ref?.namespace ?? HOSTING_NAMESPACE;
-  if (ref && (!bootstrapNamespaces.includes(ref.namespace ?? '') || ref.name !== bootstrapName)) {
-    throw new TerminalSpecError(
-      `spec.bootstrapSecretRef ${ref.namespace}/${ref.name} is refused: only ${bootstrapName} in ${bootstrapNamespaces.join(' or ')} is read`,
-    );
-  }
-  let bootstrap: SecretData | undefined;
-  const s = ref ? await deps.hosting.get(paths.secret(bootstrapNs, bootstrapName)) : undefined;
-  if (s) bootstrap = decode(s.data);
-  const now = deps.now();
-  const plan = planExternal(
-    cp,
-    observed.get(key(names.namespace, ADMIN_KUBECONFIG_SECRET))?.data,
-    bootstrap,
-    now,
-    deps.tokenRenewFraction,
-  );
-  if (plan.action === 'error') throw new Error(plan.message);
-  if (plan.action === 'keep') {
-    // Secrets written before the off-cluster key existed get it (status.secretRef.key must name a present key).
-    const admin = observed.get(key(names.namespace, ADMIN_KUBECONFIG_SECRET))?.data;
-    if (admin && admin[ADMIN_KUBECONFIG_KEYS.key] !== admin[ADMIN_KUBECONFIG_KEYS.inClusterKey]) {
-      await writeSecret(
-        deps,
-        observed,
-        {
-          namespace: names.namespace,
-          name: ADMIN_KUBECONFIG_SECRET,
-          data: externalAdminData(admin[ADMIN_KUBECONFIG_KEYS.inClusterKey]),
-          reason: 'off-cluster key kubeconfig missing',
-        },
-        cp,
-        log,
-      );
-    }
-    return untilRenewal(plan.renewAt, now);
-  }
-
-  const adopted = KubeClient.fromParsed(plan.via, deps.connectTo, deps.probeTimeoutMs);
-  try {
-    // Create-if-absent: the ServiceAccount and its cluster-admin binding on the adopted cluster (KubeFlex's names).
-    await adopted.createIfAbsent('/api/v1/namespaces/kube-system/serviceaccounts', {
-      apiVersion: 'v1',
-      kind: 'ServiceAccount',
-      metadata: { name: 'kubeflex', namespace: 'kube-system' },
-    });
-    await adopted.createIfAbsent(paths.clusterRoleBindings, {
-      apiVersion: 'rbac.authorization.k8s.io/v1',
-      kind: 'ClusterRoleBinding',
-      metadata: { name: 'kubeflex-clusterrolebinding' },
-      roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name: 'cluster-admin' },
-      subjects: [{ kind: 'ServiceAccount', name: 'kubeflex', namespace: 'kube-system' }],
-    });
-    const tr = await adopted.request('POST', '/api/v1/namespaces/kube-system/serviceaccounts/kubeflex/token', {
-      apiVersion: 'authentication.k8s.io/v1',
-      kind: 'TokenRequest',
-      spec: { expirationSeconds: cp.spec?.tokenExpirationSeconds ?? 31536000, audiences: [] },
-    });
-    const token: string = tr.status.token;
-    await writeSecret(
-      deps,
-      observed,
-      {
-        namespace: names.namespace,
-        name: ADMIN_KUBECONFIG_SECRET,
-        data: externalAdminData(externalKubeconfig(names, plan.via, token)),
-        reason: plan.reason,
-      },
-      cp,
-      log,
-    );
-    if (plan.deleteBootstrap && s) {
-      // Deleted only with a precondition on the UID just verified, never by name alone.
-      await deps.hosting.request('DELETE', paths.secret(bootstrapNs, bootstrapName), {
-        apiVersion: 'v1',
-        kind: 'DeleteOptions',
-        preconditions: { uid: s.metadata.uid, resourceVersion: s.metadata.resourceVersion },
-      });
-      log.info('bootstrap secret deleted', { secret: `${bootstrapNs}/${bootstrapName}` });
-    }
-    return 0;
-  } finally {
-    adopted.close();
-  }
-}
-
 /** Why the tenant API is not ready, or undefined: workload ready and core/v1 discovery answers with the minted kubeconfig. */
 async function apiNotReady(
   deps: ReconcileDeps,
   type: string,
+  probesApi: boolean,
   names: TenantNames,
   inClusterKey: string,
   secret: SecretData | undefined,
@@ -451,7 +231,7 @@ async function apiNotReady(
     const w = workloadReady(await deps.hosting.get(path));
     if (!w.ready) return `${workload.kind} ${names.namespace}/${workload.name}: ${w.detail}`;
   }
-  if (type === 'host') return secret?.[inClusterKey] ? undefined : 'waiting for admin-kubeconfig';
+  if (!probesApi) return secret?.[inClusterKey] ? undefined : `waiting for ${typeContract(type)?.kubeconfig.name}`;
   const kubeconfig = secret?.[inClusterKey];
   if (!kubeconfig) return `kubeconfig key ${inClusterKey} not written yet`;
   let client: KubeClient;
@@ -628,45 +408,7 @@ async function recordEvent(deps: ReconcileDeps, cp: ControlPlaneObject, type: st
 
 async function finalize(deps: ReconcileDeps, cp: ControlPlaneObject, log: Logger): Promise<void> {
   const name = cp.metadata.name;
-  if (cp.spec?.type === 'k8s') {
-    const names = tenantNames(name);
-    const config = decodeHostingConfig(
-      (await deps.hosting.get(paths.configMap(HOSTING_NAMESPACE, HOSTING_CONFIGMAP)))?.data,
-    );
-    if (config.postgres) {
-      const secret = await deps.hosting.get(paths.secret(HOSTING_NAMESPACE, config.postgres.passwordSecret));
-      const password = decode(secret?.data)[config.postgres.passwordKey];
-      if (!password)
-        throw new Error(
-          `cannot drop database ${names.database}: Secret ${HOSTING_NAMESPACE}/${config.postgres.passwordSecret} has no ${config.postgres.passwordKey}`,
-        );
-      const caRef = config.postgres.ca;
-      const ca = caRef
-        ? decode((await deps.hosting.get(paths.secret(HOSTING_NAMESPACE, caRef.secret)))?.data)[caRef.key]
-        : undefined;
-      const r = await deps.dropDatabase(
-        config.postgres,
-        password,
-        names.database,
-        names.databaseRole,
-        ca,
-        tenantDatabaseMark(cp.metadata.uid ?? ''),
-      );
-      log.info('database dropped', { database: names.database, role: names.databaseRole, ...r });
-    }
-    // Only this plane's own credentials Secret (its label), deleted with a precondition on the UID just read: a
-    // finalizer an author added by hand cannot make the controller delete someone else's Secret (review N7).
-    const creds = await deps.hosting.get(paths.secret(HOSTING_NAMESPACE, names.hostingDatabaseSecret));
-    if (creds?.metadata?.labels?.[CONTROL_PLANE_LABEL] === name) {
-      await deps.hosting.deleteIfPresent(paths.secret(HOSTING_NAMESPACE, names.hostingDatabaseSecret), {
-        uid: creds.metadata.uid,
-      });
-    } else if (creds) {
-      log.warn('database credentials Secret kept: it lacks the plane label', {
-        secret: `${HOSTING_NAMESPACE}/${names.hostingDatabaseSecret}`,
-      });
-    }
-  }
+  await driverFor(cp.spec?.type)?.finalize?.(deps, cp, log);
   await deleteTenantObjects(deps, name, log);
   await deps.hosting.request(
     'PATCH',
@@ -706,112 +448,4 @@ async function deleteTenantObjects(deps: ReconcileDeps, name: string, log: Logge
   }
   const job = await deps.hosting.get(provisionJobPath(names));
   if (job && owned(job)) await deps.hosting.deleteIfPresent(provisionJobPath(names));
-}
-
-const provisionJobPath = (names: TenantNames) =>
-  paths.object('batch/v1', 'Job', names.provisionJob, HOSTING_NAMESPACE)!;
-
-/** Delay until a token's renewal time (at least 1 s), or none when it has no expiry. */
-const untilRenewal = (renewAt: Date | undefined, now: Date) =>
-  renewAt ? Math.max(1000, renewAt.getTime() - now.getTime()) : undefined;
-
-/** A spec the controller refuses as it is: retried only when the object changes, not with back-off. */
-export class TerminalSpecError extends Error {}
-
-/** True once the k8s tenant's database Job (`kubeflex-system/db-<name>`) has succeeded. */
-async function databaseProvisioned(deps: ReconcileDeps, names: TenantNames): Promise<boolean> {
-  const job = await deps.hosting.get(provisionJobPath(names));
-  return (job?.status?.succeeded ?? 0) > 0 && job?.metadata?.labels?.[CONTROL_PLANE_LABEL] === names.name;
-}
-
-/**
- * host: binds ServiceAccount `<cp>-system/<cp>` to cluster-admin (ClusterRoleBinding `kubeflex:host:<cp>`, owned by
- * the ControlPlane so garbage collection removes it with the plane). The API server admitted this plane as `host`
- * only for a principal holding the `host` verb, which is what makes the binding the admin's decision. A binding of
- * that name that is not this plane's is never touched; a namespace the materializer made for another type (its
- * type annotation) gets no binding, so no workload of the materializer can run beside the token.
- */
-async function ensureHostBinding(
-  deps: ReconcileDeps,
-  cp: ControlPlaneObject,
-  names: TenantNames,
-  ns: { metadata?: { annotations?: Record<string, string> } },
-  log: Logger,
-): Promise<void> {
-  const annotations = ns.metadata?.annotations ?? {};
-  if (annotations[MATERIALIZED_FOR] !== undefined) {
-    if (annotations[MATERIALIZED_FOR] !== cp.metadata.uid || annotations[MATERIALIZED_TYPE] !== 'host') {
-      throw new TerminalSpecError(
-        `namespace ${names.namespace} was materialized for another ControlPlane or type (${MATERIALIZED_FOR}=${annotations[MATERIALIZED_FOR]}, ${MATERIALIZED_TYPE}=${annotations[MATERIALIZED_TYPE] ?? ''}): no host binding is made`,
-      );
-    }
-  }
-  const name = hostBindingName(names.name);
-  const existing = await deps.hosting.get(paths.clusterRoleBinding(name));
-  if (existing) {
-    const owned = (existing.metadata?.ownerReferences ?? []).some(
-      (r: any) => r.kind === 'ControlPlane' && r.uid === cp.metadata.uid,
-    );
-    if (!owned) {
-      throw new TerminalSpecError(
-        `ClusterRoleBinding ${name} exists and is not owned by this ControlPlane (uid ${cp.metadata.uid}): it is left untouched`,
-      );
-    }
-    return;
-  }
-  await deps.hosting.createIfAbsent(paths.clusterRoleBindings, {
-    apiVersion: 'rbac.authorization.k8s.io/v1',
-    kind: 'ClusterRoleBinding',
-    metadata: {
-      name,
-      labels: { [CONTROL_PLANE_LABEL]: names.name },
-      ownerReferences: [controlPlaneOwnerReference({ metadata: { name: names.name, uid: cp.metadata.uid ?? '' } })],
-    },
-    roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name: 'cluster-admin' },
-    subjects: [{ kind: 'ServiceAccount', name: names.name, namespace: names.namespace }],
-  });
-  log.info('host binding created', { controlPlane: names.name, clusterRoleBinding: name });
-}
-
-/**
- * host: mints a TokenRequest token for ServiceAccount `<cp>` on the hosting cluster (lifetime `hostTokenSeconds`)
- * into `admin-kubeconfig`, and renews it after `tokenRenewFraction` of its lifetime. Returns when to look again.
- */
-async function reconcileHost(
-  deps: ReconcileDeps,
-  cp: ControlPlaneObject,
-  names: TenantNames,
-  observed: Observed,
-  log: Logger,
-): Promise<{ requeueAfterMs?: number; waitingFor?: string }> {
-  const ns = names.namespace;
-  const now = deps.now();
-  const plan = planHostToken(observed.get(key(ns, ADMIN_KUBECONFIG_SECRET))?.data, now, deps.tokenRenewFraction);
-  if (plan.action === 'keep') return { requeueAfterMs: untilRenewal(plan.renewAt, now) };
-  const ca = (await deps.hosting.get(paths.configMap(ns, 'kube-root-ca.crt')))?.data?.['ca.crt'];
-  if (!ca) return { waitingFor: `ConfigMap ${ns}/kube-root-ca.crt` };
-  let tr: any;
-  try {
-    tr = await deps.hosting.request('POST', `/api/v1/namespaces/${ns}/serviceaccounts/${names.name}/token`, {
-      apiVersion: 'authentication.k8s.io/v1',
-      kind: 'TokenRequest',
-      spec: { expirationSeconds: deps.hostTokenSeconds, audiences: [] },
-    });
-  } catch (e) {
-    if (e instanceof ApiError && e.status === 404) return { waitingFor: `ServiceAccount ${ns}/${names.name}` };
-    throw e;
-  }
-  await writeSecret(
-    deps,
-    observed,
-    {
-      namespace: ns,
-      name: ADMIN_KUBECONFIG_SECRET,
-      data: { [ADMIN_KUBECONFIG_KEYS.inClusterKey]: hostKubeconfig(names, ca, tr.status.token) },
-      reason: plan.reason,
-    },
-    cp,
-    log,
-  );
-  return { requeueAfterMs: 0 };
 }

@@ -1,0 +1,115 @@
+// What every pass over one ControlPlane shares, whatever its type: the environment, the Secrets it observed, and
+// the one writer of Secrets. The type drivers (types/) and the pass itself (reconcile.ts) build on it.
+import { HostingConfig } from '../hosting-config';
+import { ConnectTo, KubeClient, paths } from '../kube/client';
+import type { Logger } from '../kube/log';
+import { CONTROL_PLANE_LABEL, HOSTING_NAMESPACE, TenantNames } from '../names';
+import { controlPlaneOwnerReference } from '../wire';
+import { ControlPlaneObject, MANAGED_BY, SecretData, SecretWrite } from './core';
+import type { DropResult } from './postgres';
+
+/** What a reconcile needs from its environment. */
+export interface ReconcileDeps {
+  readonly hosting: KubeClient;
+  readonly connectTo: ConnectTo;
+  readonly certValiditySeconds: number;
+  readonly caValiditySeconds: number;
+  readonly notReadyRequeueMs: number;
+  readonly hooksRequeueMs: number;
+  readonly probeTimeoutMs: number;
+  /** Renew adopted clusters' and host planes' tokens after this fraction of their lifetime. */
+  readonly tokenRenewFraction: number;
+  /** Lifetime of host planes' TokenRequest tokens, in seconds. */
+  readonly hostTokenSeconds: number;
+  readonly log: Logger;
+  readonly now: () => Date;
+  readonly dropDatabase: (
+    pg: NonNullable<HostingConfig['postgres']>,
+    password: string,
+    db: string,
+    role: string,
+    ca: string | undefined,
+    /** `kubeflex:<ControlPlane UID>`: a database marked for another plane is kept. */
+    mark: string,
+  ) => Promise<DropResult>;
+}
+
+/** A spec the controller refuses as it is: retried only when the object changes, not with back-off. */
+export class TerminalSpecError extends Error {}
+
+export type SecretKey = [namespace: string, name: string];
+
+export type Observed = Map<string, { data: SecretData; resourceVersion: string }>;
+
+export const key = (ns: string, name: string) => `${ns}/${name}`;
+
+export const decode = (d: Record<string, string> | undefined): SecretData =>
+  Object.fromEntries(Object.entries(d ?? {}).map(([k, v]) => [k, Buffer.from(v, 'base64').toString('utf8')]));
+
+export function errorText(e: unknown): string {
+  return e instanceof Error ? e.message : String(e);
+}
+
+export async function readSecrets(client: KubeClient, into: Observed, keys: [string, string][]): Promise<void> {
+  await Promise.all(
+    keys.map(async ([ns, n]) => {
+      const s = await client.get(paths.secret(ns, n));
+      if (s) into.set(key(ns, n), { data: decode(s.data), resourceVersion: s.metadata.resourceVersion });
+    }),
+  );
+}
+
+export const lookupIn = (observed: Observed) => (ns: string, n: string) => observed.get(key(ns, n))?.data;
+
+/** Creates or updates (with optimistic concurrency) one Secret; never logs its data. */
+export async function writeSecret(
+  deps: ReconcileDeps,
+  observed: Observed,
+  w: SecretWrite,
+  owner?: ControlPlaneObject,
+  log = deps.log,
+): Promise<void> {
+  const existing = observed.get(key(w.namespace, w.name));
+  const body = {
+    apiVersion: 'v1',
+    kind: 'Secret',
+    type: 'Opaque',
+    metadata: {
+      name: w.name,
+      namespace: w.namespace,
+      labels: { ...MANAGED_BY, ...(owner ? { [CONTROL_PLANE_LABEL]: owner.metadata.name } : {}) },
+      // Owned by the ControlPlane, so garbage collection removes it with the control plane.
+      ...(owner?.metadata.uid
+        ? {
+            ownerReferences: [
+              controlPlaneOwnerReference({ metadata: { name: owner.metadata.name, uid: owner.metadata.uid } }),
+            ],
+          }
+        : {}),
+      ...(existing ? { resourceVersion: existing.resourceVersion } : {}),
+    },
+    stringData: w.data,
+  };
+  const saved = existing
+    ? await deps.hosting.request('PUT', paths.secret(w.namespace, w.name), body)
+    : await deps.hosting.request('POST', paths.secrets(w.namespace), body);
+  observed.set(key(w.namespace, w.name), { data: w.data, resourceVersion: saved.metadata.resourceVersion });
+  log.info(existing ? 'secret updated' : 'secret created', {
+    secret: `${w.namespace}/${w.name}`,
+    reason: w.reason,
+    keys: Object.keys(w.data).sort(),
+  });
+}
+
+export const provisionJobPath = (names: TenantNames) =>
+  paths.object('batch/v1', 'Job', names.provisionJob, HOSTING_NAMESPACE)!;
+
+/** Delay until a token's renewal time (at least 1 s), or none when it has no expiry. */
+export const untilRenewal = (renewAt: Date | undefined, now: Date) =>
+  renewAt ? Math.max(1000, renewAt.getTime() - now.getTime()) : undefined;
+
+/** True once the k8s tenant's database Job (`kubeflex-system/db-<name>`) has succeeded. */
+export async function databaseProvisioned(deps: ReconcileDeps, names: TenantNames): Promise<boolean> {
+  const job = await deps.hosting.get(provisionJobPath(names));
+  return (job?.status?.succeeded ?? 0) > 0 && job?.metadata?.labels?.[CONTROL_PLANE_LABEL] === names.name;
+}
