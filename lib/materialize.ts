@@ -6,15 +6,11 @@
  * them; nothing here talks to a cluster.
  */
 import { ApiObject, App, Chart } from 'cdk8s';
-import { ControlPlaneBase, HOOK_OBJECT_ID_PREFIX, PostCreateHookUse } from './control-plane';
+import { HOOK_OBJECT_ID_PREFIX, PostCreateHookUse } from './control-plane';
+import { constructFor, CONTROL_PLANE_CONSTRUCTS } from './control-plane-types';
 import { KubeflexConfigError } from './errors';
-import { ExternalControlPlane } from './external-control-plane';
-import { HostControlPlane } from './host-control-plane';
 import { IKubeflexHosting, KubeflexHosting } from './hosting';
-import { K3sControlPlane } from './k3s-control-plane';
-import { K8sControlPlane } from './k8s-control-plane';
 import { HOOK_EGRESS_ANNOTATION, HOOK_POD_SECURITY_ANNOTATION, HookEgress, PostCreateHook } from './post-create-hook';
-import { VClusterControlPlane } from './vcluster-control-plane';
 import { hookUses } from './wire';
 import {
   controlPlaneOwnerReference,
@@ -122,37 +118,26 @@ export function materializeParts(
     waitForPostCreateHooks: spec.waitForPostCreateHooks,
   };
   const sleeping = cp.metadata.annotations?.[SLEEP_ANNOTATION] === 'true' ? true : undefined;
-  const build: Record<string, () => ControlPlaneBase> = {
-    k8s: () => new K8sControlPlane(app, cp.metadata.name, { ...common, sleeping }),
-    k3s: () => new K3sControlPlane(app, cp.metadata.name, { ...common, sleeping }),
-    vcluster: () => new VClusterControlPlane(app, cp.metadata.name, { ...common, sleeping }),
-    // Listing hooks on a host plane is the opt-in: the API server admits that only from a principal holding the
-    // verb `host-hooks` (lib/admission.ts), so it is the hosting admin's decision, not any ControlPlane author's.
-    host: () => new HostControlPlane(app, cp.metadata.name, { ...common, allowPostCreateHooks: uses.length > 0 }),
-    external: () =>
-      new ExternalControlPlane(app, cp.metadata.name, {
-        ...common,
-        bootstrapSecret: spec.bootstrapSecretRef
-          ? {
-              name: spec.bootstrapSecretRef.name,
-              namespace: spec.bootstrapSecretRef.namespace,
-              inClusterKey: spec.bootstrapSecretRef.inClusterKey,
-            }
-          : undefined,
-        tokenExpirationSeconds: spec.tokenExpirationSeconds,
-      }),
-  };
   const type = String(spec.type ?? 'k8s');
-  const make = build[type];
+  const make = constructFor(type);
   if (!make) {
     throw new KubeflexConfigError(
       `ControlPlane ${cp.metadata.name}`,
       'spec.type',
       type,
-      `is not a type this installation serves (${Object.keys(build).join(', ')})`,
+      `is not a type this installation serves (${Object.keys(CONTROL_PLANE_CONSTRUCTS).join(', ')})`,
     );
   }
-  const chart: Chart = make();
+  const chart: Chart = make({
+    scope: app,
+    name: cp.metadata.name,
+    common,
+    sleeping,
+    // Listing hooks on a host plane is the opt-in: the API server admits that only from a principal holding the
+    // verb `host-hooks` (lib/admission.ts), so it is the hosting admin's decision, not any ControlPlane author's.
+    allowHostHooks: uses.length > 0,
+    external: { bootstrapSecretRef: spec.bootstrapSecretRef, tokenExpirationSeconds: spec.tokenExpirationSeconds },
+  });
   const hookKeys = new Set(
     chart.node.children
       .filter((c): c is ApiObject => c instanceof ApiObject && c.node.id.startsWith(HOOK_OBJECT_ID_PREFIX))

@@ -1,11 +1,8 @@
 // kflex create
 import { stringify } from 'yaml';
-import { HostControlPlane } from '../../host-control-plane';
-import { K3sControlPlane } from '../../k3s-control-plane';
-import { K8sControlPlane } from '../../k8s-control-plane';
+import { CONTROL_PLANE_CONSTRUCTS } from '../../control-plane-types';
 import { applyObjects } from '../../kube/apply';
 import { parseDuration } from '../../kube/args';
-import { VClusterControlPlane } from '../../vcluster-control-plane';
 import { DEFAULT_KUBERNETES_MINOR, KUBERNETES_RELEASES } from '../../versions';
 import {
   ALLOW_CLUSTER_SCOPED,
@@ -61,7 +58,7 @@ export const createCommand: Command = {
       throw usage(`--backend-type ${flags['backend-type']}: only "shared" is supported`);
     const timeout = parseDuration('timeout', flags.timeout ?? '10m');
     const vars = parseSets(flags.set);
-    const k8sOnly: Record<string, unknown> = {};
+    const k8sOnly: { kubernetesVersion?: string; replicas?: number } = {};
     if (flags['kube-version'] !== undefined) k8sOnly.kubernetesVersion = flags['kube-version'];
     if (flags.replicas !== undefined) {
       if (!/^\d+$/.test(flags.replicas)) throw usage(`--replicas ${flags.replicas}: must be a whole number`);
@@ -76,14 +73,13 @@ export const createCommand: Command = {
       vars,
       flags['allow-cluster-scoped'] === true,
     );
-    const make = {
-      k8s: K8sControlPlane,
-      k3s: K3sControlPlane,
-      vcluster: VClusterControlPlane,
-      host: HostControlPlane,
-    }[type as 'k8s'];
     // Construct errors (KubeflexConfigError) are printed by kflex's dispatcher, exit 1.
-    const objects = new make(app, name, { hosting: h, postCreateHooks: uses, ...k8sOnly }).toJson();
+    const objects = CONTROL_PLANE_CONSTRUCTS[type as 'k8s' | 'k3s' | 'vcluster' | 'host']({
+      scope: app,
+      name,
+      common: { hosting: h, postCreateHooks: uses },
+      k8s: k8sOnly,
+    }).toJson();
     if (flags['dry-run']) {
       ctx.io.out(objects.map((o) => stringify(o)).join('---\n'));
       return;
