@@ -16,7 +16,7 @@ import {
   valueAtPath,
 } from './api-validation';
 import { KubeflexConfigError } from './errors';
-import { bindControllerInNamespace, IKubeflexHosting, registerControlPlane } from './hosting';
+import { bindControllerInNamespace, IKubeflexHosting, registerControlPlane } from './hosting-face';
 import {
   CONTROL_PLANE_LABEL,
   HOOK_POD_LABEL,

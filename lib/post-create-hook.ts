@@ -4,7 +4,7 @@ import { PostCreateHook as PostCreateHookApi } from '../imports/tenancy.kflex.ku
 import { embeddedTemplateProblems, valueAtPath } from './api-validation';
 import { checkDnsSubdomain, KubeflexConfigError } from './errors';
 import { actionsIn, CLUSTER_SCOPED_KINDS, HookRenderContext, renderHookTemplates, VARIABLE } from './hook-render';
-import { IKubeflexHosting, registerPostCreateHook } from './hosting';
+import { IKubeflexHosting, registerPostCreateHook } from './hosting-face';
 
 export { BUILT_IN_HOOK_VARS, CLUSTER_SCOPED_KINDS, HookRenderContext } from './hook-render';
 
