@@ -51,7 +51,8 @@ export const createCommand: Command = {
       throw usage(args.length ? `unexpected argument ${args[1]}` : 'the control plane name is required');
     const name = args[0];
     const type = (flags.type as string | undefined) ?? 'k8s';
-    const types = ['k8s', 'k3s', 'vcluster', 'host'];
+    // Every type of the construct table but external (adopted with kflex adopt).
+    const types = Object.keys(CONTROL_PLANE_CONSTRUCTS).filter((t) => t !== 'external');
     if (type === 'external') throw usage('--type external: use kflex adopt to bring an existing cluster in');
     if (!types.includes(type)) throw usage(`--type ${type} is not a control-plane type (one of ${types.join(', ')})`);
     if (flags['backend-type'] && flags['backend-type'] !== 'shared')
@@ -74,7 +75,7 @@ export const createCommand: Command = {
       flags['allow-cluster-scoped'] === true,
     );
     // Construct errors (KubeflexConfigError) are printed by kflex's dispatcher, exit 1.
-    const objects = CONTROL_PLANE_CONSTRUCTS[type as 'k8s' | 'k3s' | 'vcluster' | 'host']({
+    const objects = CONTROL_PLANE_CONSTRUCTS[type as keyof typeof CONTROL_PLANE_CONSTRUCTS]({
       scope: app,
       name,
       common: { hosting: h, postCreateHooks: uses },
