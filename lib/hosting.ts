@@ -332,7 +332,9 @@ export class KubeflexHosting extends HostingRegistry implements IKubeflexHosting
 
   public constructor(scope: Construct, id: string, props: KubeflexHostingProps = {}) {
     super(scope, id, { labels: { 'app.kubernetes.io/part-of': 'kubeflex' } });
-    this.constructName = `KubeflexHosting "${this.node.path}"`;
+    const where = `KubeflexHosting "${this.node.path}"`;
+    this.constructName = where;
+    // Every setting resolved and checked before anything is made.
     this.domain = props.domain ?? HOSTING_DEFAULTS.domain;
     this.externalPort = props.externalPort ?? HOSTING_DEFAULTS.externalPort;
     this.isOpenShift = props.isOpenShift ?? false;
@@ -340,56 +342,26 @@ export class KubeflexHosting extends HostingRegistry implements IKubeflexHosting
     this.gateway = props.gateway ? { ...props.gateway } : undefined;
     this.ingressNamespace = props.ingressNamespace ?? defaultIngressNamespace(this.gateway, this.isOpenShift);
     this.hostContainer = props.hostContainer ?? HOSTING_DEFAULTS.hostContainer;
+    checkExposure(where, this);
+    checkPostgresChoice(where, props);
+    const level = namespaceLevel(where, props.podSecurity);
+    const extraBootstrap = extraBootstrapNamespaces(where, props.bootstrapSecretNamespaces ?? []);
+    this.bootstrapSecretNamespaces = [HOSTING_NAMESPACE, ...extraBootstrap];
+    this.hostingApiEgress = hostingApiEgressOf(where, props.hostingApiServer);
+    this.hostControlPlanes = props.hostControlPlanes ?? true;
+    const hostGroups = props.hostControlPlaneGroups ?? [];
+    checkHostGroups(where, this.hostControlPlanes, hostGroups);
+    this.withMaterializer = props.materializer ?? true;
+    const hookRoles = props.hookClusterRoles ?? [];
+    checkHookRoles(where, hookRoles, this.withMaterializer);
+    const bundled = !props.externalPostgres && (props.installPostgres ?? true);
+    const postgresImage = props.postgres?.image ?? IMAGES.postgres;
+    this.postgres = props.externalPostgres
+      ? externalPostgresEndpoint(where, props.externalPostgres, props.postgresSslMode)
+      : bundled
+        ? bundledPostgresEndpoint(where, postgresImage, props.postgresSslMode)
+        : undefined;
 
-    checkDnsSubdomain(this.constructName, 'domain', this.domain);
-    if (this.domain.length + 1 + MAX_TENANT_NAME_LENGTH > 253) {
-      throw new KubeflexConfigError(
-        this.constructName,
-        'domain',
-        this.domain,
-        'leaves no room for `<tenant>.` in host names',
-      );
-    }
-    checkInteger(this.constructName, 'externalPort', this.externalPort, 1, 65535);
-    if (this.gateway) {
-      checkDnsSubdomain(this.constructName, 'gateway.name', this.gateway.name);
-      checkDnsLabel(this.constructName, 'gateway.namespace', this.gateway.namespace);
-      if (this.gateway.sectionName !== undefined) {
-        checkDnsLabel(this.constructName, 'gateway.sectionName', this.gateway.sectionName);
-      }
-    }
-    checkDnsLabel(this.constructName, 'ingressClassName', this.ingressClassName);
-    checkDnsLabel(this.constructName, 'ingressNamespace', this.ingressNamespace);
-    checkDnsSubdomain(this.constructName, 'hostContainer', this.hostContainer);
-    if (props.externalPostgres && props.installPostgres) {
-      throw new KubeflexConfigError(
-        this.constructName,
-        'installPostgres',
-        true,
-        'contradicts externalPostgres; set only one',
-      );
-    }
-    if (props.externalPostgres && props.postgres) {
-      throw new KubeflexConfigError(
-        this.constructName,
-        'postgres',
-        props.postgres,
-        'options apply to the bundled PostgreSQL only, but externalPostgres is set',
-      );
-    }
-    if (props.installPostgres === false && props.postgres) {
-      throw new KubeflexConfigError(
-        this.constructName,
-        'postgres',
-        props.postgres,
-        'options given but installPostgres is false',
-      );
-    }
-
-    const level = props.podSecurity ?? 'baseline';
-    if (level !== 'restricted' && level !== 'baseline') {
-      throw new KubeflexConfigError(this.constructName, 'podSecurity', level, 'must be "restricted" or "baseline"');
-    }
     new kplus.Namespace(this, 'Namespace', {
       metadata: {
         name: HOSTING_NAMESPACE,
@@ -400,176 +372,46 @@ export class KubeflexHosting extends HostingRegistry implements IKubeflexHosting
         },
       },
     });
-    const extraBootstrap = props.bootstrapSecretNamespaces ?? [];
-    for (const [i, n] of extraBootstrap.entries()) {
-      checkDnsLabel(this.constructName, `bootstrapSecretNamespaces[${i}]`, n);
-      if (n === HOSTING_NAMESPACE || extraBootstrap.indexOf(n) !== i) {
-        throw new KubeflexConfigError(this.constructName, `bootstrapSecretNamespaces[${i}]`, n, 'is listed already');
-      }
-    }
-    this.bootstrapSecretNamespaces = [HOSTING_NAMESPACE, ...extraBootstrap];
-    const api = props.hostingApiServer;
-    this.hostingApiEgress = {
-      cidrs: [...(api?.cidrs ?? DEFAULT_HOSTING_API_EGRESS.cidrs)],
-      ports: [...(api?.ports ?? DEFAULT_HOSTING_API_EGRESS.ports)],
-    };
-    for (const [i, c] of this.hostingApiEgress.cidrs.entries()) {
-      if (!isCidr(c))
-        throw new KubeflexConfigError(this.constructName, `hostingApiServer.cidrs[${i}]`, c, 'is not a CIDR');
-    }
-    for (const [i, p] of this.hostingApiEgress.ports.entries()) {
-      checkInteger(this.constructName, `hostingApiServer.ports[${i}]`, p, 1, 65535);
-    }
-    if (!this.hostingApiEgress.cidrs.length || !this.hostingApiEgress.ports.length) {
-      throw new KubeflexConfigError(
-        this.constructName,
-        'hostingApiServer',
-        api,
-        'needs at least one CIDR and one port',
-      );
-    }
     new ApiObject(this, 'ControlPlaneCrd', controlPlaneCrd(this.bootstrapSecretNamespaces));
     new ApiObject(this, 'PostCreateHookCrd', POST_CREATE_HOOK_CRD);
-    // Its data is added once every setting is resolved (encodeHostingConfig, below).
-    const config = new kplus.ConfigMap(this, 'Config', {
+    new kplus.ConfigMap(this, 'Config', {
       metadata: { name: HOSTING_CONFIGMAP, namespace: HOSTING_NAMESPACE },
+      data: encodeHostingConfig({
+        domain: this.domain,
+        externalPort: this.externalPort,
+        isOpenShift: this.isOpenShift,
+        hostContainer: this.hostContainer,
+        ingressClassName: this.ingressClassName,
+        ingressNamespace: this.ingressNamespace,
+        gateway: this.gateway,
+        hostControlPlanes: this.hostControlPlanes,
+        ...(extraBootstrap.length ? { bootstrapSecretNamespaces: [...extraBootstrap] } : {}),
+        ...(props.hostingApiServer ? { hostingApi: this.hostingApiEgress } : {}),
+        // What the runtime controller needs to drop a tenant's database and role when its ControlPlane is deleted;
+        // only the bundled server's superuser password is minted by the controller, an external one is the user's.
+        postgres: this.postgres && {
+          host: this.postgres.host,
+          port: this.postgres.port,
+          superuser: this.postgres.superuser,
+          passwordSecret: this.postgres.passwordSecretName,
+          passwordKey: this.postgres.passwordSecretKey,
+          sslMode: this.postgres.sslMode,
+          bundled,
+          ca: this.postgres.ca && { secret: this.postgres.ca.secretName, key: this.postgres.ca.key },
+        },
+      }),
     });
-
     this.serviceAccount = new kplus.ServiceAccount(this, 'ServiceAccount', {
       metadata: { name: CONTROLLER_NAME, namespace: HOSTING_NAMESPACE },
       automountToken: true,
     });
-    this.hostControlPlanes = props.hostControlPlanes ?? true;
-    const hostGroups = props.hostControlPlaneGroups ?? [];
-    if (!this.hostControlPlanes && hostGroups.length > 0) {
-      throw new KubeflexConfigError(
-        this.constructName,
-        'hostControlPlaneGroups',
-        hostGroups,
-        'grants host planes, but hostControlPlanes is false',
-      );
-    }
-    for (const [i, g] of hostGroups.entries()) {
-      if (typeof g !== 'string' || g === '' || g.startsWith('system:')) {
-        throw new KubeflexConfigError(
-          this.constructName,
-          `hostControlPlaneGroups[${i}]`,
-          g,
-          'must be a non-empty group name outside the reserved "system:" prefix',
-        );
-      }
-    }
     this.addControllerRbac();
     this.addController(props.controllerImage ?? IMAGES.controller);
-    this.withMaterializer = props.materializer ?? true;
-    const hookRoles = props.hookClusterRoles ?? [];
-    for (const [i, r] of hookRoles.entries()) {
-      if (typeof r !== 'string' || !/^[a-z0-9]([a-z0-9:.-]{0,251}[a-z0-9])?$/.test(r)) {
-        throw new KubeflexConfigError(this.constructName, `hookClusterRoles[${i}]`, r, 'is not a ClusterRole name');
-      }
-    }
-    if (hookRoles.length && !this.withMaterializer) {
-      throw new KubeflexConfigError(
-        this.constructName,
-        'hookClusterRoles',
-        hookRoles,
-        'grants the hook applier, which only the materializer uses, but materializer is false',
-      );
-    }
     if (this.withMaterializer) this.addMaterializer(props.controllerImage ?? IMAGES.controller, hookRoles);
     this.addTrust(hostGroups);
-
-    const sslModeFor = (ca: unknown): PostgresSslMode => {
-      const mode = props.postgresSslMode ?? (ca ? 'verify-full' : 'prefer');
-      if (!ca && (mode === 'verify-ca' || mode === 'verify-full')) {
-        throw new KubeflexConfigError(
-          this.constructName,
-          'postgresSslMode',
-          mode,
-          'needs the CA of the server: set externalPostgres.caSecretName',
-        );
-      }
-      return mode;
-    };
-    if (props.externalPostgres) {
-      const ext = props.externalPostgres;
-      checkDnsSubdomain(this.constructName, 'externalPostgres.host', ext.host);
-      checkInteger(this.constructName, 'externalPostgres.port', ext.port ?? 5432, 1, 65535);
-      checkDnsSubdomain(this.constructName, 'externalPostgres.passwordSecretName', ext.passwordSecretName);
-      if (ext.caSecretName !== undefined)
-        checkDnsSubdomain(this.constructName, 'externalPostgres.caSecretName', ext.caSecretName);
-      if (ext.caSecretKey !== undefined) {
-        if (ext.caSecretName === undefined)
-          throw new KubeflexConfigError(
-            this.constructName,
-            'externalPostgres.caSecretKey',
-            ext.caSecretKey,
-            'needs caSecretName',
-          );
-        if (!isConfigKey(ext.caSecretKey))
-          throw new KubeflexConfigError(
-            this.constructName,
-            'externalPostgres.caSecretKey',
-            ext.caSecretKey,
-            'is not a valid Secret key (letters, digits, "-", "_" and ".")',
-          );
-      }
-      const ca = ext.caSecretName
-        ? { secretName: ext.caSecretName, key: ext.caSecretKey ?? POSTGRES_CA_KEY }
-        : undefined;
-      this.postgres = {
-        ca,
-        host: ext.host,
-        port: ext.port ?? 5432,
-        superuser: ext.superuser ?? 'postgres',
-        passwordSecretName: ext.passwordSecretName,
-        passwordSecretKey: ext.passwordSecretKey ?? POSTGRES_PASSWORD_KEY,
-        sslMode: sslModeFor(ca),
-        clientImage: IMAGES.postgres,
-      };
-    }
-    if (!props.externalPostgres && (props.installPostgres ?? true)) {
-      const image = props.postgres?.image ?? IMAGES.postgres;
-      this.addPostgres(props.postgres ?? {}, image);
-      this.postgres = {
-        host: `${POSTGRES_NAME}.${HOSTING_NAMESPACE}.svc`,
-        port: 5432,
-        superuser: 'postgres',
-        passwordSecretName: POSTGRES_NAME,
-        passwordSecretKey: POSTGRES_PASSWORD_KEY,
-        sslMode: sslModeFor(true),
-        ca: { secretName: POSTGRES_TLS_SECRET, key: POSTGRES_CA_KEY },
-        clientImage: image,
-      };
-    }
-    hostingNetworkPolicies(this, !props.externalPostgres && (props.installPostgres ?? true), this.withMaterializer);
-    const pg = this.postgres;
-    const settings = encodeHostingConfig({
-      domain: this.domain,
-      externalPort: this.externalPort,
-      isOpenShift: this.isOpenShift,
-      hostContainer: this.hostContainer,
-      ingressClassName: this.ingressClassName,
-      ingressNamespace: this.ingressNamespace,
-      gateway: this.gateway,
-      hostControlPlanes: this.hostControlPlanes,
-      ...(extraBootstrap.length ? { bootstrapSecretNamespaces: [...extraBootstrap] } : {}),
-      ...(api ? { hostingApi: this.hostingApiEgress } : {}),
-      // What the runtime controller needs to drop a tenant's database and role when its ControlPlane is deleted;
-      // only the bundled server's superuser password is minted by the controller, an external one is the user's.
-      postgres: pg && {
-        host: pg.host,
-        port: pg.port,
-        superuser: pg.superuser,
-        passwordSecret: pg.passwordSecretName,
-        passwordKey: pg.passwordSecretKey,
-        sslMode: pg.sslMode,
-        bundled: !props.externalPostgres,
-        ca: pg.ca && { secret: pg.ca.secretName, key: pg.ca.key },
-      },
-    });
-    for (const [k, v] of Object.entries(settings)) config.addData(k, v);
-    if (pg) {
+    if (bundled) this.addPostgres(props.postgres ?? {}, postgresImage);
+    hostingNetworkPolicies(this, bundled, this.withMaterializer);
+    if (this.postgres) {
       new kplus.ConfigMap(this, 'DbProvisionScript', {
         metadata: { name: DB_PROVISION_CONFIGMAP, namespace: HOSTING_NAMESPACE },
         data: { 'provision.sql': DB_PROVISION_SQL },
@@ -950,4 +792,181 @@ export class KubeflexHosting extends HostingRegistry implements IKubeflexHosting
       }),
     );
   }
+}
+
+/** The exposure settings: names, ports and the room `<tenant>.` needs in host names. */
+function checkExposure(
+  where: string,
+  h: Pick<
+    KubeflexHosting,
+    'domain' | 'externalPort' | 'gateway' | 'ingressClassName' | 'ingressNamespace' | 'hostContainer'
+  >,
+): void {
+  checkDnsSubdomain(where, 'domain', h.domain);
+  if (h.domain.length + 1 + MAX_TENANT_NAME_LENGTH > 253) {
+    throw new KubeflexConfigError(where, 'domain', h.domain, 'leaves no room for `<tenant>.` in host names');
+  }
+  checkInteger(where, 'externalPort', h.externalPort, 1, 65535);
+  if (h.gateway) {
+    checkDnsSubdomain(where, 'gateway.name', h.gateway.name);
+    checkDnsLabel(where, 'gateway.namespace', h.gateway.namespace);
+    if (h.gateway.sectionName !== undefined) checkDnsLabel(where, 'gateway.sectionName', h.gateway.sectionName);
+  }
+  checkDnsLabel(where, 'ingressClassName', h.ingressClassName);
+  checkDnsLabel(where, 'ingressNamespace', h.ingressNamespace);
+  checkDnsSubdomain(where, 'hostContainer', h.hostContainer);
+}
+
+/** One PostgreSQL choice: bundled (with options) or external or none. */
+function checkPostgresChoice(where: string, props: KubeflexHostingProps): void {
+  if (props.externalPostgres && props.installPostgres) {
+    throw new KubeflexConfigError(where, 'installPostgres', true, 'contradicts externalPostgres; set only one');
+  }
+  if (props.externalPostgres && props.postgres) {
+    throw new KubeflexConfigError(
+      where,
+      'postgres',
+      props.postgres,
+      'options apply to the bundled PostgreSQL only, but externalPostgres is set',
+    );
+  }
+  if (props.installPostgres === false && props.postgres) {
+    throw new KubeflexConfigError(where, 'postgres', props.postgres, 'options given but installPostgres is false');
+  }
+}
+
+/** The Pod Security level enforced in kubeflex-system. */
+function namespaceLevel(where: string, level: string = 'baseline'): 'restricted' | 'baseline' {
+  if (level !== 'restricted' && level !== 'baseline') {
+    throw new KubeflexConfigError(where, 'podSecurity', level, 'must be "restricted" or "baseline"');
+  }
+  return level;
+}
+
+/** The admin's bootstrap namespaces besides kubeflex-system, each a namespace name listed once. */
+function extraBootstrapNamespaces(where: string, list: string[]): string[] {
+  for (const [i, n] of list.entries()) {
+    checkDnsLabel(where, `bootstrapSecretNamespaces[${i}]`, n);
+    if (n === HOSTING_NAMESPACE || list.indexOf(n) !== i) {
+      throw new KubeflexConfigError(where, `bootstrapSecretNamespaces[${i}]`, n, 'is listed already');
+    }
+  }
+  return [...list];
+}
+
+/** Where hook workloads with `hosting-api` egress may connect. */
+function hostingApiEgressOf(where: string, api: KubeflexHostingProps['hostingApiServer']): HostingApiEgress {
+  const egress = {
+    cidrs: [...(api?.cidrs ?? DEFAULT_HOSTING_API_EGRESS.cidrs)],
+    ports: [...(api?.ports ?? DEFAULT_HOSTING_API_EGRESS.ports)],
+  };
+  for (const [i, c] of egress.cidrs.entries()) {
+    if (!isCidr(c)) throw new KubeflexConfigError(where, `hostingApiServer.cidrs[${i}]`, c, 'is not a CIDR');
+  }
+  for (const [i, p] of egress.ports.entries()) checkInteger(where, `hostingApiServer.ports[${i}]`, p, 1, 65535);
+  if (!egress.cidrs.length || !egress.ports.length) {
+    throw new KubeflexConfigError(where, 'hostingApiServer', api, 'needs at least one CIDR and one port');
+  }
+  return egress;
+}
+
+/** Groups granted host planes: only when host planes are on, never a reserved `system:` group. */
+function checkHostGroups(where: string, enabled: boolean, groups: string[]): void {
+  if (!enabled && groups.length > 0) {
+    throw new KubeflexConfigError(
+      where,
+      'hostControlPlaneGroups',
+      groups,
+      'grants host planes, but hostControlPlanes is false',
+    );
+  }
+  for (const [i, g] of groups.entries()) {
+    if (typeof g !== 'string' || g === '' || g.startsWith('system:')) {
+      throw new KubeflexConfigError(
+        where,
+        `hostControlPlaneGroups[${i}]`,
+        g,
+        'must be a non-empty group name outside the reserved "system:" prefix',
+      );
+    }
+  }
+}
+
+/** ClusterRoles granted to the hook applier: names, and only with the materializer that uses it. */
+function checkHookRoles(where: string, roles: string[], withMaterializer: boolean): void {
+  for (const [i, r] of roles.entries()) {
+    if (typeof r !== 'string' || !/^[a-z0-9]([a-z0-9:.-]{0,251}[a-z0-9])?$/.test(r)) {
+      throw new KubeflexConfigError(where, `hookClusterRoles[${i}]`, r, 'is not a ClusterRole name');
+    }
+  }
+  if (roles.length && !withMaterializer) {
+    throw new KubeflexConfigError(
+      where,
+      'hookClusterRoles',
+      roles,
+      'grants the hook applier, which only the materializer uses, but materializer is false',
+    );
+  }
+}
+
+/** libpq sslmode: verify-full when the CA is known, else prefer; verifying needs the CA. */
+function sslModeFor(where: string, requested: PostgresSslMode | undefined, ca: unknown): PostgresSslMode {
+  const mode = requested ?? (ca ? 'verify-full' : 'prefer');
+  if (!ca && (mode === 'verify-ca' || mode === 'verify-full')) {
+    throw new KubeflexConfigError(
+      where,
+      'postgresSslMode',
+      mode,
+      'needs the CA of the server: set externalPostgres.caSecretName',
+    );
+  }
+  return mode;
+}
+
+/** The bundled server, reached through its Service, verified with the CA the controller mints. */
+function bundledPostgresEndpoint(where: string, image: string, mode: PostgresSslMode | undefined): PostgresEndpoint {
+  return {
+    host: `${POSTGRES_NAME}.${HOSTING_NAMESPACE}.svc`,
+    port: 5432,
+    superuser: 'postgres',
+    passwordSecretName: POSTGRES_NAME,
+    passwordSecretKey: POSTGRES_PASSWORD_KEY,
+    sslMode: sslModeFor(where, mode, true),
+    ca: { secretName: POSTGRES_TLS_SECRET, key: POSTGRES_CA_KEY },
+    clientImage: image,
+  };
+}
+
+/** A server the platform team runs, checked as the API server checks the names it refers to. */
+function externalPostgresEndpoint(
+  where: string,
+  ext: ExternalPostgresOptions,
+  mode: PostgresSslMode | undefined,
+): PostgresEndpoint {
+  checkDnsSubdomain(where, 'externalPostgres.host', ext.host);
+  checkInteger(where, 'externalPostgres.port', ext.port ?? 5432, 1, 65535);
+  checkDnsSubdomain(where, 'externalPostgres.passwordSecretName', ext.passwordSecretName);
+  if (ext.caSecretName !== undefined) checkDnsSubdomain(where, 'externalPostgres.caSecretName', ext.caSecretName);
+  if (ext.caSecretKey !== undefined) {
+    if (ext.caSecretName === undefined)
+      throw new KubeflexConfigError(where, 'externalPostgres.caSecretKey', ext.caSecretKey, 'needs caSecretName');
+    if (!isConfigKey(ext.caSecretKey))
+      throw new KubeflexConfigError(
+        where,
+        'externalPostgres.caSecretKey',
+        ext.caSecretKey,
+        'is not a valid Secret key (letters, digits, "-", "_" and ".")',
+      );
+  }
+  const ca = ext.caSecretName ? { secretName: ext.caSecretName, key: ext.caSecretKey ?? POSTGRES_CA_KEY } : undefined;
+  return {
+    ca,
+    host: ext.host,
+    port: ext.port ?? 5432,
+    superuser: ext.superuser ?? 'postgres',
+    passwordSecretName: ext.passwordSecretName,
+    passwordSecretKey: ext.passwordSecretKey ?? POSTGRES_PASSWORD_KEY,
+    sslMode: sslModeFor(where, mode, ca),
+    clientImage: IMAGES.postgres,
+  };
 }
