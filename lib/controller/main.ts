@@ -14,7 +14,7 @@ Flags:
   --kubeconfig PATH         kubeconfig of the hosting cluster (default: in-cluster, then $KUBECONFIG, ~/.kube/config)
   --health-port N           serve /healthz and /readyz on this port (default 8081; 0 = off)
   --workers N               parallel reconciles (default 4)
-  --resync DURATION         full resync period (default 5m)
+  --resync DURATION         full resync period (default 15m)
   --cert-validity DURATION  validity of issued leaf certificates (default 8760h = one year)
   --ca-validity DURATION    validity of the CAs (default 5 x --cert-validity)
   --requeue-not-ready DUR   look again at a control plane that is not ready (default 15s)
@@ -90,7 +90,7 @@ export async function main(argv: string[]): Promise<number> {
       log: jsonLogger(level),
       connectTo,
       workers: Math.max(1, int('workers', 4)),
-      resyncMs: dur('resync', '5m'),
+      resyncMs: dur('resync', '15m'),
       certValiditySeconds: validity / 1000,
       caValiditySeconds: dur('ca-validity', `${(5 * validity) / 1000}s`) / 1000,
       notReadyRequeueMs: dur('requeue-not-ready', '15s'),

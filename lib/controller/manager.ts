@@ -21,7 +21,7 @@ export interface ManagerOptions {
   readonly connectTo?: ConnectTo;
   /** Parallel reconciles. @default 4 */
   readonly workers?: number;
-  /** Full resync period. @default 300 s */
+  /** Full resync period. @default 15 min */
   readonly resyncMs?: number;
   /** Validity of issued leaf certificates. @default one year */
   readonly certValiditySeconds?: number;
@@ -211,8 +211,10 @@ export class Manager {
           if (r.notReady) {
             const n = (this.notReadyPasses.get(name) ?? 0) + 1;
             this.notReadyPasses.set(name, n);
-            const d = notReadyDelayMs(n, this.deps.notReadyRequeueMs, this.opts.resyncMs ?? DEFAULT_RESYNC_MS);
-            delay = delay === undefined ? d : Math.min(delay, d);
+            const resync = this.opts.resyncMs ?? DEFAULT_RESYNC_MS;
+            const d = notReadyDelayMs(n, this.deps.notReadyRequeueMs, resync);
+            // At the resync period the resync itself looks again: a timer of its own would double the passes.
+            if (d < resync) delay = delay === undefined ? d : Math.min(delay, d);
           } else this.notReadyPasses.delete(name);
           if (delay !== undefined) this.queue.add(name, delay);
         }
@@ -242,7 +244,12 @@ export class Manager {
   }
 }
 
-const DEFAULT_RESYNC_MS = 300_000;
+/**
+ * What no watch reports (Secrets are not watched: the controller may read them only in tenant namespaces) is
+ * repaired within this period. controller-runtime's default (KubeFlex) is 10 h; 1,000 planes cost ~14 s of CPU per
+ * full pass, so 15 min keeps an idle controller near 15 mCPU (BENCHMARKS.md).
+ */
+const DEFAULT_RESYNC_MS = 900_000;
 
 const WATCHES = [
   { kind: 'ControlPlane', path: paths.controlPlanes },
