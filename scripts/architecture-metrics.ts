@@ -57,7 +57,7 @@ fns.sort((a, b) => b[1] - a[1]);
 console.log(`lib: ${sizes.length} files, ${sizes.reduce((s, x) => s + x[1], 0)} lines`);
 console.log('longest files:');
 for (const [f, n] of sizes.slice(0, 5)) console.log(`  ${n} ${f}`);
-for (const [f, n] of fns) if (f.startsWith(process.env.FN ?? "\u0000")) console.log(`  ${n} ${f}`);
+for (const [f, n] of fns) if (f.startsWith(process.env.FN ?? '\u0000')) console.log(`  ${n} ${f}`);
 console.log(`longest functions (${fns.length} in all, ${fns.filter((x) => x[1] > 100).length} over 100 lines):`);
 for (const [f, n] of fns.slice(0, 5)) console.log(`  ${n} ${f}`);
 console.log('imports between rooms (import statements):');

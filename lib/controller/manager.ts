@@ -3,8 +3,9 @@
 // namespaces it is bound in, so a cluster-wide Secret watch would need cluster-wide Secret access).
 import * as http from 'http';
 import { ConnectTo, GROUP_PATH, KubeClient, paths } from '../kube/client';
+import { ControlLoop, Outcome } from '../kube/control-loop';
 import { Logger } from '../kube/log';
-import { backoffDelayMs, notReadyDelayMs, WorkQueue } from '../kube/work-queue';
+import { notReadyDelayMs } from '../kube/work-queue';
 import { HOSTING_NAMESPACE } from '../names';
 import { MATERIALIZE_ERROR } from '../wire';
 import { ControlPlaneObject, hookUses, PostCreateHookObject } from './core';
@@ -43,23 +44,29 @@ export interface ManagerOptions {
 
 /** The running controller. */
 export class Manager {
-  private readonly abort = new AbortController();
-  private readonly queue: WorkQueue;
-  private readonly failures = new Map<string, number>();
+  private readonly loop: ControlLoop;
   /** Passes in a row that found a plane not Ready (reset by its watch events). */
   private readonly notReadyPasses = new Map<string, number>();
   private readonly seen = new Map<string, string>();
-  private readonly synced = new Set<string>();
   /** Last seen ControlPlanes (the planes the controller knows) and PostCreateHooks, from the watches. */
   private readonly cpObjects = new Map<string, ControlPlaneObject>();
   private readonly hookObjects = new Map<string, PostCreateHookObject>();
   private readonly deps: ReconcileDeps;
   private server?: http.Server;
-  private resyncTimer?: NodeJS.Timeout;
-  private workersDone: Promise<void>[] = [];
 
   public constructor(private readonly opts: ManagerOptions) {
-    this.queue = new WorkQueue(opts.resyncMs ?? DEFAULT_RESYNC_MS);
+    const resyncMs = opts.resyncMs ?? DEFAULT_RESYNC_MS;
+    this.loop = new ControlLoop({
+      client: opts.hosting,
+      log: opts.log,
+      keyField: 'controlPlane',
+      watches: WATCHES.map((w) => ({ ...w, onEvent: (type: string, obj: any) => this.onEvent(w.kind, type, obj) })),
+      reconcile: (key) => this.reconcile(key),
+      keys: () => [...this.cpObjects.keys(), ...[...this.hookObjects.keys()].map((h) => HOOK_KEY + h)],
+      onResync: () => void this.hostingPass(),
+      resyncMs,
+      workers: opts.workers ?? 4,
+    });
     const connectTo = opts.connectTo ?? {};
     this.deps = {
       hosting: opts.hosting,
@@ -80,43 +87,23 @@ export class Manager {
 
   /** True once every watch has listed once. */
   public get isSynced(): boolean {
-    return this.synced.size >= WATCHES.length;
+    return this.loop.isSynced;
   }
 
   /** Starts watches, workers, resync and the health endpoint. */
   public async start(): Promise<void> {
-    const { log } = this.opts;
     if (this.opts.healthPort) await this.serveHealth(this.opts.healthPort);
-    for (const w of WATCHES) {
-      this.opts.hosting.runListWatch(
-        w.path,
-        (type, obj) => this.onEvent(w.kind, type, obj),
-        () => {
-          if (!this.synced.has(w.kind)) log.info('watch synced', { kind: w.kind });
-          this.synced.add(w.kind);
-        },
-        (err) => log.warn('watch interrupted; re-listing', { kind: w.kind, error: err.message }),
-        this.abort.signal,
-      );
-    }
-    const workers = this.opts.workers ?? 4;
-    for (let i = 0; i < workers; i++) this.workersDone.push(this.work());
+    this.loop.start();
     await this.hostingPass();
-    const resync = this.opts.resyncMs ?? DEFAULT_RESYNC_MS;
-    this.resyncTimer = setInterval(() => {
-      void this.hostingPass();
-      for (const k of this.cpObjects.keys()) this.queue.add(k);
-      for (const h of this.hookObjects.keys()) this.queue.add(HOOK_KEY + h);
-    }, resync);
-    log.info('controller started', { workers, resyncMs: resync });
+    this.opts.log.info('controller started', {
+      workers: this.opts.workers ?? 4,
+      resyncMs: this.opts.resyncMs ?? DEFAULT_RESYNC_MS,
+    });
   }
 
   /** Stops everything and waits for running reconciles to finish. */
   public async stop(): Promise<void> {
-    this.abort.abort();
-    if (this.resyncTimer) clearInterval(this.resyncTimer);
-    this.queue.stop();
-    await Promise.all(this.workersDone);
+    await this.loop.stop();
     await new Promise<void>((resolve) => (this.server ? this.server.close(() => resolve()) : resolve()));
     this.opts.hosting.close();
   }
@@ -135,7 +122,7 @@ export class Manager {
       if (!name) return;
       // The hooks this plane used and uses get their status recomputed (status-only changes included).
       for (const u of [...hookUses(this.cpObjects.get(name) ?? {}), ...hookUses(obj)]) {
-        if (this.hookObjects.has(u.hookName)) this.queue.add(HOOK_KEY + u.hookName);
+        if (this.hookObjects.has(u.hookName)) this.loop.add(HOOK_KEY + u.hookName);
       }
       if (type === 'DELETED') {
         this.cpObjects.delete(name);
@@ -162,12 +149,12 @@ export class Manager {
         this.hookObjects.delete(name);
       } else {
         this.hookObjects.set(name, obj);
-        this.queue.add(HOOK_KEY + name);
+        this.loop.add(HOOK_KEY + name);
       }
       // Hooks may be created after the control planes that use them (KubeFlex issue #319): look at all again. Our
       // own status writes leave the generation alone and need no pass over the planes.
       if (type === 'DELETED' || specChanged) {
-        for (const k of this.cpObjects.keys()) this.queue.add(k);
+        for (const k of this.cpObjects.keys()) this.loop.add(k);
       }
       return;
     }
@@ -185,54 +172,29 @@ export class Manager {
   /** Something of this plane changed: look now, and again soon if it is still not Ready. */
   private wake(name: string): void {
     this.notReadyPasses.delete(name);
-    this.queue.add(name);
+    this.loop.add(name);
   }
 
-  private async work(): Promise<void> {
-    const signal = this.abort.signal;
-    for (;;) {
-      const name = await this.queue.next(signal);
-      if (name === undefined) return;
-      // A pass that takes minutes is stuck somewhere: say which, so it can be found (requests have deadlines).
-      const slow = setTimeout(() => this.opts.log.warn('reconcile still running after 120 s', { key: name }), 120_000);
-      try {
-        if (name.startsWith(HOOK_KEY)) {
-          const hook = this.hookObjects.get(name.slice(HOOK_KEY.length));
-          if (hook) await reconcileHookStatus(this.deps, hook, [...this.cpObjects.values()]);
-          this.failures.delete(name);
-          continue;
-        }
-        const r = await reconcileControlPlane(this.deps, name);
-        this.opts.log.debug('reconciled', { controlPlane: name, requeueAfterMs: r.requeueAfterMs, error: r.error });
-        if (r.error) this.backoff(name, r.error);
-        else {
-          this.failures.delete(name);
-          let delay = r.requeueAfterMs;
-          if (r.notReady) {
-            const n = (this.notReadyPasses.get(name) ?? 0) + 1;
-            this.notReadyPasses.set(name, n);
-            const resync = this.opts.resyncMs ?? DEFAULT_RESYNC_MS;
-            const d = notReadyDelayMs(n, this.deps.notReadyRequeueMs, resync);
-            // At the resync period the resync itself looks again: a timer of its own would double the passes.
-            if (d < resync) delay = delay === undefined ? d : Math.min(delay, d);
-          } else this.notReadyPasses.delete(name);
-          if (delay !== undefined) this.queue.add(name, delay);
-        }
-      } catch (e) {
-        this.backoff(name, (e as Error).message);
-      } finally {
-        clearTimeout(slow);
-        this.queue.done(name);
-      }
+  /** One key: a PostCreateHook's status, or a ControlPlane (then when to look again). */
+  private async reconcile(key: string): Promise<Outcome | void> {
+    if (key.startsWith(HOOK_KEY)) {
+      const hook = this.hookObjects.get(key.slice(HOOK_KEY.length));
+      if (hook) await reconcileHookStatus(this.deps, hook, [...this.cpObjects.values()]);
+      return;
     }
-  }
-
-  private backoff(name: string, error: string): void {
-    const n = (this.failures.get(name) ?? 0) + 1;
-    this.failures.set(name, n);
-    const delay = backoffDelayMs(n);
-    this.opts.log.debug('requeue with backoff', { controlPlane: name, delayMs: delay, error });
-    this.queue.add(name, delay);
+    const r = await reconcileControlPlane(this.deps, key);
+    this.opts.log.debug('reconciled', { controlPlane: key, requeueAfterMs: r.requeueAfterMs, error: r.error });
+    if (r.error) throw new Error(r.error);
+    let delay = r.requeueAfterMs;
+    if (r.notReady) {
+      const n = (this.notReadyPasses.get(key) ?? 0) + 1;
+      this.notReadyPasses.set(key, n);
+      const resync = this.opts.resyncMs ?? DEFAULT_RESYNC_MS;
+      const d = notReadyDelayMs(n, this.deps.notReadyRequeueMs, resync);
+      // At the resync period the resync itself looks again: a timer of its own would double the passes.
+      if (d < resync) delay = delay === undefined ? d : Math.min(delay, d);
+    } else this.notReadyPasses.delete(key);
+    return { requeueAfterMs: delay };
   }
 
   private serveHealth(port: number): Promise<void> {

@@ -7,8 +7,8 @@ import { KubeflexConfigError } from '../errors';
 import { decodeHostingConfig } from '../hosting-config';
 import { applyObjects, Discovery, serverSideApply } from '../kube/apply';
 import { ApiError, KubeClient, paths } from '../kube/client';
+import { ControlLoop } from '../kube/control-loop';
 import { Logger } from '../kube/log';
-import { backoffDelayMs, WorkQueue } from '../kube/work-queue';
 import {
   BareControlPlane,
   isSynthesized,
@@ -154,78 +154,54 @@ async function setError(client: KubeClient, cp: BareControlPlane, message: strin
 
 /** Watches ControlPlanes and PostCreateHooks, and materializes every bare ControlPlane, one at a time per name. */
 export class Materializer {
-  private readonly queue: WorkQueue;
-  private readonly abort = new AbortController();
+  private readonly loop: ControlLoop;
   private readonly known = new Set<string>();
-  private readonly synced = new Set<string>();
-  private worker?: Promise<void>;
-  private resync?: NodeJS.Timeout;
 
   public constructor(private readonly opts: MaterializerOptions) {
-    this.queue = new WorkQueue(opts.resyncMs ?? 300_000);
+    this.loop = new ControlLoop({
+      client: opts.client,
+      log: opts.log,
+      keyField: 'controlPlane',
+      watches: [
+        {
+          kind: 'ControlPlane',
+          path: paths.controlPlanes,
+          onEvent: (type, obj) => {
+            const name = obj?.metadata?.name;
+            if (!name) return;
+            if (type === 'DELETED') this.known.delete(name);
+            else {
+              this.known.add(name);
+              this.loop.add(name);
+            }
+          },
+        },
+        // A hook created or changed after the ControlPlane that uses it (KubeFlex's hook-retry flow).
+        { kind: 'PostCreateHook', path: paths.postCreateHooks, onEvent: () => this.addAll() },
+      ],
+      reconcile: async (name) => {
+        await materializeOne(this.opts.client, name, this.opts.log);
+      },
+      keys: () => this.known,
+      resyncMs: opts.resyncMs ?? 300_000,
+    });
   }
 
   public get isSynced(): boolean {
-    return this.synced.size === 2;
+    return this.loop.isSynced;
   }
 
   public start(): void {
-    const { client, log } = this.opts;
-    const watch = (kind: string, path: string, onEvent: (type: string, obj: any) => void) =>
-      client.runListWatch(
-        path,
-        onEvent,
-        () => this.synced.add(kind),
-        (err) => log.warn('watch interrupted; re-listing', { kind, error: err.message }),
-        this.abort.signal,
-      );
-    watch('ControlPlane', paths.controlPlanes, (type, obj) => {
-      const name = obj?.metadata?.name;
-      if (!name) return;
-      if (type === 'DELETED') this.known.delete(name);
-      else this.known.add(name);
-      if (type !== 'DELETED') this.queue.add(name);
-    });
-    // A hook created or changed after the ControlPlane that uses it (KubeFlex's hook-retry flow).
-    watch('PostCreateHook', paths.postCreateHooks, () => {
-      for (const n of this.known) this.queue.add(n);
-    });
-    this.worker = this.work();
-    this.resync = setInterval(() => {
-      for (const n of this.known) this.queue.add(n);
-    }, this.opts.resyncMs ?? 300_000);
-    log.info('materializer started', {});
+    this.loop.start();
+    this.opts.log.info('materializer started', {});
   }
 
   public async stop(): Promise<void> {
-    this.abort.abort();
-    if (this.resync) clearInterval(this.resync);
-    this.queue.stop();
-    await this.worker;
+    await this.loop.stop();
     this.opts.client.close();
   }
 
-  private async work(): Promise<void> {
-    const failures = new Map<string, number>();
-    for (;;) {
-      const name = await this.queue.next(this.abort.signal);
-      if (name === undefined) return;
-      try {
-        await materializeOne(this.opts.client, name, this.opts.log);
-        failures.delete(name);
-      } catch (e) {
-        const n = (failures.get(name) ?? 0) + 1;
-        failures.set(name, n);
-        const delay = backoffDelayMs(n);
-        this.opts.log.warn('materialize failed; retrying', {
-          controlPlane: name,
-          error: e instanceof ApiError ? `${e.status} ${e.message}` : (e as Error).message,
-          retryInMs: delay,
-        });
-        this.queue.add(name, delay);
-      } finally {
-        this.queue.done(name);
-      }
-    }
+  private addAll(): void {
+    for (const n of this.known) this.loop.add(n);
   }
 }
