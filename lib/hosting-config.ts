@@ -1,6 +1,7 @@
 // ConfigMap `kubeflex-config` (KubeFlex's name): the one encoder and decoder of the hosting install's settings.
 // The hosting construct writes it, the controller and the materializer read it; free of cdk8s.
 import { isIP } from 'net';
+import { DNS1123_LABEL } from './api-validation';
 import { HOSTING_NAMESPACE } from './names';
 import { HOSTING_CONFIGMAP, POSTGRES_CA_KEY } from './wire';
 
@@ -140,7 +141,7 @@ export function decodeHostingConfig(data: Record<string, string> | undefined): H
   const namespaces = (key: string) => {
     const list = data[key].split(',');
     for (const n of list) {
-      if (!/^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/.test(n) || n === HOSTING_NAMESPACE) {
+      if (n.length > 63 || !DNS1123_LABEL.test(n) || n === HOSTING_NAMESPACE) {
         throw new Error(`ConfigMap ${HOSTING_CONFIGMAP} key ${key}="${data[key]}" is not a list of other namespaces`);
       }
     }

@@ -47,7 +47,7 @@ import {
   TerminalSpecError,
   writeSecret,
 } from './pass';
-import { driverFor } from './types';
+import { driverFor, TypeDriver } from './types';
 
 export { ReconcileDeps, TerminalSpecError } from './pass';
 
@@ -61,10 +61,10 @@ export interface ReconcileResult {
 }
 
 /** The Secrets a pass over a plane of a supported `type` reads: its contract's, and what its driver adds. */
-function secretsRead(type: string, n: TenantNames, config: HostingConfig): SecretKey[] {
+function secretsRead(type: string, driver: TypeDriver, n: TenantNames, config: HostingConfig): SecretKey[] {
   return [
     ...typeContract(type)!.secrets.map((s): SecretKey => [n.namespace, s]),
-    ...(driverFor(type)?.extraSecrets?.(n, config) ?? []),
+    ...(driver.extraSecrets?.(n, config) ?? []),
   ];
 }
 
@@ -158,7 +158,7 @@ export async function reconcileControlPlane(deps: ReconcileDeps, name: string): 
       );
     }
     const observed: Observed = new Map();
-    await readSecrets(deps.hosting, observed, secretsRead(type, names, config));
+    await readSecrets(deps.hosting, observed, secretsRead(type, driver, names, config));
     const lookup = lookupIn(observed);
     const opts = {
       now: deps.now(),
