@@ -1,5 +1,5 @@
 # The runtime controller image (IMAGES.controller). Also provides `kubeflex-wait-for-apiserver` for hook Jobs and
-# `kubeflex-materializer` (the hosting install's materializer Deployment).
+# `kubeflex-materializer` (the hosting install's materializer Deployment) and `kubeflex-activator` (its activator).
 # Build: docker build -t ghcr.io/cdk8s-kubeflex/controller:0.1.0 .
 FROM docker.io/library/node:20.19.5-bookworm-slim AS build
 WORKDIR /src
@@ -23,8 +23,10 @@ COPY --from=build /src/node_modules node_modules
 COPY --from=build /src/build/lib build/lib
 COPY --from=build /src/build/imports build/imports
 RUN chmod 0755 build/lib/controller/main.js build/lib/controller/wait-for-apiserver.js build/lib/materializer/main.js \
+      build/lib/activator/main.js \
  && ln -s /app/build/lib/controller/main.js /usr/local/bin/kubeflex-controller \
  && ln -s /app/build/lib/materializer/main.js /usr/local/bin/kubeflex-materializer \
+ && ln -s /app/build/lib/activator/main.js /usr/local/bin/kubeflex-activator \
  && ln -s /app/build/lib/controller/wait-for-apiserver.js /usr/local/bin/kubeflex-wait-for-apiserver
 # The uid the hosting Deployment runs as (restricted pod security); numeric so runAsNonRoot can verify it.
 USER 65532:65532

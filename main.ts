@@ -4,7 +4,7 @@ import { addExampleHooks, addExampleTenants } from './examples/example-tenants';
 import { KubeflexHosting, runSynth } from './lib';
 
 export function buildExamplePlatform(app: App): void {
-  const hosting = new KubeflexHosting(app, 'hosting', { domain: 'localtest.me', externalPort: 9443 });
+  const hosting = new KubeflexHosting(app, 'hosting', { domain: 'localtest.me', externalPort: 9443, activator: true });
   addExampleHooks(hosting);
   addExampleTenants(app, hosting);
 }

@@ -29,6 +29,7 @@ import { hookEgressPolicy, tenantNetworkPolicies, TenantNetworkOptions } from '.
 import { PostCreateHook } from './post-create-hook';
 import { podSecurityLabels, restrictedContainerJson } from './security';
 import { IMAGES } from './versions';
+import { IDLE_TIMEOUT_ANNOTATION, parseIdleTimeout } from './idle';
 import { ControlPlaneTypeName, SLEEP_ANNOTATION, TYPE_CONTRACTS } from './wire';
 
 /** One use of a PostCreateHook by a control plane. */
@@ -65,6 +66,13 @@ export interface ControlPlaneProps {
    * @default false
    */
   readonly sleeping?: boolean;
+  /**
+   * Sleep after this long without a client request (`90s`, `15m`, `1h30m`, `2d`; at least 60 s), and wake on the
+   * next one: the hosting install's activator holds the connection meanwhile. Requests of the plane's own
+   * controllers and of our probes do not count. k8s, k3s and vcluster only; needs the hosting prop `activator`.
+   * @default - the hosting install's `idleTimeout`, else never
+   */
+  readonly idleTimeout?: string;
 }
 
 /** Where the runtime controller puts a control plane's kubeconfigs (KubeFlex's Secret names and keys). */
@@ -169,9 +177,14 @@ export abstract class ControlPlaneBase extends Chart {
       );
     }
     this.replicas = sleeping ? 0 : 1;
+    const idleTimeout = this.checkIdleTimeout(props.idleTimeout, info.type);
+    const annotations = {
+      ...(sleeping ? { [SLEEP_ANNOTATION]: 'true' } : {}),
+      ...(idleTimeout !== undefined ? { [IDLE_TIMEOUT_ANNOTATION]: idleTimeout } : {}),
+    };
 
     this.resource = new ControlPlaneApi(this, 'Resource', {
-      metadata: { name, ...(sleeping ? { annotations: { [SLEEP_ANNOTATION]: 'true' } } : {}) },
+      metadata: { name, ...(Object.keys(annotations).length ? { annotations } : {}) },
       spec: {
         type: info.type,
         ...info.spec,
@@ -186,6 +199,30 @@ export abstract class ControlPlaneBase extends Chart {
     });
     bindControllerInNamespace(this, 'ControllerAccess', this.names.namespace);
     for (const use of props.postCreateHooks ?? []) this.addPostCreateHook(use);
+  }
+
+  /** The idle timeout as given, checked: a duration within bounds, on a type that sleeps, with an activator. */
+  private checkIdleTimeout(value: string | undefined, type: string): string | undefined {
+    if (value === undefined) return undefined;
+    const parsed = typeof value === 'string' ? parseIdleTimeout(value) : { error: 'is not a string' };
+    if ('error' in parsed) throw new KubeflexConfigError(this.constructName, 'idleTimeout', value, parsed.error);
+    if (!TYPE_CONTRACTS[type as ControlPlaneTypeName]?.sleepWorkloads.length) {
+      throw new KubeflexConfigError(
+        this.constructName,
+        'idleTimeout',
+        value,
+        `a ${type} control plane has no workloads of its own to put to sleep`,
+      );
+    }
+    if (!this.hosting.activator) {
+      throw new KubeflexConfigError(
+        this.constructName,
+        'idleTimeout',
+        value,
+        'the hosting install runs no activator (KubeflexHosting prop `activator`): nothing would wake the plane',
+      );
+    }
+    return value;
   }
 
   /** The control plane name. */

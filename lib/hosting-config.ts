@@ -2,6 +2,7 @@
 // The hosting construct writes it, the controller and the materializer read it; free of cdk8s.
 import { isIP } from 'net';
 import { DNS1123_LABEL } from './api-validation';
+import { parseIdleTimeout } from './idle';
 import { HOSTING_NAMESPACE } from './names';
 import { HOSTING_CONFIGMAP, POSTGRES_CA_KEY } from './wire';
 
@@ -52,6 +53,10 @@ export interface HostingConfig {
   readonly hostingApi?: { readonly cidrs: readonly string[]; readonly ports: readonly number[] };
   /** Namespaces besides kubeflex-system where bootstrap Secrets may be (absent: none). */
   readonly bootstrapSecretNamespaces?: readonly string[];
+  /** Whether the activator runs (it holds clients of sleeping planes and wakes them); absent: false. */
+  readonly activator?: boolean;
+  /** Idle timeout of planes that set none (a duration, lib/idle.ts); absent: planes never sleep on their own. */
+  readonly idleTimeout?: string;
   readonly postgres?: {
     readonly host: string;
     readonly port: number;
@@ -89,6 +94,8 @@ export function encodeHostingConfig(config: HostingConfig): Record<string, strin
     ...(config.bootstrapSecretNamespaces?.length
       ? { bootstrapSecretNamespaces: config.bootstrapSecretNamespaces.join(',') }
       : {}),
+    ...(config.activator ? { activator: 'true' } : {}),
+    ...(config.idleTimeout !== undefined ? { idleTimeout: config.idleTimeout } : {}),
     ...(pg
       ? {
           postgresHost: pg.host,
@@ -147,6 +154,11 @@ export function decodeHostingConfig(data: Record<string, string> | undefined): H
     }
     return list;
   };
+  const idleTimeout = (raw: string) => {
+    const parsed = parseIdleTimeout(raw);
+    if ('error' in parsed) throw new Error(`ConfigMap ${HOSTING_CONFIGMAP} key idleTimeout="${raw}" ${parsed.error}`);
+    return raw;
+  };
   const d = HOSTING_DEFAULTS;
   return {
     domain: data.domain || d.domain,
@@ -167,6 +179,8 @@ export function decodeHostingConfig(data: Record<string, string> | undefined): H
     hostControlPlanes: bool('hostControlPlanes', true),
     ...(data.hostingApiCidrs || data.hostingApiPorts ? { hostingApi: hostingApi() } : {}),
     ...(data.bootstrapSecretNamespaces ? { bootstrapSecretNamespaces: namespaces('bootstrapSecretNamespaces') } : {}),
+    ...(data.activator ? { activator: bool('activator') } : {}),
+    ...(data.idleTimeout ? { idleTimeout: idleTimeout(data.idleTimeout) } : {}),
     ...(data.postgresHost
       ? {
           postgres: {

@@ -1,6 +1,7 @@
 // The hosting install as control planes and hooks see it: IKubeflexHosting, the import of an install that runs
 // elsewhere (typed attributes, or the kubeflex-config ConfigMap decoded beside them), and the registries of names.
 // The install itself (KubeflexHosting) is in hosting.ts.
+import { parseIdleTimeout } from './idle';
 import { Chart } from 'cdk8s';
 import * as kplus from 'cdk8s-plus-28';
 import { Construct, IConstruct } from 'constructs';
@@ -77,6 +78,10 @@ export interface IKubeflexHosting extends IConstruct {
   readonly hostingApiEgress: HostingApiEgress;
   /** PostgreSQL for k8s-type tenants, or undefined when there is none. */
   readonly postgres?: PostgresEndpoint;
+  /** Whether the activator runs: planes may sleep on idle and wake on request. */
+  readonly activator: boolean;
+  /** Idle timeout of planes that set none, if any. */
+  readonly idleTimeout?: string;
   /** Names of all registered hooks, sorted. */
   readonly postCreateHookNames: string[];
   /** The hook registered under `name`, if any. */
@@ -110,6 +115,10 @@ export interface KubeflexHostingAttributes {
   readonly hostingApiEgress?: HostingApiEgress;
   /** PostgreSQL for k8s-type tenants. @default - none: k8s planes are refused */
   readonly postgres?: PostgresEndpoint;
+  /** Whether the activator runs. @default false */
+  readonly activator?: boolean;
+  /** Idle timeout of planes that set none. @default - none */
+  readonly idleTimeout?: string;
 }
 
 /**
@@ -139,6 +148,8 @@ export function hostingAttributesFromConfig(
     hostControlPlanes: c.hostControlPlanes,
     bootstrapSecretNamespaces: c.bootstrapSecretNamespaces ? [...c.bootstrapSecretNamespaces] : undefined,
     hostingApiEgress: c.hostingApi,
+    activator: c.activator,
+    idleTimeout: c.idleTimeout,
     postgres: pg && {
       host: pg.host,
       port: pg.port,
@@ -257,6 +268,8 @@ export class ImportedKubeflexHosting extends HostingRegistry implements IKubefle
   public readonly bootstrapSecretNamespaces: readonly string[];
   public readonly hostingApiEgress: HostingApiEgress;
   public readonly postgres?: PostgresEndpoint;
+  public readonly activator: boolean;
+  public readonly idleTimeout?: string;
 
   public constructor(scope: Construct, id: string, attrs: KubeflexHostingAttributes) {
     super(scope, id, { labels: { 'app.kubernetes.io/part-of': 'kubeflex' } });
@@ -271,7 +284,16 @@ export class ImportedKubeflexHosting extends HostingRegistry implements IKubefle
     this.bootstrapSecretNamespaces = [HOSTING_NAMESPACE, ...(attrs.bootstrapSecretNamespaces ?? [])];
     this.hostingApiEgress = attrs.hostingApiEgress ?? DEFAULT_HOSTING_API_EGRESS;
     this.postgres = attrs.postgres;
+    this.activator = attrs.activator ?? false;
+    this.idleTimeout = attrs.idleTimeout;
     const where = `KubeflexHosting.fromHostingAttributes "${this.node.path}"`;
+    if (this.idleTimeout !== undefined) {
+      const parsed = parseIdleTimeout(this.idleTimeout);
+      if ('error' in parsed) throw new KubeflexConfigError(where, 'idleTimeout', this.idleTimeout, parsed.error);
+      if (!this.activator) {
+        throw new KubeflexConfigError(where, 'idleTimeout', this.idleTimeout, 'needs `activator: true`');
+      }
+    }
     checkDnsSubdomain(where, 'domain', this.domain);
     checkInteger(where, 'externalPort', this.externalPort, 1, 65535);
   }

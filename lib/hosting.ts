@@ -30,6 +30,8 @@ import {
 } from './hosting-face';
 import { HOSTING_NAMESPACE, MAX_TENANT_NAME_LENGTH } from './names';
 import { HostingApiEgress, hostingNetworkPolicies, POD_LABELS } from './network-policy';
+import { KubeflexActivator } from './activator';
+import { parseIdleTimeout } from './idle';
 import { podSecurityLabels, resources, restrictedContainer, restrictedPod } from './security';
 import { IMAGES } from './versions';
 import {
@@ -134,6 +136,19 @@ export interface KubeflexHostingProps {
   readonly hostingApiServer?: { readonly cidrs?: string[]; readonly ports?: number[] };
   /** Image of the runtime controller. @default IMAGES.controller */
   readonly controllerImage?: string;
+  /**
+   * Run the activator (`kubeflex-activator`, the controller's image): control planes with an idle timeout sleep after
+   * it, and the first client request wakes them. While a plane sleeps its Service leads to the activator, which
+   * holds each connection until the plane is ready, then passes it through (TLS end to end).
+   * @default false
+   */
+  readonly activator?: boolean;
+  /**
+   * Idle timeout of k8s, k3s and vcluster planes that set none (a duration such as `30m`; at least 60 s). Needs
+   * `activator`.
+   * @default - none: only planes with their own `idleTimeout` sleep on their own
+   */
+  readonly idleTimeout?: string;
   /**
    * Run the materializer (`kubeflex-materializer`): ControlPlanes created by KubeFlex's own clients (kflex, kubectl,
    * charts) without our synth are built into tenants with these constructs in the cluster. Turn it off when every
@@ -326,6 +341,10 @@ export class KubeflexHosting extends HostingRegistry implements IKubeflexHosting
   public readonly bootstrapSecretNamespaces: readonly string[];
   /** Where hook workloads with `hosting-api` egress may connect. */
   public readonly hostingApiEgress: HostingApiEgress;
+  /** Whether the activator runs: planes may sleep on idle and wake on request. */
+  public readonly activator: boolean;
+  /** Idle timeout of planes that set none, if any. */
+  public readonly idleTimeout?: string;
 
   private readonly constructName: string;
   private readonly withMaterializer: boolean;
@@ -352,6 +371,8 @@ export class KubeflexHosting extends HostingRegistry implements IKubeflexHosting
     const hostGroups = props.hostControlPlaneGroups ?? [];
     checkHostGroups(where, this.hostControlPlanes, hostGroups);
     this.withMaterializer = props.materializer ?? true;
+    this.activator = props.activator ?? false;
+    this.idleTimeout = checkIdleDefault(where, props.idleTimeout, this.activator);
     const hookRoles = props.hookClusterRoles ?? [];
     checkHookRoles(where, hookRoles, this.withMaterializer);
     const bundled = !props.externalPostgres && (props.installPostgres ?? true);
@@ -387,6 +408,8 @@ export class KubeflexHosting extends HostingRegistry implements IKubeflexHosting
         hostControlPlanes: this.hostControlPlanes,
         ...(extraBootstrap.length ? { bootstrapSecretNamespaces: [...extraBootstrap] } : {}),
         ...(props.hostingApiServer ? { hostingApi: this.hostingApiEgress } : {}),
+        activator: this.activator,
+        idleTimeout: this.idleTimeout,
         // What the runtime controller needs to drop a tenant's database and role when its ControlPlane is deleted;
         // only the bundled server's superuser password is minted by the controller, an external one is the user's.
         postgres: this.postgres && {
@@ -408,6 +431,12 @@ export class KubeflexHosting extends HostingRegistry implements IKubeflexHosting
     this.addControllerRbac();
     this.addController(props.controllerImage ?? IMAGES.controller);
     if (this.withMaterializer) this.addMaterializer(props.controllerImage ?? IMAGES.controller, hookRoles);
+    if (this.activator) {
+      new KubeflexActivator(this, 'Activator', {
+        image: props.controllerImage ?? IMAGES.controller,
+        hostingApi: this.hostingApiEgress,
+      });
+    }
     this.addTrust(hostGroups);
     if (bundled) this.addPostgres(props.postgres ?? {}, postgresImage);
     hostingNetworkPolicies(this, bundled, this.withMaterializer);
@@ -463,6 +492,13 @@ export class KubeflexHosting extends HostingRegistry implements IKubeflexHosting
     tenant.allow(['get', 'list', 'watch'], kplus.ApiResource.SERVICES, kplus.ApiResource.CONFIG_MAPS);
     // The database Job of a deleted ControlPlane (in kubeflex-system).
     tenant.allow(['delete'], kplus.ApiResource.JOBS);
+    // Sleep and wake: the replicas of the plane's workloads, and whether the activator serves its Service yet.
+    tenant.allow(
+      ['patch'],
+      kplus.ApiResource.custom({ apiGroup: 'apps', resourceType: 'deployments/scale' }),
+      kplus.ApiResource.custom({ apiGroup: 'apps', resourceType: 'statefulsets/scale' }),
+    );
+    tenant.allow(['list'], kplus.ApiResource.custom({ apiGroup: 'discovery.k8s.io', resourceType: 'endpointslices' }));
     // Host planes: short-lived, renewed TokenRequest tokens instead of a non-expiring token Secret.
     tenant.allow(['create'], kplus.ApiResource.custom({ apiGroup: '', resourceType: 'serviceaccounts/token' }));
     bindControllerInNamespace(this, 'ControllerTenantRoleBinding', HOSTING_NAMESPACE);
@@ -855,6 +891,17 @@ function extraBootstrapNamespaces(where: string, list: string[]): string[] {
 }
 
 /** Where hook workloads with `hosting-api` egress may connect. */
+/** The hosting-wide idle timeout: a duration within bounds, and only with the activator that wakes planes. */
+function checkIdleDefault(where: string, value: string | undefined, activator: boolean): string | undefined {
+  if (value === undefined) return undefined;
+  const parsed = typeof value === 'string' ? parseIdleTimeout(value) : { error: 'is not a string' };
+  if ('error' in parsed) throw new KubeflexConfigError(where, 'idleTimeout', value, parsed.error);
+  if (!activator) {
+    throw new KubeflexConfigError(where, 'idleTimeout', value, 'needs `activator: true`: nothing would wake the planes');
+  }
+  return value;
+}
+
 function hostingApiEgressOf(where: string, api: KubeflexHostingProps['hostingApiServer']): HostingApiEgress {
   const egress = {
     cidrs: [...(api?.cidrs ?? DEFAULT_HOSTING_API_EGRESS.cidrs)],

@@ -25,6 +25,7 @@ import {
 } from './sizing';
 import { IMAGES, kubernetesImages, KubernetesRelease } from './versions';
 import {
+  ADMIN_GROUP,
   K8S_SECRETS,
   K8S_WORKLOADS,
   KINE_MAX_OPEN_CONNECTIONS,
@@ -111,11 +112,26 @@ const AUDIT_DIR = '/etc/kubernetes/audit';
 /** CA certificate of the shared PostgreSQL, in kine and the provisioning Job. */
 const PG_CA_DIR = '/etc/postgresql-ca';
 
-/** Audit policy of tenant API servers: no request bodies (Secrets stay out of logs), noisy reads left out. */
+/**
+ * Audit policy of tenant API servers: what clients did, without request bodies (Secrets stay out of logs). The
+ * tenant's own machinery (the API server's loopback client, kube-controller-manager and its controllers' kube-system
+ * ServiceAccounts), health, discovery and metrics reads and the controller's admin-binding probe are left out, so
+ * every audit event is a client's request: its counter is what sleep on idle watches (lib/controller/sleep.ts).
+ */
 export const AUDIT_POLICY = `apiVersion: audit.k8s.io/v1
 kind: Policy
 omitStages: [RequestReceived]
 rules:
+  - level: None
+    users: ['system:apiserver', 'system:kube-controller-manager']
+  - level: None
+    userGroups: ['system:serviceaccounts:kube-system']
+  - level: None
+    verbs: [get]
+    resources:
+      - group: rbac.authorization.k8s.io
+        resources: [clusterrolebindings]
+        resourceNames: ['${ADMIN_GROUP}']
   - level: None
     verbs: [get, list, watch]
     resources:
@@ -124,7 +140,7 @@ rules:
       - group: coordination.k8s.io
         resources: [leases]
   - level: None
-    nonResourceURLs: ['/healthz*', '/readyz*', '/livez*', '/version', '/openapi*', '/api', '/api/*', '/apis', '/apis/*']
+    nonResourceURLs: ['/healthz*', '/readyz*', '/livez*', '/version', '/openapi*', '/api', '/api/*', '/apis', '/apis/*', '/metrics']
   - level: Metadata
 `;
 

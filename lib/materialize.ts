@@ -5,6 +5,7 @@
  * same constructs as `cdk8s synth`, so both ways give the same objects. The materializer (lib/materializer/) applies
  * them; nothing here talks to a cluster.
  */
+import { IDLE_TIMEOUT_ANNOTATION } from './idle';
 import { ApiObject, App, Chart } from 'cdk8s';
 import { HOOK_OBJECT_ID_PREFIX, PostCreateHookUse } from './control-plane';
 import { constructFor, CONTROL_PLANE_CONSTRUCTS } from './control-plane-types';
@@ -116,6 +117,8 @@ export function materializeParts(
     postCreateHooks: uses,
     globalVars: spec.globalVars,
     waitForPostCreateHooks: spec.waitForPostCreateHooks,
+    // The author's idle timeout, checked by the construct like the prop (a bad one is this plane's refusal).
+    idleTimeout: cp.metadata.annotations?.[IDLE_TIMEOUT_ANNOTATION],
   };
   const sleeping = cp.metadata.annotations?.[SLEEP_ANNOTATION] === 'true' ? true : undefined;
   const type = String(spec.type ?? 'k8s');

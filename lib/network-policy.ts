@@ -4,6 +4,7 @@
 // selector on a label's existence, which is how tenant namespaces are recognised.
 import * as kplus from 'cdk8s-plus-28';
 import { Construct } from 'constructs';
+import { ACTIVATOR_PORTS } from './idle';
 import { CONTROL_PLANE_LABEL, HOOK_POD_LABEL, HOSTING_NAMESPACE, PLANE_API_CLIENTS_LABEL } from './names';
 
 type Peer = kplus.k8s.NetworkPolicyPeer;
@@ -15,6 +16,7 @@ export const POD_LABELS = {
   postgres: { 'app.kubernetes.io/name': 'postgresql' },
   dbProvision: { 'app.kubernetes.io/component': 'db-provision' },
   apiserver: { app: 'kube-apiserver' },
+  activator: { app: 'kubeflex-activator' },
 } as const;
 
 const ns = (name: string): kplus.k8s.LabelSelector => ({ matchLabels: { 'kubernetes.io/metadata.name': name } });
@@ -34,6 +36,11 @@ const TENANT_KINE: Peer = {
 const CONTROLLER: Peer = {
   namespaceSelector: ns(HOSTING_NAMESPACE),
   podSelector: { matchLabels: POD_LABELS.controller },
+};
+/** The activator passes a sleeping plane's clients through to its API pods once they are ready. */
+const ACTIVATOR: Peer = {
+  namespaceSelector: ns(HOSTING_NAMESPACE),
+  podSelector: { matchLabels: POD_LABELS.activator },
 };
 
 function policy(
@@ -138,6 +145,26 @@ export function hookEgressPolicy(
   });
 }
 
+/**
+ * The activator in kubeflex-system: any client of a sleeping plane's Service may reach its ports (kube-proxy and the
+ * ingress controller forward them there); it reaches the hosting API server and the planes' API pods.
+ */
+export function activatorNetworkPolicy(scope: Construct, hostingApi: HostingApiEgress): void {
+  const planes = { matchExpressions: [{ key: CONTROL_PLANE_LABEL, operator: 'Exists' }] };
+  policy(scope, 'NetworkPolicy', HOSTING_NAMESPACE, 'allow-activator', {
+    podSelector: { matchLabels: POD_LABELS.activator },
+    policyTypes: ['Ingress', 'Egress'],
+    ingress: [{ ports: [{ ...tcp(ACTIVATOR_PORTS.first), endPort: ACTIVATOR_PORTS.last }] }],
+    egress: [
+      { to: hostingApi.cidrs.map((cidr) => ({ ipBlock: { cidr } })), ports: hostingApi.ports.map(tcp) },
+      ...PLANE_API_PODS.map((api) => ({
+        to: [{ namespaceSelector: planes, podSelector: { matchLabels: api.labels } }],
+        ports: [tcp(api.port)],
+      })),
+    ],
+  });
+}
+
 /** What a tenant namespace needs to let in and out, by control-plane type. */
 export interface TenantNetworkOptions {
   /** Namespace of the tenant. */
@@ -172,7 +199,10 @@ export function tenantNetworkPolicies(scope: Construct, o: TenantNetworkOptions)
       podSelector: { matchLabels: o.apiPodLabels ?? POD_LABELS.apiserver },
       policyTypes: ['Ingress'],
       ingress: [
-        { from: [CONTROLLER, { namespaceSelector: ns(o.ingressNamespace) }, HOOK_CLIENTS], ports: [tcp(o.apiPort)] },
+        {
+          from: [CONTROLLER, { namespaceSelector: ns(o.ingressNamespace) }, HOOK_CLIENTS, ACTIVATOR],
+          ports: [tcp(o.apiPort)],
+        },
       ],
     });
   }

@@ -113,6 +113,8 @@ export interface TypeContract {
   readonly apiWorkload?: WorkloadRef;
   /** The workloads scaled to zero while the plane sleeps. */
   readonly sleepWorkloads: readonly WorkloadRef[];
+  /** The Service in `<cp>-system` its API clients use, and the name of its API port (what the activator serves). */
+  readonly apiService?: { readonly name: (cp: string) => string; readonly port: string };
   /** Secrets in `<cp>-system` the controller reads and writes. */
   readonly secrets: readonly string[];
 }
@@ -139,18 +141,21 @@ export const TYPE_CONTRACTS: Readonly<Record<ControlPlaneTypeName, TypeContract>
     kubeconfig: { name: K8S_SECRETS.adminKubeconfig, ...ADMIN_KUBECONFIG_KEYS },
     apiWorkload: deployment(K8S_WORKLOADS.apiServer),
     sleepWorkloads: [deployment(K8S_WORKLOADS.apiServer), deployment(K8S_WORKLOADS.controllerManager)],
+    apiService: { name: (cp) => cp, port: 'https' },
     secrets: Object.values(K8S_SECRETS),
   },
   k3s: {
     kubeconfig: { name: K3S_KUBECONFIG_SECRET, ...CONFIG_KUBECONFIG_KEYS },
     apiWorkload: statefulSet(K3S_STATEFULSET),
     sleepWorkloads: [statefulSet(K3S_STATEFULSET)],
+    apiService: { name: () => 'k3s', port: 'https' },
     secrets: [K3S_CA_SECRET, K3S_KUBECONFIG_SECRET],
   },
   vcluster: {
     kubeconfig: { name: VCLUSTER_KUBECONFIG_SECRET, ...CONFIG_KUBECONFIG_KEYS },
     apiWorkload: statefulSet(VCLUSTER_RELEASE),
     sleepWorkloads: [statefulSet(VCLUSTER_RELEASE)],
+    apiService: { name: () => VCLUSTER_RELEASE, port: 'https' },
     secrets: [VCLUSTER_KUBECONFIG_SECRET],
   },
   host: {

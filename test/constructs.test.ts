@@ -194,6 +194,11 @@ describe('NetworkPolicies (security review H3)', () => {
               namespaceSelector: { matchLabels: { 'kflex.kubestellar.org/plane-api-clients': 'true' } },
               podSelector: { matchExpressions: [{ key: 'kflex.kubestellar.org/hook', operator: 'Exists' }] },
             },
+            // The activator passes a sleeping plane's clients through once it is awake.
+            {
+              namespaceSelector: { matchLabels: { 'kubernetes.io/metadata.name': 'kubeflex-system' } },
+              podSelector: { matchLabels: { app: 'kubeflex-activator' } },
+            },
           ],
           ports: [{ protocol: 'TCP', port: 9444 }],
         },

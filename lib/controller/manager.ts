@@ -7,7 +7,8 @@ import { ControlLoop, Outcome } from '../kube/control-loop';
 import { Logger } from '../kube/log';
 import { notReadyDelayMs } from '../kube/work-queue';
 import { HOSTING_NAMESPACE } from '../names';
-import { MATERIALIZE_ERROR } from '../wire';
+import { AWAKE_REPLICAS_ANNOTATION, IDLE_TIMEOUT_ANNOTATION } from '../idle';
+import { MATERIALIZE_ERROR, SLEEP_ANNOTATION } from '../wire';
 import { ControlPlaneObject, hookUses, PostCreateHookObject } from './core';
 import { dropTenantDatabase } from './postgres';
 import { reconcileControlPlane, ReconcileDeps, reconcileHookStatus, reconcileHosting } from './reconcile';
@@ -80,6 +81,7 @@ export class Manager {
       hostTokenSeconds: opts.hostTokenSeconds ?? 86_400,
       log: opts.log,
       now: opts.now ?? (() => new Date()),
+      activity: new Map(),
       dropDatabase: (pg, password, db, role, ca, mark) =>
         dropTenantDatabase(pg, password, db, role, connectTo, ca, mark),
     };
@@ -134,7 +136,7 @@ export class Manager {
       // Our own status writes change neither generation, finalizers nor deletion: they need no reconcile.
       const m = obj.metadata;
       // The materializer's refusal note is an annotation (no new generation): it is reported at once, not at resync.
-      const fingerprint = `${m.generation}/${m.deletionTimestamp ?? ''}/${(m.finalizers ?? []).join(',')}/${m.annotations?.[MATERIALIZE_ERROR] ?? ''}`;
+      const fingerprint = `${m.generation}/${m.deletionTimestamp ?? ''}/${(m.finalizers ?? []).join(',')}/${m.annotations?.[MATERIALIZE_ERROR] ?? ''}/${m.annotations?.[SLEEP_ANNOTATION] ?? ''}/${m.annotations?.[AWAKE_REPLICAS_ANNOTATION] ?? ''}/${m.annotations?.[IDLE_TIMEOUT_ANNOTATION] ?? ''}`;
       if (this.seen.get(name) === fingerprint && type === 'MODIFIED') return;
       this.seen.set(name, fingerprint);
       this.wake(name);

@@ -23,6 +23,8 @@ export interface ReconcileDeps {
   readonly hostTokenSeconds: number;
   readonly log: Logger;
   readonly now: () => Date;
+  /** Per ControlPlane UID: the tenant API server's audit counter and since when it has not moved (sleep on idle). */
+  readonly activity: Map<string, import('./sleep').Activity>;
   readonly dropDatabase: (
     pg: NonNullable<HostingConfig['postgres']>,
     password: string,

@@ -47,6 +47,7 @@ import {
   TerminalSpecError,
   writeSecret,
 } from './pass';
+import { checkIdle, enforceSleep, idleTimeoutMs, restoreFromSleep } from './sleep';
 import { driverFor, TypeDriver } from './types';
 
 export { ReconcileDeps, TerminalSpecError } from './pass';
@@ -181,18 +182,31 @@ export async function reconcileControlPlane(deps: ReconcileDeps, name: string): 
     // Asleep: Secrets are still kept current (above), but nothing is probed; its API is down on purpose.
     const sleeping =
       cp.metadata.annotations?.[SLEEP_ANNOTATION] === 'true' && !!typeContract(type)?.sleepWorkloads.length;
-    if (!sleeping) {
+    const later: (number | undefined)[] = [requeueAfterMs];
+    if (sleeping) {
+      later.push(await enforceSleep(deps, cp, names, config, log));
+    } else {
+      if (typeContract(type)?.sleepWorkloads.length) await restoreFromSleep(deps, cp, names, log);
+      const kubeconfig = observed.get(key(secretRef.namespace, secretRef.name))?.data;
       notReady ??= await apiNotReady(
         deps,
         type,
         driver.probesApi,
         names,
         secretRef.inClusterKey,
-        observed.get(key(secretRef.namespace, secretRef.name))?.data,
+        kubeconfig,
         lookupIn(observed),
       );
       for (const use of hookUses(cp)) hooks.push(await hookState(deps, cp, names, use, hookObjs.get(use.hookName)));
+      const idleMs = idleTimeoutMs(cp, config);
+      const incluster = kubeconfig?.[secretRef.inClusterKey];
+      if (!notReady && idleMs !== undefined && incluster) {
+        later.push(await checkIdle(deps, cp, idleMs, incluster, log));
+      }
     }
+    requeueAfterMs = later.some((x) => x !== undefined)
+      ? Math.min(...later.filter((x): x is number => x !== undefined))
+      : undefined;
     const readyMessage = driver.readyMessage;
     const result = await writeStatus(deps, cp, { notReady, hooks, secretRef, sleeping, readyMessage }, log);
     const waitingHooks = cp.spec?.waitForPostCreateHooks && hooks.some((h) => !h.complete);

@@ -199,6 +199,7 @@ suite('server-side apply on a real kube-apiserver', () => {
         .map((p: any) => p.metadata.name)
         .sort();
     expect(names('kubeflex-system')).toEqual([
+      'allow-activator',
       'allow-controller',
       'allow-db-provision',
       'allow-dns',
@@ -211,6 +212,12 @@ suite('server-side apply on a real kube-apiserver', () => {
       podSelector: { matchLabels: { app: 'kubeflex-materializer' } },
       policyTypes: ['Egress'],
       egress: [{}],
+    });
+    // The activator: any client of a sleeping plane's Service on its port range; out only to API servers.
+    expect(list.find((p: any) => p.metadata.name === 'allow-activator').spec).toMatchObject({
+      podSelector: { matchLabels: { app: 'kubeflex-activator' } },
+      policyTypes: ['Ingress', 'Egress'],
+      ingress: [{ ports: [{ protocol: 'TCP', port: 20000, endPort: 29999 }] }],
     });
     expect(names('cp1-system')).toEqual(['allow-api', 'allow-postgres', 'allow-same-namespace', 'default-deny']);
     expect(names('cp2-system')).toEqual(['allow-api', 'allow-same-namespace', 'default-deny']);

@@ -166,7 +166,7 @@ export function imageSpecs(binDir: string): ImageSpec[] {
       name: IMAGES.controller,
       standsInFor:
         `${IMAGES.controller}: our Dockerfile's contents (build/lib, build/imports, production node_modules, ` +
-        `kubeflex-controller, kubeflex-materializer and kubeflex-wait-for-apiserver on PATH, uid 65532) on this machine's Node.js ` +
+        `kubeflex-controller, kubeflex-materializer, kubeflex-activator and kubeflex-wait-for-apiserver on PATH, uid 65532) on this machine's Node.js ` +
         `${process.version} instead of node:20.19.5-bookworm-slim`,
       entrypoint: ['kubeflex-controller'],
       user: '65532:65532',
@@ -179,11 +179,12 @@ export function imageSpecs(binDir: string): ImageSpec[] {
         r.tree(path.join(REPO, 'build/lib'), '/app/build/lib');
         r.tree(path.join(REPO, 'build/imports'), '/app/build/imports');
         for (const dir of productionPackages()) r.tree(dir, `/app/${path.relative(REPO, dir)}`);
-        for (const f of ['controller/main.js', 'controller/wait-for-apiserver.js', 'materializer/main.js'])
+        for (const f of ['controller/main.js', 'controller/wait-for-apiserver.js', 'materializer/main.js', 'activator/main.js'])
           fs.chmodSync(path.join(r.dir, 'app/build/lib', f), 0o755);
         r.link('/app/build/lib/materializer/main.js', '/usr/local/bin/kubeflex-materializer');
         r.link('/app/build/lib/controller/main.js', '/usr/local/bin/kubeflex-controller');
         r.link('/app/build/lib/controller/wait-for-apiserver.js', '/usr/local/bin/kubeflex-wait-for-apiserver');
+        r.link('/app/build/lib/activator/main.js', '/usr/local/bin/kubeflex-activator');
       },
     },
     {

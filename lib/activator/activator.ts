@@ -1,0 +1,272 @@
+// The activator at run time: a reconciler on the one control loop (lib/kube/control-loop.ts) over ControlPlanes.
+// For each sleeping plane it listens on a port of its own and keeps an EndpointSlice that adds that port to the
+// plane's Service. A connection there wakes the plane (removes the sleeping annotation; the controller restores the
+// replicas), waits until the plane's own endpoint is ready, and is then spliced to it: bytes only, so TLS is the
+// plane's own, end to end. A client that gives up early is closed; a plane that does not wake in time is closed too
+// (a clean FIN, never another certificate). Once the plane is awake and ready, the slice is removed and the listener
+// stops taking connections (those already passed through go on).
+import * as net from 'net';
+import { ACTIVATOR_MANAGED_BY, ENDPOINTSLICE_MANAGED_BY, ENDPOINTSLICE_SERVICE_NAME } from '../idle';
+import { ApiError, KubeClient, paths } from '../kube/client';
+import { ControlLoop, Outcome } from '../kube/control-loop';
+import type { Logger } from '../kube/log';
+import { ControlPlaneObject, SLEEP_ANNOTATION } from '../wire';
+import {
+  activatorSlice,
+  allocatePort,
+  planeService,
+  readyEndpoint,
+  servedPlane,
+  ServedPlane,
+  sliceCurrent,
+  sliceName,
+  slicePort,
+} from './core';
+
+const SLICES = '/apis/discovery.k8s.io/v1';
+const slicePath = (ns: string, name?: string) => `${SLICES}/namespaces/${ns}/endpointslices${name ? `/${name}` : ''}`;
+
+/** Options of the Activator. */
+export interface ActivatorOptions {
+  readonly client: KubeClient;
+  readonly log: Logger;
+  /** The address the activator's EndpointSlices point at (its pod IP). */
+  readonly podIp: string;
+  /** Where it listens. @default "0.0.0.0" (or "::" for an IPv6 pod IP) */
+  readonly listenAddress?: string;
+  /** How long a connection is held while its plane wakes. @default 120 s */
+  readonly wakeTimeoutMs?: number;
+  /** How often a waking plane's endpoints are read. @default 200 ms */
+  readonly pollMs?: number;
+  /** Resync period. @default 5 min */
+  readonly resyncMs?: number;
+}
+
+/** One plane the activator serves (or served, until its own endpoint is ready). */
+interface Served {
+  readonly plane: ServedPlane;
+  readonly port: number;
+  readonly server: net.Server;
+  /** Connections held or passed through. */
+  readonly sockets: Set<net.Socket>;
+  /** While the plane wakes: its ready endpoint when it comes. */
+  waking?: Promise<{ host: string; port: number } | undefined>;
+  closed?: boolean;
+}
+
+export class Activator {
+  private readonly loop: ControlLoop;
+  private readonly planes = new Map<string, ControlPlaneObject>();
+  private readonly served = new Map<string, Served>();
+  /** Ports recorded in existing slices (from an earlier run), kept for their planes. */
+  private readonly recordedPorts = new Map<string, number>();
+  private listed = false;
+
+  public constructor(private readonly opts: ActivatorOptions) {
+    this.loop = new ControlLoop({
+      client: opts.client,
+      log: opts.log,
+      keyField: 'controlPlane',
+      watches: [{ kind: 'ControlPlane', path: paths.controlPlanes, onEvent: (t, o) => this.onEvent(t, o) }],
+      reconcile: (key) => this.reconcile(key),
+      keys: () => new Set([...this.planes.keys(), ...this.served.keys()]),
+      resyncMs: opts.resyncMs ?? 300_000,
+      workers: 2,
+    });
+  }
+
+  /** True once the ControlPlanes are listed and its earlier slices read. */
+  public get isSynced(): boolean {
+    return this.listed && this.loop.isSynced;
+  }
+
+  /** The port the activator listens on for `plane`, if it serves it. */
+  public portOf(plane: string): number | undefined {
+    return this.served.get(plane)?.port;
+  }
+
+  public async start(): Promise<void> {
+    // The slices of an earlier run: their ports are kept, so kube-proxy's rules and the new listeners agree.
+    for (;;) {
+      try {
+        const list = await this.opts.client.request<any>(
+          'GET',
+          `${SLICES}/endpointslices?labelSelector=${encodeURIComponent(`${ENDPOINTSLICE_MANAGED_BY}=${ACTIVATOR_MANAGED_BY}`)}`,
+        );
+        for (const s of list?.items ?? []) {
+          const p = slicePort(s);
+          if (p) this.recordedPorts.set(p.plane, p.port);
+        }
+        break;
+      } catch (e) {
+        this.opts.log.warn('cannot list EndpointSlices yet', { error: (e as Error).message });
+        await new Promise((r) => setTimeout(r, 2000));
+      }
+    }
+    this.listed = true;
+    this.loop.start();
+  }
+
+  public async stop(): Promise<void> {
+    await this.loop.stop();
+    for (const s of this.served.values()) this.closeServed(s, true);
+    this.served.clear();
+    this.opts.client.close();
+  }
+
+  private onEvent(type: string, obj: any): void {
+    const name = obj?.metadata?.name;
+    if (typeof name !== 'string') return;
+    if (type === 'DELETED') this.planes.delete(name);
+    else this.planes.set(name, obj);
+    this.loop.add(name);
+  }
+
+  private async reconcile(name: string): Promise<Outcome | void> {
+    const cp = this.planes.get(name);
+    const want = servedPlane(cp);
+    let s = this.served.get(name);
+    if (want && cp?.metadata.uid) {
+      if (!s || s.closed) s = await this.listen(want, s);
+      const slice = activatorSlice(cp as ControlPlaneObject & { metadata: { uid: string } }, want, this.opts.podIp, s.port);
+      const existing = await this.opts.client.get<any>(slicePath(want.namespace, slice.metadata.name));
+      if (!existing) await this.opts.client.request('POST', slicePath(want.namespace), slice);
+      else if (!sliceCurrent(existing, slice)) {
+        await this.opts.client.request('PUT', slicePath(want.namespace, slice.metadata.name), {
+          ...slice,
+          metadata: { ...slice.metadata, resourceVersion: existing.metadata.resourceVersion },
+        });
+      }
+      return;
+    }
+    // Awake (or gone): the slice goes once the plane's own endpoint is ready, so no client finds no endpoint.
+    const plane = s?.plane ?? (cp ? planeService(cp) : undefined);
+    if (!plane) return;
+    const recorded = this.recordedPorts.has(name);
+    if (!s && !recorded) return;
+    if (cp && !(await this.planeEndpoint(plane))) return { requeueAfterMs: 1_000 };
+    try {
+      await this.opts.client.request('DELETE', slicePath(plane.namespace, sliceName(plane.service)));
+    } catch (e) {
+      if (!(e instanceof ApiError && e.status === 404)) throw e;
+    }
+    this.recordedPorts.delete(name);
+    if (s) {
+      this.closeServed(s, !cp);
+      this.served.delete(name);
+    }
+    this.opts.log.info('plane awake: its Service leads to its own pods again', { controlPlane: name });
+  }
+
+  /** A listener for `plane` on its recorded port, its previous one, or the lowest free one. */
+  private async listen(plane: ServedPlane, previous?: Served): Promise<Served> {
+    const used = new Set([...this.served.values()].map((x) => x.port));
+    for (const [p, port] of this.recordedPorts) if (p !== plane.name) used.add(port);
+    const port = previous?.port ?? this.recordedPorts.get(plane.name) ?? allocatePort(used);
+    if (port === undefined) throw new Error('every activator port is taken');
+    const served: Served = { plane, port, server: net.createServer(), sockets: new Set() };
+    served.server.on('connection', (socket) => this.hold(served, socket));
+    await new Promise<void>((resolve, reject) => {
+      served.server.once('error', reject);
+      served.server.listen(port, this.opts.listenAddress ?? (this.opts.podIp.includes(':') ? '::' : '0.0.0.0'), () => {
+        served.server.off('error', reject);
+        resolve();
+      });
+    });
+    served.server.on('error', (e) => this.opts.log.warn('listener error', { controlPlane: plane.name, error: e.message }));
+    this.served.set(plane.name, served);
+    this.recordedPorts.set(plane.name, port);
+    this.opts.log.info('serving a sleeping plane', { controlPlane: plane.name, port });
+    return served;
+  }
+
+  /** A client of a sleeping (or waking) plane: wake it, wait for its endpoint, pass the connection through. */
+  private hold(served: Served, socket: net.Socket): void {
+    served.sockets.add(socket);
+    let upstream: net.Socket | undefined;
+    let done = false;
+    const finish = () => {
+      if (done) return;
+      done = true;
+      served.sockets.delete(socket);
+      upstream?.destroy();
+      // A clean close: FIN after what was sent (nothing, while held), never a reset or a foreign TLS answer.
+      socket.end();
+    };
+    socket.on('error', finish);
+    socket.on('close', finish);
+    // Bytes the client sends while held (its TLS ClientHello) wait in the socket until the splice.
+    socket.pause();
+    served.waking ??= this.wake(served.plane).finally(() => (served.waking = undefined));
+    void served.waking.then(
+      (endpoint) => {
+        if (done) return;
+        if (!endpoint) return finish();
+        upstream = net.connect(endpoint.port, endpoint.host);
+        upstream.on('error', finish);
+        upstream.on('close', finish);
+        upstream.once('connect', () => {
+          if (done) return;
+          socket.pipe(upstream!);
+          upstream!.pipe(socket);
+          socket.resume();
+        });
+      },
+      () => finish(),
+    );
+  }
+
+  /** Removes the sleeping annotation (once), then waits for a ready endpoint of the plane's own pods. */
+  private async wake(plane: ServedPlane): Promise<{ host: string; port: number } | undefined> {
+    const started = Date.now();
+    const deadline = started + (this.opts.wakeTimeoutMs ?? 120_000);
+    let woken = false;
+    while (Date.now() < deadline) {
+      try {
+        if (!woken) {
+          const cp = await this.opts.client.get<ControlPlaneObject>(paths.controlPlane(plane.name));
+          if (!cp) return undefined;
+          if (cp.metadata.annotations?.[SLEEP_ANNOTATION] !== undefined) {
+            await this.opts.client.request(
+              'PATCH',
+              paths.controlPlane(plane.name),
+              { metadata: { annotations: { [SLEEP_ANNOTATION]: null } } },
+              'application/merge-patch+json',
+            );
+            this.opts.log.info('waking a plane for a client', { controlPlane: plane.name });
+          }
+          woken = true;
+        }
+        const endpoint = await this.planeEndpoint(plane);
+        if (endpoint) {
+          this.opts.log.info('plane ready: passing clients through', {
+            controlPlane: plane.name,
+            waitedMs: Date.now() - started,
+          });
+          return endpoint;
+        }
+      } catch (e) {
+        this.opts.log.warn('waking', { controlPlane: plane.name, error: (e as Error).message });
+      }
+      await new Promise((r) => setTimeout(r, this.opts.pollMs ?? 200));
+    }
+    this.opts.log.warn('plane did not wake in time: held clients closed', { controlPlane: plane.name });
+    return undefined;
+  }
+
+  /** A ready endpoint of the plane's own pods, from its Service's EndpointSlices. */
+  private async planeEndpoint(plane: ServedPlane): Promise<{ host: string; port: number } | undefined> {
+    const list = await this.opts.client.request<any>(
+      'GET',
+      `${slicePath(plane.namespace)}?labelSelector=${encodeURIComponent(`${ENDPOINTSLICE_SERVICE_NAME}=${plane.service}`)}`,
+    );
+    return readyEndpoint(list?.items ?? [], plane.portName);
+  }
+
+  /** Stops taking connections; with `all`, also drops those held or passed through (the plane is gone). */
+  private closeServed(s: Served, all: boolean): void {
+    s.closed = true;
+    s.server.close();
+    if (all) for (const socket of s.sockets) socket.destroy();
+  }
+}

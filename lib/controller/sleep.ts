@@ -1,0 +1,183 @@
+// Sleep on idle, for the controller's pass: how long a plane has had no client request (pure), and the steps that put
+// it to sleep and restore it (through KubeClient). The activator (lib/activator/) holds clients while it wakes.
+//
+// Activity is what the tenant API server audits: its audit policy (lib/k8s-control-plane.ts AUDIT_POLICY) records
+// no request of its own controllers, of the API server itself, of health, discovery and metrics reads, or of the
+// controller's admin-binding probe, so `apiserver_audit_event_total` moves only with real clients' requests.
+import { HostingConfig } from '../hosting-config';
+import {
+  ACTIVATOR_MANAGED_BY,
+  AWAKE_REPLICAS_ANNOTATION,
+  decodeAwakeReplicas,
+  encodeAwakeReplicas,
+  ENDPOINTSLICE_MANAGED_BY,
+  IDLE_TIMEOUT_ANNOTATION,
+  parseIdleTimeout,
+} from '../idle';
+import { KubeClient, paths } from '../kube/client';
+import { parseKubeconfig } from '../kube/kubeconfig';
+import type { Logger } from '../kube/log';
+import { TenantNames } from '../names';
+import { ControlPlaneObject, SLEEP_ANNOTATION, typeContract, WorkloadRef } from '../wire';
+import { ReconcileDeps } from './pass';
+
+/** What the controller knows of a plane's requests: the audit counter last read, and since when it has not moved. */
+export interface Activity {
+  readonly count: number;
+  readonly sinceMs: number;
+}
+
+/** The sum of `apiserver_audit_event_total` in a Prometheus text exposition, or undefined when it has none. */
+export function auditEventTotal(metrics: string): number | undefined {
+  let total: number | undefined;
+  for (const line of metrics.split('\n')) {
+    const m = /^apiserver_audit_event_total(?:\{[^}\n]*\})? ([0-9.eE+]+)$/.exec(line);
+    if (m && Number.isFinite(Number(m[1]))) total = (total ?? 0) + Number(m[1]);
+  }
+  return total;
+}
+
+/** The activity after reading `count` at `nowMs`: a moved counter (or a restarted API server) is a request now. */
+export function observeActivity(previous: Activity | undefined, count: number, nowMs: number): Activity {
+  if (!previous || previous.count !== count) return { count, sinceMs: nowMs };
+  return previous;
+}
+
+/** Whether to sleep now, or when to read the counter again (a quarter of the timeout, 15 s to 5 min). */
+export function idleDecision(
+  activity: Activity,
+  timeoutMs: number,
+  nowMs: number,
+): { sleep: true } | { sleep: false; checkAfterMs: number } {
+  const idleMs = nowMs - activity.sinceMs;
+  if (idleMs >= timeoutMs) return { sleep: true };
+  const period = Math.min(300_000, Math.max(15_000, Math.floor(timeoutMs / 4)));
+  return { sleep: false, checkAfterMs: Math.min(period, timeoutMs - idleMs) };
+}
+
+/**
+ * The plane's idle timeout in ms: its annotation (written by the construct from `idleTimeout`, or by a bare plane's
+ * author), else the hosting default; undefined when neither is set or the activator is not installed (nothing would
+ * wake it). A bad annotation is ignored (the construct and the materializer refuse it before it gets here).
+ */
+export function idleTimeoutMs(cp: ControlPlaneObject, config: HostingConfig): number | undefined {
+  if (!config.activator || !typeContract(cp.spec?.type)?.sleepWorkloads.length) return undefined;
+  const text = cp.metadata.annotations?.[IDLE_TIMEOUT_ANNOTATION] ?? config.idleTimeout;
+  if (text === undefined) return undefined;
+  const parsed = parseIdleTimeout(text);
+  return 'seconds' in parsed ? parsed.seconds * 1000 : undefined;
+}
+
+const scalePath = (w: WorkloadRef, ns: string) => `${paths.object('apps/v1', w.kind, w.name, ns)!}/scale`;
+
+async function replicasOf(deps: ReconcileDeps, w: WorkloadRef, ns: string): Promise<number | undefined> {
+  const obj = await deps.hosting.get<any>(paths.object('apps/v1', w.kind, w.name, ns)!);
+  return obj ? (obj.spec?.replicas ?? 1) : undefined;
+}
+
+/** Whether the activator's EndpointSlice in `ns` has a ready endpoint: then new connections reach the activator. */
+async function activatorServes(deps: ReconcileDeps, ns: string): Promise<boolean> {
+  const list = await deps.hosting.request<any>(
+    'GET',
+    `/apis/discovery.k8s.io/v1/namespaces/${ns}/endpointslices?labelSelector=${encodeURIComponent(`${ENDPOINTSLICE_MANAGED_BY}=${ACTIVATOR_MANAGED_BY}`)}`,
+  );
+  return (list?.items ?? []).some((s: any) => (s.endpoints ?? []).some((e: any) => e.conditions?.ready === true));
+}
+
+/**
+ * A sleeping plane: record its workloads' replicas (once), then scale them to zero. With the activator installed,
+ * only once its EndpointSlice serves the plane's Service, so no connection finds neither the plane nor the activator.
+ * Returns a delay when it must look again (the activator not there yet).
+ */
+export async function enforceSleep(
+  deps: ReconcileDeps,
+  cp: ControlPlaneObject,
+  names: TenantNames,
+  config: HostingConfig,
+  log: Logger,
+): Promise<number | undefined> {
+  const workloads = typeContract(cp.spec?.type)?.sleepWorkloads ?? [];
+  const current = await Promise.all(workloads.map((w) => replicasOf(deps, w, names.namespace)));
+  if (current.every((r) => !r)) return undefined;
+  if (!cp.metadata.annotations?.[AWAKE_REPLICAS_ANNOTATION]) {
+    const record = workloads.flatMap((w, i) => (current[i] ? [{ ...w, replicas: current[i]! }] : []));
+    await deps.hosting.request(
+      'PATCH',
+      paths.controlPlane(cp.metadata.name),
+      { metadata: { annotations: { [AWAKE_REPLICAS_ANNOTATION]: encodeAwakeReplicas(record) } } },
+      'application/merge-patch+json',
+    );
+  }
+  if (config.activator && !(await activatorServes(deps, names.namespace))) return 1_000;
+  for (const [i, w] of workloads.entries()) {
+    if (current[i]) await deps.hosting.request('PATCH', scalePath(w, names.namespace), { spec: { replicas: 0 } }, 'application/merge-patch+json');
+  }
+  log.info('asleep: workloads scaled to zero', { namespace: names.namespace });
+  return undefined;
+}
+
+/**
+ * An awake plane that slept (it still carries the awake-replicas annotation): its workloads back to what they were,
+ * then the annotation removed. Whoever woke it (kflex wake, the activator) only removed the sleeping annotation.
+ */
+export async function restoreFromSleep(
+  deps: ReconcileDeps,
+  cp: ControlPlaneObject,
+  names: TenantNames,
+  log: Logger,
+): Promise<void> {
+  const recorded = cp.metadata.annotations?.[AWAKE_REPLICAS_ANNOTATION];
+  if (recorded === undefined) return;
+  const want = decodeAwakeReplicas(recorded);
+  for (const w of typeContract(cp.spec?.type)?.sleepWorkloads ?? []) {
+    if ((await replicasOf(deps, w, names.namespace)) !== 0) continue;
+    const replicas = want.get(`${w.kind}/${w.name}`) ?? 1;
+    await deps.hosting.request('PATCH', scalePath(w, names.namespace), { spec: { replicas } }, 'application/merge-patch+json');
+  }
+  await deps.hosting.request(
+    'PATCH',
+    paths.controlPlane(cp.metadata.name),
+    { metadata: { annotations: { [AWAKE_REPLICAS_ANNOTATION]: null } } },
+    'application/merge-patch+json',
+  );
+  log.info('awake: workloads restored', { namespace: names.namespace });
+}
+
+/**
+ * A Ready plane with an idle timeout: read its audit counter with the admin kubeconfig; asleep after the timeout
+ * without a request (the sleeping annotation; the next pass scales it down). Returns when to look again.
+ */
+export async function checkIdle(
+  deps: ReconcileDeps,
+  cp: ControlPlaneObject,
+  timeoutMs: number,
+  kubeconfig: string,
+  log: Logger,
+): Promise<number | undefined> {
+  const uid = cp.metadata.uid ?? cp.metadata.name;
+  const client = KubeClient.fromParsed(parseKubeconfig(kubeconfig), deps.connectTo, deps.probeTimeoutMs);
+  let count: number | undefined;
+  try {
+    count = auditEventTotal(String(await client.request<string>('GET', '/metrics')));
+  } finally {
+    client.close();
+  }
+  const now = deps.now().getTime();
+  if (count === undefined) {
+    log.warn('no apiserver_audit_event_total in the tenant API server metrics: idle timeout not applied');
+    return undefined;
+  }
+  const activity = observeActivity(deps.activity.get(uid), count, now);
+  deps.activity.set(uid, activity);
+  const decision = idleDecision(activity, timeoutMs, now);
+  if (!decision.sleep) return decision.checkAfterMs;
+  log.info('idle: going to sleep', { idleMs: now - activity.sinceMs });
+  deps.activity.delete(uid);
+  await deps.hosting.request(
+    'PATCH',
+    paths.controlPlane(cp.metadata.name),
+    { metadata: { annotations: { [SLEEP_ANNOTATION]: 'true' } } },
+    'application/merge-patch+json',
+  );
+  return 0;
+}
