@@ -44,7 +44,10 @@ export class KubeflexActivator extends Construct {
     // patch: only to remove the sleeping annotation (the policy below).
     role.allow(['get', 'list', 'watch', 'patch'], custom(API_GROUP, 'controlplanes'));
     // Its own slices in ControlPlane namespaces (the policy below), and the planes' own slices to see them ready.
-    role.allow(['get', 'list', 'watch', 'create', 'update', 'patch', 'delete'], custom('discovery.k8s.io', 'endpointslices'));
+    role.allow(
+      ['get', 'list', 'watch', 'create', 'update', 'patch', 'delete'],
+      custom('discovery.k8s.io', 'endpointslices'),
+    );
     role.allow(['create', 'patch'], kplus.ApiResource.EVENTS);
     new kplus.ClusterRoleBinding(this, 'RoleBinding', { metadata: { name: ACTIVATOR_NAME }, role }).addSubjects(sa);
     addActivatorPolicy(this);
@@ -108,7 +111,12 @@ function addActivatorPolicy(scope: Construct): void {
           { apiGroups: ['*'], apiVersions: ['*'], operations: ['CREATE', 'UPDATE', 'DELETE'], resources: ['*'] },
         ],
         excludeResourceRules: [
-          { apiGroups: ['', 'events.k8s.io'], apiVersions: ['*'], operations: ['CREATE', 'UPDATE'], resources: ['events'] },
+          {
+            apiGroups: ['', 'events.k8s.io'],
+            apiVersions: ['*'],
+            operations: ['CREATE', 'UPDATE'],
+            resources: ['events'],
+          },
         ],
       },
       matchConditions: [{ name: 'activator', expression: `request.userInfo.username == '${ACTIVATOR_USER}'` }],

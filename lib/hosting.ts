@@ -897,7 +897,12 @@ function checkIdleDefault(where: string, value: string | undefined, activator: b
   const parsed = typeof value === 'string' ? parseIdleTimeout(value) : { error: 'is not a string' };
   if ('error' in parsed) throw new KubeflexConfigError(where, 'idleTimeout', value, parsed.error);
   if (!activator) {
-    throw new KubeflexConfigError(where, 'idleTimeout', value, 'needs `activator: true`: nothing would wake the planes');
+    throw new KubeflexConfigError(
+      where,
+      'idleTimeout',
+      value,
+      'needs `activator: true`: nothing would wake the planes',
+    );
   }
   return value;
 }

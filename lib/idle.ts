@@ -38,7 +38,8 @@ export function parseIdleTimeout(text: string): { seconds: number } | { error: s
   if (!text || !m) return { error: 'is not a duration (use e.g. 90s, 15m, 1h30m, 2d)' };
   const seconds = Number(m[1] ?? 0) * 86_400 + Number(m[2] ?? 0) * 3_600 + Number(m[3] ?? 0) * 60 + Number(m[4] ?? 0);
   if (seconds < MIN_IDLE_TIMEOUT_SECONDS) return { error: `is below the floor of ${MIN_IDLE_TIMEOUT_SECONDS}s` };
-  if (seconds > MAX_IDLE_TIMEOUT_SECONDS) return { error: `is above the ceiling of ${MAX_IDLE_TIMEOUT_SECONDS / 86_400}d` };
+  if (seconds > MAX_IDLE_TIMEOUT_SECONDS)
+    return { error: `is above the ceiling of ${MAX_IDLE_TIMEOUT_SECONDS / 86_400}d` };
   return { seconds };
 }
 

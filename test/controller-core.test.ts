@@ -603,7 +603,12 @@ describe('sleeping planes (issue 12)', () => {
     const s = computeStatus(cp, { hooks: [], sleeping: true }, t0);
     expect(s.conditions!.map((c) => [c.type, c.status, c.reason, c.message])).toEqual([
       ['Synced', 'True', 'ReconcileSuccess', ''],
-      ['Ready', 'False', 'Sleeping', 'asleep: workloads scaled to zero, data kept; a client request wakes it (with the activator installed) or kflex wake'],
+      [
+        'Ready',
+        'False',
+        'Sleeping',
+        'asleep: workloads scaled to zero, data kept; a client request wakes it (with the activator installed) or kflex wake',
+      ],
     ]);
     const failed = computeStatus(cp, { hooks: [], sleeping: true, syncError: 'boom', notReady: 'not synced' }, t0);
     expect(failed.conditions!.map((c) => [c.type, c.status, c.reason])).toEqual([

@@ -80,7 +80,8 @@ test('the public construct entry loads no runtime subsystem', () => {
 });
 
 test('the ground floor (kube/, wire.ts, names.ts, hosting-config.ts, idle.ts) loads no construct and no cdk8s', () => {
-  const ground = (f: string) => folderOf(f) === 'kube' || ['wire.ts', 'names.ts', 'hosting-config.ts', 'idle.ts'].includes(f);
+  const ground = (f: string) =>
+    folderOf(f) === 'kube' || ['wire.ts', 'names.ts', 'hosting-config.ts', 'idle.ts'].includes(f);
   const problems: string[] = [];
   for (const f of [...graph.keys()].filter(ground)) {
     for (const g of closure(graph, f)) {

@@ -128,7 +128,12 @@ export class Activator {
     let s = this.served.get(name);
     if (want && cp?.metadata.uid) {
       if (!s || s.closed) s = await this.listen(want, s);
-      const slice = activatorSlice(cp as ControlPlaneObject & { metadata: { uid: string } }, want, this.opts.podIp, s.port);
+      const slice = activatorSlice(
+        cp as ControlPlaneObject & { metadata: { uid: string } },
+        want,
+        this.opts.podIp,
+        s.port,
+      );
       const existing = await this.opts.client.get<any>(slicePath(want.namespace, slice.metadata.name));
       if (!existing) await this.opts.client.request('POST', slicePath(want.namespace), slice);
       else if (!sliceCurrent(existing, slice)) {
@@ -162,18 +167,31 @@ export class Activator {
   private async listen(plane: ServedPlane, previous?: Served): Promise<Served> {
     const used = new Set([...this.served.values()].map((x) => x.port));
     for (const [p, port] of this.recordedPorts) if (p !== plane.name) used.add(port);
-    const port = previous?.port ?? this.recordedPorts.get(plane.name) ?? allocatePort(used);
-    if (port === undefined) throw new Error('every activator port is taken');
-    const served: Served = { plane, port, server: net.createServer(), sockets: new Set() };
-    served.server.on('connection', (socket) => this.hold(served, socket));
-    await new Promise<void>((resolve, reject) => {
-      served.server.once('error', reject);
-      served.server.listen(port, this.opts.listenAddress ?? (this.opts.podIp.includes(':') ? '::' : '0.0.0.0'), () => {
-        served.server.off('error', reject);
-        resolve();
+    const kept = previous?.port ?? this.recordedPorts.get(plane.name);
+    let served: Served | undefined;
+    // A port taken by something else (only outside a pod of its own) is skipped, unless a slice already names it.
+    for (let port = kept ?? allocatePort(used); port !== undefined; port = kept ? undefined : allocatePort(used)) {
+      const s: Served = { plane, port, server: net.createServer(), sockets: new Set() };
+      s.server.on('connection', (socket) => this.hold(s, socket));
+      const error = await new Promise<Error | undefined>((resolve) => {
+        s.server.once('error', resolve);
+        s.server.listen(port, this.opts.listenAddress ?? (this.opts.podIp.includes(':') ? '::' : '0.0.0.0'), () => {
+          s.server.off('error', resolve);
+          resolve(undefined);
+        });
       });
-    });
-    served.server.on('error', (e) => this.opts.log.warn('listener error', { controlPlane: plane.name, error: e.message }));
+      if (!error) {
+        served = s;
+        break;
+      }
+      if ((error as NodeJS.ErrnoException).code !== 'EADDRINUSE' || kept) throw error;
+      used.add(port);
+    }
+    if (!served) throw new Error('every activator port is taken');
+    const port = served.port;
+    served.server.on('error', (e) =>
+      this.opts.log.warn('listener error', { controlPlane: plane.name, error: e.message }),
+    );
     this.served.set(plane.name, served);
     this.recordedPorts.set(plane.name, port);
     this.opts.log.info('serving a sleeping plane', { controlPlane: plane.name, port });

@@ -791,7 +791,8 @@ export function computeStatus(cp: ControlPlaneObject, input: StatusInput, now: D
       type: 'Ready',
       status: 'False',
       reason: 'Sleeping',
-      message: 'asleep: workloads scaled to zero, data kept; a client request wakes it (with the activator installed) or kflex wake',
+      message:
+        'asleep: workloads scaled to zero, data kept; a client request wakes it (with the activator installed) or kflex wake',
     };
   } else if (input.notReady) {
     ready = { type: 'Ready', status: 'False', reason: 'Unavailable', message: input.notReady };

@@ -110,7 +110,13 @@ export async function enforceSleep(
   }
   if (config.activator && !(await activatorServes(deps, names.namespace))) return 1_000;
   for (const [i, w] of workloads.entries()) {
-    if (current[i]) await deps.hosting.request('PATCH', scalePath(w, names.namespace), { spec: { replicas: 0 } }, 'application/merge-patch+json');
+    if (current[i])
+      await deps.hosting.request(
+        'PATCH',
+        scalePath(w, names.namespace),
+        { spec: { replicas: 0 } },
+        'application/merge-patch+json',
+      );
   }
   log.info('asleep: workloads scaled to zero', { namespace: names.namespace });
   return undefined;
@@ -132,7 +138,12 @@ export async function restoreFromSleep(
   for (const w of typeContract(cp.spec?.type)?.sleepWorkloads ?? []) {
     if ((await replicasOf(deps, w, names.namespace)) !== 0) continue;
     const replicas = want.get(`${w.kind}/${w.name}`) ?? 1;
-    await deps.hosting.request('PATCH', scalePath(w, names.namespace), { spec: { replicas } }, 'application/merge-patch+json');
+    await deps.hosting.request(
+      'PATCH',
+      scalePath(w, names.namespace),
+      { spec: { replicas } },
+      'application/merge-patch+json',
+    );
   }
   await deps.hosting.request(
     'PATCH',

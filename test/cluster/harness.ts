@@ -372,6 +372,8 @@ export async function startCluster(
   opts: { dir: string; logDir: string; binDir: string; pgPort: number; pgPassword: string },
   name: string,
   controllers: string[] = [],
+  /** More kube-apiserver flags (files they name are the caller's). */
+  extraApiserverArgs: string[] = [],
 ): Promise<TestCluster> {
   const pids: Record<string, number> = {};
   const stop = () => killAll(Object.values(pids));
@@ -393,7 +395,7 @@ export async function startCluster(
       const apiserver = startProcess(
         `${name}-kube-apiserver`,
         path.join(opts.binDir, 'kube-apiserver'),
-        apiserverArgs(pki, port, `http://127.0.0.1:${kinePort}`),
+        apiserverArgs(pki, port, `http://127.0.0.1:${kinePort}`, extraApiserverArgs),
         opts.logDir,
       );
       pids['kube-apiserver'] = apiserver.pid!;

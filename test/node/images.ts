@@ -179,7 +179,12 @@ export function imageSpecs(binDir: string): ImageSpec[] {
         r.tree(path.join(REPO, 'build/lib'), '/app/build/lib');
         r.tree(path.join(REPO, 'build/imports'), '/app/build/imports');
         for (const dir of productionPackages()) r.tree(dir, `/app/${path.relative(REPO, dir)}`);
-        for (const f of ['controller/main.js', 'controller/wait-for-apiserver.js', 'materializer/main.js', 'activator/main.js'])
+        for (const f of [
+          'controller/main.js',
+          'controller/wait-for-apiserver.js',
+          'materializer/main.js',
+          'activator/main.js',
+        ])
           fs.chmodSync(path.join(r.dir, 'app/build/lib', f), 0o755);
         r.link('/app/build/lib/materializer/main.js', '/usr/local/bin/kubeflex-materializer');
         r.link('/app/build/lib/controller/main.js', '/usr/local/bin/kubeflex-controller');
