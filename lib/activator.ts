@@ -4,9 +4,9 @@
 import { ApiObject, Duration } from 'cdk8s';
 import * as kplus from 'cdk8s-plus-28';
 import { Construct } from 'constructs';
-import { activatorNetworkPolicy, HostingApiEgress, POD_LABELS } from './network-policy';
 import { ACTIVATOR_HEALTH_PORT, ACTIVATOR_MANAGED_BY, ACTIVATOR_NAME, ENDPOINTSLICE_MANAGED_BY } from './idle';
 import { API_GROUP, CONTROL_PLANE_LABEL, HOSTING_NAMESPACE } from './names';
+import { activatorNetworkPolicy, HostingApiEgress, POD_LABELS } from './network-policy';
 import { resources, restrictedContainer, restrictedPod } from './security';
 import { SLEEP_ANNOTATION } from './wire';
 

@@ -17,6 +17,7 @@ import {
 } from './api-validation';
 import { KubeflexConfigError } from './errors';
 import { bindControllerInNamespace, IKubeflexHosting, registerControlPlane } from './hosting-face';
+import { IDLE_TIMEOUT_ANNOTATION, parseIdleTimeout } from './idle';
 import {
   CONTROL_PLANE_LABEL,
   HOOK_POD_LABEL,
@@ -29,7 +30,6 @@ import { hookEgressPolicy, tenantNetworkPolicies, TenantNetworkOptions } from '.
 import { PostCreateHook } from './post-create-hook';
 import { podSecurityLabels, restrictedContainerJson } from './security';
 import { IMAGES } from './versions';
-import { IDLE_TIMEOUT_ANNOTATION, parseIdleTimeout } from './idle';
 import { ControlPlaneTypeName, SLEEP_ANNOTATION, TYPE_CONTRACTS } from './wire';
 
 /** One use of a PostCreateHook by a control plane. */

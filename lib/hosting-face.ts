@@ -1,12 +1,12 @@
 // The hosting install as control planes and hooks see it: IKubeflexHosting, the import of an install that runs
 // elsewhere (typed attributes, or the kubeflex-config ConfigMap decoded beside them), and the registries of names.
 // The install itself (KubeflexHosting) is in hosting.ts.
-import { parseIdleTimeout } from './idle';
 import { Chart } from 'cdk8s';
 import * as kplus from 'cdk8s-plus-28';
 import { Construct, IConstruct } from 'constructs';
 import { checkDnsSubdomain, checkInteger, KubeflexConfigError } from './errors';
 import { decodeHostingConfig, DEFAULT_HOSTING_API_EGRESS, HOSTING_DEFAULTS } from './hosting-config';
+import { parseIdleTimeout } from './idle';
 import { HOSTING_NAMESPACE } from './names';
 import { HostingApiEgress } from './network-policy';
 import type { PostCreateHook } from './post-create-hook';

@@ -1,6 +1,7 @@
 import { ApiObject, Duration, JsonPatch } from 'cdk8s';
 import * as kplus from 'cdk8s-plus-28';
 import { Construct } from 'constructs';
+import { KubeflexActivator } from './activator';
 import { addControlPlanePolicy, addHookApplierPolicy, addMaterializerPolicy } from './admission';
 import { isConfigKey } from './api-validation';
 import { API_GROUP, controlPlaneCrd, POST_CREATE_HOOK_CRD } from './crds';
@@ -28,10 +29,9 @@ import {
   PostgresEndpoint,
   PostgresSslMode,
 } from './hosting-face';
+import { parseIdleTimeout } from './idle';
 import { HOSTING_NAMESPACE, MAX_TENANT_NAME_LENGTH } from './names';
 import { HostingApiEgress, hostingNetworkPolicies, POD_LABELS } from './network-policy';
-import { KubeflexActivator } from './activator';
-import { parseIdleTimeout } from './idle';
 import { podSecurityLabels, resources, restrictedContainer, restrictedPod } from './security';
 import { IMAGES } from './versions';
 import {

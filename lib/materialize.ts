@@ -5,12 +5,12 @@
  * same constructs as `cdk8s synth`, so both ways give the same objects. The materializer (lib/materializer/) applies
  * them; nothing here talks to a cluster.
  */
-import { IDLE_TIMEOUT_ANNOTATION } from './idle';
 import { ApiObject, App, Chart } from 'cdk8s';
 import { HOOK_OBJECT_ID_PREFIX, PostCreateHookUse } from './control-plane';
 import { constructFor, CONTROL_PLANE_CONSTRUCTS } from './control-plane-types';
 import { KubeflexConfigError } from './errors';
 import { IKubeflexHosting, KubeflexHosting } from './hosting';
+import { IDLE_TIMEOUT_ANNOTATION } from './idle';
 import { HOOK_EGRESS_ANNOTATION, HOOK_POD_SECURITY_ANNOTATION, HookEgress, PostCreateHook } from './post-create-hook';
 import { hookUses } from './wire';
 import {

@@ -2,12 +2,12 @@
 // a periodic resync catches what no watch reports (Secrets are not watched: the controller may read them only in
 // namespaces it is bound in, so a cluster-wide Secret watch would need cluster-wide Secret access).
 import * as http from 'http';
+import { AWAKE_REPLICAS_ANNOTATION, IDLE_TIMEOUT_ANNOTATION } from '../idle';
 import { ConnectTo, GROUP_PATH, KubeClient, paths } from '../kube/client';
 import { ControlLoop, Outcome } from '../kube/control-loop';
 import { Logger } from '../kube/log';
 import { notReadyDelayMs } from '../kube/work-queue';
 import { HOSTING_NAMESPACE } from '../names';
-import { AWAKE_REPLICAS_ANNOTATION, IDLE_TIMEOUT_ANNOTATION } from '../idle';
 import { MATERIALIZE_ERROR, SLEEP_ANNOTATION } from '../wire';
 import { ControlPlaneObject, hookUses, PostCreateHookObject } from './core';
 import { dropTenantDatabase } from './postgres';
