@@ -206,12 +206,21 @@ export abstract class ControlPlaneBase extends Chart {
     if (value === undefined) return undefined;
     const parsed = typeof value === 'string' ? parseIdleTimeout(value) : { error: 'is not a string' };
     if ('error' in parsed) throw new KubeflexConfigError(this.constructName, 'idleTimeout', value, parsed.error);
-    if (!TYPE_CONTRACTS[type as ControlPlaneTypeName]?.sleepWorkloads.length) {
+    const contract = TYPE_CONTRACTS[type as ControlPlaneTypeName];
+    if (!contract?.sleepWorkloads.length) {
       throw new KubeflexConfigError(
         this.constructName,
         'idleTimeout',
         value,
         `a ${type} control plane has no workloads of its own to put to sleep`,
+      );
+    }
+    if (!contract.clientsAudited) {
+      throw new KubeflexConfigError(
+        this.constructName,
+        'idleTimeout',
+        value,
+        `a ${type} control plane cannot tell its clients' requests from its own (vCluster's syncer proxies both under one identity); put it to sleep with kflex sleep, and the activator wakes it on request`,
       );
     }
     if (!this.hosting.activator) {

@@ -4,9 +4,19 @@ import { Construct } from 'constructs';
 import { ControlPlaneSpecType } from '../imports/tenancy.kflex.kubestellar.org';
 import { ControlPlaneBase, ControlPlaneProps } from './control-plane';
 import { checkDnsSubdomain, checkStorageSize } from './errors';
+import { tenantAuditPolicy } from './k8s-control-plane';
 import { resources } from './security';
 import { IMAGES } from './versions';
 import { K3S_CA_SECRET, K3S_KUBECONFIG_SECRET, K3S_STATEFULSET, TYPE_CONTRACTS } from './wire';
+
+/** Where the k3s server reads its audit policy. */
+const K3S_AUDIT_DIR = '/etc/kflex-audit';
+/**
+ * k3s's own clients of its API server (k3s's certificate identities): the supervisor and its controllers
+ * (`system:k3s-supervisor`, `system:k3s-controller`, `system:k3s`, and `system:admin` of its admin kubeconfig in older
+ * releases); the scheduler, cloud controller and agent are disabled here.
+ */
+const K3S_SYSTEM_USERS = ['system:k3s-supervisor', 'system:k3s-controller', 'system:k3s', 'system:admin'];
 
 /** Props of K3sControlPlane. */
 export interface K3sControlPlaneProps extends ControlPlaneProps {
@@ -86,6 +96,13 @@ export class K3sControlPlane extends ControlPlaneBase {
         name: 'k3s-config',
       },
     );
+    // Clients' requests audited, k3s's own controllers (system:admin, system:k3s-controller) left out: the counter
+    // sleep on idle reads, as for k8s planes (lib/k8s-control-plane.ts tenantAuditPolicy).
+    const auditPolicy = new kplus.ConfigMap(this, 'AuditPolicy', {
+      metadata: { name: 'audit-policy', namespace: ns },
+      data: { 'audit-policy.yaml': tenantAuditPolicy(K3S_SYSTEM_USERS) },
+    });
+    const audit = kplus.Volume.fromConfigMap(this, 'AuditVolume', auditPolicy, { name: 'audit-policy' });
     const ca = kplus.Volume.fromSecret(this, 'CaVolume', kplus.Secret.fromSecretName(this, 'Ca', K3S_CA_SECRET), {
       name: 'ca',
       defaultMode: 0o400,
@@ -162,6 +179,9 @@ export class K3sControlPlane extends ControlPlaneBase {
             '--kube-controller-manager-arg=leader-elect=false',
             // Secrets encrypted at rest (review M1); k3s keeps the key in its data directory on the volume.
             '--secrets-encryption',
+            `--kube-apiserver-arg=audit-policy-file=${K3S_AUDIT_DIR}/audit-policy.yaml`,
+            '--kube-apiserver-arg=audit-log-path=-',
+            '--kube-apiserver-arg=audit-log-format=json',
           ],
           envVariables: {
             K3S_CONTROLPLANE_SECRET_NAME: kplus.EnvValue.fromValue(K3S_KUBECONFIG_SECRET),
@@ -171,6 +191,7 @@ export class K3sControlPlane extends ControlPlaneBase {
           volumeMounts: [
             { path: DATA_DIR, volume: data },
             { path: '/etc/rancher/k3s', volume: config },
+            { path: K3S_AUDIT_DIR, volume: audit, readOnly: true },
           ],
           securityContext: security,
           resources: resources(250, 256, 2000, 1024),

@@ -115,15 +115,18 @@ const PG_CA_DIR = '/etc/postgresql-ca';
 /**
  * Audit policy of tenant API servers: what clients did, without request bodies (Secrets stay out of logs). The
  * tenant's own machinery (the API server's loopback client, kube-controller-manager and its controllers' kube-system
- * ServiceAccounts), health, discovery and metrics reads and the controller's admin-binding probe are left out, so
- * every audit event is a client's request: its counter is what sleep on idle watches (lib/controller/sleep.ts).
+ * ServiceAccounts, and `systemUsers` of the distribution), health, discovery and metrics reads and the controller's
+ * admin-binding probe are left out, so every audit event is a client's request: its counter is what sleep on idle
+ * watches (lib/controller/sleep.ts).
  */
-export const AUDIT_POLICY = `apiVersion: audit.k8s.io/v1
+export function tenantAuditPolicy(systemUsers: readonly string[] = []): string {
+  const users = ['system:apiserver', 'system:kube-controller-manager', ...systemUsers].map((u) => `'${u}'`);
+  return `apiVersion: audit.k8s.io/v1
 kind: Policy
 omitStages: [RequestReceived]
 rules:
   - level: None
-    users: ['system:apiserver', 'system:kube-controller-manager']
+    users: [${users.join(', ')}]
   - level: None
     userGroups: ['system:serviceaccounts:kube-system']
   - level: None
@@ -143,6 +146,10 @@ rules:
     nonResourceURLs: ['/healthz*', '/readyz*', '/livez*', '/version', '/openapi*', '/api', '/api/*', '/apis', '/apis/*', '/metrics']
   - level: Metadata
 `;
+}
+
+/** The k8s type's audit policy. */
+export const AUDIT_POLICY = tenantAuditPolicy();
 
 /**
  * Controllers a tenant without nodes needs: KubeFlex's "denatured" set (canonical 1.28+ names) plus

@@ -113,6 +113,11 @@ export interface TypeContract {
   readonly apiWorkload?: WorkloadRef;
   /** The workloads scaled to zero while the plane sleeps. */
   readonly sleepWorkloads: readonly WorkloadRef[];
+  /**
+   * Whether its API server's audit counter counts clients' requests only (its audit policy leaves its own machinery
+   * out): then it can sleep on idle. vCluster's syncer proxies every client under its own identity, so it cannot.
+   */
+  readonly clientsAudited: boolean;
   /** The Service in `<cp>-system` its API clients use, and the name of its API port (what the activator serves). */
   readonly apiService?: { readonly name: (cp: string) => string; readonly port: string };
   /** Secrets in `<cp>-system` the controller reads and writes. */
@@ -142,6 +147,7 @@ export const TYPE_CONTRACTS: Readonly<Record<ControlPlaneTypeName, TypeContract>
     apiWorkload: deployment(K8S_WORKLOADS.apiServer),
     sleepWorkloads: [deployment(K8S_WORKLOADS.apiServer), deployment(K8S_WORKLOADS.controllerManager)],
     apiService: { name: (cp) => cp, port: 'https' },
+    clientsAudited: true,
     secrets: Object.values(K8S_SECRETS),
   },
   k3s: {
@@ -149,6 +155,7 @@ export const TYPE_CONTRACTS: Readonly<Record<ControlPlaneTypeName, TypeContract>
     apiWorkload: statefulSet(K3S_STATEFULSET),
     sleepWorkloads: [statefulSet(K3S_STATEFULSET)],
     apiService: { name: () => 'k3s', port: 'https' },
+    clientsAudited: true,
     secrets: [K3S_CA_SECRET, K3S_KUBECONFIG_SECRET],
   },
   vcluster: {
@@ -156,16 +163,19 @@ export const TYPE_CONTRACTS: Readonly<Record<ControlPlaneTypeName, TypeContract>
     apiWorkload: statefulSet(VCLUSTER_RELEASE),
     sleepWorkloads: [statefulSet(VCLUSTER_RELEASE)],
     apiService: { name: () => VCLUSTER_RELEASE, port: 'https' },
+    clientsAudited: false,
     secrets: [VCLUSTER_KUBECONFIG_SECRET],
   },
   host: {
     kubeconfig: { name: ADMIN_KUBECONFIG_SECRET, inClusterKey: ADMIN_KUBECONFIG_KEYS.inClusterKey },
     sleepWorkloads: [],
+    clientsAudited: false,
     secrets: [ADMIN_KUBECONFIG_SECRET],
   },
   external: {
     kubeconfig: { name: ADMIN_KUBECONFIG_SECRET, ...ADMIN_KUBECONFIG_KEYS },
     sleepWorkloads: [],
+    clientsAudited: false,
     secrets: [ADMIN_KUBECONFIG_SECRET],
   },
 };

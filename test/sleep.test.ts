@@ -76,16 +76,33 @@ describe('constructs', () => {
     expect(strip(objects)).toEqual(strip(plain));
   });
 
-  test('k3s and vcluster planes take an idle timeout too', () => {
+  test('a k3s plane takes an idle timeout; its server audits clients, k3s's own identities left out', () => {
     const { app, hosting } = setup({ activator: true });
-    for (const cp of [
-      new K3sControlPlane(app, 'k3', { hosting, idleTimeout: '1h' }),
-      new VClusterControlPlane(app, 'vc', { hosting, idleTimeout: '1h' }),
-    ]) {
-      expect(find(synth(cp), 'ControlPlane', cp.controlPlaneName).metadata.annotations).toEqual({
-        'kflex.kubestellar.org/idle-timeout': '1h',
-      });
-    }
+    const objects = synth(new K3sControlPlane(app, 'k3', { hosting, idleTimeout: '1h' }));
+    expect(find(objects, 'ControlPlane', 'k3').metadata.annotations).toEqual({
+      'kflex.kubestellar.org/idle-timeout': '1h',
+    });
+    const server = find(objects, 'StatefulSet', 'k3s-server').spec.template.spec.containers[0];
+    expect(server.args).toEqual(
+      expect.arrayContaining([
+        '--kube-apiserver-arg=audit-policy-file=/etc/kflex-audit/audit-policy.yaml',
+        '--kube-apiserver-arg=audit-log-path=-',
+      ]),
+    );
+    expect(find(objects, 'ConfigMap', 'audit-policy').data['audit-policy.yaml']).toContain(
+      "users: ['system:apiserver', 'system:kube-controller-manager', 'system:k3s-supervisor', 'system:k3s-controller', 'system:k3s', 'system:admin']",
+    );
+  });
+
+  test('fails when a vcluster plane gets an idle timeout (its syncer hides who made a request)', () => {
+    const { app, hosting } = setup({ activator: true });
+    expectConfigError(
+      () => new VClusterControlPlane(app, 'vc', { hosting, idleTimeout: '1h' }),
+      'VClusterControlPlane "vc"',
+      'idleTimeout',
+      '"1h"',
+      'cannot tell its clients',
+    );
   });
 
   test('fails when the idle timeout is not a duration', () => {

@@ -6,6 +6,7 @@ import { parse, stringify } from 'yaml';
 import { PostCreateHookUse } from '../control-plane';
 import { KubeflexConfigError } from '../errors';
 import { IKubeflexHosting, KubeflexHosting } from '../hosting';
+import { AWAKE_REPLICAS_ANNOTATION, decodeAwakeReplicas, encodeAwakeReplicas } from '../idle';
 import { parseArgv, FlagSpec as KubeFlagSpec } from '../kube/args';
 import { GROUP_PATH, KubeClient, paths, sleep } from '../kube/client';
 import { contextEntries } from '../kube/kubeconfig';
@@ -289,24 +290,45 @@ export async function setSleeping(
   sleeping: boolean,
 ): Promise<void> {
   const ns = tenantNames(name).namespace;
-  const scale = async (replicas: number) => {
+  // Awake: the replicas recorded when it went to sleep (an HA plane gets its replicas back), else one.
+  const recorded = decodeAwakeReplicas(cp.metadata.annotations?.[AWAKE_REPLICAS_ANNOTATION]);
+  const scale = async (replicas?: number) => {
     for (const w of typeContract(cp.spec?.type)?.sleepWorkloads ?? []) {
       const path = `${paths.object('apps/v1', w.kind, w.name, ns)!}/scale`;
-      await client.request('PATCH', path, { spec: { replicas } }, 'application/merge-patch+json');
+      const want = replicas ?? recorded.get(`${w.kind}/${w.name}`) ?? 1;
+      await client.request('PATCH', path, { spec: { replicas: want } }, 'application/merge-patch+json');
     }
   };
   const annotate = (value: string | null) =>
     client.request(
       'PATCH',
       paths.controlPlane(name),
-      { metadata: { annotations: { [SLEEP_ANNOTATION]: value } } },
+      { metadata: { annotations: { [SLEEP_ANNOTATION]: value, [AWAKE_REPLICAS_ANNOTATION]: null } } },
       'application/merge-patch+json',
     );
   if (sleeping) {
-    await annotate('true');
+    // What to restore on wake, whoever wakes it (kflex wake, or the activator through the controller).
+    const record: { kind: string; name: string; replicas: number }[] = [];
+    for (const w of typeContract(cp.spec?.type)?.sleepWorkloads ?? []) {
+      const obj = await client.get<any>(paths.object('apps/v1', w.kind, w.name, ns)!);
+      if (obj?.spec?.replicas) record.push({ ...w, replicas: obj.spec.replicas });
+    }
+    await client.request(
+      'PATCH',
+      paths.controlPlane(name),
+      {
+        metadata: {
+          annotations: {
+            [SLEEP_ANNOTATION]: 'true',
+            ...(record.length ? { [AWAKE_REPLICAS_ANNOTATION]: encodeAwakeReplicas(record) } : {}),
+          },
+        },
+      },
+      'application/merge-patch+json',
+    );
     await scale(0);
   } else {
-    await scale(1);
+    await scale();
     await annotate(null);
   }
 }

@@ -61,7 +61,7 @@ export function idleDecision(
  * wake it). A bad annotation is ignored (the construct and the materializer refuse it before it gets here).
  */
 export function idleTimeoutMs(cp: ControlPlaneObject, config: HostingConfig): number | undefined {
-  if (!config.activator || !typeContract(cp.spec?.type)?.sleepWorkloads.length) return undefined;
+  if (!config.activator || !typeContract(cp.spec?.type)?.clientsAudited) return undefined;
   const text = cp.metadata.annotations?.[IDLE_TIMEOUT_ANNOTATION] ?? config.idleTimeout;
   if (text === undefined) return undefined;
   const parsed = parseIdleTimeout(text);

@@ -40,6 +40,11 @@ export const createCommand: Command = {
       help: 'API server and controller-manager replicas of a k8s control plane (1-5)',
     },
     {
+      long: 'idle-timeout',
+      kind: 'string',
+      help: 'sleep after this long without a client request, wake on the next one (e.g. 30m; k8s, k3s, vcluster)',
+    },
+    {
       long: 'backend-type',
       short: 'b',
       kind: 'string',
@@ -78,7 +83,7 @@ export const createCommand: Command = {
     const objects = CONTROL_PLANE_CONSTRUCTS[type as keyof typeof CONTROL_PLANE_CONSTRUCTS]({
       scope: app,
       name,
-      common: { hosting: h, postCreateHooks: uses },
+      common: { hosting: h, postCreateHooks: uses, idleTimeout: flags['idle-timeout'] as string | undefined },
       k8s: k8sOnly,
     }).toJson();
     if (flags['dry-run']) {
