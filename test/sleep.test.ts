@@ -76,7 +76,7 @@ describe('constructs', () => {
     expect(strip(objects)).toEqual(strip(plain));
   });
 
-  test('a k3s plane takes an idle timeout; its server audits clients, k3s's own identities left out', () => {
+  test('a k3s plane takes an idle timeout; its server audits clients, the identities of k3s left out', () => {
     const { app, hosting } = setup({ activator: true });
     const objects = synth(new K3sControlPlane(app, 'k3', { hosting, idleTimeout: '1h' }));
     expect(find(objects, 'ControlPlane', 'k3').metadata.annotations).toEqual({
