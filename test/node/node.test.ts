@@ -373,6 +373,120 @@ suite('the example platform on a real node', () => {
     }
   }, 600_000);
 
+  test('sleep on idle, wake on request: two planes idle into Sleeping with their Pods gone; kubectl through the merged context wakes one (a write from before sleep reads back), an in-cluster Job through the Service name the other', async () => {
+    k(['-n', 'kubeflex-system', 'rollout', 'status', 'deployment/kubeflex-activator', '--timeout=180s']);
+    for (const name of ['nap1', 'nap2']) {
+      k(
+        ['apply', '-f', '-'],
+        JSON.stringify({
+          apiVersion: 'tenancy.kflex.kubestellar.org/v1alpha1',
+          kind: 'ControlPlane',
+          metadata: { name, annotations: { 'kflex.kubestellar.org/idle-timeout': '60s' } },
+          spec: { type: 'k8s' },
+        }),
+      );
+    }
+    await Promise.all([waitPlaneReady('nap1'), waitPlaneReady('nap2')]);
+    // kflex ctx merges nap1's context into the user's kubeconfig.
+    const home = fs.mkdtempSync(path.join(node.dir, 'home-nap-'));
+    const kubeconfig = path.join(home, 'config');
+    fs.copyFileSync(node.kubeconfig, kubeconfig);
+    const ctx = spawnSync(process.execPath, [path.join(REPO, 'build/lib/cli/kflex.js'), 'ctx', 'nap1'], {
+      encoding: 'utf8',
+      env: { ...process.env, KUBECONFIG: kubeconfig, HOME: home },
+      timeout: 120_000,
+    });
+    expect(ctx).toMatchObject({ status: 0 });
+    tenant('nap1', ['create', 'configmap', 'before-sleep', '--from-literal=written=before'], kubeconfig, 'nap1');
+    const ready = (cp: string) =>
+      JSON.parse(k(['get', 'cp', cp, '-o', 'json'])).status?.conditions?.find((c: any) => c.type === 'Ready');
+    const apiPods = (cp: string) =>
+      podsOf(`${cp}-system`).filter((p) =>
+        ['kube-apiserver', 'kube-controller-manager'].includes(p.metadata.labels?.app),
+      );
+    const idleSince = Date.now();
+    await waitFor(
+      'nap1 and nap2 Sleeping with their Pods gone',
+      () => ['nap1', 'nap2'].every((cp) => ready(cp)?.reason === 'Sleeping' && apiPods(cp).length === 0),
+      300_000,
+    );
+    const asleepAfterMs = Date.now() - idleSince;
+    expect(ready('nap1')).toMatchObject({ status: 'False', reason: 'Sleeping' });
+    // Each Service now leads to the activator (its EndpointSlice), TLS untouched.
+    for (const cp of ['nap1', 'nap2']) {
+      const slice = JSON.parse(
+        k(['get', 'endpointslice', '-n', `${cp}-system`, `${cp}-kflex-activator`, '-o', 'json']),
+      );
+      const activatorIp = podsOf('kubeflex-system').find((p) => p.metadata.labels?.app === 'kubeflex-activator').status
+        .podIP;
+      expect(slice.endpoints[0].addresses).toEqual([activatorIp]);
+    }
+
+    // kubectl through the merged context: held while nap1 wakes, then answered by nap1 itself.
+    const started = Date.now();
+    expect(tenant('nap1', ['get', 'ns', '-o', 'name'], kubeconfig, 'nap1')).toMatch(/namespace\/kube-system/);
+    const firstAnswerMs = Date.now() - started;
+    expect(
+      tenant('nap1', ['get', 'configmap', 'before-sleep', '-o', 'jsonpath={.data.written}'], kubeconfig, 'nap1'),
+    ).toBe('before');
+
+    // An in-cluster client through the Service name (the in-cluster kubeconfig), as hook Jobs and controllers use it.
+    k(
+      ['apply', '-f', '-'],
+      JSON.stringify({
+        apiVersion: 'batch/v1',
+        kind: 'Job',
+        metadata: { name: 'wake-nap2', namespace: 'nap2-system' },
+        spec: {
+          backoffLimit: 0,
+          template: {
+            spec: {
+              restartPolicy: 'Never',
+              securityContext: { runAsNonRoot: true, runAsUser: 65532, seccompProfile: { type: 'RuntimeDefault' } },
+              volumes: [{ name: 'kubeconfig', secret: { secretName: 'admin-kubeconfig' } }],
+              containers: [
+                {
+                  name: 'client',
+                  image: IMAGES.kubectl,
+                  args: ['--kubeconfig=/etc/kube/kubeconfig-incluster', 'get', 'ns', 'kube-system', '-o', 'name'],
+                  volumeMounts: [{ name: 'kubeconfig', mountPath: '/etc/kube', readOnly: true }],
+                  securityContext: { allowPrivilegeEscalation: false, capabilities: { drop: ['ALL'] } },
+                },
+              ],
+            },
+          },
+        },
+      }),
+    );
+    await waitFor(
+      'Job wake-nap2 done',
+      () => {
+        const st = JSON.parse(k(['get', 'job', '-n', 'nap2-system', 'wake-nap2', '-o', 'json'])).status ?? {};
+        if (st.failed) throw new Error(`Job wake-nap2 failed: ${k(['logs', '-n', 'nap2-system', 'job/wake-nap2'])}`);
+        return st.succeeded === 1;
+      },
+      180_000,
+    );
+    expect(k(['logs', '-n', 'nap2-system', 'job/wake-nap2'])).toContain('namespace/kube-system');
+    await Promise.all([waitPlaneReady('nap1', 120_000), waitPlaneReady('nap2', 120_000)]);
+    // Awake: the Services lead to the planes' own Pods again.
+    await waitFor(
+      'activator slices removed',
+      () =>
+        ['nap1', 'nap2'].every(
+          (cp) => !k(['get', 'endpointslice', '-n', `${cp}-system`, '-o', 'name']).includes('kflex-activator'),
+        ),
+      60_000,
+    );
+    console.log(
+      `sleep: asleep ${asleepAfterMs} ms after the last request; first kubectl answered after ${firstAnswerMs} ms`,
+    );
+    for (const cp of ['nap1', 'nap2']) {
+      k(['delete', 'cp', cp, '--wait=false']);
+      k(['wait', '--for=delete', `namespace/${cp}-system`, '--timeout=180s']);
+    }
+  }, 900_000);
+
   test("KubeStellar's shapes, in our words: ITS found by label, WDS k8s and WDS host with cluster-scoped hook objects and baseline Deployments that reach the hosting API, the ITS and their WDS", async () => {
     const standin = fs.readFileSync(path.join(__dirname, 'kubestellar-standin.js'), 'utf8');
     // What `hookClusterRoles: ['cluster-admin']` makes (KubeStellar's WDS hooks create ClusterRoles and bindings).
