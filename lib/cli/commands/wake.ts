@@ -4,7 +4,8 @@ import { Command, setSleeping, sleepTarget, TIMEOUT, waitReady } from '../contex
 
 export const wakeCommand: Command = {
   synopsis: '<name> [flags]',
-  description: 'Wakes a sleeping control plane: scales its workloads back to one and waits until it is Ready.',
+  description:
+    'Wakes a sleeping control plane: scales its workloads back to the replicas they had (else one) and waits until it is Ready.',
   flags: [TIMEOUT],
   run: async (ctx, flags, args) => {
     const timeout = parseDuration('timeout', flags.timeout ?? '10m');

@@ -1,0 +1,234 @@
+// Sleep on idle and wake on request on the real test node (test/node/node-cluster.ts): N k8s tenants registered on one
+// PostgreSQL and asleep (synthesized with `sleeping: true`, served by the activator Pod), then
+// - what they cost while asleep: the memory and CPU of the parts that grow with them (activator, controller and
+//   materializer Pods, the hosting kube-apiserver process), before and after, per sleeping tenant;
+// - the first request to a sleeping tenant (TLS through its Service's ClusterIP, kube-proxy, the activator, the
+//   tenant's own API server; the certificate verified against its CA), one at a time, WAKES times;
+// - STORM sleeping tenants woken by simultaneous first requests: until the last answers;
+// - the woken tenants' Pods' memory and CPU while awake and idle: the cost of the same tenants awake, side by side.
+// Usage: N=200 WAKES=20 STORM=20 npm run bench:sleep (root, scripts/prepare-binaries.sh and prepare-node.sh done).
+import { execFileSync } from 'child_process';
+import * as fs from 'fs';
+import * as https from 'https';
+import * as path from 'path';
+import { synthTenant } from '../test/cluster/tenant';
+import { nodeUnavailable, startNode } from '../test/node/node-cluster';
+import { benchPostgres } from './common';
+
+const N = Number(process.env.N ?? 200);
+const WAKES = Number(process.env.WAKES ?? 20);
+const STORM = Number(process.env.STORM ?? 20);
+const WINDOW_S = Number(process.env.WINDOW_S ?? 60);
+const REPO = path.resolve(__dirname, '..');
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+const MiB = (bytes: number) => bytes / 1024 / 1024;
+const quantile = (xs: number[], q: number) => {
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.min(s.length - 1, Math.ceil(q * s.length) - 1)];
+};
+
+/** The pod's cgroup directory of `controller` (cgroup v1, cgroupfs driver) by QoS class. */
+function podCgroup(pod: any, controller: 'memory' | 'cpuacct'): string {
+  const qos = pod.status.qosClass as string;
+  const root = controller === 'memory' ? '/sys/fs/cgroup/memory' : '/sys/fs/cgroup/cpu,cpuacct';
+  const base = path.join(fs.existsSync(root) ? root : `/sys/fs/cgroup/${controller}`, 'kubepods');
+  return path.join(qos === 'Guaranteed' ? base : path.join(base, qos.toLowerCase()), `pod${pod.metadata.uid}`);
+}
+const podMemory = (pod: any) =>
+  Number(fs.readFileSync(path.join(podCgroup(pod, 'memory'), 'memory.usage_in_bytes'), 'utf8'));
+const podCpuNs = (pod: any) => Number(fs.readFileSync(path.join(podCgroup(pod, 'cpuacct'), 'cpuacct.usage'), 'utf8'));
+const procRss = (pid: number) =>
+  Number(/VmRSS:\s+(\d+)/.exec(fs.readFileSync(`/proc/${pid}/status`, 'utf8'))![1]) * 1024;
+const procCpuS = (pid: number) => {
+  const f = fs.readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ');
+  return (Number(f[11]) + Number(f[12])) / 100;
+};
+
+async function main(): Promise<void> {
+  const pg = await benchPostgres('kflex-bench-sleep-');
+  const why = nodeUnavailable(pg.state.binDir);
+  if (why) throw new Error(`cannot run the sleep bench: ${why}`);
+  const node = await startNode({
+    binDir: pg.state.binDir,
+    logRoot: pg.state.logDir,
+    pgPort: pg.state.pgPort,
+    pgPassword: pg.state.pgPassword,
+    pgSocketDir: pg.state.pgSocketDir,
+  });
+  const k = (args: string[], input?: string) =>
+    execFileSync(path.join(pg.state.binDir, 'kubectl'), [`--kubeconfig=${node.kubeconfig}`, ...args], {
+      encoding: 'utf8',
+      input,
+      stdio: 'pipe',
+      timeout: 300_000,
+      maxBuffer: 256 << 20,
+    });
+  const apiserverPid = Number(
+    execFileSync('pgrep', ['-f', `kube-apiserver.*${node.pki}`], { encoding: 'utf8' }).split('\n')[0],
+  );
+  const systemPods = () =>
+    JSON.parse(k(['get', 'pods', '-n', 'kubeflex-system', '-o', 'json'])).items.filter(
+      (p: any) => p.status.phase === 'Running' && p.metadata.labels?.app?.startsWith('kubeflex-'),
+    );
+  /** Memory now and CPU over WINDOW_S of the parts that grow with the number of tenants. */
+  const hostingCost = async () => {
+    const pods = systemPods();
+    const cpu0 = pods.map(podCpuNs);
+    const api0 = procCpuS(apiserverPid);
+    await sleep(WINDOW_S * 1000);
+    const parts: Record<string, { mib: number; mcpu: number }> = {};
+    pods.forEach((p: any, i: number) => {
+      parts[p.metadata.labels.app] = {
+        mib: MiB(podMemory(p)),
+        mcpu: (podCpuNs(p) - cpu0[i]) / 1e6 / WINDOW_S,
+      };
+    });
+    parts['hosting kube-apiserver'] = {
+      mib: MiB(procRss(apiserverPid)),
+      mcpu: ((procCpuS(apiserverPid) - api0) * 1000) / WINDOW_S,
+    };
+    return parts;
+  };
+  const names = Array.from({ length: N }, (_, i) => `nap${i + 1}`);
+  try {
+    console.log(`node ready in ${node.readyMs} ms; ${N} tenants, ${WAKES} single wakes, a storm of ${STORM}`);
+    node.addLocalVolume('postgres-data', '8Gi');
+    for (const f of ['00-base/hosting.k8s.yaml', 'hosting.k8s.yaml'])
+      k(['apply', '--server-side', '-f', path.join(REPO, 'dist', f)]);
+    for (const d of ['kubeflex-controller-manager', 'kubeflex-materializer', 'kubeflex-activator'])
+      k(['-n', 'kubeflex-system', 'rollout', 'status', `deployment/${d}`, '--timeout=300s']);
+    k(['-n', 'kubeflex-system', 'rollout', 'status', 'statefulset/postgres-postgresql', '--timeout=300s']);
+    await sleep(20_000);
+    const before = await hostingCost();
+
+    // N tenants, asleep from the start: their database is made (a Job each), no API server Pod runs.
+    const t0 = Date.now();
+    for (let i = 0; i < names.length; i += 20) {
+      const items = names.slice(i, i + 20).flatMap((n) => synthTenant(n, { sleeping: true }));
+      k(
+        ['apply', '--server-side', '--field-manager=cdk8s-kubeflex', '-f', '-'],
+        JSON.stringify({ apiVersion: 'v1', kind: 'List', items }),
+      );
+    }
+    const reasonOf = (cp: any) => cp.status?.conditions?.find((c: any) => c.type === 'Ready')?.reason;
+    for (;;) {
+      const cps = JSON.parse(k(['get', 'cp', '-o', 'json'])).items.filter((c: any) =>
+        c.metadata.name.startsWith('nap'),
+      );
+      const slices = k([
+        'get',
+        'endpointslices',
+        '-A',
+        '-l',
+        'endpointslice.kubernetes.io/managed-by=activator.kflex.kubestellar.org',
+        '-o',
+        'name',
+      ])
+        .split('\n')
+        .filter(Boolean).length;
+      const asleep = cps.filter((c: any) => reasonOf(c) === 'Sleeping' && c.metadata.finalizers?.length).length;
+      if (asleep === N && slices === N) break;
+      if (Date.now() - t0 > 3_600_000) throw new Error(`after 1 h: ${asleep} of ${N} asleep, ${slices} slices`);
+      await sleep(5_000);
+    }
+    console.log(
+      `${N} tenants registered, databases made, asleep and served by the activator in ${((Date.now() - t0) / 1000).toFixed(0)} s`,
+    );
+    k(['delete', 'jobs', '-n', 'kubeflex-system', '--all', '--wait=true']);
+    await sleep(20_000);
+    const after = await hostingCost();
+
+    /** GET /version of `cp` through its Service's ClusterIP, verified against its CA: ms until the answer. */
+    const firstAnswer = async (cp: string) => {
+      const svc = JSON.parse(k(['get', 'svc', '-n', `${cp}-system`, cp, '-o', 'json']));
+      const kc = Buffer.from(
+        JSON.parse(k(['get', 'secret', '-n', `${cp}-system`, 'admin-kubeconfig', '-o', 'json'])).data[
+          'kubeconfig-incluster'
+        ],
+        'base64',
+      ).toString('utf8');
+      const ca = Buffer.from(/certificate-authority-data: (\S+)/.exec(kc)![1], 'base64');
+      const started = Date.now();
+      await new Promise<void>((resolve, reject) => {
+        const req = https.request(
+          {
+            host: svc.spec.clusterIP,
+            port: 443,
+            path: '/version',
+            ca,
+            servername: `${cp}.${cp}-system.svc`,
+            timeout: 120_000,
+          },
+          (res) => {
+            res.resume();
+            res.on('end', () =>
+              res.statusCode === 200 ? resolve() : reject(new Error(`${cp}: HTTP ${res.statusCode}`)),
+            );
+          },
+        );
+        req.on('error', reject);
+        req.on('timeout', () => req.destroy(new Error(`${cp}: no answer in 120 s`)));
+        req.end();
+      });
+      return Date.now() - started;
+    };
+    const single: number[] = [];
+    for (const cp of names.slice(0, WAKES)) {
+      single.push(await firstAnswer(cp));
+      console.log(`${cp}: first request answered after ${single[single.length - 1]} ms`);
+    }
+    const stormNames = names.slice(WAKES, WAKES + STORM);
+    const stormStart = Date.now();
+    const storm = await Promise.all(stormNames.map((cp) => firstAnswer(cp)));
+    const stormAll = Date.now() - stormStart;
+    console.log(`storm of ${STORM}: all answered after ${stormAll} ms (${storm.join(', ')})`);
+
+    // The woken tenants, awake and idle, side by side with the sleeping ones.
+    await sleep(30_000);
+    const awake = names.slice(0, WAKES + STORM);
+    const pods = awake.flatMap((cp) =>
+      JSON.parse(k(['get', 'pods', '-n', `${cp}-system`, '-o', 'json'])).items.filter(
+        (p: any) => p.status.phase === 'Running',
+      ),
+    );
+    const cpu0 = pods.map(podCpuNs);
+    await sleep(WINDOW_S * 1000);
+    const awakeMiB = pods.reduce((s: number, p: any) => s + MiB(podMemory(p)), 0) / awake.length;
+    const awakeMcpu =
+      pods.reduce((s: number, p: any, i: number) => s + (podCpuNs(p) - cpu0[i]) / 1e6 / WINDOW_S, 0) / awake.length;
+    const sleepingNow = N - awake.length;
+
+    console.log('\n| part | before (no tenant) | with all asleep | per sleeping tenant |');
+    console.log('|---|---:|---:|---:|');
+    let perMiB = 0;
+    let perMcpu = 0;
+    for (const part of Object.keys(after)) {
+      const b = before[part] ?? { mib: 0, mcpu: 0 };
+      const a = after[part];
+      perMiB += (a.mib - b.mib) / N;
+      perMcpu += (a.mcpu - b.mcpu) / N;
+      console.log(
+        `| ${part} | ${b.mib.toFixed(0)} MiB, ${b.mcpu.toFixed(1)} mCPU | ${a.mib.toFixed(0)} MiB, ${a.mcpu.toFixed(1)} mCPU | ${((a.mib - b.mib) / N).toFixed(2)} MiB, ${((a.mcpu - b.mcpu) / N).toFixed(3)} mCPU |`,
+      );
+    }
+    console.log(`| **sum** | | | **${perMiB.toFixed(2)} MiB, ${perMcpu.toFixed(3)} mCPU** |`);
+    console.log('\n| measure | value |');
+    console.log('|---|---:|');
+    console.log(
+      `| first request to a sleeping tenant, one at a time (${WAKES}) | p50 ${(quantile(single, 0.5) / 1000).toFixed(2)} s, p99 ${(quantile(single, 0.99) / 1000).toFixed(2)} s (max of ${WAKES}) |`,
+    );
+    console.log(`| ${STORM} woken at once: the last answer | ${(stormAll / 1000).toFixed(1)} s |`);
+    console.log(
+      `| an awake idle tenant (its Pods, ${awake.length} measured while ${sleepingNow} sleep) | ${awakeMiB.toFixed(0)} MiB, ${awakeMcpu.toFixed(1)} mCPU |`,
+    );
+    console.log(`| ratio awake / asleep, memory | ${(awakeMiB / Math.max(perMiB, 0.01)).toFixed(0)}x |`);
+  } finally {
+    await node.stop();
+    pg.stop();
+  }
+}
+
+main().catch((e) => {
+  console.error(e);
+  process.exit(1);
+});
