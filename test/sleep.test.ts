@@ -348,5 +348,13 @@ describe("the activator's decisions", () => {
     expect(readyEndpoint([own, plane(false)], 'https')).toBeUndefined();
     expect(readyEndpoint([own, plane(true)], 'https')).toEqual({ host: '10.244.0.9', port: 9444 });
     expect(readyEndpoint([plane(true)], 'kubelet')).toBeUndefined();
+    // Not ready yet, not terminating: a starting Pod, whose /readyz the activator may ask itself.
+    const starting: { host: string; port: number }[] = [];
+    const terminating = {
+      ...plane(false),
+      endpoints: [{ addresses: ['10.244.0.3'], conditions: { ready: false, terminating: true } }],
+    };
+    expect(readyEndpoint([own, plane(false), terminating], 'https', starting)).toBeUndefined();
+    expect(starting).toEqual([{ host: '10.244.0.9', port: 9444 }]);
   });
 });

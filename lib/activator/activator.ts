@@ -5,6 +5,7 @@
 // plane's own, end to end. A client that gives up early is closed; a plane that does not wake in time is closed too
 // (a clean FIN, never another certificate). Once the plane is awake and ready, the slice is removed and the listener
 // stops taking connections (those already passed through go on).
+import * as https from 'https';
 import * as net from 'net';
 import { ACTIVATOR_MANAGED_BY, ENDPOINTSLICE_MANAGED_BY, ENDPOINTSLICE_SERVICE_NAME } from '../idle';
 import { ApiError, KubeClient, paths } from '../kube/client';
@@ -24,6 +25,25 @@ import {
 } from './core';
 
 const SLICES = '/apis/discovery.k8s.io/v1';
+
+/**
+ * Whether the API server at `e` answers /readyz with 200 (anonymous, as the kubelet's probe asks; nothing is sent but
+ * the path). The certificate is not checked here: the answer only decides when to splice, and the client's own TLS
+ * session, spliced afterwards, verifies the server as always.
+ */
+function answersReadyz(e: { host: string; port: number }): Promise<boolean> {
+  return new Promise((resolve) => {
+    const req = https.get(
+      { host: e.host, port: e.port, path: '/readyz', rejectUnauthorized: false, timeout: 1_000 },
+      (res) => {
+        res.resume();
+        resolve(res.statusCode === 200);
+      },
+    );
+    req.on('timeout', () => req.destroy());
+    req.on('error', () => resolve(false));
+  });
+}
 const slicePath = (ns: string, name?: string) => `${SLICES}/namespaces/${ns}/endpointslices${name ? `/${name}` : ''}`;
 
 /** Options of the Activator. */
@@ -255,7 +275,7 @@ export class Activator {
           }
           woken = true;
         }
-        const endpoint = await this.planeEndpoint(plane);
+        const endpoint = await this.planeEndpoint(plane, true);
         if (endpoint) {
           this.opts.log.info('plane ready: passing clients through', {
             controlPlane: plane.name,
@@ -272,13 +292,21 @@ export class Activator {
     return undefined;
   }
 
-  /** A ready endpoint of the plane's own pods, from its Service's EndpointSlices. */
-  private async planeEndpoint(plane: ServedPlane): Promise<{ host: string; port: number } | undefined> {
+  /**
+   * A ready endpoint of the plane's own pods, from its Service's EndpointSlices; with `early`, also a starting Pod
+   * whose API server already answers /readyz (the kubelet's readiness probe and the EndpointSlice update would add up
+   * to seconds more; that answer is all they wait for).
+   */
+  private async planeEndpoint(plane: ServedPlane, early = false): Promise<{ host: string; port: number } | undefined> {
     const list = await this.opts.client.request<any>(
       'GET',
       `${slicePath(plane.namespace)}?labelSelector=${encodeURIComponent(`${ENDPOINTSLICE_SERVICE_NAME}=${plane.service}`)}`,
     );
-    return readyEndpoint(list?.items ?? [], plane.portName);
+    const starting: { host: string; port: number }[] = [];
+    const ready = readyEndpoint(list?.items ?? [], plane.portName, starting);
+    if (ready || !early) return ready;
+    for (const e of starting) if (await answersReadyz(e)) return e;
+    return undefined;
   }
 
   /** Stops taking connections; with `all`, also drops those held or passed through (the plane is gone). */

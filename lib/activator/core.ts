@@ -83,16 +83,23 @@ export function sliceCurrent(existing: any, want: any): boolean {
 
 /**
  * A ready endpoint of the plane's own pods among the Service's EndpointSlices (the activator's own left out), as
- * host and port to dial; undefined while none is ready.
+ * host and port to dial; undefined while none is ready. `starting` lists the endpoints not ready yet and not
+ * terminating: a waking plane's new Pod, whose own /readyz the activator asks before the kubelet's next probe does.
  */
-export function readyEndpoint(slices: any[], portName: string): { host: string; port: number } | undefined {
+export function readyEndpoint(
+  slices: any[],
+  portName: string,
+  starting: { host: string; port: number }[] = [],
+): { host: string; port: number } | undefined {
   for (const s of slices) {
     if (s?.metadata?.labels?.[ENDPOINTSLICE_MANAGED_BY] === ACTIVATOR_MANAGED_BY) continue;
     const port = (s?.ports ?? []).find((p: any) => (p?.name ?? '') === portName)?.port;
     if (!Number.isInteger(port)) continue;
     for (const e of s?.endpoints ?? []) {
       const address = e?.addresses?.[0];
-      if (e?.conditions?.ready === true && typeof address === 'string') return { host: address, port };
+      if (typeof address !== 'string') continue;
+      if (e?.conditions?.ready === true) return { host: address, port };
+      if (e?.conditions?.terminating !== true) starting.push({ host: address, port });
     }
   }
   return undefined;

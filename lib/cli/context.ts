@@ -299,13 +299,8 @@ export async function setSleeping(
       await client.request('PATCH', path, { spec: { replicas: want } }, 'application/merge-patch+json');
     }
   };
-  const annotate = (value: string | null) =>
-    client.request(
-      'PATCH',
-      paths.controlPlane(name),
-      { metadata: { annotations: { [SLEEP_ANNOTATION]: value, [AWAKE_REPLICAS_ANNOTATION]: null } } },
-      'application/merge-patch+json',
-    );
+  const annotate = (annotations: Record<string, string | null>) =>
+    client.request('PATCH', paths.controlPlane(name), { metadata: { annotations } }, 'application/merge-patch+json');
   if (sleeping) {
     // What to restore on wake, whoever wakes it (kflex wake, or the activator through the controller).
     const record: { kind: string; name: string; replicas: number }[] = [];
@@ -328,8 +323,11 @@ export async function setSleeping(
     );
     await scale(0);
   } else {
+    // Awake first: while the annotation says asleep, the controller keeps the workloads at zero. It restores them
+    // too (from the record), so both writers agree.
+    await annotate({ [SLEEP_ANNOTATION]: null });
     await scale();
-    await annotate(null);
+    await annotate({ [AWAKE_REPLICAS_ANNOTATION]: null });
   }
 }
 

@@ -245,8 +245,8 @@ suite('server-side apply on a real kube-apiserver', () => {
       },
       { podSelector: { matchLabels: { 'app.kubernetes.io/component': 'db-provision' } } },
     ]);
-    // The tenant API: from the controller, the ingress controller's namespace, and hook pods of planes whose
-    // admin-written hooks declare control-planes egress; on the API port only.
+    // The tenant API: from the controller, the ingress controller's namespace, hook pods of planes whose
+    // admin-written hooks declare control-planes egress, and the activator; on the API port only.
     const api = get('cp1-system', 'allow-api');
     expect(api.ingress[0].from.map((f: any) => JSON.stringify(f))).toEqual([
       JSON.stringify({
@@ -257,6 +257,11 @@ suite('server-side apply on a real kube-apiserver', () => {
       JSON.stringify({
         namespaceSelector: { matchLabels: { 'kflex.kubestellar.org/plane-api-clients': 'true' } },
         podSelector: { matchExpressions: [{ key: 'kflex.kubestellar.org/hook', operator: 'Exists' }] },
+      }),
+      // The activator, which passes a sleeping plane's clients through once it is awake.
+      JSON.stringify({
+        namespaceSelector: { matchLabels: { 'kubernetes.io/metadata.name': 'kubeflex-system' } },
+        podSelector: { matchLabels: { app: 'kubeflex-activator' } },
       }),
     ]);
     expect(api.ingress[0].ports).toEqual([{ protocol: 'TCP', port: 9444 }]);
