@@ -22,28 +22,8 @@ export interface GatewayParent {
   readonly sectionName?: string;
 }
 
-/** libpq `sslmode` used by kine and the provisioning Jobs. */
-export type PostgresSslMode = 'disable' | 'allow' | 'prefer' | 'require' | 'verify-ca' | 'verify-full';
-
-/** Where k8s-type tenants find their PostgreSQL, resolved once by KubeflexHosting. */
-export interface PostgresEndpoint {
-  /** Host name. */
-  readonly host: string;
-  /** TCP port. */
-  readonly port: number;
-  /** Role used to provision tenant databases. */
-  readonly superuser: string;
-  /** Secret in `kubeflex-system` holding that role's password. */
-  readonly passwordSecretName: string;
-  /** Key of the password in that Secret. */
-  readonly passwordSecretKey: string;
-  /** libpq sslmode. */
-  readonly sslMode: PostgresSslMode;
-  /** Secret in `kubeflex-system` and key holding the CA that signed the server's certificate, when known. */
-  readonly ca?: { readonly secretName: string; readonly key: string };
-  /** Image whose `psql` runs the provisioning Jobs. */
-  readonly clientImage: string;
-}
+export type { PostgresEndpoint, PostgresSslMode } from './datastore/endpoint';
+import type { PostgresEndpoint, PostgresSslMode } from './datastore/endpoint';
 
 /** Name of the runtime controller's ServiceAccount and Deployment (KubeFlex's names). */
 export const CONTROLLER_NAME = 'kubeflex-controller-manager';

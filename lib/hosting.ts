@@ -3,9 +3,15 @@ import * as kplus from 'cdk8s-plus-28';
 import { Construct } from 'constructs';
 import { KubeflexActivator } from './activator';
 import { addControlPlanePolicy, addHookApplierPolicy, addMaterializerPolicy } from './admission';
-import { isConfigKey } from './api-validation';
 import { API_GROUP, controlPlaneCrd, POST_CREATE_HOOK_CRD } from './crds';
-import { checkDnsLabel, checkDnsSubdomain, checkInteger, KubeflexConfigError, checkStorageSize } from './errors';
+import { addBundledPostgres, addProvisionScript, PostgresOptions } from './datastore/bundled-postgres';
+import {
+  bundledPostgresEndpoint,
+  checkPostgresChoice,
+  ExternalPostgresOptions,
+  externalPostgresEndpoint,
+} from './datastore/endpoint';
+import { checkDnsLabel, checkDnsSubdomain, checkInteger, KubeflexConfigError } from './errors';
 import {
   DEFAULT_HOSTING_API_EGRESS,
   encodeHostingConfig,
@@ -40,53 +46,14 @@ import {
   HOOK_APPLIER_USER,
   HOST_PLANES_CLUSTER_ROLE,
   HOSTING_CONFIGMAP,
-  POSTGRES_CA_KEY,
-  POSTGRES_TLS_SECRET,
-  TENANT_DATABASE_MARK,
-  TENANT_DATABASE_MARK_PREFIX,
-  TENANT_DB_CONNECTION_LIMIT,
-  TENANT_DB_STATEMENT_TIMEOUT,
-  TENANT_DB_TEMP_FILE_LIMIT,
-  TENANT_ROLE_GROUP,
   VCLUSTER_CLUSTER_ROLE,
 } from './wire';
 
 export { HOSTING_CONFIGMAP, POSTGRES_NAME, POSTGRES_PASSWORD_KEY };
 export * from './hosting-face';
-
-/** Options for the PostgreSQL that the hosting install runs for k8s-type tenants. */
-export interface PostgresOptions {
-  /** Storage class of the data volume. @default - the cluster's default storage class */
-  readonly storageClassName?: string;
-  /** Size of the data volume. @default "8Gi" */
-  readonly storageSize?: string;
-  /** PostgreSQL image. @default IMAGES.postgres */
-  readonly image?: string;
-  /** `max_connections` of the server (each k8s tenant's kine holds a pool). @default 1000 */
-  readonly maxConnections?: number;
-}
-
-/** An existing PostgreSQL server to use instead of the bundled one. */
-export interface ExternalPostgresOptions {
-  /** Host name of the server as seen from the hosting cluster. */
-  readonly host: string;
-  /** TCP port. @default 5432 */
-  readonly port?: number;
-  /** Superuser (or a role with CREATEDB and CREATEROLE) used to provision tenant databases. @default "postgres" */
-  readonly superuser?: string;
-  /** Secret in `kubeflex-system` that holds the superuser's password. */
-  readonly passwordSecretName: string;
-  /** Key of the password in that Secret. @default "postgres-password" */
-  readonly passwordSecretKey?: string;
-  /**
-   * Secret in `kubeflex-system` with the CA certificate (PEM) that signed the server's certificate. With it, kine, the
-   * provisioning Jobs and the controller verify the server (`verify-full` by default).
-   * @default - none: the server is not verified, and sslMode defaults to "prefer"
-   */
-  readonly caSecretName?: string;
-  /** Key of the CA certificate in caSecretName. @default "ca.crt" */
-  readonly caSecretKey?: string;
-}
+export type { ExternalPostgresOptions } from './datastore/endpoint';
+export type { PostgresOptions } from './datastore/bundled-postgres';
+export { DB_PROVISION_CONFIGMAP, DB_PROVISION_SQL } from './datastore/provision';
 
 /** Props of KubeflexHosting. */
 export interface KubeflexHostingProps {
@@ -194,8 +161,6 @@ export interface KubeflexHostingProps {
   readonly postgresSslMode?: PostgresSslMode;
 }
 
-/** Where the bundled PostgreSQL reads its server certificate and key. */
-const POSTGRES_TLS_DIR = '/etc/postgresql/tls';
 /** ClusterRole of the controller in the admin's extra bootstrap namespaces: get and delete Secrets. */
 export const CONTROLLER_BOOTSTRAP_ROLE = 'kubeflex-controller-bootstrap';
 /** Name of the materializer's ServiceAccount, Deployment and RBAC. */
@@ -214,61 +179,6 @@ const TENANT_NAMESPACED_RESOURCES = [
   kplus.ApiResource.ROLES,
   kplus.ApiResource.ROLE_BINDINGS,
 ];
-
-/** ConfigMap in `kubeflex-system` holding DB_PROVISION_SQL, mounted by each k8s tenant's provisioning Job. */
-export const DB_PROVISION_CONFIGMAP = 'kubeflex-db-provision';
-
-/**
- * Idempotent psql script creating one tenant's login role and database (run with
- * `--set=tenant_db=… --set=tenant_role=…`; the password comes from $TENANT_DB_PASSWORD, the database's mark
- * `kubeflex:<ControlPlane UID>` from $TENANT_DB_MARK). It takes over nothing it did
- * not create: a role that is not a member of `kubeflex_tenants`, or a database that is neither marked nor owned by
- * such a role, makes it fail with a message (security review H2: a tenant named like an existing application must
- * not reset that application's password or read its data). The role owns only its database and cannot create
- * others; PUBLIC loses CONNECT, so tenants cannot reach each other's data. Tenant roles cannot connect to `postgres`
- * or `template1` either, and inside their own database cannot read the shared catalogs that list the other tenants'
- * databases, roles and sessions (review L3; kine only reads `pg_database` from `postgres`, which it tolerates failing).
- */
-export const DB_PROVISION_SQL = `\\set ON_ERROR_STOP on
-\\getenv tenant_password TENANT_DB_PASSWORD
-\\getenv tenant_mark TENANT_DB_MARK
-SELECT 'CREATE ROLE ${TENANT_ROLE_GROUP} NOLOGIN'
-  WHERE NOT EXISTS (SELECT FROM pg_roles WHERE rolname = '${TENANT_ROLE_GROUP}') \\gexec
-SELECT format('DO $m$BEGIN RAISE EXCEPTION %L; END$m$',
-    format('role %s exists and was not created by kubeflex: refusing to take it over', :'tenant_role'))
-  WHERE EXISTS (SELECT FROM pg_roles WHERE rolname = :'tenant_role')
-    AND NOT EXISTS (SELECT FROM pg_auth_members m JOIN pg_roles g ON g.oid = m.roleid JOIN pg_roles u ON u.oid = m.member
-      WHERE g.rolname = '${TENANT_ROLE_GROUP}' AND u.rolname = :'tenant_role' AND NOT u.rolsuper) \\gexec
-SELECT format('DO $m$BEGIN RAISE EXCEPTION %L; END$m$',
-    format('database %s exists and was not created by kubeflex: refusing to take it over', :'tenant_db'))
-  FROM pg_database d JOIN pg_roles o ON o.oid = d.datdba
-  WHERE d.datname = :'tenant_db'
-    AND coalesce(shobj_description(d.oid, 'pg_database'), '') NOT LIKE '${TENANT_DATABASE_MARK_PREFIX}%'
-    AND shobj_description(d.oid, 'pg_database') IS DISTINCT FROM '${TENANT_DATABASE_MARK}'
-    AND o.rolname <> :'tenant_role' \\gexec
-SELECT format('DO $m$BEGIN RAISE EXCEPTION %L; END$m$',
-    format('database %s belongs to another ControlPlane (%s): refusing to take it over', :'tenant_db',
-      shobj_description(d.oid, 'pg_database')))
-  FROM pg_database d
-  WHERE d.datname = :'tenant_db'
-    AND shobj_description(d.oid, 'pg_database') LIKE '${TENANT_DATABASE_MARK_PREFIX}%'
-    AND shobj_description(d.oid, 'pg_database') <> :'tenant_mark' \\gexec
-SELECT format('CREATE ROLE %I LOGIN IN ROLE ${TENANT_ROLE_GROUP}', :'tenant_role')
-  WHERE NOT EXISTS (SELECT FROM pg_roles WHERE rolname = :'tenant_role') \\gexec
-ALTER ROLE :"tenant_role" WITH LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION CONNECTION LIMIT ${TENANT_DB_CONNECTION_LIMIT} PASSWORD :'tenant_password';
-ALTER ROLE :"tenant_role" SET statement_timeout = '${TENANT_DB_STATEMENT_TIMEOUT}';
-ALTER ROLE :"tenant_role" SET idle_in_transaction_session_timeout = '${TENANT_DB_STATEMENT_TIMEOUT}';
-ALTER ROLE :"tenant_role" SET temp_file_limit = '${TENANT_DB_TEMP_FILE_LIMIT}';
-SELECT format('CREATE DATABASE %I OWNER %I', :'tenant_db', :'tenant_role')
-  WHERE NOT EXISTS (SELECT FROM pg_database WHERE datname = :'tenant_db') \\gexec
-COMMENT ON DATABASE :"tenant_db" IS :'tenant_mark';
-REVOKE ALL ON DATABASE :"tenant_db" FROM PUBLIC;
-GRANT ALL ON DATABASE :"tenant_db" TO :"tenant_role";
-REVOKE CONNECT, TEMPORARY ON DATABASE postgres, template1 FROM PUBLIC;
-\\connect :"tenant_db"
-REVOKE SELECT ON pg_catalog.pg_database, pg_catalog.pg_roles, pg_catalog.pg_user, pg_catalog.pg_auth_members,
-  pg_catalog.pg_shdescription, pg_catalog.pg_stat_activity, pg_catalog.pg_stat_database FROM PUBLIC;
-`;
 
 /**
  * `bind` on exactly the ClusterRoles `names`: cdk8s-plus cannot name resourceNames of a referenced ClusterRole, so
@@ -438,14 +348,9 @@ export class KubeflexHosting extends HostingRegistry implements IKubeflexHosting
       });
     }
     this.addTrust(hostGroups);
-    if (bundled) this.addPostgres(props.postgres ?? {}, postgresImage);
+    if (bundled) addBundledPostgres(this, this.constructName, props.postgres ?? {}, postgresImage);
     hostingNetworkPolicies(this, bundled, this.withMaterializer);
-    if (this.postgres) {
-      new kplus.ConfigMap(this, 'DbProvisionScript', {
-        metadata: { name: DB_PROVISION_CONFIGMAP, namespace: HOSTING_NAMESPACE },
-        data: { 'provision.sql': DB_PROVISION_SQL },
-      });
-    }
+    if (this.postgres) addProvisionScript(this);
   }
 
   private addControllerRbac(): void {
@@ -724,110 +629,6 @@ export class KubeflexHosting extends HostingRegistry implements IKubeflexHosting
     });
     deployment.select(kplus.LabelSelector.of({ labels: { app: CONTROLLER_NAME } }));
   }
-
-  private addPostgres(options: PostgresOptions, image: string): void {
-    const storageSize = options.storageSize ?? '8Gi';
-    checkStorageSize(this.constructName, 'postgres.storageSize', storageSize);
-    const maxConnections = options.maxConnections ?? 1000;
-    checkInteger(this.constructName, 'postgres.maxConnections', maxConnections, 10, 100000);
-    if (options.storageClassName !== undefined) {
-      checkDnsSubdomain(this.constructName, 'postgres.storageClassName', options.storageClassName);
-    }
-    const labels = { 'app.kubernetes.io/name': 'postgresql', 'app.kubernetes.io/instance': 'postgres' };
-    const ports = [{ port: 5432, targetPort: 5432, name: 'tcp-postgresql' }];
-    const headless = new kplus.Service(this, 'PostgresHeadless', {
-      metadata: { name: `${POSTGRES_NAME}-hl`, namespace: HOSTING_NAMESPACE },
-      clusterIP: 'None',
-      publishNotReadyAddresses: true,
-      ports,
-    });
-    const client = new kplus.Service(this, 'PostgresService', {
-      metadata: { name: POSTGRES_NAME, namespace: HOSTING_NAMESPACE },
-      ports,
-    });
-    const password = kplus.Secret.fromSecretName(this, 'PostgresPassword', POSTGRES_NAME);
-    const run = kplus.Volume.fromEmptyDir(this, 'PostgresRun', 'run');
-    const tmp = kplus.Volume.fromEmptyDir(this, 'PostgresTmp', 'tmp');
-    // Root-owned, group-readable through fsGroup: PostgreSQL accepts a key file like that (mode 0640 or less).
-    const tls = kplus.Volume.fromSecret(
-      this,
-      'PostgresTls',
-      kplus.Secret.fromSecretName(this, 'PostgresTlsSecret', POSTGRES_TLS_SECRET),
-      { name: 'tls', defaultMode: 0o440, items: { 'tls.crt': { path: 'tls.crt' }, 'tls.key': { path: 'tls.key' } } },
-    );
-    const pgUid = 999; // the postgres user of the official image
-    const sts = new kplus.StatefulSet(this, 'Postgres', {
-      metadata: { name: POSTGRES_NAME, namespace: HOSTING_NAMESPACE },
-      service: headless,
-      replicas: 1,
-      select: false,
-      podMetadata: { labels },
-      securityContext: restrictedPod(pgUid),
-      containers: [
-        {
-          name: 'postgresql',
-          image,
-          imagePullPolicy: kplus.ImagePullPolicy.IF_NOT_PRESENT,
-          // TLS with the certificate the controller mints (review M2); clients verify it against its CA.
-          args: [
-            '-c',
-            `max_connections=${maxConnections}`,
-            '-c',
-            'password_encryption=scram-sha-256',
-            '-c',
-            'ssl=on',
-            '-c',
-            `ssl_cert_file=${POSTGRES_TLS_DIR}/tls.crt`,
-            '-c',
-            `ssl_key_file=${POSTGRES_TLS_DIR}/tls.key`,
-            '-c',
-            'ssl_min_protocol_version=TLSv1.2',
-          ],
-          ports: [{ number: 5432, name: 'tcp-postgresql' }],
-          envVariables: {
-            POSTGRES_USER: kplus.EnvValue.fromValue('postgres'),
-            POSTGRES_PASSWORD: kplus.EnvValue.fromSecretValue({ secret: password, key: POSTGRES_PASSWORD_KEY }),
-            PGDATA: kplus.EnvValue.fromValue('/var/lib/postgresql/data/pgdata'),
-            POSTGRES_INITDB_ARGS: kplus.EnvValue.fromValue('--auth-host=scram-sha-256'),
-          },
-          securityContext: restrictedContainer(pgUid),
-          resources: resources(250, 256, 2000, 1024),
-          readiness: kplus.Probe.fromCommand(['pg_isready', '-U', 'postgres', '-h', '127.0.0.1'], {
-            periodSeconds: Duration.seconds(5),
-          }),
-          liveness: kplus.Probe.fromCommand(['pg_isready', '-U', 'postgres', '-h', '127.0.0.1'], {
-            initialDelaySeconds: Duration.seconds(30),
-            periodSeconds: Duration.seconds(10),
-          }),
-          volumeMounts: [
-            { path: '/var/run/postgresql', volume: run },
-            { path: '/tmp', volume: tmp },
-            { path: POSTGRES_TLS_DIR, volume: tls, readOnly: true },
-          ],
-        },
-      ],
-    });
-    sts.select(kplus.LabelSelector.of({ labels }));
-    client.selectLabel('app.kubernetes.io/name', 'postgresql');
-    client.selectLabel('app.kubernetes.io/instance', 'postgres');
-    headless.selectLabel('app.kubernetes.io/name', 'postgresql');
-    headless.selectLabel('app.kubernetes.io/instance', 'postgres');
-    // cdk8s-plus has no volumeClaimTemplates; this keeps KubeFlex's PVC name data-postgres-postgresql-0. Patches
-    // are applied before the generated class converts props, hence the Quantity.
-    const claim: Record<string, unknown> = {
-      accessModes: ['ReadWriteOnce'],
-      resources: { requests: { storage: kplus.k8s.Quantity.fromString(storageSize) } },
-    };
-    if (options.storageClassName) claim.storageClassName = options.storageClassName;
-    const api = ApiObject.of(sts);
-    api.addJsonPatch(JsonPatch.add('/spec/volumeClaimTemplates', [{ metadata: { name: 'data' }, spec: claim }]));
-    api.addJsonPatch(
-      JsonPatch.add('/spec/template/spec/containers/0/volumeMounts/-', {
-        name: 'data',
-        mountPath: '/var/lib/postgresql/data',
-      }),
-    );
-  }
 }
 
 /** The exposure settings: names, ports and the room `<tenant>.` needs in host names. */
@@ -853,24 +654,6 @@ function checkExposure(
   checkDnsSubdomain(where, 'hostContainer', h.hostContainer);
 }
 
-/** One PostgreSQL choice: bundled (with options) or external or none. */
-function checkPostgresChoice(where: string, props: KubeflexHostingProps): void {
-  if (props.externalPostgres && props.installPostgres) {
-    throw new KubeflexConfigError(where, 'installPostgres', true, 'contradicts externalPostgres; set only one');
-  }
-  if (props.externalPostgres && props.postgres) {
-    throw new KubeflexConfigError(
-      where,
-      'postgres',
-      props.postgres,
-      'options apply to the bundled PostgreSQL only, but externalPostgres is set',
-    );
-  }
-  if (props.installPostgres === false && props.postgres) {
-    throw new KubeflexConfigError(where, 'postgres', props.postgres, 'options given but installPostgres is false');
-  }
-}
-
 /** The Pod Security level enforced in kubeflex-system. */
 function namespaceLevel(where: string, level: string = 'baseline'): 'restricted' | 'baseline' {
   if (level !== 'restricted' && level !== 'baseline') {
@@ -890,7 +673,6 @@ function extraBootstrapNamespaces(where: string, list: string[]): string[] {
   return [...list];
 }
 
-/** Where hook workloads with `hosting-api` egress may connect. */
 /** The hosting-wide idle timeout: a duration within bounds, and only with the activator that wakes planes. */
 function checkIdleDefault(where: string, value: string | undefined, activator: boolean): string | undefined {
   if (value === undefined) return undefined;
@@ -907,6 +689,7 @@ function checkIdleDefault(where: string, value: string | undefined, activator: b
   return value;
 }
 
+/** Where hook workloads with `hosting-api` egress may connect. */
 function hostingApiEgressOf(where: string, api: KubeflexHostingProps['hostingApiServer']): HostingApiEgress {
   const egress = {
     cidrs: [...(api?.cidrs ?? DEFAULT_HOSTING_API_EGRESS.cidrs)],
@@ -959,66 +742,4 @@ function checkHookRoles(where: string, roles: string[], withMaterializer: boolea
       'grants the hook applier, which only the materializer uses, but materializer is false',
     );
   }
-}
-
-/** libpq sslmode: verify-full when the CA is known, else prefer; verifying needs the CA. */
-function sslModeFor(where: string, requested: PostgresSslMode | undefined, ca: unknown): PostgresSslMode {
-  const mode = requested ?? (ca ? 'verify-full' : 'prefer');
-  if (!ca && (mode === 'verify-ca' || mode === 'verify-full')) {
-    throw new KubeflexConfigError(
-      where,
-      'postgresSslMode',
-      mode,
-      'needs the CA of the server: set externalPostgres.caSecretName',
-    );
-  }
-  return mode;
-}
-
-/** The bundled server, reached through its Service, verified with the CA the controller mints. */
-function bundledPostgresEndpoint(where: string, image: string, mode: PostgresSslMode | undefined): PostgresEndpoint {
-  return {
-    host: `${POSTGRES_NAME}.${HOSTING_NAMESPACE}.svc`,
-    port: 5432,
-    superuser: 'postgres',
-    passwordSecretName: POSTGRES_NAME,
-    passwordSecretKey: POSTGRES_PASSWORD_KEY,
-    sslMode: sslModeFor(where, mode, true),
-    ca: { secretName: POSTGRES_TLS_SECRET, key: POSTGRES_CA_KEY },
-    clientImage: image,
-  };
-}
-
-/** A server the platform team runs, checked as the API server checks the names it refers to. */
-function externalPostgresEndpoint(
-  where: string,
-  ext: ExternalPostgresOptions,
-  mode: PostgresSslMode | undefined,
-): PostgresEndpoint {
-  checkDnsSubdomain(where, 'externalPostgres.host', ext.host);
-  checkInteger(where, 'externalPostgres.port', ext.port ?? 5432, 1, 65535);
-  checkDnsSubdomain(where, 'externalPostgres.passwordSecretName', ext.passwordSecretName);
-  if (ext.caSecretName !== undefined) checkDnsSubdomain(where, 'externalPostgres.caSecretName', ext.caSecretName);
-  if (ext.caSecretKey !== undefined) {
-    if (ext.caSecretName === undefined)
-      throw new KubeflexConfigError(where, 'externalPostgres.caSecretKey', ext.caSecretKey, 'needs caSecretName');
-    if (!isConfigKey(ext.caSecretKey))
-      throw new KubeflexConfigError(
-        where,
-        'externalPostgres.caSecretKey',
-        ext.caSecretKey,
-        'is not a valid Secret key (letters, digits, "-", "_" and ".")',
-      );
-  }
-  const ca = ext.caSecretName ? { secretName: ext.caSecretName, key: ext.caSecretKey ?? POSTGRES_CA_KEY } : undefined;
-  return {
-    ca,
-    host: ext.host,
-    port: ext.port ?? 5432,
-    superuser: ext.superuser ?? 'postgres',
-    passwordSecretName: ext.passwordSecretName,
-    passwordSecretKey: ext.passwordSecretKey ?? POSTGRES_PASSWORD_KEY,
-    sslMode: sslModeFor(where, mode, ca),
-    clientImage: IMAGES.postgres,
-  };
 }

@@ -3,8 +3,9 @@ import * as kplus from 'cdk8s-plus-28';
 import { Construct } from 'constructs';
 import { ControlPlaneSpecType } from '../imports/tenancy.kflex.kubestellar.org';
 import { ControlPlaneBase, ControlPlaneProps, waitForApiserver } from './control-plane';
+import { datastoreOf, PostgresEndpoint } from './datastore/endpoint';
+import { addTenantDatabaseJob, PG_CA_DIR } from './datastore/provision-job';
 import { checkDnsSubdomain, checkInteger, KubeflexConfigError } from './errors';
-import { DB_PROVISION_CONFIGMAP, PostgresEndpoint } from './hosting';
 import {
   K8sExtraArgs,
   OIDC_CA_DIR,
@@ -13,8 +14,6 @@ import {
   resolveKubernetesRelease,
   withExtraArgs,
 } from './k8s-flags';
-import { HOSTING_NAMESPACE } from './names';
-import { POD_LABELS } from './network-policy';
 import { resources, restrictedContainer, restrictedPod } from './security';
 import {
   containerResources,
@@ -30,7 +29,6 @@ import {
   K8S_WORKLOADS,
   KINE_MAX_OPEN_CONNECTIONS,
   POSTGRES_CA_KEY,
-  TENANT_DATABASE_MARK_KEY,
   TYPE_CONTRACTS,
 } from './wire';
 
@@ -109,8 +107,6 @@ const PKI = '/etc/kubernetes/pki';
 const CM_KUBECONFIG_DIR = '/etc/kubernetes/cm';
 const ENCRYPTION_DIR = '/etc/kubernetes/encryption';
 const AUDIT_DIR = '/etc/kubernetes/audit';
-/** CA certificate of the shared PostgreSQL, in kine and the provisioning Job. */
-const PG_CA_DIR = '/etc/postgresql-ca';
 
 /**
  * Audit policy of tenant API servers: what clients did, without request bodies (Secrets stay out of logs). The
@@ -196,7 +192,8 @@ export class K8sControlPlane extends ControlPlaneBase {
       podSecurity: 'restricted',
       kubeconfigSecret: TYPE_CONTRACTS.k8s.kubeconfig,
     });
-    const postgres = props.hosting.postgres;
+    // The server of this tenant's database: the datastore's one question (lib/datastore/endpoint.ts).
+    const postgres = datastoreOf(props.hosting).serverFor(this.names);
     if (!postgres) {
       throw new KubeflexConfigError(
         this.constructName,
@@ -226,7 +223,7 @@ export class K8sControlPlane extends ControlPlaneBase {
     }
     this.componentReplicas = this.replicas === 0 ? 0 : replicas;
 
-    this.databaseJob = this.addDatabaseJob(postgres);
+    this.databaseJob = addTenantDatabaseJob(this, this.names, postgres);
     const certs = kplus.Secret.fromSecretName(this, 'Certs', K8S_SECRETS.certs);
     const sizes = resolveK8sResources(this.constructName, props.size, props.resources);
     const goGc = props.goGc ?? DEFAULT_GOGC;
@@ -249,69 +246,6 @@ export class K8sControlPlane extends ControlPlaneBase {
     this.service.selectLabel('app', 'kube-apiserver');
     this.expose(this.service, 443, 'https');
     this.isolateNetwork({ apiPort: K8S_APISERVER_PORT, toPostgres: true });
-  }
-
-  private addDatabaseJob(postgres: PostgresEndpoint): kplus.Job {
-    const superuser = kplus.Secret.fromSecretName(this, 'PostgresSuperuser', postgres.passwordSecretName);
-    const tenant = kplus.Secret.fromSecretName(this, 'DatabaseCredentials', this.names.hostingDatabaseSecret);
-    const script = kplus.ConfigMap.fromConfigMapName(this, 'ProvisionScript', DB_PROVISION_CONFIGMAP);
-    const tmp = kplus.Volume.fromEmptyDir(this, 'ProvisionTmp', 'tmp');
-    return new kplus.Job(this, 'DatabaseJob', {
-      metadata: { name: this.names.provisionJob, namespace: HOSTING_NAMESPACE },
-      podMetadata: { labels: POD_LABELS.dbProvision },
-      backoffLimit: 10,
-      securityContext: restrictedPod(),
-      containers: [
-        {
-          name: 'provision',
-          image: postgres.clientImage,
-          imagePullPolicy: kplus.ImagePullPolicy.IF_NOT_PRESENT,
-          command: ['psql'],
-          // Names only; both passwords come from Secrets through the environment (psql reads PGPASSWORD itself,
-          // the script reads TENANT_DB_PASSWORD with \getenv), never from the command line.
-          args: [
-            `--host=${postgres.host}`,
-            `--port=${postgres.port}`,
-            `--username=${postgres.superuser}`,
-            '--dbname=postgres',
-            '--no-psqlrc',
-            `--set=tenant_db=${this.names.database}`,
-            `--set=tenant_role=${this.names.databaseRole}`,
-            '--file=/provision/provision.sql',
-          ],
-          envVariables: {
-            PGPASSWORD: kplus.EnvValue.fromSecretValue({ secret: superuser, key: postgres.passwordSecretKey }),
-            TENANT_DB_PASSWORD: kplus.EnvValue.fromSecretValue({ secret: tenant, key: 'password' }),
-            // kubeflex:<ControlPlane UID>, written by the controller: the database names its plane (review N6).
-            TENANT_DB_MARK: kplus.EnvValue.fromSecretValue({ secret: tenant, key: TENANT_DATABASE_MARK_KEY }),
-            PGSSLMODE: kplus.EnvValue.fromValue(postgres.sslMode),
-            ...(postgres.ca ? { PGSSLROOTCERT: kplus.EnvValue.fromValue(`${PG_CA_DIR}/${POSTGRES_CA_KEY}`) } : {}),
-            PGCONNECT_TIMEOUT: kplus.EnvValue.fromValue('10'),
-          },
-          volumeMounts: [
-            { path: '/provision', volume: kplus.Volume.fromConfigMap(this, 'ProvisionVolume', script) },
-            { path: '/tmp', volume: tmp },
-            ...(postgres.ca
-              ? [
-                  {
-                    path: PG_CA_DIR,
-                    readOnly: true,
-                    // Only the CA certificate of the server: never its key, nor an operator CA's key.
-                    volume: kplus.Volume.fromSecret(
-                      this,
-                      'ProvisionPostgresCa',
-                      kplus.Secret.fromSecretName(this, 'PostgresCa', postgres.ca.secretName),
-                      { name: 'postgres-ca', items: { [postgres.ca.key]: { path: POSTGRES_CA_KEY } } },
-                    ),
-                  },
-                ]
-              : []),
-          ],
-          securityContext: restrictedContainer(),
-          resources: resources(10, 32, 200, 64),
-        },
-      ],
-    });
   }
 
   private addApiServer(

@@ -8,6 +8,7 @@ import {
   PostCreateHook,
   VClusterControlPlane,
 } from '../lib';
+import { datastoreOf, singleServer } from '../lib/datastore/endpoint';
 import { find, setup, synth } from './helpers';
 
 /** A container that meets Pod Security `restricted`. */
@@ -1006,5 +1007,15 @@ describe('PostCreateHook', () => {
     expect(p.initContainers[0].volumeMounts[0].name).toBe('kc');
     expect(find(objects, 'CronJob', 'nightly').spec.jobTemplate.spec.template.spec.initContainers).toHaveLength(1);
     expect(find(objects, 'Deployment', 'plain').spec.template.spec.initContainers).toBeUndefined();
+  });
+});
+
+describe('the datastore room', () => {
+  test("one server today: every tenant's database is on the hosting install's server, or nowhere", () => {
+    const { app, hosting } = setup();
+    const cp = new K8sControlPlane(app, 'cp1', { hosting });
+    expect(datastoreOf(hosting).serverFor(cp.names)).toBe(hosting.postgres);
+    expect(datastoreOf({}).serverFor(cp.names)).toBeUndefined();
+    expect(singleServer(hosting.postgres).serverFor(cp.names)?.host).toBe('postgres-postgresql.kubeflex-system.svc');
   });
 });

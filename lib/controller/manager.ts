@@ -2,6 +2,7 @@
 // a periodic resync catches what no watch reports (Secrets are not watched: the controller may read them only in
 // namespaces it is bound in, so a cluster-wide Secret watch would need cluster-wide Secret access).
 import * as http from 'http';
+import { dropTenantDatabase } from '../datastore/drop';
 import { AWAKE_REPLICAS_ANNOTATION, IDLE_TIMEOUT_ANNOTATION } from '../idle';
 import { ConnectTo, GROUP_PATH, KubeClient, paths } from '../kube/client';
 import { ControlLoop, Outcome } from '../kube/control-loop';
@@ -10,7 +11,6 @@ import { notReadyDelayMs } from '../kube/work-queue';
 import { HOSTING_NAMESPACE } from '../names';
 import { MATERIALIZE_ERROR, SLEEP_ANNOTATION } from '../wire';
 import { ControlPlaneObject, hookUses, PostCreateHookObject } from './core';
-import { dropTenantDatabase } from './postgres';
 import { reconcileControlPlane, ReconcileDeps, reconcileHookStatus, reconcileHosting } from './reconcile';
 
 /** Queue keys of PostCreateHook status work; ControlPlane names (DNS labels) never contain ':'. */

@@ -1,12 +1,12 @@
 // What every pass over one ControlPlane shares, whatever its type: the environment, the Secrets it observed, and
 // the one writer of Secrets. The type drivers (types/) and the pass itself (reconcile.ts) build on it.
+import type { DropResult } from '../datastore/drop';
 import { HostingConfig } from '../hosting-config';
 import { ConnectTo, KubeClient, paths } from '../kube/client';
 import type { Logger } from '../kube/log';
 import { CONTROL_PLANE_LABEL, HOSTING_NAMESPACE, TenantNames } from '../names';
 import { controlPlaneOwnerReference } from '../wire';
 import { ControlPlaneObject, MANAGED_BY, SecretData, SecretWrite } from './core';
-import type { DropResult } from './postgres';
 
 /** What a reconcile needs from its environment. */
 export interface ReconcileDeps {

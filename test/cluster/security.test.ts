@@ -13,7 +13,7 @@ import {
   synthesizeAtomically,
   VClusterControlPlane,
 } from '../../lib';
-import { dropTenantDatabase } from '../../lib/controller/postgres';
+import { dropTenantDatabase } from '../../lib/datastore/drop';
 import {
   applySynthesized,
   ClusterState,

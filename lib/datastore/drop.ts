@@ -1,4 +1,4 @@
-// Talks to the shared PostgreSQL: drops a deleted tenant's database and role.
+// The datastore room, at run time: the controller drops a deleted tenant's database and role on its server.
 import * as net from 'net';
 import type { ConnectionOptions } from 'tls';
 import { Client } from 'pg';
