@@ -17,7 +17,7 @@ import {
 } from './api-validation';
 import { KubeflexConfigError } from './errors';
 import { bindControllerInNamespace, IKubeflexHosting, registerControlPlane } from './hosting-face';
-import { IDLE_TIMEOUT_ANNOTATION, parseIdleTimeout } from './idle';
+import { AWAKE_REPLICAS_ANNOTATION, encodeAwakeReplicas, IDLE_TIMEOUT_ANNOTATION, parseIdleTimeout } from './idle';
 import {
   CONTROL_PLANE_LABEL,
   HOOK_POD_LABEL,
@@ -30,7 +30,7 @@ import { hookEgressPolicy, tenantNetworkPolicies, TenantNetworkOptions } from '.
 import { PostCreateHook } from './post-create-hook';
 import { podSecurityLabels, restrictedContainerJson } from './security';
 import { IMAGES } from './versions';
-import { ControlPlaneTypeName, SLEEP_ANNOTATION, TYPE_CONTRACTS } from './wire';
+import { ControlPlaneTypeName, SLEEP_ANNOTATION, TYPE_CONTRACTS, WorkloadRef } from './wire';
 
 /** One use of a PostCreateHook by a control plane. */
 export interface PostCreateHookUse {
@@ -135,6 +135,7 @@ export abstract class ControlPlaneBase extends Chart {
   private readonly globalVars: Record<string, string>;
   private readonly hookUses: { hookName: string; vars?: Record<string, string> }[] = [];
   private readonly resource: ControlPlaneApi;
+  private readonly sleepWorkloads: readonly WorkloadRef[];
   private level: PodSecurityLevel;
 
   protected constructor(scope: Construct, id: string, props: ControlPlaneProps, info: ControlPlaneTypeInfo) {
@@ -194,6 +195,9 @@ export abstract class ControlPlaneBase extends Chart {
         waitForPostCreateHooks: props.waitForPostCreateHooks ?? false,
       },
     });
+    // A plane made asleep says what to restore when a request (the activator) or kflex wake wakes it.
+    this.sleepWorkloads = sleeping ? (TYPE_CONTRACTS[info.type as ControlPlaneTypeName]?.sleepWorkloads ?? []) : [];
+    this.recordAwakeReplicas(1);
     this.tenantNamespace = new kplus.Namespace(this, 'Namespace', {
       metadata: { name: this.names.namespace, labels: podSecurityLabels(this.podSecurity) },
     });
@@ -232,6 +236,15 @@ export abstract class ControlPlaneBase extends Chart {
       );
     }
     return value;
+  }
+
+  /** On a plane made asleep: the replicas its workloads get back when it wakes (annotation AWAKE_REPLICAS). */
+  protected recordAwakeReplicas(replicas: number): void {
+    if (!this.sleepWorkloads.length) return;
+    this.resource.metadata.addAnnotation(
+      AWAKE_REPLICAS_ANNOTATION,
+      encodeAwakeReplicas(this.sleepWorkloads.map((w) => ({ ...w, replicas }))),
+    );
   }
 
   /** The control plane name. */

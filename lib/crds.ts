@@ -3,12 +3,20 @@
  * field of KubeFlex's v1alpha1 types (wire compatibility) and are the source of `crds/*.yaml` and `imports/`.
  */
 import { API_GROUP, API_VERSION, HOSTING_NAMESPACE } from './names';
+import { TYPE_CONTRACTS } from './wire';
 
 export { API_GROUP, API_VERSION };
 
 /** Control-plane types KubeFlex knows; `ocm` is accepted on the wire but has no construct (deprecated upstream). */
-export const CONTROL_PLANE_TYPES = ['k8s', 'ocm', 'vcluster', 'host', 'external', 'k3s'] as const;
-export type ControlPlaneType = (typeof CONTROL_PLANE_TYPES)[number];
+export const KUBEFLEX_CONTROL_PLANE_TYPES = ['k8s', 'ocm', 'vcluster', 'host', 'external', 'k3s'] as const;
+/**
+ * The CRD's `spec.type` enum: KubeFlex's types, then any type of our wire contract KubeFlex lacks, so a new type is
+ * admitted by the CRD without an edit here (then `npm run import` regenerates the bindings).
+ */
+export const CONTROL_PLANE_TYPES: readonly string[] = [
+  ...new Set<string>([...KUBEFLEX_CONTROL_PLANE_TYPES, ...Object.keys(TYPE_CONTRACTS)]),
+];
+export type ControlPlaneType = (typeof KUBEFLEX_CONTROL_PLANE_TYPES)[number];
 
 const stringMap = { type: 'object', additionalProperties: { type: 'string' } };
 

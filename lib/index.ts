@@ -56,5 +56,7 @@ export { BootstrapSecretRef, ExternalControlPlane, ExternalControlPlaneProps } f
 export { materialize } from './materialize';
 export { KubeflexApp, runSynth, synthesizeAtomically } from './synth';
 /** The generated bindings (imports/): KubeFlex's CRDs and the Gateway API TLSRoute. */
+// The construct table; a new type's construct is exported from there (one line beside its table entry).
+export * from './control-plane-types';
 export * as tenancy from '../imports/tenancy.kflex.kubestellar.org';
 export * as gatewayApi from '../imports/gateway.networking.k8s.io';

@@ -222,6 +222,7 @@ export class K8sControlPlane extends ControlPlaneBase {
       checkDnsSubdomain(this.constructName, 'priorityClassName', props.priorityClassName);
     }
     this.componentReplicas = this.replicas === 0 ? 0 : replicas;
+    this.recordAwakeReplicas(replicas);
 
     this.databaseJob = addTenantDatabaseJob(this, this.names, postgres);
     const certs = kplus.Secret.fromSecretName(this, 'Certs', K8S_SECRETS.certs);

@@ -386,6 +386,8 @@ describe('K8sControlPlane', () => {
     expect(find(objects, 'Deployment', 'kube-controller-manager').spec.replicas).toBe(0);
     expect(find(objects, 'ControlPlane', 'zz').metadata.annotations).toEqual({
       'kflex.kubestellar.org/sleeping': 'true',
+      // What a wake (kflex wake, or the activator through the controller) restores.
+      'kflex.kubestellar.org/awake-replicas': 'Deployment/kube-apiserver=1,Deployment/kube-controller-manager=1',
     });
     const awake = synth(new K8sControlPlane(app, 'aw', { hosting }));
     expect(find(awake, 'Deployment', 'kube-apiserver').spec.replicas).toBe(1);

@@ -105,6 +105,23 @@ describe('constructs', () => {
     );
   });
 
+  test('a plane made asleep records what to restore on wake: its replicas (an HA plane its two)', () => {
+    const { app, hosting } = setup({ activator: true });
+    const ha = find(
+      synth(new K8sControlPlane(app, 'ha', { hosting, sleeping: true, replicas: 2 })),
+      'ControlPlane',
+      'ha',
+    );
+    expect(ha.metadata.annotations).toEqual({
+      'kflex.kubestellar.org/sleeping': 'true',
+      'kflex.kubestellar.org/awake-replicas': 'Deployment/kube-apiserver=2,Deployment/kube-controller-manager=2',
+    });
+    const k3 = find(synth(new K3sControlPlane(app, 'k3', { hosting, sleeping: true })), 'ControlPlane', 'k3');
+    expect(k3.metadata.annotations['kflex.kubestellar.org/awake-replicas']).toBe('StatefulSet/k3s-server=1');
+    const awake = find(synth(new K8sControlPlane(app, 'up', { hosting })), 'ControlPlane', 'up');
+    expect(awake.metadata.annotations).toBeUndefined();
+  });
+
   test('fails when the idle timeout is not a duration', () => {
     const { app, hosting } = setup({ activator: true });
     expectConfigError(
