@@ -4,6 +4,7 @@
 import { Chart } from 'cdk8s';
 import * as kplus from 'cdk8s-plus-28';
 import { Construct, IConstruct } from 'constructs';
+import type { PostgresEndpoint, PostgresSslMode } from './datastore/endpoint';
 import { checkDnsSubdomain, checkInteger, KubeflexConfigError } from './errors';
 import { decodeHostingConfig, DEFAULT_HOSTING_API_EGRESS, HOSTING_DEFAULTS } from './hosting-config';
 import { parseIdleTimeout } from './idle';
@@ -22,8 +23,8 @@ export interface GatewayParent {
   readonly sectionName?: string;
 }
 
+/** Where k8s tenants' databases are: the datastore room's types (lib/datastore/endpoint.ts). */
 export type { PostgresEndpoint, PostgresSslMode } from './datastore/endpoint';
-import type { PostgresEndpoint, PostgresSslMode } from './datastore/endpoint';
 
 /** Name of the runtime controller's ServiceAccount and Deployment (KubeFlex's names). */
 export const CONTROLLER_NAME = 'kubeflex-controller-manager';
