@@ -18,7 +18,8 @@ import { wakeCommand } from './commands/wake';
 import { BUILD_DATE, CliError, Command, helpText, Io, KFLEX_VERSION, parseArgs, usage } from './context';
 import { kubeconfigPath } from './kubeconfig-file';
 
-export { CliError, Io, checkUrlOverride, KFLEX_VERSION } from './context';
+export { CliError, Io, KFLEX_VERSION } from './context';
+export { checkUrlOverride } from './hosting-access';
 
 const COMMANDS: Record<string, Command> = {
   init: initCommand,

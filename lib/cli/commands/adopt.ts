@@ -4,19 +4,9 @@ import { applyObjects } from '../../kube/apply';
 import { parseDuration } from '../../kube/args';
 import { bootstrapSecretName, CONTROL_PLANE_LABEL, HOSTING_NAMESPACE } from '../../names';
 import { ADMIN_KUBECONFIG_KEYS } from '../../wire';
-import {
-  ALLOW_CLUSTER_SCOPED,
-  checkUrlOverride,
-  Command,
-  HOOK,
-  parseSets,
-  prepareNew,
-  SET,
-  TIMEOUT,
-  trimmedKubeconfig,
-  usage,
-  waitReady,
-} from '../context';
+import { ALLOW_CLUSTER_SCOPED, Command, HOOK, parseSets, SET, TIMEOUT, usage } from '../context';
+import { checkUrlOverride, prepareNew, trimmedKubeconfig } from '../hosting-access';
+import { waitReady } from '../planes';
 
 export const adoptCommand: Command = {
   synopsis: '<name> [flags]',

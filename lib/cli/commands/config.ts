@@ -1,5 +1,6 @@
 // kflex config
-import { CliError, Command, loadKubeconfig, usage } from '../context';
+import { CliError, Command, usage } from '../context';
+import { loadKubeconfig } from '../hosting-access';
 import { CP_NAME_KEY } from '../kubeconfig-file';
 
 export const configCommand: Command = {

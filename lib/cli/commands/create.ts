@@ -4,19 +4,9 @@ import { CONTROL_PLANE_CONSTRUCTS } from '../../control-plane-types';
 import { applyObjects } from '../../kube/apply';
 import { parseDuration } from '../../kube/args';
 import { DEFAULT_KUBERNETES_MINOR, KUBERNETES_RELEASES } from '../../versions';
-import {
-  ALLOW_CLUSTER_SCOPED,
-  CliError,
-  Command,
-  fetchKubeconfig,
-  HOOK,
-  parseSets,
-  prepareNew,
-  SET,
-  TIMEOUT,
-  usage,
-  waitReady,
-} from '../context';
+import { ALLOW_CLUSTER_SCOPED, CliError, Command, HOOK, parseSets, SET, TIMEOUT, usage } from '../context';
+import { prepareNew } from '../hosting-access';
+import { fetchKubeconfig, waitReady } from '../planes';
 
 export const createCommand: Command = {
   synopsis: '<name> [flags]',

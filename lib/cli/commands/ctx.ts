@@ -1,8 +1,10 @@
 // kflex ctx
 import { paths } from '../../kube/client';
 import { ControlPlaneObject } from '../../wire';
-import { CliError, Command, fetchKubeconfig, hosting, loadKubeconfig, table, usage } from '../context';
+import { CliError, Command, table, usage } from '../context';
+import { hosting, loadKubeconfig } from '../hosting-access';
 import { CP_NAME_KEY, KubeconfigFileError } from '../kubeconfig-file';
+import { fetchKubeconfig } from '../planes';
 
 export const ctxCommand: Command = {
   synopsis: '[name | get | list | rename OLD NEW | delete CONTEXT] [flags]',

@@ -4,7 +4,8 @@ import { parseDuration } from '../../kube/args';
 import { paths, sleep } from '../../kube/client';
 import { CONTROL_PLANE_LABEL } from '../../names';
 import { ControlPlaneObject } from '../../wire';
-import { CliError, Command, DELETE_TIMEOUT, hosting, loadKubeconfig, TIMEOUT, usage } from '../context';
+import { CliError, Command, DELETE_TIMEOUT, TIMEOUT, usage } from '../context';
+import { hosting, loadKubeconfig } from '../hosting-access';
 
 export const deleteCommand: Command = {
   synopsis: '<name> [flags]',

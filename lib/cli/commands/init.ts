@@ -5,7 +5,8 @@ import { KubeflexConfigError } from '../../errors';
 import { KubeflexHosting } from '../../hosting';
 import { applyObjects } from '../../kube/apply';
 import { sleep } from '../../kube/client';
-import { clientFor, CliError, Command, loadKubeconfig, onPath, servesControlPlanes, usage } from '../context';
+import { CliError, Command, onPath, usage } from '../context';
+import { clientFor, loadKubeconfig, servesControlPlanes } from '../hosting-access';
 
 export const initCommand: Command = {
   synopsis: '[cluster-name] [flags]',

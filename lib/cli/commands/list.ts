@@ -1,7 +1,9 @@
 // kflex list
 import { paths } from '../../kube/client';
 import { ControlPlaneObject } from '../../wire';
-import { age, Command, condition, hosting, loadKubeconfig, table, usage } from '../context';
+import { age, Command, table, usage } from '../context';
+import { hosting, loadKubeconfig } from '../hosting-access';
+import { condition } from '../planes';
 
 export const listCommand: Command = {
   synopsis: '',

@@ -1,5 +1,6 @@
 // `kflex sleep`: one command of kflex, dispatched by lib/cli/kflex.ts.
-import { Command, setSleeping, sleepTarget } from '../context';
+import { Command } from '../context';
+import { setSleeping, sleepTarget } from '../planes';
 
 export const sleepCommand: Command = {
   synopsis: '<name>',

@@ -1,5 +1,6 @@
 // kflex version
-import { BUILD_DATE, CliError, Command, hosting, KFLEX_VERSION, loadKubeconfig, usage } from '../context';
+import { BUILD_DATE, CliError, Command, KFLEX_VERSION, usage } from '../context';
+import { hosting, loadKubeconfig } from '../hosting-access';
 
 export const versionCommand: Command = {
   synopsis: '',

@@ -1,6 +1,7 @@
 // kflex wake
 import { parseDuration } from '../../kube/args';
-import { Command, setSleeping, sleepTarget, TIMEOUT, waitReady } from '../context';
+import { Command, TIMEOUT } from '../context';
+import { setSleeping, sleepTarget, waitReady } from '../planes';
 
 export const wakeCommand: Command = {
   synopsis: '<name> [flags]',
