@@ -105,10 +105,19 @@ async function main(): Promise<void> {
     const t0 = Date.now();
     for (let i = 0; i < names.length; i += 20) {
       const items = names.slice(i, i + 20).flatMap((n) => synthTenant(n, { sleeping: true }));
-      k(
-        ['apply', '--server-side', '--field-manager=cdk8s-kubeflex', '-f', '-'],
-        JSON.stringify({ apiVersion: 'v1', kind: 'List', items }),
-      );
+      // Under load the API server's namespace cache can lag a Namespace made a moment before: apply again.
+      for (let attempt = 1; ; attempt++) {
+        try {
+          k(
+            ['apply', '--server-side', '--field-manager=cdk8s-kubeflex', '-f', '-'],
+            JSON.stringify({ apiVersion: 'v1', kind: 'List', items }),
+          );
+          break;
+        } catch (e) {
+          if (attempt >= 5) throw e;
+          await sleep(2_000);
+        }
+      }
     }
     const reasonOf = (cp: any) => cp.status?.conditions?.find((c: any) => c.type === 'Ready')?.reason;
     for (;;) {

@@ -64,7 +64,7 @@ console.log('imports between rooms (import statements):');
 for (const [k, v] of [...arrows].sort()) console.log(`  ${k}: ${v}`);
 const crossing = [...arrows].filter(([k]) => {
   const [a, b] = k.split(' -> ');
-  const sub = ['cli', 'controller', 'materializer'];
+  const sub = ['cli', 'controller', 'materializer', 'activator'];
   return sub.includes(a) && sub.includes(b);
 });
 console.log(`between the runtime subsystems: ${crossing.reduce((s, [, v]) => s + v, 0)}`);
