@@ -2,11 +2,13 @@
 // PostgreSQL and asleep (synthesized with `sleeping: true`, served by the activator Pod), then
 // - what they cost while asleep: the memory and CPU of the parts that grow with them (activator, controller and
 //   materializer Pods, the hosting kube-apiserver process), before and after, per sleeping tenant;
+// - AWAKE tenants woken and kept awake (in use), the background of what follows;
 // - the first request to a sleeping tenant (TLS through its Service's ClusterIP, kube-proxy, the activator, the
-//   tenant's own API server; the certificate verified against its CA), one at a time, WAKES times;
+//   tenant's own API server; the certificate verified against its CA), one at a time, WAKES times, each put back to
+//   sleep before the next;
 // - STORM sleeping tenants woken by simultaneous first requests: until the last answers;
 // - the woken tenants' Pods' memory and CPU while awake and idle: the cost of the same tenants awake, side by side.
-// Usage: N=200 WAKES=20 STORM=20 npm run bench:sleep (root, scripts/prepare-binaries.sh and prepare-node.sh done).
+// Usage: N=200 AWAKE=10 WAKES=20 STORM=20 npm run bench:sleep (root, scripts/prepare-binaries.sh and prepare-node.sh done).
 import { execFileSync } from 'child_process';
 import * as fs from 'fs';
 import * as https from 'https';
@@ -18,6 +20,7 @@ import { benchPostgres } from './common';
 const N = Number(process.env.N ?? 200);
 const WAKES = Number(process.env.WAKES ?? 20);
 const STORM = Number(process.env.STORM ?? 20);
+const AWAKE = Number(process.env.AWAKE ?? 10);
 const WINDOW_S = Number(process.env.WINDOW_S ?? 60);
 const REPO = path.resolve(__dirname, '..');
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -181,32 +184,7 @@ async function main(): Promise<void> {
       });
       return Date.now() - started;
     };
-    const single: number[] = [];
-    for (const cp of names.slice(0, WAKES)) {
-      single.push(await firstAnswer(cp));
-      console.log(`${cp}: first request answered after ${single[single.length - 1]} ms`);
-    }
-    const stormNames = names.slice(WAKES, WAKES + STORM);
-    const stormStart = Date.now();
-    const storm = await Promise.all(stormNames.map((cp) => firstAnswer(cp)));
-    const stormAll = Date.now() - stormStart;
-    console.log(`storm of ${STORM}: all answered after ${stormAll} ms (${storm.join(', ')})`);
-
-    // The woken tenants, awake and idle, side by side with the sleeping ones.
-    await sleep(30_000);
-    const awake = names.slice(0, WAKES + STORM);
-    const pods = awake.flatMap((cp) =>
-      JSON.parse(k(['get', 'pods', '-n', `${cp}-system`, '-o', 'json'])).items.filter(
-        (p: any) => p.status.phase === 'Running',
-      ),
-    );
-    const cpu0 = pods.map(podCpuNs);
-    await sleep(WINDOW_S * 1000);
-    const awakeMiB = pods.reduce((s: number, p: any) => s + MiB(podMemory(p)), 0) / awake.length;
-    const awakeMcpu =
-      pods.reduce((s: number, p: any, i: number) => s + (podCpuNs(p) - cpu0[i]) / 1e6 / WINDOW_S, 0) / awake.length;
-    const sleepingNow = N - awake.length;
-
+    // What the sleeping tenants cost, printed now (the wakes below change the picture).
     console.log('\n| part | before (no tenant) | with all asleep | per sleeping tenant |');
     console.log('|---|---:|---:|---:|');
     let perMiB = 0;
@@ -221,10 +199,46 @@ async function main(): Promise<void> {
       );
     }
     console.log(`| **sum** | | | **${perMiB.toFixed(2)} MiB, ${perMcpu.toFixed(3)} mCPU** |`);
+
+    const podsOf = (cp: string) =>
+      JSON.parse(k(['get', 'pods', '-n', `${cp}-system`, '-o', 'json'])).items.filter(
+        (p: any) => p.status.phase === 'Running',
+      );
+    // AWAKE tenants woken first and kept awake ("in use"): the background of every measure below.
+    const inUse = names.slice(0, AWAKE);
+    for (const cp of inUse) await firstAnswer(cp);
+    await sleep(30_000);
+    // One sleeping tenant at a time: its first request, then back to sleep (and its Pods gone) before the next.
+    const single: number[] = [];
+    for (const cp of names.slice(AWAKE, AWAKE + WAKES)) {
+      single.push(await firstAnswer(cp));
+      console.log(`${cp}: first request answered after ${single[single.length - 1]} ms`);
+      k(['annotate', 'cp', cp, '--overwrite', 'kflex.kubestellar.org/sleeping=true']);
+      const t = Date.now();
+      while (podsOf(cp).length && Date.now() - t < 120_000) await sleep(1_000);
+    }
+    // STORM sleeping tenants at once.
+    const stormNames = names.slice(AWAKE + WAKES, AWAKE + WAKES + STORM);
+    const stormStart = Date.now();
+    const storm = await Promise.all(stormNames.map((cp) => firstAnswer(cp).catch((e) => `failed: ${e.message}`)));
+    const stormAll = Date.now() - stormStart;
+    console.log(`storm of ${STORM}: all answered after ${stormAll} ms (${storm.join(', ')})`);
+
+    // The woken tenants, awake and idle, side by side with the sleeping ones.
+    await sleep(30_000);
+    const awake = [...inUse, ...stormNames];
+    const pods = awake.flatMap(podsOf);
+    const cpu0 = pods.map(podCpuNs);
+    await sleep(WINDOW_S * 1000);
+    const awakeMiB = pods.reduce((s: number, p: any) => s + MiB(podMemory(p)), 0) / awake.length;
+    const awakeMcpu =
+      pods.reduce((s: number, p: any, i: number) => s + (podCpuNs(p) - cpu0[i]) / 1e6 / WINDOW_S, 0) / awake.length;
+    const sleepingNow = N - awake.length;
+
     console.log('\n| measure | value |');
     console.log('|---|---:|');
     console.log(
-      `| first request to a sleeping tenant, one at a time (${WAKES}) | p50 ${(quantile(single, 0.5) / 1000).toFixed(2)} s, p99 ${(quantile(single, 0.99) / 1000).toFixed(2)} s (max of ${WAKES}) |`,
+      `| first request to a sleeping tenant, one at a time (${WAKES}, ${AWAKE} others awake) | p50 ${(quantile(single, 0.5) / 1000).toFixed(2)} s, p99 ${(quantile(single, 0.99) / 1000).toFixed(2)} s (max of ${WAKES}) |`,
     );
     console.log(`| ${STORM} woken at once: the last answer | ${(stormAll / 1000).toFixed(1)} s |`);
     console.log(
