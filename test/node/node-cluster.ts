@@ -114,7 +114,13 @@ function kubepodsCgroups(): string[] {
     const top = path.join('/sys/fs/cgroup', h, 'kubepods');
     if (!fs.existsSync(top)) continue;
     const walk = (d: string) => {
-      for (const e of fs.readdirSync(d, { withFileTypes: true })) if (e.isDirectory()) walk(path.join(d, e.name));
+      let entries: fs.Dirent[];
+      try {
+        entries = fs.readdirSync(d, { withFileTypes: true });
+      } catch {
+        return; // removed meanwhile (a pod that just ended)
+      }
+      for (const e of entries) if (e.isDirectory()) walk(path.join(d, e.name));
       found.push(d);
     };
     walk(top);
@@ -195,9 +201,13 @@ export function leftovers(dir: string): string[] {
 export async function cleanupMachine(dir: string, extraPids: number[], all: boolean): Promise<void> {
   const sock = path.join(dir, 'containerd', 'containerd.sock');
   for (const cg of kubepodsCgroups()) {
-    const procs = path.join(cg, 'cgroup.procs');
-    if (!fs.existsSync(procs)) continue;
-    for (const pid of fs.readFileSync(procs, 'utf8').split('\n').filter(Boolean)) {
+    let listed = '';
+    try {
+      listed = fs.readFileSync(path.join(cg, 'cgroup.procs'), 'utf8');
+    } catch {
+      continue; // the cgroup went away meanwhile (its last process exited): nothing to kill
+    }
+    for (const pid of listed.split('\n').filter(Boolean)) {
       try {
         process.kill(Number(pid), 'SIGKILL');
       } catch {
