@@ -423,8 +423,18 @@ suite('the example platform on a real node', () => {
     }
 
     // kubectl through the merged context: held while nap1 wakes, then answered by nap1 itself.
+    // client-go gives up a TLS handshake after 10 s: on a loaded machine the wake takes longer (BENCHMARKS.md), and
+    // kubectl then fails although the plane wakes; the next try is answered by the woken plane.
     const started = Date.now();
-    expect(tenant('nap1', ['get', 'ns', '-o', 'name'], kubeconfig, 'nap1')).toMatch(/namespace\/kube-system/);
+    let answer = '';
+    for (let attempt = 1; !answer; attempt++) {
+      try {
+        answer = tenant('nap1', ['get', 'ns', '-o', 'name'], kubeconfig, 'nap1');
+      } catch (e) {
+        if (attempt >= 4) throw e;
+      }
+    }
+    expect(answer).toMatch(/namespace\/kube-system/);
     const firstAnswerMs = Date.now() - started;
     expect(
       tenant('nap1', ['get', 'configmap', 'before-sleep', '-o', 'jsonpath={.data.written}'], kubeconfig, 'nap1'),
@@ -438,7 +448,8 @@ suite('the example platform on a real node', () => {
         kind: 'Job',
         metadata: { name: 'wake-nap2', namespace: 'nap2-system' },
         spec: {
-          backoffLimit: 0,
+          // As above: a try that meets client-go's 10 s TLS handshake timeout on a loaded machine is retried.
+          backoffLimit: 3,
           template: {
             spec: {
               restartPolicy: 'Never',
@@ -462,12 +473,13 @@ suite('the example platform on a real node', () => {
       'Job wake-nap2 done',
       () => {
         const st = JSON.parse(k(['get', 'job', '-n', 'nap2-system', 'wake-nap2', '-o', 'json'])).status ?? {};
-        if (st.failed) throw new Error(`Job wake-nap2 failed: ${k(['logs', '-n', 'nap2-system', 'job/wake-nap2'])}`);
+        if (st.failed > 3)
+          throw new Error(`Job wake-nap2 failed: ${k(['logs', '-n', 'nap2-system', 'job/wake-nap2'])}`);
         return st.succeeded === 1;
       },
       180_000,
     );
-    expect(k(['logs', '-n', 'nap2-system', 'job/wake-nap2'])).toContain('namespace/kube-system');
+    expect(k(['logs', '-n', 'nap2-system', '-l', 'job-name=wake-nap2'])).toContain('namespace/kube-system');
     await Promise.all([waitPlaneReady('nap1', 120_000), waitPlaneReady('nap2', 120_000)]);
     // Awake: the Services lead to the planes' own Pods again.
     await waitFor(
