@@ -1,5 +1,5 @@
 import { App, Chart, Testing } from 'cdk8s';
-import { KubeflexHosting, KubeflexHostingProps } from '../lib';
+import { KubeflexConfigError, KubeflexHosting, KubeflexHostingProps } from '../lib';
 
 /** A fresh app with a hosting install, the starting point of most construct tests. */
 export function setup(props: KubeflexHostingProps = {}): { app: App; hosting: KubeflexHosting } {
@@ -17,4 +17,16 @@ export function find(objects: any[], kind: string, name: string): any {
   const found = objects.filter((o) => o.kind === kind && o.metadata?.name === name);
   if (found.length !== 1) throw new Error(`expected exactly one ${kind}/${name}, found ${found.length}`);
   return found[0];
+}
+
+/** Asserts that `fn` throws a KubeflexConfigError whose message names construct, prop and value. */
+export function expectConfigError(fn: () => unknown, ...parts: string[]): void {
+  let error: unknown;
+  try {
+    fn();
+  } catch (e) {
+    error = e;
+  }
+  expect(error).toBeInstanceOf(KubeflexConfigError);
+  for (const p of parts) expect((error as Error).message).toContain(p);
 }

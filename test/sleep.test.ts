@@ -1,6 +1,6 @@
 // Sleep on idle and wake on request, without a cluster: the idle timeout's format and bounds, the construct's and the
 // hosting install's output, the controller's idle decision, and the activator's plain decisions.
-import { HostControlPlane, K3sControlPlane, K8sControlPlane, KubeflexConfigError, VClusterControlPlane } from '../lib';
+import { HostControlPlane, K3sControlPlane, K8sControlPlane, VClusterControlPlane } from '../lib';
 import {
   activatorSlice,
   allocatePort,
@@ -12,18 +12,7 @@ import {
 import { auditEventTotal, idleDecision, idleTimeoutMs, observeActivity } from '../lib/controller/sleep';
 import { decodeHostingConfig, encodeHostingConfig, HostingConfig } from '../lib/hosting-config';
 import { decodeAwakeReplicas, encodeAwakeReplicas, parseIdleTimeout } from '../lib/idle';
-import { find, setup, synth } from './helpers';
-
-function expectConfigError(fn: () => unknown, ...parts: string[]): void {
-  let error: unknown;
-  try {
-    fn();
-  } catch (e) {
-    error = e;
-  }
-  expect(error).toBeInstanceOf(KubeflexConfigError);
-  for (const p of parts) expect((error as Error).message).toContain(p);
-}
+import { find, setup, synth, expectConfigError } from './helpers';
 
 describe('the idle timeout', () => {
   test.each([

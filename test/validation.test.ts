@@ -13,19 +13,7 @@ import {
   synthesizeAtomically,
   VClusterControlPlane,
 } from '../lib';
-import { setup } from './helpers';
-
-/** Asserts that `fn` throws a KubeflexConfigError whose message names construct, prop and value. */
-function expectConfigError(fn: () => unknown, ...parts: string[]): void {
-  let error: unknown;
-  try {
-    fn();
-  } catch (e) {
-    error = e;
-  }
-  expect(error).toBeInstanceOf(KubeflexConfigError);
-  for (const p of parts) expect((error as Error).message).toContain(p);
-}
+import { setup, expectConfigError } from './helpers';
 
 const hookTemplate = { apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: 'cm' }, data: { x: '{{.Undefined}}' } };
 
