@@ -17,7 +17,7 @@ import {
 } from './api-validation';
 import { KubeflexConfigError } from './errors';
 import { bindControllerInNamespace, IKubeflexHosting, registerControlPlane } from './hosting-face';
-import { AWAKE_REPLICAS_ANNOTATION, encodeAwakeReplicas, IDLE_TIMEOUT_ANNOTATION, parseIdleTimeout } from './idle';
+import { AWAKE_REPLICAS_ANNOTATION, encodeAwakeReplicas, IDLE_TIMEOUT_ANNOTATION, checkIdleTimeout } from './idle';
 import {
   CONTROL_PLANE_LABEL,
   HOOK_POD_LABEL,
@@ -208,8 +208,7 @@ export abstract class ControlPlaneBase extends Chart {
   /** The idle timeout as given, checked: a duration within bounds, on a type that sleeps, with an activator. */
   private checkIdleTimeout(value: string | undefined, type: string): string | undefined {
     if (value === undefined) return undefined;
-    const parsed = typeof value === 'string' ? parseIdleTimeout(value) : { error: 'is not a string' };
-    if ('error' in parsed) throw new KubeflexConfigError(this.constructName, 'idleTimeout', value, parsed.error);
+    checkIdleTimeout(this.constructName, 'idleTimeout', value);
     const contract = TYPE_CONTRACTS[type as ControlPlaneTypeName];
     if (!contract?.sleepWorkloads.length) {
       throw new KubeflexConfigError(

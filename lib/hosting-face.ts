@@ -7,7 +7,7 @@ import { Construct, IConstruct } from 'constructs';
 import type { PostgresEndpoint, PostgresSslMode } from './datastore/endpoint';
 import { checkDnsSubdomain, checkInteger, KubeflexConfigError } from './errors';
 import { decodeHostingConfig, DEFAULT_HOSTING_API_EGRESS, HOSTING_DEFAULTS } from './hosting-config';
-import { parseIdleTimeout } from './idle';
+import { checkIdleTimeout } from './idle';
 import { HOSTING_NAMESPACE } from './names';
 import { HostingApiEgress } from './network-policy';
 import type { PostCreateHook } from './post-create-hook';
@@ -269,8 +269,7 @@ export class ImportedKubeflexHosting extends HostingRegistry implements IKubefle
     this.idleTimeout = attrs.idleTimeout;
     const where = `KubeflexHosting.fromHostingAttributes "${this.node.path}"`;
     if (this.idleTimeout !== undefined) {
-      const parsed = parseIdleTimeout(this.idleTimeout);
-      if ('error' in parsed) throw new KubeflexConfigError(where, 'idleTimeout', this.idleTimeout, parsed.error);
+      checkIdleTimeout(where, 'idleTimeout', this.idleTimeout);
       if (!this.activator) {
         throw new KubeflexConfigError(where, 'idleTimeout', this.idleTimeout, 'needs `activator: true`');
       }

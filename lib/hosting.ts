@@ -35,7 +35,7 @@ import {
   PostgresEndpoint,
   PostgresSslMode,
 } from './hosting-face';
-import { parseIdleTimeout } from './idle';
+import { checkIdleTimeout } from './idle';
 import { HOSTING_NAMESPACE, MAX_TENANT_NAME_LENGTH } from './names';
 import { HostingApiEgress, hostingNetworkPolicies, POD_LABELS } from './network-policy';
 import { podSecurityLabels, resources, restrictedContainer, restrictedPod } from './security';
@@ -676,8 +676,7 @@ function extraBootstrapNamespaces(where: string, list: string[]): string[] {
 /** The hosting-wide idle timeout: a duration within bounds, and only with the activator that wakes planes. */
 function checkIdleDefault(where: string, value: string | undefined, activator: boolean): string | undefined {
   if (value === undefined) return undefined;
-  const parsed = typeof value === 'string' ? parseIdleTimeout(value) : { error: 'is not a string' };
-  if ('error' in parsed) throw new KubeflexConfigError(where, 'idleTimeout', value, parsed.error);
+  checkIdleTimeout(where, 'idleTimeout', value);
   if (!activator) {
     throw new KubeflexConfigError(
       where,

@@ -1,3 +1,5 @@
+import { KubeflexConfigError } from './errors';
+
 // Sleep on idle and wake on request (our extension; KubeFlex has neither): the names and the duration format that
 // the constructs, the controller, the activator and kflex share. Free of cdk8s (the runtime loads it).
 
@@ -56,4 +58,11 @@ export function decodeAwakeReplicas(text: string | undefined): Map<string, numbe
     if (m && Number(m[3]) >= 1) out.set(`${m[1]}/${m[2]}`, Number(m[3]));
   }
   return out;
+}
+
+/** An idle timeout given to `where` as `prop`: a duration within bounds, else a KubeflexConfigError naming both. */
+export function checkIdleTimeout(where: string, prop: string, value: unknown): string {
+  const parsed = typeof value === 'string' ? parseIdleTimeout(value) : { error: 'is not a string' };
+  if ('error' in parsed) throw new KubeflexConfigError(where, prop, value, parsed.error);
+  return value as string;
 }
