@@ -118,6 +118,11 @@ const CANDIDATES: Record<string, Record<string, string[]>> = {
   poll30s: { kine: ['--datastore-poll-interval=30s'] },
   nocount: { 'kube-apiserver': ['--etcd-count-metric-poll-period=0'] },
   nodbmetric: { 'kube-apiserver': ['--etcd-db-metric-poll-interval=0'] },
+  // Boot: kine keeps enough idle connections for the start's burst of concurrent queries, closed after a short idle.
+  idle10: { kine: ['--datastore-max-idle-connections=10', '--datastore-connection-max-idle-time=20s'] },
+  idle20: { kine: ['--datastore-max-idle-connections=20', '--datastore-connection-max-idle-time=20s'] },
+  gogc100: { env: ['GOGC=100'] },
+  noaudit: { 'kube-apiserver': ['--audit-log-path='] },
 };
 
 /** A tenant's synthesized objects for a variant: `ours`, `ours-small`, `kubeflex`, `ours+candidate+…`. */
