@@ -100,6 +100,53 @@ async function main(): Promise<void> {
         await sleep(200);
       }
     };
+    /**
+     * Where the seconds went (Kubernetes timestamps, 1 s resolution): the database Job, the Secrets the controller
+     * mints, the API server Pod's scheduling, container starts and readiness, KCM, and the ControlPlane's Ready.
+     */
+    const trace = (name: string, t0: number) => {
+      const ns = `${name}-system`;
+      const at = (ts?: string) => (ts ? Math.round((Date.parse(ts) - t0) / 100) / 10 : NaN);
+      const pods = JSON.parse(k(['get', 'pods', '-n', ns, '-o', 'json'])).items;
+      const pod = (prefix: string) =>
+        pods.find((p: any) => p.metadata.name.startsWith(prefix) && p.status.phase !== 'Failed');
+      const cond = (p: any, t: string) => at(p?.status.conditions?.find((c: any) => c.type === t)?.lastTransitionTime);
+      const started = (p: any, c: string) =>
+        at(
+          [...(p?.status.containerStatuses ?? []), ...(p?.status.initContainerStatuses ?? [])].find(
+            (x: any) => x.name === c,
+          )?.state?.running?.startedAt ??
+            [...(p?.status.initContainerStatuses ?? []), ...(p?.status.containerStatuses ?? [])].find(
+              (x: any) => x.name === c,
+            )?.state?.terminated?.startedAt,
+        );
+      const job = JSON.parse(k(['get', 'job', '-n', ns, `db-${name}`, '-o', 'json', '--ignore-not-found']) || '{}');
+      const secrets = JSON.parse(k(['get', 'secrets', '-n', ns, '-o', 'json'])).items;
+      const secret = (n: string) => at(secrets.find((x: any) => x.metadata.name === n)?.metadata.creationTimestamp);
+      const api = pod('kube-apiserver');
+      const kcm = pod('kube-controller-manager');
+      const cp = JSON.parse(k(['get', 'cp', name, '-o', 'json']));
+      const events = JSON.parse(k(['get', 'events', '-n', ns, '-o', 'json'])).items;
+      const count = (reason: string) =>
+        events.filter((e: any) => e.reason === reason).reduce((a: number, e: any) => a + (e.count ?? 1), 0);
+      const steps: [string, number][] = [
+        ['job started', at(job.status?.startTime)],
+        ['job done', at(job.status?.completionTime)],
+        ['kine-postgres secret', secret('kine-postgres')],
+        ['k8s-certs secret', secret('k8s-certs')],
+        ['api pod created', at(api?.metadata.creationTimestamp)],
+        ['api pod scheduled', cond(api, 'PodScheduled')],
+        ['kine started', started(api, 'kine')],
+        ['apiserver started', started(api, 'kube-apiserver')],
+        ['api pod ready', cond(api, 'Ready')],
+        ['kcm started', started(kcm, 'kube-controller-manager')],
+        ['cp Ready', at(cp.status?.conditions?.find((c: any) => c.type === 'Ready')?.lastTransitionTime)],
+      ];
+      console.log(
+        `${name} trace, s after apply: ${steps.map(([n, v]) => `${n} ${v}`).join(', ')}; ` +
+          `FailedMount events ${count('FailedMount')}, BackOff ${count('BackOff')}, api restarts ${(api?.status.containerStatuses ?? []).map((c: any) => c.restartCount).join('/')}`,
+      );
+    };
     const readyMs: number[] = [];
     const names: string[] = [];
     for (let i = 1; i <= RUNS; i++) {
@@ -110,6 +157,7 @@ async function main(): Promise<void> {
       k(['apply', '--server-side', '--field-manager=cdk8s-kubeflex', '-f', '-'], list);
       readyMs.push(await untilReady(name, t0));
       console.log(`${name}: Ready=True ${readyMs[i - 1]} ms after kubectl apply`);
+      trace(name, t0);
     }
     // The same through the materializer: a bare ControlPlane, as KubeFlex's clients create it.
     k(['-n', 'kubeflex-system', 'rollout', 'status', 'deployment/kubeflex-materializer', '--timeout=300s']);
@@ -128,6 +176,7 @@ async function main(): Promise<void> {
       );
       bareMs.push(await untilReady(name, t0));
       console.log(`${name} (bare, materialized): Ready=True ${bareMs[i - 1]} ms after kubectl apply`);
+      trace(name, t0);
     }
     await sleep(SETTLE_S * 1000);
     const system = JSON.parse(k(['get', 'pods', '-n', 'kubeflex-system', '-o', 'json'])).items.filter(

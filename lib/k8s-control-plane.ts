@@ -323,11 +323,13 @@ export class K8sControlPlane extends ControlPlaneBase {
               '--metrics-bind-address=0',
               // Below the tenant role's connection limit, so kine queues instead of failing (M7).
               `--datastore-max-open-connections=${KINE_MAX_OPEN_CONNECTIONS}`,
-              // kine keeps 20 idle connections by default: ~18 PostgreSQL backends per idle tenant. Two, closed after
-              // a minute idle, saved 48 MiB of machine memory per tenant (BENCHMARKS.md, density). One saved 5 MiB
-              // more but doubled the boot time: kine then opened a new TLS connection for almost every query.
-              '--datastore-max-idle-connections=2',
-              '--datastore-connection-max-idle-time=60s',
+              // The whole pool stays open while it is busy, and a connection idle for 15 s is closed. kine keeps 20
+              // idle connections forever by default (~18 PostgreSQL backends per idle tenant, 48 MiB). Keeping only
+              // two made every start open a new TLS connection and backend for most queries: PostgreSQL then spent
+              // as much CPU as the API server, and a boot cost 8.7 CPU-seconds instead of 6.2 (BENCHMARKS.md, boot).
+              // An idle tenant's 1 s poll keeps one connection warm, so at rest it still holds one or two.
+              `--datastore-max-idle-connections=${KINE_MAX_OPEN_CONNECTIONS}`,
+              '--datastore-connection-max-idle-time=15s',
             ],
             props.extraArgs?.kine,
           ),
@@ -454,9 +456,10 @@ export class K8sControlPlane extends ControlPlaneBase {
         // Lists and watches go straight to kine (watches still work): the cache cost an idle tenant 12 mCPU.
         '--watch-cache=false',
         ...(props.oidc ? oidcFlags(this.constructName, props.oidc) : []),
-        // Several replicas: a stopping API server keeps serving until its endpoint is gone, so clients moved
-        // to another replica instead of seeing connections refused.
-        ...(this.componentReplicas > 1 ? ['--shutdown-delay-duration=5s'] : []),
+        // A stopping API server keeps serving (and reports not ready) until its endpoint is gone, so clients move
+        // to another endpoint instead of seeing connections refused: another replica, the new Pod of a rolling
+        // update, or the activator's endpoint when the plane goes to sleep (a request in that moment wakes it).
+        '--shutdown-delay-duration=5s',
       ],
       props.extraArgs?.apiServer,
     );

@@ -40,11 +40,14 @@ const r = (cpuRequestMillis: number, memoryRequestMi: number, cpuLimitMillis: nu
  * Presets. CPU requests follow the idle use measured in BENCHMARKS.md (a whole idle tenant: ~19 mCPU) and memory
  * requests its idle anonymous memory (API server ~100-170 MiB, kine ~20, KCM ~22), so that idle tenants pack densely
  * on a real node (with the old `medium` requests of 400 mCPU, 4 tenants filled a 2-core node while using 80 mCPU);
- * limits leave room for bursts. `large` reserves CPU for busy tenants.
+ * limits leave room for bursts. The API server's start is its largest burst (3-5 CPU-seconds, BENCHMARKS.md boot): a
+ * one-core limit made every start and every wake from sleep take at least that many seconds even on an idle node, so
+ * `small` and `medium` allow two cores. Under contention the kernel shares CPU by the requests, not the limits.
+ * `large` reserves CPU for busy tenants.
  */
 export const K8S_SIZES: Record<K8sControlPlaneSize, Required<K8sComponentResources>> = {
-  small: { apiServer: r(15, 160, 1000, 384), kine: r(5, 24, 250, 128), controllerManager: r(5, 32, 250, 128) },
-  medium: { apiServer: r(20, 192, 1000, 512), kine: r(5, 32, 500, 256), controllerManager: r(5, 64, 500, 256) },
+  small: { apiServer: r(15, 160, 2000, 384), kine: r(5, 24, 250, 128), controllerManager: r(5, 32, 250, 128) },
+  medium: { apiServer: r(20, 192, 2000, 512), kine: r(5, 32, 500, 256), controllerManager: r(5, 64, 500, 256) },
   large: { apiServer: r(500, 512, 2000, 2048), kine: r(100, 64, 1000, 512), controllerManager: r(200, 128, 1000, 512) },
 };
 

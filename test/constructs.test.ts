@@ -322,8 +322,8 @@ describe('K8sControlPlane', () => {
       '--listen-address=127.0.0.1:2379',
       '--metrics-bind-address=0',
       '--datastore-max-open-connections=20',
-      '--datastore-max-idle-connections=2',
-      '--datastore-connection-max-idle-time=60s',
+      '--datastore-max-idle-connections=20',
+      '--datastore-connection-max-idle-time=15s',
     ]);
     expect(kine.command).toBeUndefined();
     expect(kine.env).toEqual([
@@ -351,7 +351,7 @@ describe('K8sControlPlane', () => {
     const { app, hosting } = setup();
     const medium = spec(new K8sControlPlane(app, 'm', { hosting }));
     expect(medium['kube-apiserver'].resources).toEqual({
-      limits: { cpu: '1000m', memory: '512Mi' },
+      limits: { cpu: '2000m', memory: '512Mi' },
       requests: { cpu: '20m', memory: '192Mi' },
     });
     for (const c of Object.values(medium))
@@ -369,7 +369,7 @@ describe('K8sControlPlane', () => {
       }),
     );
     expect(small['kube-apiserver'].resources).toEqual({
-      limits: { cpu: '1000m', memory: '384Mi' },
+      limits: { cpu: '2000m', memory: '384Mi' },
       requests: { cpu: '15m', memory: '160Mi' },
     });
     expect(small.kine.resources).toEqual({
