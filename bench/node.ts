@@ -120,7 +120,9 @@ async function main(): Promise<void> {
               (x: any) => x.name === c,
             )?.state?.terminated?.startedAt,
         );
-      const job = JSON.parse(k(['get', 'job', '-n', ns, `db-${name}`, '-o', 'json', '--ignore-not-found']) || '{}');
+      const job = JSON.parse(
+        k(['get', 'job', '-n', 'kubeflex-system', `db-${name}`, '-o', 'json', '--ignore-not-found']) || '{}',
+      );
       const secrets = JSON.parse(k(['get', 'secrets', '-n', ns, '-o', 'json'])).items;
       const secret = (n: string) => at(secrets.find((x: any) => x.metadata.name === n)?.metadata.creationTimestamp);
       const api = pod('kube-apiserver');

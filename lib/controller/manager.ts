@@ -48,6 +48,8 @@ export class Manager {
   private readonly loop: ControlLoop;
   /** Passes in a row that found a plane not Ready (reset by its watch events). */
   private readonly notReadyPasses = new Map<string, number>();
+  /** Quick passes spent on a plane whose workload is ready but whose API does not answer yet. */
+  private readonly apiPendingPasses = new Map<string, number>();
   private readonly seen = new Map<string, string>();
   /** Last seen ControlPlanes (the planes the controller knows) and PostCreateHooks, from the watches. */
   private readonly cpObjects = new Map<string, ControlPlaneObject>();
@@ -130,6 +132,7 @@ export class Manager {
         this.cpObjects.delete(name);
         this.seen.delete(name);
         this.notReadyPasses.delete(name);
+        this.apiPendingPasses.delete(name);
         return;
       }
       this.cpObjects.set(name, obj);
@@ -174,6 +177,7 @@ export class Manager {
   /** Something of this plane changed: look now, and again soon if it is still not Ready. */
   private wake(name: string): void {
     this.notReadyPasses.delete(name);
+    this.apiPendingPasses.delete(name);
     this.loop.add(name);
   }
 
@@ -188,14 +192,23 @@ export class Manager {
     this.opts.log.debug('reconciled', { controlPlane: key, requeueAfterMs: r.requeueAfterMs, error: r.error });
     if (r.error) throw new Error(r.error);
     let delay = r.requeueAfterMs;
-    if (r.notReady) {
+    const quick = this.apiPendingPasses.get(key) ?? 0;
+    if (r.notReady && r.apiPending && quick < API_PENDING_QUICK_PASSES) {
+      // Its Pods are ready and only the route to them lags: 1, 2, 4, 8 s, then the slow schedule below.
+      this.apiPendingPasses.set(key, quick + 1);
+      const d = API_PENDING_FIRST_MS * 2 ** quick;
+      delay = delay === undefined ? d : Math.min(delay, d);
+    } else if (r.notReady) {
       const n = (this.notReadyPasses.get(key) ?? 0) + 1;
       this.notReadyPasses.set(key, n);
       const resync = this.opts.resyncMs ?? DEFAULT_RESYNC_MS;
       const d = notReadyDelayMs(n, this.deps.notReadyRequeueMs, resync);
       // At the resync period the resync itself looks again: a timer of its own would double the passes.
       if (d < resync) delay = delay === undefined ? d : Math.min(delay, d);
-    } else this.notReadyPasses.delete(key);
+    } else {
+      this.notReadyPasses.delete(key);
+      this.apiPendingPasses.delete(key);
+    }
     return { requeueAfterMs: delay };
   }
 
@@ -214,6 +227,10 @@ export class Manager {
  * full pass, so 15 min keeps an idle controller near 15 mCPU (BENCHMARKS.md).
  */
 const DEFAULT_RESYNC_MS = 900_000;
+
+/** Quick passes (1 s doubling) for a plane whose workload is ready but whose API does not answer yet. */
+const API_PENDING_QUICK_PASSES = 4;
+const API_PENDING_FIRST_MS = 1000;
 
 const WATCHES = [
   { kind: 'ControlPlane', path: paths.controlPlanes },

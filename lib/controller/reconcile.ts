@@ -59,6 +59,11 @@ export interface ReconcileResult {
   readonly error?: string;
   /** The plane is not Ready: the manager looks again after a delay that grows while it stays so. */
   readonly notReady?: boolean;
+  /**
+   * Not Ready only because its API does not answer yet while its workload is ready: the route to a new Pod (the
+   * Service's endpoints, kube-proxy) follows its readiness by a moment, so the manager looks again within seconds.
+   */
+  readonly apiPending?: boolean;
 }
 
 /** The Secrets a pass over a plane of a supported `type` reads: its contract's, and what its driver adds. */
@@ -110,6 +115,7 @@ export async function reconcileControlPlane(deps: ReconcileDeps, name: string): 
   const driver = driverFor(type);
   const hooks: { name: string; complete: boolean; detail: string }[] = [];
   let notReady: string | undefined;
+  let apiPending = false;
   let requeueAfterMs: number | undefined;
   try {
     // Only a new spec can change this: no back-off loop, the next generation (or the resync) looks again.
@@ -188,15 +194,19 @@ export async function reconcileControlPlane(deps: ReconcileDeps, name: string): 
     } else {
       if (typeContract(type)?.sleepWorkloads.length) await restoreFromSleep(deps, cp, names, log);
       const kubeconfig = observed.get(key(secretRef.namespace, secretRef.name))?.data;
-      notReady ??= await apiNotReady(
-        deps,
-        type,
-        driver.probesApi,
-        names,
-        secretRef.inClusterKey,
-        kubeconfig,
-        lookupIn(observed),
-      );
+      if (!notReady) {
+        const api = await apiNotReady(
+          deps,
+          type,
+          driver.probesApi,
+          names,
+          secretRef.inClusterKey,
+          kubeconfig,
+          lookupIn(observed),
+        );
+        notReady = api?.why;
+        apiPending = !!api?.apiPending;
+      }
       for (const use of hookUses(cp)) hooks.push(await hookState(deps, cp, names, use, hookObjs.get(use.hookName)));
       const idleMs = idleTimeoutMs(cp, config);
       const incluster = kubeconfig?.[secretRef.inClusterKey];
@@ -213,7 +223,12 @@ export async function reconcileControlPlane(deps: ReconcileDeps, name: string): 
     const next = [requeueAfterMs, waitingHooks ? deps.hooksRequeueMs : undefined].filter(
       (x): x is number => x !== undefined,
     );
-    return { ...result, requeueAfterMs: next.length ? Math.min(...next) : undefined, notReady: !!notReady };
+    return {
+      ...result,
+      requeueAfterMs: next.length ? Math.min(...next) : undefined,
+      notReady: !!notReady,
+      ...(notReady && apiPending ? { apiPending } : {}),
+    };
   } catch (e) {
     const message = errorText(e);
     log.warn('reconcile failed', { error: message });
@@ -229,7 +244,10 @@ export async function reconcileControlPlane(deps: ReconcileDeps, name: string): 
   }
 }
 
-/** Why the tenant API is not ready, or undefined: workload ready and core/v1 discovery answers with the minted kubeconfig. */
+/**
+ * Why the tenant API is not ready, or undefined: workload ready and core/v1 discovery answers with the minted
+ * kubeconfig. `apiPending`: the workload is ready and only the API does not answer yet.
+ */
 async function apiNotReady(
   deps: ReconcileDeps,
   type: string,
@@ -238,29 +256,30 @@ async function apiNotReady(
   inClusterKey: string,
   secret: SecretData | undefined,
   lookup: (ns: string, n: string) => SecretData | undefined,
-): Promise<string | undefined> {
+): Promise<{ why: string; apiPending?: boolean } | undefined> {
   const workload = workloadFor(type);
   if (workload) {
     const path = paths.object('apps/v1', workload.kind, workload.name, names.namespace)!;
     const w = workloadReady(await deps.hosting.get(path));
-    if (!w.ready) return `${workload.kind} ${names.namespace}/${workload.name}: ${w.detail}`;
+    if (!w.ready) return { why: `${workload.kind} ${names.namespace}/${workload.name}: ${w.detail}` };
   }
-  if (!probesApi) return secret?.[inClusterKey] ? undefined : `waiting for ${typeContract(type)?.kubeconfig.name}`;
+  if (!probesApi)
+    return secret?.[inClusterKey] ? undefined : { why: `waiting for ${typeContract(type)?.kubeconfig.name}` };
   const kubeconfig = secret?.[inClusterKey];
-  if (!kubeconfig) return `kubeconfig key ${inClusterKey} not written yet`;
+  if (!kubeconfig) return { why: `kubeconfig key ${inClusterKey} not written yet` };
   let client: KubeClient;
   let parsed: ParsedKubeconfig;
   try {
     parsed = parseKubeconfig(kubeconfig);
     client = KubeClient.fromParsed(parsed, deps.connectTo, deps.probeTimeoutMs);
   } catch (e) {
-    return `kubeconfig key ${inClusterKey} unreadable: ${errorText(e)}`;
+    return { why: `kubeconfig key ${inClusterKey} unreadable: ${errorText(e)}` };
   }
   try {
     await client.request('GET', '/api/v1');
   } catch (e) {
     client.close();
-    return `API server not answering discovery: ${errorText(e)}`;
+    return { why: `API server not answering discovery: ${errorText(e)}`, apiPending: !!workload };
   }
   try {
     const signer = clientSigner(type, names, lookup);
@@ -292,7 +311,7 @@ async function apiNotReady(
     await client.request('GET', ADMIN_BINDING_PATH);
     return undefined;
   } catch (e) {
-    return `admin group ${ADMIN_GROUP} not bound to cluster-admin yet: ${errorText(e)}`;
+    return { why: `admin group ${ADMIN_GROUP} not bound to cluster-admin yet: ${errorText(e)}` };
   } finally {
     client.close();
   }

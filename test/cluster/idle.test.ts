@@ -125,4 +125,49 @@ suite('an idle controller stays idle', () => {
     expect(n).toBeGreaterThanOrEqual(3);
     expect(n).toBeLessThanOrEqual(6);
   }, 120_000);
+
+  test('a plane whose Pods are ready but whose API does not answer yet is looked at after 1, 2, 4 and 8 s, then on the slow schedule', async () => {
+    await killAll([proc!.pid!]);
+    // The deployment controller's report of a ready API server (the hosting KCM here runs none); nothing listens
+    // behind the plane's Service, so its API never answers: the route lags forever.
+    kubectl(hosting, [
+      'patch',
+      'deployment',
+      'kube-apiserver',
+      '-n',
+      'ik-system',
+      '--subresource=status',
+      '--type=merge',
+      '-p',
+      JSON.stringify({ status: { replicas: 1, readyReplicas: 1, availableReplicas: 1, updatedReplicas: 1 } }),
+    ]);
+    const quick = path.join(state.logDir, 'idle-controller-quick.log');
+    proc = spawnController(hosting, quick, ['--log-level=debug']);
+    const passes = () =>
+      fs
+        .readFileSync(quick, 'utf8')
+        .split('\n')
+        .filter((l) => l.startsWith('{'))
+        .map((l) => JSON.parse(l))
+        .filter((l) => l.msg === 'reconciled' && l.controlPlane === 'ik')
+        .map((l) => Date.parse(l.ts));
+    await waitFor('first pass of ik', () => passes().length > 0, 30_000);
+    await new Promise((r) => setTimeout(r, 32_000));
+    const at = passes();
+    const gaps = at.slice(1).map((t, i) => Math.round((t - at[i]) / 100) / 10);
+    console.log(`gaps between passes of a plane whose API lags its ready Pods (s): ${gaps.join(', ')}`);
+    const reason = kubectl(hosting, [
+      'get',
+      'cp',
+      'ik',
+      '-o',
+      "jsonpath={.status.conditions[?(@.type=='Ready')].message}",
+    ]).stdout;
+    expect(reason).toMatch(/API server not answering discovery/);
+    // Four quick passes (1, 2, 4, 8 s; a probe that times out adds its 5 s), then the slow schedule's 15 s.
+    expect(gaps.length).toBeGreaterThanOrEqual(5);
+    expect(gaps.slice(0, 4).every((g) => g < 14.5)).toBe(true);
+    expect(gaps[0]).toBeLessThan(7);
+    expect(gaps[4]).toBeGreaterThanOrEqual(14.5);
+  }, 120_000);
 });
