@@ -10,6 +10,7 @@ export type BenchState = Pick<ClusterState, 'dir' | 'pgPort' | 'pgPassword' | 'p
 
 /** Starts the bench's PostgreSQL; `stop()` ends it and removes the temp dir. */
 export async function benchPostgres(prefix: string): Promise<{ state: BenchState; stop: () => void }> {
+  raiseInotifyInstances();
   const binDir = process.env.KFLEX_BIN_DIR ?? path.join(os.homedir(), '.cache/cdk8s-kubeflex/bin');
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), prefix));
   const logDir = path.join(dir, 'logs');
@@ -26,4 +27,23 @@ export async function benchPostgres(prefix: string): Promise<{ state: BenchState
       fs.rmSync(dir, { recursive: true, force: true });
     },
   };
+}
+
+/**
+ * Every kube-apiserver and KCM watches its certificate files with inotify, and all the bench's processes run as one
+ * user: Linux's default of 128 inotify instances per user ran out at 25 tenants (`error creating fsnotify watcher: too
+ * many open files`). Kubernetes nodes raise it for the same reason; so does the bench, loudly, when it may.
+ */
+function raiseInotifyInstances(want = 8192): void {
+  const f = '/proc/sys/fs/inotify/max_user_instances';
+  try {
+    const now = Number(fs.readFileSync(f, 'utf8'));
+    if (now >= want) return;
+    fs.writeFileSync(f, String(want));
+    console.error(`bench: fs.inotify.max_user_instances raised from ${now} to ${want} (one per certificate watcher)`);
+  } catch (e) {
+    console.error(
+      `bench: cannot raise fs.inotify.max_user_instances (${(e as Error).message}); many tenants will log fsnotify errors`,
+    );
+  }
 }

@@ -120,6 +120,20 @@ async function main(): Promise<void> {
               (x: any) => x.name === c,
             )?.state?.terminated?.startedAt,
         );
+      const logs = (p: any, c: string) => {
+        try {
+          return p ? k(['logs', '-n', ns, p.metadata.name, '-c', c, '--timestamps']).split('\n') : [];
+        } catch {
+          return [];
+        }
+      };
+      const logAt = (p: any, c: string, re: RegExp) =>
+        at(
+          logs(p, c)
+            .find((l) => re.test(l))
+            ?.split(' ')[0],
+        );
+      const logCount = (p: any, c: string, re: RegExp) => logs(p, c).filter((l) => re.test(l)).length;
       const job = JSON.parse(
         k(['get', 'job', '-n', 'kubeflex-system', `db-${name}`, '-o', 'json', '--ignore-not-found']) || '{}',
       );
@@ -139,7 +153,11 @@ async function main(): Promise<void> {
         ['api pod created', at(api?.metadata.creationTimestamp)],
         ['api pod scheduled', cond(api, 'PodScheduled')],
         ['kine started', started(api, 'kine')],
+        ['kine listening', logAt(api, 'kine', /Kine available at/)],
+        ['kine ping failures', logCount(api, 'kine', /Failed to ping database/)],
         ['apiserver started', started(api, 'kube-apiserver')],
+        ['apiserver serving', logAt(api, 'kube-apiserver', /Serving securely on/)],
+        ['apiserver dial errors', logCount(api, 'kube-apiserver', /Error while dialing|connection refused/)],
         ['api pod ready', cond(api, 'Ready')],
         ['kcm started', started(kcm, 'kube-controller-manager')],
         ['cp Ready', at(cp.status?.conditions?.find((c: any) => c.type === 'Ready')?.lastTransitionTime)],

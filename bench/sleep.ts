@@ -207,7 +207,8 @@ async function main(): Promise<void> {
     // AWAKE tenants woken first and kept awake ("in use"): the background of every measure below.
     const inUse = names.slice(0, AWAKE);
     for (const cp of inUse) await firstAnswer(cp);
-    await sleep(30_000);
+    // Long enough for their controller managers to start too: the background is tenants in use, not still booting.
+    await sleep(Number(process.env.AWAKE_SETTLE_S ?? 60) * 1000);
     // One sleeping tenant at a time: its first request, then back to sleep (and its Pods gone) before the next.
     const single: number[] = [];
     for (const cp of names.slice(AWAKE, AWAKE + WAKES)) {

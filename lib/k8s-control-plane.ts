@@ -17,6 +17,7 @@ import {
 import { resources, restrictedContainer, restrictedPod } from './security';
 import {
   containerResources,
+  goMaxProcs,
   goMemLimit,
   K8sComponentResources,
   K8sControlPlaneSize,
@@ -229,7 +230,11 @@ export class K8sControlPlane extends ControlPlaneBase {
     const sizes = resolveK8sResources(this.constructName, props.size, props.resources);
     const goGc = props.goGc ?? DEFAULT_GOGC;
     checkInteger(this.constructName, 'goGc', goGc, 10, 1000);
-    this.goEnv = { GOMEMLIMIT: goMemLimit(), GOGC: kplus.EnvValue.fromValue(String(goGc)) };
+    this.goEnv = {
+      GOMEMLIMIT: goMemLimit(),
+      GOMAXPROCS: goMaxProcs(),
+      GOGC: kplus.EnvValue.fromValue(String(goGc)),
+    };
     this.apiServer = this.addApiServer(props, postgres, certs, serviceCidr, sizes);
     this.controllerManager = this.addControllerManager(props, certs, sizes);
     for (const [deployment, component] of [

@@ -92,3 +92,12 @@ export const containerResources = (c: ComponentResources): kplus.ContainerResour
 /** GOMEMLIMIT = the container's memory limit in bytes (Downward API), so the Go GC and the kubelet agree. */
 export const goMemLimit = (): kplus.EnvValue =>
   kplus.EnvValue.fromResource(kplus.ResourceFieldPaths.MEMORY_LIMIT, { divisor: '1' });
+
+/**
+ * GOMAXPROCS = the container's CPU limit in whole cores, rounded up (Downward API). Our binaries are built for Go 1.23
+ * semantics, where the runtime sizes itself to the node's cores, not the container's limit: on a 64-core node every
+ * tenant process would run 64 schedulers' worth of idle wake-ups and garbage-collector workers for a limit of one or
+ * two cores.
+ */
+export const goMaxProcs = (): kplus.EnvValue =>
+  kplus.EnvValue.fromResource(kplus.ResourceFieldPaths.CPU_LIMIT, { divisor: '1' });

@@ -334,6 +334,7 @@ describe('K8sControlPlane', () => {
           'postgres://cp1:$(KINE_DB_PASSWORD)@postgres-postgresql.kubeflex-system.svc:5432/cp1?sslmode=verify-full&sslrootcert=/etc/postgresql-ca/ca.crt',
       },
       { name: 'GOMEMLIMIT', valueFrom: { resourceFieldRef: { resource: 'limits.memory', divisor: '1' } } },
+      { name: 'GOMAXPROCS', valueFrom: { resourceFieldRef: { resource: 'limits.cpu', divisor: '1' } } },
       { name: 'GOGC', value: '25' },
     ]);
     const apiserver = pod.containers.find((c: any) => c.name === 'kube-apiserver');
@@ -341,7 +342,7 @@ describe('K8sControlPlane', () => {
     expect(JSON.stringify(pod)).not.toMatch(/password=|:\/\/[^$]*:[^$]+@/);
   });
 
-  test('size presets and per-component resources; GOMEMLIMIT follows each container memory limit', () => {
+  test('size presets and per-component resources; GOMEMLIMIT and GOMAXPROCS follow each container limit', () => {
     const spec = (cp: K8sControlPlane) => {
       const objects = synth(cp);
       const api = find(objects, 'Deployment', 'kube-apiserver').spec.template.spec.containers;
@@ -354,11 +355,17 @@ describe('K8sControlPlane', () => {
       limits: { cpu: '2000m', memory: '512Mi' },
       requests: { cpu: '20m', memory: '192Mi' },
     });
-    for (const c of Object.values(medium))
+    for (const c of Object.values(medium)) {
       expect((c as any).env).toContainEqual({
         name: 'GOMEMLIMIT',
         valueFrom: { resourceFieldRef: { resource: 'limits.memory', divisor: '1' } },
       });
+      // Whole cores, rounded up by the kubelet: 2 for the API server, 1 for kine and KCM.
+      expect((c as any).env).toContainEqual({
+        name: 'GOMAXPROCS',
+        valueFrom: { resourceFieldRef: { resource: 'limits.cpu', divisor: '1' } },
+      });
+    }
     const small = spec(
       new K8sControlPlane(app, 's', {
         hosting,

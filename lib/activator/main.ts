@@ -1,10 +1,9 @@
 #!/usr/bin/env node
 // kubeflex-activator: holds the clients of sleeping control planes while they wake, then passes them through. In the
 // cluster it uses its ServiceAccount and its pod IP (env POD_IP); locally any kubeconfig and address.
-import * as http from 'http';
 import { isIP } from 'net';
 import { parseDuration, parseFlags, UsageError } from '../kube/args';
-import { KubeClient } from '../kube/client';
+import { healthPortFlag, hostingClient, runAsProgram, runDaemon } from '../kube/daemon';
 import { jsonLogger } from '../kube/log';
 import { Activator } from './activator';
 
@@ -23,10 +22,8 @@ Flags:
   --help                 this text
 `;
 
-export async function main(argv: string[]): Promise<number> {
-  let a: Activator;
-  let healthPort: number;
-  try {
+export function main(argv: string[]): Promise<number> {
+  return runDaemon('kubeflex-activator', () => {
     const { flags, positional } = parseFlags(argv, {
       strings: ['kubeconfig', 'pod-ip', 'listen-address', 'wake-timeout', 'health-port'],
       booleans: ['help'],
@@ -36,59 +33,21 @@ export async function main(argv: string[]): Promise<number> {
       return 0;
     }
     if (positional.length) throw new UsageError(`unexpected argument ${positional[0]}`);
-    const hp = (flags['health-port'] as string | undefined) ?? '8083';
-    if (!/^\d+$/.test(hp)) throw new UsageError(`--health-port=${hp} is not a port number`);
-    healthPort = Number(hp);
+    const healthPort = healthPortFlag(flags['health-port'] as string | undefined, 8083);
     const podIp = (flags['pod-ip'] as string | undefined) ?? process.env.POD_IP ?? '';
     if (!isIP(podIp)) throw new UsageError(`--pod-ip (or POD_IP) "${podIp}" is not an IP address`);
     const listen = flags['listen-address'] as string | undefined;
     if (listen !== undefined && !isIP(listen)) throw new UsageError(`--listen-address=${listen} is not an IP address`);
-    const kubeconfig = (flags.kubeconfig as string | undefined) ?? process.env.KUBECONFIG;
-    let client: KubeClient;
-    try {
-      client = KubeClient.fromFile(kubeconfig);
-      if (!client.server) throw new Error('no current cluster');
-    } catch (e) {
-      throw new UsageError(`cannot load kubeconfig${kubeconfig ? ` ${kubeconfig}` : ''}: ${(e as Error).message}`);
-    }
-    a = new Activator({
+    const client = hostingClient(flags.kubeconfig as string | undefined);
+    const daemon = new Activator({
       client,
       log: jsonLogger('info'),
       podIp,
       listenAddress: listen,
       wakeTimeoutMs: parseDuration('wake-timeout', (flags['wake-timeout'] as string | undefined) ?? '120s'),
     });
-  } catch (e) {
-    if (e instanceof UsageError) {
-      process.stderr.write(`kubeflex-activator: ${e.message}\n`);
-      return 2;
-    }
-    throw e;
-  }
-  const server = healthPort
-    ? http
-        .createServer((req, res) => {
-          const ok = req.url === '/healthz' || (req.url === '/readyz' && a.isSynced);
-          res.writeHead(ok ? 200 : 503).end(ok ? 'ok' : 'not ready');
-        })
-        .listen(healthPort)
-    : undefined;
-  await a.start();
-  await new Promise<void>((resolve) => {
-    process.once('SIGTERM', resolve);
-    process.once('SIGINT', resolve);
+    return { daemon, healthPort };
   });
-  server?.close();
-  await a.stop();
-  return 0;
 }
 
-if (require.main === module) {
-  main(process.argv.slice(2)).then(
-    (code) => process.exit(code),
-    (e: Error) => {
-      process.stderr.write(`kubeflex-activator: ${e.message}\n`);
-      process.exit(1);
-    },
-  );
-}
+if (require.main === module) runAsProgram('kubeflex-activator', main);

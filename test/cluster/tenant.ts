@@ -69,8 +69,11 @@ export interface Tenant {
   kubeconfig: string;
   dbPassword: string;
   procs: Record<string, ContainerProcess>;
-  /** Starts the tenant's processes and resolves with the ms to /readyz (fails after timeoutMs, default 120 s). */
-  start: (timeoutMs?: number) => Promise<number>;
+  /**
+   * Starts the tenant's processes and resolves with the ms to /readyz (fails after timeoutMs, default 120 s), asked
+   * every pollMs (default 200 ms).
+   */
+  start: (timeoutMs?: number, pollMs?: number) => Promise<number>;
   stop: () => Promise<void>;
 }
 
@@ -176,7 +179,7 @@ export async function bootTenant(
     kubeconfig,
     dbPassword,
     procs: {},
-    start: async (timeoutMs = 120_000) => {
+    start: async (timeoutMs = 120_000, pollMs = 200) => {
       const t0 = Date.now();
       fs.mkdirSync(path.join(state.dir, 'pids'), { recursive: true });
       // Global teardown kills what these files name, so a restarted container's new pid is recorded too.
@@ -187,7 +190,7 @@ export async function bootTenant(
       };
       for (const [c, p] of Object.entries(tenant.procs)) recordPid(c, p.pid);
       // No fail-fast on exit: a container that exits is restarted, as in a pod.
-      await waitReady(`${server}/readyz`, pki, undefined, timeoutMs);
+      await waitReady(`${server}/readyz`, pki, undefined, timeoutMs, 'admin', pollMs);
       const readyMs = Date.now() - t0;
       // Every KCM replica as its own process (own health port), so leader election runs among them.
       const kcmSpec = get('Deployment', 'kube-controller-manager');
