@@ -11,7 +11,7 @@ import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
 import { bootTenant } from '../test/cluster/tenant';
-import { benchPostgres } from './common';
+import { benchPostgres, median } from './common';
 import { cpuTicks, variantObjects } from './density';
 
 const VARIANTS = (process.env.VARIANTS ?? 'ours,kubeflex').split(',');
@@ -25,11 +25,6 @@ function machineBusy(): number {
   const f = fs.readFileSync('/proc/stat', 'utf8').split('\n')[0].trim().split(/\s+/).slice(1).map(Number);
   return f.reduce((a, b) => a + b, 0) - f[3] - f[4];
 }
-
-const median = (xs: number[]) => {
-  const s = [...xs].sort((a, b) => a - b);
-  return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
-};
 
 interface Sample {
   wallS: number;

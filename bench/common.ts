@@ -8,6 +8,12 @@ import { ClusterState, makePostgresPki, psql, startPostgres, stopPostgres } from
 export type BenchState = Pick<ClusterState, 'dir' | 'pgPort' | 'pgPassword' | 'pgCa' | 'binDir' | 'logDir'> &
   Pick<ClusterState, 'pgSocketDir'>;
 
+/** The median (the mean of the middle two for an even count). */
+export const median = (xs: number[]): number => {
+  const s = [...xs].sort((a, b) => a - b);
+  return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
+};
+
 /** Starts the bench's PostgreSQL; `stop()` ends it and removes the temp dir. */
 export async function benchPostgres(prefix: string): Promise<{ state: BenchState; stop: () => void }> {
   raiseInotifyInstances();

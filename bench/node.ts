@@ -8,16 +8,12 @@ import * as fs from 'fs';
 import * as path from 'path';
 import { synthTenant } from '../test/cluster/tenant';
 import { nodeUnavailable, startNode } from '../test/node/node-cluster';
-import { benchPostgres } from './common';
+import { benchPostgres, median } from './common';
 
 const RUNS = Number(process.env.RUNS ?? 5);
 const SETTLE_S = Number(process.env.SETTLE_S ?? 30);
 const REPO = path.resolve(__dirname, '..');
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-const median = (xs: number[]) => {
-  const s = [...xs].sort((a, b) => a - b);
-  return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
-};
 const MiB = (bytes: number) => bytes / 1024 / 1024;
 
 /** The pod's memory cgroup (cgroup v1 memory hierarchy, cgroupfs driver) by QoS class. */
@@ -101,7 +97,7 @@ async function main(): Promise<void> {
       }
     };
     /**
-     * Where the seconds went (Kubernetes timestamps, 1 s resolution): the database Job, the Secrets the controller
+     * Where the seconds went (Kubernetes timestamps, 1 s resolution; container log lines, finer): the database Job, the Secrets the controller
      * mints, the API server Pod's scheduling, container starts and readiness, KCM, and the ControlPlane's Ready.
      */
     const trace = (name: string, t0: number) => {
@@ -111,15 +107,12 @@ async function main(): Promise<void> {
       const pod = (prefix: string) =>
         pods.find((p: any) => p.metadata.name.startsWith(prefix) && p.status.phase !== 'Failed');
       const cond = (p: any, t: string) => at(p?.status.conditions?.find((c: any) => c.type === t)?.lastTransitionTime);
-      const started = (p: any, c: string) =>
-        at(
-          [...(p?.status.containerStatuses ?? []), ...(p?.status.initContainerStatuses ?? [])].find(
-            (x: any) => x.name === c,
-          )?.state?.running?.startedAt ??
-            [...(p?.status.initContainerStatuses ?? []), ...(p?.status.containerStatuses ?? [])].find(
-              (x: any) => x.name === c,
-            )?.state?.terminated?.startedAt,
-        );
+      const started = (p: any, c: string) => {
+        const st = [...(p?.status.containerStatuses ?? []), ...(p?.status.initContainerStatuses ?? [])].find(
+          (x: any) => x.name === c,
+        )?.state;
+        return at(st?.running?.startedAt ?? st?.terminated?.startedAt);
+      };
       const logs = (p: any, c: string) => {
         try {
           return p ? k(['logs', '-n', ns, p.metadata.name, '-c', c, '--timestamps']).split('\n') : [];

@@ -178,7 +178,7 @@ export abstract class ControlPlaneBase extends Chart {
       );
     }
     this.replicas = sleeping ? 0 : 1;
-    const idleTimeout = this.checkIdleTimeout(props.idleTimeout, info.type);
+    const idleTimeout = this.checkPlaneIdleTimeout(props.idleTimeout, info.type);
     const annotations = {
       ...(sleeping ? { [SLEEP_ANNOTATION]: 'true' } : {}),
       ...(idleTimeout !== undefined ? { [IDLE_TIMEOUT_ANNOTATION]: idleTimeout } : {}),
@@ -206,7 +206,7 @@ export abstract class ControlPlaneBase extends Chart {
   }
 
   /** The idle timeout as given, checked: a duration within bounds, on a type that sleeps, with an activator. */
-  private checkIdleTimeout(value: string | undefined, type: string): string | undefined {
+  private checkPlaneIdleTimeout(value: string | undefined, type: string): string | undefined {
     if (value === undefined) return undefined;
     checkIdleTimeout(this.constructName, 'idleTimeout', value);
     const contract = TYPE_CONTRACTS[type as ControlPlaneTypeName];

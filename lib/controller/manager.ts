@@ -196,7 +196,7 @@ export class Manager {
     if (r.notReady && r.apiPending && quick < API_PENDING_QUICK_PASSES) {
       // Its Pods are ready and only the route to them lags: 1, 2, 4, 8 s, then the slow schedule below.
       this.apiPendingPasses.set(key, quick + 1);
-      const d = API_PENDING_FIRST_MS * 2 ** quick;
+      const d = notReadyDelayMs(quick + 1, API_PENDING_FIRST_MS, this.opts.resyncMs ?? DEFAULT_RESYNC_MS);
       delay = delay === undefined ? d : Math.min(delay, d);
     } else if (r.notReady) {
       const n = (this.notReadyPasses.get(key) ?? 0) + 1;

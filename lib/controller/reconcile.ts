@@ -227,7 +227,7 @@ export async function reconcileControlPlane(deps: ReconcileDeps, name: string): 
       ...result,
       requeueAfterMs: next.length ? Math.min(...next) : undefined,
       notReady: !!notReady,
-      ...(notReady && apiPending ? { apiPending } : {}),
+      ...(apiPending ? { apiPending } : {}),
     };
   } catch (e) {
     const message = errorText(e);
