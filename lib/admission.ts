@@ -5,7 +5,14 @@
 import { ApiObject } from 'cdk8s';
 import { Construct } from 'constructs';
 import { API_GROUP, CONTROL_PLANE_LABEL, HOSTING_NAMESPACE } from './names';
-import { CONTROL_PLANE_VERBS, HOST_PLANES_CLUSTER_ROLE, MATERIALIZED_FOR, MATERIALIZED_TYPE, POD_KINDS } from './wire';
+import {
+  BOOT_GATE,
+  CONTROL_PLANE_VERBS,
+  HOST_PLANES_CLUSTER_ROLE,
+  MATERIALIZED_FOR,
+  MATERIALIZED_TYPE,
+  POD_KINDS,
+} from './wire';
 
 /** Name of the policy (and its binding) on ControlPlanes. */
 export const CONTROL_PLANE_POLICY = 'kubeflex-controlplane-rights';
@@ -137,6 +144,48 @@ const writesBy = (condition: string, user: string, excluded: ReturnType<typeof w
   },
   matchConditions: [{ name: condition, expression: `request.userInfo.username == '${user}'` }],
 });
+
+/** Name of the policy (and its binding) on the controller's changes to Pods. */
+export const CONTROLLER_POD_POLICY = 'kubeflex-controller-pods';
+
+/**
+ * The controller may patch Pods in tenant namespaces (its tenant role) for boot admission only: the one change it
+ * may make is removing the boot gate from a Pod that carries the boot label. Images, containers, tolerations,
+ * labels, annotations, finalizers and owners stay as they are, so the right cannot be turned into running other code
+ * or scheduling elsewhere.
+ */
+export function addControllerPodPolicy(scope: Construct, opts: { readonly user: string }): void {
+  const opt = (o: string, f: string, none: string) => `(has(${o}.${f}) ? ${o}.${f} : ${none})`;
+  const same = (f: string, none: string) => `${opt('object', f, none)} == ${opt('oldObject', f, none)}`;
+  policy(scope, 'ControllerPodPolicy', CONTROLLER_POD_POLICY, {
+    failurePolicy: 'Fail',
+    matchConstraints: {
+      resourceRules: [
+        { apiGroups: [''], apiVersions: ['*'], operations: ['CREATE', 'UPDATE', 'DELETE'], resources: ['pods'] },
+      ],
+    },
+    matchConditions: [{ name: 'controller', expression: `request.userInfo.username == '${opts.user}'` }],
+    validations: [
+      {
+        expression:
+          `request.operation == 'UPDATE' && ${opt('oldObject', 'metadata.labels', '{}')}.exists(k, k == '${BOOT_GATE}') && ` +
+          [
+            same('metadata.labels', '{}'),
+            same('metadata.annotations', '{}'),
+            same('metadata.finalizers', '[]'),
+            same('metadata.ownerReferences', '[]'),
+            'object.spec.containers == oldObject.spec.containers',
+            same('spec.initContainers', '[]'),
+            same('spec.tolerations', '[]'),
+            same('spec.activeDeadlineSeconds', '0'),
+            `${opt('object', 'spec.schedulingGates', '[]')} == ${opt('oldObject', 'spec.schedulingGates', '[]')}.filter(g, g.name != '${BOOT_GATE}')`,
+          ].join(' && '),
+        messageExpression: `'controller: pod ' + request.name + ' is refused: it only removes the scheduling gate ${BOOT_GATE} from a Pod with that label'`,
+        reason: 'Forbidden',
+      },
+    ],
+  });
+}
 
 /** Name of the policy (and its binding) on the hook applier's requests. */
 export const HOOK_APPLIER_POLICY = 'kubeflex-hook-applier-scope';

@@ -24,6 +24,9 @@ export const DEFAULT_HOSTING_API_EGRESS = { cidrs: ['0.0.0.0/0'], ports: [443, 6
 export const POSTGRES_NAME = 'postgres-postgresql';
 export const POSTGRES_PASSWORD_KEY = 'postgres-password';
 
+/** Upper bound of `bootSlots`: more API server starts at once than any node has cores for. */
+export const MAX_BOOT_SLOTS = 64;
+
 /** Defaults of the hosting install, shared by the construct and the decoder. */
 export const HOSTING_DEFAULTS = {
   domain: 'localtest.me',
@@ -57,6 +60,11 @@ export interface HostingConfig {
   readonly activator?: boolean;
   /** Idle timeout of planes that set none (a duration, lib/idle.ts); absent: planes never sleep on their own. */
   readonly idleTimeout?: string;
+  /**
+   * API server Pods that may start at once (boot admission, wire BOOT_GATE); absent: none are gated (installs written
+   * before it was stored, and installs that switched it off).
+   */
+  readonly bootSlots?: number;
   readonly postgres?: {
     readonly host: string;
     readonly port: number;
@@ -96,6 +104,7 @@ export function encodeHostingConfig(config: HostingConfig): Record<string, strin
       : {}),
     ...(config.activator ? { activator: 'true' } : {}),
     ...(config.idleTimeout !== undefined ? { idleTimeout: config.idleTimeout } : {}),
+    ...(config.bootSlots ? { bootSlots: String(config.bootSlots) } : {}),
     ...(pg
       ? {
           postgresHost: pg.host,
@@ -121,6 +130,14 @@ export function decodeHostingConfig(data: Record<string, string> | undefined): H
     if (raw === undefined || raw === '') return fallback;
     if (!/^\d+$/.test(raw) || Number(raw) < 1 || Number(raw) > 65535) {
       throw new Error(`ConfigMap ${HOSTING_CONFIGMAP} key ${key}="${raw}" is not a port number`);
+    }
+    return Number(raw);
+  };
+  const bootSlots = (raw: string) => {
+    if (!/^\d+$/.test(raw) || Number(raw) < 1 || Number(raw) > MAX_BOOT_SLOTS) {
+      throw new Error(
+        `ConfigMap ${HOSTING_CONFIGMAP} key bootSlots="${raw}" is not an integer from 1 to ${MAX_BOOT_SLOTS}`,
+      );
     }
     return Number(raw);
   };
@@ -181,6 +198,7 @@ export function decodeHostingConfig(data: Record<string, string> | undefined): H
     ...(data.bootstrapSecretNamespaces ? { bootstrapSecretNamespaces: namespaces('bootstrapSecretNamespaces') } : {}),
     ...(data.activator ? { activator: bool('activator') } : {}),
     ...(data.idleTimeout ? { idleTimeout: idleTimeout(data.idleTimeout) } : {}),
+    ...(data.bootSlots ? { bootSlots: bootSlots(data.bootSlots) } : {}),
     ...(data.postgresHost
       ? {
           postgres: {

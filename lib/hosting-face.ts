@@ -6,7 +6,7 @@ import * as kplus from 'cdk8s-plus-28';
 import { Construct, IConstruct } from 'constructs';
 import type { PostgresEndpoint, PostgresSslMode } from './datastore/endpoint';
 import { checkDnsSubdomain, checkInteger, KubeflexConfigError } from './errors';
-import { decodeHostingConfig, DEFAULT_HOSTING_API_EGRESS, HOSTING_DEFAULTS } from './hosting-config';
+import { decodeHostingConfig, DEFAULT_HOSTING_API_EGRESS, HOSTING_DEFAULTS, MAX_BOOT_SLOTS } from './hosting-config';
 import { checkIdleTimeout } from './idle';
 import { HOSTING_NAMESPACE } from './names';
 import { HostingApiEgress } from './network-policy';
@@ -63,6 +63,8 @@ export interface IKubeflexHosting extends IConstruct {
   readonly activator: boolean;
   /** Idle timeout of planes that set none, if any. */
   readonly idleTimeout?: string;
+  /** API server Pods the controller lets start at once; 0: no boot admission (Pods are not gated). */
+  readonly bootSlots: number;
   /** Names of all registered hooks, sorted. */
   readonly postCreateHookNames: string[];
   /** The hook registered under `name`, if any. */
@@ -100,6 +102,12 @@ export interface KubeflexHostingAttributes {
   readonly activator?: boolean;
   /** Idle timeout of planes that set none. @default - none */
   readonly idleTimeout?: string;
+  /**
+   * API server Pods the install's controller lets start at once (its `bootSlots`); planes are synthesized with the
+   * boot gate only when this is above 0, so a plane never waits on admission its install does not run.
+   * @default 0
+   */
+  readonly bootSlots?: number;
 }
 
 /**
@@ -131,6 +139,7 @@ export function hostingAttributesFromConfig(
     hostingApiEgress: c.hostingApi,
     activator: c.activator,
     idleTimeout: c.idleTimeout,
+    bootSlots: c.bootSlots,
     postgres: pg && {
       host: pg.host,
       port: pg.port,
@@ -251,6 +260,7 @@ export class ImportedKubeflexHosting extends HostingRegistry implements IKubefle
   public readonly postgres?: PostgresEndpoint;
   public readonly activator: boolean;
   public readonly idleTimeout?: string;
+  public readonly bootSlots: number;
 
   public constructor(scope: Construct, id: string, attrs: KubeflexHostingAttributes) {
     super(scope, id, { labels: { 'app.kubernetes.io/part-of': 'kubeflex' } });
@@ -268,6 +278,8 @@ export class ImportedKubeflexHosting extends HostingRegistry implements IKubefle
     this.activator = attrs.activator ?? false;
     this.idleTimeout = attrs.idleTimeout;
     const where = `KubeflexHosting.fromHostingAttributes "${this.node.path}"`;
+    this.bootSlots = attrs.bootSlots ?? 0;
+    checkInteger(where, 'bootSlots', this.bootSlots, 0, MAX_BOOT_SLOTS);
     if (this.idleTimeout !== undefined) {
       checkIdleTimeout(where, 'idleTimeout', this.idleTimeout);
       if (!this.activator) {

@@ -2,7 +2,12 @@ import { ApiObject, Duration, JsonPatch } from 'cdk8s';
 import * as kplus from 'cdk8s-plus-28';
 import { Construct } from 'constructs';
 import { KubeflexActivator } from './activator';
-import { addControlPlanePolicy, addHookApplierPolicy, addMaterializerPolicy } from './admission';
+import {
+  addControllerPodPolicy,
+  addControlPlanePolicy,
+  addHookApplierPolicy,
+  addMaterializerPolicy,
+} from './admission';
 import { API_GROUP, controlPlaneCrd, POST_CREATE_HOOK_CRD } from './crds';
 import { addBundledPostgres, addProvisionScript, PostgresOptions } from './datastore/bundled-postgres';
 import {
@@ -17,6 +22,7 @@ import {
   encodeHostingConfig,
   HOSTING_DEFAULTS,
   isCidr,
+  MAX_BOOT_SLOTS,
   POSTGRES_NAME,
   POSTGRES_PASSWORD_KEY,
 } from './hosting-config';
@@ -117,6 +123,16 @@ export interface KubeflexHostingProps {
    */
   readonly idleTimeout?: string;
   /**
+   * Boot admission: how many k8s planes' API server Pods may start at once. The Pods of every k8s plane's API server
+   * and kube-controller-manager carry a scheduling gate that the controller removes a few at a time (and from a
+   * plane's kube-controller-manager once its API server is ready), so a burst of creations or of wakes never piles
+   * more starts onto the cores than they can finish; the rest wait as Pending Pods, and a woken plane's clients wait
+   * at the activator. A Pod that has not become ready 60 s after its gate was removed no longer holds a slot. `0`
+   * switches admission off (no gates; then the tenant API servers also start while the controller is down).
+   * @default 2
+   */
+  readonly bootSlots?: number;
+  /**
    * Run the materializer (`kubeflex-materializer`): ControlPlanes created by KubeFlex's own clients (kflex, kubectl,
    * charts) without our synth are built into tenants with these constructs in the cluster. Turn it off when every
    * tenant is synthesized in Git. It holds no right to bind cluster-admin or to escalate, and an admission policy
@@ -165,6 +181,13 @@ export interface KubeflexHostingProps {
 export const CONTROLLER_BOOTSTRAP_ROLE = 'kubeflex-controller-bootstrap';
 /** Name of the materializer's ServiceAccount, Deployment and RBAC. */
 export const MATERIALIZER_NAME = 'kubeflex-materializer';
+
+/**
+ * API server starts admitted at once by default: on the 2-core test node one start saturates a core for a few
+ * seconds (BENCHMARKS.md, boot admission), so two keep both busy without starts pushing each other past their
+ * hard-coded start-up timeouts.
+ */
+export const DEFAULT_BOOT_SLOTS = 2;
 
 /** Namespaced kinds that tenants' objects and hooks are made of: what the materializer and the hook applier write. */
 const TENANT_NAMESPACED_RESOURCES = [
@@ -255,6 +278,8 @@ export class KubeflexHosting extends HostingRegistry implements IKubeflexHosting
   public readonly activator: boolean;
   /** Idle timeout of planes that set none, if any. */
   public readonly idleTimeout?: string;
+  /** API server Pods the controller lets start at once; 0: no boot admission. */
+  public readonly bootSlots: number;
 
   private readonly constructName: string;
   private readonly withMaterializer: boolean;
@@ -283,6 +308,8 @@ export class KubeflexHosting extends HostingRegistry implements IKubeflexHosting
     this.withMaterializer = props.materializer ?? true;
     this.activator = props.activator ?? false;
     this.idleTimeout = checkIdleDefault(where, props.idleTimeout, this.activator);
+    this.bootSlots = props.bootSlots ?? DEFAULT_BOOT_SLOTS;
+    checkInteger(where, 'bootSlots', this.bootSlots, 0, MAX_BOOT_SLOTS);
     const hookRoles = props.hookClusterRoles ?? [];
     checkHookRoles(where, hookRoles, this.withMaterializer);
     const bundled = !props.externalPostgres && (props.installPostgres ?? true);
@@ -320,6 +347,7 @@ export class KubeflexHosting extends HostingRegistry implements IKubeflexHosting
         ...(props.hostingApiServer ? { hostingApi: this.hostingApiEgress } : {}),
         activator: this.activator,
         idleTimeout: this.idleTimeout,
+        bootSlots: this.bootSlots,
         // What the runtime controller needs to drop a tenant's database and role when its ControlPlane is deleted;
         // only the bundled server's superuser password is minted by the controller, an external one is the user's.
         postgres: this.postgres && {
@@ -404,6 +432,8 @@ export class KubeflexHosting extends HostingRegistry implements IKubeflexHosting
       kplus.ApiResource.custom({ apiGroup: 'apps', resourceType: 'statefulsets/scale' }),
     );
     tenant.allow(['list'], kplus.ApiResource.custom({ apiGroup: 'discovery.k8s.io', resourceType: 'endpointslices' }));
+    // Boot admission: removing the boot gate from a plane's Pods, and nothing else (policy kubeflex-controller-pods).
+    tenant.allow(['patch'], kplus.ApiResource.PODS);
     // Host planes: short-lived, renewed TokenRequest tokens instead of a non-expiring token Secret.
     tenant.allow(['create'], kplus.ApiResource.custom({ apiGroup: '', resourceType: 'serviceaccounts/token' }));
     bindControllerInNamespace(this, 'ControllerTenantRoleBinding', HOSTING_NAMESPACE);
@@ -432,6 +462,7 @@ export class KubeflexHosting extends HostingRegistry implements IKubeflexHosting
    */
   private addTrust(groups: string[]): void {
     addControlPlanePolicy(this, { hostPlanes: this.hostControlPlanes });
+    addControllerPodPolicy(this, { user: `system:serviceaccount:${HOSTING_NAMESPACE}:${CONTROLLER_NAME}` });
     if (this.withMaterializer) {
       addMaterializerPolicy(this, {
         user: `system:serviceaccount:${HOSTING_NAMESPACE}:${MATERIALIZER_NAME}`,

@@ -26,6 +26,7 @@ import {
 import { IMAGES, kubernetesImages, KubernetesRelease } from './versions';
 import {
   ADMIN_GROUP,
+  BOOT_GATE,
   K8S_SECRETS,
   K8S_WORKLOADS,
   KINE_MAX_OPEN_CONNECTIONS,
@@ -242,6 +243,7 @@ export class K8sControlPlane extends ControlPlaneBase {
       [this.controllerManager, 'kube-controller-manager'],
     ] as const) {
       this.placePods(deployment, component, replicas, props);
+      if (this.hosting.bootSlots > 0) gateBoot(deployment, component);
     }
 
     this.service = new kplus.Service(this, 'Service', {
@@ -607,4 +609,15 @@ export class K8sControlPlane extends ControlPlaneBase {
       },
     });
   }
+}
+
+/**
+ * Boot admission: the component's Pods are created with the boot gate (and the label the controller finds them by);
+ * the controller removes the gate when a boot slot is free (wire BOOT_GATE). A gate, not zero replicas: the
+ * synthesized Deployments stay exactly what Git holds, so a re-apply never fights the controller.
+ */
+function gateBoot(deployment: kplus.Deployment, component: string): void {
+  deployment.podMetadata.addLabel(BOOT_GATE, component);
+  // cdk8s-plus-28 has no schedulingGates on pod templates.
+  ApiObject.of(deployment).addJsonPatch(JsonPatch.add('/spec/template/spec/schedulingGates', [{ name: BOOT_GATE }]));
 }

@@ -71,6 +71,14 @@ export const POSTGRES_CA_KEY = 'ca.crt';
 export const SLEEP_ANNOTATION = 'kflex.kubestellar.org/sleeping';
 
 /**
+ * Boot admission (our extension): the scheduling gate on the Pods of a k8s plane's API server and
+ * kube-controller-manager, and the label that finds them. The controller removes it from a few API server Pods at a
+ * time (the hosting install's `bootSlots`), and from a plane's kube-controller-manager once its API server is ready,
+ * so a burst of starts or wakes never piles more starts onto the cores than they can finish.
+ */
+export const BOOT_GATE = 'kflex.kubestellar.org/boot-slot';
+
+/**
  * The owner reference that ties an object to its ControlPlane: garbage collection removes the object with the plane,
  * and `controller: true` says the ControlPlane is its managing owner (kubectl and other controllers honour it).
  */

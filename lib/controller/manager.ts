@@ -9,12 +9,16 @@ import { ControlLoop, Outcome } from '../kube/control-loop';
 import { Logger } from '../kube/log';
 import { notReadyDelayMs } from '../kube/work-queue';
 import { HOSTING_NAMESPACE } from '../names';
-import { MATERIALIZE_ERROR, SLEEP_ANNOTATION } from '../wire';
+import { decodeHostingConfig } from '../hosting-config';
+import { BOOT_GATE, HOSTING_CONFIGMAP, MATERIALIZE_ERROR, SLEEP_ANNOTATION } from '../wire';
+import { bootPodOf, decideBoot, ungatePatch } from './boot';
 import { ControlPlaneObject, hookUses, PostCreateHookObject } from './core';
 import { reconcileControlPlane, ReconcileDeps, reconcileHookStatus, reconcileHosting } from './reconcile';
 
 /** Queue keys of PostCreateHook status work; ControlPlane names (DNS labels) never contain ':'. */
 const HOOK_KEY = 'pch:';
+/** Queue key of boot admission (one decision over all gated Pods). */
+const BOOT_KEY = 'boot:';
 
 /** Settings of a running controller. */
 export interface ManagerOptions {
@@ -54,6 +58,9 @@ export class Manager {
   /** Last seen ControlPlanes (the planes the controller knows) and PostCreateHooks, from the watches. */
   private readonly cpObjects = new Map<string, ControlPlaneObject>();
   private readonly hookObjects = new Map<string, PostCreateHookObject>();
+  /** Pods with the boot label, by namespace/name, and since when each runs without its gate (by uid). */
+  private readonly bootPods = new Map<string, any>();
+  private readonly ungatedAt = new Map<string, number>();
   private readonly deps: ReconcileDeps;
   private server?: http.Server;
 
@@ -65,7 +72,7 @@ export class Manager {
       keyField: 'controlPlane',
       watches: WATCHES.map((w) => ({ ...w, onEvent: (type: string, obj: any) => this.onEvent(w.kind, type, obj) })),
       reconcile: (key) => this.reconcile(key),
-      keys: () => [...this.cpObjects.keys(), ...[...this.hookObjects.keys()].map((h) => HOOK_KEY + h)],
+      keys: () => [...this.cpObjects.keys(), ...[...this.hookObjects.keys()].map((h) => HOOK_KEY + h), BOOT_KEY],
       onResync: () => void this.hostingPass(),
       resyncMs,
       workers: opts.workers ?? 4,
@@ -163,6 +170,18 @@ export class Manager {
       }
       return;
     }
+    if (kind === 'Pod') {
+      // Boot admission only: the plane itself hears of its Pods through its Deployment's status.
+      const key = `${obj?.metadata?.namespace}/${obj?.metadata?.name}`;
+      if (type === 'DELETED') {
+        this.bootPods.delete(key);
+        this.ungatedAt.delete(obj?.metadata?.uid);
+      } else {
+        this.bootPods.set(key, obj);
+      }
+      this.loop.add(BOOT_KEY);
+      return;
+    }
     const ns: string | undefined = obj?.metadata?.namespace;
     if (ns === HOSTING_NAMESPACE) {
       // A tenant's database Job: its success lets the plane get its finalizer.
@@ -183,6 +202,7 @@ export class Manager {
 
   /** One key: a PostCreateHook's status, or a ControlPlane (then when to look again). */
   private async reconcile(key: string): Promise<Outcome | void> {
+    if (key === BOOT_KEY) return this.admitBoots();
     if (key.startsWith(HOOK_KEY)) {
       const hook = this.hookObjects.get(key.slice(HOOK_KEY.length));
       if (hook) await reconcileHookStatus(this.deps, hook, [...this.cpObjects.values()]);
@@ -212,6 +232,60 @@ export class Manager {
     return { requeueAfterMs: delay };
   }
 
+  /**
+   * Boot admission (boot.ts decides): removes the boot gate from the Pods let go now. Only Pods in the namespace of a
+   * k8s ControlPlane are considered; with admission off in kubeflex-config, every gate goes (nothing stays stuck).
+   */
+  private async admitBoots(): Promise<Outcome> {
+    const config = decodeHostingConfig(
+      (await this.opts.hosting.get<any>(paths.configMap(HOSTING_NAMESPACE, HOSTING_CONFIGMAP)))?.data,
+    );
+    const now = Date.now();
+    const pods = [];
+    const raw = new Map<string, any>();
+    for (const obj of this.bootPods.values()) {
+      const m = /^(.*)-system$/.exec(obj.metadata?.namespace ?? '');
+      if (!m || this.cpObjects.get(m[1])?.spec?.type !== 'k8s') continue;
+      const uid = obj.metadata.uid;
+      const gated = (obj.spec?.schedulingGates ?? []).some((g: any) => g?.name === BOOT_GATE);
+      // Ungated by someone else, or before a restart of ours: it starts from now as far as slots go.
+      if (!gated && !this.ungatedAt.has(uid)) this.ungatedAt.set(uid, now);
+      const seen = bootPodOf(obj, this.ungatedAt.get(uid));
+      if (!seen) continue;
+      // Our own removal counts before its watch event arrives.
+      const pod = { ...seen, gated: seen.gated && !this.ungatedAt.has(uid) };
+      pods.push(pod);
+      raw.set(`${pod.namespace}/${pod.name}`, obj);
+    }
+    const live = new Set([...this.bootPods.values()].map((o) => o.metadata?.uid));
+    for (const uid of this.ungatedAt.keys()) if (!live.has(uid)) this.ungatedAt.delete(uid);
+    const decision = decideBoot(pods, config.bootSlots ?? Number.MAX_SAFE_INTEGER, now);
+    let requeueAfterMs = decision.recheckAfterMs;
+    for (const pod of decision.ungate) {
+      const obj = raw.get(`${pod.namespace}/${pod.name}`);
+      try {
+        await this.opts.hosting.request(
+          'PATCH',
+          `/api/v1/namespaces/${pod.namespace}/pods/${pod.name}`,
+          ungatePatch(obj),
+          'application/json-patch+json',
+        );
+      } catch (e) {
+        // Gone or changed meanwhile: its watch event brings the news; look again soon in any case.
+        this.opts.log.warn('boot slot: gate not removed', {
+          namespace: pod.namespace,
+          pod: pod.name,
+          error: (e as Error).message,
+        });
+        requeueAfterMs = Math.min(requeueAfterMs ?? 1000, 1000);
+        continue;
+      }
+      this.ungatedAt.set(obj.metadata.uid, Date.now());
+      this.opts.log.info('boot slot: gate removed', { namespace: pod.namespace, pod: pod.name });
+    }
+    return { requeueAfterMs };
+  }
+
   private serveHealth(port: number): Promise<void> {
     this.server = http.createServer((req, res) => {
       const ok = req.url === '/healthz' || (req.url === '/readyz' && this.isSynced);
@@ -238,4 +312,6 @@ const WATCHES = [
   { kind: 'Deployment', path: '/apis/apps/v1/deployments' },
   { kind: 'StatefulSet', path: '/apis/apps/v1/statefulsets' },
   { kind: 'Job', path: '/apis/batch/v1/jobs' },
+  // Only Pods with the boot label (boot admission): the gated API servers and controller managers of k8s planes.
+  { kind: 'Pod', path: `/api/v1/pods?labelSelector=${encodeURIComponent(BOOT_GATE)}` },
 ];

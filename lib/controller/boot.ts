@@ -1,0 +1,87 @@
+// Boot admission, pure: which gated Pods of k8s planes may start now. A start of kube-apiserver is a few CPU-seconds
+// at full speed; 50 of them at once on 2 cores push each other past the components' hard-coded start-up timeouts,
+// they exit and start again (BENCHMARKS.md). Admitting a few at a time keeps every start short and the total close to
+// its CPU floor. The controller's adapter (manager.ts) feeds the Pods it watches and removes the gate it is told to.
+import { BOOT_GATE, K8S_WORKLOADS } from '../wire';
+
+/** What boot admission needs of one Pod carrying the boot label. */
+export interface BootPod {
+  readonly namespace: string;
+  readonly name: string;
+  /** The component the label names: kube-apiserver or kube-controller-manager. */
+  readonly component: string;
+  /** Still carries the boot gate. */
+  readonly gated: boolean;
+  /** Its Ready condition is True. */
+  readonly ready: boolean;
+  /** Being deleted. */
+  readonly terminating: boolean;
+  /** metadata.creationTimestamp, ms. */
+  readonly createdMs: number;
+  /** Since when it starts without its gate (when the controller removed it, or first saw it so), ms. */
+  readonly ungatedMs?: number;
+}
+
+/** The decision: Pods whose gate to remove now, and when to decide again if nothing else happens. */
+export interface BootDecision {
+  readonly ungate: readonly BootPod[];
+  readonly recheckAfterMs?: number;
+}
+
+/** A Pod that has not become ready this long after its gate was removed no longer holds a slot. */
+export const BOOT_SLOT_TIMEOUT_MS = 60_000;
+
+/** Fields of a Pod as the API returns it, reduced to a BootPod (undefined: not one of ours). */
+export function bootPodOf(pod: any, ungatedMs: number | undefined): BootPod | undefined {
+  const component = pod?.metadata?.labels?.[BOOT_GATE];
+  if (component !== K8S_WORKLOADS.apiServer && component !== K8S_WORKLOADS.controllerManager) return undefined;
+  const created = Date.parse(pod.metadata.creationTimestamp ?? '');
+  return {
+    namespace: String(pod.metadata.namespace),
+    name: String(pod.metadata.name),
+    component,
+    gated: (pod.spec?.schedulingGates ?? []).some((g: any) => g?.name === BOOT_GATE),
+    ready: (pod.status?.conditions ?? []).some((c: any) => c?.type === 'Ready' && c?.status === 'True'),
+    terminating: !!pod.metadata.deletionTimestamp,
+    createdMs: Number.isFinite(created) ? created : 0,
+    ungatedMs,
+  };
+}
+
+/**
+ * With `slots` starts allowed at once: a kube-controller-manager Pod is let go once an API server Pod of its
+ * namespace is ready (it would only time out against a starting one); API server Pods are let go oldest first while
+ * fewer than `slots` API server Pods are starting (ungated, not ready, not terminating, within the slot timeout).
+ */
+export function decideBoot(pods: readonly BootPod[], slots: number, nowMs: number): BootDecision {
+  const api = pods.filter((p) => p.component === K8S_WORKLOADS.apiServer && !p.terminating);
+  const readyApi = new Set(api.filter((p) => p.ready && !p.gated).map((p) => p.namespace));
+  const starting = api.filter((p) => !p.gated && !p.ready && nowMs - (p.ungatedMs ?? nowMs) < BOOT_SLOT_TIMEOUT_MS);
+  const waiting = api
+    .filter((p) => p.gated)
+    .sort(
+      (a, b) => a.createdMs - b.createdMs || a.namespace.localeCompare(b.namespace) || a.name.localeCompare(b.name),
+    );
+  const admitted = waiting.slice(0, Math.max(0, slots - starting.length));
+  const managers = pods.filter(
+    (p) => p.component === K8S_WORKLOADS.controllerManager && p.gated && !p.terminating && readyApi.has(p.namespace),
+  );
+  // With Pods still waiting, a slot held by a start that never gets ready frees at its timeout: look again then.
+  let recheckAfterMs: number | undefined;
+  if (waiting.length > admitted.length) {
+    for (const p of starting) {
+      const left = (p.ungatedMs ?? nowMs) + BOOT_SLOT_TIMEOUT_MS - nowMs;
+      recheckAfterMs = Math.min(recheckAfterMs ?? left, left);
+    }
+  }
+  return { ungate: [...admitted, ...managers], recheckAfterMs };
+}
+
+/** JSON patch that removes the boot gate and keeps every other gate, failing if the gates changed meanwhile. */
+export function ungatePatch(pod: any): object[] {
+  const gates: { name: string }[] = pod?.spec?.schedulingGates ?? [];
+  return [
+    { op: 'test', path: '/spec/schedulingGates', value: gates },
+    { op: 'replace', path: '/spec/schedulingGates', value: gates.filter((g) => g.name !== BOOT_GATE) },
+  ];
+}
