@@ -3,13 +3,13 @@
 // namespaces it is bound in, so a cluster-wide Secret watch would need cluster-wide Secret access).
 import * as http from 'http';
 import { dropTenantDatabase } from '../datastore/drop';
+import { decodeHostingConfig } from '../hosting-config';
 import { AWAKE_REPLICAS_ANNOTATION, IDLE_TIMEOUT_ANNOTATION } from '../idle';
 import { ConnectTo, GROUP_PATH, KubeClient, paths } from '../kube/client';
 import { ControlLoop, Outcome } from '../kube/control-loop';
 import { Logger } from '../kube/log';
 import { notReadyDelayMs } from '../kube/work-queue';
 import { HOSTING_NAMESPACE } from '../names';
-import { decodeHostingConfig } from '../hosting-config';
 import { BOOT_GATE, HOSTING_CONFIGMAP, MATERIALIZE_ERROR, SLEEP_ANNOTATION } from '../wire';
 import { bootPodOf, decideBoot, ungatePatch } from './boot';
 import { ControlPlaneObject, hookUses, PostCreateHookObject } from './core';
