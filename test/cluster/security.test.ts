@@ -323,6 +323,107 @@ suite('a hostile tenant cannot escape (security review findings, replayed)', () 
     );
   });
 
+  test('boot admission: the controller lets two API server Pods start at once, a controller manager after its API server, and may change nothing else of a Pod', async () => {
+    const gate = 'kflex.kubestellar.org/boot-slot';
+    const ns = 'keycloak-system';
+    // Pods as the Deployments' ReplicaSets would make them (this cluster runs no ReplicaSet controller nor scheduler).
+    const pod = (name: string, component: string) =>
+      stringify({
+        apiVersion: 'v1',
+        kind: 'Pod',
+        metadata: { name, namespace: ns, labels: { app: component, [gate]: component } },
+        spec: {
+          schedulingGates: [{ name: gate }],
+          securityContext: { runAsNonRoot: true, runAsUser: 65532, seccompProfile: { type: 'RuntimeDefault' } },
+          containers: [
+            {
+              name: 'c',
+              image: 'registry.k8s.io/pause:3.10',
+              securityContext: { allowPrivilegeEscalation: false, capabilities: { drop: ['ALL'] } },
+            },
+          ],
+        },
+      });
+    const gated = (name: string) =>
+      (JSON.parse(k(['get', 'pod', '-n', ns, name, '-o', 'json'])).spec.schedulingGates ?? []).some(
+        (g: any) => g.name === gate,
+      );
+    const makeReady = (name: string) =>
+      k([
+        'patch',
+        'pod',
+        '-n',
+        ns,
+        name,
+        '--subresource=status',
+        '--type=merge',
+        '-p',
+        JSON.stringify({ status: { conditions: [{ type: 'Ready', status: 'True' }] } }),
+      ]);
+    // One at a time, so their creation order is the admission order.
+    for (const n of ['api-1', 'api-2', 'api-3']) {
+      k(['apply', '-f', '-'], pod(n, 'kube-apiserver'));
+      await new Promise((r) => setTimeout(r, 1100));
+    }
+    k(['apply', '-f', '-'], pod('kcm-1', 'kube-controller-manager'));
+    await waitFor('two API servers admitted', () => !gated('api-1') && !gated('api-2'), 30_000);
+    // The third waits for a slot; the controller manager for a ready API server.
+    await new Promise((r) => setTimeout(r, 3000));
+    expect([gated('api-3'), gated('kcm-1')]).toEqual([true, true]);
+    makeReady('api-1');
+    await waitFor('third admitted once one is ready', () => !gated('api-3'), 30_000);
+    await waitFor('controller manager after its API server', () => !gated('kcm-1'), 30_000);
+
+    // The controller's rights on Pods: removing that gate, nothing else, and only in tenant namespaces.
+    const asController = ['--as=system:serviceaccount:kubeflex-system:kubeflex-controller-manager'];
+    k(['apply', '-f', '-'], pod('api-4', 'kube-apiserver'));
+    const refused =
+      'controller: pod api-4 is refused: it only removes the scheduling gate kflex.kubestellar.org/boot-slot from a Pod with that label';
+    for (const patch of [
+      { metadata: { labels: { extra: 'x' } } },
+      { metadata: { annotations: { a: 'b' } } },
+      { spec: { containers: [{ name: 'c', image: 'evil:latest' }] } },
+      // Adding a toleration is the one other spec change the API server allows on a Pod.
+      [{ op: 'add', path: '/spec/tolerations/-', value: { operator: 'Exists' } }],
+    ]) {
+      const r = tryK([
+        'patch',
+        'pod',
+        '-n',
+        ns,
+        'api-4',
+        Array.isArray(patch) ? '--type=json' : '--type=strategic',
+        '-p',
+        JSON.stringify(patch),
+        ...asController,
+      ]);
+      expect({ patch, ok: r.ok }).toEqual({ patch, ok: false });
+      expect(r.out).toContain(refused);
+    }
+    k(['create', 'ns', 'elsewhere']);
+    k(['apply', '-f', '-'], pod('api-5', 'kube-apiserver').replace(`namespace: ${ns}`, 'namespace: elsewhere'));
+    const foreign = tryK([
+      'patch',
+      'pod',
+      '-n',
+      'elsewhere',
+      'api-5',
+      '--type=json',
+      '-p',
+      '[{"op":"remove","path":"/spec/schedulingGates"}]',
+      ...asController,
+    ]);
+    expect(foreign.ok).toBe(false);
+    expect(foreign.out).toMatch(/cannot patch resource "pods" in API group "" in the namespace "elsewhere"/);
+    // Two starts still hold the slots; a Pod in a namespace that is no ControlPlane's is never admitted.
+    expect(gated('api-4')).toBe(true);
+    expect(JSON.parse(k(['get', 'pod', '-n', 'elsewhere', 'api-5', '-o', 'json'])).spec.schedulingGates).toEqual([
+      { name: gate },
+    ]);
+    k(['delete', 'pod', '-n', ns, '--all', '--wait=false']);
+    k(['delete', 'ns', 'elsewhere', '--wait=false']);
+  });
+
   test('M2 PostgreSQL transport: the server certificate the controller minted is verified; another CA or name is refused', async () => {
     const tls = await waitFor('postgres TLS minted', () => {
       const r = secretData('kubeflex-system', 'postgres-postgresql-tls');
