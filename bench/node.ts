@@ -3,29 +3,19 @@
 // tenants still running, the same for bare ControlPlanes served by the materializer, then each tenant's Pod memory from the kubelet's cgroups (usage, anonymous rss, page
 // cache) next to the RSS of the same processes.
 // Usage: RUNS=5 SETTLE_S=30 npm run bench:node (root, scripts/prepare-binaries.sh and prepare-node.sh done).
-import { execFileSync } from 'child_process';
 import * as fs from 'fs';
 import * as path from 'path';
 import { synthTenant } from '../test/cluster/tenant';
-import { nodeUnavailable, startNode } from '../test/node/node-cluster';
-import { benchPostgres, median } from './common';
+import { median } from './common';
+import { installHosting, podCgroup, startBenchNode } from './on-node';
 
 const RUNS = Number(process.env.RUNS ?? 5);
 const SETTLE_S = Number(process.env.SETTLE_S ?? 30);
-const REPO = path.resolve(__dirname, '..');
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const MiB = (bytes: number) => bytes / 1024 / 1024;
 
-/** The pod's memory cgroup (cgroup v1 memory hierarchy, cgroupfs driver) by QoS class. */
-function podCgroup(pod: any): string {
-  const qos = pod.status.qosClass as string;
-  const base = '/sys/fs/cgroup/memory/kubepods';
-  const dir = qos === 'Guaranteed' ? base : path.join(base, qos.toLowerCase());
-  return path.join(dir, `pod${pod.metadata.uid}`);
-}
-
 function podMemory(pod: any): { usage: number; rss: number; cache: number; procRss: number } {
-  const cg = podCgroup(pod);
+  const cg = podCgroup(pod, 'memory');
   const read = (f: string) => fs.readFileSync(path.join(cg, f), 'utf8');
   const stat = Object.fromEntries(
     read('memory.stat')
@@ -57,30 +47,11 @@ function podMemory(pod: any): { usage: number; rss: number; cache: number; procR
 }
 
 async function main(): Promise<void> {
-  const pg = await benchPostgres('kflex-bench-node-');
-  const why = nodeUnavailable(pg.state.binDir);
-  if (why) throw new Error(`cannot run the node bench: ${why}`);
-  const node = await startNode({
-    binDir: pg.state.binDir,
-    logRoot: pg.state.logDir,
-    pgPort: pg.state.pgPort,
-    pgPassword: pg.state.pgPassword,
-    pgSocketDir: pg.state.pgSocketDir,
-  });
-  const k = (args: string[], input?: string) =>
-    execFileSync(path.join(pg.state.binDir, 'kubectl'), [`--kubeconfig=${node.kubeconfig}`, ...args], {
-      encoding: 'utf8',
-      input,
-      stdio: 'pipe',
-      timeout: 300_000,
-    });
+  const bench = await startBenchNode('kflex-bench-node-', 'node');
+  const { k, node } = bench;
   try {
     console.log(`node ready in ${node.readyMs} ms`);
-    node.addLocalVolume('postgres-data', '8Gi');
-    for (const f of ['00-base/hosting.k8s.yaml', 'hosting.k8s.yaml'])
-      k(['apply', '--server-side', '-f', path.join(REPO, 'dist', f)]);
-    k(['-n', 'kubeflex-system', 'rollout', 'status', 'deployment/kubeflex-controller-manager', '--timeout=300s']);
-    k(['-n', 'kubeflex-system', 'rollout', 'status', 'statefulset/postgres-postgresql', '--timeout=300s']);
+    installHosting(bench, ['kubeflex-controller-manager']);
 
     /** Milliseconds from t0 until the ControlPlane reports Ready=True (polled every 200 ms, at most 600 s). */
     const untilReady = async (name: string, t0: number) => {
@@ -235,8 +206,7 @@ async function main(): Promise<void> {
       `| RSS of the same processes | ${col('procRss')} MiB | ${perTenant.map((t) => MiB(t.procRss).toFixed(0)).join(', ')} |`,
     );
   } finally {
-    await node.stop();
-    pg.stop();
+    await bench.stop();
   }
 }
 

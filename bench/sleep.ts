@@ -14,15 +14,13 @@ import * as fs from 'fs';
 import * as https from 'https';
 import * as path from 'path';
 import { synthTenant } from '../test/cluster/tenant';
-import { nodeUnavailable, startNode } from '../test/node/node-cluster';
-import { benchPostgres } from './common';
+import { installHosting, podCgroup, startBenchNode } from './on-node';
 
 const N = Number(process.env.N ?? 200);
 const WAKES = Number(process.env.WAKES ?? 20);
 const STORM = Number(process.env.STORM ?? 20);
 const AWAKE = Number(process.env.AWAKE ?? 10);
 const WINDOW_S = Number(process.env.WINDOW_S ?? 60);
-const REPO = path.resolve(__dirname, '..');
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const MiB = (bytes: number) => bytes / 1024 / 1024;
 const quantile = (xs: number[], q: number) => {
@@ -30,13 +28,6 @@ const quantile = (xs: number[], q: number) => {
   return s[Math.min(s.length - 1, Math.ceil(q * s.length) - 1)];
 };
 
-/** The pod's cgroup directory of `controller` (cgroup v1, cgroupfs driver) by QoS class. */
-function podCgroup(pod: any, controller: 'memory' | 'cpuacct'): string {
-  const qos = pod.status.qosClass as string;
-  const root = controller === 'memory' ? '/sys/fs/cgroup/memory' : '/sys/fs/cgroup/cpu,cpuacct';
-  const base = path.join(fs.existsSync(root) ? root : `/sys/fs/cgroup/${controller}`, 'kubepods');
-  return path.join(qos === 'Guaranteed' ? base : path.join(base, qos.toLowerCase()), `pod${pod.metadata.uid}`);
-}
 const podMemory = (pod: any) =>
   Number(fs.readFileSync(path.join(podCgroup(pod, 'memory'), 'memory.usage_in_bytes'), 'utf8'));
 const podCpuNs = (pod: any) => Number(fs.readFileSync(path.join(podCgroup(pod, 'cpuacct'), 'cpuacct.usage'), 'utf8'));
@@ -48,24 +39,8 @@ const procCpuS = (pid: number) => {
 };
 
 async function main(): Promise<void> {
-  const pg = await benchPostgres('kflex-bench-sleep-');
-  const why = nodeUnavailable(pg.state.binDir);
-  if (why) throw new Error(`cannot run the sleep bench: ${why}`);
-  const node = await startNode({
-    binDir: pg.state.binDir,
-    logRoot: pg.state.logDir,
-    pgPort: pg.state.pgPort,
-    pgPassword: pg.state.pgPassword,
-    pgSocketDir: pg.state.pgSocketDir,
-  });
-  const k = (args: string[], input?: string) =>
-    execFileSync(path.join(pg.state.binDir, 'kubectl'), [`--kubeconfig=${node.kubeconfig}`, ...args], {
-      encoding: 'utf8',
-      input,
-      stdio: 'pipe',
-      timeout: 300_000,
-      maxBuffer: 256 << 20,
-    });
+  const bench = await startBenchNode('kflex-bench-sleep-', 'sleep');
+  const { k, node } = bench;
   const apiserverPid = Number(
     execFileSync('pgrep', ['-f', `kube-apiserver.*${node.pki}`], { encoding: 'utf8' }).split('\n')[0],
   );
@@ -95,12 +70,7 @@ async function main(): Promise<void> {
   const names = Array.from({ length: N }, (_, i) => `nap${i + 1}`);
   try {
     console.log(`node ready in ${node.readyMs} ms; ${N} tenants, ${WAKES} single wakes, a storm of ${STORM}`);
-    node.addLocalVolume('postgres-data', '8Gi');
-    for (const f of ['00-base/hosting.k8s.yaml', 'hosting.k8s.yaml'])
-      k(['apply', '--server-side', '-f', path.join(REPO, 'dist', f)]);
-    for (const d of ['kubeflex-controller-manager', 'kubeflex-materializer', 'kubeflex-activator'])
-      k(['-n', 'kubeflex-system', 'rollout', 'status', `deployment/${d}`, '--timeout=300s']);
-    k(['-n', 'kubeflex-system', 'rollout', 'status', 'statefulset/postgres-postgresql', '--timeout=300s']);
+    installHosting(bench, ['kubeflex-controller-manager', 'kubeflex-materializer', 'kubeflex-activator']);
     await sleep(20_000);
     const before = await hostingCost();
 
@@ -250,8 +220,7 @@ async function main(): Promise<void> {
     );
     console.log(`| ratio awake / asleep, memory | ${(awakeMiB / Math.max(perMiB, 0.01)).toFixed(0)}x |`);
   } finally {
-    await node.stop();
-    pg.stop();
+    await bench.stop();
   }
 }
 

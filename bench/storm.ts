@@ -1,0 +1,110 @@
+// A boot storm on the real test node (test/node/node-cluster.ts): N k8s tenants' synthesized manifests applied at
+// once, the clock from `kubectl apply` until every ControlPlane reports Ready=True (the controller's status, from the
+// tenant API server answering through its Service). Boot admission is what the hosting install sets (dist/: 2 slots);
+// SLOTS=k writes another value into kubeflex-config before the storm (the controller reads it on every decision),
+// SLOTS=64 lets every Pod go at once (admission in effect off). Reports the Ready times, the machine's CPU-seconds
+// (/proc/stat) over the storm per tenant, and the tenants' container restarts.
+// Usage: N=50 SLOTS=2 npm run bench:storm (root, scripts/prepare-binaries.sh and prepare-node.sh done).
+import * as fs from 'fs';
+import { synthTenant } from '../test/cluster/tenant';
+import { median } from './common';
+import { installHosting, startBenchNode } from './on-node';
+
+const N = Number(process.env.N ?? 50);
+const SLOTS = process.env.SLOTS;
+const TIMEOUT_S = Number(process.env.TIMEOUT_S ?? 900);
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** CPU-seconds the whole machine spent busy (all cores; user, nice, system, irq, softirq, steal). */
+function machineBusyS(): number {
+  const f = fs.readFileSync('/proc/stat', 'utf8').split('\n')[0].trim().split(/\s+/).slice(1).map(Number);
+  const [user, nice, system, , , irq, softirq, steal] = f;
+  return (user + nice + system + irq + softirq + steal) / 100;
+}
+
+async function main(): Promise<void> {
+  const bench = await startBenchNode('kflex-bench-storm-', 'storm');
+  const { k, node } = bench;
+  try {
+    console.log(`node ready in ${node.readyMs} ms; a storm of ${N} tenants, boot slots ${SLOTS ?? 'as installed'}`);
+    installHosting(bench, ['kubeflex-controller-manager']);
+    if (SLOTS) {
+      k([
+        '-n',
+        'kubeflex-system',
+        'patch',
+        'configmap',
+        'kubeflex-config',
+        '-p',
+        JSON.stringify({ data: { bootSlots: SLOTS } }),
+      ]);
+    }
+    await sleep(10_000);
+    const names = Array.from({ length: N }, (_, i) => `storm${i + 1}`);
+    const items = names.flatMap((n) => synthTenant(n));
+    // Namespaces first: the API server's namespace cache can lag a Namespace made in the same request list.
+    const list = (xs: any[]) => JSON.stringify({ apiVersion: 'v1', kind: 'List', items: xs });
+    const cpu0 = machineBusyS();
+    const t0 = Date.now();
+    k(
+      ['apply', '--server-side', '--field-manager=cdk8s-kubeflex', '-f', '-'],
+      list(items.filter((o) => o.kind === 'Namespace')),
+    );
+    for (let attempt = 1; ; attempt++) {
+      try {
+        k(
+          ['apply', '--server-side', '--field-manager=cdk8s-kubeflex', '-f', '-'],
+          list(items.filter((o) => o.kind !== 'Namespace')),
+        );
+        break;
+      } catch (e) {
+        if (attempt >= 5) throw e;
+        await sleep(1000);
+      }
+    }
+    console.log(`applied ${items.length} objects in ${((Date.now() - t0) / 1000).toFixed(1)} s`);
+    const readyAt = new Map<string, number>();
+    let last = 0;
+    while (readyAt.size < N && Date.now() - t0 < TIMEOUT_S * 1000) {
+      const cps = JSON.parse(k(['get', 'cp', '-o', 'json'])).items;
+      for (const cp of cps) {
+        const name = cp.metadata.name;
+        const ready = cp.status?.conditions?.find((c: any) => c.type === 'Ready')?.status === 'True';
+        if (ready && !readyAt.has(name)) readyAt.set(name, Date.now() - t0);
+      }
+      if (readyAt.size !== last && readyAt.size % 10 === 0) {
+        console.log(`${readyAt.size} Ready after ${((Date.now() - t0) / 1000).toFixed(0)} s`);
+      }
+      last = readyAt.size;
+      await sleep(1000);
+    }
+    const wallS = (Date.now() - t0) / 1000;
+    const cpuS = machineBusyS() - cpu0;
+    const pods = JSON.parse(k(['get', 'pods', '-A', '-l', 'kflex.kubestellar.org/boot-slot', '-o', 'json'])).items;
+    const restarts: Record<string, number> = {};
+    for (const p of pods) {
+      for (const c of p.status.containerStatuses ?? []) restarts[c.name] = (restarts[c.name] ?? 0) + c.restartCount;
+    }
+    const times = [...readyAt.values()].sort((a, b) => a - b).map((x) => x / 1000);
+    console.log(
+      `\nReady: ${readyAt.size} of ${N}; first ${times[0]?.toFixed(1)} s, median ${median(times).toFixed(1)} s, last ${times[times.length - 1]?.toFixed(1)} s` +
+        (readyAt.size < N ? ` (stopped after ${wallS.toFixed(0)} s)` : ''),
+    );
+    console.log(`Ready times (s): ${times.map((x) => x.toFixed(0)).join(', ')}`);
+    console.log(
+      `machine CPU over the storm: ${cpuS.toFixed(0)} CPU-s (${(cpuS / N).toFixed(1)} per tenant) in ${wallS.toFixed(0)} s`,
+    );
+    console.log(`container restarts: ${JSON.stringify(restarts)}`);
+    console.log(
+      `\n| boot slots | N | last Ready (s) | median (s) | machine CPU-s per tenant | restarts |\n|---|---:|---:|---:|---:|---|\n` +
+        `| ${SLOTS ?? 'installed'} | ${N} | ${readyAt.size < N ? `not all: ${readyAt.size} after ${wallS.toFixed(0)}` : times[times.length - 1].toFixed(1)} | ${median(times).toFixed(1)} | ${(cpuS / N).toFixed(1)} | ${JSON.stringify(restarts)} |`,
+    );
+  } finally {
+    await bench.stop();
+  }
+}
+
+main().catch((e) => {
+  console.error(e);
+  process.exit(1);
+});
