@@ -30,6 +30,8 @@ export async function startBenchNode(prefix: string, what: string): Promise<Benc
     pgPort: pg.state.pgPort,
     pgPassword: pg.state.pgPassword,
     pgSocketDir: pg.state.pgSocketDir,
+    // Two Pods per awake tenant: the test's 60 would stop a storm of 50 at 29 tenants ("Too many pods").
+    maxPods: 250,
   });
   const k = (args: string[], input?: string) =>
     execFileSync(path.join(pg.state.binDir, 'kubectl'), [`--kubeconfig=${node.kubeconfig}`, ...args], {
@@ -39,15 +41,21 @@ export async function startBenchNode(prefix: string, what: string): Promise<Benc
       timeout: 300_000,
       maxBuffer: 256 << 20,
     });
-  return {
-    state: pg.state,
-    node,
-    k,
-    stop: async () => {
-      await node.stop();
-      pg.stop();
-    },
+  let stopped = false;
+  const stop = async () => {
+    if (stopped) return;
+    stopped = true;
+    await node.stop();
+    pg.stop();
   };
+  // A bench stopped by hand still tears its node and PostgreSQL down.
+  for (const sig of ['SIGINT', 'SIGTERM'] as const) {
+    process.once(sig, () => {
+      console.error(`bench: ${sig}, tearing the node down`);
+      void stop().finally(() => process.exit(130));
+    });
+  }
+  return { state: pg.state, node, k, stop };
 }
 
 /** Applies the example platform's hosting install (dist/) and waits for `deployments` and the bundled PostgreSQL. */

@@ -244,6 +244,8 @@ export async function startNode(opts: {
   pgPort: number;
   pgPassword: string;
   pgSocketDir: string;
+  /** Pods the kubelet runs at most (the pod CIDR is a /24). @default 60 */
+  maxPods?: number;
 }): Promise<NodeCluster> {
   const started = Date.now();
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'kflex-node-'));
@@ -521,7 +523,7 @@ state = "${containerdDir}/state"
         makeIPTablesUtilChains: false,
         serializeImagePulls: false,
         volumePluginDir: path.join(dir, 'volume-plugins'),
-        maxPods: 60,
+        maxPods: opts.maxPods ?? 60,
       }),
     );
     start('kubelet', bin('kubelet'), [
