@@ -1,13 +1,13 @@
 // The activator's part of the hosting install: what holds a sleeping plane's clients while it wakes (runtime:
 // lib/activator/). Its rights are the least that job needs, and an admission policy confines them further: RBAC
 // cannot say "only EndpointSlices of ControlPlane namespaces" or "only remove the sleeping annotation".
-import { ApiObject, Duration } from 'cdk8s';
+import { ApiObject } from 'cdk8s';
 import * as kplus from 'cdk8s-plus-28';
 import { Construct } from 'constructs';
 import { ACTIVATOR_HEALTH_PORT, ACTIVATOR_MANAGED_BY, ACTIVATOR_NAME, ENDPOINTSLICE_MANAGED_BY } from './idle';
 import { API_GROUP, CONTROL_PLANE_LABEL, HOSTING_NAMESPACE } from './names';
 import { activatorNetworkPolicy, HostingApiEgress, POD_LABELS } from './network-policy';
-import { resources, restrictedContainer, restrictedPod } from './security';
+import { daemonProbes, resources, restrictedContainer, restrictedPod } from './security';
 import { SLEEP_ANNOTATION } from './wire';
 
 /** Name of the admission policy (and its binding) on the activator's requests. */
@@ -71,15 +71,9 @@ export class KubeflexActivator extends Construct {
           envVariables: { POD_IP: kplus.EnvValue.fromFieldRef(kplus.EnvFieldPaths.POD_IP) },
           ports: [{ number: ACTIVATOR_HEALTH_PORT, name: 'health' }],
           securityContext: restrictedContainer(),
-          resources: resources(10, 64, 500, 256),
-          liveness: kplus.Probe.fromHttpGet('/healthz', {
-            port: ACTIVATOR_HEALTH_PORT,
-            periodSeconds: Duration.seconds(10),
-          }),
-          readiness: kplus.Probe.fromHttpGet('/readyz', {
-            port: ACTIVATOR_HEALTH_PORT,
-            periodSeconds: Duration.seconds(2),
-          }),
+          // CPU shares follow requests: it holds every waking client, so it must not starve during a wake storm.
+          resources: resources(50, 64, 500, 256),
+          ...daemonProbes(ACTIVATOR_HEALTH_PORT, 2),
         },
       ],
     });

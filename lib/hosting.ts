@@ -1,4 +1,4 @@
-import { ApiObject, Duration, JsonPatch } from 'cdk8s';
+import { ApiObject, JsonPatch } from 'cdk8s';
 import * as kplus from 'cdk8s-plus-28';
 import { Construct } from 'constructs';
 import { KubeflexActivator } from './activator';
@@ -44,7 +44,7 @@ import {
 import { checkIdleTimeout } from './idle';
 import { HOSTING_NAMESPACE, MAX_TENANT_NAME_LENGTH } from './names';
 import { HostingApiEgress, hostingNetworkPolicies, POD_LABELS } from './network-policy';
-import { podSecurityLabels, resources, restrictedContainer, restrictedPod } from './security';
+import { daemonProbes, podSecurityLabels, resources, restrictedContainer, restrictedPod } from './security';
 import { IMAGES } from './versions';
 import {
   CONTROL_PLANE_VERBS,
@@ -572,9 +572,9 @@ export class KubeflexHosting extends HostingRegistry implements IKubeflexHosting
           args: ['--health-port=8082'],
           ports: [{ number: 8082, name: 'health' }],
           securityContext: restrictedContainer(),
-          resources: resources(10, 96, 500, 384),
-          liveness: kplus.Probe.fromHttpGet('/healthz', { port: 8082, periodSeconds: Duration.seconds(10) }),
-          readiness: kplus.Probe.fromHttpGet('/readyz', { port: 8082, periodSeconds: Duration.seconds(5) }),
+          // CPU shares follow requests: 10 m next to dozens of starting tenants left it starved (daemonProbes).
+          resources: resources(50, 96, 500, 384),
+          ...daemonProbes(8082, 5),
         },
       ],
     });
@@ -652,9 +652,10 @@ export class KubeflexHosting extends HostingRegistry implements IKubeflexHosting
           },
           ports: [{ number: 8081, name: 'health' }],
           securityContext: restrictedContainer(),
-          resources: resources(10, 64, 500, 256),
-          liveness: kplus.Probe.fromHttpGet('/healthz', { port: 8081, periodSeconds: Duration.seconds(10) }),
-          readiness: kplus.Probe.fromHttpGet('/readyz', { port: 8081, periodSeconds: Duration.seconds(5) }),
+          // CPU shares follow requests: it admits boots and mints for every tenant, so it must not starve when they
+          // start (10 m did, next to dozens of starting tenants: daemonProbes).
+          resources: resources(100, 64, 500, 256),
+          ...daemonProbes(8081, 5),
         },
       ],
     });

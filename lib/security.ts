@@ -1,4 +1,4 @@
-import { Size } from 'cdk8s';
+import { Duration, Size } from 'cdk8s';
 import * as kplus from 'cdk8s-plus-28';
 
 /** Non-root user the restricted workloads run as (distroless "nonroot"). */
@@ -61,5 +61,30 @@ export function restrictedContainerJson(user = NONROOT_UID): Record<string, unkn
     readOnlyRootFilesystem: true,
     capabilities: { drop: ['ALL'] },
     seccompProfile: { type: 'RuntimeDefault' },
+  };
+}
+
+/**
+ * Probes of the hosting install's daemons (controller, materializer, activator). A node saturated by tenant starts
+ * answers an HTTP probe late: with Kubernetes' 1 s timeout all three were restarted four times during a storm of 50
+ * tenants on the 2-core test node, and each restart re-listed everything and paused boot admission. So 5 s to answer,
+ * and a minute without an answer before a restart.
+ */
+export function daemonProbes(
+  port: number,
+  readinessPeriodS: number,
+): Pick<kplus.ContainerProps, 'liveness' | 'readiness'> {
+  return {
+    liveness: kplus.Probe.fromHttpGet('/healthz', {
+      port,
+      periodSeconds: Duration.seconds(10),
+      timeoutSeconds: Duration.seconds(5),
+      failureThreshold: 6,
+    }),
+    readiness: kplus.Probe.fromHttpGet('/readyz', {
+      port,
+      periodSeconds: Duration.seconds(readinessPeriodS),
+      timeoutSeconds: Duration.seconds(5),
+    }),
   };
 }

@@ -94,12 +94,17 @@ export function addBundledPostgres(scope: Construct, where: string, options: Pos
         },
         securityContext: restrictedContainer(pgUid),
         resources: resources(250, 256, 2000, 1024),
+        // pg_isready took over 1 s (the default timeout) on a node busy with starting tenants: 5 s, and a minute of
+        // failures before a restart that would cut every tenant off its data.
         readiness: kplus.Probe.fromCommand(['pg_isready', '-U', 'postgres', '-h', '127.0.0.1'], {
           periodSeconds: Duration.seconds(5),
+          timeoutSeconds: Duration.seconds(5),
         }),
         liveness: kplus.Probe.fromCommand(['pg_isready', '-U', 'postgres', '-h', '127.0.0.1'], {
           initialDelaySeconds: Duration.seconds(30),
           periodSeconds: Duration.seconds(10),
+          timeoutSeconds: Duration.seconds(5),
+          failureThreshold: 6,
         }),
         volumeMounts: [
           { path: '/var/run/postgresql', volume: run },
