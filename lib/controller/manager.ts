@@ -177,7 +177,20 @@ export class Manager {
         this.bootPods.delete(key);
         this.ungatedAt.delete(obj?.metadata?.uid);
       } else {
-        this.bootPods.set(key, obj);
+        // Only what admission reads: a thousand planes' Pods whole would be tens of MiB.
+        const m = obj.metadata ?? {};
+        this.bootPods.set(key, {
+          metadata: {
+            namespace: m.namespace,
+            name: m.name,
+            uid: m.uid,
+            creationTimestamp: m.creationTimestamp,
+            deletionTimestamp: m.deletionTimestamp,
+            labels: { [BOOT_GATE]: m.labels?.[BOOT_GATE] },
+          },
+          spec: { schedulingGates: obj.spec?.schedulingGates },
+          status: { conditions: (obj.status?.conditions ?? []).filter((c: any) => c?.type === 'Ready') },
+        });
       }
       this.loop.add(BOOT_KEY);
       return;
