@@ -11,7 +11,7 @@ import { Logger } from '../kube/log';
 import { notReadyDelayMs } from '../kube/work-queue';
 import { HOSTING_NAMESPACE } from '../names';
 import { BOOT_GATE, HOSTING_CONFIGMAP, MATERIALIZE_ERROR, SLEEP_ANNOTATION } from '../wire';
-import { bootPodOf, decideBoot, ungatePatch } from './boot';
+import { BootPod, bootPodOf, decideBoot, ungatePatch } from './boot';
 import { ControlPlaneObject, hookUses, PostCreateHookObject } from './core';
 import { reconcileControlPlane, ReconcileDeps, reconcileHookStatus, reconcileHosting } from './reconcile';
 
@@ -58,8 +58,8 @@ export class Manager {
   /** Last seen ControlPlanes (the planes the controller knows) and PostCreateHooks, from the watches. */
   private readonly cpObjects = new Map<string, ControlPlaneObject>();
   private readonly hookObjects = new Map<string, PostCreateHookObject>();
-  /** Pods with the boot label, by namespace/name, and since when each runs without its gate (by uid). */
-  private readonly bootPods = new Map<string, any>();
+  /** Pods with the boot label, by namespace/name, as admission reads them; since when each runs ungated (by uid). */
+  private readonly bootPods = new Map<string, { pod: BootPod; uid: string; gates: unknown[] }>();
   private readonly ungatedAt = new Map<string, number>();
   private readonly deps: ReconcileDeps;
   private server?: http.Server;
@@ -177,20 +177,9 @@ export class Manager {
         this.bootPods.delete(key);
         this.ungatedAt.delete(obj?.metadata?.uid);
       } else {
-        // Only what admission reads: a thousand planes' Pods whole would be tens of MiB.
-        const m = obj.metadata ?? {};
-        this.bootPods.set(key, {
-          metadata: {
-            namespace: m.namespace,
-            name: m.name,
-            uid: m.uid,
-            creationTimestamp: m.creationTimestamp,
-            deletionTimestamp: m.deletionTimestamp,
-            labels: { [BOOT_GATE]: m.labels?.[BOOT_GATE] },
-          },
-          spec: { schedulingGates: obj.spec?.schedulingGates },
-          status: { conditions: (obj.status?.conditions ?? []).filter((c: any) => c?.type === 'Ready') },
-        });
+        // Reduced once here to what admission reads: a thousand planes' Pods whole would be tens of MiB.
+        const pod = bootPodOf(obj, undefined);
+        if (pod) this.bootPods.set(key, { pod, uid: obj.metadata.uid, gates: obj.spec?.schedulingGates ?? [] });
       }
       this.loop.add(BOOT_KEY);
       return;
@@ -202,8 +191,8 @@ export class Manager {
       if (db && this.cpObjects.has(db[1])) this.wake(db[1]);
       return;
     }
-    const m = ns ? /^(.*)-system$/.exec(ns) : null;
-    if (m && this.cpObjects.has(m[1])) this.wake(m[1]);
+    const plane = planeOfNamespace(ns);
+    if (plane && this.cpObjects.has(plane)) this.wake(plane);
   }
 
   /** Something of this plane changed: look now, and again soon if it is still not Ready. */
@@ -254,33 +243,25 @@ export class Manager {
       (await this.opts.hosting.get<any>(paths.configMap(HOSTING_NAMESPACE, HOSTING_CONFIGMAP)))?.data,
     );
     const now = Date.now();
-    const pods = [];
-    const raw = new Map<string, any>();
-    for (const obj of this.bootPods.values()) {
-      const m = /^(.*)-system$/.exec(obj.metadata?.namespace ?? '');
-      if (!m || this.cpObjects.get(m[1])?.spec?.type !== 'k8s') continue;
-      const uid = obj.metadata.uid;
-      const gated = (obj.spec?.schedulingGates ?? []).some((g: any) => g?.name === BOOT_GATE);
+    const pods: BootPod[] = [];
+    for (const { pod, uid } of this.bootPods.values()) {
+      if (this.cpObjects.get(planeOfNamespace(pod.namespace) ?? '')?.spec?.type !== 'k8s') continue;
       // Ungated by someone else, or before a restart of ours: it starts from now as far as slots go.
-      if (!gated && !this.ungatedAt.has(uid)) this.ungatedAt.set(uid, now);
-      const seen = bootPodOf(obj, this.ungatedAt.get(uid));
-      if (!seen) continue;
+      if (!pod.gated && !this.ungatedAt.has(uid)) this.ungatedAt.set(uid, now);
       // Our own removal counts before its watch event arrives.
-      const pod = { ...seen, gated: seen.gated && !this.ungatedAt.has(uid) };
-      pods.push(pod);
-      raw.set(`${pod.namespace}/${pod.name}`, obj);
+      pods.push({ ...pod, gated: pod.gated && !this.ungatedAt.has(uid), ungatedMs: this.ungatedAt.get(uid) });
     }
-    const live = new Set([...this.bootPods.values()].map((o) => o.metadata?.uid));
+    const live = new Set([...this.bootPods.values()].map((b) => b.uid));
     for (const uid of this.ungatedAt.keys()) if (!live.has(uid)) this.ungatedAt.delete(uid);
     const decision = decideBoot(pods, config.bootSlots ?? Number.MAX_SAFE_INTEGER, now);
     let requeueAfterMs = decision.recheckAfterMs;
     for (const pod of decision.ungate) {
-      const obj = raw.get(`${pod.namespace}/${pod.name}`);
+      const seen = this.bootPods.get(`${pod.namespace}/${pod.name}`)!;
       try {
         await this.opts.hosting.request(
           'PATCH',
           `/api/v1/namespaces/${pod.namespace}/pods/${pod.name}`,
-          ungatePatch(obj),
+          ungatePatch({ spec: { schedulingGates: seen.gates } }),
           'application/json-patch+json',
         );
       } catch (e) {
@@ -293,7 +274,7 @@ export class Manager {
         requeueAfterMs = Math.min(requeueAfterMs ?? 1000, 1000);
         continue;
       }
-      this.ungatedAt.set(obj.metadata.uid, Date.now());
+      this.ungatedAt.set(seen.uid, Date.now());
       this.opts.log.info('boot slot: gate removed', { namespace: pod.namespace, pod: pod.name });
     }
     return { requeueAfterMs };
@@ -314,6 +295,9 @@ export class Manager {
  * full pass, so 15 min keeps an idle controller near 15 mCPU (BENCHMARKS.md).
  */
 const DEFAULT_RESYNC_MS = 900_000;
+
+/** The ControlPlane whose namespace `ns` would be (`<cp>-system`), if it has that shape. */
+const planeOfNamespace = (ns: string | undefined) => (ns ? /^(.*)-system$/.exec(ns)?.[1] : undefined);
 
 /** Quick passes (1 s doubling) for a plane whose workload is ready but whose API does not answer yet. */
 const API_PENDING_QUICK_PASSES = 4;
