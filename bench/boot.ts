@@ -11,7 +11,7 @@ import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
 import { bootTenant } from '../test/cluster/tenant';
-import { benchPostgres, median } from './common';
+import { benchPostgres, machineBusyS, median } from './common';
 import { cpuTicks, variantObjects } from './density';
 
 const VARIANTS = (process.env.VARIANTS ?? 'ours,kubeflex').split(',');
@@ -19,12 +19,6 @@ const ROUNDS = Number(process.env.ROUNDS ?? 5);
 const PERF = process.env.PERF === '1';
 const CLK_TCK = 100;
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-/** Busy jiffies of the whole machine (all but idle and iowait). */
-function machineBusy(): number {
-  const f = fs.readFileSync('/proc/stat', 'utf8').split('\n')[0].trim().split(/\s+/).slice(1).map(Number);
-  return f.reduce((a, b) => a + b, 0) - f[3] - f[4];
-}
 
 interface Sample {
   wallS: number;
@@ -61,11 +55,11 @@ async function main(): Promise<void> {
             ? spawn('perf', ['record', '-F', '499', '-a', '-g', '-o', perfFile], { stdio: 'ignore' })
             : undefined;
           if (perf) await sleep(1000);
-          const m0 = machineBusy();
+          const m0 = machineBusyS();
           const w0 = Date.now();
           await tenant.start(300_000);
           const wallS = (Date.now() - w0) / 1000;
-          const m1 = machineBusy();
+          const m1 = machineBusyS();
           const procs = ['kube-apiserver', 'kine'].map((c) => tenant.procs[c].pid);
           const procCpuS = procs.map(cpuTicks).reduce((a, b) => a + b, 0) / CLK_TCK;
           if (perf) {
@@ -73,7 +67,7 @@ async function main(): Promise<void> {
             await new Promise((r) => perf.once('exit', r));
           }
           await tenant.stop();
-          return { wallS, procCpuS, machineCpuS: (m1 - m0) / CLK_TCK };
+          return { wallS, procCpuS, machineCpuS: m1 - m0 };
         };
         // Kept after the run for a closer look (perf report -i …).
         const perfFile =

@@ -14,6 +14,14 @@ export const median = (xs: number[]): number => {
   return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
 };
 
+/** CPU-seconds the whole machine has spent busy (all cores; user, nice, system, irq, softirq, steal: guest time is
+ * already in user). */
+export function machineBusyS(): number {
+  const f = fs.readFileSync('/proc/stat', 'utf8').split('\n')[0].trim().split(/\s+/).slice(1).map(Number);
+  const [user, nice, system, , , irq, softirq, steal] = f;
+  return (user + nice + system + irq + softirq + steal) / 100;
+}
+
 /** Starts the bench's PostgreSQL; `stop()` ends it and removes the temp dir. */
 export async function benchPostgres(prefix: string): Promise<{ state: BenchState; stop: () => void }> {
   raiseInotifyInstances();

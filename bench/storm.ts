@@ -6,10 +6,9 @@
 // (/proc/stat) over the storm per tenant, and the tenants' container restarts.
 // Usage: N=50 SLOTS=2 npm run bench:storm (root, scripts/prepare-binaries.sh and prepare-node.sh done).
 import { execFile } from 'child_process';
-import * as fs from 'fs';
 import * as path from 'path';
 import { synthTenant } from '../test/cluster/tenant';
-import { median } from './common';
+import { machineBusyS, median } from './common';
 import { installHosting, startBenchNode } from './on-node';
 
 const N = Number(process.env.N ?? 50);
@@ -25,13 +24,6 @@ const run = (cmd: string, args: string[], input: string) =>
     );
     child.stdin!.end(input);
   });
-
-/** CPU-seconds the whole machine spent busy (all cores; user, nice, system, irq, softirq, steal). */
-function machineBusyS(): number {
-  const f = fs.readFileSync('/proc/stat', 'utf8').split('\n')[0].trim().split(/\s+/).slice(1).map(Number);
-  const [user, nice, system, , , irq, softirq, steal] = f;
-  return (user + nice + system + irq + softirq + steal) / 100;
-}
 
 async function main(): Promise<void> {
   const bench = await startBenchNode('kflex-bench-storm-', 'storm');
