@@ -20,6 +20,8 @@ import {
 const SIZES = (process.env.SIZES ?? '100,1000').split(',').map(Number);
 const WORKERS = process.env.WORKERS ?? '8';
 const IDLE_S = Number(process.env.IDLE_S ?? 60);
+/** kubectl processes that apply the tenants' objects side by side (setup only, not measured). */
+const APPLIERS = Number(process.env.APPLIERS ?? 8);
 /**
  * `half` (default): every other plane is a host plane, the rest k8s (never Ready here: no tenant Pods); `host`: host
  * planes only (all Ready); `k8s`: k8s planes only.
@@ -39,6 +41,30 @@ function rss(pid: number): { rss: number; hwm: number } {
 function cpuSeconds(pid: number): number {
   const f = fs.readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ');
   return (Number(f[11]) + Number(f[12])) / 100; // utime, stime in clock ticks (USER_HZ = 100)
+}
+
+/** Requests the API server has served so far, by verb and resource (its own metrics). */
+function requestCounts(kubeconfig: string): Map<string, number> {
+  const r = spawnSync('kubectl', [`--kubeconfig=${kubeconfig}`, 'get', '--raw', '/metrics'], {
+    encoding: 'utf8',
+    maxBuffer: 256 << 20,
+  });
+  const counts = new Map<string, number>();
+  for (const line of r.stdout.split('\n')) {
+    // Requests served, and the seconds they took in the API server and in its store (sum over all of them).
+    const metric =
+      /^(apiserver_request_total|apiserver_request_duration_seconds_sum|etcd_request_duration_seconds_sum)\{/.exec(
+        line,
+      )?.[1];
+    if (!metric) continue;
+    const label = (k: string) => new RegExp(`[{,]${k}="([^"]*)"`).exec(line)?.[1] ?? '';
+    const k =
+      metric === 'etcd_request_duration_seconds_sum'
+        ? `store-s ${label('operation')} ${label('type')}`
+        : `${metric === 'apiserver_request_total' ? '' : 'server-s '}${label('verb')} ${label('resource')}${label('subresource') ? '/' + label('subresource') : ''}`;
+    counts.set(k, (counts.get(k) ?? 0) + Number(line.split(' ').pop()));
+  }
+  return counts;
 }
 
 function syncedCount(kubeconfig: string): number {
@@ -84,7 +110,7 @@ async function run(
     );
     const chunksOf = (part: string[], tag: string) => {
       const out: string[] = [];
-      const per = Math.ceil(part.length / 4);
+      const per = Math.ceil(part.length / APPLIERS);
       for (let i = 0; i < part.length; i += per) {
         const f = path.join(base.dir, `chunk-${n}-${tag}-${i}.yaml`);
         fs.writeFileSync(f, part.slice(i, i + per).join('\n---\n') + '\n');
@@ -98,8 +124,8 @@ async function run(
       cluster,
       files.filter((f) => f.endsWith('hosting.k8s.yaml')),
     );
-    // Namespaces first (the host planes' ServiceAccounts and bindings live in them), then the rest; four kubectl
-    // processes in parallel each time.
+    // Namespaces first (the host planes' ServiceAccounts and bindings live in them), then the rest; APPLIERS kubectl
+    // processes in parallel each time (each waits on one request at a time).
     for (const chunks of [
       chunksOf(docs.filter(isNs), 'ns'),
       chunksOf(
@@ -123,6 +149,7 @@ async function run(
 
     const log = path.join(base.logDir, `controller-${n}.log`);
     const fd = fs.openSync(log, 'w');
+    const before = requestCounts(cluster.kubeconfig);
     const start = Date.now();
     const proc = spawn(
       process.execPath,
@@ -148,6 +175,36 @@ async function run(
     }
     const syncMs = Date.now() - start;
     const cpu = cpuSeconds(proc.pid!);
+    // What the controller asked of the API server per plane until all were Synced (the bench's own `get cp` polls
+    // included: one LIST per 2 s).
+    const after = requestCounts(cluster.kubeconfig);
+    const delta = [...after]
+      .map(([k, v]) => [k, v - (before.get(k) ?? 0)] as const)
+      .filter(([, v]) => v > 0)
+      .sort((a, b) => b[1] - a[1]);
+    const requests = delta.filter(([k]) => !k.includes('-s '));
+    const total = requests.reduce((a, [, v]) => a + v, 0);
+    console.error(
+      `n=${n}: API requests until all Synced: ${total} (${(total / n).toFixed(1)} per plane): ` +
+        requests.map(([k, v]) => `${k} ${(v / n).toFixed(2)}`).join(', '),
+    );
+    // Mean time per request, in the API server and in its store, for the busiest kinds.
+    const mean = (prefix: string, count: (k: string) => number | undefined) =>
+      delta
+        .filter(([k]) => k.startsWith(prefix))
+        .map(([k, v]) => [k.slice(prefix.length), v, count(k.slice(prefix.length))] as const)
+        .filter(([, , c]) => !!c && c >= n / 2)
+        .map(([k, v, c]) => `${k} ${((v / c!) * 1000).toFixed(1)} ms`)
+        .join(', ');
+    const served = new Map(requests);
+    console.error(`n=${n}: mean API server time per request: ${mean('server-s ', (k) => served.get(k))}`);
+    console.error(
+      `n=${n}: store time, total seconds: ${delta
+        .filter(([k]) => k.startsWith('store-s '))
+        .slice(0, 8)
+        .map(([k, v]) => `${k.slice(8)} ${v.toFixed(1)}`)
+        .join(', ')}`,
+    );
     await new Promise((r) => setTimeout(r, SETTLE_S * 1000));
     const idle = rss(proc.pid!);
     // Idle CPU: nothing changes from here on. Per minute, so the first minute (planes not Ready are still looked at

@@ -126,6 +126,8 @@ const CANDIDATES: Record<string, Record<string, string[]>> = {
   gogc100: { env: ['GOGC=100'] },
   // Every Go process on both cores of this machine, as before GOMAXPROCS followed the CPU limit.
   maxprocs2: { env: ['GOMAXPROCS=2'] },
+  // One P per Go process, the API server included: fewer idle Ps to look for work on every timer wake-up.
+  maxprocs1: { env: ['GOMAXPROCS=1'] },
   // The kine pool before round 3: two idle connections kept for 60 s.
   idle2: { kine: ['--datastore-max-idle-connections=2', '--datastore-connection-max-idle-time=60s'] },
   noaudit: { 'kube-apiserver': ['--audit-log-path='] },

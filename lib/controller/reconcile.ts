@@ -124,7 +124,18 @@ export async function reconcileControlPlane(deps: ReconcileDeps, name: string): 
         `spec.type "${type}" is not supported by this controller (${Object.keys(TYPE_CONTRACTS).join(', ')})`,
       );
     }
-    if (!cp.metadata.finalizers?.includes(FINALIZER) && (await (driver.mayFinalize?.(deps, names) ?? true))) {
+    // What the pass reads besides the plane and its Secrets, asked at once: each is a round trip to the hosting API
+    // server (and its store), and with a thousand planes the passes are bound by those waits, not by CPU.
+    const needsFinalizer = !cp.metadata.finalizers?.includes(FINALIZER);
+    const [mayFinalize, hookList, configData, ns] = await Promise.all([
+      needsFinalizer ? (driver.mayFinalize?.(deps, names) ?? true) : false,
+      Promise.all(
+        hookUses(cp).map(async (use) => [use.hookName, await deps.hosting.get(paths.postCreateHook(use.hookName))]),
+      ),
+      deps.hosting.get(paths.configMap(HOSTING_NAMESPACE, HOSTING_CONFIGMAP)).then((c) => c?.data),
+      deps.hosting.get(paths.namespace(names.namespace)),
+    ]);
+    if (needsFinalizer && mayFinalize) {
       // Like KubeFlex, every ControlPlane gets the finalizer: `kubectl delete cp` must take the tenant's namespace
       // (not owned by the ControlPlane: synth cannot know its UID) and, for k8s, its database with it. A k8s plane
       // gets it only once its database Job succeeded (its driver's mayFinalize), so it never drops what it did not make.
@@ -142,17 +153,12 @@ export async function reconcileControlPlane(deps: ReconcileDeps, name: string): 
       cp = patched;
     }
     // The PostCreateHooks this plane uses, read once per pass (labels to propagate, then readiness).
-    const hookObjs = new Map<string, any>();
-    for (const use of hookUses(cp))
-      hookObjs.set(use.hookName, await deps.hosting.get(paths.postCreateHook(use.hookName)));
+    const hookObjs = new Map<string, any>(hookList as [string, any][]);
     cp = await propagateHookLabels(deps, cp, [...hookObjs.values()]);
-    const config = decodeHostingConfig(
-      (await deps.hosting.get(paths.configMap(HOSTING_NAMESPACE, HOSTING_CONFIGMAP)))?.data,
-    );
+    const config = decodeHostingConfig(configData);
     // The materializer's refusal of a bare ControlPlane (synth's own message): the status says so, one writer.
     const refused = cp.metadata.annotations?.[MATERIALIZE_ERROR];
     if (refused) throw new TerminalSpecError(`not materialized: ${refused}`);
-    const ns = await deps.hosting.get(paths.namespace(names.namespace));
     if (!ns) {
       throw new Error(
         `namespace ${names.namespace} not found: apply every manifest synthesized for this control plane (or run the hosting install's materializer)`,
@@ -182,6 +188,8 @@ export async function reconcileControlPlane(deps: ReconcileDeps, name: string): 
     // The type's own step (types/<type>.ts): Secrets to mint or renew, what it waits for, when to look again.
     const step = await driver.reconcile({ deps, cp, names, ns, config, observed, lookup, opts, routeHost, log });
     requeueAfterMs = step.requeueAfterMs;
+    // One after the other: written at once, a thousand planes' Secrets made the store 10x slower per write (kine on
+    // PostgreSQL, BENCHMARKS.md), so the passes went slower, not faster.
     for (const w of step.writes ?? []) await writeSecret(deps, observed, w, cp, log);
     notReady ??= step.notReady;
 
@@ -405,14 +413,18 @@ async function writeStatus(
       synced.status === 'True' ? ['Normal', 'SyncSuccess', 'reconciled'] : ['Warning', 'SyncFail', synced.message],
     );
   }
-  if (before('Ready')?.reason !== ready.reason) {
+  // A new plane that is not Ready yet gets no Ready event: its SyncSuccess says it was reconciled, and one write
+  // less per plane counts when a thousand are created at once.
+  if (before('Ready')?.reason !== ready.reason && (before('Ready') || ready.status === 'True')) {
     events.push([ready.status === 'True' ? 'Normal' : 'Warning', ready.reason, ready.message || ready.reason]);
   }
-  for (const [type, reason, message] of events) {
-    await recordEvent(deps, cp, type, reason, message).catch((e: Error) =>
-      log.debug('event not recorded', { reason, error: e.message }),
-    );
-  }
+  await Promise.all(
+    events.map(([type, reason, message]) =>
+      recordEvent(deps, cp, type, reason, message).catch((e: Error) =>
+        log.debug('event not recorded', { reason, error: e.message }),
+      ),
+    ),
+  );
   return {};
 }
 

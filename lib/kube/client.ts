@@ -25,9 +25,25 @@ export class ApiError extends Error {
 
 interface Prepared {
   agent: http.Agent;
+  /** What the agent's connections were made with: a new agent only when this changes. */
+  tls: string;
   headers: Record<string, string>;
   base: URL;
   at: number;
+}
+
+/**
+ * Lets an agent whose TLS material was replaced finish what it has: its idle connections close now, each busy one as
+ * soon as it is free and nothing waits for it. (Destroying it outright broke requests in flight, and requests still
+ * waiting for one of its sockets then never got one.)
+ */
+function retire(agent: http.Agent): void {
+  const isIdle = (socket: unknown) => Object.values(agent.freeSockets).some((l) => l?.includes(socket as never));
+  // Registered after the agent's own 'free' handler, which hands the socket to a waiting request or parks it.
+  agent.on('free', (socket: { destroy(): void }) => {
+    if (isIdle(socket)) socket.destroy();
+  });
+  for (const list of Object.values(agent.freeSockets)) for (const s of [...(list ?? [])]) s.destroy();
 }
 
 /** A client for one API server. */
@@ -118,12 +134,24 @@ export class KubeClient {
         base.hostname = host;
         base.port = port;
       }
-      this.prepared?.agent.destroy();
-      const agent = base.protocol === 'https:' ? new https.Agent(agentOpts) : new http.Agent({ keepAlive: true });
+      // A rotated service-account token only changes a header: the connections (and requests queued for one) stay.
+      const tls = JSON.stringify([
+        base.toString(),
+        opts.ca,
+        opts.cert,
+        opts.key,
+        opts.servername,
+        opts.rejectUnauthorized,
+      ]);
+      let agent = this.prepared?.tls === tls ? this.prepared.agent : undefined;
+      if (!agent) {
+        if (this.prepared) retire(this.prepared.agent);
+        agent = base.protocol === 'https:' ? new https.Agent(agentOpts) : new http.Agent({ keepAlive: true });
+      }
       const headers: Record<string, string> = {};
       for (const [k, v] of Object.entries(opts.headers ?? {})) if (v !== undefined) headers[k] = String(v);
       if (opts.auth) headers.Authorization = `Basic ${Buffer.from(opts.auth).toString('base64')}`;
-      this.prepared = { agent, headers, base, at: Date.now() };
+      this.prepared = { agent, tls, headers, base, at: Date.now() };
       return this.prepared;
     })().finally(() => (this.preparing = undefined));
     return this.preparing;

@@ -3,6 +3,7 @@
 // requeue-after, an error is retried with per-key exponential back-off, a TerminalError is not retried (the next event
 // or the resync looks again), and a periodic resync re-adds every key. The controller and the materializer are
 // reconcilers on it.
+import { setMaxListeners } from 'events';
 import { KubeClient } from './client';
 import type { Logger } from './log';
 import { backoffDelayMs, WorkQueue } from './work-queue';
@@ -51,6 +52,8 @@ export class ControlLoop {
 
   public constructor(private readonly opts: ControlLoopOptions) {
     this.queue = new WorkQueue(opts.resyncMs);
+    // Every idle worker and every watch listens for the stop: more than Node's default of 10 is expected here.
+    setMaxListeners((opts.workers ?? 1) + opts.watches.length + 10, this.abort.signal);
   }
 
   private get keyField(): string {
