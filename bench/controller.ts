@@ -43,7 +43,17 @@ function cpuSeconds(pid: number): number {
   return (Number(f[11]) + Number(f[12])) / 100; // utime, stime in clock ticks (USER_HZ = 100)
 }
 
-/** Requests the API server has served so far, by verb and resource (its own metrics). */
+/** Keys of the API server's time per request kind and of its store's time per operation (seconds, summed). */
+const SERVER_S = 'server-s ';
+const STORE_S = 'store-s ';
+/** The metrics read, and the prefix of their keys (requests served have none). */
+const METRICS: Record<string, string> = {
+  apiserver_request_total: '',
+  apiserver_request_duration_seconds_sum: SERVER_S,
+  etcd_request_duration_seconds_sum: STORE_S,
+};
+
+/** Requests the API server has served so far by verb and resource, and the seconds they took (its own metrics). */
 function requestCounts(kubeconfig: string): Map<string, number> {
   const r = spawnSync('kubectl', [`--kubeconfig=${kubeconfig}`, 'get', '--raw', '/metrics'], {
     encoding: 'utf8',
@@ -51,18 +61,15 @@ function requestCounts(kubeconfig: string): Map<string, number> {
   });
   const counts = new Map<string, number>();
   for (const line of r.stdout.split('\n')) {
-    // Requests served, and the seconds they took in the API server and in its store (sum over all of them).
-    const metric =
-      /^(apiserver_request_total|apiserver_request_duration_seconds_sum|etcd_request_duration_seconds_sum)\{/.exec(
-        line,
-      )?.[1];
-    if (!metric) continue;
+    const metric = line.slice(0, line.indexOf('{'));
+    const prefix = METRICS[metric];
+    if (prefix === undefined) continue;
     const label = (k: string) => new RegExp(`[{,]${k}="([^"]*)"`).exec(line)?.[1] ?? '';
-    const k =
-      metric === 'etcd_request_duration_seconds_sum'
-        ? `store-s ${label('operation')} ${label('type')}`
-        : `${metric === 'apiserver_request_total' ? '' : 'server-s '}${label('verb')} ${label('resource')}${label('subresource') ? '/' + label('subresource') : ''}`;
-    counts.set(k, (counts.get(k) ?? 0) + Number(line.split(' ').pop()));
+    const what =
+      prefix === STORE_S
+        ? `${label('operation')} ${label('type')}`
+        : `${label('verb')} ${label('resource')}${label('subresource') ? '/' + label('subresource') : ''}`;
+    counts.set(prefix + what, (counts.get(prefix + what) ?? 0) + Number(line.split(' ').pop()));
   }
   return counts;
 }
@@ -182,7 +189,7 @@ async function run(
       .map(([k, v]) => [k, v - (before.get(k) ?? 0)] as const)
       .filter(([, v]) => v > 0)
       .sort((a, b) => b[1] - a[1]);
-    const requests = delta.filter(([k]) => !k.includes('-s '));
+    const requests = delta.filter(([k]) => !k.startsWith(SERVER_S) && !k.startsWith(STORE_S));
     const total = requests.reduce((a, [, v]) => a + v, 0);
     console.error(
       `n=${n}: API requests until all Synced: ${total} (${(total / n).toFixed(1)} per plane): ` +
@@ -197,12 +204,12 @@ async function run(
         .map(([k, v, c]) => `${k} ${((v / c!) * 1000).toFixed(1)} ms`)
         .join(', ');
     const served = new Map(requests);
-    console.error(`n=${n}: mean API server time per request: ${mean('server-s ', (k) => served.get(k))}`);
+    console.error(`n=${n}: mean API server time per request: ${mean(SERVER_S, (k) => served.get(k))}`);
     console.error(
       `n=${n}: store time, total seconds: ${delta
-        .filter(([k]) => k.startsWith('store-s '))
+        .filter(([k]) => k.startsWith(STORE_S))
         .slice(0, 8)
-        .map(([k, v]) => `${k.slice(8)} ${v.toFixed(1)}`)
+        .map(([k, v]) => `${k.slice(STORE_S.length)} ${v.toFixed(1)}`)
         .join(', ')}`,
     );
     await new Promise((r) => setTimeout(r, SETTLE_S * 1000));

@@ -130,7 +130,10 @@ export async function reconcileControlPlane(deps: ReconcileDeps, name: string): 
     const [mayFinalize, hookList, configData, ns] = await Promise.all([
       needsFinalizer ? (driver.mayFinalize?.(deps, names) ?? true) : false,
       Promise.all(
-        hookUses(cp).map(async (use) => [use.hookName, await deps.hosting.get(paths.postCreateHook(use.hookName))]),
+        hookUses(cp).map(async (use): Promise<[string, any]> => [
+          use.hookName,
+          await deps.hosting.get(paths.postCreateHook(use.hookName)),
+        ]),
       ),
       deps.hosting.get(paths.configMap(HOSTING_NAMESPACE, HOSTING_CONFIGMAP)).then((c) => c?.data),
       deps.hosting.get(paths.namespace(names.namespace)),
@@ -153,7 +156,7 @@ export async function reconcileControlPlane(deps: ReconcileDeps, name: string): 
       cp = patched;
     }
     // The PostCreateHooks this plane uses, read once per pass (labels to propagate, then readiness).
-    const hookObjs = new Map<string, any>(hookList as [string, any][]);
+    const hookObjs = new Map(hookList);
     cp = await propagateHookLabels(deps, cp, [...hookObjs.values()]);
     const config = decodeHostingConfig(configData);
     // The materializer's refusal of a bare ControlPlane (synth's own message): the status says so, one writer.
