@@ -106,13 +106,16 @@ async function run(
         else new K8sControlPlane(app, `t${i}`, { hosting });
     }, out);
     // The controller reads a tenant's ControlPlane and namespace (workloads only for readiness, which is not
-    // measured here), so only those are applied: 2 objects per tenant instead of ~15 keeps the setup minutes short.
+    // measured here), so only those are applied (with the namespace's quota and bindings): a few objects per tenant
+    // instead of ~15 keeps the setup minutes short.
     const tenants = files.filter((f) => !f.endsWith('hosting.k8s.yaml'));
     const docs = tenants.flatMap((t) =>
       fs
         .readFileSync(t, 'utf8')
         .split(/^---$/m)
-        .filter((d) => /^kind: (Namespace|ControlPlane|ServiceAccount|ClusterRoleBinding|RoleBinding)$/m.test(d))
+        .filter((d) =>
+          /^kind: (Namespace|ControlPlane|ResourceQuota|ServiceAccount|ClusterRoleBinding|RoleBinding)$/m.test(d),
+        )
         .map((d) => d.trim()),
     );
     const chunksOf = (part: string[], tag: string) => {
@@ -161,6 +164,8 @@ async function run(
     const proc = spawn(
       process.execPath,
       [
+        // e.g. CONTROLLER_NODE_ARGS="--cpu-prof --cpu-prof-dir=/tmp/prof": where the controller's CPU goes.
+        ...(process.env.CONTROLLER_NODE_ARGS ?? '').split(' ').filter(Boolean),
         MAIN,
         `--kubeconfig=${cluster.kubeconfig}`,
         '--health-port=0',

@@ -32,6 +32,9 @@ import { podSecurityLabels, restrictedContainerJson } from './security';
 import { IMAGES } from './versions';
 import { ControlPlaneTypeName, SLEEP_ANNOTATION, TYPE_CONTRACTS, WorkloadRef } from './wire';
 
+/** The ResourceQuota of every plane's `<name>-system` namespace. */
+export const NAMESPACE_QUOTA = 'kubeflex-plane';
+
 /** One use of a PostCreateHook by a control plane. */
 export interface PostCreateHookUse {
   /** The hook, or the name of a hook registered with the same hosting install. */
@@ -201,8 +204,23 @@ export abstract class ControlPlaneBase extends Chart {
     this.tenantNamespace = new kplus.Namespace(this, 'Namespace', {
       metadata: { name: this.names.namespace, labels: podSecurityLabels(this.podSecurity) },
     });
+    this.addNamespaceQuota();
     bindControllerInNamespace(this, 'ControllerAccess', this.names.namespace);
     for (const use of props.postCreateHooks ?? []) this.addPostCreateHook(use);
+  }
+
+  /**
+   * A ResourceQuota in `<name>-system` that refuses LoadBalancer Services: a plane is reached through its Ingress,
+   * Route or TLSRoute (TLS passthrough), never on an address of its own that its NetworkPolicies do not cover.
+   * It also spares every write into the namespace a round trip: the API server's quota admission reads a namespace's
+   * quotas from its cache, but for a namespace that has none it lists them from the store (cached 30 s, 100
+   * namespaces): ~100 ms in front of the first Secret the controller writes for each plane (BENCHMARKS.md).
+   */
+  private addNamespaceQuota(): void {
+    new kplus.k8s.KubeResourceQuota(this, 'NamespaceQuota', {
+      metadata: { name: NAMESPACE_QUOTA, namespace: this.names.namespace },
+      spec: { hard: { 'services.loadbalancers': kplus.k8s.Quantity.fromNumber(0) } },
+    });
   }
 
   /** The idle timeout as given, checked: a duration within bounds, on a type that sleeps, with an activator. */

@@ -44,6 +44,12 @@ describe('HostControlPlane', () => {
         spec: {},
       },
       {
+        apiVersion: 'v1',
+        kind: 'ResourceQuota',
+        metadata: { name: 'kubeflex-plane', namespace: 'h1-system', labels: cpLabels('h1') },
+        spec: { hard: { 'services.loadbalancers': 0 } },
+      },
+      {
         apiVersion: 'rbac.authorization.k8s.io/v1',
         kind: 'RoleBinding',
         metadata: { name: 'kubeflex-controller', namespace: 'h1-system', labels: cpLabels('h1') },
@@ -231,6 +237,7 @@ describe('ExternalControlPlane', () => {
     expect(objects.map((o) => `${o.kind}/${o.metadata.name}`)).toEqual([
       'ControlPlane/ext',
       'Namespace/ext-system',
+      'ResourceQuota/kubeflex-plane',
       'RoleBinding/kubeflex-controller',
       'NetworkPolicy/default-deny',
       'NetworkPolicy/allow-same-namespace',
@@ -274,6 +281,7 @@ describe('K8sControlPlane', () => {
     expect(objects.map((o) => `${o.kind}/${o.metadata.namespace ?? ''}/${o.metadata.name}`)).toEqual([
       'ControlPlane//cp1',
       'Namespace//cp1-system',
+      'ResourceQuota/cp1-system/kubeflex-plane',
       'RoleBinding/cp1-system/kubeflex-controller',
       'Job/kubeflex-system/db-cp1',
       'ConfigMap/cp1-system/audit-policy',

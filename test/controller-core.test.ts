@@ -63,6 +63,22 @@ describe('x509', () => {
     expect(new X509Certificate(ca.cert).ca).toBe(true);
   });
 
+  test("each leaf's authority key id is its CA's subject key id, also when the parsed CA is reused", () => {
+    // Key ids as openssl prints them, so a CA kept parsed between certificates signs exactly as a fresh one would.
+    const ids = (pem: string, which: string) =>
+      new RegExp(`X509v3 ${which} Key Identifier:\\s*\\n\\s*(?:keyid:)?([0-9A-F:]+)`).exec(
+        execFileSync('openssl', ['x509', '-noout', '-text'], { input: pem }).toString(),
+      )?.[1];
+    const second = issue({ subject: { cn: 'cli' }, usage: 'client', validitySeconds: 3600 }, t0, ca);
+    const other = issue({ subject: { cn: 'ca2' }, usage: 'ca', validitySeconds: YEAR }, t0);
+    const third = issue({ subject: { cn: 'srv2' }, usage: 'server', validitySeconds: 3600 }, t0, other);
+    expect(ids(ca.cert, 'Subject')).toMatch(/^[0-9A-F]{2}(:[0-9A-F]{2}){19}$/);
+    expect(ids(leaf.cert, 'Authority')).toBe(ids(ca.cert, 'Subject'));
+    expect(ids(second.cert, 'Authority')).toBe(ids(ca.cert, 'Subject'));
+    expect(ids(third.cert, 'Authority')).toBe(ids(other.cert, 'Subject'));
+    expect(ids(third.cert, 'Authority')).not.toBe(ids(ca.cert, 'Subject'));
+    expect(new X509Certificate(third.cert).issuer).toBe('CN=ca2');
+  });
   test('certProblem names what is wrong', () => {
     const check = { ca: ca.cert, key: leaf.key, sans: ['a.example'], renewBeforeSeconds: 600 };
     expect(certProblem(leaf.cert, check, t0)).toBeUndefined();

@@ -100,12 +100,16 @@ function name(s: Subject): Buffer {
   return seq(...(s.o ?? []).map((o) => rdn(OID.o, o)), ...(s.ou ? [rdn(OID.ou, s.ou)] : []), rdn(OID.cn, s.cn));
 }
 
-function publicKeyBits(pub: KeyObject): Buffer {
-  const jwk = pub.export({ format: 'jwk' });
-  return Buffer.concat([Buffer.from([4]), Buffer.from(jwk.x!, 'base64url'), Buffer.from(jwk.y!, 'base64url')]);
+// The uncompressed P-256 point: the last 65 bytes of the key's SPKI DER (its BIT STRING's content after the
+// unused-bits byte), cheaper than a JWK export.
+function publicKeyBits(spki: Buffer): Buffer {
+  if (spki.length !== 91) throw new Error('not a P-256 public key');
+  return spki.subarray(-65);
 }
 
-const keyId = (pub: KeyObject) => createHash('sha1').update(publicKeyBits(pub)).digest();
+// Subject key id: SHA-1 of the public key bits (RFC 5280 4.2.1.2, method 1, as openssl computes it).
+const keyId = (spki: Buffer) => createHash('sha1').update(publicKeyBits(spki)).digest();
+const spkiOf = (pub: KeyObject) => pub.export({ format: 'der', type: 'spki' });
 
 function extension(id: string, critical: boolean, value: Buffer): Buffer {
   return seq(oid(id), ...(critical ? [bool(true)] : []), octets(value));
@@ -151,15 +155,47 @@ export const privateKeyPem = (k: KeyObject) => k.export({ format: 'pem', type: '
 /** PEM of a public key (PKIX, the format kube-apiserver's `--service-account-key-file` expects). */
 export const publicKeyPem = (k: KeyObject) => k.export({ format: 'pem', type: 'spki' }).toString();
 
+/** An issuer's key, subject and key id, parsed from its PEM. */
+interface ParsedIssuer {
+  readonly key: KeyObject;
+  readonly subject: Buffer;
+  readonly keyId: Buffer;
+}
+
+// A plane's pass signs up to seven certificates with the same CA, and parsing its PEM key and certificate each time
+// was a third of the controller's CPU when a thousand planes were minted at once (BENCHMARKS.md). A few recent
+// issuers are kept parsed: bounded, and only what the pass holds in memory anyway.
+const ISSUERS_KEPT = 16;
+const issuers = new Map<string, ParsedIssuer>();
+
+function keepIssuer(id: string, p: ParsedIssuer): void {
+  issuers.delete(id); // most recent last
+  if (issuers.size >= ISSUERS_KEPT) issuers.delete(issuers.keys().next().value!);
+  issuers.set(id, p);
+}
+
+function parsedIssuer(issuer: KeyAndCert): ParsedIssuer {
+  const id = issuer.cert + issuer.key;
+  const p = issuers.get(id) ?? {
+    key: createPrivateKey(issuer.key),
+    subject: Buffer.from(derOfSubject(issuer.cert)),
+    keyId: keyId(spkiOf(new X509Certificate(issuer.cert).publicKey)),
+  };
+  keepIssuer(id, p);
+  return p;
+}
+
 /**
  * Issues a certificate for a new key. `issuer` signs it; without one it is self-signed (a CA).
  * Valid from one hour before `now` (clock skew between hosting nodes) for `validitySeconds`.
  */
 export function issue(spec: CertSpec, now: Date, issuer?: KeyAndCert): KeyAndCert {
   const { privateKey, publicKey } = newKey();
-  const signer = issuer ? createPrivateKey(issuer.key) : privateKey;
-  const signerPub = issuer ? new X509Certificate(issuer.cert).publicKey : publicKey;
-  const issuerName = issuer ? Buffer.from(derOfSubject(issuer.cert)) : name(spec.subject);
+  const spki = spkiOf(publicKey);
+  const ski = keyId(spki);
+  const parsed = issuer && parsedIssuer(issuer);
+  const signer = parsed ? parsed.key : privateKey;
+  const issuerName = parsed ? parsed.subject : name(spec.subject);
   const serial = randomBytes(16);
   serial[0] &= 0x7f;
   serial[0] |= 0x01; // positive and exactly 16 bytes
@@ -168,7 +204,7 @@ export function issue(spec: CertSpec, now: Date, issuer?: KeyAndCert): KeyAndCer
   const exts = [
     extension(OID.keyUsage, true, keyUsage(spec.usage)),
     extension(OID.basicConstraints, true, spec.usage === 'ca' ? seq(bool(true)) : seq()),
-    extension(OID.subjectKeyId, false, octets(keyId(publicKey))),
+    extension(OID.subjectKeyId, false, octets(ski)),
   ];
   if (spec.usage !== 'ca') {
     const eku = {
@@ -177,11 +213,10 @@ export function issue(spec: CertSpec, now: Date, issuer?: KeyAndCert): KeyAndCer
       'server-client': [OID.serverAuth, OID.clientAuth],
     };
     exts.push(extension(OID.extKeyUsage, false, seq(...eku[spec.usage].map(oid))));
-    exts.push(extension(OID.authorityKeyId, false, seq(tlv(0x80, keyId(signerPub)))));
+    exts.push(extension(OID.authorityKeyId, false, seq(tlv(0x80, parsed ? parsed.keyId : ski))));
   }
   if (spec.sans?.length) exts.push(extension(OID.subjectAltName, false, subjectAltNames(spec.sans)));
   const algorithm = seq(oid(OID.ecdsaSha256));
-  const spki = publicKey.export({ format: 'der', type: 'spki' });
   const tbs = seq(
     explicit(0, integer(Buffer.from([2]))), // v3
     integer(serial),
@@ -193,7 +228,10 @@ export function issue(spec: CertSpec, now: Date, issuer?: KeyAndCert): KeyAndCer
     explicit(3, seq(...exts)),
   );
   const signature = sign('sha256', tbs, { key: signer, dsaEncoding: 'der' });
-  return { cert: pem('CERTIFICATE', seq(tbs, algorithm, bits(signature))), key: privateKeyPem(privateKey) };
+  const out = { cert: pem('CERTIFICATE', seq(tbs, algorithm, bits(signature))), key: privateKeyPem(privateKey) };
+  // A new CA signs its plane's leaves next, in the same pass: kept as it is, not parsed back from its PEM.
+  if (spec.usage === 'ca') keepIssuer(out.cert + out.key, { key: privateKey, subject: name(spec.subject), keyId: ski });
+  return out;
 }
 
 /** A new service-account signing key pair (PEM private and public key). */

@@ -105,6 +105,42 @@ suite('server-side apply on a real kube-apiserver', () => {
     for (const f of files) expect(apply(f).stdout).toMatch(/serverside-applied/);
   });
 
+  test("every plane's namespace refuses a LoadBalancer Service (its quota) and admits a ClusterIP one", async () => {
+    // Applied by the test above. The hosting cluster's quota controller fills in the quota's status; until it has,
+    // the API server does not enforce it, so wait for that first.
+    const planes = ['cp1', 'cp2', 'cp3', 'cp4', 'ext1'];
+    for (const cp of planes) {
+      const deadline = Date.now() + 60_000;
+      const hard = () =>
+        kubectl(state, [
+          'get',
+          'resourcequota',
+          'kubeflex-plane',
+          '-n',
+          `${cp}-system`,
+          '-o',
+          'jsonpath={.status.hard}',
+        ]).stdout;
+      while (!hard().includes('services.loadbalancers') && Date.now() < deadline) {
+        await new Promise((r) => setTimeout(r, 500));
+      }
+      expect(JSON.parse(hard())).toEqual({ 'services.loadbalancers': '0' });
+    }
+    const create = (type: string, name: string) =>
+      spawnSync(
+        'kubectl',
+        [`--kubeconfig=${state.kubeconfig}`, 'create', 'service', type, name, '--tcp=443', '-n', 'cp1-system'],
+        { encoding: 'utf8' },
+      );
+    const lb = create('loadbalancer', 'quota-probe-lb');
+    expect(lb.status).not.toBe(0);
+    expect(lb.stderr).toMatch(/exceeded quota: kubeflex-plane.*services\.loadbalancers/);
+    const ip = create('clusterip', 'quota-probe-ip');
+    expect(ip.stderr).toBe('');
+    expect(ip.status).toBe(0);
+    kubectl(state, ['delete', 'service', 'quota-probe-ip', '-n', 'cp1-system']);
+  }, 120_000);
+
   test('Gateway API v1.6.3 installed: the TLSRoutes of k8s, k3s and vcluster planes and the HA/OIDC/1.33 k8s options apply cleanly', () => {
     const crdDir = path.resolve(__dirname, '../../crds/gateway-api-v1.6.3');
     for (const f of fs.readdirSync(crdDir).filter((x) => x.endsWith('.yaml'))) {

@@ -48,6 +48,8 @@ export default async function globalSetup(): Promise<void> {
     const cluster = await startCluster({ dir, logDir, binDir, pgPort: pg.port, pgPassword }, 'hosting', [
       ...HOSTING_KCM_CONTROLLERS,
       'job-controller',
+      // Enforces the planes' namespace quotas (apply.test.ts).
+      'resourcequota-controller',
     ]);
     Object.assign(pids, cluster.pids);
     const { server, kubeconfig, readyMs } = cluster;
