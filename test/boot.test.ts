@@ -110,6 +110,19 @@ describe('the decision', () => {
     expect(names(decideBoot(pods, 2, T0))).toEqual(['d-system/kube-apiserver', 'c-system/kube-apiserver']);
   });
 
+  test("a woken plane's API server goes before older first boots; the rest are told they wait", () => {
+    const first = ['a', 'b', 'c'].map((n, i) => api(`${n}-system`, { createdMs: T0 + i }));
+    const woken = api('z-system', { createdMs: T0 + 10, wake: true });
+    const d = decideBoot([...first, woken], 2, T0);
+    expect(names(d)).toEqual(['z-system/kube-apiserver', 'a-system/kube-apiserver']);
+    expect(names({ ungate: d.waiting })).toEqual(['b-system/kube-apiserver', 'c-system/kube-apiserver']);
+    // No free slot: the woken plane waits at the head of the queue, not behind the first boots.
+    const busy = [api('s-system', { gated: false, ungatedMs: T0 }), api('t-system', { gated: false, ungatedMs: T0 })];
+    const full = decideBoot([...busy, ...first, woken], 2, T0);
+    expect(names(full)).toEqual([]);
+    expect(full.waiting.map((p) => p.namespace)).toEqual(['z-system', 'a-system', 'b-system', 'c-system']);
+  });
+
   test('starting Pods hold their slots until ready; a ready one frees its slot', () => {
     const starting = api('a-system', { gated: false, ungatedMs: T0 - 1000 });
     const waiting = [api('b-system'), api('c-system', { createdMs: T0 + 1 })];

@@ -20,11 +20,15 @@ export interface BootPod {
   readonly createdMs: number;
   /** Since when it starts without its gate (when the controller removed it, or first saw it so), ms. */
   readonly ungatedMs?: number;
+  /** Its plane was woken from sleep: a client's request is held until it answers, so it goes before first boots. */
+  readonly wake?: boolean;
 }
 
 /** The decision: Pods whose gate to remove now, and when to decide again if nothing else happens. */
 export interface BootDecision {
   readonly ungate: readonly BootPod[];
+  /** API server Pods that keep their gate: their planes wait for a boot slot. */
+  readonly waiting: readonly BootPod[];
   readonly recheckAfterMs?: number;
 }
 
@@ -50,8 +54,9 @@ export function bootPodOf(pod: any, ungatedMs: number | undefined): BootPod | un
 
 /**
  * With `slots` starts allowed at once: a kube-controller-manager Pod is let go once an API server Pod of its
- * namespace is ready (it would only time out against a starting one); API server Pods are let go oldest first while
- * fewer than `slots` API server Pods are starting (ungated, not ready, not terminating, within the slot timeout).
+ * namespace is ready (it would only time out against a starting one); API server Pods are let go while fewer than
+ * `slots` API server Pods are starting (ungated, not ready, not terminating, within the slot timeout): those of woken
+ * planes first (a client waits for each), then oldest first.
  */
 export function decideBoot(pods: readonly BootPod[], slots: number, nowMs: number): BootDecision {
   const api = pods.filter((p) => p.component === K8S_WORKLOADS.apiServer && !p.terminating);
@@ -60,7 +65,11 @@ export function decideBoot(pods: readonly BootPod[], slots: number, nowMs: numbe
   const waiting = api
     .filter((p) => p.gated)
     .sort(
-      (a, b) => a.createdMs - b.createdMs || a.namespace.localeCompare(b.namespace) || a.name.localeCompare(b.name),
+      (a, b) =>
+        Number(!!b.wake) - Number(!!a.wake) ||
+        a.createdMs - b.createdMs ||
+        a.namespace.localeCompare(b.namespace) ||
+        a.name.localeCompare(b.name),
     );
   const admitted = waiting.slice(0, Math.max(0, slots - starting.length));
   const managers = pods.filter(
@@ -74,7 +83,7 @@ export function decideBoot(pods: readonly BootPod[], slots: number, nowMs: numbe
       recheckAfterMs = Math.min(recheckAfterMs ?? left, left);
     }
   }
-  return { ungate: [...admitted, ...managers], recheckAfterMs };
+  return { ungate: [...admitted, ...managers], waiting: waiting.slice(admitted.length), recheckAfterMs };
 }
 
 /** JSON patch that removes the boot gate and keeps every other gate, failing if the gates changed meanwhile. */

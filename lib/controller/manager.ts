@@ -10,7 +10,7 @@ import { ControlLoop, Outcome } from '../kube/control-loop';
 import { Logger } from '../kube/log';
 import { notReadyDelayMs } from '../kube/work-queue';
 import { HOSTING_NAMESPACE } from '../names';
-import { BOOT_GATE, HOSTING_CONFIGMAP, MATERIALIZE_ERROR, SLEEP_ANNOTATION } from '../wire';
+import { BOOT_GATE, HOSTING_CONFIGMAP, K8S_WORKLOADS, MATERIALIZE_ERROR, SLEEP_ANNOTATION } from '../wire';
 import { BootPod, bootPodOf, decideBoot, ungatePatch } from './boot';
 import { ControlPlaneObject, hookUses, PostCreateHookObject } from './core';
 import { reconcileControlPlane, ReconcileDeps, reconcileHookStatus, reconcileHosting } from './reconcile';
@@ -61,6 +61,11 @@ export class Manager {
   /** Pods with the boot label, by namespace/name, as admission reads them; since when each runs ungated (by uid). */
   private readonly bootPods = new Map<string, { pod: BootPod; uid: string; gates: unknown[] }>();
   private readonly ungatedAt = new Map<string, number>();
+  /** Planes woken from sleep (their sleep annotation went away) whose API server has not been ready since. */
+  private readonly woken = new Map<string, number>();
+  /** Namespaces whose API server Pod waits for a boot slot after the last decision, and the slots it allowed. */
+  private bootWaiting = new Set<string>();
+  private bootSlots = 0;
   private readonly deps: ReconcileDeps;
   private server?: http.Server;
 
@@ -93,6 +98,7 @@ export class Manager {
       activity: new Map(),
       dropDatabase: (pg, password, db, role, ca, mark) =>
         dropTenantDatabase(pg, password, db, role, connectTo, ca, mark),
+      bootWaiting: (ns) => (this.bootWaiting.has(ns) ? this.bootSlots : undefined),
     };
   }
 
@@ -137,11 +143,14 @@ export class Manager {
       }
       if (type === 'DELETED') {
         this.cpObjects.delete(name);
+        this.woken.delete(name);
         this.seen.delete(name);
         this.notReadyPasses.delete(name);
         this.apiPendingPasses.delete(name);
         return;
       }
+      const asleep = (o: any) => o?.metadata?.annotations?.[SLEEP_ANNOTATION] === 'true';
+      if (asleep(this.cpObjects.get(name)) && !asleep(obj)) this.woken.set(name, Date.now());
       this.cpObjects.set(name, obj);
       // Our own status writes change neither generation, finalizers nor deletion: they need no reconcile.
       const m = obj.metadata;
@@ -244,16 +253,33 @@ export class Manager {
     );
     const now = Date.now();
     const pods: BootPod[] = [];
+    // A woken plane keeps its place at the head of the queue until its API server is ready (or for 10 minutes).
+    for (const [plane, since] of this.woken) if (now - since > WOKEN_PRIORITY_MS) this.woken.delete(plane);
     for (const { pod, uid } of this.bootPods.values()) {
-      if (this.cpObjects.get(planeOfNamespace(pod.namespace) ?? '')?.spec?.type !== 'k8s') continue;
+      const plane = planeOfNamespace(pod.namespace) ?? '';
+      if (this.cpObjects.get(plane)?.spec?.type !== 'k8s') continue;
+      if (pod.component === K8S_WORKLOADS.apiServer && pod.ready && !pod.gated) this.woken.delete(plane);
       // Ungated by someone else, or before a restart of ours: it starts from now as far as slots go.
       if (!pod.gated && !this.ungatedAt.has(uid)) this.ungatedAt.set(uid, now);
       // Our own removal counts before its watch event arrives.
-      pods.push({ ...pod, gated: pod.gated && !this.ungatedAt.has(uid), ungatedMs: this.ungatedAt.get(uid) });
+      pods.push({
+        ...pod,
+        gated: pod.gated && !this.ungatedAt.has(uid),
+        ungatedMs: this.ungatedAt.get(uid),
+        wake: this.woken.has(plane),
+      });
     }
     const live = new Set([...this.bootPods.values()].map((b) => b.uid));
     for (const uid of this.ungatedAt.keys()) if (!live.has(uid)) this.ungatedAt.delete(uid);
     const decision = decideBoot(pods, config.bootSlots ?? Number.MAX_SAFE_INTEGER, now);
+    // A plane whose API server starts waiting, or stops waiting, for a slot gets a pass: its status says which.
+    const waiting = new Set(decision.waiting.map((p) => p.namespace));
+    for (const ns of new Set([...waiting, ...this.bootWaiting])) {
+      const plane = planeOfNamespace(ns);
+      if (plane && waiting.has(ns) !== this.bootWaiting.has(ns)) this.loop.add(plane);
+    }
+    this.bootWaiting = waiting;
+    this.bootSlots = config.bootSlots ?? 0;
     let requeueAfterMs = decision.recheckAfterMs;
     for (const pod of decision.ungate) {
       const seen = this.bootPods.get(`${pod.namespace}/${pod.name}`)!;
@@ -298,6 +324,9 @@ const DEFAULT_RESYNC_MS = 900_000;
 
 /** The ControlPlane whose namespace `ns` would be (`<cp>-system`), if it has that shape. */
 const planeOfNamespace = (ns: string | undefined) => (ns ? /^(.*)-system$/.exec(ns)?.[1] : undefined);
+
+/** How long a woken plane's API server goes before first boots at most (a client's wait is bounded anyway). */
+const WOKEN_PRIORITY_MS = 600_000;
 
 /** Quick passes (1 s doubling) for a plane whose workload is ready but whose API does not answer yet. */
 const API_PENDING_QUICK_PASSES = 4;

@@ -25,6 +25,8 @@ export interface ReconcileDeps {
   readonly now: () => Date;
   /** Per ControlPlane UID: the tenant API server's audit counter and since when it has not moved (sleep on idle). */
   readonly activity: Map<string, import('./sleep').Activity>;
+  /** Boot admission: the slots in force if the API server Pod in this namespace waits for one, else undefined. */
+  readonly bootWaiting?: (namespace: string) => number | undefined;
   readonly dropDatabase: (
     pg: NonNullable<HostingConfig['postgres']>,
     password: string,

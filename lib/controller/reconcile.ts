@@ -272,6 +272,12 @@ async function apiNotReady(
   if (workload) {
     const path = paths.object('apps/v1', workload.kind, workload.name, names.namespace)!;
     const w = workloadReady(await deps.hosting.get(path));
+    const slots = w.ready ? undefined : deps.bootWaiting?.(names.namespace);
+    if (slots !== undefined) {
+      return {
+        why: `waiting for a boot slot: at most ${slots === 1 ? '1 API server starts' : `${slots} API servers start`} at once (kubeflex-config bootSlots); a woken plane goes first`,
+      };
+    }
     if (!w.ready) return { why: `${workload.kind} ${names.namespace}/${workload.name}: ${w.detail}` };
   }
   if (!probesApi)

@@ -93,6 +93,8 @@ suite('a hostile tenant cannot escape (security review findings, replayed)', () 
         new VClusterControlPlane(app, 'vcexec', { hosting: h });
         new VClusterControlPlane(app, 'vcfile', { hosting: h });
         new K8sControlPlane(app, 'keycloak', { hosting: h });
+        // Asleep from the start: the boot-admission test wakes it and its API server goes first.
+        new K8sControlPlane(app, 'sleeper', { hosting: h, sleeping: true });
       },
       path.join(dir, 'dist'),
     );
@@ -327,11 +329,11 @@ suite('a hostile tenant cannot escape (security review findings, replayed)', () 
     const gate = 'kflex.kubestellar.org/boot-slot';
     const ns = 'keycloak-system';
     // Pods as the Deployments' ReplicaSets would make them (this cluster runs no ReplicaSet controller nor scheduler).
-    const pod = (name: string, component: string) =>
+    const pod = (name: string, component: string, namespace = ns) =>
       stringify({
         apiVersion: 'v1',
         kind: 'Pod',
-        metadata: { name, namespace: ns, labels: { app: component, [gate]: component } },
+        metadata: { name, namespace, labels: { app: component, [gate]: component } },
         spec: {
           schedulingGates: [{ name: gate }],
           securityContext: { runAsNonRoot: true, runAsUser: 65532, seccompProfile: { type: 'RuntimeDefault' } },
@@ -344,16 +346,16 @@ suite('a hostile tenant cannot escape (security review findings, replayed)', () 
           ],
         },
       });
-    const gated = (name: string) =>
-      (JSON.parse(k(['get', 'pod', '-n', ns, name, '-o', 'json'])).spec.schedulingGates ?? []).some(
+    const gated = (name: string, namespace = ns) =>
+      (JSON.parse(k(['get', 'pod', '-n', namespace, name, '-o', 'json'])).spec.schedulingGates ?? []).some(
         (g: any) => g.name === gate,
       );
-    const makeReady = (name: string) =>
+    const makeReady = (name: string, namespace = ns) =>
       k([
         'patch',
         'pod',
         '-n',
-        ns,
+        namespace,
         name,
         '--subresource=status',
         '--type=merge',
@@ -370,9 +372,33 @@ suite('a hostile tenant cannot escape (security review findings, replayed)', () 
     // The third waits for a slot; the controller manager for a ready API server.
     await new Promise((r) => setTimeout(r, 3000));
     expect([gated('api-3'), gated('kcm-1')]).toEqual([true, true]);
+    // The plane says why it is not Ready, and stops saying it once its API server starts.
+    await waitFor(
+      'status names the wait',
+      () =>
+        /^False\/Unavailable: waiting for a boot slot: at most 2 API servers start at once/.test(
+          condition('keycloak', 'Ready'),
+        ),
+      30_000,
+    );
     makeReady('api-1');
     await waitFor('third admitted once one is ready', () => !gated('api-3'), 30_000);
     await waitFor('controller manager after its API server', () => !gated('kcm-1'), 30_000);
+    await waitFor('status no longer names the wait', () => !/boot slot/.test(condition('keycloak', 'Ready')), 30_000);
+
+    // A woken plane goes first: its API server Pod, created after a waiting first boot, gets the next free slot.
+    k(['apply', '-f', '-'], pod('api-6', 'kube-apiserver'));
+    await new Promise((r) => setTimeout(r, 1100));
+    k(['annotate', 'cp', 'sleeper', 'kflex.kubestellar.org/sleeping-']);
+    k(['apply', '-f', '-'], pod('woken-api', 'kube-apiserver', 'sleeper-system'));
+    await new Promise((r) => setTimeout(r, 3000));
+    expect([gated('api-6'), gated('woken-api', 'sleeper-system')]).toEqual([true, true]);
+    makeReady('api-2');
+    await waitFor('the woken plane admitted', () => !gated('woken-api', 'sleeper-system'), 30_000);
+    await new Promise((r) => setTimeout(r, 3000));
+    expect(gated('api-6')).toBe(true);
+    makeReady('api-3');
+    await waitFor('then the first boot', () => !gated('api-6'), 30_000);
 
     // The controller's rights on Pods: removing that gate, nothing else, and only in tenant namespaces.
     const asController = ['--as=system:serviceaccount:kubeflex-system:kubeflex-controller-manager'];
@@ -421,6 +447,7 @@ suite('a hostile tenant cannot escape (security review findings, replayed)', () 
       { name: gate },
     ]);
     k(['delete', 'pod', '-n', ns, '--all', '--wait=false']);
+    k(['delete', 'pod', '-n', 'sleeper-system', '--all', '--wait=false']);
     k(['delete', 'ns', 'elsewhere', '--wait=false']);
   });
 
