@@ -138,7 +138,7 @@ suite('materializer: bare ControlPlanes (as KubeFlex clients create them) become
         .items.map((o: any) => o.metadata.name)
         .sort();
     expect(names('networkpolicies')).toEqual(['vc-cp-vcluster', 'vc-work-vcluster']);
-    expect(names('resourcequotas')).toEqual(['vc-vcluster']);
+    expect(names('resourcequotas')).toEqual(['kubeflex-plane', 'vc-vcluster']);
     expect(names('limitranges')).toEqual(['vc-vcluster']);
     for (const cp of ['bk3s', 'bvc']) k(['delete', 'cp', cp, '--wait=false']);
   }, 60_000);
