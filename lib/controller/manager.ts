@@ -225,10 +225,10 @@ export class Manager {
     let delay = r.requeueAfterMs;
     const quick = this.apiPendingPasses.get(key) ?? 0;
     if (r.notReady && r.apiPending && quick < API_PENDING_QUICK_PASSES) {
-      // Its Pods are ready and only the route to them lags: 1, 2, 4, 8 s, then the slow schedule below.
+      // Its Pods are ready and only the route to them lags (kube-proxy follows the endpoints by a moment): look
+      // every second for a few seconds, then on the slow schedule below.
       this.apiPendingPasses.set(key, quick + 1);
-      const d = notReadyDelayMs(quick + 1, API_PENDING_FIRST_MS, this.opts.resyncMs ?? DEFAULT_RESYNC_MS);
-      delay = delay === undefined ? d : Math.min(delay, d);
+      delay = delay === undefined ? API_PENDING_EVERY_MS : Math.min(delay, API_PENDING_EVERY_MS);
     } else if (r.notReady) {
       const n = (this.notReadyPasses.get(key) ?? 0) + 1;
       this.notReadyPasses.set(key, n);
@@ -328,9 +328,12 @@ const planeOfNamespace = (ns: string | undefined) => (ns ? /^(.*)-system$/.exec(
 /** How long a woken plane's API server goes before first boots at most (a client's wait is bounded anyway). */
 const WOKEN_PRIORITY_MS = 600_000;
 
-/** Quick passes (1 s doubling) for a plane whose workload is ready but whose API does not answer yet. */
-const API_PENDING_QUICK_PASSES = 4;
-const API_PENDING_FIRST_MS = 1000;
+/**
+ * Quick passes for a plane whose workload is ready but whose API does not answer yet: 8, one a second. They were 4,
+ * after 1, 2, 4 and 8 s: a route ready 3.5 s after the Pod was then seen at 7 s (BENCHMARKS.md, node, round 6).
+ */
+const API_PENDING_QUICK_PASSES = 8;
+const API_PENDING_EVERY_MS = 1000;
 
 const WATCHES = [
   { kind: 'ControlPlane', path: paths.controlPlanes },
