@@ -33,7 +33,7 @@ import { IMAGES } from './versions';
 import { ControlPlaneTypeName, SLEEP_ANNOTATION, TYPE_CONTRACTS, WorkloadRef } from './wire';
 
 /** The ResourceQuota of every plane's `<name>-system` namespace. */
-export const NAMESPACE_QUOTA = 'kubeflex-plane';
+const NAMESPACE_QUOTA = 'kubeflex-plane';
 
 /** One use of a PostCreateHook by a control plane. */
 export interface PostCreateHookUse {

@@ -272,13 +272,15 @@ async function apiNotReady(
   if (workload) {
     const path = paths.object('apps/v1', workload.kind, workload.name, names.namespace)!;
     const w = workloadReady(await deps.hosting.get(path));
-    const slots = w.ready ? undefined : deps.bootWaiting?.(names.namespace);
-    if (slots !== undefined) {
-      return {
-        why: `waiting for a boot slot: at most ${slots === 1 ? '1 API server starts' : `${slots} API servers start`} at once (kubeflex-config bootSlots); a woken plane goes first`,
-      };
+    if (!w.ready) {
+      // Its API server Pod still holds the boot gate: say so rather than the Deployment's count of ready Pods.
+      const slots = deps.bootWaiting?.(names.namespace);
+      const why =
+        slots === undefined
+          ? `${workload.kind} ${names.namespace}/${workload.name}: ${w.detail}`
+          : `waiting for a boot slot: at most ${slots === 1 ? '1 API server starts' : `${slots} API servers start`} at once (kubeflex-config bootSlots); a woken plane goes first`;
+      return { why };
     }
-    if (!w.ready) return { why: `${workload.kind} ${names.namespace}/${workload.name}: ${w.detail}` };
   }
   if (!probesApi)
     return secret?.[inClusterKey] ? undefined : { why: `waiting for ${typeContract(type)?.kubeconfig.name}` };
