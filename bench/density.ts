@@ -7,6 +7,7 @@
 // Usage: N=10,25,50 VARIANTS=ours,kubeflex npm run bench:density (needs scripts/prepare-binaries.sh; loopback only).
 import * as fs from 'fs';
 import * as os from 'os';
+import * as path from 'path';
 import { K8sControlPlaneSize } from '../lib';
 import { psql } from '../test/cluster/harness';
 import { bootTenant, synthTenant, Tenant } from '../test/cluster/tenant';
@@ -17,6 +18,30 @@ const VARIANTS = (process.env.VARIANTS ?? 'ours,kubeflex').split(',');
 const SETTLE_S = Number(process.env.SETTLE_S ?? 30);
 const IDLE_S = Number(process.env.IDLE_S ?? 60);
 const CLK_TCK = 100;
+
+/**
+ * CPU ticks of the bench's PostgreSQL: its postmaster and every process it forked (the backends serving kine). Divided
+ * by N over the idle window, it is what the tenants' queries cost the database server, which the tenant processes'
+ * own CPU does not show.
+ */
+export function postgresCpuTicks(benchDir: string): number {
+  const postmaster = Number(fs.readFileSync(path.join(benchDir, 'pg', 'postmaster.pid'), 'utf8').split('\n')[0]);
+  const own = fs.readFileSync(`/proc/${postmaster}/stat`, 'utf8');
+  const fields = own.slice(own.lastIndexOf(')') + 2).split(' ');
+  // utime, stime, and cutime, cstime: the CPU of backends that exited (and were reaped) is added to the latter.
+  let ticks = Number(fields[11]) + Number(fields[12]) + Number(fields[13]) + Number(fields[14]);
+  for (const entry of fs.readdirSync('/proc')) {
+    if (!/^[0-9]+$/.test(entry)) continue;
+    try {
+      const stat = fs.readFileSync(`/proc/${entry}/stat`, 'utf8');
+      // Fields after the command's closing parenthesis: state, ppid, ...
+      if (Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]) === postmaster) ticks += cpuTicks(Number(entry));
+    } catch {
+      // The process exited between the listing and the read.
+    }
+  }
+  return ticks;
+}
 
 const memAvailableMiB = () => Number(/MemAvailable:\s+(\d+)/.exec(fs.readFileSync('/proc/meminfo', 'utf8'))![1]) / 1024;
 export const rssAnonMiB = (pid: number) =>
@@ -115,6 +140,8 @@ const CANDIDATES: Record<string, Record<string, string[]>> = {
   // Without the watch cache nothing in the API server asks for etcd progress notifications; kine sends one per watch
   // every 5 s by default.
   slowprogress: { kine: ['--watch-progress-notify-interval=5m'] },
+  // kine's default poll, as before round 4 (single replicas now poll every 10 s).
+  poll1s: { kine: ['--datastore-poll-interval=1s'] },
   poll5s: { kine: ['--datastore-poll-interval=5s'] },
   poll10s: { kine: ['--datastore-poll-interval=10s'] },
   poll30s: { kine: ['--datastore-poll-interval=30s'] },
@@ -138,9 +165,19 @@ export function variantObjects(name: string, variant: string): any[] {
   const size = (/^ours-(small|medium|large)/.exec(variant)?.[1] ?? undefined) as K8sControlPlaneSize | undefined;
   const objects = synthTenant(name, { size });
   if (variant === 'kubeflex') return kubeflexFlags(objects);
-  const extra = variant
-    .split('+')
-    .slice(1)
+  const parts = variant.split('+').slice(1);
+  const kcm = objects.find((o: any) => o.kind === 'Deployment' && o.metadata.name === 'kube-controller-manager');
+  // What parking kube-controller-manager while a tenant is idle would save: no KCM process at all.
+  if (parts.includes('nokcm')) kcm.spec.replicas = 0;
+  // The garbage collector alone: it re-reads discovery every 30 s (hard-coded in KCM).
+  if (parts.includes('kcmnogc')) {
+    const c = kcm.spec.template.spec.containers[0];
+    c.args = c.args.map((a: string) =>
+      a.startsWith('--controllers=') ? a.replace('garbage-collector-controller,', '') : a,
+    );
+  }
+  const extra = parts
+    .filter((c) => c !== 'nokcm' && c !== 'kcmnogc')
     .map((c) => {
       if (!CANDIDATES[c]) throw new Error(`unknown candidate ${c} (one of ${Object.keys(CANDIDATES).join(', ')})`);
       return CANDIDATES[c];
@@ -155,6 +192,7 @@ interface Row {
   machineMiB: number;
   anonMiB: number;
   idleMilli: number;
+  pgMilli: number;
   pgConnections: number;
   dbMiB: number;
   wakeS: number;
@@ -191,9 +229,11 @@ async function main(): Promise<void> {
         await sleep(SETTLE_S * 1000);
         const pids = tenants.flatMap((t) => Object.values(t.procs).map((p) => p.pid));
         const c0 = pids.map(cpuTicks);
+        const pg0 = postgresCpuTicks(state.dir);
         const w0 = Date.now();
         await sleep(IDLE_S * 1000);
         const c1 = pids.map(cpuTicks);
+        const pgMilli = ((postgresCpuTicks(state.dir) - pg0) / CLK_TCK / ((Date.now() - w0) / 1000) / n) * 1000;
         const wall = (Date.now() - w0) / 1000;
         const idleMilli = ((c1.reduce((a, b) => a + b, 0) - c0.reduce((a, b) => a + b, 0)) / CLK_TCK / wall / n) * 1000;
         const machineMiB = (before - memAvailableMiB()) / n;
@@ -223,6 +263,7 @@ async function main(): Promise<void> {
           machineMiB,
           anonMiB,
           idleMilli,
+          pgMilli,
           pgConnections: pgConnections / n,
           dbMiB,
           wakeS,
@@ -239,12 +280,12 @@ async function main(): Promise<void> {
     `Idle ${SETTLE_S} s, then CPU over ${IDLE_S} s; per tenant (${os.cpus().length} cores, ${(os.totalmem() / 2 ** 30).toFixed(0)} GiB):`,
   );
   console.log(
-    '| flags | N | last /readyz (s) | machine MiB | RssAnon MiB | idle mCPU | PG connections | DB MiB | wake one (s) |',
+    '| flags | N | last /readyz (s) | machine MiB | RssAnon MiB | idle mCPU | PostgreSQL mCPU | PG connections | DB MiB | wake one (s) |',
   );
   console.log('|---|---:|---:|---:|---:|---:|---:|---:|---:|');
   for (const r of rows)
     console.log(
-      `| ${r.variant} | ${r.n} | ${r.lastReadyS.toFixed(1)} | ${r.machineMiB.toFixed(0)} | ${r.anonMiB.toFixed(0)} | ${r.idleMilli.toFixed(1)} | ${r.pgConnections.toFixed(1)} | ${r.dbMiB.toFixed(1)} | ${r.wakeS.toFixed(1)} |`,
+      `| ${r.variant} | ${r.n} | ${r.lastReadyS.toFixed(1)} | ${r.machineMiB.toFixed(0)} | ${r.anonMiB.toFixed(0)} | ${r.idleMilli.toFixed(1)} | ${r.pgMilli.toFixed(1)} | ${r.pgConnections.toFixed(1)} | ${r.dbMiB.toFixed(1)} | ${r.wakeS.toFixed(1)} |`,
     );
 }
 

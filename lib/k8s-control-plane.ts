@@ -102,6 +102,8 @@ export const DEFAULT_GOGC = 25;
 
 /** Port kube-apiserver listens on (KubeFlex's SecurePort). */
 export const K8S_APISERVER_PORT = 9444;
+/** How often a single replica's kine looks for rows it did not write itself (see the kine container's args). */
+const SINGLE_KINE_POLL = '10s';
 /** kine listens here, on loopback only: it has no authentication, so nothing outside the pod may reach it. */
 export const KINE_LISTEN_ADDRESS = '127.0.0.1:2379';
 export { K8S_SECRETS };
@@ -337,6 +339,13 @@ export class K8sControlPlane extends ControlPlaneBase {
               // An idle tenant's 1 s poll keeps one connection warm, so at rest it still holds one or two.
               `--datastore-max-idle-connections=${KINE_MAX_OPEN_CONNECTIONS}`,
               '--datastore-connection-max-idle-time=15s',
+              // kine's poll only finds rows another kine wrote: its own writes wake its watchers at once (kine's
+              // sqllog notifies the poll loop after each insert). A single replica has another writer only while a
+              // rollout runs the new Pod beside the old one, and then a watch through the old one sees the new one's
+              // writes within 10 s instead of 1 s. So it asks every 10 s: less CPU for kine and PostgreSQL at idle
+              // (BENCHMARKS.md, density round 4), and under the 15 s above, so the poll keeps one connection warm
+              // instead of opening one each time. Replicas share the database all the time and keep kine's 1 s.
+              ...(this.componentReplicas > 1 ? [] : [`--datastore-poll-interval=${SINGLE_KINE_POLL}`]),
             ],
             props.extraArgs?.kine,
           ),

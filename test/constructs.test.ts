@@ -332,6 +332,7 @@ describe('K8sControlPlane', () => {
       '--datastore-max-open-connections=20',
       '--datastore-max-idle-connections=20',
       '--datastore-connection-max-idle-time=15s',
+      '--datastore-poll-interval=10s',
     ]);
     expect(kine.command).toBeUndefined();
     expect(kine.env).toEqual([
@@ -634,6 +635,9 @@ describe('K8sControlPlane', () => {
     // Identity leases serve several replicas; a stopping replica keeps serving until its endpoint is gone.
     expect(apiArgs.filter((a: string) => a.startsWith('--feature-gates'))).toEqual([]);
     expect(apiArgs).toContain('--shutdown-delay-duration=5s');
+    // Replicas share the database: each kine finds the others' writes by its poll, so it keeps kine's 1 s.
+    const kineArgs = api.spec.template.spec.containers[0].args;
+    expect(kineArgs.filter((a: string) => a.startsWith('--datastore-poll-interval'))).toEqual([]);
     for (const [d, app] of [
       [api, 'kube-apiserver'],
       [kcm, 'kube-controller-manager'],
