@@ -5,11 +5,15 @@
 // a boot storm of N tenants cannot beat.
 // Usage: VARIANTS=ours,kubeflex ROUNDS=5 npm run bench:boot (needs scripts/prepare-binaries.sh; loopback only; run it
 // on an otherwise idle machine). PERF=1 also records the first boot with perf and prints kube-apiserver's and
-// PostgreSQL's hottest symbols (PERF_BIN_DIR: a directory of unstripped binaries to use instead).
+// PostgreSQL's hottest symbols (PERF_BIN_DIR: a directory of unstripped binaries to use instead). TRACE=1 asks
+// `/readyz?verbose` every 100 ms during each start and prints when the API server first answered and when each of
+// its readiness checks first passed: where a start's seconds go.
 import { execFileSync, spawn } from 'child_process';
 import * as fs from 'fs';
+import * as https from 'https';
 import * as os from 'os';
 import * as path from 'path';
+import { parse } from 'yaml';
 import { bootTenant } from '../test/cluster/tenant';
 import { benchPostgres, machineBusyS, median } from './common';
 import { cpuTicks, variantObjects } from './density';
@@ -17,6 +21,7 @@ import { cpuTicks, variantObjects } from './density';
 const VARIANTS = (process.env.VARIANTS ?? 'ours,kubeflex').split(',');
 const ROUNDS = Number(process.env.ROUNDS ?? 5);
 const PERF = process.env.PERF === '1';
+const TRACE = process.env.TRACE === '1';
 const CLK_TCK = 100;
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -24,6 +29,42 @@ interface Sample {
   wallS: number;
   procCpuS: number;
   machineCpuS: number;
+}
+
+/**
+ * Asks `/readyz?verbose` every 100 ms until stopped; returns the ms (from its start) of the first answer of any kind
+ * and of the first `[+]` of every check.
+ */
+function traceReadyz(tenant: { kubeconfig: string; dir: string }): () => Record<string, number> {
+  const server = parse(fs.readFileSync(tenant.kubeconfig, 'utf8')).clusters[0].cluster.server as string;
+  const pki = path.join(tenant.dir, 'pki-src');
+  const tls = {
+    ca: fs.readFileSync(path.join(pki, 'ca.crt')),
+    cert: fs.readFileSync(path.join(pki, 'admin.crt')),
+    key: fs.readFileSync(path.join(pki, 'admin.key')),
+    timeout: 2000,
+  };
+  const t0 = Date.now();
+  const seen: Record<string, number> = {};
+  let running = true;
+  const ask = () => {
+    if (!running) return;
+    const req = https.get(`${server}/readyz?verbose`, tls, (res) => {
+      seen[`first answer (HTTP ${res.statusCode})`] ??= Date.now() - t0;
+      let body = '';
+      res.on('data', (d) => (body += d));
+      res.on('end', () => {
+        for (const m of body.matchAll(/^\[\+\]([^ \n]+) ok$/gm)) seen[m[1]] ??= Date.now() - t0;
+        setTimeout(ask, 100);
+      });
+    });
+    req.on('error', () => setTimeout(ask, 100));
+  };
+  ask();
+  return () => {
+    running = false;
+    return seen;
+  };
 }
 
 async function main(): Promise<void> {
@@ -57,8 +98,14 @@ async function main(): Promise<void> {
           if (perf) await sleep(1000);
           const m0 = machineBusyS();
           const w0 = Date.now();
+          const trace = TRACE ? traceReadyz(tenant) : undefined;
           await tenant.start(300_000);
           const wallS = (Date.now() - w0) / 1000;
+          if (trace) {
+            const seen = Object.entries(trace()).sort((a, b) => a[1] - b[1]);
+            console.log(`\n### ${tenant.name}: ms from the start to each readiness check's first pass`);
+            for (const [check, ms] of seen) console.log(`${String(ms).padStart(6)}  ${check}`);
+          }
           const m1 = machineBusyS();
           const procs = ['kube-apiserver', 'kine'].map((c) => tenant.procs[c].pid);
           const procCpuS = procs.map(cpuTicks).reduce((a, b) => a + b, 0) / CLK_TCK;
