@@ -11,6 +11,7 @@ import * as path from 'path';
 import * as tls from 'tls';
 import { parse, stringify } from 'yaml';
 import { K8sControlPlane, KubeflexHosting, synthesizeAtomically } from '../../lib';
+import { WAKE_READYZ_PATH } from '../../lib/activator/activator';
 import { ACTIVATOR_PORTS } from '../../lib/idle';
 import { AUDIT_POLICY } from '../../lib/k8s-control-plane';
 import {
@@ -186,37 +187,50 @@ suite('sleep on idle and wake on request', () => {
     const answer = versionThrough(port);
     await waitFor('sl1 woken', () => annotations('sl1')['kflex.kubestellar.org/sleeping'] === undefined, 20_000);
     expect(annotations('sl1')['kflex.kubestellar.org/idle-timeout']).toBe('2m');
-    // The plane's own endpoint becomes ready: a TLS server with a certificate of the test CA stands in for its pod.
+    // The plane's new Pod starts: a TLS server with a certificate of the test CA stands in for its API server. It is
+    // not ready for the kubelet yet (plain /readyz: 500, the bootstrap hooks still running), but every other check
+    // passes: the activator asks that itself and splices without waiting for the probe and the EndpointSlice.
+    const readyzAsked: string[] = [];
     plane = https.createServer(
       {
         cert: fs.readFileSync(path.join(hosting.pki, 'apiserver.crt')),
         key: fs.readFileSync(path.join(hosting.pki, 'apiserver.key')),
       },
-      (req, res) => res.end(JSON.stringify({ gitVersion: 'stand-in', path: req.url })),
+      (req, res) => {
+        if (req.url?.startsWith('/readyz')) {
+          readyzAsked.push(req.url);
+          res.statusCode = req.url !== '/readyz' && req.url === WAKE_READYZ_PATH ? 200 : 500;
+          res.end();
+        } else res.end(JSON.stringify({ gitVersion: 'stand-in', path: req.url }));
+      },
     );
     await new Promise<void>((resolve) => plane!.listen(0, PLANE_IP, resolve));
     const apiPort = (plane.address() as net.AddressInfo).port;
-    k(
-      ['apply', '-f', '-'],
-      JSON.stringify({
-        apiVersion: 'discovery.k8s.io/v1',
-        kind: 'EndpointSlice',
-        metadata: {
-          name: 'sl1-own',
-          namespace: 'sl1-system',
-          labels: {
-            'kubernetes.io/service-name': 'sl1',
-            'endpointslice.kubernetes.io/managed-by': 'endpointslice-controller.k8s.io',
+    const ownSlice = (ready: boolean) =>
+      k(
+        ['apply', '-f', '-'],
+        JSON.stringify({
+          apiVersion: 'discovery.k8s.io/v1',
+          kind: 'EndpointSlice',
+          metadata: {
+            name: 'sl1-own',
+            namespace: 'sl1-system',
+            labels: {
+              'kubernetes.io/service-name': 'sl1',
+              'endpointslice.kubernetes.io/managed-by': 'endpointslice-controller.k8s.io',
+            },
           },
-        },
-        addressType: 'IPv4',
-        endpoints: [{ addresses: [PLANE_IP], conditions: { ready: true } }],
-        ports: [{ name: 'https', port: apiPort, protocol: 'TCP' }],
-      }),
-    );
+          addressType: 'IPv4',
+          endpoints: [{ addresses: [PLANE_IP], conditions: { ready, terminating: false } }],
+          ports: [{ name: 'https', port: apiPort, protocol: 'TCP' }],
+        }),
+      );
+    ownSlice(false);
     // TLS end to end: the certificate verified is the server's own, and the answer is its /version.
     expect(JSON.parse(await answer)).toEqual({ gitVersion: 'stand-in', path: '/version' });
+    expect([...new Set(readyzAsked)]).toEqual([WAKE_READYZ_PATH]);
     // Awake with a ready endpoint: the activator's slice goes, the Service leads to the plane's pods again.
+    ownSlice(true);
     await waitFor('activator slice of sl1 removed', () => !slice('sl1-system', 'sl1-kflex-activator'), 20_000);
   }, 90_000);
 
