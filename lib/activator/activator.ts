@@ -27,24 +27,14 @@ import {
 const SLICES = '/apis/discovery.k8s.io/v1';
 
 /**
- * The readiness a waking API server must show before clients are spliced to it: every check but the two bootstrap
- * hooks, which on a wake only re-check what the plane's first boot wrote (the default RBAC roles and the two system
- * PriorityClasses), while authorization already works from its synced informers (`informer-sync`). On a restart they
- * are the last checks to pass: `TRACE=1 npm run bench:boot` shows all others passed 0.5-0.6 s earlier (of ~2.9 s).
- * A check name the server does not have (k3s, vCluster) is ignored by it.
- */
-export const WAKE_READYZ_PATH =
-  '/readyz?exclude=poststarthook/rbac/bootstrap-roles&exclude=poststarthook/scheduling/bootstrap-system-priority-classes';
-
-/**
- * Whether the API server at `e` answers WAKE_READYZ_PATH with 200 (anonymous, as the kubelet's probe asks; nothing is
- * sent but the path). The certificate is not checked here: the answer only decides when to splice, and the client's
- * own TLS session, spliced afterwards, verifies the server as always.
+ * Whether the API server at `e` answers /readyz with 200 (anonymous, as the kubelet's probe asks; nothing is sent but
+ * the path). The certificate is not checked here: the answer only decides when to splice, and the client's own TLS
+ * session, spliced afterwards, verifies the server as always.
  */
 function answersReadyz(e: { host: string; port: number }): Promise<boolean> {
   return new Promise((resolve) => {
     const req = https.get(
-      { host: e.host, port: e.port, path: WAKE_READYZ_PATH, rejectUnauthorized: false, timeout: 1_000 },
+      { host: e.host, port: e.port, path: '/readyz', rejectUnauthorized: false, timeout: 1_000 },
       (res) => {
         res.resume();
         resolve(res.statusCode === 200);

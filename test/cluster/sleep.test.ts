@@ -11,7 +11,6 @@ import * as path from 'path';
 import * as tls from 'tls';
 import { parse, stringify } from 'yaml';
 import { K8sControlPlane, KubeflexHosting, synthesizeAtomically } from '../../lib';
-import { WAKE_READYZ_PATH } from '../../lib/activator/activator';
 import { ACTIVATOR_PORTS } from '../../lib/idle';
 import { AUDIT_POLICY } from '../../lib/k8s-control-plane';
 import {
@@ -187,9 +186,9 @@ suite('sleep on idle and wake on request', () => {
     const answer = versionThrough(port);
     await waitFor('sl1 woken', () => annotations('sl1')['kflex.kubestellar.org/sleeping'] === undefined, 20_000);
     expect(annotations('sl1')['kflex.kubestellar.org/idle-timeout']).toBe('2m');
-    // The plane's new Pod starts: a TLS server with a certificate of the test CA stands in for its API server. It is
-    // not ready for the kubelet yet (plain /readyz: 500, the bootstrap hooks still running), but every other check
-    // passes: the activator asks that itself and splices without waiting for the probe and the EndpointSlice.
+    // The plane's new Pod starts: a TLS server with a certificate of the test CA stands in for its API server. Its
+    // endpoint is not ready yet (the kubelet's next probe and the EndpointSlice update are still to come), but its
+    // /readyz answers 200: the activator asks that itself and splices without waiting for them.
     const readyzAsked: string[] = [];
     plane = https.createServer(
       {
@@ -199,7 +198,7 @@ suite('sleep on idle and wake on request', () => {
       (req, res) => {
         if (req.url?.startsWith('/readyz')) {
           readyzAsked.push(req.url);
-          res.statusCode = req.url !== '/readyz' && req.url === WAKE_READYZ_PATH ? 200 : 500;
+          res.statusCode = req.url === '/readyz' ? 200 : 500;
           res.end();
         } else res.end(JSON.stringify({ gitVersion: 'stand-in', path: req.url }));
       },
@@ -228,7 +227,7 @@ suite('sleep on idle and wake on request', () => {
     ownSlice(false);
     // TLS end to end: the certificate verified is the server's own, and the answer is its /version.
     expect(JSON.parse(await answer)).toEqual({ gitVersion: 'stand-in', path: '/version' });
-    expect([...new Set(readyzAsked)]).toEqual([WAKE_READYZ_PATH]);
+    expect([...new Set(readyzAsked)]).toEqual(['/readyz']);
     // Awake with a ready endpoint: the activator's slice goes, the Service leads to the plane's pods again.
     ownSlice(true);
     await waitFor('activator slice of sl1 removed', () => !slice('sl1-system', 'sl1-kflex-activator'), 20_000);

@@ -3,7 +3,6 @@ import * as fs from 'fs';
 import * as https from 'https';
 import * as path from 'path';
 import { parse } from 'yaml';
-import { WAKE_READYZ_PATH } from '../../lib/activator/activator';
 import { ClusterState, kubectl, loadState, psql, runPg, eventually } from './harness';
 import { bootTenant, Tenant } from './tenant';
 
@@ -159,28 +158,6 @@ suite('a k8s tenant booted from its own synthesized spec', () => {
       watch.destroy();
     }
   }, 60_000);
-
-  test("the activator's wake readiness leaves out exactly the two bootstrap hooks, and an anonymous client may ask it", async () => {
-    const server = parse(fs.readFileSync(a.kubeconfig, 'utf8')).clusters[0].cluster.server as string;
-    const ca = fs.readFileSync(path.join(a.dir, 'pki-src', 'ca.crt'));
-    const { status, body } = await new Promise<{ status?: number; body: string }>((resolve, reject) => {
-      https
-        .get(`${server}${WAKE_READYZ_PATH}&verbose`, { ca }, (res) => {
-          let b = '';
-          res.on('data', (d) => (b += d));
-          res.on('end', () => resolve({ status: res.statusCode, body: b }));
-        })
-        .on('error', reject);
-    });
-    expect(status).toBe(200);
-    // A misspelt name would be reported as "cannot be excluded" and the real check would still be waited for.
-    expect(body).not.toMatch(/cannot be excluded/);
-    expect(body.split('\n').filter((l) => l.includes('excluded'))).toEqual([
-      '[+]poststarthook/rbac/bootstrap-roles excluded: ok',
-      '[+]poststarthook/scheduling/bootstrap-system-priority-classes excluded: ok',
-    ]);
-    expect(body).toMatch(/^\[\+\]informer-sync ok$/m);
-  });
 
   test('data survives a restart of the tenant processes and of PostgreSQL', async () => {
     k(a, ['create', 'configmap', 'survivor', '-n', 'default', '--from-literal=k=v']);
