@@ -336,7 +336,7 @@ export class K8sControlPlane extends ControlPlaneBase {
               // idle connections forever by default (~18 PostgreSQL backends per idle tenant, 48 MiB). Keeping only
               // two made every start open a new TLS connection and backend for most queries: PostgreSQL then spent
               // as much CPU as the API server, and a boot cost 8.7 CPU-seconds instead of 6.2 (BENCHMARKS.md, boot).
-              // An idle tenant's 1 s poll keeps one connection warm, so at rest it still holds one or two.
+              // An idle tenant's poll (below) keeps one connection warm, so at rest it still holds one or two.
               `--datastore-max-idle-connections=${KINE_MAX_OPEN_CONNECTIONS}`,
               '--datastore-connection-max-idle-time=15s',
               // kine's poll only finds rows another kine wrote: its own writes wake its watchers at once (kine's
