@@ -13,8 +13,7 @@ import * as fs from 'fs';
 import * as https from 'https';
 import * as os from 'os';
 import * as path from 'path';
-import { parse } from 'yaml';
-import { bootTenant } from '../test/cluster/tenant';
+import { adminAccess, bootTenant } from '../test/cluster/tenant';
 import { benchPostgres, machineBusyS, median } from './common';
 import { cpuTicks, variantObjects } from './density';
 
@@ -36,14 +35,9 @@ interface Sample {
  * and of the first `[+]` of every check.
  */
 function traceReadyz(tenant: { kubeconfig: string; dir: string }): () => Record<string, number> {
-  const server = parse(fs.readFileSync(tenant.kubeconfig, 'utf8')).clusters[0].cluster.server as string;
-  const pki = path.join(tenant.dir, 'pki-src');
-  const tls = {
-    ca: fs.readFileSync(path.join(pki, 'ca.crt')),
-    cert: fs.readFileSync(path.join(pki, 'admin.crt')),
-    key: fs.readFileSync(path.join(pki, 'admin.key')),
-    timeout: 2000,
-  };
+  const access = adminAccess(tenant);
+  const server = access.server;
+  const tls = { ...access.tls, timeout: 2000 };
   const t0 = Date.now();
   const seen: Record<string, number> = {};
   let running = true;

@@ -7,8 +7,7 @@ import { execFileSync } from 'child_process';
 import * as fs from 'fs';
 import * as https from 'https';
 import * as path from 'path';
-import { parse } from 'yaml';
-import { bootTenant } from '../test/cluster/tenant';
+import { adminAccess, bootTenant } from '../test/cluster/tenant';
 import { benchPostgres } from './common';
 import { cpuTicks, rssAnonMiB, variantObjects } from './density';
 
@@ -27,8 +26,7 @@ async function main(): Promise<void> {
     const tenant = await bootTenant(state, 'prof', undefined, undefined, objects);
     await tenant.start(300_000);
     await sleep(SETTLE_S * 1000);
-    const server = parse(fs.readFileSync(tenant.kubeconfig, 'utf8')).clusters[0].cluster.server as string;
-    const pki = path.join(tenant.dir, 'pki-src');
+    const { server, tls } = adminAccess(tenant);
     const before = Object.fromEntries(Object.entries(tenant.procs).map(([c, p]) => [c, cpuTicks(p.pid)]));
     const get = (what: string, file: string) =>
       new Promise<void>((resolve, reject) => {
@@ -36,9 +34,7 @@ async function main(): Promise<void> {
           .get(
             `${server}/debug/pprof/${what}`,
             {
-              ca: fs.readFileSync(path.join(pki, 'ca.crt')),
-              cert: fs.readFileSync(path.join(pki, 'admin.crt')),
-              key: fs.readFileSync(path.join(pki, 'admin.key')),
+              ...tls,
               timeout: (IDLE_S + 30) * 1000,
             },
             (res) => {

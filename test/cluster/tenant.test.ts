@@ -2,9 +2,8 @@ import { execFileSync } from 'child_process';
 import * as fs from 'fs';
 import * as https from 'https';
 import * as path from 'path';
-import { parse } from 'yaml';
 import { ClusterState, kubectl, loadState, psql, runPg, eventually } from './harness';
-import { bootTenant, Tenant } from './tenant';
+import { adminAccess, bootTenant, Tenant } from './tenant';
 
 const state: ClusterState = loadState();
 const suite = state.skipped ? describe.skip : describe;
@@ -116,13 +115,7 @@ suite('a k8s tenant booted from its own synthesized spec', () => {
   });
 
   test("a watch sees the tenant's own writes at once, though a single replica's kine polls only every 10 s", async () => {
-    const server = parse(fs.readFileSync(a.kubeconfig, 'utf8')).clusters[0].cluster.server as string;
-    const pki = path.join(a.dir, 'pki-src');
-    const tls = {
-      ca: fs.readFileSync(path.join(pki, 'ca.crt')),
-      cert: fs.readFileSync(path.join(pki, 'admin.crt')),
-      key: fs.readFileSync(path.join(pki, 'admin.key')),
-    };
+    const { server, tls } = adminAccess(a);
     const ns = '/api/v1/namespaces/default/configmaps';
     const rv = JSON.parse(k(a, ['get', '--raw', `${ns}?limit=1`]).stdout).metadata.resourceVersion;
     const seen = new Map<string, number>();

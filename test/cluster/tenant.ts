@@ -77,6 +77,25 @@ export interface Tenant {
   stop: () => Promise<void>;
 }
 
+/**
+ * A booted tenant's API server URL and the admin's client TLS options, for raw HTTPS requests (watches, pprof,
+ * /readyz?verbose) that kubectl does not make. Reads the openssl-made PKI, so not for tenants booted with `minted`.
+ */
+export function adminAccess(t: Pick<Tenant, 'kubeconfig' | 'dir'>): {
+  server: string;
+  tls: { ca: Buffer; cert: Buffer; key: Buffer };
+} {
+  const pki = path.join(t.dir, 'pki-src');
+  return {
+    server: parse(fs.readFileSync(t.kubeconfig, 'utf8')).clusters[0].cluster.server as string,
+    tls: {
+      ca: fs.readFileSync(path.join(pki, 'ca.crt')),
+      cert: fs.readFileSync(path.join(pki, 'admin.crt')),
+      key: fs.readFileSync(path.join(pki, 'admin.key')),
+    },
+  };
+}
+
 /** Secrets the runtime controller minted for a tenant, used instead of openssl-made test PKI. */
 export interface MintedTenantSecrets {
   /** Data of Secret `k8s-certs`. */
