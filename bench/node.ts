@@ -68,8 +68,8 @@ async function main(): Promise<void> {
       }
     };
     /**
-     * Where the seconds went (Kubernetes timestamps, 1 s resolution; container log lines, finer): the database Job, the Secrets the controller
-     * mints, the API server Pod's scheduling, container starts and readiness, KCM, and the ControlPlane's Ready.
+     * Where the seconds went (Kubernetes timestamps, 1 s resolution; container log lines, finer): the database the
+     * controller makes, the Secrets it mints, the API server Pod's scheduling, container starts and readiness, KCM, and the ControlPlane's Ready.
      */
     const trace = (name: string, t0: number) => {
       const ns = `${name}-system`;
@@ -98,9 +98,15 @@ async function main(): Promise<void> {
             ?.split(' ')[0],
         );
       const logCount = (p: any, c: string, re: RegExp) => logs(p, c).filter((l) => re.test(l)).length;
-      const job = JSON.parse(
-        k(['get', 'job', '-n', 'kubeflex-system', `db-${name}`, '-o', 'json', '--ignore-not-found']) || '{}',
+      // The controller's last write of the credentials Secret is the one recording the database it made.
+      const creds = JSON.parse(
+        k(['get', 'secret', '-n', 'kubeflex-system', `${name}-db-credentials`, '-o', 'json', '--ignore-not-found']) ||
+          '{}',
       );
+      const lastWrite = (creds.metadata?.managedFields ?? [])
+        .map((f: any) => f.time as string)
+        .sort()
+        .pop();
       const secrets = JSON.parse(k(['get', 'secrets', '-n', ns, '-o', 'json'])).items;
       const secret = (n: string) => at(secrets.find((x: any) => x.metadata.name === n)?.metadata.creationTimestamp);
       const api = pod('kube-apiserver');
@@ -110,8 +116,8 @@ async function main(): Promise<void> {
       const count = (reason: string) =>
         events.filter((e: any) => e.reason === reason).reduce((a: number, e: any) => a + (e.count ?? 1), 0);
       const steps: [string, number][] = [
-        ['job started', at(job.status?.startTime)],
-        ['job done', at(job.status?.completionTime)],
+        ['credentials secret', at(creds.metadata?.creationTimestamp)],
+        ['database made', creds.data?.provisioned ? at(lastWrite) : NaN],
         ['kine-postgres secret', secret('kine-postgres')],
         ['k8s-certs secret', secret('k8s-certs')],
         ['api pod created', at(api?.metadata.creationTimestamp)],

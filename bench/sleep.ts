@@ -74,7 +74,7 @@ async function main(): Promise<void> {
     await sleep(20_000);
     const before = await hostingCost();
 
-    // N tenants, asleep from the start: their database is made (a Job each), no API server Pod runs.
+    // N tenants, asleep from the start: the controller makes their databases, no API server Pod runs.
     const t0 = Date.now();
     for (let i = 0; i < names.length; i += 20) {
       const items = names.slice(i, i + 20).flatMap((n) => synthTenant(n, { sleeping: true }));

@@ -221,8 +221,7 @@ export function addHookApplierPolicy(scope: Construct, opts: { readonly user: st
  * made", this policy does. It writes only
  * - Namespaces `<cp>-system` carrying its mark (a ControlPlane UID) and a Pod Security level below privileged, whose
  *   mark, type and labels never change afterwards;
- * - namespaced objects inside such a namespace, carrying the same mark (and the database Jobs `db-<cp>` in
- *   kubeflex-system, marked);
+ * - namespaced objects inside such a namespace, carrying the same mark;
  * - updates only of objects that already carry the same mark: nothing it did not make is taken over, and no Secret or
  *   workload of anyone else is patched (a PATCH answers with the whole object, so patching is reading);
  * - no pod-running workload in the namespace of a host plane;
@@ -268,9 +267,8 @@ export function addMaterializerPolicy(
       },
       {
         expression:
-          `${NO_NAMESPACE} || request.kind.kind == 'Namespace' || (${mark('object')} && ((request.namespace == '${HOSTING_NAMESPACE}' && ` +
-          `request.kind.kind == 'Job' && object.metadata.name.startsWith('db-')) || ` +
-          `(namespaceObject != null && ${mark('namespaceObject')} && ${markOf('namespaceObject')} == ${markOf('object')})))`,
+          `${NO_NAMESPACE} || request.kind.kind == 'Namespace' || (${mark('object')} && ` +
+          `namespaceObject != null && ${mark('namespaceObject')} && ${markOf('namespaceObject')} == ${markOf('object')})`,
         messageExpression: refused('it writes only inside a namespace it made, with the mark of that namespace'),
         reason: 'Forbidden',
       },

@@ -11,7 +11,6 @@ import { checkIdleTimeout } from './idle';
 import { HOSTING_NAMESPACE } from './names';
 import { HostingApiEgress } from './network-policy';
 import type { PostCreateHook } from './post-create-hook';
-import { IMAGES } from './versions';
 
 /** A Gateway API Gateway that exposes control planes: the parent of their TLS passthrough TLSRoutes. */
 export interface GatewayParent {
@@ -114,11 +113,7 @@ export interface KubeflexHostingAttributes {
  * The attributes a `kubeflex-config` ConfigMap's data describes (the ConfigMap decoding beside the typed import);
  * throws KubeflexConfigError naming `where` and the bad key.
  */
-export function hostingAttributesFromConfig(
-  where: string,
-  config: Record<string, string>,
-  postgresClientImage: string = IMAGES.postgres,
-): KubeflexHostingAttributes {
+export function hostingAttributesFromConfig(where: string, config: Record<string, string>): KubeflexHostingAttributes {
   let c: ReturnType<typeof decodeHostingConfig>;
   try {
     c = decodeHostingConfig(config);
@@ -148,7 +143,6 @@ export function hostingAttributesFromConfig(
       passwordSecretKey: pg.passwordKey,
       sslMode: pg.sslMode as PostgresSslMode,
       ...(pg.ca ? { ca: { secretName: pg.ca.secret, key: pg.ca.key } } : {}),
-      clientImage: postgresClientImage,
     },
   };
 }
@@ -157,8 +151,6 @@ export function hostingAttributesFromConfig(
 export interface KubeflexHostingFromConfigProps {
   /** The data of ConfigMap `kubeflex-system/kubeflex-config` of the install (as written by KubeflexHosting). */
   readonly config: Record<string, string>;
-  /** Image whose `psql` runs tenants' database Jobs. @default IMAGES.postgres */
-  readonly postgresClientImage?: string;
 }
 
 /**

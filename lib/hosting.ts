@@ -9,7 +9,7 @@ import {
   addMaterializerPolicy,
 } from './admission';
 import { API_GROUP, controlPlaneCrd, POST_CREATE_HOOK_CRD } from './crds';
-import { addBundledPostgres, addProvisionScript, PostgresOptions } from './datastore/bundled-postgres';
+import { addBundledPostgres, PostgresOptions } from './datastore/bundled-postgres';
 import {
   bundledPostgresEndpoint,
   checkPostgresChoice,
@@ -59,7 +59,6 @@ export { HOSTING_CONFIGMAP, POSTGRES_NAME, POSTGRES_PASSWORD_KEY };
 export * from './hosting-face';
 export type { ExternalPostgresOptions } from './datastore/endpoint';
 export type { PostgresOptions } from './datastore/bundled-postgres';
-export { DB_PROVISION_CONFIGMAP, DB_PROVISION_SQL } from './datastore/provision';
 
 /** Props of KubeflexHosting. */
 export interface KubeflexHostingProps {
@@ -230,11 +229,7 @@ export class KubeflexHosting extends HostingRegistry implements IKubeflexHosting
    */
   public static fromConfig(scope: Construct, id: string, props: KubeflexHostingFromConfigProps): IKubeflexHosting {
     const where = `KubeflexHosting.fromConfig "${scope.node.path ? `${scope.node.path}/` : ''}${id}"`;
-    return new ImportedKubeflexHosting(
-      scope,
-      id,
-      hostingAttributesFromConfig(where, props.config, props.postgresClientImage),
-    );
+    return new ImportedKubeflexHosting(scope, id, hostingAttributesFromConfig(where, props.config));
   }
 
   /**
@@ -317,7 +312,7 @@ export class KubeflexHosting extends HostingRegistry implements IKubeflexHosting
     this.postgres = props.externalPostgres
       ? externalPostgresEndpoint(where, props.externalPostgres, props.postgresSslMode)
       : bundled
-        ? bundledPostgresEndpoint(where, postgresImage, props.postgresSslMode)
+        ? bundledPostgresEndpoint(where, props.postgresSslMode)
         : undefined;
 
     new kplus.Namespace(this, 'Namespace', {
@@ -378,7 +373,6 @@ export class KubeflexHosting extends HostingRegistry implements IKubeflexHosting
     this.addTrust(hostGroups);
     if (bundled) addBundledPostgres(this, this.constructName, props.postgres ?? {}, postgresImage);
     hostingNetworkPolicies(this, bundled, this.withMaterializer);
-    if (this.postgres) addProvisionScript(this);
   }
 
   private addControllerRbac(): void {
@@ -423,8 +417,6 @@ export class KubeflexHosting extends HostingRegistry implements IKubeflexHosting
     const tenant = new kplus.ClusterRole(this, 'ControllerTenantRole', { metadata: { name: CONTROLLER_TENANT_ROLE } });
     tenant.allow(['get', 'list', 'watch', 'create', 'update', 'patch', 'delete'], kplus.ApiResource.SECRETS);
     tenant.allow(['get', 'list', 'watch'], kplus.ApiResource.SERVICES, kplus.ApiResource.CONFIG_MAPS);
-    // The database Job of a deleted ControlPlane (in kubeflex-system).
-    tenant.allow(['delete'], kplus.ApiResource.JOBS);
     // Sleep and wake: the replicas of the plane's workloads, and whether the activator serves its Service yet.
     tenant.allow(
       ['patch'],
@@ -511,7 +503,7 @@ export class KubeflexHosting extends HostingRegistry implements IKubeflexHosting
 
   /**
    * The materializer: its own ServiceAccount and RBAC, the least that applying our tenants' objects needs. It writes
-   * (create, patch) but never reads what it writes, except namespaces and the database Jobs it checks before applying.
+   * (create, patch) but never reads what it writes, except the namespaces it checks before applying.
    */
   private addMaterializer(image: string, hookRoles: string[]): void {
     const sa = new kplus.ServiceAccount(this, 'MaterializerServiceAccount', {
@@ -545,11 +537,11 @@ export class KubeflexHosting extends HostingRegistry implements IKubeflexHosting
       role,
     });
     binding.addSubjects(sa);
-    // Before applying, it checks that the database Job `db-<name>` is its own (reads kubeflex-config too).
+    // It reads kubeflex-config, the install's settings its synthesis needs.
     const hostingRole = new kplus.Role(this, 'MaterializerHostingRole', {
       metadata: { name: MATERIALIZER_NAME, namespace: HOSTING_NAMESPACE },
     });
-    hostingRole.allow(['get'], kplus.ApiResource.JOBS, kplus.ApiResource.CONFIG_MAPS);
+    hostingRole.allow(['get'], kplus.ApiResource.CONFIG_MAPS);
     new kplus.RoleBinding(this, 'MaterializerHostingRoleBinding', {
       metadata: { name: MATERIALIZER_NAME, namespace: HOSTING_NAMESPACE },
       role: hostingRole,

@@ -4,7 +4,6 @@ import { Construct } from 'constructs';
 import { ControlPlaneSpecType } from '../imports/tenancy.kflex.kubestellar.org';
 import { ControlPlaneBase, ControlPlaneProps, waitForApiserver } from './control-plane';
 import { datastoreOf, PostgresEndpoint } from './datastore/endpoint';
-import { addTenantDatabaseJob, PG_CA_DIR } from './datastore/provision-job';
 import { checkDnsSubdomain, checkInteger, KubeflexConfigError } from './errors';
 import {
   K8sExtraArgs,
@@ -107,6 +106,8 @@ const SINGLE_KINE_POLL = '10s';
 /** kine listens here, on loopback only: it has no authentication, so nothing outside the pod may reach it. */
 export const KINE_LISTEN_ADDRESS = '127.0.0.1:2379';
 export { K8S_SECRETS };
+/** CA certificate of the tenant's PostgreSQL, in kine. */
+const PG_CA_DIR = '/etc/postgresql-ca';
 const PKI = '/etc/kubernetes/pki';
 const CM_KUBECONFIG_DIR = '/etc/kubernetes/cm';
 const ENCRYPTION_DIR = '/etc/kubernetes/encryption';
@@ -183,8 +184,6 @@ export class K8sControlPlane extends ControlPlaneBase {
   public readonly controllerManager: kplus.Deployment;
   /** The Service `<name>` (443 -> kube-apiserver). */
   public readonly service: kplus.Service;
-  /** The Job that creates the tenant's database and role (in `kubeflex-system`). */
-  public readonly databaseJob: kplus.Job;
   /** The Kubernetes release the tenant runs. */
   public readonly kubernetesRelease: KubernetesRelease & { readonly minor: string };
   private goEnv: Record<string, kplus.EnvValue> = {};
@@ -228,7 +227,6 @@ export class K8sControlPlane extends ControlPlaneBase {
     this.componentReplicas = this.replicas === 0 ? 0 : replicas;
     this.recordAwakeReplicas(replicas);
 
-    this.databaseJob = addTenantDatabaseJob(this, this.names, postgres);
     const certs = kplus.Secret.fromSecretName(this, 'Certs', K8S_SECRETS.certs);
     const sizes = resolveK8sResources(this.constructName, props.size, props.resources);
     const goGc = props.goGc ?? DEFAULT_GOGC;

@@ -50,10 +50,8 @@ export interface TenantNames {
   readonly database: string;
   /** PostgreSQL login role owning the database (same identifier as the database). */
   readonly databaseRole: string;
-  /** Secret in the hosting namespace with the tenant's database credentials, read by the provisioning Job. */
+  /** Secret in the hosting namespace with the tenant's database credentials, the controller's record of them. */
   readonly hostingDatabaseSecret: string;
-  /** Job in the hosting namespace that creates the tenant's database and role. */
-  readonly provisionJob: string;
   /** External planes: the bootstrap kubeconfig Secret in the hosting namespace, `<name>-bootstrap`. */
   readonly bootstrapSecret: string;
   /** Entries of the plane in a kubeconfig: cluster `<name>-cluster`, user `<name>-admin`, context `<name>`. */
@@ -105,7 +103,6 @@ export function tenantNames(name: string, construct = 'ControlPlane', prop = 'na
     database,
     databaseRole: database,
     hostingDatabaseSecret: `${name}-db-credentials`,
-    provisionJob: `db-${name}`,
     bootstrapSecret: bootstrapSecretName(name),
     kubeconfig: kubeconfigEntryNames(name),
     host: (domain: string) => `${name}.${domain}`,

@@ -14,7 +14,6 @@ export const POD_LABELS = {
   controller: { app: 'kubeflex-controller-manager' },
   materializer: { app: 'kubeflex-materializer' },
   postgres: { 'app.kubernetes.io/name': 'postgresql' },
-  dbProvision: { 'app.kubernetes.io/component': 'db-provision' },
   apiserver: { app: 'kube-apiserver' },
   activator: { app: 'kubeflex-activator' },
 } as const;
@@ -53,7 +52,7 @@ function policy(
   return new kplus.k8s.KubeNetworkPolicy(scope, id, { metadata: { name, namespace }, spec });
 }
 
-/** kubeflex-system: deny all, then PostgreSQL from kine, the database Jobs and the controller; DNS; controller out. */
+/** kubeflex-system: deny all, then PostgreSQL from kine and the controller; DNS; controller out. */
 export function hostingNetworkPolicies(scope: Construct, withPostgres: boolean, withMaterializer = false): void {
   const n = HOSTING_NAMESPACE;
   policy(scope, 'DefaultDeny', n, 'default-deny', { podSelector: {}, policyTypes: ['Ingress', 'Egress'] });
@@ -80,15 +79,10 @@ export function hostingNetworkPolicies(scope: Construct, withPostgres: boolean, 
     policyTypes: ['Ingress'],
     ingress: [
       {
-        from: [TENANT_KINE, CONTROLLER, { podSelector: { matchLabels: POD_LABELS.dbProvision } }],
+        from: [TENANT_KINE, CONTROLLER],
         ports: [tcp(5432)],
       },
     ],
-  });
-  policy(scope, 'AllowDbProvision', n, 'allow-db-provision', {
-    podSelector: { matchLabels: POD_LABELS.dbProvision },
-    policyTypes: ['Egress'],
-    egress: [{ to: [{ podSelector: { matchLabels: POD_LABELS.postgres } }], ports: [tcp(5432)] }],
   });
 }
 

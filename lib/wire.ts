@@ -37,8 +37,13 @@ export const TENANT_DATABASE_MARK = 'kubeflex tenant database';
 export const TENANT_DATABASE_MARK_PREFIX = 'kubeflex:';
 /** The comment on the database of the ControlPlane with `uid`: a later plane of the same name never inherits it. */
 export const tenantDatabaseMark = (uid: string) => `${TENANT_DATABASE_MARK_PREFIX}${uid}`;
-/** Key of `<cp>-db-credentials` holding that mark (the provisioning Job reads it as TENANT_DB_MARK). */
+/** Key of `<cp>-db-credentials` holding that mark (the controller comments the database with it). */
 export const TENANT_DATABASE_MARK_KEY = 'mark';
+/**
+ * Key of `<cp>-db-credentials` the controller writes once it made the role and database with that password and mark
+ * (a digest of both): its presence lets the plane get its finalizer, its absence makes the next pass provision.
+ */
+export const TENANT_DATABASE_PROVISIONED_KEY = 'provisioned';
 
 /**
  * Shared-database limits per tenant (security review M7): connections of the tenant role (kine opens at most

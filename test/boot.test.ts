@@ -20,7 +20,6 @@ describe('constructs', () => {
       // The selector does not use the label: the Deployment's Pods stay the same set.
       expect(find(objects, 'Deployment', name).spec.selector.matchLabels).toEqual({ app: name });
     }
-    expect(find(objects, 'Job', 'db-cp1').spec.template.spec.schedulingGates).toBeUndefined();
   });
 
   test('bootSlots 0: no gate, no label, and the ConfigMap has no key', () => {

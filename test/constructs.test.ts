@@ -283,7 +283,6 @@ describe('K8sControlPlane', () => {
       'Namespace//cp1-system',
       'ResourceQuota/cp1-system/kubeflex-plane',
       'RoleBinding/cp1-system/kubeflex-controller',
-      'Job/kubeflex-system/db-cp1',
       'ConfigMap/cp1-system/audit-policy',
       'Deployment/cp1-system/kube-apiserver',
       'Deployment/cp1-system/kube-controller-manager',
@@ -438,21 +437,22 @@ describe('K8sControlPlane', () => {
     }
   });
 
-  test('database Job runs in kubeflex-system with both passwords from Secrets', () => {
-    const job = find(synth(make()), 'Job', 'db-cp1');
-    const c = job.spec.template.spec.containers[0];
-    expect(c.command).toEqual(['psql']);
-    expect(c.args).toContain('--set=tenant_db=cp1');
-    expect(c.env.slice(0, 2)).toEqual([
-      { name: 'PGPASSWORD', valueFrom: { secretKeyRef: { name: 'postgres-postgresql', key: 'postgres-password' } } },
-      { name: 'TENANT_DB_PASSWORD', valueFrom: { secretKeyRef: { name: 'cp1-db-credentials', key: 'password' } } },
-    ]);
+  test('no object of a tenant refers to the PostgreSQL superuser: the controller makes its database, kine reads its own password', () => {
+    const objects = synth(make());
+    expect(objects.some((o) => o.kind === 'Job')).toBe(false);
+    expect(JSON.stringify(objects)).not.toMatch(/postgres-postgresql"|postgres-password|db-credentials/);
+    const kine = find(objects, 'Deployment', 'kube-apiserver').spec.template.spec.containers[0];
+    expect(kine.env[0]).toEqual({
+      name: 'KINE_DB_PASSWORD',
+      valueFrom: { secretKeyRef: { name: 'kine-postgres', key: 'password' } },
+    });
   });
 
   test('tenant name with dashes maps to an underscore database name', () => {
     const { app, hosting } = setup();
-    const job = find(synth(new K8sControlPlane(app, 'x', { hosting, name: 'team-a' })), 'Job', 'db-team-a');
-    expect(job.spec.template.spec.containers[0].args).toContain('--set=tenant_db=team_a');
+    const kine = find(synth(new K8sControlPlane(app, 'x', { hosting, name: 'team-a' })), 'Deployment', 'kube-apiserver')
+      .spec.template.spec.containers[0];
+    expect(kine.env[1].value).toMatch(/^postgres:\/\/team_a:\$\(KINE_DB_PASSWORD\)@[^/]+\/team_a\?/);
   });
 
   test('on OpenShift a passthrough Route replaces the Ingress', () => {
@@ -484,7 +484,22 @@ describe('K8sControlPlane', () => {
     );
     const kine = find(objects, 'Deployment', 'kube-apiserver').spec.template.spec.containers[0];
     expect(kine.env[1].value).toBe('postgres://cp1:$(KINE_DB_PASSWORD)@pg.example.com:6432/cp1?sslmode=prefer');
-    expect(find(objects, 'Job', 'db-cp1').spec.template.spec.containers[0].args).toContain('--username=admin');
+    // The controller reads where and as whom it makes tenant databases from kubeflex-config.
+    const config = find(
+      synth(
+        setup({
+          externalPostgres: { host: 'pg.example.com', port: 6432, passwordSecretName: 'pg-admin', superuser: 'admin' },
+        }).hosting,
+      ),
+      'ConfigMap',
+      'kubeflex-config',
+    ).data;
+    expect(config).toMatchObject({
+      postgresHost: 'pg.example.com',
+      postgresPort: '6432',
+      postgresSuperuser: 'admin',
+      postgresPasswordSecret: 'pg-admin',
+    });
   });
   test('the bundled PostgreSQL serves TLS with the minted certificate; clients verify it by default', () => {
     const objects = synth(make());
@@ -516,12 +531,12 @@ describe('K8sControlPlane', () => {
       postgresCaSecret: 'postgres-postgresql-tls',
       postgresCaKey: 'ca.crt',
     });
-    expect(find(objects, 'Job', 'db-cp1').spec.template.spec.containers[0].env).toEqual(
-      expect.arrayContaining([{ name: 'PGSSLROOTCERT', value: '/etc/postgresql-ca/ca.crt' }]),
+    expect(find(objects, 'Deployment', 'kube-apiserver').spec.template.spec.containers[0].env[1].value).toMatch(
+      /sslmode=verify-full&sslrootcert=\/etc\/postgresql-ca\/ca\.crt$/,
     );
   });
 
-  test('an external PostgreSQL with its CA is verified: kine and the database Job get the CA certificate only', () => {
+  test('an external PostgreSQL with its CA is verified: kine gets the CA certificate only', () => {
     const objects = synth(
       make({
         externalPostgres: { host: 'pg.example.com', passwordSecretName: 'pg-admin', caSecretName: 'pg-ca' },
@@ -537,17 +552,6 @@ describe('K8sControlPlane', () => {
     expect(kine.volumes.find((v: any) => v.name === 'postgres-ca')).toEqual({
       name: 'postgres-ca',
       secret: { secretName: 'kine-postgres', items: [{ key: 'ca.crt', path: 'ca.crt' }] },
-    });
-    const job = find(objects, 'Job', 'db-cp1').spec.template.spec;
-    expect(job.containers[0].env).toEqual(
-      expect.arrayContaining([
-        { name: 'PGSSLMODE', value: 'verify-full' },
-        { name: 'PGSSLROOTCERT', value: '/etc/postgresql-ca/ca.crt' },
-      ]),
-    );
-    expect(job.volumes.find((v: any) => v.name === 'postgres-ca')).toEqual({
-      name: 'postgres-ca',
-      secret: { secretName: 'pg-ca', items: [{ key: 'ca.crt', path: 'ca.crt' }] },
     });
   });
   test('tenant API servers store privileged Pods by default (KubeFlex, Kamaji); allowPrivileged: false turns it off', () => {

@@ -317,8 +317,8 @@ export function planK8sSecrets(
     );
   }
 
-  // One password, read by the provisioning Job (hosting namespace) and by kine (tenant namespace). The hosting copy
-  // is what the Job sets on the role, so it wins if they ever differ.
+  // One password, kept in the hosting namespace (what the controller sets on the role) and read by kine (tenant
+  // namespace). The hosting copy is the one provisioned, so it wins if they ever differ.
   const hostingCopy = lookup(HOSTING_NAMESPACE, names.hostingDatabaseSecret)?.password;
   const tenantData = lookup(ns, K8S_SECRETS.database);
   const tenantCopy = tenantData?.password;
@@ -327,7 +327,7 @@ export function planK8sSecrets(
   const caRef = config.postgres?.ca;
   const pgCa = caRef && lookup(HOSTING_NAMESPACE, caRef.secret)?.[caRef.key];
   const waitingFor = caRef && !pgCa ? `Secret ${HOSTING_NAMESPACE}/${caRef.secret} key ${caRef.key}` : undefined;
-  // The database's mark names this ControlPlane's UID (review N6): the Job refuses a database of another plane.
+  // The database's mark names this ControlPlane's UID (review N6): provisioning refuses a database of another plane.
   const mark = tenantDatabaseMark(planeUid);
   const hostingMark = lookup(HOSTING_NAMESPACE, names.hostingDatabaseSecret)?.[TENANT_DATABASE_MARK_KEY];
   if (hostingCopy !== password || hostingMark !== mark) {

@@ -3,6 +3,7 @@
 // namespaces it is bound in, so a cluster-wide Secret watch would need cluster-wide Secret access).
 import * as http from 'http';
 import { dropTenantDatabase } from '../datastore/drop';
+import { provisionTenantDatabase } from '../datastore/provision';
 import { decodeHostingConfig } from '../hosting-config';
 import { AWAKE_REPLICAS_ANNOTATION, IDLE_TIMEOUT_ANNOTATION } from '../idle';
 import { ConnectTo, GROUP_PATH, KubeClient, paths } from '../kube/client';
@@ -96,6 +97,7 @@ export class Manager {
       log: opts.log,
       now: opts.now ?? (() => new Date()),
       activity: new Map(),
+      provisionDatabase: (pg, password, db, ca) => provisionTenantDatabase(pg, password, db, connectTo, ca),
       dropDatabase: (pg, password, db, role, ca, mark) =>
         dropTenantDatabase(pg, password, db, role, connectTo, ca, mark),
       bootWaiting: (ns) => (this.bootWaiting.has(ns) ? this.bootSlots : undefined),
@@ -194,12 +196,7 @@ export class Manager {
       return;
     }
     const ns: string | undefined = obj?.metadata?.namespace;
-    if (ns === HOSTING_NAMESPACE) {
-      // A tenant's database Job: its success lets the plane get its finalizer.
-      const db = kind === 'Job' ? /^db-(.*)$/.exec(obj?.metadata?.name ?? '') : null;
-      if (db && this.cpObjects.has(db[1])) this.wake(db[1]);
-      return;
-    }
+    if (ns === HOSTING_NAMESPACE) return; // the install's own namespace, not that of a plane named "kubeflex"
     const plane = planeOfNamespace(ns);
     if (plane && this.cpObjects.has(plane)) this.wake(plane);
   }

@@ -1,11 +1,12 @@
 // What every pass over one ControlPlane shares, whatever its type: the environment, the Secrets it observed, and
 // the one writer of Secrets. The type drivers (types/) and the pass itself (reconcile.ts) build on it.
 import type { DropResult } from '../datastore/drop';
+import type { TenantDatabase } from '../datastore/provision';
 import { HostingConfig } from '../hosting-config';
 import { ConnectTo, KubeClient, paths } from '../kube/client';
 import type { Logger } from '../kube/log';
 import { CONTROL_PLANE_LABEL, HOSTING_NAMESPACE, TenantNames } from '../names';
-import { controlPlaneOwnerReference } from '../wire';
+import { controlPlaneOwnerReference, TENANT_DATABASE_PROVISIONED_KEY } from '../wire';
 import { ControlPlaneObject, MANAGED_BY, SecretData, SecretWrite } from './core';
 
 /** What a reconcile needs from its environment. */
@@ -27,6 +28,13 @@ export interface ReconcileDeps {
   readonly activity: Map<string, import('./sleep').Activity>;
   /** Boot admission: the slots in force if the API server Pod in this namespace waits for one, else undefined. */
   readonly bootWaiting?: (namespace: string) => number | undefined;
+  /** Makes a k8s tenant's role and database (idempotent; refuses what it did not make). */
+  readonly provisionDatabase: (
+    pg: NonNullable<HostingConfig['postgres']>,
+    password: string,
+    db: TenantDatabase,
+    ca: string | undefined,
+  ) => Promise<void>;
   readonly dropDatabase: (
     pg: NonNullable<HostingConfig['postgres']>,
     password: string,
@@ -105,15 +113,12 @@ export async function writeSecret(
   });
 }
 
-export const provisionJobPath = (names: TenantNames) =>
-  paths.object('batch/v1', 'Job', names.provisionJob, HOSTING_NAMESPACE)!;
-
 /** Delay until a token's renewal time (at least 1 s), or none when it has no expiry. */
 export const untilRenewal = (renewAt: Date | undefined, now: Date) =>
   renewAt ? Math.max(1000, renewAt.getTime() - now.getTime()) : undefined;
 
-/** True once the k8s tenant's database Job (`kubeflex-system/db-<name>`) has succeeded. */
+/** True once the controller made the k8s tenant's database: its credentials Secret (this plane's) records it. */
 export async function databaseProvisioned(deps: ReconcileDeps, names: TenantNames): Promise<boolean> {
-  const job = await deps.hosting.get(provisionJobPath(names));
-  return (job?.status?.succeeded ?? 0) > 0 && job?.metadata?.labels?.[CONTROL_PLANE_LABEL] === names.name;
+  const s = await deps.hosting.get(paths.secret(HOSTING_NAMESPACE, names.hostingDatabaseSecret));
+  return !!s?.data?.[TENANT_DATABASE_PROVISIONED_KEY] && s?.metadata?.labels?.[CONTROL_PLANE_LABEL] === names.name;
 }

@@ -40,7 +40,6 @@ import {
   key,
   lookupIn,
   Observed,
-  provisionJobPath,
   readSecrets,
   ReconcileDeps,
   SecretKey,
@@ -138,23 +137,7 @@ export async function reconcileControlPlane(deps: ReconcileDeps, name: string): 
       deps.hosting.get(paths.configMap(HOSTING_NAMESPACE, HOSTING_CONFIGMAP)).then((c) => c?.data),
       deps.hosting.get(paths.namespace(names.namespace)),
     ]);
-    if (needsFinalizer && mayFinalize) {
-      // Like KubeFlex, every ControlPlane gets the finalizer: `kubectl delete cp` must take the tenant's namespace
-      // (not owned by the ControlPlane: synth cannot know its UID) and, for k8s, its database with it. A k8s plane
-      // gets it only once its database Job succeeded (its driver's mayFinalize), so it never drops what it did not make.
-      const patched = await deps.hosting.request<ControlPlaneObject>(
-        'PATCH',
-        paths.controlPlane(name),
-        {
-          metadata: {
-            finalizers: [...(cp.metadata.finalizers ?? []), FINALIZER],
-            resourceVersion: cp.metadata.resourceVersion,
-          },
-        },
-        'application/merge-patch+json',
-      );
-      cp = patched;
-    }
+    if (needsFinalizer && mayFinalize) cp = await addFinalizer(deps, cp);
     // The PostCreateHooks this plane uses, read once per pass (labels to propagate, then readiness).
     const hookObjs = new Map(hookList);
     cp = await propagateHookLabels(deps, cp, [...hookObjs.values()]);
@@ -195,6 +178,13 @@ export async function reconcileControlPlane(deps: ReconcileDeps, name: string): 
     // PostgreSQL, BENCHMARKS.md), so the passes went slower, not faster.
     for (const w of step.writes ?? []) await writeSecret(deps, observed, w, cp, log);
     notReady ??= step.notReady;
+    let alsoNotReady: string | undefined;
+    if (step.after) {
+      const then = await step.after();
+      for (const w of then.writes ?? []) await writeSecret(deps, observed, w, cp, log);
+      alsoNotReady = then.notReady;
+      if (then.mayFinalize && !cp.metadata.finalizers?.includes(FINALIZER)) cp = await addFinalizer(deps, cp);
+    }
 
     // Asleep: Secrets are still kept current (above), but nothing is probed; its API is down on purpose.
     const sleeping =
@@ -218,6 +208,8 @@ export async function reconcileControlPlane(deps: ReconcileDeps, name: string): 
         notReady = api?.why;
         apiPending = !!api?.apiPending;
       }
+      // A database not made yet is said first; what the workload waits for (a boot slot, say) is still said after it.
+      if (alsoNotReady) notReady = notReady ? `${alsoNotReady}; ${notReady}` : alsoNotReady;
       for (const use of hookUses(cp)) hooks.push(await hookState(deps, cp, names, use, hookObjs.get(use.hookName)));
       const idleMs = idleTimeoutMs(cp, config);
       const incluster = kubeconfig?.[secretRef.inClusterKey];
@@ -462,6 +454,26 @@ async function recordEvent(deps: ReconcileDeps, cp: ControlPlaneObject, type: st
   });
 }
 
+/**
+ * Like KubeFlex, every ControlPlane gets the finalizer: `kubectl delete cp` must take the tenant's namespace (not owned
+ * by the ControlPlane: synth cannot know its UID) and, for k8s, its database with it. A k8s plane gets it only once
+ * the controller made its database (its driver's mayFinalize, or its step's `after`), so it never drops what it did
+ * not make.
+ */
+function addFinalizer(deps: ReconcileDeps, cp: ControlPlaneObject): Promise<ControlPlaneObject> {
+  return deps.hosting.request<ControlPlaneObject>(
+    'PATCH',
+    paths.controlPlane(cp.metadata.name),
+    {
+      metadata: {
+        finalizers: [...(cp.metadata.finalizers ?? []), FINALIZER],
+        resourceVersion: cp.metadata.resourceVersion,
+      },
+    },
+    'application/merge-patch+json',
+  );
+}
+
 async function finalize(deps: ReconcileDeps, cp: ControlPlaneObject, log: Logger): Promise<void> {
   const name = cp.metadata.name;
   await driverFor(cp.spec?.type)?.finalize?.(deps, cp, log);
@@ -481,9 +493,8 @@ async function finalize(deps: ReconcileDeps, cp: ControlPlaneObject, log: Logger
 }
 
 /**
- * What `kubectl delete cp <name>` must take with it: the `<name>-system` namespace (everything in it goes with it)
- * and the database Job in the hosting namespace. Only objects carrying this ControlPlane's label are deleted, so a
- * namespace that merely has a matching name is left alone.
+ * What `kubectl delete cp <name>` must take with it: the `<name>-system` namespace (everything in it goes with it).
+ * Only a namespace carrying this ControlPlane's label is deleted, so one that merely has a matching name is left alone.
  */
 async function deleteTenantObjects(deps: ReconcileDeps, name: string, log: Logger): Promise<void> {
   let names: TenantNames;
@@ -502,6 +513,4 @@ async function deleteTenantObjects(deps: ReconcileDeps, name: string, log: Logge
   } else if (ns) {
     log.warn('namespace kept: it does not carry the control plane label', { namespace: names.namespace });
   }
-  const job = await deps.hosting.get(provisionJobPath(names));
-  if (job && owned(job)) await deps.hosting.deleteIfPresent(provisionJobPath(names));
 }

@@ -1,6 +1,5 @@
-// The datastore room: the bundled PostgreSQL of the hosting install (KubeFlex's Bitnami names kept), and the
-// ConfigMap with the provisioning script. Objects are children of the hosting chart, with the ids they always had
-// (cdk8s-plus derives selectors from construct addresses, and a StatefulSet's selector cannot change).
+// The datastore room: the bundled PostgreSQL of the hosting install (KubeFlex's Bitnami names kept). Objects are
+// children of the hosting chart, with the ids they always had (cdk8s-plus derives selectors from construct addresses, and a StatefulSet's selector cannot change).
 import { ApiObject, Duration, JsonPatch } from 'cdk8s';
 import * as kplus from 'cdk8s-plus-28';
 import { Construct } from 'constructs';
@@ -9,7 +8,6 @@ import { POSTGRES_NAME, POSTGRES_PASSWORD_KEY } from '../hosting-config';
 import { HOSTING_NAMESPACE } from '../names';
 import { resources, restrictedContainer, restrictedPod } from '../security';
 import { POSTGRES_TLS_SECRET } from '../wire';
-import { DB_PROVISION_CONFIGMAP, DB_PROVISION_SQL } from './provision';
 
 /** Where the bundled PostgreSQL reads its server certificate and key. */
 const POSTGRES_TLS_DIR = '/etc/postgresql/tls';
@@ -134,12 +132,4 @@ export function addBundledPostgres(scope: Construct, where: string, options: Pos
       mountPath: '/var/lib/postgresql/data',
     }),
   );
-}
-
-/** The provisioning script every tenant's database Job mounts (with any server). */
-export function addProvisionScript(scope: Construct): void {
-  new kplus.ConfigMap(scope, 'DbProvisionScript', {
-    metadata: { name: DB_PROVISION_CONFIGMAP, namespace: HOSTING_NAMESPACE },
-    data: { 'provision.sql': DB_PROVISION_SQL },
-  });
 }

@@ -1,29 +1,7 @@
 // The datastore room, at run time: the controller drops a deleted tenant's database and role on its server.
-import * as net from 'net';
-import type { ConnectionOptions } from 'tls';
-import { Client } from 'pg';
-import type { HostingConfig } from '../hosting-config';
-import { ConnectTo, resolveConnectTo } from '../kube/client';
+import type { ConnectTo } from '../kube/client';
 import { TENANT_DATABASE_MARK, TENANT_DATABASE_MARK_PREFIX, TENANT_ROLE_GROUP } from '../wire';
-
-/**
- * TLS options as libpq's sslmode means them. node-postgres cannot fall back from TLS like `prefer`/`allow`; those
- * connect without TLS. `verify-ca`/`verify-full` trust only the configured CA (review M2), and verify the host name
- * the configuration names even when `--connect-to` sends the connection elsewhere.
- */
-export function sslOptions(mode: string, host: string, ca?: string): false | ConnectionOptions {
-  if (mode === 'require') return { rejectUnauthorized: false };
-  if (mode === 'verify-ca' || mode === 'verify-full') {
-    if (!ca) throw new Error(`sslmode ${mode} needs the PostgreSQL CA certificate, which is not configured`);
-    return {
-      ca,
-      rejectUnauthorized: true,
-      servername: net.isIP(host) ? undefined : host,
-      ...(mode === 'verify-ca' ? { checkServerIdentity: () => undefined } : {}),
-    };
-  }
-  return false;
-}
+import { PostgresServer, superuserClient } from './connect';
 
 /** What dropTenantDatabase did: objects not created by the provisioner are never dropped. */
 export interface DropResult {
@@ -40,7 +18,7 @@ export interface DropResult {
  * already be gone.
  */
 export async function dropTenantDatabase(
-  pg: NonNullable<HostingConfig['postgres']>,
+  pg: PostgresServer,
   password: string,
   database: string,
   role: string,
@@ -48,18 +26,7 @@ export async function dropTenantDatabase(
   ca?: string,
   mark?: string,
 ): Promise<DropResult> {
-  const { host, port } = resolveConnectTo(connectTo, pg.host, pg.port);
-  const client = new Client({
-    host,
-    port,
-    user: pg.superuser,
-    password,
-    database: 'postgres',
-    ssl: sslOptions(pg.sslMode, pg.host, ca),
-    connectionTimeoutMillis: 10_000,
-    application_name: 'kubeflex-controller',
-  });
-  await client.connect();
+  const client = await superuserClient(pg, password, connectTo, ca);
   try {
     const roles = await client.query(
       `SELECT

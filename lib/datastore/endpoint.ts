@@ -6,10 +6,9 @@ import { isConfigKey } from '../api-validation';
 import { checkDnsSubdomain, checkInteger, KubeflexConfigError } from '../errors';
 import { POSTGRES_NAME, POSTGRES_PASSWORD_KEY } from '../hosting-config';
 import { HOSTING_NAMESPACE, TenantNames } from '../names';
-import { IMAGES } from '../versions';
 import { POSTGRES_CA_KEY, POSTGRES_TLS_SECRET } from '../wire';
 
-/** libpq `sslmode` used by kine and the provisioning Jobs. */
+/** libpq `sslmode` used by kine and the controller. */
 export type PostgresSslMode = 'disable' | 'allow' | 'prefer' | 'require' | 'verify-ca' | 'verify-full';
 
 /** Where k8s-type tenants find their PostgreSQL, resolved once by KubeflexHosting. */
@@ -18,7 +17,7 @@ export interface PostgresEndpoint {
   readonly host: string;
   /** TCP port. */
   readonly port: number;
-  /** Role used to provision tenant databases. */
+  /** Role the controller makes and drops tenant databases as. */
   readonly superuser: string;
   /** Secret in `kubeflex-system` holding that role's password. */
   readonly passwordSecretName: string;
@@ -28,8 +27,6 @@ export interface PostgresEndpoint {
   readonly sslMode: PostgresSslMode;
   /** Secret in `kubeflex-system` and key holding the CA that signed the server's certificate, when known. */
   readonly ca?: { readonly secretName: string; readonly key: string };
-  /** Image whose `psql` runs the provisioning Jobs. */
-  readonly clientImage: string;
 }
 
 /** An existing PostgreSQL server to use instead of the bundled one. */
@@ -46,7 +43,7 @@ export interface ExternalPostgresOptions {
   readonly passwordSecretKey?: string;
   /**
    * Secret in `kubeflex-system` with the CA certificate (PEM) that signed the server's certificate. With it, kine, the
-   * provisioning Jobs and the controller verify the server (`verify-full` by default).
+   * and the controller verify the server (`verify-full` by default).
    * @default - none: the server is not verified, and sslMode defaults to "prefer"
    */
   readonly caSecretName?: string;
@@ -106,11 +103,7 @@ export function sslModeFor(where: string, requested: PostgresSslMode | undefined
 }
 
 /** The bundled server, reached through its Service, verified with the CA the controller mints. */
-export function bundledPostgresEndpoint(
-  where: string,
-  image: string,
-  mode: PostgresSslMode | undefined,
-): PostgresEndpoint {
+export function bundledPostgresEndpoint(where: string, mode: PostgresSslMode | undefined): PostgresEndpoint {
   return {
     host: `${POSTGRES_NAME}.${HOSTING_NAMESPACE}.svc`,
     port: 5432,
@@ -119,7 +112,6 @@ export function bundledPostgresEndpoint(
     passwordSecretKey: POSTGRES_PASSWORD_KEY,
     sslMode: sslModeFor(where, mode, true),
     ca: { secretName: POSTGRES_TLS_SECRET, key: POSTGRES_CA_KEY },
-    clientImage: image,
   };
 }
 
@@ -153,6 +145,5 @@ export function externalPostgresEndpoint(
     passwordSecretName: ext.passwordSecretName,
     passwordSecretKey: ext.passwordSecretKey ?? POSTGRES_PASSWORD_KEY,
     sslMode: sslModeFor(where, mode, ca),
-    clientImage: IMAGES.postgres,
   };
 }

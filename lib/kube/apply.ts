@@ -128,7 +128,6 @@ async function waitEstablished(client: KubeClient, path: string): Promise<void> 
 
 /** Kinds kflex may have created for a control plane outside its namespace, plus the namespace itself. */
 const SWEPT: { path: string; namespaced?: boolean }[] = [
-  { path: '/apis/batch/v1/namespaces/kubeflex-system/jobs' },
   { path: '/api/v1/namespaces/kubeflex-system/secrets' },
   { path: '/api/v1/namespaces/kubeflex-system/configmaps' },
   { path: '/api/v1/namespaces/kubeflex-system/serviceaccounts' },

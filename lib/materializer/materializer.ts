@@ -35,7 +35,7 @@ class Refused extends Error {}
 
 /**
  * One pass for one ControlPlane. Returns what happened, for logs and tests. Nothing is applied unless every check
- * passed: the spec synthesizes, and neither the tenant namespace nor the database Job exists for anyone else.
+ * passed: the spec synthesizes, and the tenant namespace exists for no one else.
  */
 export async function materializeOne(client: KubeClient, name: string, log: Logger): Promise<string> {
   const cp = await client.get<BareControlPlane & { metadata: { uid: string; deletionTimestamp?: string } }>(

@@ -237,7 +237,6 @@ suite('server-side apply on a real kube-apiserver', () => {
     expect(names('kubeflex-system')).toEqual([
       'allow-activator',
       'allow-controller',
-      'allow-db-provision',
       'allow-dns',
       'allow-materializer',
       'allow-postgres',
@@ -264,7 +263,8 @@ suite('server-side apply on a real kube-apiserver', () => {
       list.find((p: any) => p.metadata.namespace === ns && p.metadata.name === n).spec;
     for (const ns of ['kubeflex-system', 'cp1-system', 'cp2-system', 'cp4-system', 'ext1-system'])
       expect(get(ns, 'default-deny')).toEqual({ podSelector: {}, policyTypes: ['Ingress', 'Egress'] });
-    // PostgreSQL: only kine pods of tenant namespaces, the controller and the database Jobs, only on 5432.
+    // PostgreSQL: only kine pods of tenant namespaces and the controller (which makes and drops their databases),
+    // only on 5432.
     const pg = get('kubeflex-system', 'allow-postgres');
     expect(pg.ingress).toHaveLength(1);
     expect(pg.ingress[0].ports).toEqual([{ protocol: 'TCP', port: 5432 }]);
@@ -279,7 +279,6 @@ suite('server-side apply on a real kube-apiserver', () => {
         namespaceSelector: { matchLabels: { 'kubernetes.io/metadata.name': 'kubeflex-system' } },
         podSelector: { matchLabels: { app: 'kubeflex-controller-manager' } },
       },
-      { podSelector: { matchLabels: { 'app.kubernetes.io/component': 'db-provision' } } },
     ]);
     // The tenant API: from the controller, the ingress controller's namespace, hook pods of planes whose
     // admin-written hooks declare control-planes egress, and the activator; on the API port only.
@@ -301,11 +300,8 @@ suite('server-side apply on a real kube-apiserver', () => {
       }),
     ]);
     expect(api.ingress[0].ports).toEqual([{ protocol: 'TCP', port: 9444 }]);
-    // The database Job's pods carry the label the PostgreSQL policy admits.
-    expect(
-      JSON.parse(kubectl(state, ['get', 'job', '-n', 'kubeflex-system', 'db-cp1', '-o', 'json']).stdout).spec.template
-        .metadata.labels,
-    ).toMatchObject({ 'app.kubernetes.io/component': 'db-provision' });
+    // No Pod in kubeflex-system makes databases any more: nothing synthesized runs psql as the superuser.
+    expect(kubectl(state, ['get', 'jobs', '-n', 'kubeflex-system', '-o', 'name']).stdout.trim()).toBe('');
   });
 
   test.each([

@@ -298,7 +298,7 @@ suite('runtime controller on a real API server', () => {
     expect(new X509Certificate(Buffer.from(cm.users[0].user['client-certificate-data'], 'base64')).subject).toBe(
       'CN=system:kube-controller-manager',
     );
-    // The database password: one value where the provisioning Job and kine read it, nowhere in a manifest.
+    // The database password: one value where the controller keeps it and kine reads it, nowhere in a manifest.
     const db = await waitFor('db credentials', () => secret('kubeflex-system', 't1-db-credentials'));
     expect(db.password).toHaveLength(32);
     expect((await waitFor('kine-postgres', () => secret('t1-system', 'kine-postgres'))).password).toBe(db.password);
@@ -327,8 +327,12 @@ suite('runtime controller on a real API server', () => {
 
   test('status walks Synced -> Unavailable -> WaitingForPostCreateHooks -> Available, with a kubeconfig that reaches the tenant', async () => {
     await waitFor('t1 Synced', () => condition('t1', 'Synced') === 'True/ReconcileSuccess');
-    expect(condition('t1', 'Ready')).toMatch(
-      /^False\/Unavailable: Deployment t1-system\/kube-apiserver: 0\/1 replicas ready/,
+    // The controller reaches the test server (verify-full against its CA), but the superuser password it minted for
+    // the bundled PostgreSQL is not the test server's yet: the plane says why it has no database, then what else waits.
+    await waitFor('the database reason', () =>
+      /^False\/Unavailable: database t1 on postgres-postgresql\.kubeflex-system\.svc:5432 not provisioned: password authentication failed for user "postgres"; Deployment t1-system\/kube-apiserver: 0\/1 replicas ready/.test(
+        condition('t1', 'Ready'),
+      ),
     );
     const cp = json(['get', 'cp', 't1']);
     expect(cp.status.secretRef).toEqual({
@@ -338,10 +342,44 @@ suite('runtime controller on a real API server', () => {
       inClusterKey: 'kubeconfig-incluster',
     });
     expect(cp.status.observedGeneration).toBe(cp.metadata.generation);
-    // No finalizer before the database Job succeeded: a plane that never provisioned must drop nothing (H2).
+    // No finalizer before the database was made: a plane that never provisioned must drop nothing (H2).
     expect(cp.metadata.finalizers).toBeUndefined();
+    expect(secret('kubeflex-system', 't1-db-credentials')!.provisioned).toBeUndefined();
 
-    // Boot the tenant from its synthesized Deployments with exactly what the controller minted.
+    // The controller connects as the superuser whose password it minted: give the test server that role, as the
+    // bundled Postgres image does from the Secret at first start. The controller then makes t1's role and database.
+    const pg = { pgPort: state.pgPort, pgSocketDir: state.pgSocketDir };
+    const superPassword = secret('kubeflex-system', 'postgres-postgresql')!['postgres-password'];
+    psql(
+      pg,
+      `DO $$ BEGIN IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'ctrl_super') THEN CREATE ROLE ctrl_super SUPERUSER LOGIN; END IF; END $$`,
+    );
+    psql(pg, `ALTER ROLE ctrl_super PASSWORD '${superPassword}'`);
+    k([
+      'patch',
+      'configmap',
+      '-n',
+      'kubeflex-system',
+      'kubeflex-config',
+      '--type=merge',
+      '-p',
+      JSON.stringify({ data: { postgresSuperuser: 'ctrl_super' } }),
+    ]);
+    await waitFor('finalizer after provisioning', () =>
+      (json(['get', 'cp', 't1']).metadata.finalizers ?? []).includes('kflex.kubestellar.org/finalizer'),
+    );
+    // What the controller made: the database marked with the plane's UID, and its record of it (a digest, no password).
+    expect(secret('kubeflex-system', 't1-db-credentials')!.provisioned).toMatch(/^[0-9a-f]{64}$/);
+    expect(psql(pg, "SELECT shobj_description(oid, 'pg_database') FROM pg_database WHERE datname = 't1'").trim()).toBe(
+      `kubeflex:${cp.metadata.uid}`,
+    );
+    // Its password is stored as a SCRAM verifier it computed: the text never reached the server.
+    expect(psql(pg, "SELECT rolpassword FROM pg_authid WHERE rolname = 't1'").trim()).toMatch(/^SCRAM-SHA-256\$4096:/);
+    expect(condition('t1', 'Ready')).toMatch(
+      /^False\/Unavailable: Deployment t1-system\/kube-apiserver: 0\/1 replicas ready/,
+    );
+
+    // Boot the tenant from its synthesized Deployments with exactly what the controller minted and made.
     tenant = await bootTenant(state, 't1', {
       certs: secret('t1-system', 'k8s-certs')!,
       cmKubeconfig: secret('t1-system', 'cm-kubeconfig')!.kubeconfig,
@@ -350,13 +388,9 @@ suite('runtime controller on a real API server', () => {
       dbMark: secret('kubeflex-system', 't1-db-credentials')!.mark,
       encryptionConfig: secret('t1-system', 'encryption-config')!['encryption-config.yaml'],
       dbCa: secret('t1-system', 'kine-postgres')!['ca.crt'],
+      provisioned: true,
     });
     await tenant.start();
-    // bootTenant ran the database Job's own command; record its success as the job controller would.
-    markJobSucceeded(hosting, 'kubeflex-system', 'db-t1');
-    await waitFor('finalizer after provisioning', () =>
-      (json(['get', 'cp', 't1']).metadata.finalizers ?? []).includes('kflex.kubestellar.org/finalizer'),
-    );
     const apiPort = /127\.0\.0\.1:(\d+)/.exec(fs.readFileSync(tenant.kubeconfig, 'utf8'))![1];
     // The minted in-cluster kubeconfig, unchanged but for where to connect (TLS still checks the in-cluster name).
     const minted = parse(secret('t1-system', 'admin-kubeconfig')!['kubeconfig-incluster']);
@@ -705,24 +739,7 @@ suite('runtime controller on a real API server', () => {
     expect(psql(pg, "SELECT count(*) FROM pg_database WHERE datname = 't1'").trim()).toBe('1');
     await tenant?.stop();
     tenant = undefined;
-    // The controller connects as the superuser whose password it minted: give the test server that role, as the
-    // bundled Postgres image does from the Secret at first start.
-    const password = secret('kubeflex-system', 'postgres-postgresql')!['postgres-password'];
-    psql(
-      pg,
-      `DO $$ BEGIN IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'ctrl_super') THEN CREATE ROLE ctrl_super SUPERUSER LOGIN; END IF; END $$`,
-    );
-    psql(pg, `ALTER ROLE ctrl_super PASSWORD '${password}'`);
-    k([
-      'patch',
-      'configmap',
-      '-n',
-      'kubeflex-system',
-      'kubeflex-config',
-      '--type=merge',
-      '-p',
-      JSON.stringify({ data: { postgresSuperuser: 'ctrl_super' } }),
-    ]);
+    // The controller drops as the superuser it made t1's database as (ctrl_super, set above).
     k(['delete', 'cp', 't1', '--wait=false']);
     await waitFor('t1 gone', () => {
       try {
@@ -737,7 +754,7 @@ suite('runtime controller on a real API server', () => {
     expect(secret('kubeflex-system', 't1-db-credentials')).toBeUndefined();
     // Owner references: the garbage collector removes the minted Secrets with the ControlPlane.
     await waitFor('k8s-certs collected', () => secret('t1-system', 'k8s-certs') === undefined);
-    // `kubectl delete cp` alone takes the namespace (and all in it) and the database Job, as in KubeFlex.
+    // `kubectl delete cp` alone takes the namespace (and all in it), as in KubeFlex.
     await waitFor('t1-system gone', () => {
       try {
         k(['get', 'ns', 't1-system']);
@@ -746,7 +763,6 @@ suite('runtime controller on a real API server', () => {
         return /NotFound/.test(String(e));
       }
     });
-    expect(() => k(['get', 'job', '-n', 'kubeflex-system', 'db-t1'])).toThrow(/NotFound/);
   });
 
   test('kubectl delete cp of a host plane removes its namespace; a namespace without the plane label is kept', async () => {

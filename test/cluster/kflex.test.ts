@@ -13,7 +13,6 @@ import {
   kubectl,
   loadState,
   markDeploymentReady,
-  markJobSucceeded,
   psql,
   startCluster,
   supplyPostgresCa,
@@ -612,7 +611,9 @@ suite('kflex on a real API server', () => {
         return (
           secret('cpk-system', 'kine-postgres', 'password') &&
           secret('cpk-system', 'cm-kubeconfig', 'kubeconfig') &&
-          secret('cpk-system', 'encryption-config', 'encryption-config.yaml')
+          secret('cpk-system', 'encryption-config', 'encryption-config.yaml') &&
+          // The controller made the role and database (on the test server, as its superuser) and recorded it.
+          secret('kubeflex-system', 'cpk-db-credentials', 'provisioned')
         );
       } catch {
         return undefined;
@@ -632,14 +633,13 @@ suite('kflex on a real API server', () => {
         dbMark: secret('kubeflex-system', 'cpk-db-credentials', 'mark'),
         encryptionConfig: secret('cpk-system', 'encryption-config', 'encryption-config.yaml'),
         dbCa: secret('cpk-system', 'kine-postgres', 'ca.crt'),
+        provisioned: true,
       },
       cpkPort,
     );
     await tenant.start();
     // No kubelet: the Deployment is marked ready through its status; discovery through the minted kubeconfig is real.
     markDeploymentReady(hosting, 'cpk-system', 'kube-apiserver');
-    // bootTenant ran the database Job's own command; record its success (the finalizer follows it).
-    markJobSucceeded(hosting, 'kubeflex-system', 'db-cpk');
     const r = await run;
     expect(r).toMatchObject({ code: 0, stdout: 'control plane cpk is Ready; current context is now cpk\n' });
     const doc = userConfig();

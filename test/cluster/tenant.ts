@@ -1,5 +1,4 @@
 // A k8s tenant booted from its own synthesized manifests as local processes (shared by tests and bench/).
-import { execFileSync } from 'child_process';
 import { randomBytes } from 'crypto';
 import * as fs from 'fs';
 import * as path from 'path';
@@ -7,53 +6,37 @@ import { Testing } from 'cdk8s';
 import { parse } from 'yaml';
 import { K8sControlPlane, K8sControlPlaneProps, KubeflexHosting } from '../../lib';
 import { encryptionConfig } from '../../lib/controller/core';
-import { DB_PROVISION_SQL } from '../../lib/hosting';
+import { provisionTenantDatabase } from '../../lib/datastore/provision';
+import { decodeHostingConfig } from '../../lib/hosting-config';
+import { tenantNames } from '../../lib/names';
+import { HOSTING_CONFIGMAP } from '../../lib/wire';
 import { ClusterState, freePort, makePki, waitReady, writeKubeconfig } from './harness';
 import { ContainerProcess, runPod } from './pod-to-process';
 
 /**
- * Runs a k8s tenant's synthesized database Job with its own command (only host/port and the script path mapped), as
- * the bundled PostgreSQL's superuser. Throws with psql's error output when the script refuses.
+ * Makes a k8s tenant's role and database as the controller does: the default hosting install's server settings
+ * (sslmode verify-full against the server name, here routed to the test server on loopback), as its superuser.
+ * Rejects with the provisioner's refusal when it refuses.
  */
-export function runProvisionJob(
+export async function provisionLikeController(
   state: Pick<ClusterState, 'pgPort' | 'pgPassword' | 'pgCa'>,
   name: string,
   dbPassword: string,
-  dir: string,
-  objects: any[] = synthTenant(name),
   mark = `kubeflex:test-uid-of-${name}`,
-): void {
-  const job = objects.find((o) => o.kind === 'Job' && o.metadata.name === `db-${name}`).spec.template.spec
-    .containers[0];
-  fs.mkdirSync(dir, { recursive: true });
-  fs.writeFileSync(path.join(dir, 'provision.sql'), DB_PROVISION_SQL);
-  fs.writeFileSync(path.join(dir, 'postgres-ca.crt'), state.pgCa.cert);
-  // The Job's own TLS settings (sslmode verify-full against the mounted CA); `localhost` is a name the server's
-  // certificate carries, the in-cluster Service name is not resolvable here.
-  const jobEnv = Object.fromEntries(
-    (job.env ?? []).filter((e: any) => e.value !== undefined).map((e: any) => [e.name, e.value]),
+): Promise<void> {
+  const app = Testing.app();
+  const config = Testing.synth(new KubeflexHosting(app, 'hosting')).find(
+    (o) => o.kind === 'ConfigMap' && o.metadata.name === HOSTING_CONFIGMAP,
+  ).data;
+  const pg = decodeHostingConfig(config).postgres!;
+  const names = tenantNames(name);
+  await provisionTenantDatabase(
+    pg,
+    state.pgPassword,
+    { database: names.database, role: names.databaseRole, password: dbPassword, mark },
+    { [`${pg.host}:${pg.port}`]: `127.0.0.1:${state.pgPort}` },
+    state.pgCa.cert,
   );
-  const jobArgs = job.args.map((a: string) =>
-    a
-      .replace(/^--host=.*/, '--host=localhost')
-      .replace(/^--port=.*/, `--port=${state.pgPort}`)
-      .replace('/provision/', `${dir}/`),
-  );
-  try {
-    execFileSync(job.command[0], jobArgs, {
-      env: {
-        ...process.env,
-        ...jobEnv,
-        PGSSLROOTCERT: path.join(dir, 'postgres-ca.crt'),
-        PGPASSWORD: state.pgPassword,
-        TENANT_DB_PASSWORD: dbPassword,
-        TENANT_DB_MARK: mark,
-      },
-      stdio: 'pipe',
-    });
-  } catch (e) {
-    throw new Error(`provisioning Job db-${name} failed: ${String((e as { stderr?: Buffer }).stderr ?? e)}`);
-  }
 }
 
 /** The objects a K8sControlPlane named `name` synthesizes (default hosting install, optional extra props). */
@@ -112,6 +95,8 @@ export interface MintedTenantSecrets {
   encryptionConfig: string;
   /** Key `ca.crt` of Secret `kine-postgres`: the PostgreSQL CA kine verifies the server with. */
   dbCa: string;
+  /** The runtime controller made the role and database itself: kine connects to what it made, nothing is provisioned here. */
+  provisioned?: boolean;
 }
 
 /**
@@ -151,7 +136,7 @@ export async function bootTenant(
   }
   const dbPassword = minted?.dbPassword ?? randomBytes(16).toString('hex');
 
-  runProvisionJob(state, name, dbPassword, dir, objects, minted?.dbMark);
+  if (!minted?.provisioned) await provisionLikeController(state, name, dbPassword, minted?.dbMark);
 
   const read = (f: string) => fs.readFileSync(path.join(pki, f), 'utf8');
   const certs = Object.fromEntries(

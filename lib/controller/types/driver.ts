@@ -30,6 +30,21 @@ export interface StepResult {
   readonly notReady?: string;
   /** When to look again (token renewal), in ms. */
   readonly requeueAfterMs?: number;
+  /**
+   * What to do once the writes are stored (k8s: make the database with the password just written), and what it
+   * decided in turn. @default - nothing
+   */
+  readonly after?: () => Promise<AfterResult>;
+}
+
+/** What a step's `after` decided. */
+export interface AfterResult {
+  /** More Secrets to write. */
+  readonly writes?: SecretWrite[];
+  /** Why the plane is not Ready yet, besides what its workload and API say (both are still looked at). */
+  readonly notReady?: string;
+  /** The plane may get its finalizer now (k8s: its database exists). */
+  readonly mayFinalize?: boolean;
 }
 
 /** One control-plane type, as the controller serves it. */
