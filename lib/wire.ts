@@ -76,6 +76,15 @@ export const POSTGRES_CA_KEY = 'ca.crt';
 export const SLEEP_ANNOTATION = 'kflex.kubestellar.org/sleeping';
 
 /**
+ * Annotation (our extension) the controller sets on a ControlPlane of a type that sleeps once its API answered ready
+ * for the first time: its store then holds what the first boot's bootstrap hooks wrote (the default RBAC roles that
+ * clients are authorized by, the system PriorityClasses). The activator passes clients to a woken plane with it as
+ * soon as every other readiness check passes; without it (a plane created asleep boots for the first time through
+ * the activator) only after the full /readyz.
+ */
+export const BOOTED_ANNOTATION = 'kflex.kubestellar.org/booted';
+
+/**
  * Boot admission (our extension): the scheduling gate on the Pods of a k8s plane's API server and
  * kube-controller-manager, and the label that finds them. The controller removes it from a few API server Pods at a
  * time (the hosting install's `bootSlots`), and from a plane's kube-controller-manager once its API server is ready,

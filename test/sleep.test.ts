@@ -295,7 +295,16 @@ describe("the activator's decisions", () => {
   };
 
   test('serves sleeping planes of types that sleep, through their API Service', () => {
-    expect(servedPlane(cp)).toEqual({ name: 'cp1', namespace: 'cp1-system', service: 'cp1', portName: 'https' });
+    expect(servedPlane(cp)).toEqual({
+      name: 'cp1',
+      namespace: 'cp1-system',
+      service: 'cp1',
+      portName: 'https',
+      booted: false,
+    });
+    // A plane whose API answered ready before (the controller's mark): a wake need not wait for the bootstrap hooks.
+    const booted = { ...cp.metadata.annotations, 'kflex.kubestellar.org/booted': 'true' };
+    expect(servedPlane({ ...cp, metadata: { ...cp.metadata, annotations: booted } })?.booted).toBe(true);
     expect(servedPlane({ ...cp, spec: { type: 'k3s' } })?.service).toBe('k3s');
     expect(servedPlane({ ...cp, spec: { type: 'vcluster' } })?.service).toBe('vcluster');
     expect(servedPlane({ ...cp, spec: { type: 'host' } })).toBeUndefined();

@@ -2,7 +2,13 @@
 // their Service to it, and which of a plane's own endpoints is ready. No I/O (activator.ts does that).
 import { ACTIVATOR_MANAGED_BY, ACTIVATOR_PORTS, ENDPOINTSLICE_MANAGED_BY, ENDPOINTSLICE_SERVICE_NAME } from '../idle';
 import { CONTROL_PLANE_LABEL, tenantNames } from '../names';
-import { controlPlaneOwnerReference, ControlPlaneObject, SLEEP_ANNOTATION, typeContract } from '../wire';
+import {
+  BOOTED_ANNOTATION,
+  controlPlaneOwnerReference,
+  ControlPlaneObject,
+  SLEEP_ANNOTATION,
+  typeContract,
+} from '../wire';
 
 /** The Service a sleeping plane's clients use, as the activator serves it. */
 export interface ServedPlane {
@@ -10,6 +16,8 @@ export interface ServedPlane {
   readonly namespace: string;
   readonly service: string;
   readonly portName: string;
+  /** Its API answered ready before (wire BOOTED_ANNOTATION): a wake need not wait for the bootstrap hooks. */
+  readonly booted: boolean;
 }
 
 /** The plane's Service if the activator must serve it now (asleep, of a type that sleeps, not being deleted). */
@@ -23,7 +31,13 @@ export function planeService(cp: ControlPlaneObject): ServedPlane | undefined {
   const api = typeContract(cp.spec?.type)?.apiService;
   if (!api || !typeContract(cp.spec?.type)?.sleepWorkloads.length) return undefined;
   const namespace = tenantNames(cp.metadata.name).namespace;
-  return { name: cp.metadata.name, namespace, service: api.name(cp.metadata.name), portName: api.port };
+  return {
+    name: cp.metadata.name,
+    namespace,
+    service: api.name(cp.metadata.name),
+    portName: api.port,
+    booted: cp.metadata.annotations?.[BOOTED_ANNOTATION] === 'true',
+  };
 }
 
 /** Name of the activator's EndpointSlice of `service` (a DNS subdomain: Service names are labels). */

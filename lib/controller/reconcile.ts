@@ -7,6 +7,7 @@ import type { Logger } from '../kube/log';
 import { API_GROUP, API_VERSION, tenantNames, TenantNames, HOSTING_NAMESPACE, CONTROL_PLANE_LABEL } from '../names';
 import {
   ADMIN_GROUP,
+  BOOTED_ANNOTATION,
   HOSTING_CONFIGMAP,
   MATERIALIZE_ERROR,
   POSTGRES_TLS_SECRET,
@@ -210,6 +211,15 @@ export async function reconcileControlPlane(deps: ReconcileDeps, name: string): 
       }
       // A database not made yet is said first; what the workload waits for (a boot slot, say) is still said after it.
       if (alsoNotReady) notReady = notReady ? `${alsoNotReady}; ${notReady}` : alsoNotReady;
+      // Once, the first time its API answers ready: a later wake may be spliced before the bootstrap hooks re-check.
+      if (!notReady && typeContract(type)?.sleepWorkloads.length && !cp.metadata.annotations?.[BOOTED_ANNOTATION]) {
+        cp = await deps.hosting.request<ControlPlaneObject>(
+          'PATCH',
+          paths.controlPlane(name),
+          { metadata: { annotations: { [BOOTED_ANNOTATION]: 'true' } } },
+          'application/merge-patch+json',
+        );
+      }
       for (const use of hookUses(cp)) hooks.push(await hookState(deps, cp, names, use, hookObjs.get(use.hookName)));
       const idleMs = idleTimeoutMs(cp, config);
       const incluster = kubeconfig?.[secretRef.inClusterKey];

@@ -345,6 +345,7 @@ suite('runtime controller on a real API server', () => {
     // No finalizer before the database was made: a plane that never provisioned must drop nothing (H2).
     expect(cp.metadata.finalizers).toBeUndefined();
     expect(secret('kubeflex-system', 't1-db-credentials')!.provisioned).toBeUndefined();
+    expect(cp.metadata.annotations?.['kflex.kubestellar.org/booted']).toBeUndefined();
 
     // The controller connects as the superuser whose password it minted: give the test server that role, as the
     // bundled Postgres image does from the Secret at first start. The controller then makes t1's role and database.
@@ -451,6 +452,8 @@ suite('runtime controller on a real API server', () => {
 
     markJobSucceeded(hosting, 't1-system', 'smoke-t1');
     await waitFor('Available', () => condition('t1', 'Ready') === 'True/Available');
+    // Its API answered ready: marked booted, so a later wake through the activator need not wait for bootstrap hooks.
+    expect(json(['get', 'cp', 't1']).metadata.annotations?.['kflex.kubestellar.org/booted']).toBe('true');
     expect(kubectlT1('get', 'ns', 'kube-system', '-o', 'name').stdout.trim()).toBe('namespace/kube-system');
     const binding = JSON.parse(kubectlT1('get', 'clusterrolebinding', 'kubeflex:admins', '-o', 'json').stdout);
     expect(binding).toMatchObject({
@@ -531,6 +534,8 @@ suite('runtime controller on a real API server', () => {
     await waitFor('h1 Available', () => condition('h1', 'Ready').startsWith('True/Available'));
     // No off-cluster kubeconfig for a host plane, and the status says so instead of naming a missing key.
     expect(condition('h1', 'Ready')).toBe(`True/Available: ${HOST_NO_OFF_CLUSTER_KUBECONFIG}`);
+    // Only planes of types that sleep are marked booted (the activator's shorter wake check).
+    expect(json(['get', 'cp', 'h1']).metadata.annotations?.['kflex.kubestellar.org/booted']).toBeUndefined();
     expect(Object.keys(secret('h1-system', 'admin-kubeconfig')!)).toEqual(['kubeconfig-incluster']);
     const kc = parse(secret('h1-system', 'admin-kubeconfig')!['kubeconfig-incluster']);
     expect(kc.clusters[0].cluster.server).toBe('https://kubernetes.default.svc');

@@ -11,6 +11,7 @@ import * as path from 'path';
 import * as tls from 'tls';
 import { parse, stringify } from 'yaml';
 import { K8sControlPlane, KubeflexHosting, synthesizeAtomically } from '../../lib';
+import { WAKE_READYZ_PATH } from '../../lib/activator/activator';
 import { ACTIVATOR_PORTS } from '../../lib/idle';
 import { AUDIT_POLICY } from '../../lib/k8s-control-plane';
 import {
@@ -190,6 +191,8 @@ suite('sleep on idle and wake on request', () => {
     // endpoint is not ready yet (the kubelet's next probe and the EndpointSlice update are still to come), but its
     // /readyz answers 200: the activator asks that itself and splices without waiting for them.
     const readyzAsked: string[] = [];
+    // The one readiness path the stand-in answers 200 (others 500), so the test sees which one the activator waited for.
+    let readyPath = '/readyz';
     plane = https.createServer(
       {
         cert: fs.readFileSync(path.join(hosting.pki, 'apiserver.crt')),
@@ -198,7 +201,7 @@ suite('sleep on idle and wake on request', () => {
       (req, res) => {
         if (req.url?.startsWith('/readyz')) {
           readyzAsked.push(req.url);
-          res.statusCode = req.url === '/readyz' ? 200 : 500;
+          res.statusCode = req.url === readyPath ? 200 : 500;
           res.end();
         } else res.end(JSON.stringify({ gitVersion: 'stand-in', path: req.url }));
       },
@@ -231,7 +234,29 @@ suite('sleep on idle and wake on request', () => {
     // Awake with a ready endpoint: the activator's slice goes, the Service leads to the plane's pods again.
     ownSlice(true);
     await waitFor('activator slice of sl1 removed', () => !slice('sl1-system', 'sl1-kflex-activator'), 20_000);
-  }, 90_000);
+
+    // sl1 was created asleep, so that wake was its first boot: the activator waited for the full /readyz, whose
+    // bootstrap hooks write the roles clients are authorized by. Once its API answered ready the controller marks it
+    // booted; asleep again (its Pods gone), the next wake is spliced as soon as every other check passes.
+    k(['annotate', 'cp', 'sl1', 'kflex.kubestellar.org/booted=true', 'kflex.kubestellar.org/sleeping=true']);
+    k(['delete', 'endpointslice', '-n', 'sl1-system', 'sl1-own']);
+    const again = await waitFor(
+      'activator slice of sl1 again',
+      () => slice('sl1-system', 'sl1-kflex-activator'),
+      30_000,
+    );
+    readyzAsked.length = 0;
+    readyPath = WAKE_READYZ_PATH;
+    const second = versionThrough(again.ports[0].port);
+    await waitFor('sl1 woken again', () => annotations('sl1')['kflex.kubestellar.org/sleeping'] === undefined, 20_000);
+    ownSlice(false);
+    expect(JSON.parse(await second)).toEqual({ gitVersion: 'stand-in', path: '/version' });
+    expect([...new Set(readyzAsked)]).toEqual([
+      '/readyz?exclude=poststarthook/rbac/bootstrap-roles&exclude=poststarthook/scheduling/bootstrap-system-priority-classes',
+    ]);
+    ownSlice(true);
+    await waitFor('activator slice of sl1 removed again', () => !slice('sl1-system', 'sl1-kflex-activator'), 20_000);
+  }, 120_000);
 
   test('a plane that does not wake in time: its held client gets a clean close (FIN, no bytes), never another certificate', async () => {
     const s = await waitFor('activator slice of sl2', () => slice('sl2-system', 'sl2-kflex-activator'), 30_000);
