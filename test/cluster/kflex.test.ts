@@ -506,7 +506,7 @@ suite('kflex on a real API server', () => {
         'name',
       ]).trim();
     expect(labelled()).toMatch(/namespace\/cp1-system/);
-    expect(labelled()).toMatch(/job.batch\/db-cp1/);
+    expect(labelled()).toMatch(/rolebinding.rbac.authorization.k8s.io\/kubeflex-controller/);
     const r = await kflex(['delete', 'cp1']);
     expect(r).toMatchObject({ code: 0, stdout: 'control plane cp1 deleted; current context is kind-kubeflex\n' });
     expect(labelled()).toBe('');

@@ -90,6 +90,8 @@ suite('sleep on idle and wake on request', () => {
           // The stand-in presents the test API server's certificate (names localhost).
           checkServerIdentity: (_host, cert) => tls.checkServerIdentity('localhost', cert),
           timeout: 30_000,
+          // A new connection each time: a kept-alive one, already passed through, would bypass the listener.
+          agent: false,
         },
         (res) => {
           let body = '';
