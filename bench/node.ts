@@ -100,8 +100,17 @@ async function main(): Promise<void> {
       const logCount = (p: any, c: string, re: RegExp) => logs(p, c).filter((l) => re.test(l)).length;
       // The controller's last write of the credentials Secret is the one recording the database it made.
       const creds = JSON.parse(
-        k(['get', 'secret', '-n', 'kubeflex-system', `${name}-db-credentials`, '-o', 'json', '--ignore-not-found']) ||
-          '{}',
+        k([
+          'get',
+          'secret',
+          '-n',
+          'kubeflex-system',
+          `${name}-db-credentials`,
+          '-o',
+          'json',
+          '--ignore-not-found',
+          '--show-managed-fields',
+        ]) || '{}',
       );
       const lastWrite = (creds.metadata?.managedFields ?? [])
         .map((f: any) => f.time as string)
