@@ -2,6 +2,7 @@
 // a periodic resync catches what no watch reports (Secrets are not watched: the controller may read them only in
 // namespaces it is bound in, so a cluster-wide Secret watch would need cluster-wide Secret access).
 import * as http from 'http';
+import { ServerBreaker } from '../datastore/connect';
 import { dropTenantDatabase } from '../datastore/drop';
 import { provisionTenantDatabase } from '../datastore/provision';
 import { decodeHostingConfig } from '../hosting-config';
@@ -84,6 +85,7 @@ export class Manager {
       workers: opts.workers ?? 4,
     });
     const connectTo = opts.connectTo ?? {};
+    const breaker = new ServerBreaker();
     this.deps = {
       hosting: opts.hosting,
       connectTo,
@@ -97,7 +99,8 @@ export class Manager {
       log: opts.log,
       now: opts.now ?? (() => new Date()),
       activity: new Map(),
-      provisionDatabase: (pg, password, db, ca) => provisionTenantDatabase(pg, password, db, connectTo, ca),
+      provisionDatabase: (pg, password, db, ca) =>
+        breaker.run(`${pg.host}:${pg.port}`, () => provisionTenantDatabase(pg, password, db, connectTo, ca)),
       dropDatabase: (pg, password, db, role, ca, mark) =>
         dropTenantDatabase(pg, password, db, role, connectTo, ca, mark),
       bootWaiting: (ns) => (this.bootWaiting.has(ns) ? this.bootSlots : undefined),

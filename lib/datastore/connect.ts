@@ -28,6 +28,39 @@ export function sslOptions(mode: string, host: string, ca?: string): false | Con
   return false;
 }
 
+/** The server could not be reached or refused the login: nothing about one tenant, so it holds for all of them. */
+export class PostgresUnreachableError extends Error {}
+
+/**
+ * Keeps the controller from asking an unreachable server once per plane: after a PostgresUnreachableError from a
+ * server, calls for that server fail at once with the same error until `holdMs` have passed, then one is let through.
+ * Without it, 1,000 planes waiting for their databases each waited out a DNS lookup or connect timeout (seconds) in
+ * their pass, while the server was down or (in the controller bench) not resolvable at all.
+ */
+export class ServerBreaker {
+  private readonly down = new Map<string, { until: number; error: string }>();
+
+  public constructor(
+    private readonly holdMs = 5_000,
+    private readonly now: () => number = Date.now,
+  ) {}
+
+  public async run<T>(server: string, call: () => Promise<T>): Promise<T> {
+    const d = this.down.get(server);
+    if (d && this.now() < d.until)
+      throw new PostgresUnreachableError(`${d.error} (asked again after ${this.holdMs} ms)`);
+    try {
+      const r = await call();
+      this.down.delete(server);
+      return r;
+    } catch (e) {
+      if (e instanceof PostgresUnreachableError)
+        this.down.set(server, { until: this.now() + this.holdMs, error: e.message });
+      throw e;
+    }
+  }
+}
+
 /** A connected client of `database` on `pg` as its superuser; the caller ends it. */
 export async function superuserClient(
   pg: PostgresServer,
@@ -47,6 +80,10 @@ export async function superuserClient(
     connectionTimeoutMillis: 10_000,
     application_name: 'kubeflex-controller',
   });
-  await client.connect();
+  try {
+    await client.connect();
+  } catch (e) {
+    throw new PostgresUnreachableError(e instanceof Error ? e.message : String(e));
+  }
   return client;
 }

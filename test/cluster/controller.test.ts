@@ -330,7 +330,7 @@ suite('runtime controller on a real API server', () => {
     // The controller reaches the test server (verify-full against its CA), but the superuser password it minted for
     // the bundled PostgreSQL is not the test server's yet: the plane says why it has no database, then what else waits.
     await waitFor('the database reason', () =>
-      /^False\/Unavailable: database t1 on postgres-postgresql\.kubeflex-system\.svc:5432 not provisioned: password authentication failed for user "postgres"; Deployment t1-system\/kube-apiserver: 0\/1 replicas ready/.test(
+      /^False\/Unavailable: database t1 on postgres-postgresql\.kubeflex-system\.svc:5432 not provisioned: password authentication failed for user "postgres"( \(asked again after 5000 ms\))?; Deployment t1-system\/kube-apiserver: 0\/1 replicas ready/.test(
         condition('t1', 'Ready'),
       ),
     );
