@@ -1,7 +1,7 @@
 // The k8s type: kube-apiserver on kine on the shared PostgreSQL; the controller mints its PKI, kubeconfigs and
 // database credentials, makes its role and database, and drops them when the plane is deleted.
 import { DatabaseRefusedError, provisionedDigest } from '../../datastore/provision';
-import { decodeHostingConfig } from '../../hosting-config';
+import { decodeHostingConfig, HostingConfig } from '../../hosting-config';
 import { paths } from '../../kube/client';
 import { CONTROL_PLANE_LABEL, HOSTING_NAMESPACE, tenantNames } from '../../names';
 import {
@@ -11,8 +11,16 @@ import {
   tenantDatabaseMark,
 } from '../../wire';
 import { planK8sSecrets } from '../core';
-import { databaseProvisioned, decode, errorText, key, SecretKey, TerminalSpecError } from '../pass';
+import { databaseProvisioned, decode, errorText, key, ReconcileDeps, SecretKey, TerminalSpecError } from '../pass';
 import { AfterResult, PassContext, TypeDriver } from './driver';
+
+/** The superuser's password of `pg`, read from its Secret in the hosting namespace when it is needed. */
+async function superuserPassword(
+  deps: ReconcileDeps,
+  pg: NonNullable<HostingConfig['postgres']>,
+): Promise<string | undefined> {
+  return decode((await deps.hosting.get(paths.secret(HOSTING_NAMESPACE, pg.passwordSecret)))?.data)[pg.passwordKey];
+}
 
 /**
  * Makes the plane's role and database once its credentials are stored, unless the credentials Secret records that
@@ -30,8 +38,7 @@ async function provision(c: PassContext): Promise<AfterResult> {
   const digest = provisionedDigest({ mark, password });
   if (stored[TENANT_DATABASE_PROVISIONED_KEY] === digest) return { mayFinalize: true };
   // Read only here, when there is something to make: every other pass would pay a round trip for it.
-  const superSecret = await c.deps.hosting.get(paths.secret(HOSTING_NAMESPACE, pg.passwordSecret));
-  const superPassword = decode(superSecret?.data)[pg.passwordKey];
+  const superPassword = await superuserPassword(c.deps, pg);
   if (!superPassword)
     return { notReady: `waiting for Secret ${HOSTING_NAMESPACE}/${pg.passwordSecret} key ${pg.passwordKey}` };
   const ca = pg.ca ? c.lookup(HOSTING_NAMESPACE, pg.ca.secret)?.[pg.ca.key] : undefined;
@@ -82,8 +89,7 @@ export const k8s: TypeDriver = {
       (await deps.hosting.get(paths.configMap(HOSTING_NAMESPACE, HOSTING_CONFIGMAP)))?.data,
     );
     if (config.postgres) {
-      const secret = await deps.hosting.get(paths.secret(HOSTING_NAMESPACE, config.postgres.passwordSecret));
-      const password = decode(secret?.data)[config.postgres.passwordKey];
+      const password = await superuserPassword(deps, config.postgres);
       if (!password)
         throw new Error(
           `cannot drop database ${names.database}: Secret ${HOSTING_NAMESPACE}/${config.postgres.passwordSecret} has no ${config.postgres.passwordKey}`,
