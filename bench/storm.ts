@@ -6,6 +6,7 @@
 // (/proc/stat) over the storm per tenant, and the tenants' container restarts.
 // Usage: N=50 SLOTS=2 npm run bench:storm (root, scripts/prepare-binaries.sh and prepare-node.sh done).
 import { execFile } from 'child_process';
+import * as fs from 'fs';
 import * as path from 'path';
 import { synthTenant } from '../test/cluster/tenant';
 import { machineBusyS, median } from './common';
@@ -15,6 +16,10 @@ const N = Number(process.env.N ?? 50);
 const SLOTS = process.env.SLOTS;
 const TIMEOUT_S = Number(process.env.TIMEOUT_S ?? 900);
 const APPLIERS = Number(process.env.APPLIERS ?? 5);
+/** Stop early when no plane became Ready for this long (a stall), and say why the others are not. */
+const STALL_S = Number(process.env.STALL_S ?? 240);
+/** Where the stall diagnosis is written (the bench's own directory goes with its node). */
+const DIAG = process.env.DIAG ?? '/tmp/kflex-storm-diag';
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 /** Runs `cmd` with `input` on stdin; rejects with its stderr. */
 const run = (cmd: string, args: string[], input: string) =>
@@ -24,6 +29,46 @@ const run = (cmd: string, args: string[], input: string) =>
     );
     child.stdin!.end(input);
   });
+
+/** Writes what the planes that never became Ready show: their conditions, their Pods, and the hosting daemons' logs. */
+function diagnose(k: (args: string[]) => string, stuck: string[]): void {
+  fs.rmSync(DIAG, { recursive: true, force: true });
+  fs.mkdirSync(DIAG, { recursive: true });
+  const tryK = (args: string[]) => {
+    try {
+      return k(args);
+    } catch (e) {
+      return String(e);
+    }
+  };
+  for (const n of stuck) {
+    const cp = JSON.parse(tryK(['get', 'cp', n, '-o', 'json']));
+    const conds = (cp.status?.conditions ?? []).map((c: any) => `${c.type}=${c.status} ${c.reason}: ${c.message ?? ''}`);
+    const pods = JSON.parse(tryK(['-n', `${n}-system`, 'get', 'pods', '-o', 'json'])).items ?? [];
+    const podLines = pods.map(
+      (p: any) =>
+        `  ${p.metadata.name} ${p.status.phase} gates=${JSON.stringify(p.spec.schedulingGates ?? [])} ` +
+        (p.status.containerStatuses ?? [])
+          .map((c: any) => `${c.name}:ready=${c.ready},restarts=${c.restartCount},${Object.keys(c.state ?? {})[0]}`)
+          .join(' '),
+    );
+    console.log(`not Ready: ${n}\n  ${conds.join('\n  ')}\n${podLines.join('\n')}`);
+    fs.writeFileSync(path.join(DIAG, `${n}.json`), JSON.stringify({ cp, pods }, null, 1));
+    for (const p of pods) {
+      for (const c of p.spec.containers ?? []) {
+        fs.writeFileSync(
+          path.join(DIAG, `${n}-${p.metadata.name}-${c.name}.log`),
+          tryK(['-n', `${n}-system`, 'logs', p.metadata.name, '-c', c.name, '--tail=400']),
+        );
+      }
+    }
+  }
+  for (const d of ['kubeflex-controller-manager', 'kubeflex-activator', 'kubeflex-materializer']) {
+    fs.writeFileSync(path.join(DIAG, `${d}.log`), tryK(['-n', 'kubeflex-system', 'logs', `deployment/${d}`, '--tail=3000']));
+  }
+  fs.writeFileSync(path.join(DIAG, 'events.txt'), tryK(['get', 'events', '-A', '--sort-by=.lastTimestamp']));
+  console.log(`stall diagnosis in ${DIAG}`);
+}
 
 async function main(): Promise<void> {
   const bench = await startBenchNode('kflex-bench-storm-', 'storm');
@@ -73,7 +118,8 @@ async function main(): Promise<void> {
     console.log(`applied ${items.length} objects in ${appliedS.toFixed(1)} s (${APPLIERS} kubectl processes)`);
     const readyAt = new Map<string, number>();
     let last = 0;
-    while (readyAt.size < N && Date.now() - t0 < TIMEOUT_S * 1000) {
+    let progressAt = Date.now();
+    while (readyAt.size < N && Date.now() - t0 < TIMEOUT_S * 1000 && Date.now() - progressAt < STALL_S * 1000) {
       const cps = JSON.parse(k(['get', 'cp', '-o', 'json'])).items;
       for (const cp of cps) {
         const name = cp.metadata.name;
@@ -83,9 +129,11 @@ async function main(): Promise<void> {
       if (readyAt.size !== last && readyAt.size % 10 === 0) {
         console.log(`${readyAt.size} Ready after ${((Date.now() - t0) / 1000).toFixed(0)} s`);
       }
+      if (readyAt.size !== last) progressAt = Date.now();
       last = readyAt.size;
       await sleep(1000);
     }
+    if (readyAt.size < N) diagnose(k, names.filter((n) => !readyAt.has(n)));
     const wallS = (Date.now() - t0) / 1000;
     const cpuS = machineBusyS() - cpu0;
     const pods = JSON.parse(k(['get', 'pods', '-A', '-l', 'kflex.kubestellar.org/boot-slot', '-o', 'json'])).items;

@@ -522,7 +522,15 @@ export class K8sControlPlane extends ControlPlaneBase {
           imagePullPolicy: kplus.ImagePullPolicy.IF_NOT_PRESENT,
           volumeMounts: [{ path: CM_KUBECONFIG_DIR, volume: kubeconfig, readOnly: true }],
           securityContext: restrictedContainer(),
-          resources: resources(10, 32, 100, 64),
+          // An init container's request counts in full against the node when it exceeds the containers' own, and
+          // this one only waits: it never reserves more than KCM itself (a 10m waiter made every tenant reserve 35m
+          // instead of 30m, so a storm of 50 filled a 2-core node by requests at 44; BENCHMARKS.md).
+          resources: resources(
+            Math.min(10, sizes.controllerManager.cpuRequestMillis),
+            Math.min(32, sizes.controllerManager.memoryRequestMi),
+            100,
+            64,
+          ),
         },
       ],
       containers: [

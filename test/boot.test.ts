@@ -140,6 +140,49 @@ describe('the decision', () => {
     expect(names(decideBoot([stuck, waiting], 1, T0 + BOOT_SLOT_TIMEOUT_MS))).toEqual(['b-system/kube-apiserver']);
   });
 
+  test("a Pod no node can take holds no slot, and is listed with the scheduler's reason", () => {
+    const full = api('a-system', {
+      gated: false,
+      ungatedMs: T0,
+      unschedulable: '0/1 nodes are available: 1 Insufficient cpu.',
+    });
+    const waiting = api('b-system');
+    const d = decideBoot([full, waiting], 1, T0 + 1000);
+    expect(names(d)).toEqual(['b-system/kube-apiserver']);
+    expect(d.unschedulable.map((p) => [p.namespace, p.unschedulable])).toEqual([
+      ['a-system', '0/1 nodes are available: 1 Insufficient cpu.'],
+    ]);
+    // Once placed (the condition gone), it is a start again and holds its slot.
+    const placed = { ...full, unschedulable: undefined };
+    const again = decideBoot([placed, waiting], 1, T0 + 1000);
+    expect(names(again)).toEqual([]);
+    expect(again.unschedulable).toEqual([]);
+  });
+
+  test("the scheduler's reason is read from PodScheduled=False/Unschedulable only, and bounded", () => {
+    const of = (conditions: unknown[]) =>
+      bootPodOf(
+        {
+          metadata: {
+            namespace: 'a-system',
+            name: 'p',
+            labels: { 'kflex.kubestellar.org/boot-slot': 'kube-apiserver' },
+          },
+          status: { conditions },
+        },
+        undefined,
+      )!.unschedulable;
+    expect(of([{ type: 'PodScheduled', status: 'False', reason: 'Unschedulable', message: 'no cpu' }])).toBe('no cpu');
+    expect(
+      of([{ type: 'PodScheduled', status: 'False', reason: 'SchedulingGated', message: 'gated' }]),
+    ).toBeUndefined();
+    expect(of([{ type: 'PodScheduled', status: 'True' }])).toBeUndefined();
+    expect(of([{ type: 'PodScheduled', status: 'False', reason: 'Unschedulable' }])).toBe('no node fits it');
+    expect(of([{ type: 'PodScheduled', status: 'False', reason: 'Unschedulable', message: 'x'.repeat(1000) }])).toBe(
+      `${'x'.repeat(300)}…`,
+    );
+  });
+
   test('nothing waiting: no recheck; terminating Pods neither wait nor hold a slot', () => {
     const going = api('a-system', { gated: false, ungatedMs: T0, terminating: true });
     const d = decideBoot([going, api('b-system', { terminating: true })], 1, T0);

@@ -22,6 +22,8 @@ export interface BootPod {
   readonly ungatedMs?: number;
   /** Its plane was woken from sleep: a client's request is held until it answers, so it goes before first boots. */
   readonly wake?: boolean;
+  /** The scheduler found no node for it (PodScheduled=False, Unschedulable): its message. */
+  readonly unschedulable?: string;
 }
 
 /** The decision: Pods whose gate to remove now, and when to decide again if nothing else happens. */
@@ -29,6 +31,8 @@ export interface BootDecision {
   readonly ungate: readonly BootPod[];
   /** API server Pods that keep their gate: their planes wait for a boot slot. */
   readonly waiting: readonly BootPod[];
+  /** API server Pods let go that no node can take: they hold no slot, and their planes say why they wait. */
+  readonly unschedulable: readonly BootPod[];
   readonly recheckAfterMs?: number;
 }
 
@@ -49,19 +53,36 @@ export function bootPodOf(pod: any, ungatedMs: number | undefined): BootPod | un
     terminating: !!pod.metadata.deletionTimestamp,
     createdMs: Number.isFinite(created) ? created : 0,
     ungatedMs,
+    unschedulable: unschedulableMessage(pod),
   };
+}
+
+/** The scheduler's reason a Pod has no node (bounded: it goes into a status message), or undefined. */
+function unschedulableMessage(pod: any): string | undefined {
+  const c = (pod?.status?.conditions ?? []).find(
+    (x: any) => x?.type === 'PodScheduled' && x?.status === 'False' && x?.reason === 'Unschedulable',
+  );
+  if (!c) return undefined;
+  const text = typeof c.message === 'string' && c.message ? c.message : 'no node fits it';
+  return text.length > 300 ? `${text.slice(0, 300)}…` : text;
 }
 
 /**
  * With `slots` starts allowed at once: a kube-controller-manager Pod is let go once an API server Pod of its
  * namespace is ready (it would only time out against a starting one); API server Pods are let go while fewer than
  * `slots` API server Pods are starting (ungated, not ready, not terminating, within the slot timeout): those of woken
- * planes first (a client waits for each), then oldest first.
+ * planes first (a client waits for each), then oldest first. A Pod the scheduler cannot place starts nothing, so it
+ * holds no slot: on a full node the next plane that fits (a smaller one, or after a deletion) is not held up for the
+ * slot timeout, and a cluster autoscaler sees every Pod that waits for capacity.
  */
 export function decideBoot(pods: readonly BootPod[], slots: number, nowMs: number): BootDecision {
   const api = pods.filter((p) => p.component === K8S_WORKLOADS.apiServer && !p.terminating);
   const readyApi = new Set(api.filter((p) => p.ready && !p.gated).map((p) => p.namespace));
-  const starting = api.filter((p) => !p.gated && !p.ready && nowMs - (p.ungatedMs ?? nowMs) < BOOT_SLOT_TIMEOUT_MS);
+  const unschedulable = api.filter((p) => !p.gated && !p.ready && p.unschedulable !== undefined);
+  const starting = api.filter(
+    (p) =>
+      !p.gated && !p.ready && p.unschedulable === undefined && nowMs - (p.ungatedMs ?? nowMs) < BOOT_SLOT_TIMEOUT_MS,
+  );
   const waiting = api
     .filter((p) => p.gated)
     .sort(
@@ -83,7 +104,7 @@ export function decideBoot(pods: readonly BootPod[], slots: number, nowMs: numbe
       recheckAfterMs = Math.min(recheckAfterMs ?? left, left);
     }
   }
-  return { ungate: [...admitted, ...managers], waiting: waiting.slice(admitted.length), recheckAfterMs };
+  return { ungate: [...admitted, ...managers], waiting: waiting.slice(admitted.length), unschedulable, recheckAfterMs };
 }
 
 /** JSON patch that removes the boot gate and keeps every other gate, failing if the gates changed meanwhile. */

@@ -68,6 +68,8 @@ export class Manager {
   /** Namespaces whose API server Pod waits for a boot slot after the last decision, and the slots it allowed. */
   private bootWaiting = new Set<string>();
   private bootSlots = 0;
+  /** Namespaces whose API server Pod was let go but no node can take it, with the scheduler's reason. */
+  private bootUnschedulable = new Map<string, string>();
   private readonly deps: ReconcileDeps;
   private server?: http.Server;
 
@@ -104,6 +106,7 @@ export class Manager {
       dropDatabase: (pg, password, db, role, ca, mark) =>
         dropTenantDatabase(pg, password, db, role, connectTo, ca, mark),
       bootWaiting: (ns) => (this.bootWaiting.has(ns) ? this.bootSlots : undefined),
+      bootUnschedulable: (ns) => this.bootUnschedulable.get(ns),
     };
   }
 
@@ -280,6 +283,14 @@ export class Manager {
     }
     this.bootWaiting = waiting;
     this.bootSlots = config.bootSlots ?? 0;
+    const unschedulable = new Map(
+      decision.unschedulable.map((p) => [p.namespace, `Pod ${p.name}: ${p.unschedulable}`]),
+    );
+    for (const ns of new Set([...unschedulable.keys(), ...this.bootUnschedulable.keys()])) {
+      const plane = planeOfNamespace(ns);
+      if (plane && unschedulable.get(ns) !== this.bootUnschedulable.get(ns)) this.loop.add(plane);
+    }
+    this.bootUnschedulable = unschedulable;
     let requeueAfterMs = decision.recheckAfterMs;
     for (const pod of decision.ungate) {
       const seen = this.bootPods.get(`${pod.namespace}/${pod.name}`)!;

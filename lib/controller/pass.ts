@@ -28,6 +28,8 @@ export interface ReconcileDeps {
   readonly activity: Map<string, import('./sleep').Activity>;
   /** Boot admission: the slots in force if the API server Pod in this namespace waits for one, else undefined. */
   readonly bootWaiting?: (namespace: string) => number | undefined;
+  /** Boot admission: why no node takes the API server Pod let go in this namespace (the scheduler's words), if so. */
+  readonly bootUnschedulable?: (namespace: string) => string | undefined;
   /** Makes a k8s tenant's role and database (idempotent; refuses what it did not make). */
   readonly provisionDatabase: (
     pg: NonNullable<HostingConfig['postgres']>,

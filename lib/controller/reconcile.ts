@@ -276,11 +276,15 @@ async function apiNotReady(
     const w = workloadReady(await deps.hosting.get(path));
     if (!w.ready) {
       // Its API server Pod still holds the boot gate: say so rather than the Deployment's count of ready Pods.
+      // Or no node can take it: the scheduler's reason says what to add (capacity, a taint), the count does not.
       const slots = deps.bootWaiting?.(names.namespace);
+      const unschedulable = deps.bootUnschedulable?.(names.namespace);
       const why =
-        slots === undefined
-          ? `${workload.kind} ${names.namespace}/${workload.name}: ${w.detail}`
-          : `waiting for a boot slot: at most ${slots === 1 ? '1 API server starts' : `${slots} API servers start`} at once (kubeflex-config bootSlots); a woken plane goes first`;
+        slots !== undefined
+          ? `waiting for a boot slot: at most ${slots === 1 ? '1 API server starts' : `${slots} API servers start`} at once (kubeflex-config bootSlots); a woken plane goes first`
+          : unschedulable !== undefined
+            ? `${workload.kind} ${names.namespace}/${workload.name}: no node can take it: ${unschedulable}`
+            : `${workload.kind} ${names.namespace}/${workload.name}: ${w.detail}`;
       return { why };
     }
   }

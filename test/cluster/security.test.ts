@@ -447,6 +447,38 @@ suite('a hostile tenant cannot escape (security review findings, replayed)', () 
     expect(JSON.parse(k(['get', 'pod', '-n', 'elsewhere', 'api-5', '-o', 'json'])).spec.schedulingGates).toEqual([
       { name: gate },
     ]);
+    // A started Pod that no node can take (a full node) gives its slot up at once, and its plane says why it waits.
+    k([
+      'patch',
+      'pod',
+      '-n',
+      ns,
+      'api-6',
+      '--subresource=status',
+      '--type=merge',
+      '-p',
+      JSON.stringify({
+        status: {
+          conditions: [
+            {
+              type: 'PodScheduled',
+              status: 'False',
+              reason: 'Unschedulable',
+              message: '0/1 nodes are available: 1 Insufficient cpu.',
+            },
+          ],
+        },
+      }),
+    ]);
+    await waitFor('the slot it held goes to the next', () => !gated('api-4'), 30_000);
+    await waitFor(
+      "status names the scheduler's reason",
+      () =>
+        condition('keycloak', 'Ready').endsWith(
+          'Deployment keycloak-system/kube-apiserver: no node can take it: Pod api-6: 0/1 nodes are available: 1 Insufficient cpu.',
+        ),
+      30_000,
+    );
     k(['delete', 'pod', '-n', ns, '--all', '--wait=false']);
     k(['delete', 'pod', '-n', 'sleeper-system', '--all', '--wait=false']);
     k(['delete', 'ns', 'elsewhere', '--wait=false']);
