@@ -43,7 +43,9 @@ function diagnose(k: (args: string[]) => string, stuck: string[]): void {
   };
   for (const n of stuck) {
     const cp = JSON.parse(tryK(['get', 'cp', n, '-o', 'json']));
-    const conds = (cp.status?.conditions ?? []).map((c: any) => `${c.type}=${c.status} ${c.reason}: ${c.message ?? ''}`);
+    const conds = (cp.status?.conditions ?? []).map(
+      (c: any) => `${c.type}=${c.status} ${c.reason}: ${c.message ?? ''}`,
+    );
     const pods = JSON.parse(tryK(['-n', `${n}-system`, 'get', 'pods', '-o', 'json'])).items ?? [];
     const podLines = pods.map(
       (p: any) =>
@@ -64,7 +66,10 @@ function diagnose(k: (args: string[]) => string, stuck: string[]): void {
     }
   }
   for (const d of ['kubeflex-controller-manager', 'kubeflex-activator', 'kubeflex-materializer']) {
-    fs.writeFileSync(path.join(DIAG, `${d}.log`), tryK(['-n', 'kubeflex-system', 'logs', `deployment/${d}`, '--tail=3000']));
+    fs.writeFileSync(
+      path.join(DIAG, `${d}.log`),
+      tryK(['-n', 'kubeflex-system', 'logs', `deployment/${d}`, '--tail=3000']),
+    );
   }
   fs.writeFileSync(path.join(DIAG, 'events.txt'), tryK(['get', 'events', '-A', '--sort-by=.lastTimestamp']));
   console.log(`stall diagnosis in ${DIAG}`);
@@ -133,7 +138,11 @@ async function main(): Promise<void> {
       last = readyAt.size;
       await sleep(1000);
     }
-    if (readyAt.size < N) diagnose(k, names.filter((n) => !readyAt.has(n)));
+    if (readyAt.size < N)
+      diagnose(
+        k,
+        names.filter((n) => !readyAt.has(n)),
+      );
     const wallS = (Date.now() - t0) / 1000;
     const cpuS = machineBusyS() - cpu0;
     const pods = JSON.parse(k(['get', 'pods', '-A', '-l', 'kflex.kubestellar.org/boot-slot', '-o', 'json'])).items;
