@@ -24,6 +24,9 @@ const STORM = Number(process.env.STORM ?? 20);
 const AWAKE = Number(process.env.AWAKE ?? 10);
 const WINDOW_S = Number(process.env.WINDOW_S ?? 60);
 const REWAKE = process.env.REWAKE !== '0';
+// STORM_BOOTED=1 (default): the storm's tenants boot once first (a few at a time), are marked booted and put back to
+// sleep, so the storm wakes tenants that idled into sleep, as tenants in use do; STORM_BOOTED=0 storms first boots.
+const STORM_BOOTED = process.env.STORM_BOOTED !== '0';
 // UNBOOT=1: the second wake without the booted mark (removed as the tenant goes to sleep), so the activator waits for
 // the full /readyz as on a first boot: the same run's measure of what the mark saves.
 const UNBOOT = process.env.UNBOOT === '1';
@@ -222,11 +225,28 @@ async function main(): Promise<void> {
     }
     // STORM sleeping tenants at once.
     const stormNames = names.slice(AWAKE + WAKES, AWAKE + WAKES + STORM);
+    if (STORM_BOOTED) {
+      const t = Date.now();
+      for (let i = 0; i < stormNames.length; i += 4) {
+        await Promise.all(
+          stormNames.slice(i, i + 4).map(async (cp) => {
+            await firstAnswer(cp);
+            const t1 = Date.now();
+            while (readyOf(cp) !== 'True' && Date.now() - t1 < 120_000) await sleep(500);
+          }),
+        );
+      }
+      await Promise.all(stormNames.map((cp) => toSleep(cp)));
+      console.log(`storm tenants booted once and asleep again in ${((Date.now() - t) / 1000).toFixed(0)} s`);
+      await sleep(20_000);
+    }
     const stormStart = Date.now();
     const storm = await Promise.all(stormNames.map((cp) => firstAnswer(cp).catch((e) => `failed: ${e.message}`)));
     const stormAll = Date.now() - stormStart;
     const answered = storm.filter((x) => typeof x === 'number').length;
-    console.log(`storm of ${STORM}: ${answered} answered, the last result after ${stormAll} ms (${storm.join(', ')})`);
+    console.log(
+      `storm of ${STORM} (${STORM_BOOTED ? 'booted before' : 'first boots'}): ${answered} answered, the last result after ${stormAll} ms (${storm.join(', ')})`,
+    );
 
     // The woken tenants, awake and idle, side by side with the sleeping ones.
     await sleep(30_000);
