@@ -16,6 +16,7 @@ import * as fs from 'fs';
 import * as https from 'https';
 import * as path from 'path';
 import { synthTenant } from '../test/cluster/tenant';
+import { machineBusyS } from './common';
 import { installHosting, podCgroup, startBenchNode } from './on-node';
 
 const N = Number(process.env.N ?? 200);
@@ -27,6 +28,7 @@ const REWAKE = process.env.REWAKE !== '0';
 // STORM_BOOTED=1 (default): the storm's tenants boot once first (a few at a time), are marked booted and put back to
 // sleep, so the storm wakes tenants that idled into sleep, as tenants in use do; STORM_BOOTED=0 storms first boots.
 const STORM_BOOTED = process.env.STORM_BOOTED !== '0';
+if (AWAKE + WAKES + STORM > N) throw new Error(`N=${N} is fewer than AWAKE + WAKES + STORM (${AWAKE + WAKES + STORM})`);
 // UNBOOT=1: the second wake without the booted mark (removed as the tenant goes to sleep), so the activator waits for
 // the full /readyz as on a first boot: the same run's measure of what the mark saves.
 const UNBOOT = process.env.UNBOOT === '1';
@@ -240,12 +242,15 @@ async function main(): Promise<void> {
       console.log(`storm tenants booted once and asleep again in ${((Date.now() - t) / 1000).toFixed(0)} s`);
       await sleep(20_000);
     }
+    const stormCpu0 = machineBusyS();
     const stormStart = Date.now();
     const storm = await Promise.all(stormNames.map((cp) => firstAnswer(cp).catch((e) => `failed: ${e.message}`)));
     const stormAll = Date.now() - stormStart;
+    const stormCpuS = machineBusyS() - stormCpu0;
     const answered = storm.filter((x) => typeof x === 'number').length;
     console.log(
-      `storm of ${STORM} (${STORM_BOOTED ? 'booted before' : 'first boots'}): ${answered} answered, the last result after ${stormAll} ms (${storm.join(', ')})`,
+      `storm of ${STORM} (${STORM_BOOTED ? 'booted before' : 'first boots'}): ${answered} answered, the last result after ${stormAll} ms (${storm.join(', ')}); ` +
+        `machine CPU ${stormCpuS.toFixed(0)} CPU-s, ${(stormCpuS / STORM).toFixed(1)} per wake: a floor of ${(stormCpuS / 2).toFixed(0)} s on 2 cores`,
     );
 
     // The woken tenants, awake and idle, side by side with the sleeping ones.
