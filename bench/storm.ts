@@ -10,7 +10,7 @@ import * as fs from 'fs';
 import * as path from 'path';
 import { synthTenant } from '../test/cluster/tenant';
 import { machineBusyS, median } from './common';
-import { installHosting, startBenchNode } from './on-node';
+import { installHosting, podCgroup, startBenchNode } from './on-node';
 
 const N = Number(process.env.N ?? 50);
 const SLOTS = process.env.SLOTS;
@@ -20,6 +20,9 @@ const APPLIERS = Number(process.env.APPLIERS ?? 5);
 const STALL_S = Number(process.env.STALL_S ?? 240);
 /** Where the stall diagnosis is written (the bench's own directory goes with its node). */
 const DIAG = process.env.DIAG ?? '/tmp/kflex-storm-diag';
+/** Once all are Ready: settle this long, then measure the idle tenants' CPU over IDLE_S (0: skip). */
+const SETTLE_S = Number(process.env.SETTLE_S ?? 30);
+const IDLE_S = Number(process.env.IDLE_S ?? 60);
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 /** Runs `cmd` with `input` on stdin; rejects with its stderr. */
 const run = (cmd: string, args: string[], input: string) =>
@@ -162,6 +165,22 @@ async function main(): Promise<void> {
       `machine CPU over the storm: ${cpuS.toFixed(0)} CPU-s (${(cpuS / N).toFixed(1)} per tenant) in ${wallS.toFixed(0)} s`,
     );
     console.log(`container restarts: ${JSON.stringify(restarts)}`);
+    if (IDLE_S > 0 && readyAt.size === N) {
+      // The tenants idle: their Pods' CPU (cgroups: what the probes cost them included) and the machine's, per tenant.
+      await sleep(SETTLE_S * 1000);
+      const running = JSON.parse(k(['get', 'pods', '-A', '-l', 'kflex.kubestellar.org/boot-slot', '-o', 'json'])).items;
+      const podCpuS = (p: any) =>
+        Number(fs.readFileSync(path.join(podCgroup(p, 'cpuacct'), 'cpuacct.usage'), 'utf8')) / 1e9;
+      const pods0 = running.map(podCpuS);
+      const busy0 = machineBusyS();
+      await sleep(IDLE_S * 1000);
+      const podsS = running.reduce((sum: number, p: any, i: number) => sum + podCpuS(p) - pods0[i], 0);
+      const busyS = machineBusyS() - busy0;
+      console.log(
+        `idle, per tenant over ${IDLE_S} s: its Pods ${((podsS * 1000) / IDLE_S / N).toFixed(1)} mCPU, ` +
+          `the machine ${((busyS * 1000) / IDLE_S / N).toFixed(1)} mCPU (kubelet, probes, PostgreSQL, hosting included)`,
+      );
+    }
     console.log(
       `\n| boot slots | N | last Ready (s) | median (s) | machine CPU-s per tenant | restarts |\n|---|---:|---:|---:|---:|---|\n` +
         `| ${SLOTS ?? 'installed'} | ${N} | ${readyAt.size < N ? `not all: ${readyAt.size} after ${wallS.toFixed(0)}` : times[times.length - 1].toFixed(1)} | ${median(times).toFixed(1)} | ${(cpuS / N).toFixed(1)} | ${JSON.stringify(restarts)} |`,
