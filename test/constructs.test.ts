@@ -394,6 +394,19 @@ describe('K8sControlPlane', () => {
     expect(small['kube-controller-manager'].resources.limits.memory).toBe('128Mi');
   });
 
+  test("the API server's probes: ready within a second of /readyz, then a readiness probe every 10 s", () => {
+    const { app, hosting } = setup();
+    const c = find(
+      synth(new K8sControlPlane(app, 'pr', { hosting })),
+      'Deployment',
+      'kube-apiserver',
+    ).spec.template.spec.containers.find((x: any) => x.name === 'kube-apiserver');
+    // The kubelet runs the readiness probe as soon as the startup probe passes: both ask /readyz.
+    expect(c.startupProbe).toMatchObject({ httpGet: { path: '/readyz', scheme: 'HTTPS' }, periodSeconds: 1 });
+    expect(c.readinessProbe).toMatchObject({ httpGet: { path: '/readyz' }, periodSeconds: 10, failureThreshold: 3 });
+    expect(c.livenessProbe).toMatchObject({ httpGet: { path: '/livez' }, periodSeconds: 10 });
+  });
+
   test("a tenant reserves what its containers request: the controller manager's waiter adds nothing", () => {
     const { app, hosting } = setup();
     // The scheduler counts max(largest init container, sum of containers) per resource: what a node must hold free.
