@@ -74,3 +74,7 @@ export function podCgroup(pod: any, controller: 'memory' | 'cpuacct'): string {
   const base = path.join(fs.existsSync(root) ? root : `/sys/fs/cgroup/${controller}`, 'kubepods');
   return path.join(qos === 'Guaranteed' ? base : path.join(base, qos.toLowerCase()), `pod${pod.metadata.uid}`);
 }
+
+/** CPU time the pod's cgroup has used so far, in nanoseconds. */
+export const podCpuNs = (pod: any) =>
+  Number(fs.readFileSync(path.join(podCgroup(pod, 'cpuacct'), 'cpuacct.usage'), 'utf8'));

@@ -17,7 +17,7 @@ import * as https from 'https';
 import * as path from 'path';
 import { synthTenant } from '../test/cluster/tenant';
 import { machineBusyS } from './common';
-import { installHosting, podCgroup, startBenchNode } from './on-node';
+import { installHosting, podCgroup, podCpuNs, startBenchNode } from './on-node';
 
 const N = Number(process.env.N ?? 200);
 const WAKES = Number(process.env.WAKES ?? 20);
@@ -41,7 +41,6 @@ const quantile = (xs: number[], q: number) => {
 
 const podMemory = (pod: any) =>
   Number(fs.readFileSync(path.join(podCgroup(pod, 'memory'), 'memory.usage_in_bytes'), 'utf8'));
-const podCpuNs = (pod: any) => Number(fs.readFileSync(path.join(podCgroup(pod, 'cpuacct'), 'cpuacct.usage'), 'utf8'));
 const procRss = (pid: number) =>
   Number(/VmRSS:\s+(\d+)/.exec(fs.readFileSync(`/proc/${pid}/status`, 'utf8'))![1]) * 1024;
 const procCpuS = (pid: number) => {

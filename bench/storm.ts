@@ -10,7 +10,7 @@ import * as fs from 'fs';
 import * as path from 'path';
 import { synthTenant } from '../test/cluster/tenant';
 import { machineBusyS, median } from './common';
-import { installHosting, podCgroup, startBenchNode } from './on-node';
+import { installHosting, podCpuNs, startBenchNode } from './on-node';
 
 const N = Number(process.env.N ?? 50);
 const SLOTS = process.env.SLOTS;
@@ -169,8 +169,7 @@ async function main(): Promise<void> {
       // The tenants idle: their Pods' CPU (cgroups: what the probes cost them included) and the machine's, per tenant.
       await sleep(SETTLE_S * 1000);
       const running = JSON.parse(k(['get', 'pods', '-A', '-l', 'kflex.kubestellar.org/boot-slot', '-o', 'json'])).items;
-      const podCpuS = (p: any) =>
-        Number(fs.readFileSync(path.join(podCgroup(p, 'cpuacct'), 'cpuacct.usage'), 'utf8')) / 1e9;
+      const podCpuS = (p: any) => podCpuNs(p) / 1e9;
       const pods0 = running.map(podCpuS);
       const busy0 = machineBusyS();
       await sleep(IDLE_S * 1000);

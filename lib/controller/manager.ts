@@ -15,6 +15,7 @@ import { HOSTING_NAMESPACE } from '../names';
 import { BOOT_GATE, HOSTING_CONFIGMAP, K8S_WORKLOADS, MATERIALIZE_ERROR, SLEEP_ANNOTATION } from '../wire';
 import { BootPod, bootPodOf, decideBoot, ungatePatch } from './boot';
 import { ControlPlaneObject, hookUses, PostCreateHookObject } from './core';
+import type { BootHold } from './pass';
 import { reconcileControlPlane, ReconcileDeps, reconcileHookStatus, reconcileHosting } from './reconcile';
 
 /** Queue keys of PostCreateHook status work; ControlPlane names (DNS labels) never contain ':'. */
@@ -65,11 +66,8 @@ export class Manager {
   private readonly ungatedAt = new Map<string, number>();
   /** Planes woken from sleep (their sleep annotation went away) whose API server has not been ready since. */
   private readonly woken = new Map<string, number>();
-  /** Namespaces whose API server Pod waits for a boot slot after the last decision, and the slots it allowed. */
-  private bootWaiting = new Set<string>();
-  private bootSlots = 0;
-  /** Namespaces whose API server Pod was let go but no node can take it, with the scheduler's reason. */
-  private bootUnschedulable = new Map<string, string>();
+  /** Namespaces whose API server Pod boot admission holds after the last decision, and why. */
+  private bootHolds = new Map<string, BootHold>();
   private readonly deps: ReconcileDeps;
   private server?: http.Server;
 
@@ -105,8 +103,7 @@ export class Manager {
         breaker.run(`${pg.host}:${pg.port}`, () => provisionTenantDatabase(pg, password, db, connectTo, ca)),
       dropDatabase: (pg, password, db, role, ca, mark) =>
         dropTenantDatabase(pg, password, db, role, connectTo, ca, mark),
-      bootWaiting: (ns) => (this.bootWaiting.has(ns) ? this.bootSlots : undefined),
-      bootUnschedulable: (ns) => this.bootUnschedulable.get(ns),
+      bootHold: (ns) => this.bootHolds.get(ns),
     };
   }
 
@@ -275,22 +272,21 @@ export class Manager {
     const live = new Set([...this.bootPods.values()].map((b) => b.uid));
     for (const uid of this.ungatedAt.keys()) if (!live.has(uid)) this.ungatedAt.delete(uid);
     const decision = decideBoot(pods, config.bootSlots ?? Number.MAX_SAFE_INTEGER, now);
-    // A plane whose API server starts waiting, or stops waiting, for a slot gets a pass: its status says which.
-    const waiting = new Set(decision.waiting.map((p) => p.namespace));
-    for (const ns of new Set([...waiting, ...this.bootWaiting])) {
+    // Waiting for a slot goes before an unschedulable Pod of the same namespace, as the status says it.
+    const slots = config.bootSlots ?? 0;
+    const holds = new Map<string, BootHold>([
+      ...decision.unschedulable.map((p): [string, BootHold] => [
+        p.namespace,
+        { unschedulable: `Pod ${p.name}: ${p.unschedulable}` },
+      ]),
+      ...decision.waiting.map((p): [string, BootHold] => [p.namespace, { slots }]),
+    ]);
+    // A plane whose hold starts, ends or changes gets a pass: its status says why it waits.
+    for (const ns of new Set([...holds.keys(), ...this.bootHolds.keys()])) {
       const plane = planeOfNamespace(ns);
-      if (plane && waiting.has(ns) !== this.bootWaiting.has(ns)) this.loop.add(plane);
+      if (plane && JSON.stringify(holds.get(ns)) !== JSON.stringify(this.bootHolds.get(ns))) this.loop.add(plane);
     }
-    this.bootWaiting = waiting;
-    this.bootSlots = config.bootSlots ?? 0;
-    const unschedulable = new Map(
-      decision.unschedulable.map((p) => [p.namespace, `Pod ${p.name}: ${p.unschedulable}`]),
-    );
-    for (const ns of new Set([...unschedulable.keys(), ...this.bootUnschedulable.keys()])) {
-      const plane = planeOfNamespace(ns);
-      if (plane && unschedulable.get(ns) !== this.bootUnschedulable.get(ns)) this.loop.add(plane);
-    }
-    this.bootUnschedulable = unschedulable;
+    this.bootHolds = holds;
     let requeueAfterMs = decision.recheckAfterMs;
     for (const pod of decision.ungate) {
       const seen = this.bootPods.get(`${pod.namespace}/${pod.name}`)!;

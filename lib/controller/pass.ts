@@ -10,6 +10,12 @@ import { controlPlaneOwnerReference, TENANT_DATABASE_PROVISIONED_KEY } from '../
 import { ControlPlaneObject, MANAGED_BY, SecretData, SecretWrite } from './core';
 
 /** What a reconcile needs from its environment. */
+/**
+ * Why boot admission holds a plane's API server Pod: it waits for one of `slots` (kubeflex-config bootSlots), or it
+ * was let go and no node can take it (`unschedulable`: the Pod and the scheduler's words).
+ */
+export type BootHold = { readonly slots: number } | { readonly unschedulable: string };
+
 export interface ReconcileDeps {
   readonly hosting: KubeClient;
   readonly connectTo: ConnectTo;
@@ -26,10 +32,8 @@ export interface ReconcileDeps {
   readonly now: () => Date;
   /** Per ControlPlane UID: the tenant API server's audit counter and since when it has not moved (sleep on idle). */
   readonly activity: Map<string, import('./sleep').Activity>;
-  /** Boot admission: the slots in force if the API server Pod in this namespace waits for one, else undefined. */
-  readonly bootWaiting?: (namespace: string) => number | undefined;
-  /** Boot admission: why no node takes the API server Pod let go in this namespace (the scheduler's words), if so. */
-  readonly bootUnschedulable?: (namespace: string) => string | undefined;
+  /** Boot admission: why the API server Pod in this namespace does not start, if admission holds it. */
+  readonly bootHold?: (namespace: string) => BootHold | undefined;
   /** Makes a k8s tenant's role and database (idempotent; refuses what it did not make). */
   readonly provisionDatabase: (
     pg: NonNullable<HostingConfig['postgres']>,

@@ -277,13 +277,12 @@ async function apiNotReady(
     if (!w.ready) {
       // Its API server Pod still holds the boot gate: say so rather than the Deployment's count of ready Pods.
       // Or no node can take it: the scheduler's reason says what to add (capacity, a taint), the count does not.
-      const slots = deps.bootWaiting?.(names.namespace);
-      const unschedulable = deps.bootUnschedulable?.(names.namespace);
+      const hold = deps.bootHold?.(names.namespace);
       const why =
-        slots !== undefined
-          ? `waiting for a boot slot: at most ${slots === 1 ? '1 API server starts' : `${slots} API servers start`} at once (kubeflex-config bootSlots); a woken plane goes first`
-          : unschedulable !== undefined
-            ? `${workload.kind} ${names.namespace}/${workload.name}: no node can take it: ${unschedulable}`
+        hold && 'slots' in hold
+          ? `waiting for a boot slot: at most ${hold.slots === 1 ? '1 API server starts' : `${hold.slots} API servers start`} at once (kubeflex-config bootSlots); a woken plane goes first`
+          : hold
+            ? `${workload.kind} ${names.namespace}/${workload.name}: no node can take it: ${hold.unschedulable}`
             : `${workload.kind} ${names.namespace}/${workload.name}: ${w.detail}`;
       return { why };
     }
