@@ -4,7 +4,7 @@ import { execFileSync } from 'child_process';
 import * as fs from 'fs';
 import * as path from 'path';
 import { nodeUnavailable, startNode } from '../test/node/node-cluster';
-import { benchPostgres, BenchState } from './common';
+import { benchPostgres, BenchState, machineBusyS } from './common';
 
 const REPO = path.resolve(__dirname, '..');
 
@@ -78,3 +78,88 @@ export function podCgroup(pod: any, controller: 'memory' | 'cpuacct'): string {
 /** CPU time the pod's cgroup has used so far, in nanoseconds. */
 export const podCpuNs = (pod: any) =>
   Number(fs.readFileSync(path.join(podCgroup(pod, 'cpuacct'), 'cpuacct.usage'), 'utf8'));
+
+/** Where the machine's CPU went: a reading of every process outside the pods' cgroups and of every Pod's containers. */
+export interface CpuReading {
+  /** `pid:starttime` → [comm, CPU-seconds of the process and its reaped children]. */
+  readonly procs: Map<string, [string, number]>;
+  /** `namespace/pod/container` → CPU-seconds of that container's cgroup. */
+  readonly containers: Map<string, number>;
+  readonly machineS: number;
+}
+
+const TICK = 100;
+
+/** Reads the CPU of every process (outside kubepods) and of every container of `pods` (kubectl's Pod objects). */
+export function readCpu(pods: any[]): CpuReading {
+  const procs = new Map<string, [string, number]>();
+  for (const pid of fs.readdirSync('/proc')) {
+    if (!/^\d+$/.test(pid)) continue;
+    try {
+      if (fs.readFileSync(`/proc/${pid}/cgroup`, 'utf8').includes('/kubepods')) continue;
+      const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+      const comm = stat.slice(stat.indexOf('(') + 1, stat.lastIndexOf(')'));
+      const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+      // Fields 14-17 (utime, stime, cutime, cstime) and 22 (starttime), counted from 1 with pid and comm as 1 and 2.
+      const cpu = (Number(f[11]) + Number(f[12]) + Number(f[13]) + Number(f[14])) / TICK;
+      procs.set(`${pid}:${f[19]}`, [comm, cpu]);
+    } catch {
+      // The process ended while it was read.
+    }
+  }
+  const containers = new Map<string, number>();
+  for (const p of pods) {
+    const dir = podCgroup(p, 'cpuacct');
+    const byId = new Map<string, string>();
+    for (const c of [...(p.status.initContainerStatuses ?? []), ...(p.status.containerStatuses ?? [])]) {
+      if (c.containerID) byId.set(String(c.containerID).replace(/^.*:\/\//, ''), c.name);
+    }
+    let sub = 0;
+    try {
+      for (const d of fs.readdirSync(dir, { withFileTypes: true })) {
+        if (!d.isDirectory()) continue;
+        const ns = Number(fs.readFileSync(path.join(dir, d.name, 'cpuacct.usage'), 'utf8'));
+        sub += ns;
+        const name = byId.get(d.name) ?? 'sandbox';
+        const key = `${p.metadata.namespace}/${p.metadata.name}/${name}`;
+        containers.set(key, (containers.get(key) ?? 0) + ns / 1e9);
+      }
+      const all = Number(fs.readFileSync(path.join(dir, 'cpuacct.usage'), 'utf8'));
+      containers.set(`${p.metadata.namespace}/${p.metadata.name}/(exited)`, (all - sub) / 1e9);
+    } catch {
+      // A Pod that is gone, or not started yet.
+    }
+  }
+  return { procs, containers, machineS: machineBusyS() };
+}
+
+/**
+ * CPU-seconds between two readings, grouped: node processes by command name, containers by `group(namespace, pod)`
+ * and container name. A process that ended between the readings counts where its parent reaped it.
+ */
+export function cpuBetween(
+  a: CpuReading,
+  b: CpuReading,
+  group: (namespace: string, pod: string) => string,
+): { rows: [string, number][]; machineS: number } {
+  const sums = new Map<string, number>();
+  const add = (k: string, s: number) => sums.set(k, (sums.get(k) ?? 0) + s);
+  for (const [key, [comm, s]] of b.procs)
+    add(`process ${comm.replace(/[\d/:-]+$/, '')}`, s - (a.procs.get(key)?.[1] ?? 0));
+  for (const [key, s] of b.containers) {
+    const [ns, pod, container] = key.split('/');
+    add(`${group(ns, pod)} ${container}`, s - (a.containers.get(key) ?? 0));
+  }
+  const machineS = b.machineS - a.machineS;
+  const counted = [...sums.values()].reduce((x, y) => x + y, 0);
+  sums.set('not attributed (processes that ended unreaped, kernel threads, interrupts)', machineS - counted);
+  return { rows: [...sums.entries()].filter(([, s]) => Math.abs(s) >= 0.05).sort((x, y) => y[1] - x[1]), machineS };
+}
+
+/** Prints `cpuBetween`'s rows per tenant. */
+export function printCpu(title: string, r: ReturnType<typeof cpuBetween>, tenants: number): void {
+  console.log(`\n${title}: ${r.machineS.toFixed(0)} machine CPU-s, ${(r.machineS / tenants).toFixed(2)} per tenant`);
+  console.log('| where | CPU-s | per tenant | share |\n|---|---:|---:|---:|');
+  for (const [k, s] of r.rows)
+    console.log(`| ${k} | ${s.toFixed(1)} | ${(s / tenants).toFixed(2)} | ${((100 * s) / r.machineS).toFixed(1)} % |`);
+}

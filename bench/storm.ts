@@ -10,7 +10,7 @@ import * as fs from 'fs';
 import * as path from 'path';
 import { synthTenant } from '../test/cluster/tenant';
 import { machineBusyS, median } from './common';
-import { installHosting, podCpuNs, startBenchNode } from './on-node';
+import { cpuBetween, installHosting, podCpuNs, printCpu, readCpu, startBenchNode } from './on-node';
 
 const N = Number(process.env.N ?? 50);
 const SLOTS = process.env.SLOTS;
@@ -32,6 +32,12 @@ const run = (cmd: string, args: string[], input: string) =>
     );
     child.stdin!.end(input);
   });
+
+/** A Pod's group in the CPU table: the hosting install's workloads by name, every tenant's by its component. */
+const podGroup = (ns: string, pod: string) => {
+  const base = pod.replace(/-[a-z0-9]{6,10}-[a-z0-9]{5}$/, '').replace(/-\d+$/, '');
+  return ns === 'kubeflex-system' ? `hosting ${base}` : ns.endsWith('-system') ? `tenant ${base}` : `${ns} ${base}`;
+};
 
 /** Writes what the planes that never became Ready show: their conditions, their Pods, and the hosting daemons' logs. */
 function diagnose(k: (args: string[]) => string, stuck: string[]): void {
@@ -116,6 +122,8 @@ async function main(): Promise<void> {
         }
       }
     };
+    const allPods = () => JSON.parse(k(['get', 'pods', '-A', '-o', 'json'])).items;
+    const reading0 = readCpu(allPods());
     const cpu0 = machineBusyS();
     const t0 = Date.now();
     await apply(items.filter((o) => o.kind === 'Namespace'));
@@ -148,6 +156,7 @@ async function main(): Promise<void> {
       );
     const wallS = (Date.now() - t0) / 1000;
     const cpuS = machineBusyS() - cpu0;
+    printCpu("Where the storm's CPU went", cpuBetween(reading0, readCpu(allPods()), podGroup), N);
     const pods = JSON.parse(k(['get', 'pods', '-A', '-l', 'kflex.kubestellar.org/boot-slot', '-o', 'json'])).items;
     const restarts: Record<string, number> = {};
     for (const p of pods) {
@@ -171,8 +180,10 @@ async function main(): Promise<void> {
       const running = JSON.parse(k(['get', 'pods', '-A', '-l', 'kflex.kubestellar.org/boot-slot', '-o', 'json'])).items;
       const podCpuS = (p: any) => podCpuNs(p) / 1e9;
       const pods0 = running.map(podCpuS);
+      const idle0 = readCpu(running);
       const busy0 = machineBusyS();
       await sleep(IDLE_S * 1000);
+      printCpu(`Where the idle CPU went over ${IDLE_S} s`, cpuBetween(idle0, readCpu(running), podGroup), N);
       const podsS = running.reduce((sum: number, p: any, i: number) => sum + podCpuS(p) - pods0[i], 0);
       const busyS = machineBusyS() - busy0;
       console.log(

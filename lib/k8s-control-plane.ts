@@ -517,25 +517,31 @@ export class K8sControlPlane extends ControlPlaneBase {
       podMetadata: { labels },
       securityContext: restrictedPod(),
       // KCM exits when the API server is not healthy within 10 s of its start (hard-coded), so starting both Pods
-      // together restarted KCM on a busy node (seen in the real-node test). It starts once the API answers instead.
-      initContainers: [
-        {
-          name: 'wait-for-apiserver',
-          ...waitForApiserver(kc),
-          imagePullPolicy: kplus.ImagePullPolicy.IF_NOT_PRESENT,
-          volumeMounts: [{ path: CM_KUBECONFIG_DIR, volume: kubeconfig, readOnly: true }],
-          securityContext: restrictedContainer(),
-          // An init container's request counts in full against the node when it exceeds the containers' own, and
-          // this one only waits: it never reserves more than KCM itself (a 10m waiter made every tenant reserve 35m
-          // instead of 30m, so a storm of 50 filled a 2-core node by requests at 44; BENCHMARKS.md).
-          resources: resources(
-            Math.min(10, sizes.controllerManager.cpuRequestMillis),
-            Math.min(32, sizes.controllerManager.memoryRequestMi),
-            100,
-            64,
-          ),
-        },
-      ],
+      // together restarted KCM on a busy node (seen in the real-node test). With boot admission the controller
+      // removes KCM's gate only once an API server Pod of the plane is ready, so it starts against an answering API.
+      // Without it, an init container waits until the API answers. Only then: the waiter is a Node.js process, and
+      // in a storm of 50 it cost 0.76 CPU-seconds per tenant, 11 % of the node's CPU (BENCHMARKS.md, round 9).
+      initContainers:
+        this.hosting.bootSlots > 0
+          ? []
+          : [
+              {
+                name: 'wait-for-apiserver',
+                ...waitForApiserver(kc),
+                imagePullPolicy: kplus.ImagePullPolicy.IF_NOT_PRESENT,
+                volumeMounts: [{ path: CM_KUBECONFIG_DIR, volume: kubeconfig, readOnly: true }],
+                securityContext: restrictedContainer(),
+                // An init container's request counts in full against the node when it exceeds the containers' own,
+                // and this one only waits: it never reserves more than KCM itself (a 10m waiter made every tenant
+                // reserve 35m instead of 30m, so a storm of 50 filled a 2-core node by requests at 44; BENCHMARKS.md).
+                resources: resources(
+                  Math.min(10, sizes.controllerManager.cpuRequestMillis),
+                  Math.min(32, sizes.controllerManager.memoryRequestMi),
+                  100,
+                  64,
+                ),
+              },
+            ],
       containers: [
         {
           name: 'kube-controller-manager',

@@ -20,6 +20,8 @@ describe('constructs', () => {
       // The selector does not use the label: the Deployment's Pods stay the same set.
       expect(find(objects, 'Deployment', name).spec.selector.matchLabels).toEqual({ app: name });
     }
+    // The controller lets KCM go only once the plane's API server is ready: no waiter process before it.
+    expect(find(objects, 'Deployment', 'kube-controller-manager').spec.template.spec.initContainers).toBeUndefined();
   });
 
   test('bootSlots 0: no gate, no label, and the ConfigMap has no key', () => {
@@ -28,6 +30,12 @@ describe('constructs', () => {
     const template = find(objects, 'Deployment', 'kube-apiserver').spec.template;
     expect(template.spec.schedulingGates).toBeUndefined();
     expect(template.metadata.labels[GATE]).toBeUndefined();
+    // Nobody orders the starts: KCM waits in an init container until the API server answers.
+    const kcm = find(objects, 'Deployment', 'kube-controller-manager').spec.template.spec;
+    expect(kcm.schedulingGates).toBeUndefined();
+    expect(kcm.initContainers.map((c: any) => [c.name, c.command])).toEqual([
+      ['wait-for-apiserver', ['kubeflex-wait-for-apiserver']],
+    ]);
     expect(find(Testing.synth(hosting), 'ConfigMap', 'kubeflex-config').data.bootSlots).toBeUndefined();
   });
 

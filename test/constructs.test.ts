@@ -407,27 +407,30 @@ describe('K8sControlPlane', () => {
     expect(c.livenessProbe).toMatchObject({ httpGet: { path: '/livez' }, periodSeconds: 10 });
   });
 
-  test("a tenant reserves what its containers request: the controller manager's waiter adds nothing", () => {
-    const { app, hosting } = setup();
-    // The scheduler counts max(largest init container, sum of containers) per resource: what a node must hold free.
-    const millis = (q: string) => (q.endsWith('m') ? Number(q.slice(0, -1)) : Number(q) * 1000);
-    const podCpu = (pod: any) =>
-      Math.max(
-        ...(pod.initContainers ?? []).map((c: any) => millis(c.resources.requests.cpu)),
-        pod.containers.reduce((sum: number, c: any) => sum + millis(c.resources.requests.cpu), 0),
-      );
-    for (const [size, perTenant] of [
-      ['small', 25],
-      ['medium', 30],
-      ['large', 800],
-    ] as const) {
-      const objects = synth(new K8sControlPlane(app, `r${size}`, { hosting, size }));
-      const total = ['kube-apiserver', 'kube-controller-manager']
-        .map((d) => podCpu(find(objects, 'Deployment', d).spec.template.spec))
-        .reduce((a, b) => a + b, 0);
-      expect({ size, total }).toEqual({ size, total: perTenant });
-    }
-  });
+  test.each([[2], [0]])(
+    "a tenant reserves what its containers request (bootSlots %p): KCM's waiter adds nothing",
+    (bootSlots) => {
+      const { app, hosting } = setup({ bootSlots });
+      // The scheduler counts max(largest init container, sum of containers) per resource: what a node must hold free.
+      const millis = (q: string) => (q.endsWith('m') ? Number(q.slice(0, -1)) : Number(q) * 1000);
+      const podCpu = (pod: any) =>
+        Math.max(
+          ...(pod.initContainers ?? []).map((c: any) => millis(c.resources.requests.cpu)),
+          pod.containers.reduce((sum: number, c: any) => sum + millis(c.resources.requests.cpu), 0),
+        );
+      for (const [size, perTenant] of [
+        ['small', 25],
+        ['medium', 30],
+        ['large', 800],
+      ] as const) {
+        const objects = synth(new K8sControlPlane(app, `r${size}`, { hosting, size }));
+        const total = ['kube-apiserver', 'kube-controller-manager']
+          .map((d) => podCpu(find(objects, 'Deployment', d).spec.template.spec))
+          .reduce((a, b) => a + b, 0);
+        expect({ size, total }).toEqual({ size, total: perTenant });
+      }
+    },
+  );
 
   test('sleeping: zero replicas and the sleeping annotation; data and Secrets untouched', () => {
     const { app, hosting } = setup();
