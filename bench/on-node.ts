@@ -156,6 +156,12 @@ export function cpuBetween(
   return { rows: [...sums.entries()].filter(([, s]) => Math.abs(s) >= 0.05).sort((x, y) => y[1] - x[1]), machineS };
 }
 
+/** A Pod's group in the CPU table: the hosting install's workloads by name, every tenant's by its component. */
+export const podGroup = (ns: string, pod: string) => {
+  const base = pod.replace(/-[a-z0-9]{6,10}-[a-z0-9]{5}$/, '').replace(/-\d+$/, '');
+  return ns === 'kubeflex-system' ? `hosting ${base}` : ns.endsWith('-system') ? `tenant ${base}` : `${ns} ${base}`;
+};
+
 /** Prints `cpuBetween`'s rows per tenant. */
 export function printCpu(title: string, r: ReturnType<typeof cpuBetween>, tenants: number): void {
   console.log(`\n${title}: ${r.machineS.toFixed(0)} machine CPU-s, ${(r.machineS / tenants).toFixed(2)} per tenant`);

@@ -17,7 +17,16 @@ import * as https from 'https';
 import * as path from 'path';
 import { synthTenant } from '../test/cluster/tenant';
 import { machineBusyS } from './common';
-import { installHosting, podCgroup, podCpuNs, startBenchNode } from './on-node';
+import {
+  cpuBetween,
+  installHosting,
+  podCgroup,
+  podCpuNs,
+  podGroup,
+  printCpu,
+  readCpu,
+  startBenchNode,
+} from './on-node';
 
 const N = Number(process.env.N ?? 200);
 const WAKES = Number(process.env.WAKES ?? 20);
@@ -253,11 +262,14 @@ async function main(): Promise<void> {
       console.log(`storm tenants booted once and asleep again in ${((Date.now() - t) / 1000).toFixed(0)} s`);
       await sleep(20_000);
     }
+    const allPods = () => JSON.parse(k(['get', 'pods', '-A', '-o', 'json'])).items;
+    const stormReading = readCpu(allPods());
     const stormCpu0 = machineBusyS();
     const stormStart = Date.now();
     const storm = await Promise.all(stormNames.map((cp) => firstAnswer(cp).catch((e) => `failed: ${e.message}`)));
     const stormAll = Date.now() - stormStart;
     const stormCpuS = machineBusyS() - stormCpu0;
+    printCpu("Where the wake storm's CPU went", cpuBetween(stormReading, readCpu(allPods()), podGroup), STORM);
     const answered = storm.filter((x) => typeof x === 'number').length;
     console.log(
       `storm of ${STORM} (${STORM_BOOTED ? 'booted before' : 'first boots'}): ${answered} answered, the last result after ${stormAll} ms (${storm.join(', ')}); ` +

@@ -5,12 +5,12 @@
 // SLOTS=64 lets every Pod go at once (admission in effect off). Reports the Ready times, the machine's CPU-seconds
 // (/proc/stat) over the storm per tenant, and the tenants' container restarts.
 // Usage: N=50 SLOTS=2 npm run bench:storm (root, scripts/prepare-binaries.sh and prepare-node.sh done).
-import { execFile } from 'child_process';
+import { ChildProcess, execFile, spawn } from 'child_process';
 import * as fs from 'fs';
 import * as path from 'path';
 import { synthTenant } from '../test/cluster/tenant';
 import { machineBusyS, median } from './common';
-import { cpuBetween, installHosting, podCpuNs, printCpu, readCpu, startBenchNode } from './on-node';
+import { cpuBetween, installHosting, podCpuNs, podGroup, printCpu, readCpu, startBenchNode } from './on-node';
 
 const N = Number(process.env.N ?? 50);
 const SLOTS = process.env.SLOTS;
@@ -33,11 +33,46 @@ const run = (cmd: string, args: string[], input: string) =>
     child.stdin!.end(input);
   });
 
-/** A Pod's group in the CPU table: the hosting install's workloads by name, every tenant's by its component. */
-const podGroup = (ns: string, pod: string) => {
-  const base = pod.replace(/-[a-z0-9]{6,10}-[a-z0-9]{5}$/, '').replace(/-\d+$/, '');
-  return ns === 'kubeflex-system' ? `hosting ${base}` : ns.endsWith('-system') ? `tenant ${base}` : `${ns} ${base}`;
-};
+/**
+ * When each ControlPlane first reported Ready=True, from one `kubectl get -w` (a kubectl process a second cost the
+ * machine ~0.2 CPU-seconds per tenant of a storm it measures); started again if the watch ends.
+ */
+function watchReady(kubectl: string, kubeconfig: string): { readyAt: Map<string, number>; stop(): void } {
+  const readyAt = new Map<string, number>();
+  let stopped = false;
+  let child: ChildProcess;
+  const start = () => {
+    child = spawn(kubectl, [
+      `--kubeconfig=${kubeconfig}`,
+      'get',
+      'cp',
+      '-w',
+      '-o',
+      'jsonpath={.metadata.name} {.status.conditions[?(@.type=="Ready")].status}{"\\n"}',
+    ]);
+    let buf = '';
+    child.stdout!.on('data', (d: Buffer) => {
+      buf += d.toString();
+      const lines = buf.split('\n');
+      buf = lines.pop()!;
+      for (const line of lines) {
+        const [name, status] = line.trim().split(' ');
+        if (status === 'True' && name && !readyAt.has(name)) readyAt.set(name, Date.now());
+      }
+    });
+    child.on('exit', () => {
+      if (!stopped) setTimeout(start, 500);
+    });
+  };
+  start();
+  return {
+    readyAt,
+    stop: () => {
+      stopped = true;
+      child.kill();
+    },
+  };
+}
 
 /** Writes what the planes that never became Ready show: their conditions, their Pods, and the hosting daemons' logs. */
 function diagnose(k: (args: string[]) => string, stuck: string[]): void {
@@ -123,6 +158,7 @@ async function main(): Promise<void> {
       }
     };
     const allPods = () => JSON.parse(k(['get', 'pods', '-A', '-o', 'json'])).items;
+    const watch = watchReady(path.join(bench.state.binDir, 'kubectl'), node.kubeconfig);
     const reading0 = readCpu(allPods());
     const cpu0 = machineBusyS();
     const t0 = Date.now();
@@ -136,12 +172,7 @@ async function main(): Promise<void> {
     let last = 0;
     let progressAt = Date.now();
     while (readyAt.size < N && Date.now() - t0 < TIMEOUT_S * 1000 && Date.now() - progressAt < STALL_S * 1000) {
-      const cps = JSON.parse(k(['get', 'cp', '-o', 'json'])).items;
-      for (const cp of cps) {
-        const name = cp.metadata.name;
-        const ready = cp.status?.conditions?.find((c: any) => c.type === 'Ready')?.status === 'True';
-        if (ready && !readyAt.has(name)) readyAt.set(name, Date.now() - t0);
-      }
+      for (const [name, at] of watch.readyAt) if (!readyAt.has(name)) readyAt.set(name, at - t0);
       if (readyAt.size !== last && readyAt.size % 10 === 0) {
         console.log(`${readyAt.size} Ready after ${((Date.now() - t0) / 1000).toFixed(0)} s`);
       }
@@ -149,6 +180,7 @@ async function main(): Promise<void> {
       last = readyAt.size;
       await sleep(1000);
     }
+    watch.stop();
     if (readyAt.size < N)
       diagnose(
         k,
