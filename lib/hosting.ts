@@ -128,7 +128,7 @@ export interface KubeflexHostingProps {
    * more starts onto the cores than they can finish; the rest wait as Pending Pods, and a woken plane's clients wait
    * at the activator. A Pod that has not become ready 60 s after its gate was removed no longer holds a slot. `0`
    * switches admission off (no gates; then the tenant API servers also start while the controller is down).
-   * @default 2
+   * @default 3
    */
   readonly bootSlots?: number;
   /**
@@ -183,10 +183,12 @@ export const MATERIALIZER_NAME = 'kubeflex-materializer';
 
 /**
  * API server starts admitted at once by default: on the 2-core test node one start saturates a core for a few
- * seconds (BENCHMARKS.md, boot admission), so two keep both busy without starts pushing each other past their
- * hard-coded start-up timeouts.
+ * seconds, and a start also waits on things that are not CPU (a Pod sandbox, the scheduler, the kubelet, the
+ * database). With two slots the node idled for a fifth of a storm of 50, and three brought the last of them Ready in
+ * 148 s instead of 177 s (BENCHMARKS.md, issue 26 round 9), far from the load at which starts push each other past
+ * their hard-coded start-up timeouts (25 at once).
  */
-export const DEFAULT_BOOT_SLOTS = 2;
+export const DEFAULT_BOOT_SLOTS = 3;
 
 /** Namespaced kinds that tenants' objects and hooks are made of: what the materializer and the hook applier write. */
 const TENANT_NAMESPACED_RESOURCES = [

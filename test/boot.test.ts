@@ -11,7 +11,7 @@ const GATE = 'kflex.kubestellar.org/boot-slot';
 describe('constructs', () => {
   test('a k8s plane on an install with boot admission: both Deployments create gated, labelled Pods', () => {
     const { app, hosting } = setup();
-    expect(hosting.bootSlots).toBe(2);
+    expect(hosting.bootSlots).toBe(3);
     const objects = synth(new K8sControlPlane(app, 'cp1', { hosting }));
     for (const name of ['kube-apiserver', 'kube-controller-manager']) {
       const template = find(objects, 'Deployment', name).spec.template;

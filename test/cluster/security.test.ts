@@ -88,7 +88,8 @@ suite('a hostile tenant cannot escape (security review findings, replayed)', () 
     dir = fs.mkdtempSync(path.join(state.dir, 'security-'));
     const files = synthesizeAtomically(
       (app) => {
-        const h = new KubeflexHosting(app, 'hosting', { bootstrapSecretNamespaces: ['ks-release'] });
+        // Two boot slots (not the default), as the boot-admission test below counts them.
+        const h = new KubeflexHosting(app, 'hosting', { bootstrapSecretNamespaces: ['ks-release'], bootSlots: 2 });
         new HostControlPlane(app, 'victim', { hosting: h });
         new VClusterControlPlane(app, 'vcexec', { hosting: h });
         new VClusterControlPlane(app, 'vcfile', { hosting: h });
