@@ -243,29 +243,46 @@ export class Activator {
     socket.on('close', finish);
     // Bytes the client sends while held (its TLS ClientHello) wait in the socket until the splice.
     socket.pause();
-    served.waking ??= this.wake(served.plane).finally(() => (served.waking = undefined));
-    void served.waking.then(
-      (endpoint) => {
-        if (done) return;
-        if (!endpoint) return finish();
-        upstream = net.connect(endpoint.port, endpoint.host);
-        upstream.on('error', finish);
-        upstream.on('close', finish);
-        upstream.once('connect', () => {
+    const deadline = Date.now() + (this.opts.wakeTimeoutMs ?? 120_000);
+    const attempt = () => {
+      served.waking ??= this.wake(served.plane, deadline).finally(() => (served.waking = undefined));
+      void served.waking.then(
+        (endpoint) => {
           if (done) return;
-          socket.pipe(upstream!);
-          upstream!.pipe(socket);
-          socket.resume();
-        });
-      },
-      () => finish(),
-    );
+          if (!endpoint) return finish();
+          const up = net.connect(endpoint.port, endpoint.host);
+          upstream = up;
+          let connected = false;
+          let retried = false;
+          const failed = () => {
+            if (connected || done) return finish();
+            // Not connected: an endpoint still listed ready whose Pod just went (the plane was put to sleep a moment
+            // ago, and its EndpointSlice lags). Nothing of the client's went through, so look for the endpoint again.
+            if (retried) return;
+            retried = true;
+            up.destroy();
+            if (Date.now() >= deadline) return finish();
+            setTimeout(attempt, this.opts.pollMs ?? 200);
+          };
+          up.on('error', failed);
+          up.on('close', failed);
+          up.once('connect', () => {
+            connected = true;
+            if (done) return;
+            socket.pipe(up);
+            up.pipe(socket);
+            socket.resume();
+          });
+        },
+        () => finish(),
+      );
+    };
+    attempt();
   }
 
-  /** Removes the sleeping annotation (once), then waits for a ready endpoint of the plane's own pods. */
-  private async wake(plane: ServedPlane): Promise<{ host: string; port: number } | undefined> {
+  /** Removes the sleeping annotation (once), then waits until `deadline` for a ready endpoint of the plane's pods. */
+  private async wake(plane: ServedPlane, deadline: number): Promise<{ host: string; port: number } | undefined> {
     const started = Date.now();
-    const deadline = started + (this.opts.wakeTimeoutMs ?? 120_000);
     let woken = false;
     while (Date.now() < deadline) {
       try {
