@@ -2,7 +2,14 @@
 // controller's pure decision of which Pods may start.
 import { App, Testing } from 'cdk8s';
 import { K8sControlPlane, KubeflexHosting } from '../lib';
-import { BOOT_SLOT_TIMEOUT_MS, bootPodOf, BootPod, decideBoot, ungatePatch } from '../lib/controller/boot';
+import {
+  BOOT_SLOT_TIMEOUT_MS,
+  bootPodOf,
+  BootPod,
+  decideBoot,
+  MANAGER_DEFER_MS,
+  ungatePatch,
+} from '../lib/controller/boot';
 import { decodeHostingConfig, encodeHostingConfig } from '../lib/hosting-config';
 import { expectConfigError, find, setup, synth } from './helpers';
 
@@ -210,6 +217,24 @@ describe('the decision', () => {
     expect(names(decideBoot(pods, 1, T0))).toEqual(['a-system/kube-controller-manager']);
   });
 
+  test('while API servers start or wait, a controller manager waits until its API server has been ready 30 s', () => {
+    const ready = api('a-system', { gated: false, ready: true, readyMs: T0 });
+    const manager = kcm('a-system');
+    const starting = api('b-system', { gated: false, ungatedMs: T0 });
+    // Another start runs: KCM's start would take CPU from it. The decision says when to look again.
+    const d = decideBoot([ready, manager, starting], 3, T0 + 10_000);
+    expect(names(d)).toEqual([]);
+    expect(d.recheckAfterMs).toBe(MANAGER_DEFER_MS - 10_000);
+    expect(names(decideBoot([ready, manager, starting], 3, T0 + MANAGER_DEFER_MS))).toEqual([
+      'a-system/kube-controller-manager',
+    ]);
+    // One waits for a slot: the same.
+    const queued = api('c-system', { createdMs: T0 + 1 });
+    expect(names(decideBoot([ready, manager, starting, queued], 1, T0 + 10_000))).toEqual([]);
+    // Nothing else starts or waits: at once.
+    expect(names(decideBoot([ready, manager], 3, T0 + 1))).toEqual(['a-system/kube-controller-manager']);
+  });
+
   test('reduced from API objects: gate, readiness, deletion; Pods without the label are not ours', () => {
     const raw = {
       metadata: {
@@ -220,7 +245,7 @@ describe('the decision', () => {
         labels: { [GATE]: 'kube-apiserver' },
       },
       spec: { schedulingGates: [{ name: 'other' }, { name: GATE }] },
-      status: { conditions: [{ type: 'Ready', status: 'False' }] },
+      status: { conditions: [{ type: 'Ready', status: 'False', lastTransitionTime: '2026-12-05T10:00:05Z' }] },
     };
     expect(bootPodOf(raw, undefined)).toEqual({
       namespace: 'a-system',
@@ -228,6 +253,7 @@ describe('the decision', () => {
       component: 'kube-apiserver',
       gated: true,
       ready: false,
+      readyMs: Date.parse('2026-12-05T10:00:05Z'),
       terminating: false,
       createdMs: Date.parse('2026-12-05T10:00:00Z'),
       ungatedMs: undefined,

@@ -14,6 +14,8 @@ export interface BootPod {
   readonly gated: boolean;
   /** Its Ready condition is True. */
   readonly ready: boolean;
+  /** When its Ready condition last changed (ms; 0 when not told): for a ready Pod, since when it is ready. */
+  readonly readyMs?: number;
   /** Being deleted. */
   readonly terminating: boolean;
   /** metadata.creationTimestamp, ms. */
@@ -39,17 +41,26 @@ export interface BootDecision {
 /** A Pod that has not become ready this long after its gate was removed no longer holds a slot. */
 export const BOOT_SLOT_TIMEOUT_MS = 60_000;
 
+/**
+ * While API server starts are queued or running, a kube-controller-manager waits at most this long after its API
+ * server became ready: the API servers' starts go first (clients wait for them), KCM's start comes after.
+ */
+export const MANAGER_DEFER_MS = 30_000;
+
 /** Fields of a Pod as the API returns it, reduced to a BootPod (undefined: not one of ours). */
 export function bootPodOf(pod: any, ungatedMs: number | undefined): BootPod | undefined {
   const component = pod?.metadata?.labels?.[BOOT_GATE];
   if (component !== K8S_WORKLOADS.apiServer && component !== K8S_WORKLOADS.controllerManager) return undefined;
   const created = Date.parse(pod.metadata.creationTimestamp ?? '');
+  const readyCondition = (pod.status?.conditions ?? []).find((c: any) => c?.type === 'Ready');
+  const readySince = Date.parse(readyCondition?.lastTransitionTime ?? '');
   return {
     namespace: String(pod.metadata.namespace),
     name: String(pod.metadata.name),
     component,
     gated: (pod.spec?.schedulingGates ?? []).some((g: any) => g?.name === BOOT_GATE),
-    ready: (pod.status?.conditions ?? []).some((c: any) => c?.type === 'Ready' && c?.status === 'True'),
+    ready: readyCondition?.status === 'True',
+    readyMs: Number.isFinite(readySince) ? readySince : 0,
     terminating: !!pod.metadata.deletionTimestamp,
     createdMs: Number.isFinite(created) ? created : 0,
     ungatedMs,
@@ -69,7 +80,9 @@ function unschedulableMessage(pod: any): string | undefined {
 
 /**
  * With `slots` starts allowed at once: a kube-controller-manager Pod is let go once an API server Pod of its
- * namespace is ready (it would only time out against a starting one); API server Pods are let go while fewer than
+ * namespace is ready (it would only time out against a starting one), and, while other API servers start or wait
+ * for a slot, only once that one has been ready for MANAGER_DEFER_MS: KCM's start is CPU the starting API servers
+ * (and the clients a wake holds) would wait for, and a plane is Ready with its API server. API server Pods are let go while fewer than
  * `slots` API server Pods are starting (ungated, not ready, not terminating, within the slot timeout): those of woken
  * planes first (a client waits for each), then oldest first. A Pod the scheduler cannot place starts nothing, so it
  * holds no slot: on a full node the next plane that fits (a smaller one, or after a deletion) is not held up for the
@@ -77,7 +90,10 @@ function unschedulableMessage(pod: any): string | undefined {
  */
 export function decideBoot(pods: readonly BootPod[], slots: number, nowMs: number): BootDecision {
   const api = pods.filter((p) => p.component === K8S_WORKLOADS.apiServer && !p.terminating);
-  const readyApi = new Set(api.filter((p) => p.ready && !p.gated).map((p) => p.namespace));
+  // Namespace → since when an API server Pod of it is ready (the earliest).
+  const readyApi = new Map<string, number>();
+  for (const p of api.filter((x) => x.ready && !x.gated))
+    readyApi.set(p.namespace, Math.min(readyApi.get(p.namespace) ?? Infinity, p.readyMs ?? 0));
   const unschedulable = api.filter((p) => !p.gated && !p.ready && p.unschedulable !== undefined);
   const starting = api.filter(
     (p) =>
@@ -93,16 +109,20 @@ export function decideBoot(pods: readonly BootPod[], slots: number, nowMs: numbe
         a.name.localeCompare(b.name),
     );
   const admitted = waiting.slice(0, Math.max(0, slots - starting.length));
-  const managers = pods.filter(
-    (p) => p.component === K8S_WORKLOADS.controllerManager && p.gated && !p.terminating && readyApi.has(p.namespace),
-  );
-  // With Pods still waiting, a slot held by a start that never gets ready frees at its timeout: look again then.
+  const busy = starting.length + waiting.length > 0;
   let recheckAfterMs: number | undefined;
+  const later = (ms: number) => (recheckAfterMs = Math.min(recheckAfterMs ?? ms, ms));
+  const managers = pods.filter((p) => {
+    if (p.component !== K8S_WORKLOADS.controllerManager || !p.gated || p.terminating) return false;
+    const readySince = readyApi.get(p.namespace);
+    if (readySince === undefined) return false;
+    if (!busy || nowMs - readySince >= MANAGER_DEFER_MS) return true;
+    later(readySince + MANAGER_DEFER_MS - nowMs);
+    return false;
+  });
+  // With Pods still waiting, a slot held by a start that never gets ready frees at its timeout: look again then.
   if (waiting.length > admitted.length) {
-    for (const p of starting) {
-      const left = (p.ungatedMs ?? nowMs) + BOOT_SLOT_TIMEOUT_MS - nowMs;
-      recheckAfterMs = Math.min(recheckAfterMs ?? left, left);
-    }
+    for (const p of starting) later((p.ungatedMs ?? nowMs) + BOOT_SLOT_TIMEOUT_MS - nowMs);
   }
   return { ungate: [...admitted, ...managers], waiting: waiting.slice(admitted.length), unschedulable, recheckAfterMs };
 }
