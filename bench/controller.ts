@@ -30,6 +30,13 @@ const MIX = process.env.MIX ?? 'half';
 /** Wait after the last Synced before idle RSS and CPU are measured (status writes and events settle). */
 const SETTLE_S = Number(process.env.SETTLE_S ?? 15);
 const MAIN = path.resolve(__dirname, '../build/lib/controller/main.js');
+/**
+ * `unreachable` (default): the planes' database server is the bundled one, whose Service name does not resolve here
+ * (no cluster DNS), as when PostgreSQL is down. `reachable`: the bench's PostgreSQL as the install's external server,
+ * so each k8s plane's first pass makes its role and database there.
+ */
+const DATABASES = process.env.DATABASES ?? 'unreachable';
+const PG_SECRET = 'bench-postgres';
 
 function rss(pid: number): { rss: number; hwm: number } {
   const s = fs.readFileSync(`/proc/${pid}/status`, 'utf8');
@@ -91,14 +98,24 @@ function syncedCount(kubeconfig: string): number {
 
 async function run(
   n: number,
-  base: { dir: string; logDir: string; binDir: string; pgPort: number; pgPassword: string },
+  base: { dir: string; logDir: string; binDir: string; pgPort: number; pgPassword: string; pgSocketDir: string },
 ) {
   // The hosting controllers (root CA publisher: host planes' kubeconfigs carry kube-root-ca.crt; ServiceAccounts).
   const cluster = await startCluster(base, `bench${n}`, HOSTING_KCM_CONTROLLERS);
   try {
     const out = path.join(base.dir, `dist-${n}`);
     const files = synthesizeAtomically((app) => {
-      const hosting = new KubeflexHosting(app, 'hosting');
+      const hosting = new KubeflexHosting(
+        app,
+        'hosting',
+        DATABASES === 'reachable'
+          ? {
+              externalPostgres: { host: '127.0.0.1', port: base.pgPort, passwordSecretName: PG_SECRET },
+              // The bench's server has no TLS; it listens on loopback only.
+              postgresSslMode: 'disable',
+            }
+          : {},
+      );
       // Mixed types: every other plane is a host plane (Ready: its token minted), the others k8s (no tenant
       // processes run here, so they stay Unavailable and are looked at again every 15 s, as KubeFlex does).
       for (let i = 0; i < n; i++)
@@ -156,6 +173,23 @@ async function run(
         ),
       );
     const applyMs = Date.now() - t0;
+    const databases = () =>
+      Number(psql({ pgPort: base.pgPort, pgSocketDir: base.pgSocketDir }, 'SELECT count(*) FROM pg_database').trim());
+    const databases0 = databases();
+    if (DATABASES === 'reachable') {
+      // The superuser's password, as the admin would give it (stdin: never on a command line).
+      const secret = {
+        apiVersion: 'v1',
+        kind: 'Secret',
+        metadata: { name: PG_SECRET, namespace: 'kubeflex-system' },
+        stringData: { 'postgres-password': base.pgPassword },
+      };
+      const r = spawnSync('kubectl', [`--kubeconfig=${cluster.kubeconfig}`, 'apply', '-f', '-'], {
+        input: JSON.stringify(secret),
+        encoding: 'utf8',
+      });
+      if (r.status !== 0) throw new Error(`kubectl apply the PostgreSQL Secret: ${r.stderr}`);
+    }
 
     const log = path.join(base.logDir, `controller-${n}.log`);
     const fd = fs.openSync(log, 'w');
@@ -187,6 +221,7 @@ async function run(
     }
     const syncMs = Date.now() - start;
     const cpu = cpuSeconds(proc.pid!);
+    console.error(`n=${n}: databases made on the server meanwhile: ${databases() - databases0}`);
     // What the controller asked of the API server per plane until all were Synced (the bench's own `get cp` polls
     // included: one LIST per 2 s).
     const after = requestCounts(cluster.kubeconfig);
@@ -256,7 +291,7 @@ async function main(): Promise<void> {
     );
     console.log('|---:|---:|---:|---:|---:|---:|---:|---:|---:|');
     for (const n of SIZES) {
-      const r = await run(n, { dir, logDir, binDir, pgPort: pg.port, pgPassword });
+      const r = await run(n, { dir, logDir, binDir, pgPort: pg.port, pgPassword, pgSocketDir: pg.socketDir });
       console.log(
         `| ${r.n} | ${(r.applyMs / 1000).toFixed(1)} | ${(r.syncMs / 1000).toFixed(1)} | ${(r.syncMs / r.n).toFixed(1)} | ${r.cpu.toFixed(1)} | ${r.peak.toFixed(0)} | ${r.idle.toFixed(0)} | ${r.idleMilli.toFixed(1)} | ${r.tailMilli.toFixed(1)} |`,
       );
