@@ -280,25 +280,35 @@ export class Activator {
     attempt();
   }
 
-  /** Removes the sleeping annotation (once), then waits until `deadline` for a ready endpoint of the plane's pods. */
+  /**
+   * Removes the sleeping annotation, then waits until `deadline` for a ready endpoint of the plane's pods. Level-based:
+   * while clients are held the plane stays woken. Someone may put it back to sleep meanwhile (a sleep set a moment
+   * after a wake: the held clients would then wait for a plane nobody wakes), and then the annotation goes again.
+   */
   private async wake(plane: ServedPlane, deadline: number): Promise<{ host: string; port: number } | undefined> {
     const started = Date.now();
-    let woken = false;
+    let asked = false;
+    let removedAt = 0;
     while (Date.now() < deadline) {
       try {
-        if (!woken) {
-          const cp = await this.opts.client.get<ControlPlaneObject>(paths.controlPlane(plane.name));
-          if (!cp) return undefined;
-          if (cp.metadata.annotations?.[SLEEP_ANNOTATION] !== undefined) {
-            await this.opts.client.request(
-              'PATCH',
-              paths.controlPlane(plane.name),
-              { metadata: { annotations: { [SLEEP_ANNOTATION]: null } } },
-              'application/merge-patch+json',
-            );
-            this.opts.log.info('waking a plane for a client', { controlPlane: plane.name });
-          }
-          woken = true;
+        // First from the API server; then from the watch, so a poll costs no extra request.
+        const cp = asked
+          ? this.planes.get(plane.name)
+          : await this.opts.client.get<ControlPlaneObject>(paths.controlPlane(plane.name));
+        asked = true;
+        if (!cp) return undefined;
+        // The watch may still show the annotation just removed: not again within a second.
+        if (cp.metadata.annotations?.[SLEEP_ANNOTATION] !== undefined && Date.now() - removedAt > 1_000) {
+          await this.opts.client.request(
+            'PATCH',
+            paths.controlPlane(plane.name),
+            { metadata: { annotations: { [SLEEP_ANNOTATION]: null } } },
+            'application/merge-patch+json',
+          );
+          this.opts.log.info(removedAt ? 'waking a plane again: held clients wait' : 'waking a plane for a client', {
+            controlPlane: plane.name,
+          });
+          removedAt = Date.now();
         }
         const endpoint = await this.planeEndpoint(plane, true);
         if (endpoint) {

@@ -293,6 +293,22 @@ suite('sleep on idle and wake on request', () => {
     await waitFor('sl2 served again', () => slice('sl2-system', 'sl2-kflex-activator'), 20_000);
   }, 60_000);
 
+  test('a plane put back to sleep while a client is held is woken again: the held client wins', async () => {
+    const s = await waitFor('activator slice of sl2', () => slice('sl2-system', 'sl2-kflex-activator'), 30_000);
+    const socket = net.connect(s.ports[0].port, ACTIVATOR_IP);
+    const closed = new Promise<void>((resolve) => socket.on('close', () => resolve()));
+    socket.on('error', () => undefined);
+    const asleep = () => annotations('sl2')['kflex.kubestellar.org/sleeping'] === 'true';
+    await waitFor('sl2 woken for the held client', () => !asleep(), 3_000);
+    // Put to sleep a moment after the wake (a sleep by hand, or a race with one): the client is still held.
+    k(['annotate', 'cp', 'sl2', '--overwrite', 'kflex.kubestellar.org/sleeping=true']);
+    await waitFor('sl2 woken again', () => !asleep(), 3_000);
+    socket.destroy();
+    await closed;
+    k(['annotate', 'cp', 'sl2', 'kflex.kubestellar.org/sleeping=true']);
+    await waitFor('sl2 served again', () => slice('sl2-system', 'sl2-kflex-activator'), 20_000);
+  }, 60_000);
+
   test('a restarted activator keeps its ports and slices: no sleeping plane is left without a way to wake', async () => {
     const before = slice('sl2-system', 'sl2-kflex-activator');
     await killAll([activator!.pid!]);
