@@ -245,7 +245,9 @@ export class Activator {
     socket.pause();
     const deadline = Date.now() + (this.opts.wakeTimeoutMs ?? 120_000);
     const attempt = () => {
-      served.waking ??= this.wake(served.plane, deadline).finally(() => (served.waking = undefined));
+      served.waking ??= this.wake(served.plane, deadline, () => served.sockets.size > 0).finally(
+        () => (served.waking = undefined),
+      );
       void served.waking.then(
         (endpoint) => {
           if (done) return;
@@ -283,9 +285,14 @@ export class Activator {
   /**
    * Removes the sleeping annotation, then waits until `deadline` for a ready endpoint of the plane's pods. Level-based:
    * while clients are held the plane stays woken. Someone may put it back to sleep meanwhile (a sleep set a moment
-   * after a wake: the held clients would then wait for a plane nobody wakes), and then the annotation goes again.
+   * after a wake: the held clients would then wait for a plane nobody wakes), and then the annotation goes again,
+   * as long as a client is still `held`: once all gave up, a sleep set meanwhile stands.
    */
-  private async wake(plane: ServedPlane, deadline: number): Promise<{ host: string; port: number } | undefined> {
+  private async wake(
+    plane: ServedPlane,
+    deadline: number,
+    held: () => boolean,
+  ): Promise<{ host: string; port: number } | undefined> {
     const started = Date.now();
     let asked = false;
     let removedAt = 0;
@@ -296,7 +303,7 @@ export class Activator {
           ? this.planes.get(plane.name)
           : await this.opts.client.get<ControlPlaneObject>(paths.controlPlane(plane.name));
         asked = true;
-        if (!cp) return undefined;
+        if (!cp || !held()) return undefined;
         // The watch may still show the annotation just removed: not again within a second.
         if (cp.metadata.annotations?.[SLEEP_ANNOTATION] !== undefined && Date.now() - removedAt > 1_000) {
           await this.opts.client.request(

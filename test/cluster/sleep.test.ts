@@ -305,7 +305,10 @@ suite('sleep on idle and wake on request', () => {
     await waitFor('sl2 woken again', () => !asleep(), 3_000);
     socket.destroy();
     await closed;
+    // Once no client is held, a sleep set now stands: nothing keeps waking the plane.
     k(['annotate', 'cp', 'sl2', 'kflex.kubestellar.org/sleeping=true']);
+    await new Promise((r) => setTimeout(r, 1500));
+    expect(asleep()).toBe(true);
     await waitFor('sl2 served again', () => slice('sl2-system', 'sl2-kflex-activator'), 20_000);
   }, 60_000);
 
