@@ -141,19 +141,23 @@ export function cpuBetween(
   a: CpuReading,
   b: CpuReading,
   group: (namespace: string, pod: string) => string,
-): { rows: [string, number][]; machineS: number } {
+): { rows: [string, number][]; machineS: number; podsS: number } {
   const sums = new Map<string, number>();
+  let podsS = 0;
   const add = (k: string, s: number) => sums.set(k, (sums.get(k) ?? 0) + s);
   for (const [key, [comm, s]] of b.procs)
     add(`process ${comm.replace(/[\d/:-]+$/, '')}`, s - (a.procs.get(key)?.[1] ?? 0));
   for (const [key, s] of b.containers) {
     const [ns, pod, container] = key.split('/');
-    add(`${group(ns, pod)} ${container}`, s - (a.containers.get(key) ?? 0));
+    const delta = s - (a.containers.get(key) ?? 0);
+    podsS += delta;
+    add(`${group(ns, pod)} ${container}`, delta);
   }
   const machineS = b.machineS - a.machineS;
   const counted = [...sums.values()].reduce((x, y) => x + y, 0);
   sums.set('not attributed (processes that ended unreaped, kernel threads, interrupts)', machineS - counted);
-  return { rows: [...sums.entries()].filter(([, s]) => Math.abs(s) >= 0.05).sort((x, y) => y[1] - x[1]), machineS };
+  const rows = [...sums.entries()].filter(([, s]) => Math.abs(s) >= 0.05).sort((x, y) => y[1] - x[1]);
+  return { rows, machineS, podsS };
 }
 
 /** A Pod's group in the CPU table: the hosting install's workloads by name, every tenant's by its component. */

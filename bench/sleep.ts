@@ -15,8 +15,8 @@ import { execFileSync } from 'child_process';
 import * as fs from 'fs';
 import * as https from 'https';
 import * as path from 'path';
+import { sliceName } from '../lib/activator/core';
 import { synthTenant } from '../test/cluster/tenant';
-import { machineBusyS } from './common';
 import {
   cpuBetween,
   installHosting,
@@ -215,7 +215,7 @@ async function main(): Promise<void> {
             console.log(`${cp}: woken again while going to sleep; asleep again once Ready`);
             const since = Date.now();
             const activatorSlice = () =>
-              k(['get', 'endpointslice', '-n', `${cp}-system`, '-o', 'name']).includes(`${cp}-kflex-activator`);
+              k(['get', 'endpointslice', '-n', `${cp}-system`, '-o', 'name']).includes(sliceName(cp));
             while ((readyOf(cp) !== 'True' || activatorSlice()) && Date.now() - since < 120_000) await sleep(1_000);
             t = Date.now();
           }
@@ -273,12 +273,12 @@ async function main(): Promise<void> {
     }
     const allPods = () => JSON.parse(k(['get', 'pods', '-A', '-o', 'json'])).items;
     const stormReading = readCpu(allPods());
-    const stormCpu0 = machineBusyS();
     const stormStart = Date.now();
     const storm = await Promise.all(stormNames.map((cp) => firstAnswer(cp).catch((e) => `failed: ${e.message}`)));
     const stormAll = Date.now() - stormStart;
-    const stormCpuS = machineBusyS() - stormCpu0;
-    printCpu("Where the wake storm's CPU went", cpuBetween(stormReading, readCpu(allPods()), podGroup), STORM);
+    const stormCpu = cpuBetween(stormReading, readCpu(allPods()), podGroup);
+    const stormCpuS = stormCpu.machineS;
+    printCpu("Where the wake storm's CPU went", stormCpu, STORM);
     const answered = storm.filter((x) => typeof x === 'number').length;
     console.log(
       `storm of ${STORM} (${STORM_BOOTED ? 'booted before' : 'first boots'}): ${answered} answered, the last result after ${stormAll} ms (${storm.join(', ')}); ` +

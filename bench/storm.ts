@@ -9,8 +9,8 @@ import { ChildProcess, execFile, spawn } from 'child_process';
 import * as fs from 'fs';
 import * as path from 'path';
 import { synthTenant } from '../test/cluster/tenant';
-import { machineBusyS, median } from './common';
-import { cpuBetween, installHosting, podCpuNs, podGroup, printCpu, readCpu, startBenchNode } from './on-node';
+import { median } from './common';
+import { cpuBetween, installHosting, podGroup, printCpu, readCpu, startBenchNode } from './on-node';
 
 const N = Number(process.env.N ?? 50);
 const SLOTS = process.env.SLOTS;
@@ -160,7 +160,6 @@ async function main(): Promise<void> {
     const allPods = () => JSON.parse(k(['get', 'pods', '-A', '-o', 'json'])).items;
     const watch = watchReady(path.join(bench.state.binDir, 'kubectl'), node.kubeconfig);
     const reading0 = readCpu(allPods());
-    const cpu0 = machineBusyS();
     const t0 = Date.now();
     await apply(items.filter((o) => o.kind === 'Namespace'));
     const rest = items.filter((o) => o.kind !== 'Namespace');
@@ -187,8 +186,9 @@ async function main(): Promise<void> {
         names.filter((n) => !readyAt.has(n)),
       );
     const wallS = (Date.now() - t0) / 1000;
-    const cpuS = machineBusyS() - cpu0;
-    printCpu("Where the storm's CPU went", cpuBetween(reading0, readCpu(allPods()), podGroup), N);
+    const stormCpu = cpuBetween(reading0, readCpu(allPods()), podGroup);
+    const cpuS = stormCpu.machineS;
+    printCpu("Where the storm's CPU went", stormCpu, N);
     const pods = JSON.parse(k(['get', 'pods', '-A', '-l', 'kflex.kubestellar.org/boot-slot', '-o', 'json'])).items;
     const restarts: Record<string, number> = {};
     for (const p of pods) {
@@ -210,14 +210,11 @@ async function main(): Promise<void> {
       // The tenants idle: their Pods' CPU (cgroups: what the probes cost them included) and the machine's, per tenant.
       await sleep(SETTLE_S * 1000);
       const running = JSON.parse(k(['get', 'pods', '-A', '-l', 'kflex.kubestellar.org/boot-slot', '-o', 'json'])).items;
-      const podCpuS = (p: any) => podCpuNs(p) / 1e9;
-      const pods0 = running.map(podCpuS);
       const idle0 = readCpu(running);
-      const busy0 = machineBusyS();
       await sleep(IDLE_S * 1000);
-      printCpu(`Where the idle CPU went over ${IDLE_S} s`, cpuBetween(idle0, readCpu(running), podGroup), N);
-      const podsS = running.reduce((sum: number, p: any, i: number) => sum + podCpuS(p) - pods0[i], 0);
-      const busyS = machineBusyS() - busy0;
+      const idle = cpuBetween(idle0, readCpu(running), podGroup);
+      printCpu(`Where the idle CPU went over ${IDLE_S} s`, idle, N);
+      const { podsS, machineS: busyS } = idle;
       console.log(
         `idle, per tenant over ${IDLE_S} s: its Pods ${((podsS * 1000) / IDLE_S / N).toFixed(1)} mCPU, ` +
           `the machine ${((busyS * 1000) / IDLE_S / N).toFixed(1)} mCPU (kubelet, probes, PostgreSQL, hosting included)`,

@@ -82,9 +82,9 @@ function unschedulableMessage(pod: any): string | undefined {
  * With `slots` starts allowed at once: a kube-controller-manager Pod is let go once an API server Pod of its
  * namespace is ready (it would only time out against a starting one), and, while other API servers start or wait
  * for a slot, only once that one has been ready for MANAGER_DEFER_MS: KCM's start is CPU the starting API servers
- * (and the clients a wake holds) would wait for, and a plane is Ready with its API server. API server Pods are let go while fewer than
- * `slots` API server Pods are starting (ungated, not ready, not terminating, within the slot timeout): those of woken
- * planes first (a client waits for each), then oldest first. A Pod the scheduler cannot place starts nothing, so it
+ * (and the clients a wake holds) would wait for, and a plane is Ready with its API server. API server Pods are let
+ * go while fewer than `slots` API server Pods are starting (ungated, not ready, not terminating, within the slot
+ * timeout): those of woken planes first (a client waits for each), then oldest first. A Pod the scheduler cannot place starts nothing, so it
  * holds no slot: on a full node the next plane that fits (a smaller one, or after a deletion) is not held up for the
  * slot timeout, and a cluster autoscaler sees every Pod that waits for capacity.
  */
