@@ -52,6 +52,29 @@ export const cpuTicks = (pid: number) => {
   return Number(rest[11]) + Number(rest[12]); // utime, stime
 };
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+/** CPU ticks of a process, or undefined when it has exited. */
+const cpuTicksIfAlive = (pid: number) => {
+  try {
+    return cpuTicks(pid);
+  } catch {
+    return undefined;
+  }
+};
+const rssAnonIfAlive = (pid: number) => {
+  try {
+    return rssAnonMiB(pid);
+  } catch {
+    return undefined;
+  }
+};
+/** The last lines of a container's log: why it exited (the bench removes its directory at the end). */
+const logTail = (file: string) => {
+  try {
+    return fs.readFileSync(file, 'utf8').split('\n').slice(-15).join('\n');
+  } catch {
+    return `(no log ${file})`;
+  }
+};
 
 /** KubeFlex's kube-apiserver flags and KCM controllers (reference 2.3), on our paths; no audit or encryption. */
 function kubeflexFlags(objects: any[]): any[] {
@@ -114,9 +137,9 @@ function lean(objects: any[], flags: Record<string, string[]>[]): any[] {
     .flatMap((o: any) => o.spec.template.spec.containers);
   for (const f of flags)
     for (const [name, args] of Object.entries(f)) {
-      if (name === 'env') {
-        // NAME=value for every Go container.
-        for (const c of containers)
+      if (name === 'env' || name.startsWith('env:')) {
+        // NAME=value for every Go container (`env`), or for one (`env:<container>`).
+        for (const c of containers.filter((x: any) => name === 'env' || x.name === name.slice(4)))
           for (const a of args) {
             const [k, v] = a.split('=');
             c.env = [...(c.env ?? []).filter((e: any) => e.name !== k), { name: k, value: v }];
@@ -158,6 +181,13 @@ const CANDIDATES: Record<string, Record<string, string[]>> = {
   // The kine pool before round 3: two idle connections kept for 60 s.
   idle2: { kine: ['--datastore-max-idle-connections=2', '--datastore-connection-max-idle-time=60s'] },
   noaudit: { 'kube-apiserver': ['--audit-log-path='] },
+  // The API server's heap held under a memory limit instead of GOGC's headroom: GC by the limit at idle, by GOGC
+  // while the heap is small (a start).
+  apilim100: { 'env:kube-apiserver': ['GOMEMLIMIT=104857600', 'GOGC=100'] },
+  apilim110: { 'env:kube-apiserver': ['GOMEMLIMIT=115343360', 'GOGC=100'] },
+  apilim100g25: { 'env:kube-apiserver': ['GOMEMLIMIT=104857600'] },
+  kinelim: { 'env:kine': ['GOMEMLIMIT=12582912', 'GOGC=100'] },
+  kcmlim: { 'env:kube-controller-manager': ['GOMEMLIMIT=16777216', 'GOGC=100'] },
 };
 
 /** A tenant's synthesized objects for a variant: `ours`, `ours-small`, `kubeflex`, `ours+candidate+…`. */
@@ -189,6 +219,8 @@ interface Row {
   variant: string;
   n: number;
   lastReadyS: number;
+  restarts: number;
+  restartsInWindow: number;
   machineMiB: number;
   anonMiB: number;
   idleMilli: number;
@@ -227,17 +259,38 @@ async function main(): Promise<void> {
         await Promise.all(Array.from({ length: Math.min(slots, n) }, slot));
         const lastReadyS = (Date.now() - t0) / 1000;
         await sleep(SETTLE_S * 1000);
-        const pids = tenants.flatMap((t) => Object.values(t.procs).map((p) => p.pid));
-        const c0 = pids.map(cpuTicks);
+        const procs = tenants.flatMap((t) => Object.entries(t.procs).map(([c, p]) => ({ tenant: t.name, c, p })));
+        const restarts0 = procs.reduce((a, x) => a + x.p.restarts, 0);
+        const pids0 = procs.map((x) => x.p.pid);
+        const c0 = pids0.map(cpuTicksIfAlive);
         const pg0 = postgresCpuTicks(state.dir);
         const w0 = Date.now();
         await sleep(IDLE_S * 1000);
-        const c1 = pids.map(cpuTicks);
+        // A container that exited in the window (restarted as in a pod, or waiting to be) is counted as a restart
+        // and left out of the CPU and memory sums, which then cover the processes that ran through the window.
+        const through = procs.map((x, i) => x.p.pid === pids0[i] && c0[i] !== undefined);
+        const c1 = procs.map((x, i) => (through[i] ? cpuTicksIfAlive(x.p.pid) : undefined));
+        const counted = c1.map((c, i) => (c === undefined ? 0 : c - c0[i]!));
+        const ran = c1.filter((c) => c !== undefined).length;
         const pgMilli = ((postgresCpuTicks(state.dir) - pg0) / CLK_TCK / ((Date.now() - w0) / 1000) / n) * 1000;
         const wall = (Date.now() - w0) / 1000;
-        const idleMilli = ((c1.reduce((a, b) => a + b, 0) - c0.reduce((a, b) => a + b, 0)) / CLK_TCK / wall / n) * 1000;
+        // Per tenant: the counted processes' CPU scaled to all of them (a left-out process is replaced by the mean).
+        const idleMilli = (counted.reduce((a, b) => a + b, 0) / CLK_TCK / wall / n) * (procs.length / ran) * 1000;
         const machineMiB = (before - memAvailableMiB()) / n;
-        const anonMiB = pids.map(rssAnonMiB).reduce((a, b) => a + b, 0) / n;
+        const anon = procs.map((x, i) => (c1[i] === undefined ? undefined : rssAnonIfAlive(x.p.pid)));
+        const anonKnown = anon.filter((a): a is number => a !== undefined);
+        const anonMiB = (anonKnown.reduce((a, b) => a + b, 0) / n) * (procs.length / anonKnown.length);
+        const restarts = procs.reduce((a, x) => a + x.p.restarts, 0);
+        for (const x of procs.filter((y) => y.p.restarts > 0))
+          console.error(
+            `${x.tenant} ${x.c}: ${x.p.restarts} restart(s) since its start; its log's tail:\n` +
+              logTail(
+                path.join(
+                  state.logDir,
+                  `${x.tenant}-${x.c === 'kube-controller-manager' ? 'kcm' : 'apiserver'}-${x.c}.log`,
+                ),
+              ),
+          );
         const pgConnections = Number(
           psql(pgState, `SELECT count(*) FROM pg_stat_activity WHERE usename LIKE '${prefix.replace(/-/g, '_')}%'`),
         );
@@ -260,6 +313,8 @@ async function main(): Promise<void> {
           variant,
           n,
           lastReadyS,
+          restarts,
+          restartsInWindow: restarts - restarts0,
           machineMiB,
           anonMiB,
           idleMilli,
@@ -280,12 +335,12 @@ async function main(): Promise<void> {
     `Idle ${SETTLE_S} s, then CPU over ${IDLE_S} s; per tenant (${os.cpus().length} cores, ${(os.totalmem() / 2 ** 30).toFixed(0)} GiB):`,
   );
   console.log(
-    '| flags | N | last /readyz (s) | machine MiB | RssAnon MiB | idle mCPU | PostgreSQL mCPU | PG connections | DB MiB | wake one (s) |',
+    '| flags | N | last /readyz (s) | restarts (in the idle window) | machine MiB | RssAnon MiB | idle mCPU | PostgreSQL mCPU | PG connections | DB MiB | wake one (s) |',
   );
-  console.log('|---|---:|---:|---:|---:|---:|---:|---:|---:|');
+  console.log('|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|');
   for (const r of rows)
     console.log(
-      `| ${r.variant} | ${r.n} | ${r.lastReadyS.toFixed(1)} | ${r.machineMiB.toFixed(0)} | ${r.anonMiB.toFixed(0)} | ${r.idleMilli.toFixed(1)} | ${r.pgMilli.toFixed(1)} | ${r.pgConnections.toFixed(1)} | ${r.dbMiB.toFixed(1)} | ${r.wakeS.toFixed(1)} |`,
+      `| ${r.variant} | ${r.n} | ${r.lastReadyS.toFixed(1)} | ${r.restarts} (${r.restartsInWindow}) | ${r.machineMiB.toFixed(0)} | ${r.anonMiB.toFixed(0)} | ${r.idleMilli.toFixed(1)} | ${r.pgMilli.toFixed(1)} | ${r.pgConnections.toFixed(1)} | ${r.dbMiB.toFixed(1)} | ${r.wakeS.toFixed(1)} |`,
     );
 }
 

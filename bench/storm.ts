@@ -1,16 +1,17 @@
 // A boot storm on the real test node (test/node/node-cluster.ts): N k8s tenants' synthesized manifests applied at
 // once, the clock from `kubectl apply` until every ControlPlane reports Ready=True (the controller's status, from the
-// tenant API server answering through its Service). Boot admission is what the hosting install sets (dist/: 2 slots);
+// tenant API server answering through its Service). Boot admission is what the hosting install sets (dist/: 3 slots);
 // SLOTS=k writes another value into kubeflex-config before the storm (the controller reads it on every decision),
 // SLOTS=64 lets every Pod go at once (admission in effect off). Reports the Ready times, the machine's CPU-seconds
 // (/proc/stat) over the storm per tenant, and the tenants' container restarts.
+// PARK=60s also measures the idle tenants again once their kube-controller-managers are parked (below).
 // Usage: N=50 SLOTS=2 npm run bench:storm (root, scripts/prepare-binaries.sh and prepare-node.sh done).
 import { ChildProcess, execFile, spawn } from 'child_process';
 import * as fs from 'fs';
 import * as path from 'path';
 import { synthTenant } from '../test/cluster/tenant';
 import { median } from './common';
-import { cpuBetween, installHosting, podGroup, printCpu, readCpu, startBenchNode } from './on-node';
+import { cpuBetween, installHosting, podCgroup, podGroup, printCpu, readCpu, startBenchNode } from './on-node';
 
 const N = Number(process.env.N ?? 50);
 const SLOTS = process.env.SLOTS;
@@ -23,7 +24,17 @@ const DIAG = process.env.DIAG ?? '/tmp/kflex-storm-diag';
 /** Once all are Ready: settle this long, then measure the idle tenants' CPU over IDLE_S (0: skip). */
 const SETTLE_S = Number(process.env.SETTLE_S ?? 30);
 const IDLE_S = Number(process.env.IDLE_S ?? 60);
+/**
+ * PARK=60s: kube-controller-manager parked after this long without a client request (kubeflex-config
+ * managerIdleTimeout; the install's default is 10m). After the idle window, wait until every plane's KCM is parked,
+ * then measure the idle window again: the idle tenant with and without its KCM, on the same node and tenants.
+ */
+const PARK = process.env.PARK;
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+const meminfo = (key: string) =>
+  Number(new RegExp(`${key}:\\s+(\\d+)`).exec(fs.readFileSync('/proc/meminfo', 'utf8'))![1]) / 1024;
+const memTotalMiB = () => meminfo('MemTotal');
+const memAvailableMiB = () => meminfo('MemAvailable');
 /** Runs `cmd` with `input` on stdin; rejects with its stderr. */
 const run = (cmd: string, args: string[], input: string) =>
   new Promise<void>((resolve, reject) => {
@@ -125,6 +136,17 @@ async function main(): Promise<void> {
   try {
     console.log(`node ready in ${node.readyMs} ms; a storm of ${N} tenants, boot slots ${SLOTS ?? 'as installed'}`);
     installHosting(bench, ['kubeflex-controller-manager']);
+    if (PARK) {
+      k([
+        '-n',
+        'kubeflex-system',
+        'patch',
+        'configmap',
+        'kubeflex-config',
+        '-p',
+        JSON.stringify({ data: { managerIdleTimeout: PARK } }),
+      ]);
+    }
     if (SLOTS) {
       k([
         '-n',
@@ -206,19 +228,52 @@ async function main(): Promise<void> {
       `machine CPU over the storm: ${cpuS.toFixed(0)} CPU-s (${(cpuS / N).toFixed(1)} per tenant) in ${wallS.toFixed(0)} s`,
     );
     console.log(`container restarts: ${JSON.stringify(restarts)}`);
-    if (IDLE_S > 0 && readyAt.size === N) {
-      // The tenants idle: their Pods' CPU (cgroups: what the probes cost them included) and the machine's, per tenant.
-      await sleep(SETTLE_S * 1000);
+    const idleWindow = async (what: string) => {
+      // The tenants idle: their Pods' CPU (cgroups: what the probes cost them included) and the machine's, per
+      // tenant; their Pods' memory (cgroup usage) and the machine's used memory per tenant at the window's end.
       const running = JSON.parse(k(['get', 'pods', '-A', '-l', 'kflex.kubestellar.org/boot-slot', '-o', 'json'])).items;
       const idle0 = readCpu(running);
       await sleep(IDLE_S * 1000);
       const idle = cpuBetween(idle0, readCpu(running), podGroup);
-      printCpu(`Where the idle CPU went over ${IDLE_S} s`, idle, N);
+      printCpu(`Where the idle CPU went over ${IDLE_S} s (${what})`, idle, N);
       const { podsS, machineS: busyS } = idle;
+      const podMiB =
+        running.reduce(
+          (a: number, p: any) =>
+            a + Number(fs.readFileSync(path.join(podCgroup(p, 'memory'), 'memory.usage_in_bytes'), 'utf8')),
+          0,
+        ) /
+        2 ** 20 /
+        N;
+      const usedMiB = (memTotalMiB() - memAvailableMiB()) / N;
       console.log(
-        `idle, per tenant over ${IDLE_S} s: its Pods ${((podsS * 1000) / IDLE_S / N).toFixed(1)} mCPU, ` +
-          `the machine ${((busyS * 1000) / IDLE_S / N).toFixed(1)} mCPU (kubelet, probes, PostgreSQL, hosting included)`,
+        `idle (${what}), per tenant over ${IDLE_S} s: its Pods ${((podsS * 1000) / IDLE_S / N).toFixed(1)} mCPU, ` +
+          `the machine ${((busyS * 1000) / IDLE_S / N).toFixed(1)} mCPU (kubelet, probes, PostgreSQL, hosting included); ` +
+          `its Pods ${podMiB.toFixed(1)} MiB (${running.length} Pods), the machine's used memory / N ${usedMiB.toFixed(1)} MiB`,
       );
+    };
+    if (IDLE_S > 0 && readyAt.size === N) {
+      await sleep(SETTLE_S * 1000);
+      await idleWindow('kube-controller-manager running');
+      if (PARK) {
+        const t = Date.now();
+        const parked = () =>
+          JSON.parse(k(['get', 'deployments', '-A', '-o', 'json'])).items.filter(
+            (d: any) => d.metadata.name === 'kube-controller-manager' && d.spec.replicas === 0,
+          ).length;
+        while (parked() < N && Date.now() - t < 600_000) await sleep(5000);
+        // The parked KCMs' Pods gone, too.
+        while (
+          JSON.parse(k(['get', 'pods', '-A', '-l', 'app=kube-controller-manager', '-o', 'json'])).items.length > 0 &&
+          Date.now() - t < 660_000
+        )
+          await sleep(2000);
+        console.log(
+          `${parked()} of ${N} kube-controller-managers parked ${((Date.now() - t) / 1000).toFixed(0)} s after the first window`,
+        );
+        await sleep(10_000);
+        await idleWindow('kube-controller-manager parked');
+      }
     }
     console.log(
       `\n| boot slots | N | last Ready (s) | median (s) | machine CPU-s per tenant | restarts |\n|---|---:|---:|---:|---:|---|\n` +

@@ -65,6 +65,12 @@ export interface HostingConfig {
    * before it was stored, and installs that switched it off).
    */
   readonly bootSlots?: number;
+  /**
+   * k8s planes' kube-controller-manager is parked (scaled to zero) after this long without a client request, and
+   * started again on the next (a duration, lib/idle.ts); absent: never parked (installs written before it was stored,
+   * and installs that switched it off).
+   */
+  readonly managerIdleTimeout?: string;
   readonly postgres?: {
     readonly host: string;
     readonly port: number;
@@ -105,6 +111,7 @@ export function encodeHostingConfig(config: HostingConfig): Record<string, strin
     ...(config.activator ? { activator: 'true' } : {}),
     ...(config.idleTimeout !== undefined ? { idleTimeout: config.idleTimeout } : {}),
     ...(config.bootSlots ? { bootSlots: String(config.bootSlots) } : {}),
+    ...(config.managerIdleTimeout !== undefined ? { managerIdleTimeout: config.managerIdleTimeout } : {}),
     ...(pg
       ? {
           postgresHost: pg.host,
@@ -171,9 +178,9 @@ export function decodeHostingConfig(data: Record<string, string> | undefined): H
     }
     return list;
   };
-  const idleTimeout = (raw: string) => {
+  const idleTimeout = (raw: string, key = 'idleTimeout') => {
     const parsed = parseIdleTimeout(raw);
-    if ('error' in parsed) throw new Error(`ConfigMap ${HOSTING_CONFIGMAP} key idleTimeout="${raw}" ${parsed.error}`);
+    if ('error' in parsed) throw new Error(`ConfigMap ${HOSTING_CONFIGMAP} key ${key}="${raw}" ${parsed.error}`);
     return raw;
   };
   const d = HOSTING_DEFAULTS;
@@ -199,6 +206,9 @@ export function decodeHostingConfig(data: Record<string, string> | undefined): H
     ...(data.activator ? { activator: bool('activator') } : {}),
     ...(data.idleTimeout ? { idleTimeout: idleTimeout(data.idleTimeout) } : {}),
     ...(data.bootSlots ? { bootSlots: bootSlots(data.bootSlots) } : {}),
+    ...(data.managerIdleTimeout
+      ? { managerIdleTimeout: idleTimeout(data.managerIdleTimeout, 'managerIdleTimeout') }
+      : {}),
     ...(data.postgresHost
       ? {
           postgres: {

@@ -41,7 +41,7 @@ import {
   PostgresEndpoint,
   PostgresSslMode,
 } from './hosting-face';
-import { checkIdleTimeout } from './idle';
+import { checkIdleTimeout, DEFAULT_MANAGER_IDLE_TIMEOUT } from './idle';
 import { HOSTING_NAMESPACE, MAX_TENANT_NAME_LENGTH } from './names';
 import { HostingApiEgress, hostingNetworkPolicies, POD_LABELS } from './network-policy';
 import { daemonProbes, podSecurityLabels, resources, restrictedContainer, restrictedPod } from './security';
@@ -131,6 +131,17 @@ export interface KubeflexHostingProps {
    * @default 3
    */
   readonly bootSlots?: number;
+  /**
+   * Park idle k8s planes' kube-controller-manager: after this long without a client request to its API server (the
+   * activity `idleTimeout` counts), the controller scales the plane's kube-controller-manager to zero, and starts it
+   * again when the next request is seen (it looks every 15 s while parked). Its work all follows clients' writes
+   * (a new namespace's `default` ServiceAccount, a namespace deletion, cascading deletes, certificate requests), so
+   * parked it waits for the next request instead of idling: about 20 MiB and a third of an idle tenant's CPU
+   * (BENCHMARKS.md). What a client sees: the first write after a parked period is served at once, and the work it
+   * triggers in kube-controller-manager follows within about 20 s. A duration of at least 60 s, or `off`.
+   * @default '10m'
+   */
+  readonly controllerManagerIdleTimeout?: string;
   /**
    * Run the materializer (`kubeflex-materializer`): ControlPlanes created by KubeFlex's own clients (kflex, kubectl,
    * charts) without our synth are built into tenants with these constructs in the cluster. Turn it off when every
@@ -277,6 +288,8 @@ export class KubeflexHosting extends HostingRegistry implements IKubeflexHosting
   public readonly idleTimeout?: string;
   /** API server Pods the controller lets start at once; 0: no boot admission. */
   public readonly bootSlots: number;
+  /** After how long without a client request a k8s plane's kube-controller-manager is parked; undefined: never. */
+  public readonly managerIdleTimeout?: string;
 
   private readonly constructName: string;
   private readonly withMaterializer: boolean;
@@ -307,6 +320,9 @@ export class KubeflexHosting extends HostingRegistry implements IKubeflexHosting
     this.idleTimeout = checkIdleDefault(where, props.idleTimeout, this.activator);
     this.bootSlots = props.bootSlots ?? DEFAULT_BOOT_SLOTS;
     checkInteger(where, 'bootSlots', this.bootSlots, 0, MAX_BOOT_SLOTS);
+    const managerIdle = props.controllerManagerIdleTimeout ?? DEFAULT_MANAGER_IDLE_TIMEOUT;
+    this.managerIdleTimeout =
+      managerIdle === 'off' ? undefined : checkIdleTimeout(where, 'controllerManagerIdleTimeout', managerIdle);
     const hookRoles = props.hookClusterRoles ?? [];
     checkHookRoles(where, hookRoles, this.withMaterializer);
     const bundled = !props.externalPostgres && (props.installPostgres ?? true);
@@ -345,6 +361,7 @@ export class KubeflexHosting extends HostingRegistry implements IKubeflexHosting
         activator: this.activator,
         idleTimeout: this.idleTimeout,
         bootSlots: this.bootSlots,
+        managerIdleTimeout: this.managerIdleTimeout,
         // What the runtime controller needs to drop a tenant's database and role when its ControlPlane is deleted;
         // only the bundled server's superuser password is minted by the controller, an external one is the user's.
         postgres: this.postgres && {

@@ -14,6 +14,14 @@ export const IDLE_TIMEOUT_ANNOTATION = 'kflex.kubestellar.org/idle-timeout';
  */
 export const AWAKE_REPLICAS_ANNOTATION = 'kflex.kubestellar.org/awake-replicas';
 
+/**
+ * Annotation on a ControlPlane whose kube-controller-manager is parked (hosting `controllerManagerIdleTimeout`): its
+ * replicas before (`Deployment/kube-controller-manager=<n>`), restored when a client request is seen again.
+ */
+export const PARKED_MANAGER_ANNOTATION = 'kflex.kubestellar.org/parked-manager';
+/** The hosting install's default `controllerManagerIdleTimeout`. */
+export const DEFAULT_MANAGER_IDLE_TIMEOUT = '10m';
+
 /** The shortest idle timeout: a plane that sleeps within a minute of its last request wakes more than it sleeps. */
 export const MIN_IDLE_TIMEOUT_SECONDS = 60;
 /** The longest: 30 days (beyond that, sleep by hand). */

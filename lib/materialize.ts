@@ -10,11 +10,12 @@ import { HOOK_OBJECT_ID_PREFIX, PostCreateHookUse } from './control-plane';
 import { constructFor, CONTROL_PLANE_CONSTRUCTS } from './control-plane-types';
 import { KubeflexConfigError } from './errors';
 import { IKubeflexHosting, KubeflexHosting } from './hosting';
-import { IDLE_TIMEOUT_ANNOTATION } from './idle';
+import { IDLE_TIMEOUT_ANNOTATION, PARKED_MANAGER_ANNOTATION } from './idle';
 import { HOOK_EGRESS_ANNOTATION, HOOK_POD_SECURITY_ANNOTATION, HookEgress, PostCreateHook } from './post-create-hook';
 import { hookUses } from './wire';
 import {
   controlPlaneOwnerReference,
+  K8S_WORKLOADS,
   MATERIALIZED_FOR,
   MATERIALIZED_TYPE,
   MATERIALIZE_ERROR,
@@ -146,7 +147,14 @@ export function materializeParts(
       .filter((c): c is ApiObject => c instanceof ApiObject && c.node.id.startsWith(HOOK_OBJECT_ID_PREFIX))
       .map((o) => objectKey(o.toJson())),
   );
-  return { objects: chart.toJson(), hookKeys };
+  const objects = chart.toJson();
+  // A parked kube-controller-manager (the controller scaled it to zero, lib/controller/sleep.ts) stays parked: the
+  // materializer applies on every change of the ControlPlane, and would otherwise start it again at once.
+  if (type === 'k8s' && cp.metadata.annotations?.[PARKED_MANAGER_ANNOTATION] !== undefined) {
+    for (const o of objects)
+      if (o.kind === 'Deployment' && o.metadata?.name === K8S_WORKLOADS.controllerManager) o.spec.replicas = 0;
+  }
+  return { objects, hookKeys };
 }
 
 /**

@@ -46,6 +46,25 @@ describe('materializer: a bare ControlPlane gives exactly the synthesized object
     );
   });
 
+  test('a plane whose kube-controller-manager the controller parked keeps it at zero replicas; nothing else differs', () => {
+    const bare = { metadata: { name: 'wds2', uid: 'u' }, spec: { type: 'k8s' } };
+    const parked = {
+      ...bare,
+      metadata: {
+        ...bare.metadata,
+        annotations: { 'kflex.kubestellar.org/parked-manager': 'Deployment/kube-controller-manager=1' },
+      },
+    };
+    const running = materialize(bare, config, hooks);
+    const kcm = (objs: any[]) =>
+      objs.find((o) => o.kind === 'Deployment' && o.metadata.name === 'kube-controller-manager');
+    expect(kcm(running).spec.replicas).toBe(1);
+    const built = materialize(parked, config, hooks);
+    expect(kcm(built).spec.replicas).toBe(0);
+    kcm(built).spec.replicas = 1;
+    expect(built).toEqual(running);
+  });
+
   for (const name of ['cp1', 'cp2', 'cp3', 'cp4', 'ext1']) {
     test(`${name}: same objects as cdk8s synth, apart from the ownership mark`, () => {
       const synthesized = charts[name];

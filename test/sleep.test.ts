@@ -9,7 +9,15 @@ import {
   sliceCurrent,
   slicePort,
 } from '../lib/activator/core';
-import { auditEventTotal, idleDecision, idleTimeoutMs, observeActivity } from '../lib/controller/sleep';
+import {
+  auditEventTotal,
+  baselineActivity,
+  idleDecision,
+  idleTimeoutMs,
+  managerDecision,
+  managerTimeoutMs,
+  observeActivity,
+} from '../lib/controller/sleep';
 import { decodeHostingConfig, encodeHostingConfig, HostingConfig } from '../lib/hosting-config';
 import { decodeAwakeReplicas, encodeAwakeReplicas, parseIdleTimeout } from '../lib/idle';
 import { find, setup, synth, expectConfigError } from './helpers';
@@ -285,6 +293,72 @@ describe("the controller's idle decision", () => {
     expect(() => decodeHostingConfig({ activator: 'true', idleTimeout: '5s' })).toThrow(
       'ConfigMap kubeflex-config key idleTimeout="5s" is below the floor of 60s',
     );
+    expect(() => decodeHostingConfig({ managerIdleTimeout: 'soon' })).toThrow(
+      'ConfigMap kubeflex-config key managerIdleTimeout="soon" is not a duration',
+    );
+  });
+});
+
+describe("parking an idle plane's kube-controller-manager", () => {
+  const config = (more: Partial<HostingConfig> = {}) =>
+    decodeHostingConfig({ ...encodeHostingConfig({ ...decodeHostingConfig({}), ...more } as HostingConfig) });
+  const cp = (type: string) => ({ metadata: { name: 'a' }, spec: { type } });
+
+  test('the hosting install parks after 10 minutes by default, writes it to kubeflex-config, and `off` switches it off', () => {
+    const data = (props: Parameters<typeof setup>[0]) =>
+      find(synth(setup(props).hosting), 'ConfigMap', 'kubeflex-config').data;
+    expect(data({}).managerIdleTimeout).toBe('10m');
+    expect(data({ controllerManagerIdleTimeout: '1h' }).managerIdleTimeout).toBe('1h');
+    expect(data({ controllerManagerIdleTimeout: 'off' })).not.toHaveProperty('managerIdleTimeout');
+  });
+
+  test('fails when the kube-controller-manager idle timeout is not a duration or below the floor', () => {
+    expectConfigError(
+      () => setup({ controllerManagerIdleTimeout: 'never' }),
+      'KubeflexHosting',
+      'controllerManagerIdleTimeout',
+      'never',
+    );
+    expectConfigError(
+      () => setup({ controllerManagerIdleTimeout: '30s' }),
+      'KubeflexHosting',
+      'controllerManagerIdleTimeout',
+      '30s',
+    );
+  });
+
+  test('only k8s planes (the one type with a kube-controller-manager), and only when kubeflex-config says so', () => {
+    expect(managerTimeoutMs(cp('k8s'), config({ managerIdleTimeout: '10m' }))).toBe(600_000);
+    expect(managerTimeoutMs(cp('k8s'), config())).toBeUndefined();
+    expect(managerTimeoutMs(cp('k3s'), config({ managerIdleTimeout: '10m' }))).toBeUndefined();
+    expect(managerTimeoutMs(cp('vcluster'), config({ managerIdleTimeout: '10m' }))).toBeUndefined();
+  });
+
+  test('parks once idle for the timeout, then looks every 15 s; a request starts it again at once', () => {
+    const idle = { count: 7, sinceMs: 0 };
+    expect(managerDecision(idle, 600_000, 600_000, false)).toEqual({ action: 'park', checkAfterMs: 15_000 });
+    expect(managerDecision(idle, 600_000, 700_000, true)).toEqual({ checkAfterMs: 15_000 });
+    // The counter moved: activity now.
+    const moved = observeActivity(idle, 8, 715_000);
+    expect(managerDecision(moved, 600_000, 715_000, true)).toEqual({ action: 'unpark', checkAfterMs: 150_000 });
+    // Running and in use: look again after a quarter of the timeout, never past it.
+    expect(managerDecision(idle, 600_000, 500_000, false)).toEqual({ checkAfterMs: 100_000 });
+  });
+
+  test('switched off while parked: started again; nothing read yet: nothing done', () => {
+    expect(managerDecision({ count: 1, sinceMs: 0 }, undefined, 10, true)).toEqual({ action: 'unpark' });
+    expect(managerDecision({ count: 1, sinceMs: 0 }, undefined, 10, false)).toEqual({});
+    expect(managerDecision(undefined, 600_000, 10, true)).toEqual({});
+  });
+
+  test('a restarted controller keeps a parked plane parked until its counter moves', () => {
+    const base = baselineActivity(40, 1_000_000, 600_000)!;
+    expect(managerDecision(observeActivity(base, 40, 1_000_000), 600_000, 1_000_000, true)).toEqual({
+      checkAfterMs: 15_000,
+    });
+    expect(managerDecision(observeActivity(base, 41, 1_015_000), 600_000, 1_015_000, true).action).toBe('unpark');
+    // A plane not parked starts from its first reading, as before.
+    expect(baselineActivity(40, 1_000_000, undefined)).toBeUndefined();
   });
 });
 

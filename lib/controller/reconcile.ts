@@ -1,6 +1,7 @@
 // One reconcile of one ControlPlane: observe through KubeClient, decide with the pure core, write the difference.
 // Level-based: every pass starts from what the cluster holds now, so a restart or a lost event changes nothing.
 import { decodeHostingConfig, HostingConfig } from '../hosting-config';
+import { PARKED_MANAGER_ANNOTATION } from '../idle';
 import { ApiError, KubeClient, paths } from '../kube/client';
 import { parseKubeconfig, ParsedKubeconfig } from '../kube/kubeconfig';
 import type { Logger } from '../kube/log';
@@ -47,7 +48,7 @@ import {
   TerminalSpecError,
   writeSecret,
 } from './pass';
-import { checkIdle, enforceSleep, idleTimeoutMs, restoreFromSleep } from './sleep';
+import { checkActivity, enforceSleep, idleTimeoutMs, managerTimeoutMs, restoreFromSleep } from './sleep';
 import { driverFor, TypeDriver } from './types';
 
 export { ReconcileDeps, TerminalSpecError } from './pass';
@@ -222,9 +223,13 @@ export async function reconcileControlPlane(deps: ReconcileDeps, name: string): 
       }
       for (const use of hookUses(cp)) hooks.push(await hookState(deps, cp, names, use, hookObjs.get(use.hookName)));
       const idleMs = idleTimeoutMs(cp, config);
+      const managerMs = managerTimeoutMs(cp, config);
+      const parked = cp.metadata.annotations?.[PARKED_MANAGER_ANNOTATION] !== undefined;
       const incluster = kubeconfig?.[secretRef.inClusterKey];
-      if (!notReady && idleMs !== undefined && incluster) {
-        later.push(await checkIdle(deps, cp, idleMs, incluster, log));
+      if (!notReady && (idleMs !== undefined || managerMs !== undefined || parked) && incluster) {
+        const checked = await checkActivity(deps, cp, names, { idleMs, managerMs }, incluster, log);
+        cp = checked.cp;
+        later.push(checked.checkAfterMs);
       }
     }
     requeueAfterMs = later.some((x) => x !== undefined)

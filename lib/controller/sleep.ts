@@ -12,13 +12,14 @@ import {
   encodeAwakeReplicas,
   ENDPOINTSLICE_MANAGED_BY,
   IDLE_TIMEOUT_ANNOTATION,
+  PARKED_MANAGER_ANNOTATION,
   parseIdleTimeout,
 } from '../idle';
 import { KubeClient, paths } from '../kube/client';
 import { parseKubeconfig } from '../kube/kubeconfig';
 import type { Logger } from '../kube/log';
 import { TenantNames } from '../names';
-import { ControlPlaneObject, SLEEP_ANNOTATION, typeContract, WorkloadRef } from '../wire';
+import { ControlPlaneObject, K8S_WORKLOADS, SLEEP_ANNOTATION, typeContract, WorkloadRef } from '../wire';
 import { ReconcileDeps } from './pass';
 
 /** What the controller knows of a plane's requests: the audit counter last read, and since when it has not moved. */
@@ -135,9 +136,11 @@ export async function restoreFromSleep(
   const recorded = cp.metadata.annotations?.[AWAKE_REPLICAS_ANNOTATION];
   if (recorded === undefined) return;
   const want = decodeAwakeReplicas(recorded);
+  // A kube-controller-manager parked before the sleep comes back with the plane: a wake is a client's request.
+  const parked = decodeAwakeReplicas(cp.metadata.annotations?.[PARKED_MANAGER_ANNOTATION]);
   for (const w of typeContract(cp.spec?.type)?.sleepWorkloads ?? []) {
     if ((await replicasOf(deps, w, names.namespace)) !== 0) continue;
-    const replicas = want.get(`${w.kind}/${w.name}`) ?? 1;
+    const replicas = want.get(`${w.kind}/${w.name}`) ?? parked.get(`${w.kind}/${w.name}`) ?? 1;
     await deps.hosting.request(
       'PATCH',
       scalePath(w, names.namespace),
@@ -148,24 +151,69 @@ export async function restoreFromSleep(
   await deps.hosting.request(
     'PATCH',
     paths.controlPlane(cp.metadata.name),
-    { metadata: { annotations: { [AWAKE_REPLICAS_ANNOTATION]: null } } },
+    { metadata: { annotations: { [AWAKE_REPLICAS_ANNOTATION]: null, [PARKED_MANAGER_ANNOTATION]: null } } },
     'application/merge-patch+json',
   );
   log.info('awake: workloads restored', { namespace: names.namespace });
 }
 
+/** How often a plane with a parked kube-controller-manager is looked at: how late a request brings it back. */
+export const PARKED_CHECK_MS = 15_000;
+
+/** The hosting's kube-controller-manager idle timeout in ms for this plane, or undefined (not k8s, or off). */
+export function managerTimeoutMs(cp: ControlPlaneObject, config: HostingConfig): number | undefined {
+  if (cp.spec?.type !== 'k8s' || config.managerIdleTimeout === undefined) return undefined;
+  const parsed = parseIdleTimeout(config.managerIdleTimeout);
+  return 'seconds' in parsed ? parsed.seconds * 1000 : undefined;
+}
+
 /**
- * A Ready plane with an idle timeout: read its audit counter with the admin kubeconfig; asleep after the timeout
- * without a request (the sleeping annotation; the next pass scales it down). Returns when to look again.
+ * Whether a plane's kube-controller-manager should be parked or started again, and when to look next: parked once
+ * no client request came for `timeoutMs`, started again as soon as one did (or when parking is switched off). While
+ * parked the plane is looked at every PARKED_CHECK_MS, so a request brings it back within that.
  */
-export async function checkIdle(
+export function managerDecision(
+  activity: Activity | undefined,
+  timeoutMs: number | undefined,
+  nowMs: number,
+  parked: boolean,
+): { action?: 'park' | 'unpark'; checkAfterMs?: number } {
+  if (timeoutMs === undefined) return parked ? { action: 'unpark' } : {};
+  if (!activity) return {};
+  const idleMs = nowMs - activity.sinceMs;
+  if (idleMs >= timeoutMs) return { ...(parked ? {} : { action: 'park' as const }), checkAfterMs: PARKED_CHECK_MS };
+  const period = Math.min(300_000, Math.max(15_000, Math.floor(timeoutMs / 4)));
+  return { ...(parked ? { action: 'unpark' as const } : {}), checkAfterMs: Math.min(period, timeoutMs - idleMs) };
+}
+
+/**
+ * The activity a plane starts from when the controller has none recorded: a plane whose kube-controller-manager is
+ * parked had no request for the parking timeout (else it would not be parked), so a restarted controller keeps it
+ * parked until the counter moves, instead of starting every parked one at once.
+ */
+export function baselineActivity(count: number, nowMs: number, parkedForMs: number | undefined): Activity | undefined {
+  return parkedForMs === undefined ? undefined : { count, sinceMs: nowMs - parkedForMs };
+}
+
+/**
+ * A Ready plane with an idle timeout or a parking timeout for its kube-controller-manager: read its audit counter
+ * with the admin kubeconfig; asleep after the idle timeout without a request (the sleeping annotation; the next pass
+ * scales it down), its kube-controller-manager parked after the parking timeout and started again on a request.
+ * Returns when to look again, and the ControlPlane as last written.
+ */
+export async function checkActivity(
   deps: ReconcileDeps,
   cp: ControlPlaneObject,
-  timeoutMs: number,
+  names: TenantNames,
+  timeouts: { readonly idleMs?: number; readonly managerMs?: number },
   kubeconfig: string,
   log: Logger,
-): Promise<number | undefined> {
+): Promise<{ checkAfterMs?: number; cp: ControlPlaneObject }> {
   const uid = cp.metadata.uid ?? cp.metadata.name;
+  const parked = cp.metadata.annotations?.[PARKED_MANAGER_ANNOTATION] !== undefined;
+  if (timeouts.idleMs === undefined && timeouts.managerMs === undefined) {
+    return { cp: parked ? await setManagerParked(deps, cp, names, false, log) : cp };
+  }
   const client = KubeClient.fromParsed(parseKubeconfig(kubeconfig), deps.connectTo, deps.probeTimeoutMs);
   let count: number | undefined;
   try {
@@ -175,20 +223,73 @@ export async function checkIdle(
   }
   const now = deps.now().getTime();
   if (count === undefined) {
-    log.warn('no apiserver_audit_event_total in the tenant API server metrics: idle timeout not applied');
-    return undefined;
+    log.warn('no apiserver_audit_event_total in the tenant API server metrics: idle timeouts not applied');
+    return { cp: parked ? await setManagerParked(deps, cp, names, false, log) : cp };
   }
-  const activity = observeActivity(deps.activity.get(uid), count, now);
+  const previous = deps.activity.get(uid) ?? baselineActivity(count, now, parked ? timeouts.managerMs : undefined);
+  const activity = observeActivity(previous, count, now);
   deps.activity.set(uid, activity);
-  const decision = idleDecision(activity, timeoutMs, now);
-  if (!decision.sleep) return decision.checkAfterMs;
-  log.info('idle: going to sleep', { idleMs: now - activity.sinceMs });
-  deps.activity.delete(uid);
-  await deps.hosting.request(
-    'PATCH',
-    paths.controlPlane(cp.metadata.name),
-    { metadata: { annotations: { [SLEEP_ANNOTATION]: 'true' } } },
-    'application/merge-patch+json',
-  );
-  return 0;
+  if (timeouts.idleMs !== undefined) {
+    const decision = idleDecision(activity, timeouts.idleMs, now);
+    if (decision.sleep) {
+      log.info('idle: going to sleep', { idleMs: now - activity.sinceMs });
+      deps.activity.delete(uid);
+      await deps.hosting.request(
+        'PATCH',
+        paths.controlPlane(cp.metadata.name),
+        { metadata: { annotations: { [SLEEP_ANNOTATION]: 'true' } } },
+        'application/merge-patch+json',
+      );
+      return { checkAfterMs: 0, cp };
+    }
+    const manager = managerDecision(activity, timeouts.managerMs, now, parked);
+    const next = manager.action ? await setManagerParked(deps, cp, names, manager.action === 'park', log) : cp;
+    const after = [decision.checkAfterMs, manager.checkAfterMs].filter((x): x is number => x !== undefined);
+    return { checkAfterMs: Math.min(...after), cp: next };
+  }
+  const manager = managerDecision(activity, timeouts.managerMs, now, parked);
+  const next = manager.action ? await setManagerParked(deps, cp, names, manager.action === 'park', log) : cp;
+  return { checkAfterMs: manager.checkAfterMs, cp: next };
+}
+
+/**
+ * Parks a plane's kube-controller-manager (records its replicas on the ControlPlane, then scales it to zero), or
+ * starts it again (the recorded replicas back, then the record removed). Returns the ControlPlane as last written.
+ */
+async function setManagerParked(
+  deps: ReconcileDeps,
+  cp: ControlPlaneObject,
+  names: TenantNames,
+  park: boolean,
+  log: Logger,
+): Promise<ControlPlaneObject> {
+  const kcm: WorkloadRef = { kind: 'Deployment', name: K8S_WORKLOADS.controllerManager };
+  const key = `${kcm.kind}/${kcm.name}`;
+  const current = await replicasOf(deps, kcm, names.namespace);
+  const annotate = async (value: string | null) =>
+    (await deps.hosting.request<ControlPlaneObject>(
+      'PATCH',
+      paths.controlPlane(cp.metadata.name),
+      { metadata: { annotations: { [PARKED_MANAGER_ANNOTATION]: value } } },
+      'application/merge-patch+json',
+    )) ?? cp;
+  const scale = (replicas: number) =>
+    deps.hosting.request(
+      'PATCH',
+      scalePath(kcm, names.namespace),
+      { spec: { replicas } },
+      'application/merge-patch+json',
+    );
+  if (park) {
+    // Nothing runs (no Deployment, or scaled to zero by someone else): nothing to park or to restore later.
+    if (!current) return cp;
+    const written = await annotate(encodeAwakeReplicas([{ ...kcm, replicas: current }]));
+    await scale(0);
+    log.info('kube-controller-manager parked: no client request for its idle timeout', { replicas: current });
+    return written;
+  }
+  const want = decodeAwakeReplicas(cp.metadata.annotations?.[PARKED_MANAGER_ANNOTATION]).get(key) ?? 1;
+  if (current === 0) await scale(want);
+  log.info('kube-controller-manager started again (a client request, or parking switched off)', { replicas: want });
+  return annotate(null);
 }

@@ -492,6 +492,59 @@ suite('runtime controller on a real API server', () => {
     expect(logLines(first).filter((l) => l.msg === 'secret created').length).toBeGreaterThan(5);
   });
 
+  test("an idle plane's kube-controller-manager is parked after its idle timeout, and a client request starts it again", async () => {
+    const kcmReplicas = () => json(['get', 'deployment', '-n', 't1-system', 'kube-controller-manager']).spec.replicas;
+    const parkedRecord = () => json(['get', 'cp', 't1']).metadata.annotations?.['kflex.kubestellar.org/parked-manager'];
+    const setTimeout = (value: string | null) =>
+      k([
+        'patch',
+        'configmap',
+        '-n',
+        'kubeflex-system',
+        'kubeflex-config',
+        '--type=merge',
+        '-p',
+        JSON.stringify({ data: { managerIdleTimeout: value } }),
+      ]);
+    // The synthesized default (10 minutes), shortened to the floor for the test.
+    expect(json(['get', 'configmap', '-n', 'kubeflex-system', 'kubeflex-config']).data.managerIdleTimeout).toBe('10m');
+    expect(kcmReplicas()).toBe(1);
+    setTimeout('60s');
+    const parkedAt = Date.now();
+    await waitFor('kube-controller-manager parked', () => kcmReplicas() === 0, 120_000);
+    // Not before a minute without a client request (the controller's own probes and reads do not count).
+    expect(Date.now() - parkedAt).toBeGreaterThanOrEqual(55_000);
+    expect(parkedRecord()).toBe('Deployment/kube-controller-manager=1');
+    // Parked is not unready: the plane's API is what Ready says.
+    expect(condition('t1', 'Ready')).toBe('True/Available');
+    expect(logLines(controller!).some((l) => /kube-controller-manager parked/.test(l.msg))).toBe(true);
+
+    // A client's request through the tenant's API: KCM back within the 15 s the controller looks at a parked plane.
+    const minted = parse(secret('t1-system', 'admin-kubeconfig')!['kubeconfig-incluster']);
+    const route = connectTo.find((c) => c.startsWith('t1.t1-system.svc.cluster.local:443='))!.split('=')[1];
+    minted.clusters[0].cluster.server = `https://${route}`;
+    minted.clusters[0].cluster['tls-server-name'] = 't1.t1-system.svc.cluster.local';
+    const kc = path.join(tmp, 't1-client.kubeconfig');
+    fs.writeFileSync(kc, stringify(minted), { mode: 0o600 });
+    const requestAt = Date.now();
+    expect(
+      spawnSync('kubectl', [`--kubeconfig=${kc}`, 'get', 'ns', 'default', '-o', 'name'], { encoding: 'utf8' }).stdout,
+    ).toBe('namespace/default\n');
+    await waitFor('kube-controller-manager started again', () => kcmReplicas() === 1, 40_000);
+    expect(Date.now() - requestAt).toBeLessThan(30_000);
+    await waitFor('record removed', () => parkedRecord() === undefined);
+
+    // Switched off while parked: started again, never parked.
+    setTimeout('60s');
+    await waitFor('parked again', () => kcmReplicas() === 0, 120_000);
+    setTimeout(null);
+    await waitFor(
+      'started again once parking is off',
+      () => kcmReplicas() === 1 && parkedRecord() === undefined,
+      40_000,
+    );
+  }, 330_000);
+
   test('k3s: CAs to seed k3s with and k3s-config kubeconfigs signed by them', async () => {
     const cas = await waitFor('k3s-server-ca', () => secret('k1-system', 'k3s-server-ca'));
     expect(Object.keys(cas).sort()).toEqual([
