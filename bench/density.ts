@@ -197,7 +197,8 @@ export function variantObjects(name: string, variant: string): any[] {
   if (variant === 'kubeflex') return kubeflexFlags(objects);
   const parts = variant.split('+').slice(1);
   const kcm = objects.find((o: any) => o.kind === 'Deployment' && o.metadata.name === 'kube-controller-manager');
-  // What parking kube-controller-manager while a tenant is idle would save: no KCM process at all.
+  // No KCM process at all (round 4's estimate of parking). `parkkcm` (handled in main) models parking itself: KCM
+  // starts and syncs with the rest, and is stopped once the tenants settled, as the controller parks an idle one.
   if (parts.includes('nokcm')) kcm.spec.replicas = 0;
   // The garbage collector alone: it re-reads discovery every 30 s (hard-coded in KCM).
   if (parts.includes('kcmnogc')) {
@@ -207,7 +208,7 @@ export function variantObjects(name: string, variant: string): any[] {
     );
   }
   const extra = parts
-    .filter((c) => c !== 'nokcm' && c !== 'kcmnogc')
+    .filter((c) => c !== 'nokcm' && c !== 'kcmnogc' && c !== 'parkkcm')
     .map((c) => {
       if (!CANDIDATES[c]) throw new Error(`unknown candidate ${c} (one of ${Object.keys(CANDIDATES).join(', ')})`);
       return CANDIDATES[c];
@@ -259,6 +260,16 @@ async function main(): Promise<void> {
         await Promise.all(Array.from({ length: Math.min(slots, n) }, slot));
         const lastReadyS = (Date.now() - t0) / 1000;
         await sleep(SETTLE_S * 1000);
+        if (flags.split('+').includes('parkkcm')) {
+          // What the controller does to an idle plane (hosting controllerManagerIdleTimeout): its
+          // kube-controller-manager, started and synced with the rest, is stopped; then the settle time again.
+          for (const t of tenants)
+            for (const c of Object.keys(t.procs).filter((x) => x.startsWith('kube-controller-manager'))) {
+              await t.procs[c].stop();
+              delete t.procs[c];
+            }
+          await sleep(SETTLE_S * 1000);
+        }
         const procs = tenants.flatMap((t) => Object.entries(t.procs).map(([c, p]) => ({ tenant: t.name, c, p })));
         const restarts0 = procs.reduce((a, x) => a + x.p.restarts, 0);
         const pids0 = procs.map((x) => x.p.pid);

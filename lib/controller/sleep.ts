@@ -26,6 +26,19 @@ import { ReconcileDeps } from './pass';
 export interface Activity {
   readonly count: number;
   readonly sinceMs: number;
+  /**
+   * When the counter is to be read again (the last decision's own schedule). A pass before that reads nothing: in a
+   * boot storm a Ready plane gets a pass for many events, and a `/metrics` read on each of them cost its API server
+   * 1.4 CPU-seconds per tenant of the storm (BENCHMARKS.md).
+   */
+  readonly nextReadMs?: number;
+  /** The timeouts that schedule was made for: changed ones (kubeflex-config, the plane's annotation) read at once. */
+  readonly timeouts?: string;
+}
+
+/** Whether the audit counter is due at `nowMs`: nothing known, other timeouts, or the last decision's time came. */
+export function readDue(known: Activity | undefined, nowMs: number, timeouts?: string): boolean {
+  return known?.nextReadMs === undefined || known.timeouts !== timeouts || nowMs >= known.nextReadMs;
 }
 
 /** The sum of `apiserver_audit_event_total` in a Prometheus text exposition, or undefined when it has none. */
@@ -157,8 +170,12 @@ export async function restoreFromSleep(
   log.info('awake: workloads restored', { namespace: names.namespace });
 }
 
-/** How often a plane with a parked kube-controller-manager is looked at: how late a request brings it back. */
-export const PARKED_CHECK_MS = 15_000;
+/**
+ * How often a plane with a parked kube-controller-manager is looked at: how late a request brings it back. Each look
+ * reads the plane's `/metrics` (1.4 MiB; 37 ms of its API server's CPU, BENCHMARKS.md): every 30 s that is about
+ * what the parked KCM cost idle, every 15 s twice that.
+ */
+export const PARKED_CHECK_MS = 30_000;
 
 /** The hosting's kube-controller-manager idle timeout in ms for this plane, or undefined (not k8s, or off). */
 export function managerTimeoutMs(cp: ControlPlaneObject, config: HostingConfig): number | undefined {
@@ -182,7 +199,9 @@ export function managerDecision(
   if (!activity) return {};
   const idleMs = nowMs - activity.sinceMs;
   if (idleMs >= timeoutMs) return { ...(parked ? {} : { action: 'park' as const }), checkAfterMs: PARKED_CHECK_MS };
-  const period = Math.min(300_000, Math.max(15_000, Math.floor(timeoutMs / 4)));
+  // Running: a look every half of the timeout (15 s to 5 min), so KCM is parked 1 to 1.5 timeouts after the last
+  // request, at a read every 5 minutes for the default.
+  const period = Math.min(300_000, Math.max(15_000, Math.floor(timeoutMs / 2)));
   return { ...(parked ? { action: 'unpark' as const } : {}), checkAfterMs: Math.min(period, timeoutMs - idleMs) };
 }
 
@@ -214,6 +233,11 @@ export async function checkActivity(
   if (timeouts.idleMs === undefined && timeouts.managerMs === undefined) {
     return { cp: parked ? await setManagerParked(deps, cp, names, false, log) : cp };
   }
+  const known = deps.activity.get(uid);
+  const key = `${timeouts.idleMs}/${timeouts.managerMs}`;
+  if (!readDue(known, deps.now().getTime(), key)) {
+    return { checkAfterMs: known!.nextReadMs! - deps.now().getTime(), cp };
+  }
   const client = KubeClient.fromParsed(parseKubeconfig(kubeconfig), deps.connectTo, deps.probeTimeoutMs);
   let count: number | undefined;
   try {
@@ -226,9 +250,13 @@ export async function checkActivity(
     log.warn('no apiserver_audit_event_total in the tenant API server metrics: idle timeouts not applied');
     return { cp: parked ? await setManagerParked(deps, cp, names, false, log) : cp };
   }
-  const previous = deps.activity.get(uid) ?? baselineActivity(count, now, parked ? timeouts.managerMs : undefined);
+  const previous = known ?? baselineActivity(count, now, parked ? timeouts.managerMs : undefined);
   const activity = observeActivity(previous, count, now);
-  deps.activity.set(uid, activity);
+  const schedule = (checkAfterMs: number | undefined) => {
+    const nextReadMs = checkAfterMs === undefined ? undefined : now + checkAfterMs;
+    deps.activity.set(uid, { ...activity, nextReadMs, timeouts: key });
+    return checkAfterMs;
+  };
   if (timeouts.idleMs !== undefined) {
     const decision = idleDecision(activity, timeouts.idleMs, now);
     if (decision.sleep) {
@@ -245,11 +273,11 @@ export async function checkActivity(
     const manager = managerDecision(activity, timeouts.managerMs, now, parked);
     const next = manager.action ? await setManagerParked(deps, cp, names, manager.action === 'park', log) : cp;
     const after = [decision.checkAfterMs, manager.checkAfterMs].filter((x): x is number => x !== undefined);
-    return { checkAfterMs: Math.min(...after), cp: next };
+    return { checkAfterMs: schedule(Math.min(...after)), cp: next };
   }
   const manager = managerDecision(activity, timeouts.managerMs, now, parked);
   const next = manager.action ? await setManagerParked(deps, cp, names, manager.action === 'park', log) : cp;
-  return { checkAfterMs: manager.checkAfterMs, cp: next };
+  return { checkAfterMs: schedule(manager.checkAfterMs), cp: next };
 }
 
 /**

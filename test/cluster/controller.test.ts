@@ -519,7 +519,7 @@ suite('runtime controller on a real API server', () => {
     expect(condition('t1', 'Ready')).toBe('True/Available');
     expect(logLines(controller!).some((l) => /kube-controller-manager parked/.test(l.msg))).toBe(true);
 
-    // A client's request through the tenant's API: KCM back within the 15 s the controller looks at a parked plane.
+    // A client's request through the tenant's API: KCM back within the 30 s the controller looks at a parked plane.
     const minted = parse(secret('t1-system', 'admin-kubeconfig')!['kubeconfig-incluster']);
     const route = connectTo.find((c) => c.startsWith('t1.t1-system.svc.cluster.local:443='))!.split('=')[1];
     minted.clusters[0].cluster.server = `https://${route}`;
@@ -530,8 +530,8 @@ suite('runtime controller on a real API server', () => {
     expect(
       spawnSync('kubectl', [`--kubeconfig=${kc}`, 'get', 'ns', 'default', '-o', 'name'], { encoding: 'utf8' }).stdout,
     ).toBe('namespace/default\n');
-    await waitFor('kube-controller-manager started again', () => kcmReplicas() === 1, 40_000);
-    expect(Date.now() - requestAt).toBeLessThan(30_000);
+    await waitFor('kube-controller-manager started again', () => kcmReplicas() === 1, 50_000);
+    expect(Date.now() - requestAt).toBeLessThan(45_000);
     await waitFor('record removed', () => parkedRecord() === undefined);
 
     // Switched off while parked: started again, never parked.
