@@ -132,13 +132,13 @@ export interface KubeflexHostingProps {
    */
   readonly bootSlots?: number;
   /**
-   * Park idle k8s planes' kube-controller-manager: after this long without a client request to its API server (the
-   * activity `idleTimeout` counts), the controller scales the plane's kube-controller-manager to zero, and starts it
-   * again when the next request is seen (it looks every 30 s while parked). Its work all follows clients' writes
-   * (a new namespace's `default` ServiceAccount, a namespace deletion, cascading deletes, certificate requests), so
-   * parked it waits for the next request instead of idling: about 20 MiB and a third of an idle tenant's CPU
-   * (BENCHMARKS.md). What a client sees: the first write after a parked period is served at once, and the work it
-   * triggers in kube-controller-manager follows within about 35 s. A duration of at least 60 s, or `off`.
+   * Park idle k8s planes' kube-controller-manager: after this long without a write to the plane's database (rows
+   * kine inserted, counted by PostgreSQL), the controller scales the plane's kube-controller-manager to zero, and
+   * starts it again when the next write is seen (it looks every 15 s while parked). Its work all follows writes (a
+   * new namespace's `default` ServiceAccount, a namespace deletion, cascading deletes, certificate requests), so
+   * parked it waits for the next one instead of idling: about 20 MiB of an idle tenant (BENCHMARKS.md). What a
+   * client sees: the first write after a parked period is served at once, and the work it triggers in
+   * kube-controller-manager follows within about 35 s. A duration of at least 60 s, or `off`.
    * @default '10m'
    */
   readonly controllerManagerIdleTimeout?: string;

@@ -335,16 +335,16 @@ describe("parking an idle plane's kube-controller-manager", () => {
     expect(managerTimeoutMs(cp('vcluster'), config({ managerIdleTimeout: '10m' }))).toBeUndefined();
   });
 
-  test('parks once idle for the timeout, then looks every 30 s; a request starts it again at once', () => {
+  test('parks once no write came for the timeout, then looks every 15 s; a write starts it again at once', () => {
     const idle = { count: 7, sinceMs: 0 };
-    expect(managerDecision(idle, 600_000, 600_000, false)).toEqual({ action: 'park', checkAfterMs: 30_000 });
-    expect(managerDecision(idle, 600_000, 700_000, true)).toEqual({ checkAfterMs: 30_000 });
+    expect(managerDecision(idle, 600_000, 600_000, false)).toEqual({ action: 'park', checkAfterMs: 15_000 });
+    expect(managerDecision(idle, 600_000, 700_000, true)).toEqual({ checkAfterMs: 15_000 });
     // The counter moved: activity now.
-    const moved = observeActivity(idle, 8, 730_000);
-    expect(managerDecision(moved, 600_000, 730_000, true)).toEqual({ action: 'unpark', checkAfterMs: 300_000 });
-    // Running and in use: look again after half the timeout (at most 5 min), never past it.
+    const moved = observeActivity(idle, 8, 715_000);
+    expect(managerDecision(moved, 600_000, 715_000, true)).toEqual({ action: 'unpark', checkAfterMs: 150_000 });
+    // Running: look again after a quarter of the timeout (15 s to 5 min), never past it.
     expect(managerDecision(idle, 600_000, 500_000, false)).toEqual({ checkAfterMs: 100_000 });
-    expect(managerDecision(idle, 60_000, 0, false)).toEqual({ checkAfterMs: 30_000 });
+    expect(managerDecision(idle, 60_000, 0, false)).toEqual({ checkAfterMs: 15_000 });
   });
 
   test('switched off while parked: started again; nothing read yet: nothing done', () => {
@@ -359,17 +359,17 @@ describe("parking an idle plane's kube-controller-manager", () => {
     expect(readDue({ count: 1, sinceMs: 0, nextReadMs: 15_000 }, 14_999)).toBe(false);
     expect(readDue({ count: 1, sinceMs: 0, nextReadMs: 15_000 }, 15_000)).toBe(true);
     // The timeouts changed since that schedule (kubeflex-config edited): read at once.
-    const scheduled = { count: 1, sinceMs: 0, nextReadMs: 300_000, timeouts: 'undefined/600000' };
-    expect(readDue(scheduled, 10, 'undefined/600000')).toBe(false);
-    expect(readDue(scheduled, 10, 'undefined/60000')).toBe(true);
+    const scheduled = { count: 1, sinceMs: 0, nextReadMs: 300_000, timeouts: '600000' };
+    expect(readDue(scheduled, 10, '600000')).toBe(false);
+    expect(readDue(scheduled, 10, '60000')).toBe(true);
   });
 
   test('a restarted controller keeps a parked plane parked until its counter moves', () => {
     const base = baselineActivity(40, 1_000_000, 600_000)!;
     expect(managerDecision(observeActivity(base, 40, 1_000_000), 600_000, 1_000_000, true)).toEqual({
-      checkAfterMs: 30_000,
+      checkAfterMs: 15_000,
     });
-    expect(managerDecision(observeActivity(base, 41, 1_030_000), 600_000, 1_030_000, true).action).toBe('unpark');
+    expect(managerDecision(observeActivity(base, 41, 1_015_000), 600_000, 1_015_000, true).action).toBe('unpark');
     // A plane not parked starts from its first reading, as before.
     expect(baselineActivity(40, 1_000_000, undefined)).toBeUndefined();
   });

@@ -5,6 +5,7 @@ import * as http from 'http';
 import { ServerBreaker } from '../datastore/connect';
 import { dropTenantDatabase } from '../datastore/drop';
 import { provisionTenantDatabase } from '../datastore/provision';
+import { WriteCounters } from '../datastore/writes';
 import { decodeHostingConfig } from '../hosting-config';
 import { AWAKE_REPLICAS_ANNOTATION, IDLE_TIMEOUT_ANNOTATION } from '../idle';
 import { ConnectTo, GROUP_PATH, KubeClient, paths } from '../kube/client';
@@ -86,6 +87,7 @@ export class Manager {
     });
     const connectTo = opts.connectTo ?? {};
     const breaker = new ServerBreaker();
+    const writes = new WriteCounters(connectTo);
     this.deps = {
       hosting: opts.hosting,
       connectTo,
@@ -101,6 +103,8 @@ export class Manager {
       activity: new Map(),
       provisionDatabase: (pg, password, db, ca) =>
         breaker.run(`${pg.host}:${pg.port}`, () => provisionTenantDatabase(pg, password, db, connectTo, ca)),
+      databaseWrites: (pg, database, credentials) =>
+        breaker.run(`${pg.host}:${pg.port}`, () => writes.count(pg, database, credentials)),
       dropDatabase: (pg, password, db, role, ca, mark) =>
         dropTenantDatabase(pg, password, db, role, connectTo, ca, mark),
       bootHold: (ns) => this.bootHolds.get(ns),

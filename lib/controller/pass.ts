@@ -41,6 +41,15 @@ export interface ReconcileDeps {
     db: TenantDatabase,
     ca: string | undefined,
   ) => Promise<void>;
+  /**
+   * Rows inserted so far into `database` (PostgreSQL's statistics; kine inserts a row per write of the tenant's API
+   * server), or undefined when the server has no such database.
+   */
+  readonly databaseWrites: (
+    pg: NonNullable<HostingConfig['postgres']>,
+    database: string,
+    credentials: () => Promise<{ password: string; ca?: string }>,
+  ) => Promise<number | undefined>;
   readonly dropDatabase: (
     pg: NonNullable<HostingConfig['postgres']>,
     password: string,

@@ -48,7 +48,7 @@ import {
   TerminalSpecError,
   writeSecret,
 } from './pass';
-import { checkActivity, enforceSleep, idleTimeoutMs, managerTimeoutMs, restoreFromSleep } from './sleep';
+import { checkIdle, checkManager, enforceSleep, idleTimeoutMs, managerTimeoutMs, restoreFromSleep } from './sleep';
 import { driverFor, TypeDriver } from './types';
 
 export { ReconcileDeps, TerminalSpecError } from './pass';
@@ -223,11 +223,13 @@ export async function reconcileControlPlane(deps: ReconcileDeps, name: string): 
       }
       for (const use of hookUses(cp)) hooks.push(await hookState(deps, cp, names, use, hookObjs.get(use.hookName)));
       const idleMs = idleTimeoutMs(cp, config);
-      const managerMs = managerTimeoutMs(cp, config);
-      const parked = cp.metadata.annotations?.[PARKED_MANAGER_ANNOTATION] !== undefined;
       const incluster = kubeconfig?.[secretRef.inClusterKey];
-      if (!notReady && (idleMs !== undefined || managerMs !== undefined || parked) && incluster) {
-        const checked = await checkActivity(deps, cp, names, { idleMs, managerMs }, incluster, log);
+      if (!notReady && idleMs !== undefined && incluster) {
+        later.push(await checkIdle(deps, cp, idleMs, incluster, log));
+      }
+      const parked = cp.metadata.annotations?.[PARKED_MANAGER_ANNOTATION] !== undefined;
+      if (!notReady && (managerTimeoutMs(cp, config) !== undefined || parked)) {
+        const checked = await checkManager(deps, cp, names, config, log);
         cp = checked.cp;
         later.push(checked.checkAfterMs);
       }

@@ -18,9 +18,9 @@ import {
 import { KubeClient, paths } from '../kube/client';
 import { parseKubeconfig } from '../kube/kubeconfig';
 import type { Logger } from '../kube/log';
-import { TenantNames } from '../names';
+import { HOSTING_NAMESPACE, TenantNames } from '../names';
 import { ControlPlaneObject, K8S_WORKLOADS, SLEEP_ANNOTATION, typeContract, WorkloadRef } from '../wire';
-import { ReconcileDeps } from './pass';
+import { decode, ReconcileDeps } from './pass';
 
 /** What the controller knows of a plane's requests: the audit counter last read, and since when it has not moved. */
 export interface Activity {
@@ -171,11 +171,10 @@ export async function restoreFromSleep(
 }
 
 /**
- * How often a plane with a parked kube-controller-manager is looked at: how late a request brings it back. Each look
- * reads the plane's `/metrics` (1.4 MiB; 37 ms of its API server's CPU, BENCHMARKS.md): every 30 s that is about
- * what the parked KCM cost idle, every 15 s twice that.
+ * How often a plane with a parked kube-controller-manager is looked at: how late a write brings it back. A look reads
+ * PostgreSQL's counters, shared by all planes of the server (one query per 10 s at most).
  */
-export const PARKED_CHECK_MS = 30_000;
+export const PARKED_CHECK_MS = 15_000;
 
 /** The hosting's kube-controller-manager idle timeout in ms for this plane, or undefined (not k8s, or off). */
 export function managerTimeoutMs(cp: ControlPlaneObject, config: HostingConfig): number | undefined {
@@ -199,9 +198,9 @@ export function managerDecision(
   if (!activity) return {};
   const idleMs = nowMs - activity.sinceMs;
   if (idleMs >= timeoutMs) return { ...(parked ? {} : { action: 'park' as const }), checkAfterMs: PARKED_CHECK_MS };
-  // Running: a look every half of the timeout (15 s to 5 min), so KCM is parked 1 to 1.5 timeouts after the last
-  // request, at a read every 5 minutes for the default.
-  const period = Math.min(300_000, Math.max(15_000, Math.floor(timeoutMs / 2)));
+  // Running: a look every quarter of the timeout (15 s to 5 min), so KCM is parked 1 to 1.25 timeouts after the last
+  // write.
+  const period = Math.min(300_000, Math.max(15_000, Math.floor(timeoutMs / 4)));
   return { ...(parked ? { action: 'unpark' as const } : {}), checkAfterMs: Math.min(period, timeoutMs - idleMs) };
 }
 
@@ -215,29 +214,21 @@ export function baselineActivity(count: number, nowMs: number, parkedForMs: numb
 }
 
 /**
- * A Ready plane with an idle timeout or a parking timeout for its kube-controller-manager: read its audit counter
- * with the admin kubeconfig; asleep after the idle timeout without a request (the sleeping annotation; the next pass
- * scales it down), its kube-controller-manager parked after the parking timeout and started again on a request.
- * Returns when to look again, and the ControlPlane as last written.
+ * A Ready plane with an idle timeout: read its audit counter with the admin kubeconfig, on the last decision's
+ * schedule; asleep after the timeout without a request (the sleeping annotation; the next pass scales it down).
+ * Returns when to look again.
  */
-export async function checkActivity(
+export async function checkIdle(
   deps: ReconcileDeps,
   cp: ControlPlaneObject,
-  names: TenantNames,
-  timeouts: { readonly idleMs?: number; readonly managerMs?: number },
+  timeoutMs: number,
   kubeconfig: string,
   log: Logger,
-): Promise<{ checkAfterMs?: number; cp: ControlPlaneObject }> {
+): Promise<number | undefined> {
   const uid = cp.metadata.uid ?? cp.metadata.name;
-  const parked = cp.metadata.annotations?.[PARKED_MANAGER_ANNOTATION] !== undefined;
-  if (timeouts.idleMs === undefined && timeouts.managerMs === undefined) {
-    return { cp: parked ? await setManagerParked(deps, cp, names, false, log) : cp };
-  }
   const known = deps.activity.get(uid);
-  const key = `${timeouts.idleMs}/${timeouts.managerMs}`;
-  if (!readDue(known, deps.now().getTime(), key)) {
-    return { checkAfterMs: known!.nextReadMs! - deps.now().getTime(), cp };
-  }
+  const key = String(timeoutMs);
+  if (!readDue(known, deps.now().getTime(), key)) return known!.nextReadMs! - deps.now().getTime();
   const client = KubeClient.fromParsed(parseKubeconfig(kubeconfig), deps.connectTo, deps.probeTimeoutMs);
   let count: number | undefined;
   try {
@@ -247,37 +238,82 @@ export async function checkActivity(
   }
   const now = deps.now().getTime();
   if (count === undefined) {
-    log.warn('no apiserver_audit_event_total in the tenant API server metrics: idle timeouts not applied');
+    log.warn('no apiserver_audit_event_total in the tenant API server metrics: idle timeout not applied');
+    return undefined;
+  }
+  const activity = observeActivity(known, count, now);
+  const decision = idleDecision(activity, timeoutMs, now);
+  if (!decision.sleep) {
+    deps.activity.set(uid, { ...activity, nextReadMs: now + decision.checkAfterMs, timeouts: key });
+    return decision.checkAfterMs;
+  }
+  log.info('idle: going to sleep', { idleMs: now - activity.sinceMs });
+  deps.activity.delete(uid);
+  await deps.hosting.request(
+    'PATCH',
+    paths.controlPlane(cp.metadata.name),
+    { metadata: { annotations: { [SLEEP_ANNOTATION]: 'true' } } },
+    'application/merge-patch+json',
+  );
+  return 0;
+}
+
+/**
+ * A Ready k8s plane and its kube-controller-manager: parked after the hosting's timeout without a write to the
+ * plane's database, started again once one is seen (or parking is switched off, or the writes cannot be read).
+ * Writes, not requests: everything KCM does follows a write (a namespace made or deleted, an object with owners,
+ * a certificate request), and a read needs no KCM. The counter is PostgreSQL's (lib/datastore/writes.ts), read on
+ * the decision's schedule. Returns when to look again, and the ControlPlane as last written.
+ */
+export async function checkManager(
+  deps: ReconcileDeps,
+  cp: ControlPlaneObject,
+  names: TenantNames,
+  config: HostingConfig,
+  log: Logger,
+): Promise<{ checkAfterMs?: number; cp: ControlPlaneObject }> {
+  const timeoutMs = managerTimeoutMs(cp, config);
+  const parked = cp.metadata.annotations?.[PARKED_MANAGER_ANNOTATION] !== undefined;
+  const pg = config.postgres;
+  if (timeoutMs === undefined || !pg) {
     return { cp: parked ? await setManagerParked(deps, cp, names, false, log) : cp };
   }
-  const previous = known ?? baselineActivity(count, now, parked ? timeouts.managerMs : undefined);
-  const activity = observeActivity(previous, count, now);
-  const schedule = (checkAfterMs: number | undefined) => {
-    const nextReadMs = checkAfterMs === undefined ? undefined : now + checkAfterMs;
-    deps.activity.set(uid, { ...activity, nextReadMs, timeouts: key });
-    return checkAfterMs;
-  };
-  if (timeouts.idleMs !== undefined) {
-    const decision = idleDecision(activity, timeouts.idleMs, now);
-    if (decision.sleep) {
-      log.info('idle: going to sleep', { idleMs: now - activity.sinceMs });
-      deps.activity.delete(uid);
-      await deps.hosting.request(
-        'PATCH',
-        paths.controlPlane(cp.metadata.name),
-        { metadata: { annotations: { [SLEEP_ANNOTATION]: 'true' } } },
-        'application/merge-patch+json',
-      );
-      return { checkAfterMs: 0, cp };
-    }
-    const manager = managerDecision(activity, timeouts.managerMs, now, parked);
-    const next = manager.action ? await setManagerParked(deps, cp, names, manager.action === 'park', log) : cp;
-    const after = [decision.checkAfterMs, manager.checkAfterMs].filter((x): x is number => x !== undefined);
-    return { checkAfterMs: schedule(Math.min(...after)), cp: next };
+  const uid = `${cp.metadata.uid ?? cp.metadata.name}/writes`;
+  const known = deps.activity.get(uid);
+  const key = String(timeoutMs);
+  if (!readDue(known, deps.now().getTime(), key)) {
+    return { checkAfterMs: known!.nextReadMs! - deps.now().getTime(), cp };
   }
-  const manager = managerDecision(activity, timeouts.managerMs, now, parked);
-  const next = manager.action ? await setManagerParked(deps, cp, names, manager.action === 'park', log) : cp;
-  return { checkAfterMs: schedule(manager.checkAfterMs), cp: next };
+  let count: number | undefined;
+  try {
+    count = await deps.databaseWrites(pg, names.database, async () => {
+      const secret = await deps.hosting.get<any>(paths.secret(HOSTING_NAMESPACE, pg.passwordSecret));
+      const password = decode(secret?.data)[pg.passwordKey];
+      if (!password) throw new Error(`no ${pg.passwordKey} in Secret ${HOSTING_NAMESPACE}/${pg.passwordSecret}`);
+      const ca = pg.ca
+        ? decode((await deps.hosting.get<any>(paths.secret(HOSTING_NAMESPACE, pg.ca.secret)))?.data)[pg.ca.key]
+        : undefined;
+      return { password, ca };
+    });
+  } catch (e) {
+    log.warn('the database writes could not be read: kube-controller-manager not parked', {
+      error: e instanceof Error ? e.message : String(e),
+    });
+  }
+  const now = deps.now().getTime();
+  if (count === undefined) {
+    deps.activity.delete(uid);
+    return { checkAfterMs: PARKED_CHECK_MS, cp: parked ? await setManagerParked(deps, cp, names, false, log) : cp };
+  }
+  const activity = observeActivity(known ?? baselineActivity(count, now, parked ? timeoutMs : undefined), count, now);
+  const decision = managerDecision(activity, timeoutMs, now, parked);
+  deps.activity.set(uid, {
+    ...activity,
+    nextReadMs: decision.checkAfterMs === undefined ? undefined : now + decision.checkAfterMs,
+    timeouts: key,
+  });
+  const next = decision.action ? await setManagerParked(deps, cp, names, decision.action === 'park', log) : cp;
+  return { checkAfterMs: decision.checkAfterMs, cp: next };
 }
 
 /**
