@@ -91,7 +91,11 @@ export function addBundledPostgres(scope: Construct, where: string, options: Pos
           POSTGRES_INITDB_ARGS: kplus.EnvValue.fromValue('--auth-host=scram-sha-256'),
         },
         securityContext: restrictedContainer(pgUid),
-        resources: resources(250, 256, 2000, 1024),
+        // Every backend is a process of a few MiB. 50 tenants at rest held ~100 backends and 512 MiB here; in a boot
+        // storm of 50 on the test node the kines' pools (up to 20 each while busy) took it past the old 1 GiB limit
+        // and the kernel killed it (OOMKilled), cutting every tenant off its data (BENCHMARKS.md, issue 26 round 10).
+        // The limit only caps a burst; the request is what it uses at rest.
+        resources: resources(250, 256, 2000, 3072),
         // pg_isready took over 1 s (the default timeout) on a node busy with starting tenants: 5 s, and a minute of
         // failures before a restart that would cut every tenant off its data.
         readiness: kplus.Probe.fromCommand(['pg_isready', '-U', 'postgres', '-h', '127.0.0.1'], {
