@@ -4,6 +4,9 @@
 // Activity is what the tenant API server audits: its audit policy (lib/k8s-control-plane.ts AUDIT_POLICY) records
 // no request of its own controllers, of the API server itself, of health, discovery and metrics reads, or of the
 // controller's admin-binding probe, so `apiserver_audit_event_total` moves only with real clients' requests.
+//
+// Parking a plane's kube-controller-manager while nothing writes to it follows the same shape, with the writes to its
+// database (PostgreSQL's counter, lib/datastore/writes.ts) as the activity.
 import { HostingConfig } from '../hosting-config';
 import {
   ACTIVATOR_MANAGED_BY,
@@ -185,8 +188,9 @@ export function managerTimeoutMs(cp: ControlPlaneObject, config: HostingConfig):
 
 /**
  * Whether a plane's kube-controller-manager should be parked or started again, and when to look next: parked once
- * no client request came for `timeoutMs`, started again as soon as one did (or when parking is switched off). While
- * parked the plane is looked at every PARKED_CHECK_MS, so a request brings it back within that.
+ * its activity (the writes to its database) stood still for `timeoutMs`, started again as soon as it moved (or when
+ * parking is switched off). While parked the plane is looked at every PARKED_CHECK_MS, so a write brings it back
+ * within that.
  */
 export function managerDecision(
   activity: Activity | undefined,
@@ -206,7 +210,7 @@ export function managerDecision(
 
 /**
  * The activity a plane starts from when the controller has none recorded: a plane whose kube-controller-manager is
- * parked had no request for the parking timeout (else it would not be parked), so a restarted controller keeps it
+ * parked had no write for the parking timeout (else it would not be parked), so a restarted controller keeps it
  * parked until the counter moves, instead of starting every parked one at once.
  */
 export function baselineActivity(count: number, nowMs: number, parkedForMs: number | undefined): Activity | undefined {
@@ -349,11 +353,13 @@ async function setManagerParked(
     if (!current) return cp;
     const written = await annotate(encodeAwakeReplicas([{ ...kcm, replicas: current }]));
     await scale(0);
-    log.info('kube-controller-manager parked: no client request for its idle timeout', { replicas: current });
+    log.info('kube-controller-manager parked: no write to the plane for its idle timeout', { replicas: current });
     return written;
   }
   const want = decodeAwakeReplicas(cp.metadata.annotations?.[PARKED_MANAGER_ANNOTATION]).get(key) ?? 1;
   if (current === 0) await scale(want);
-  log.info('kube-controller-manager started again (a client request, or parking switched off)', { replicas: want });
+  log.info('kube-controller-manager started again (a write, parking switched off, or writes not readable)', {
+    replicas: want,
+  });
   return annotate(null);
 }
