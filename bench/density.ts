@@ -11,7 +11,7 @@ import * as path from 'path';
 import { K8sControlPlaneSize } from '../lib';
 import { psql } from '../test/cluster/harness';
 import { bootTenant, synthTenant, Tenant } from '../test/cluster/tenant';
-import { benchPostgres } from './common';
+import { benchPostgres, meminfoMiB } from './common';
 
 const NS = (process.env.N ?? '10,25,50').split(',').map(Number);
 const VARIANTS = (process.env.VARIANTS ?? 'ours,kubeflex').split(',');
@@ -43,7 +43,7 @@ export function postgresCpuTicks(benchDir: string): number {
   return ticks;
 }
 
-const memAvailableMiB = () => Number(/MemAvailable:\s+(\d+)/.exec(fs.readFileSync('/proc/meminfo', 'utf8'))![1]) / 1024;
+const memAvailableMiB = () => meminfoMiB('MemAvailable');
 export const rssAnonMiB = (pid: number) =>
   Number(/RssAnon:\s+(\d+)/.exec(fs.readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1] ?? NaN) / 1024;
 export const cpuTicks = (pid: number) => {

@@ -10,7 +10,7 @@ import { ChildProcess, execFile, spawn } from 'child_process';
 import * as fs from 'fs';
 import * as path from 'path';
 import { synthTenant } from '../test/cluster/tenant';
-import { median } from './common';
+import { median, meminfoMiB } from './common';
 import { cpuBetween, installHosting, podCgroup, podGroup, printCpu, readCpu, startBenchNode } from './on-node';
 
 const N = Number(process.env.N ?? 50);
@@ -31,10 +31,9 @@ const IDLE_S = Number(process.env.IDLE_S ?? 60);
  */
 const PARK = process.env.PARK;
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-const meminfo = (key: string) =>
-  Number(new RegExp(`${key}:\\s+(\\d+)`).exec(fs.readFileSync('/proc/meminfo', 'utf8'))![1]) / 1024;
-const memTotalMiB = () => meminfo('MemTotal');
-const memAvailableMiB = () => meminfo('MemAvailable');
+/** Sets keys of kubeflex-config on the bench's node (the controller reads it on every pass). */
+const setConfig = (k: (args: string[]) => string, data: Record<string, string>) =>
+  k(['-n', 'kubeflex-system', 'patch', 'configmap', 'kubeflex-config', '-p', JSON.stringify({ data })]);
 /** Runs `cmd` with `input` on stdin; rejects with its stderr. */
 const run = (cmd: string, args: string[], input: string) =>
   new Promise<void>((resolve, reject) => {
@@ -137,15 +136,7 @@ async function main(): Promise<void> {
     console.log(`node ready in ${node.readyMs} ms; a storm of ${N} tenants, boot slots ${SLOTS ?? 'as installed'}`);
     installHosting(bench, ['kubeflex-controller-manager']);
     if (SLOTS) {
-      k([
-        '-n',
-        'kubeflex-system',
-        'patch',
-        'configmap',
-        'kubeflex-config',
-        '-p',
-        JSON.stringify({ data: { bootSlots: SLOTS } }),
-      ]);
+      setConfig(k, { bootSlots: SLOTS });
     }
     await sleep(10_000);
     const names = Array.from({ length: N }, (_, i) => `storm${i + 1}`);
@@ -235,7 +226,7 @@ async function main(): Promise<void> {
         ) /
         2 ** 20 /
         N;
-      const usedMiB = (memTotalMiB() - memAvailableMiB()) / N;
+      const usedMiB = (meminfoMiB('MemTotal') - meminfoMiB('MemAvailable')) / N;
       console.log(
         `idle (${what}), per tenant over ${IDLE_S} s: its Pods ${((podsS * 1000) / IDLE_S / N).toFixed(1)} mCPU, ` +
           `the machine ${((busyS * 1000) / IDLE_S / N).toFixed(1)} mCPU (kubelet, probes, PostgreSQL, hosting included); ` +
@@ -248,15 +239,7 @@ async function main(): Promise<void> {
       const usedRunning = await idleWindow('kube-controller-manager running');
       if (PARK) {
         // Until here the install's default (10 minutes) held: no KCM was parked during the storm or the first window.
-        k([
-          '-n',
-          'kubeflex-system',
-          'patch',
-          'configmap',
-          'kubeflex-config',
-          '-p',
-          JSON.stringify({ data: { managerIdleTimeout: PARK } }),
-        ]);
+        setConfig(k, { managerIdleTimeout: PARK });
         const t = Date.now();
         const parked = () =>
           JSON.parse(k(['get', 'deployments', '-A', '-o', 'json'])).items.filter(

@@ -67,6 +67,18 @@ suite('runtime controller on a real API server', () => {
       return undefined;
     }
   };
+  /** Merges `data` into kubeflex-config (a null value removes the key). */
+  const patchConfig = (data: Record<string, string | null>) =>
+    k([
+      'patch',
+      'configmap',
+      '-n',
+      'kubeflex-system',
+      'kubeflex-config',
+      '--type=merge',
+      '-p',
+      JSON.stringify({ data }),
+    ]);
   const condition = (cp: string, type: string) => {
     const c = (json(['get', 'cp', cp]).status?.conditions ?? []).find((x: any) => x.type === type);
     return c ? `${c.status}/${c.reason}${c.message ? `: ${c.message}` : ''}` : 'none';
@@ -356,16 +368,7 @@ suite('runtime controller on a real API server', () => {
       `DO $$ BEGIN IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'ctrl_super') THEN CREATE ROLE ctrl_super SUPERUSER LOGIN; END IF; END $$`,
     );
     psql(pg, `ALTER ROLE ctrl_super PASSWORD '${superPassword}'`);
-    k([
-      'patch',
-      'configmap',
-      '-n',
-      'kubeflex-system',
-      'kubeflex-config',
-      '--type=merge',
-      '-p',
-      JSON.stringify({ data: { postgresSuperuser: 'ctrl_super' } }),
-    ]);
+    patchConfig({ postgresSuperuser: 'ctrl_super' });
     await waitFor('finalizer after provisioning', () =>
       (json(['get', 'cp', 't1']).metadata.finalizers ?? []).includes('kflex.kubestellar.org/finalizer'),
     );
@@ -495,17 +498,7 @@ suite('runtime controller on a real API server', () => {
   test("an idle plane's kube-controller-manager is parked after a minute without a write to its database, and a write starts it again; a read does not", async () => {
     const kcmReplicas = () => json(['get', 'deployment', '-n', 't1-system', 'kube-controller-manager']).spec.replicas;
     const parkedRecord = () => json(['get', 'cp', 't1']).metadata.annotations?.['kflex.kubestellar.org/parked-manager'];
-    const setTimeout = (value: string | null) =>
-      k([
-        'patch',
-        'configmap',
-        '-n',
-        'kubeflex-system',
-        'kubeflex-config',
-        '--type=merge',
-        '-p',
-        JSON.stringify({ data: { managerIdleTimeout: value } }),
-      ]);
+    const setTimeout = (value: string | null) => patchConfig({ managerIdleTimeout: value });
     // The synthesized default (10 minutes), shortened to the floor for the test.
     expect(json(['get', 'configmap', '-n', 'kubeflex-system', 'kubeflex-config']).data.managerIdleTimeout).toBe('10m');
     expect(kcmReplicas()).toBe(1);
