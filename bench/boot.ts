@@ -4,7 +4,7 @@
 // busy time (/proc/stat), which adds the PostgreSQL backends kine opens. The machine figure x N / cores is the floor
 // a boot storm of N tenants cannot beat.
 // Usage: VARIANTS=ours,kubeflex ROUNDS=5 npm run bench:boot (needs scripts/prepare-binaries.sh; loopback only; run it
-// on an otherwise idle machine). PERF=1 also records the first boot with perf and prints kube-apiserver's and
+// on an otherwise idle machine). PERF=1 also records the first boot (PERF_PHASE=restart: the restart) with perf and prints kube-apiserver's and
 // PostgreSQL's hottest symbols (PERF_BIN_DIR: a directory of unstripped binaries to use instead). TRACE=1 asks
 // `/readyz?verbose` every 100 ms during each start and prints when the API server first answered and when each of
 // its readiness checks first passed: where a start's seconds go.
@@ -20,6 +20,8 @@ import { cpuTicks, variantObjects } from './density';
 const VARIANTS = (process.env.VARIANTS ?? 'ours,kubeflex').split(',');
 const ROUNDS = Number(process.env.ROUNDS ?? 5);
 const PERF = process.env.PERF === '1';
+// Which start perf records: the first boot (default) or the restart (what a wake repeats).
+const PERF_PHASE = process.env.PERF_PHASE === 'restart' ? 'restart' : 'first boot';
 const TRACE = process.env.TRACE === '1';
 const CLK_TCK = 100;
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -113,15 +115,15 @@ async function main(): Promise<void> {
         // Kept after the run for a closer look (perf report -i …).
         const perfFile =
           PERF && round === 0 ? path.join(os.tmpdir(), `kflex-boot-${row.variant}.perf.data`) : undefined;
-        row.first.push(await measure(perfFile));
-        row.restarts.push(await measure());
+        row.first.push(await measure(PERF_PHASE === 'first boot' ? perfFile : undefined));
+        row.restarts.push(await measure(PERF_PHASE === 'restart' ? perfFile : undefined));
         console.error(
           JSON.stringify({ round, variant: row.variant, first: row.first.at(-1), restart: row.restarts.at(-1) }),
         );
         if (perfFile)
           for (const comm of ['kube-apiserver', 'postgres', 'kine'])
             console.log(
-              `\n### perf, first boot of "${row.variant}": ${comm}, top symbols (with callees)\n` +
+              `\n### perf, ${PERF_PHASE} of "${row.variant}": ${comm}, top symbols (with callees)\n` +
                 execFileSync(
                   'perf',
                   ['report', '-i', perfFile, '--stdio', '--children', '--comm', comm, '--sort', 'symbol', '-g', 'none'],

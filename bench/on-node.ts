@@ -173,3 +173,30 @@ export function printCpu(title: string, r: ReturnType<typeof cpuBetween>, tenant
   for (const [k, s] of r.rows)
     console.log(`| ${k} | ${s.toFixed(1)} | ${(s / tenants).toFixed(2)} | ${((100 * s) / r.machineS).toFixed(1)} % |`);
 }
+
+/** `apiserver_request_total` of a /metrics page, summed by "VERB resource[/subresource]" (all codes and groups). */
+export function requestCounts(metrics: string): Map<string, number> {
+  const counts = new Map<string, number>();
+  for (const m of metrics.matchAll(/^apiserver_request_total\{([^}]*)\} (\S+)$/gm)) {
+    const label = (n: string) => new RegExp(`(?:^|,)${n}="([^"]*)"`).exec(m[1])?.[1] ?? '';
+    const sub = label('subresource');
+    const key = `${label('verb')} ${label('resource')}${sub ? `/${sub}` : ''}`;
+    counts.set(key, (counts.get(key) ?? 0) + Number(m[2]));
+  }
+  return counts;
+}
+
+/** The requests between two readings of requestCounts, most first, and per tenant. */
+export function printRequests(title: string, a: Map<string, number>, b: Map<string, number>, tenants: number): void {
+  const rows = [...b.entries()]
+    .map(([key, n]) => [key, n - (a.get(key) ?? 0)] as const)
+    .filter(([, n]) => n > 0)
+    .sort((x, y) => y[1] - x[1]);
+  const total = rows.reduce((s, [, n]) => s + n, 0);
+  const writes = rows.filter(([key]) => !/^(GET|LIST|WATCH) /.test(key)).reduce((s, [, n]) => s + n, 0);
+  console.log(
+    `\n${title}: ${total} requests (${(total / tenants).toFixed(1)} per tenant), ${writes} writes (${(writes / tenants).toFixed(1)} per tenant)`,
+  );
+  console.log('| verb resource | requests | per tenant |\n|---|---:|---:|');
+  for (const [key, n] of rows.slice(0, 30)) console.log(`| ${key} | ${n} | ${(n / tenants).toFixed(1)} |`);
+}

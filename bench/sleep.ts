@@ -19,6 +19,8 @@ import { sliceName } from '../lib/activator/core';
 import { synthTenant } from '../test/cluster/tenant';
 import {
   cpuBetween,
+  printRequests,
+  requestCounts,
   installHosting,
   podCgroup,
   podCpuNs,
@@ -86,6 +88,8 @@ async function main(): Promise<void> {
     };
     return parts;
   };
+  /** The hosting API server's request counter (`apiserver_request_total`) by verb, resource and subresource. */
+  const hostingRequests = () => requestCounts(k(['get', '--raw', '/metrics']));
   const names = Array.from({ length: N }, (_, i) => `nap${i + 1}`);
   try {
     console.log(`node ready in ${node.readyMs} ms; ${N} tenants, ${WAKES} single wakes, a storm of ${STORM}`);
@@ -272,6 +276,7 @@ async function main(): Promise<void> {
       await sleep(20_000);
     }
     const allPods = () => JSON.parse(k(['get', 'pods', '-A', '-o', 'json'])).items;
+    const requests0 = hostingRequests();
     const stormReading = readCpu(allPods());
     const stormStart = Date.now();
     const storm = await Promise.all(stormNames.map((cp) => firstAnswer(cp).catch((e) => `failed: ${e.message}`)));
@@ -279,6 +284,7 @@ async function main(): Promise<void> {
     const stormCpu = cpuBetween(stormReading, readCpu(allPods()), podGroup);
     const stormCpuS = stormCpu.machineS;
     printCpu("Where the wake storm's CPU went", stormCpu, STORM);
+    printRequests('What the hosting API server was asked during the wake storm', requests0, hostingRequests(), STORM);
     const answered = storm.filter((x) => typeof x === 'number').length;
     console.log(
       `storm of ${STORM} (${STORM_BOOTED ? 'booted before' : 'first boots'}): ${answered} answered, the last result after ${stormAll} ms (${storm.join(', ')}); ` +

@@ -22,6 +22,8 @@ import {
   SecretData,
   SecretWrite,
   statusChanged,
+  workloadFingerprint,
+  workloadReady,
 } from '../lib/controller/core';
 import { certProblem, issue } from '../lib/controller/x509';
 import { decodeHostingConfig as parseHostingConfig } from '../lib/hosting-config';
@@ -775,4 +777,39 @@ test('kubeflex-config: bootstrapSecretNamespaces round-trips; kubeflex-system or
     'key bootstrapSecretNamespaces="kubeflex-system" is not a list of other namespaces',
   );
   expect(() => parseHostingConfig({ bootstrapSecretNamespaces: 'a,,b' })).toThrow(/not a list of other namespaces/);
+});
+
+test("a workload event needs a pass when it changes what the pass reads, not when only a condition's time moves", () => {
+  const starting = {
+    metadata: { generation: 2 },
+    spec: { replicas: 1 },
+    status: {
+      observedGeneration: 2,
+      replicas: 1,
+      conditions: [{ type: 'Progressing', status: 'True', lastUpdateTime: '2026-12-06T10:00:00Z' }],
+    },
+  };
+  const touched = {
+    ...starting,
+    status: {
+      ...starting.status,
+      conditions: [{ type: 'Progressing', status: 'True', lastUpdateTime: '2026-12-06T10:00:05Z' }],
+    },
+  };
+  expect(workloadFingerprint(touched)).toBe(workloadFingerprint(starting));
+  // Each change that turns workloadReady (or a hook Job's readiness, or the sleep scale) gives a new fingerprint.
+  const ready = { ...starting, status: { ...starting.status, readyReplicas: 1 } };
+  expect(workloadReady(starting).ready).toBe(false);
+  expect(workloadReady(ready).ready).toBe(true);
+  const changes = [
+    ready,
+    { ...starting, spec: { replicas: 0 } },
+    { ...starting, metadata: { generation: 3 } },
+    { ...starting, metadata: { ...starting.metadata, deletionTimestamp: '2026-12-06T10:01:00Z' } },
+    { ...starting, status: { ...starting.status, replicas: 2 } },
+    { kind: 'Job', status: { succeeded: 1 } },
+    { kind: 'Job', status: { failed: 1 } },
+  ];
+  const prints = new Set([starting, ...changes].map(workloadFingerprint));
+  expect(prints.size).toBe(changes.length + 1);
 });

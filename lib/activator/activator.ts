@@ -64,11 +64,20 @@ export interface ActivatorOptions {
   readonly listenAddress?: string;
   /** How long a connection is held while its plane wakes. @default 120 s */
   readonly wakeTimeoutMs?: number;
-  /** How often a waking plane's endpoints are read. @default 200 ms */
+  /** How often a waking plane's starting Pods are asked whether they answer (its slices: once a second). @default 200 ms */
   readonly pollMs?: number;
   /** Resync period. @default 5 min */
   readonly resyncMs?: number;
 }
+
+/** A waking plane's EndpointSlices as last listed. */
+interface SliceCache {
+  items: any[];
+  listedMs: number;
+}
+
+/** How often a waking plane's EndpointSlices are listed at most (its starting Pods are asked every poll). */
+const SLICE_LIST_MS = 1_000;
 
 /** One plane the activator serves (or served, until its own endpoint is ready). */
 interface Served {
@@ -296,6 +305,7 @@ export class Activator {
     const started = Date.now();
     let asked = false;
     let removedAt = 0;
+    const slices: SliceCache = { items: [], listedMs: 0 };
     while (Date.now() < deadline) {
       try {
         // First from the API server; then from the watch, so a poll costs no extra request.
@@ -317,7 +327,7 @@ export class Activator {
           });
           removedAt = Date.now();
         }
-        const endpoint = await this.planeEndpoint(plane, true);
+        const endpoint = await this.planeEndpoint(plane, slices);
         if (endpoint) {
           this.opts.log.info('plane ready: passing clients through', {
             controlPlane: plane.name,
@@ -335,18 +345,29 @@ export class Activator {
   }
 
   /**
-   * A ready endpoint of the plane's own pods, from its Service's EndpointSlices; with `early`, also a starting Pod
-   * whose API server already answers /readyz (the kubelet's readiness probe and the EndpointSlice update would add up
-   * to seconds more; that answer is all they wait for).
+   * A ready endpoint of the plane's own pods, from its Service's EndpointSlices; during a wake (`early`: the wake's
+   * slice cache), also a starting Pod whose API server already answers /readyz (the kubelet's readiness probe and the
+   * EndpointSlice update would add up to seconds more; that answer is all they wait for). A wake lists the slices at
+   * most once per SLICE_LIST_MS and asks the starting Pods on every poll: a list every poll of twenty waking planes was
+   * the hosting API server's busiest request in a wake storm (2,080 in 37 s, BENCHMARKS.md).
    */
-  private async planeEndpoint(plane: ServedPlane, early = false): Promise<{ host: string; port: number } | undefined> {
-    const list = await this.opts.client.request<any>(
-      'GET',
-      `${slicePath(plane.namespace)}?labelSelector=${encodeURIComponent(`${ENDPOINTSLICE_SERVICE_NAME}=${plane.service}`)}`,
-    );
+  private async planeEndpoint(
+    plane: ServedPlane,
+    early?: SliceCache,
+  ): Promise<{ host: string; port: number } | undefined> {
+    const list = async () =>
+      (
+        await this.opts.client.request<any>(
+          'GET',
+          `${slicePath(plane.namespace)}?labelSelector=${encodeURIComponent(`${ENDPOINTSLICE_SERVICE_NAME}=${plane.service}`)}`,
+        )
+      )?.items ?? [];
+    if (!early) return readyEndpoint(await list(), plane.portName);
+    if (Date.now() - early.listedMs >= SLICE_LIST_MS)
+      Object.assign(early, { items: await list(), listedMs: Date.now() });
     const starting: { host: string; port: number }[] = [];
-    const ready = readyEndpoint(list?.items ?? [], plane.portName, starting);
-    if (ready || !early) return ready;
+    const ready = readyEndpoint(early.items, plane.portName, starting);
+    if (ready) return ready;
     const path = plane.booted ? WAKE_READYZ_PATH : '/readyz';
     for (const e of starting) if (await answersReadyz(e, path)) return e;
     return undefined;

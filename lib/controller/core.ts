@@ -745,6 +745,23 @@ export function workloadReady(obj: any): { ready: boolean; detail: string } {
   return { ready, detail: `${s.readyReplicas ?? 0}/${want} replicas ready` };
 }
 
+/**
+ * What a pass reads of a Deployment, StatefulSet or Job (workloadReady, objectReady, the sleep and parking scale):
+ * an event that changes none of it needs no pass.
+ */
+export function workloadFingerprint(obj: any): string {
+  const s = obj?.status ?? {};
+  return JSON.stringify([
+    obj?.metadata?.generation,
+    obj?.metadata?.deletionTimestamp,
+    obj?.spec?.replicas,
+    s.replicas,
+    s.readyReplicas,
+    s.succeeded,
+    s.failed,
+  ]);
+}
+
 /** Everything status is computed from. */
 export interface StatusInput {
   /** Set when reconciling failed; becomes Synced=False/ReconcileError. */

@@ -15,7 +15,7 @@ import { notReadyDelayMs } from '../kube/work-queue';
 import { HOSTING_NAMESPACE } from '../names';
 import { BOOT_GATE, HOSTING_CONFIGMAP, K8S_WORKLOADS, MATERIALIZE_ERROR, SLEEP_ANNOTATION } from '../wire';
 import { BootPod, bootPodOf, decideBoot, ungatePatch } from './boot';
-import { ControlPlaneObject, hookUses, PostCreateHookObject } from './core';
+import { ControlPlaneObject, hookUses, PostCreateHookObject, workloadFingerprint } from './core';
 import type { BootHold } from './pass';
 import { reconcileControlPlane, ReconcileDeps, reconcileHookStatus, reconcileHosting } from './reconcile';
 
@@ -59,6 +59,8 @@ export class Manager {
   /** Quick passes spent on a plane whose workload is ready but whose API does not answer yet. */
   private readonly apiPendingPasses = new Map<string, number>();
   private readonly seen = new Map<string, string>();
+  /** Of each workload in a plane's namespace (kind/namespace/name): what a pass reads of it, as last seen. */
+  private readonly workloadSeen = new Map<string, string>();
   /** Last seen ControlPlanes (the planes the controller knows) and PostCreateHooks, from the watches. */
   private readonly cpObjects = new Map<string, ControlPlaneObject>();
   private readonly hookObjects = new Map<string, PostCreateHookObject>();
@@ -205,7 +207,17 @@ export class Manager {
     const ns: string | undefined = obj?.metadata?.namespace;
     if (ns === HOSTING_NAMESPACE) return; // the install's own namespace, not that of a plane named "kubeflex"
     const plane = planeOfNamespace(ns);
-    if (plane && this.cpObjects.has(plane)) this.wake(plane);
+    if (!plane || !this.cpObjects.has(plane)) return;
+    // A Deployment's status is written 6 times in a start, most of them about nothing a pass reads (observed
+    // generation, condition times): each was a pass of ~15 reads of the hosting API server (BENCHMARKS.md, wake storm).
+    const key = `${kind}/${ns}/${obj?.metadata?.name}`;
+    if (type === 'DELETED') this.workloadSeen.delete(key);
+    else {
+      const fingerprint = workloadFingerprint(obj);
+      if (type === 'MODIFIED' && this.workloadSeen.get(key) === fingerprint) return;
+      this.workloadSeen.set(key, fingerprint);
+    }
+    this.wake(plane);
   }
 
   /** Something of this plane changed: look now, and again soon if it is still not Ready. */
