@@ -76,8 +76,12 @@ interface SliceCache {
   listedMs: number;
 }
 
-/** How often a waking plane's EndpointSlices are listed at most (its starting Pods are asked every poll). */
+/**
+ * How often a waking plane's EndpointSlices are listed at most (its starting Pods are asked every poll): until a
+ * starting Pod is listed, and once one is.
+ */
 const SLICE_LIST_MS = 1_000;
+const SLICE_RELIST_MS = 5_000;
 
 /** One plane the activator serves (or served, until its own endpoint is ready). */
 interface Served {
@@ -363,8 +367,12 @@ export class Activator {
         )
       )?.items ?? [];
     if (!early) return readyEndpoint(await list(), plane.portName);
-    if (Date.now() - early.listedMs >= SLICE_LIST_MS)
+    const known: { host: string; port: number }[] = [];
+    readyEndpoint(early.items, plane.portName, known);
+    // Once a starting Pod is known, it is asked directly: the slices only tell of a Pod replaced meanwhile.
+    if (Date.now() - early.listedMs >= (known.length ? SLICE_RELIST_MS : SLICE_LIST_MS)) {
       Object.assign(early, { items: await list(), listedMs: Date.now() });
+    }
     const starting: { host: string; port: number }[] = [];
     const ready = readyEndpoint(early.items, plane.portName, starting);
     if (ready) return ready;

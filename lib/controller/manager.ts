@@ -217,14 +217,15 @@ export class Manager {
       if (type === 'MODIFIED' && this.workloadSeen.get(key) === fingerprint) return;
       this.workloadSeen.set(key, fingerprint);
     }
-    this.wake(plane);
+    // A start writes its Deployment and ReplicaSet in a burst (scale, replicas, ready): one pass after the burst.
+    this.wake(plane, WORKLOAD_SETTLE_MS);
   }
 
-  /** Something of this plane changed: look now, and again soon if it is still not Ready. */
-  private wake(name: string): void {
+  /** Something of this plane changed: look now (or after `delayMs`), and again soon if it is still not Ready. */
+  private wake(name: string, delayMs = 0): void {
     this.notReadyPasses.delete(name);
     this.apiPendingPasses.delete(name);
-    this.loop.add(name);
+    this.loop.add(name, delayMs);
   }
 
   /** One key: a PostCreateHook's status, or a ControlPlane (then when to look again). */
@@ -347,6 +348,9 @@ const DEFAULT_RESYNC_MS = 900_000;
 
 /** The ControlPlane whose namespace `ns` would be (`<cp>-system`), if it has that shape. */
 const planeOfNamespace = (ns: string | undefined) => (ns ? /^(.*)-system$/.exec(ns)?.[1] : undefined);
+
+/** How long after a workload's event its plane's pass runs: the events of one start within it make one pass. */
+const WORKLOAD_SETTLE_MS = 300;
 
 /** How long a woken plane's API server goes before first boots at most (a client's wait is bounded anyway). */
 const WOKEN_PRIORITY_MS = 600_000;
