@@ -200,3 +200,7 @@ export function printRequests(title: string, a: Map<string, number>, b: Map<stri
   console.log('| verb resource | requests | per tenant |\n|---|---:|---:|');
   for (const [key, n] of rows.slice(0, 30)) console.log(`| ${key} | ${n} | ${(n / tenants).toFixed(1)} |`);
 }
+
+/** Sets keys of kubeflex-config on the bench's node (the controller reads it on every pass). */
+export const setHostingConfig = (k: (args: string[]) => string, data: Record<string, string>) =>
+  k(['-n', 'kubeflex-system', 'patch', 'configmap', 'kubeflex-config', '-p', JSON.stringify({ data })]);

@@ -21,6 +21,7 @@ import {
   cpuBetween,
   printRequests,
   requestCounts,
+  setHostingConfig,
   installHosting,
   podCgroup,
   podCpuNs,
@@ -36,6 +37,8 @@ const STORM = Number(process.env.STORM ?? 20);
 const AWAKE = Number(process.env.AWAKE ?? 10);
 const WINDOW_S = Number(process.env.WINDOW_S ?? 60);
 const REWAKE = process.env.REWAKE !== '0';
+// SLOTS: kubeflex-config's bootSlots for the run (default: as the hosting construct installs it).
+const SLOTS = process.env.SLOTS;
 // STORM_BOOTED=1 (default): the storm's tenants boot once first (a few at a time), are marked booted and put back to
 // sleep, so the storm wakes tenants that idled into sleep, as tenants in use do; STORM_BOOTED=0 storms first boots.
 const STORM_BOOTED = process.env.STORM_BOOTED !== '0';
@@ -92,8 +95,11 @@ async function main(): Promise<void> {
   const hostingRequests = () => requestCounts(k(['get', '--raw', '/metrics']));
   const names = Array.from({ length: N }, (_, i) => `nap${i + 1}`);
   try {
-    console.log(`node ready in ${node.readyMs} ms; ${N} tenants, ${WAKES} single wakes, a storm of ${STORM}`);
+    console.log(
+      `node ready in ${node.readyMs} ms; ${N} tenants, ${WAKES} single wakes, a storm of ${STORM}, boot slots ${SLOTS ?? 'as installed'}`,
+    );
     installHosting(bench, ['kubeflex-controller-manager', 'kubeflex-materializer', 'kubeflex-activator']);
+    if (SLOTS) setHostingConfig(k, { bootSlots: SLOTS });
     await sleep(20_000);
     const before = await hostingCost();
 

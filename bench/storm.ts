@@ -11,7 +11,16 @@ import * as fs from 'fs';
 import * as path from 'path';
 import { synthTenant } from '../test/cluster/tenant';
 import { median, meminfoMiB } from './common';
-import { cpuBetween, installHosting, podCgroup, podGroup, printCpu, readCpu, startBenchNode } from './on-node';
+import {
+  cpuBetween,
+  installHosting,
+  podCgroup,
+  podGroup,
+  printCpu,
+  readCpu,
+  setHostingConfig,
+  startBenchNode,
+} from './on-node';
 
 const N = Number(process.env.N ?? 50);
 const SLOTS = process.env.SLOTS;
@@ -31,9 +40,6 @@ const IDLE_S = Number(process.env.IDLE_S ?? 60);
  */
 const PARK = process.env.PARK;
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-/** Sets keys of kubeflex-config on the bench's node (the controller reads it on every pass). */
-const setConfig = (k: (args: string[]) => string, data: Record<string, string>) =>
-  k(['-n', 'kubeflex-system', 'patch', 'configmap', 'kubeflex-config', '-p', JSON.stringify({ data })]);
 /** Runs `cmd` with `input` on stdin; rejects with its stderr. */
 const run = (cmd: string, args: string[], input: string) =>
   new Promise<void>((resolve, reject) => {
@@ -136,7 +142,7 @@ async function main(): Promise<void> {
     console.log(`node ready in ${node.readyMs} ms; a storm of ${N} tenants, boot slots ${SLOTS ?? 'as installed'}`);
     installHosting(bench, ['kubeflex-controller-manager']);
     if (SLOTS) {
-      setConfig(k, { bootSlots: SLOTS });
+      setHostingConfig(k, { bootSlots: SLOTS });
     }
     await sleep(10_000);
     const names = Array.from({ length: N }, (_, i) => `storm${i + 1}`);
@@ -239,7 +245,7 @@ async function main(): Promise<void> {
       const usedRunning = await idleWindow('kube-controller-manager running');
       if (PARK) {
         // Until here the install's default (10 minutes) held: no KCM was parked during the storm or the first window.
-        setConfig(k, { managerIdleTimeout: PARK });
+        setHostingConfig(k, { managerIdleTimeout: PARK });
         const t = Date.now();
         const parked = () =>
           JSON.parse(k(['get', 'deployments', '-A', '-o', 'json'])).items.filter(
