@@ -4,8 +4,9 @@
 // busy time (/proc/stat), which adds the PostgreSQL backends kine opens. The machine figure x N / cores is the floor
 // a boot storm of N tenants cannot beat.
 // Usage: VARIANTS=ours,kubeflex ROUNDS=5 npm run bench:boot (needs scripts/prepare-binaries.sh; loopback only; run it
-// on an otherwise idle machine). PERF=1 also records the first boot (PERF_PHASE=restart: the restart) with perf and prints kube-apiserver's and
-// PostgreSQL's hottest symbols (PERF_BIN_DIR: a directory of unstripped binaries to use instead). TRACE=1 asks
+// on an otherwise idle machine). PERF=1 also records the first boot (PERF_PHASE=restart: the restart) with perf and
+// prints kube-apiserver's and PostgreSQL's hottest symbols (PERF_BIN_DIR: a directory of unstripped binaries to use
+// instead). TRACE=1 asks
 // `/readyz?verbose` every 100 ms during each start and prints when the API server first answered and when each of
 // its readiness checks first passed: where a start's seconds go.
 import { execFileSync, spawn } from 'child_process';

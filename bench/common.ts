@@ -8,11 +8,11 @@ import { ClusterState, makePostgresPki, psql, startPostgres, stopPostgres } from
 export type BenchState = Pick<ClusterState, 'dir' | 'pgPort' | 'pgPassword' | 'pgCa' | 'binDir' | 'logDir'> &
   Pick<ClusterState, 'pgSocketDir'>;
 
-/** The median (the mean of the middle two for an even count). */
 /** A `/proc/meminfo` field (MemTotal, MemAvailable, ...) in MiB. */
 export const meminfoMiB = (key: string): number =>
   Number(new RegExp(`^${key}:\\s+(\\d+)`, 'm').exec(fs.readFileSync('/proc/meminfo', 'utf8'))![1]) / 1024;
 
+/** The median (the mean of the middle two for an even count). */
 export const median = (xs: number[]): number => {
   const s = [...xs].sort((a, b) => a - b);
   return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;

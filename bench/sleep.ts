@@ -19,15 +19,15 @@ import { sliceName } from '../lib/activator/core';
 import { synthTenant } from '../test/cluster/tenant';
 import {
   cpuBetween,
-  printRequests,
-  requestCounts,
-  setHostingConfig,
   installHosting,
   podCgroup,
   podCpuNs,
   podGroup,
   printCpu,
+  printRequests,
   readCpu,
+  requestCounts,
+  setHostingConfig,
   startBenchNode,
 } from './on-node';
 

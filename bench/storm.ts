@@ -141,9 +141,7 @@ async function main(): Promise<void> {
   try {
     console.log(`node ready in ${node.readyMs} ms; a storm of ${N} tenants, boot slots ${SLOTS ?? 'as installed'}`);
     installHosting(bench, ['kubeflex-controller-manager']);
-    if (SLOTS) {
-      setHostingConfig(k, { bootSlots: SLOTS });
-    }
+    if (SLOTS) setHostingConfig(k, { bootSlots: SLOTS });
     await sleep(10_000);
     const names = Array.from({ length: N }, (_, i) => `storm${i + 1}`);
     const items = names.flatMap((n) => synthTenant(n));

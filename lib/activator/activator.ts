@@ -64,7 +64,10 @@ export interface ActivatorOptions {
   readonly listenAddress?: string;
   /** How long a connection is held while its plane wakes. @default 120 s */
   readonly wakeTimeoutMs?: number;
-  /** How often a waking plane's starting Pods are asked whether they answer (its slices: once a second). @default 200 ms */
+  /**
+   * How often a waking plane's starting Pods are asked whether they answer (its slices are listed less often:
+   * SLICE_LIST_MS, SLICE_RELIST_MS). @default 200 ms
+   */
   readonly pollMs?: number;
   /** Resync period. @default 5 min */
   readonly resyncMs?: number;
@@ -367,14 +370,14 @@ export class Activator {
         )
       )?.items ?? [];
     if (!early) return readyEndpoint(await list(), plane.portName);
-    const known: { host: string; port: number }[] = [];
-    readyEndpoint(early.items, plane.portName, known);
+    let starting: { host: string; port: number }[] = [];
+    let ready = readyEndpoint(early.items, plane.portName, starting);
     // Once a starting Pod is known, it is asked directly: the slices only tell of a Pod replaced meanwhile.
-    if (Date.now() - early.listedMs >= (known.length ? SLICE_RELIST_MS : SLICE_LIST_MS)) {
+    if (!ready && Date.now() - early.listedMs >= (starting.length ? SLICE_RELIST_MS : SLICE_LIST_MS)) {
       Object.assign(early, { items: await list(), listedMs: Date.now() });
+      starting = [];
+      ready = readyEndpoint(early.items, plane.portName, starting);
     }
-    const starting: { host: string; port: number }[] = [];
-    const ready = readyEndpoint(early.items, plane.portName, starting);
     if (ready) return ready;
     const path = plane.booted ? WAKE_READYZ_PATH : '/readyz';
     for (const e of starting) if (await answersReadyz(e, path)) return e;
