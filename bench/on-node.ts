@@ -45,6 +45,17 @@ export async function startBenchNode(prefix: string, what: string): Promise<Benc
   const stop = async () => {
     if (stopped) return;
     stopped = true;
+    // BENCH_LOGS=<dir>: every Pod's log and the node's process logs are kept there (the node removes them).
+    const keep = process.env.BENCH_LOGS;
+    if (keep) {
+      fs.mkdirSync(keep, { recursive: true });
+      for (const [from, to] of [
+        ['/var/log/pods', 'pods'],
+        [pg.state.logDir, 'node'],
+      ])
+        if (fs.existsSync(from)) fs.cpSync(from, path.join(keep, to), { recursive: true, dereference: true });
+      console.error(`bench: logs kept in ${keep}`);
+    }
     await node.stop();
     pg.stop();
   };

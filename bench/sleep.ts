@@ -148,8 +148,8 @@ async function main(): Promise<void> {
     await sleep(20_000);
     const after = await hostingCost();
 
-    /** GET /version of `cp` through its Service's ClusterIP, verified against its CA: ms until the answer. */
-    const firstAnswer = async (cp: string) => {
+    /** Where `cp`'s clients go: its Service's ClusterIP, and its CA (from the in-cluster kubeconfig). */
+    const targetOf = (cp: string) => {
       const svc = JSON.parse(k(['get', 'svc', '-n', `${cp}-system`, cp, '-o', 'json']));
       const kc = Buffer.from(
         JSON.parse(k(['get', 'secret', '-n', `${cp}-system`, 'admin-kubeconfig', '-o', 'json'])).data[
@@ -157,12 +157,20 @@ async function main(): Promise<void> {
         ],
         'base64',
       ).toString('utf8');
-      const ca = Buffer.from(/certificate-authority-data: (\S+)/.exec(kc)![1], 'base64');
+      return {
+        cp,
+        ip: svc.spec.clusterIP as string,
+        ca: Buffer.from(/certificate-authority-data: (\S+)/.exec(kc)![1], 'base64'),
+      };
+    };
+    /** GET /version of `cp` through its Service's ClusterIP, verified against its CA: ms until the answer. */
+    const firstAnswer = (cp: string) => ask(targetOf(cp));
+    const ask = async ({ cp, ip, ca }: ReturnType<typeof targetOf>) => {
       const started = Date.now();
       await new Promise<void>((resolve, reject) => {
         const req = https.request(
           {
-            host: svc.spec.clusterIP,
+            host: ip,
             port: 443,
             path: '/version',
             ca,
@@ -282,10 +290,13 @@ async function main(): Promise<void> {
       await sleep(20_000);
     }
     const allPods = () => JSON.parse(k(['get', 'pods', '-A', '-o', 'json'])).items;
+    // Where each client goes is read before: the requests leave together (reading it in the storm ran two kubectl
+    // each, one after another, so the last request left ~2 s late and the storm's CPU held 40 kubectl runs).
+    const targets = stormNames.map(targetOf);
     const requests0 = hostingRequests();
     const stormReading = readCpu(allPods());
     const stormStart = Date.now();
-    const storm = await Promise.all(stormNames.map((cp) => firstAnswer(cp).catch((e) => `failed: ${e.message}`)));
+    const storm = await Promise.all(targets.map((t) => ask(t).catch((e) => `failed: ${e.message}`)));
     const stormAll = Date.now() - stormStart;
     const stormCpu = cpuBetween(stormReading, readCpu(allPods()), podGroup);
     const stormCpuS = stormCpu.machineS;

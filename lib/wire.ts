@@ -93,6 +93,12 @@ export const BOOTED_ANNOTATION = 'kflex.kubestellar.org/booted';
 export const BOOT_GATE = 'kflex.kubestellar.org/boot-slot';
 
 /**
+ * What a plane's `Ready` message says while boot admission holds its API server Pod (the controller writes it, the
+ * activator reads it: a Pod that keeps its gate has no address yet, so a waking plane's slices need no look).
+ */
+export const BOOT_SLOT_WAIT = 'waiting for a boot slot';
+
+/**
  * The owner reference that ties an object to its ControlPlane: garbage collection removes the object with the plane,
  * and `controller: true` says the ControlPlane is its managing owner (kubectl and other controllers honour it).
  */

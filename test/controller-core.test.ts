@@ -628,6 +628,13 @@ describe('sleeping planes (issue 12)', () => {
         'asleep: workloads scaled to zero, data kept; a client request wakes it (with the activator installed) or kflex wake',
       ],
     ]);
+    // What would keep it from waking is said while it sleeps (the pass then looks again on the not-Ready schedule).
+    const unmade = computeStatus(cp, { hooks: [], sleeping: true, notReady: 'database cp1 not provisioned: x' }, t0);
+    expect(unmade.conditions!.find((c) => c.type === 'Ready')).toMatchObject({
+      status: 'False',
+      reason: 'Sleeping',
+      message: expect.stringMatching(/^asleep: .*; not ready to wake: database cp1 not provisioned: x$/),
+    });
     const failed = computeStatus(cp, { hooks: [], sleeping: true, syncError: 'boom', notReady: 'not synced' }, t0);
     expect(failed.conditions!.map((c) => [c.type, c.status, c.reason])).toEqual([
       ['Synced', 'False', 'ReconcileError'],

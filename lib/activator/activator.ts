@@ -11,7 +11,7 @@ import { ACTIVATOR_MANAGED_BY, ENDPOINTSLICE_MANAGED_BY, ENDPOINTSLICE_SERVICE_N
 import { ApiError, KubeClient, paths } from '../kube/client';
 import { ControlLoop, Outcome } from '../kube/control-loop';
 import type { Logger } from '../kube/log';
-import { ControlPlaneObject, SLEEP_ANNOTATION } from '../wire';
+import { BOOT_SLOT_WAIT, ControlPlaneObject, SLEEP_ANNOTATION } from '../wire';
 import {
   activatorSlice,
   allocatePort,
@@ -77,7 +77,15 @@ export interface ActivatorOptions {
 interface SliceCache {
   items: any[];
   listedMs: number;
+  /** The plane said it waits for a boot slot when last looked at. */
+  slotWait?: boolean;
 }
+
+/** Whether `cp`'s Ready condition says boot admission holds its API server Pod (gated: no address to list yet). */
+const waitsForBootSlot = (cp: ControlPlaneObject) =>
+  (cp.status?.conditions ?? []).some(
+    (c: any) => c?.type === 'Ready' && typeof c.message === 'string' && c.message.includes(BOOT_SLOT_WAIT),
+  );
 
 /**
  * How often a waking plane's EndpointSlices are listed at most (its starting Pods are asked every poll): until a
@@ -247,16 +255,19 @@ export class Activator {
     served.sockets.add(socket);
     let upstream: net.Socket | undefined;
     let done = false;
-    const finish = () => {
+    let answered = false;
+    const finish = (why?: string) => {
       if (done) return;
       done = true;
+      // A client closed by us before its plane said a word is what a user sees as an error: say why.
+      if (why && !answered) this.opts.log.warn('held client closed', { controlPlane: served.plane.name, why });
       served.sockets.delete(socket);
       upstream?.destroy();
       // A clean close: FIN after what was sent (nothing, while held), never a reset or a foreign TLS answer.
       socket.end();
     };
-    socket.on('error', finish);
-    socket.on('close', finish);
+    socket.on('error', () => finish());
+    socket.on('close', () => finish());
     // Bytes the client sends while held (its TLS ClientHello) wait in the socket until the splice.
     socket.pause();
     const deadline = Date.now() + (this.opts.wakeTimeoutMs ?? 120_000);
@@ -267,32 +278,34 @@ export class Activator {
       void served.waking.then(
         (endpoint) => {
           if (done) return;
-          if (!endpoint) return finish();
+          if (!endpoint) return finish('the plane did not wake in time, or nobody waits any more');
           const up = net.connect(endpoint.port, endpoint.host);
           upstream = up;
           let connected = false;
           let retried = false;
-          const failed = () => {
-            if (connected || done) return finish();
+          const failed = (e?: Error) => {
+            if (connected || done)
+              return finish(`${endpoint.host}:${endpoint.port} closed${e ? `: ${e.message}` : ''}`);
             // Not connected: an endpoint still listed ready whose Pod just went (the plane was put to sleep a moment
             // ago, and its EndpointSlice lags). Nothing of the client's went through, so look for the endpoint again.
             if (retried) return;
             retried = true;
             up.destroy();
-            if (Date.now() >= deadline) return finish();
+            if (Date.now() >= deadline) return finish(`${endpoint.host}:${endpoint.port} refused until the deadline`);
             setTimeout(attempt, this.opts.pollMs ?? 200);
           };
           up.on('error', failed);
-          up.on('close', failed);
+          up.on('close', () => failed());
           up.once('connect', () => {
             connected = true;
             if (done) return;
             socket.pipe(up);
+            up.once('data', () => (answered = true));
             up.pipe(socket);
             socket.resume();
           });
         },
-        () => finish(),
+        (e) => finish(`waking failed: ${(e as Error).message}`),
       );
     };
     attempt();
@@ -334,6 +347,11 @@ export class Activator {
           });
           removedAt = Date.now();
         }
+        // While it waits for a boot slot its Pod has no address: its slices are looked at only every SLICE_RELIST_MS
+        // (the status may lag), and at once when the wait ends. In a storm of 20 wakes most of a wake is that wait.
+        const slotWait = waitsForBootSlot(cp);
+        if (slices.slotWait && !slotWait) slices.listedMs = 0;
+        slices.slotWait = slotWait;
         const endpoint = await this.planeEndpoint(plane, slices);
         if (endpoint) {
           this.opts.log.info('plane ready: passing clients through', {
@@ -373,7 +391,10 @@ export class Activator {
     let starting: { host: string; port: number }[] = [];
     let ready = readyEndpoint(early.items, plane.portName, starting);
     // Once a starting Pod is known, it is asked directly: the slices only tell of a Pod replaced meanwhile.
-    if (!ready && Date.now() - early.listedMs >= (starting.length ? SLICE_RELIST_MS : SLICE_LIST_MS)) {
+    if (
+      !ready &&
+      Date.now() - early.listedMs >= (starting.length || early.slotWait ? SLICE_RELIST_MS : SLICE_LIST_MS)
+    ) {
       Object.assign(early, { items: await list(), listedMs: Date.now() });
       starting = [];
       ready = readyEndpoint(early.items, plane.portName, starting);

@@ -809,7 +809,9 @@ export function computeStatus(cp: ControlPlaneObject, input: StatusInput, now: D
       status: 'False',
       reason: 'Sleeping',
       message:
-        'asleep: workloads scaled to zero, data kept; a client request wakes it (with the activator installed) or kflex wake',
+        'asleep: workloads scaled to zero, data kept; a client request wakes it (with the activator installed) or kflex wake' +
+        // What would keep it from waking (its database not made yet, say) is said while it sleeps, not at the wake.
+        (input.notReady ? `; not ready to wake: ${input.notReady}` : ''),
     };
   } else if (input.notReady) {
     ready = { type: 'Ready', status: 'False', reason: 'Unavailable', message: input.notReady };

@@ -8,6 +8,7 @@ import type { Logger } from '../kube/log';
 import { API_GROUP, API_VERSION, tenantNames, TenantNames, HOSTING_NAMESPACE, CONTROL_PLANE_LABEL } from '../names';
 import {
   ADMIN_GROUP,
+  BOOT_SLOT_WAIT,
   BOOTED_ANNOTATION,
   HOSTING_CONFIGMAP,
   MATERIALIZE_ERROR,
@@ -193,6 +194,10 @@ export async function reconcileControlPlane(deps: ReconcileDeps, name: string): 
       cp.metadata.annotations?.[SLEEP_ANNOTATION] === 'true' && !!typeContract(type)?.sleepWorkloads.length;
     const later: (number | undefined)[] = [requeueAfterMs];
     if (sleeping) {
+      // A step that did not finish (its database not made: PostgreSQL refused a connection, or two CREATE DATABASE
+      // collided on template1) is looked at again on the not-Ready schedule, asleep or not: a plane that slept
+      // through it would wake without a database (a bench found one waiting for the 15 min resync).
+      if (alsoNotReady) notReady = notReady ? `${alsoNotReady}; ${notReady}` : alsoNotReady;
       later.push(await enforceSleep(deps, cp, names, config, log));
     } else {
       if (typeContract(type)?.sleepWorkloads.length) await restoreFromSleep(deps, cp, names, log);
@@ -287,7 +292,7 @@ async function apiNotReady(
       const hold = deps.bootHold?.(names.namespace);
       const why =
         hold && 'slots' in hold
-          ? `waiting for a boot slot: at most ${hold.slots === 1 ? '1 API server starts' : `${hold.slots} API servers start`} at once (kubeflex-config bootSlots); a woken plane goes first`
+          ? `${BOOT_SLOT_WAIT}: at most ${hold.slots === 1 ? '1 API server starts' : `${hold.slots} API servers start`} at once (kubeflex-config bootSlots); a woken plane goes first`
           : hold
             ? `${workload.kind} ${names.namespace}/${workload.name}: no node can take it: ${hold.unschedulable}`
             : `${workload.kind} ${names.namespace}/${workload.name}: ${w.detail}`;

@@ -52,7 +52,32 @@ async function create(client: Client, sql: string): Promise<void> {
     await client.query(sql);
   } catch (e) {
     const code = (e as { code?: string }).code;
-    if (code !== '42710' && code !== '42P04') throw e; // duplicate_object, duplicate_database
+    // duplicate_object, duplicate_database; unique_violation is how a create of the same name at the same moment
+    // fails (the catalog's unique index, not the existence check).
+    if (code !== '42710' && code !== '42P04' && code !== '23505') throw e;
+  }
+}
+
+/**
+ * PUBLIC loses CONNECT and TEMPORARY on `postgres` and `template1`, once per server: each provisioning checks, and only
+ * the first changes the two shared catalog rows. Two sessions changing them at once make one fail with "tuple
+ * concurrently updated" (a bench's 30 planes made at once hit it twice); that one looks again, and finds it done.
+ */
+async function revokePublicOnShared(client: Client): Promise<void> {
+  for (let attempt = 1; ; attempt++) {
+    const open = await client.query(
+      `SELECT EXISTS (SELECT FROM pg_database d WHERE d.datname IN ('postgres', 'template1') AND (d.datacl IS NULL OR
+         EXISTS (SELECT FROM aclexplode(d.datacl) a WHERE a.grantee = 0 AND a.privilege_type IN ('CONNECT', 'TEMPORARY'))))
+         AS open`,
+    );
+    if (!open.rows[0].open) return;
+    try {
+      await client.query('REVOKE CONNECT, TEMPORARY ON DATABASE postgres, template1 FROM PUBLIC');
+      return;
+    } catch (e) {
+      if (attempt >= 5 || !/tuple concurrently updated/.test((e as Error).message)) throw e;
+      await new Promise((r) => setTimeout(r, 50 * attempt));
+    }
   }
 }
 
@@ -77,7 +102,11 @@ export async function provisionTenantDatabase(
   const role = client.escapeIdentifier(db.role);
   const database = client.escapeIdentifier(db.database);
   try {
-    await create(client, `CREATE ROLE ${client.escapeIdentifier(TENANT_ROLE_GROUP)} NOLOGIN`);
+    // Made by the first provisioning only: CREATE ROLE that fails as a duplicate is an error in the server's log.
+    const group = await client.query('SELECT EXISTS (SELECT FROM pg_roles WHERE rolname = $1) AS found', [
+      TENANT_ROLE_GROUP,
+    ]);
+    if (!group.rows[0].found) await create(client, `CREATE ROLE ${client.escapeIdentifier(TENANT_ROLE_GROUP)} NOLOGIN`);
     const found = await client.query(
       `SELECT
          EXISTS (SELECT FROM pg_roles WHERE rolname = $1) AS role_exists,
@@ -124,7 +153,7 @@ export async function provisionTenantDatabase(
     await client.query(`COMMENT ON DATABASE ${database} IS ${client.escapeLiteral(db.mark)}`);
     await client.query(`REVOKE ALL ON DATABASE ${database} FROM PUBLIC`);
     await client.query(`GRANT ALL ON DATABASE ${database} TO ${role}`);
-    await client.query('REVOKE CONNECT, TEMPORARY ON DATABASE postgres, template1 FROM PUBLIC');
+    await revokePublicOnShared(client);
   } finally {
     await client.end();
   }

@@ -618,6 +618,23 @@ suite('a hostile tenant cannot escape (security review findings, replayed)', () 
       expect(asRole('grafana', 'app-secret', 'grafana', 'SELECT name FROM dashboards')).toBe('prod dashboards');
     });
 
+    test('planes provisioned at once on one server all get their databases, and PUBLIC loses CONNECT on the shared ones', async () => {
+      // As before the first plane: PUBLIC may connect to postgres and template1, so each provisioning revokes it, and
+      // thirty at once change the same two catalog rows (PostgreSQL: "tuple concurrently updated" for all but one).
+      psql(pg(), 'GRANT CONNECT, TEMPORARY ON DATABASE postgres, template1 TO PUBLIC');
+      const many = Array.from({ length: 30 }, (_, i) => `burst${i}`);
+      await Promise.all(many.map((n) => provisionLikeController(state, n, `pw-${n}`)));
+      for (const n of many) expect(asRole(n, `pw-${n}`, n, 'SELECT current_database()')).toBe(n);
+      expect(
+        psql(
+          pg(),
+          `SELECT count(*) FROM pg_database d, aclexplode(d.datacl) a WHERE d.datname IN ('postgres', 'template1')
+             AND a.grantee = 0 AND a.privilege_type IN ('CONNECT', 'TEMPORARY')`,
+        ).trim(),
+      ).toBe('0');
+      expect(() => asRole('burst0', 'pw-burst0', 'postgres', 'SELECT 1')).toThrow(/permission denied for database/);
+    });
+
     test('N6 a database names its ControlPlane: a later plane of the same name (another UID) neither takes it nor drops it', async () => {
       await provisionLikeController(state, 'n6', 'pw-first', 'kubeflex:uid-first');
       asRole(
