@@ -198,9 +198,11 @@ export async function reconcileControlPlane(deps: ReconcileDeps, name: string): 
       // collided on template1) is looked at again on the not-Ready schedule, asleep or not: a plane that slept
       // through it would wake without a database (a bench found one waiting for the 15 min resync).
       if (alsoNotReady) notReady = notReady ? `${alsoNotReady}; ${notReady}` : alsoNotReady;
-      later.push(await enforceSleep(deps, cp, names, config, log));
+      const slept = await enforceSleep(deps, cp, names, config, log);
+      cp = slept.cp;
+      later.push(slept.checkAfterMs);
     } else {
-      if (typeContract(type)?.sleepWorkloads.length) await restoreFromSleep(deps, cp, names, log);
+      if (typeContract(type)?.sleepWorkloads.length) cp = await restoreFromSleep(deps, cp, names, log);
       const kubeconfig = observed.get(key(secretRef.namespace, secretRef.name))?.data;
       if (!notReady) {
         const api = await apiNotReady(

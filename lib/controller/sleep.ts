@@ -104,7 +104,8 @@ async function activatorServes(deps: ReconcileDeps, ns: string): Promise<boolean
 /**
  * A sleeping plane: record its workloads' replicas (once), then scale them to zero. With the activator installed,
  * only once its EndpointSlice serves the plane's Service, so no connection finds neither the plane nor the activator.
- * Returns a delay when it must look again (the activator not there yet).
+ * Returns the plane as it is now (the status is written onto it: an older copy is refused, 409, and costs a pass)
+ * and a delay when it must look again (the activator not there yet).
  */
 export async function enforceSleep(
   deps: ReconcileDeps,
@@ -112,20 +113,20 @@ export async function enforceSleep(
   names: TenantNames,
   config: HostingConfig,
   log: Logger,
-): Promise<number | undefined> {
+): Promise<{ cp: ControlPlaneObject; checkAfterMs?: number }> {
   const workloads = typeContract(cp.spec?.type)?.sleepWorkloads ?? [];
   const current = await Promise.all(workloads.map((w) => replicasOf(deps, w, names.namespace)));
-  if (current.every((r) => !r)) return undefined;
+  if (current.every((r) => !r)) return { cp };
   if (!cp.metadata.annotations?.[AWAKE_REPLICAS_ANNOTATION]) {
     const record = workloads.flatMap((w, i) => (current[i] ? [{ ...w, replicas: current[i]! }] : []));
-    await deps.hosting.request(
+    cp = await deps.hosting.request<ControlPlaneObject>(
       'PATCH',
       paths.controlPlane(cp.metadata.name),
       { metadata: { annotations: { [AWAKE_REPLICAS_ANNOTATION]: encodeAwakeReplicas(record) } } },
       'application/merge-patch+json',
     );
   }
-  if (config.activator && !(await activatorServes(deps, names.namespace))) return 1_000;
+  if (config.activator && !(await activatorServes(deps, names.namespace))) return { cp, checkAfterMs: 1_000 };
   for (const [i, w] of workloads.entries()) {
     if (current[i])
       await deps.hosting.request(
@@ -136,21 +137,22 @@ export async function enforceSleep(
       );
   }
   log.info('asleep: workloads scaled to zero', { namespace: names.namespace });
-  return undefined;
+  return { cp };
 }
 
 /**
  * An awake plane that slept (it still carries the awake-replicas annotation): its workloads back to what they were,
  * then the annotation removed. Whoever woke it (kflex wake, the activator) only removed the sleeping annotation.
+ * Returns the plane as it is now.
  */
 export async function restoreFromSleep(
   deps: ReconcileDeps,
   cp: ControlPlaneObject,
   names: TenantNames,
   log: Logger,
-): Promise<void> {
+): Promise<ControlPlaneObject> {
   const recorded = cp.metadata.annotations?.[AWAKE_REPLICAS_ANNOTATION];
-  if (recorded === undefined) return;
+  if (recorded === undefined) return cp;
   const want = decodeAwakeReplicas(recorded);
   // A kube-controller-manager parked before the sleep comes back with the plane: a wake is a client's request.
   const parked = decodeAwakeReplicas(cp.metadata.annotations?.[PARKED_MANAGER_ANNOTATION]);
@@ -164,13 +166,14 @@ export async function restoreFromSleep(
       'application/merge-patch+json',
     );
   }
-  await deps.hosting.request(
+  const now = await deps.hosting.request<ControlPlaneObject>(
     'PATCH',
     paths.controlPlane(cp.metadata.name),
     { metadata: { annotations: { [AWAKE_REPLICAS_ANNOTATION]: null, [PARKED_MANAGER_ANNOTATION]: null } } },
     'application/merge-patch+json',
   );
   log.info('awake: workloads restored', { namespace: names.namespace });
+  return now;
 }
 
 /**
