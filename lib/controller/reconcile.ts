@@ -194,8 +194,8 @@ export async function reconcileControlPlane(deps: ReconcileDeps, name: string): 
       cp.metadata.annotations?.[SLEEP_ANNOTATION] === 'true' && !!typeContract(type)?.sleepWorkloads.length;
     const later: (number | undefined)[] = [requeueAfterMs];
     if (sleeping) {
-      // A step that did not finish (its database not made: PostgreSQL refused a connection, or two CREATE DATABASE
-      // collided on template1) is looked at again on the not-Ready schedule, asleep or not: a plane that slept
+      // A step that did not finish (its database not made: PostgreSQL unreachable, or two provisionings changing
+      // its shared catalog at once) is looked at again on the not-Ready schedule, asleep or not: a plane that slept
       // through it would wake without a database (a bench found one waiting for the 15 min resync).
       if (alsoNotReady) notReady = notReady ? `${alsoNotReady}; ${notReady}` : alsoNotReady;
       const slept = await enforceSleep(deps, cp, names, config, log);
