@@ -6,9 +6,8 @@
 // Usage: VARIANTS=ours,kubeflex ROUNDS=5 npm run bench:boot (needs scripts/prepare-binaries.sh; loopback only; run it
 // on an otherwise idle machine). PERF=1 also records the first boot (PERF_PHASE=restart: the restart) with perf and
 // prints kube-apiserver's and PostgreSQL's hottest symbols (PERF_BIN_DIR: a directory of unstripped binaries to use
-// instead). TRACE=1 asks
-// `/readyz?verbose` every 100 ms during each start and prints when the API server first answered and when each of
-// its readiness checks first passed: where a start's seconds go.
+// instead). TRACE=1 asks `/readyz?verbose` every 100 ms during each start and prints when the API server first
+// answered and when each of its readiness checks first passed: where a start's seconds go.
 import { execFileSync, spawn } from 'child_process';
 import * as fs from 'fs';
 import * as https from 'https';

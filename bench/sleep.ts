@@ -163,8 +163,7 @@ async function main(): Promise<void> {
         ca: Buffer.from(/certificate-authority-data: (\S+)/.exec(kc)![1], 'base64'),
       };
     };
-    /** GET /version of `cp` through its Service's ClusterIP, verified against its CA: ms until the answer. */
-    const firstAnswer = (cp: string) => ask(targetOf(cp));
+    /** GET /version through the target's Service ClusterIP, verified against its CA: ms until the answer. */
     const ask = async ({ cp, ip, ca }: ReturnType<typeof targetOf>) => {
       const started = Date.now();
       await new Promise<void>((resolve, reject) => {
@@ -190,6 +189,8 @@ async function main(): Promise<void> {
       });
       return Date.now() - started;
     };
+    /** The same for `cp`, its target read now. */
+    const firstAnswer = (cp: string) => ask(targetOf(cp));
     // What the sleeping tenants cost, printed now (the wakes below change the picture).
     console.log('\n| part | before (no tenant) | with all asleep | per sleeping tenant |');
     console.log('|---|---:|---:|---:|');

@@ -41,6 +41,8 @@ suite('kflex on a real API server', () => {
   let dir: string;
   let kubeconfig: string;
   let controller: number | undefined;
+  /** Where the real controller's log goes. */
+  const controllerLog = path.join(state.logDir, 'kflex-controller.log');
   let cpkPort = 0;
   let tenant: Tenant | undefined;
 
@@ -535,7 +537,7 @@ suite('kflex on a real API server', () => {
     ]);
     supplyPostgresCa(hosting.kubeconfig, state);
     cpkPort = await freePort();
-    const log = fs.openSync(path.join(state.logDir, 'kflex-controller.log'), 'a');
+    const log = fs.openSync(controllerLog, 'a');
     controller = spawn(
       process.execPath,
       [
@@ -698,7 +700,7 @@ suite('kflex on a real API server', () => {
     // Going to sleep and waking each patch the plane (the replicas recorded, then cleared): the status is written onto
     // what the patch returned, not onto the copy read before (a 409, and a pass more, at every sleep and wake).
     const failedPasses = fs
-      .readFileSync(path.join(state.logDir, 'kflex-controller.log'), 'utf8')
+      .readFileSync(controllerLog, 'utf8')
       .split('\n')
       .filter((l) => l.includes('"controlPlane":"cpk"') && l.includes('"reconcile failed"'));
     expect(failedPasses).toEqual([]);
