@@ -42,3 +42,33 @@ test('an error is retried with back-off, a TerminalError is not, requeue-after l
   expect(calls.filter((c) => c === 'poll')).toHaveLength(3);
   expect(loop.isSynced).toBe(true); // no watches: nothing to list
 });
+
+test("a key added just after a resync is reconciled before the resync's keys", async () => {
+  const calls: string[] = [];
+  const planes = Array.from({ length: 20 }, (_, i) => `p${i}`);
+  const loop = new ControlLoop({
+    client: {} as KubeClient,
+    log: quiet,
+    watches: [],
+    reconcile: async (key) => {
+      calls.push(key);
+      await settle(5); // a pass of the hosting API server's reads
+    },
+    keys: () => planes,
+    resyncMs: 150,
+  });
+  let woken = false;
+  loop.start();
+  // The first resync queues all 20 at once; a wake comes a moment later (one worker: it finishes one pass first).
+  while (!woken) {
+    await settle(2);
+    if (calls.length > 0) {
+      loop.add('wake');
+      woken = true;
+    }
+  }
+  await settle(200);
+  await loop.stop();
+  expect(calls.indexOf('wake')).toBeLessThanOrEqual(2);
+  expect(calls.filter((c) => c === 'p19').length).toBeGreaterThanOrEqual(1);
+});

@@ -67,3 +67,29 @@ test('a plane that stays not Ready is looked at after 15 s, 30 s, 60 s ... and a
   }
   expect(500 * passes).toBeLessThan((500 * 240) / 10);
 });
+
+test("the resync's keys wait behind every other add; an event's add of a key the resync queued moves it ahead", async () => {
+  const q = new WorkQueue(10_000);
+  for (const k of ['r1', 'r2', 'r3', 'r4']) q.addBackground(k);
+  q.add('wake'); // a wake after a resync queued every plane
+  q.add('r3'); // an event for a plane the resync had queued too
+  q.addBackground('wake'); // already queued: keeps its place
+  const order: (string | undefined)[] = [];
+  for (let i = 0; i < 5; i++) {
+    const k = await nextWithin(q, 100);
+    order.push(k);
+    if (k) q.done(k);
+  }
+  expect(order).toEqual(['wake', 'r3', 'r1', 'r2', 'r4']);
+  expect(await nextWithin(q, 50)).toBeUndefined();
+  // A resync's key that is running is not queued again by the resync; an event's add runs it once more after.
+  q.addBackground('a');
+  expect(await nextWithin(q, 100)).toBe('a');
+  q.addBackground('a');
+  expect(await nextWithin(q, 50)).toBeUndefined();
+  q.add('a');
+  q.done('a');
+  expect(await nextWithin(q, 100)).toBe('a');
+  q.done('a');
+  q.stop();
+});

@@ -1,7 +1,7 @@
 // The one control loop of the runtime parts, in the shape controller-runtime users know: list+watch feeds a
 // de-duplicating work queue, workers run a reconcile per key (one at a time per key), a reconcile returns done or
 // requeue-after, an error is retried with per-key exponential back-off, a TerminalError is not retried (the next event
-// or the resync looks again), and a periodic resync re-adds every key. The controller and the materializer are
+// or the resync looks again), and a periodic resync re-adds every key (behind the keys of events). The controller and the materializer are
 // reconcilers on it.
 import { setMaxListeners } from 'events';
 import { KubeClient } from './client';
@@ -88,7 +88,7 @@ export class ControlLoop {
     for (let i = 0; i < (this.opts.workers ?? 1); i++) this.workersDone.push(this.work());
     this.resyncTimer = setInterval(() => {
       this.opts.onResync?.();
-      for (const k of this.opts.keys()) this.queue.add(k);
+      for (const k of this.opts.keys()) this.queue.addBackground(k);
     }, this.opts.resyncMs);
   }
 

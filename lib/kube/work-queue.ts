@@ -1,5 +1,6 @@
 // The controller's work queue, client-go style: one pass per key at a time, a key added while its pass runs is
-// run again after it, delayed adds keep the earliest time.
+// run again after it, delayed adds keep the earliest time. The resync's adds wait behind every other add: a resync
+// queues every plane at once, and a wake queued behind 200 of them waited 7.4 s (BENCHMARKS.md, issue 27 round 9).
 
 /** Node's timers hold at most 2^31-1 ms; a longer delay fires after 1 ms (TimeoutOverflowWarning). */
 export const MAX_TIMER_MS = 2 ** 31 - 1;
@@ -10,6 +11,9 @@ export const MAX_TIMER_MS = 2 ** 31 - 1;
  */
 export class WorkQueue {
   private readonly ready: string[] = [];
+  /** Keys of the resync only, served when `ready` is empty. */
+  private readonly background: string[] = [];
+  private readonly inBackground = new Set<string>();
   private readonly queued = new Set<string>();
   private readonly active = new Set<string>();
   private readonly dirty = new Set<string>();
@@ -38,15 +42,38 @@ export class WorkQueue {
       this.dirty.add(key);
       return;
     }
-    if (this.queued.has(key)) return;
+    if (this.queued.has(key)) {
+      // Queued by the resync: an event's add moves it to the front lane.
+      if (this.inBackground.delete(key)) {
+        this.background.splice(this.background.indexOf(key), 1);
+        this.ready.push(key);
+      }
+      return;
+    }
     this.queued.add(key);
     this.ready.push(key);
     this.waiters.shift()?.();
   }
 
+  /**
+   * Queues `key` behind every key `add` queued, now or later (the resync: nothing changed that it knows of). A key
+   * already queued or running keeps its place.
+   */
+  public addBackground(key: string): void {
+    if (this.active.has(key) || this.queued.has(key)) return;
+    this.queued.add(key);
+    this.inBackground.add(key);
+    this.background.push(key);
+    this.waiters.shift()?.();
+  }
+
   public async next(signal: AbortSignal): Promise<string | undefined> {
     while (!signal.aborted) {
-      const key = this.ready.shift();
+      let key = this.ready.shift();
+      if (key === undefined) {
+        key = this.background.shift();
+        if (key !== undefined) this.inBackground.delete(key);
+      }
       if (key !== undefined) {
         this.queued.delete(key);
         this.active.add(key);
