@@ -232,7 +232,9 @@ export async function reconcileControlPlane(deps: ReconcileDeps, name: string): 
       const idleMs = idleTimeoutMs(cp, config);
       const incluster = kubeconfig?.[secretRef.inClusterKey];
       if (!notReady && idleMs !== undefined && incluster) {
-        later.push(await checkIdle(deps, cp, idleMs, incluster, log));
+        const idle = await checkIdle(deps, cp, idleMs, incluster, log);
+        cp = idle.cp;
+        later.push(idle.checkAfterMs);
       }
       const parked = cp.metadata.annotations?.[PARKED_MANAGER_ANNOTATION] !== undefined;
       if (!notReady && (managerTimeoutMs(cp, config) !== undefined || parked)) {

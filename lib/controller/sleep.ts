@@ -223,7 +223,7 @@ export function baselineActivity(count: number, nowMs: number, parkedForMs: numb
 /**
  * A Ready plane with an idle timeout: read its audit counter with the admin kubeconfig, on the last decision's
  * schedule; asleep after the timeout without a request (the sleeping annotation; the next pass scales it down).
- * Returns when to look again.
+ * Returns when to look again, and the ControlPlane as last written.
  */
 export async function checkIdle(
   deps: ReconcileDeps,
@@ -231,11 +231,12 @@ export async function checkIdle(
   timeoutMs: number,
   kubeconfig: string,
   log: Logger,
-): Promise<number | undefined> {
+): Promise<{ checkAfterMs?: number; cp: ControlPlaneObject }> {
   const uid = cp.metadata.uid ?? cp.metadata.name;
   const known = deps.activity.get(uid);
   const key = String(timeoutMs);
-  if (!readDue(known, deps.now().getTime(), key)) return known!.nextReadMs! - deps.now().getTime();
+  if (!readDue(known, deps.now().getTime(), key))
+    return { checkAfterMs: known!.nextReadMs! - deps.now().getTime(), cp };
   const client = KubeClient.fromParsed(parseKubeconfig(kubeconfig), deps.connectTo, deps.probeTimeoutMs);
   let count: number | undefined;
   try {
@@ -246,23 +247,24 @@ export async function checkIdle(
   const now = deps.now().getTime();
   if (count === undefined) {
     log.warn('no apiserver_audit_event_total in the tenant API server metrics: idle timeout not applied');
-    return undefined;
+    return { cp };
   }
   const activity = observeActivity(known, count, now);
   const decision = idleDecision(activity, timeoutMs, now);
   if (!decision.sleep) {
     deps.activity.set(uid, { ...activity, nextReadMs: now + decision.checkAfterMs, timeouts: key });
-    return decision.checkAfterMs;
+    return { checkAfterMs: decision.checkAfterMs, cp };
   }
   log.info('idle: going to sleep', { idleMs: now - activity.sinceMs });
   deps.activity.delete(uid);
-  await deps.hosting.request(
+  // The pass writes its status onto what the patch returned: the copy read before it would get a 409 and a retry.
+  const slept = await deps.hosting.request<ControlPlaneObject>(
     'PATCH',
     paths.controlPlane(cp.metadata.name),
     { metadata: { annotations: { [SLEEP_ANNOTATION]: 'true' } } },
     'application/merge-patch+json',
   );
-  return 0;
+  return { checkAfterMs: 0, cp: slept };
 }
 
 /**
