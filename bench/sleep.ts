@@ -231,11 +231,14 @@ async function main(): Promise<void> {
           if (set++) {
             // A client held at the activator (the controller's probe, say) wins over a sleep: let that wake finish
             // (Ready, and the activator's slice gone), then put it to sleep again, instead of fighting it.
-            console.log(`${cp}: woken again while going to sleep; asleep again once Ready`);
             const since = Date.now();
             const activatorSlice = () =>
               k(['get', 'endpointslice', '-n', `${cp}-system`, '-o', 'name']).includes(sliceName(cp));
             while ((readyOf(cp) !== 'True' || activatorSlice()) && Date.now() - since < 120_000) await sleep(1_000);
+            // How long this wake took matters too: its new Pod starts while the old one still terminates.
+            console.log(
+              `${cp}: woken again while going to sleep; Ready again after ${Date.now() - since} ms, then asleep again`,
+            );
             t = Date.now();
           }
           // One request, so the controller never sees the plane awake without its mark and marks it again.

@@ -28,7 +28,7 @@ import {
   BOOT_GATE,
   K8S_SECRETS,
   K8S_WORKLOADS,
-  KINE_MAX_OPEN_CONNECTIONS,
+  kinePoolSize,
   POSTGRES_CA_KEY,
   TYPE_CONTRACTS,
 } from './wire';
@@ -306,6 +306,7 @@ export class K8sControlPlane extends ControlPlaneBase {
       `postgres://${this.names.databaseRole}:$(KINE_DB_PASSWORD)@${postgres.host}:${postgres.port}/` +
       `${this.names.database}?sslmode=${postgres.sslMode}` +
       (postgres.ca ? `&sslrootcert=${PG_CA_DIR}/${POSTGRES_CA_KEY}` : '');
+    const kinePool = kinePoolSize(this.componentReplicas);
 
     const deployment = new kplus.Deployment(this, 'ApiServer', {
       metadata: {
@@ -328,14 +329,15 @@ export class K8sControlPlane extends ControlPlaneBase {
             [
               `--listen-address=${KINE_LISTEN_ADDRESS}`,
               '--metrics-bind-address=0',
-              // Below the tenant role's connection limit, so kine queues instead of failing (M7).
-              `--datastore-max-open-connections=${KINE_MAX_OPEN_CONNECTIONS}`,
+              // Every replica's pool and a replacement's fit the tenant role's connection limit, so kine queues
+              // instead of failing (M7), also while a new Pod starts beside a terminating one.
+              `--datastore-max-open-connections=${kinePool}`,
               // The whole pool stays open while it is busy, and a connection idle for 15 s is closed. kine keeps 20
               // idle connections forever by default (~18 PostgreSQL backends per idle tenant, 48 MiB). Keeping only
               // two made every start open a new TLS connection and backend for most queries: PostgreSQL then spent
               // as much CPU as the API server, and a boot cost 8.7 CPU-seconds instead of 6.2 (BENCHMARKS.md, boot).
               // An idle tenant's poll (below) keeps one connection warm, so at rest it still holds one or two.
-              `--datastore-max-idle-connections=${KINE_MAX_OPEN_CONNECTIONS}`,
+              `--datastore-max-idle-connections=${kinePool}`,
               '--datastore-connection-max-idle-time=15s',
               // kine's poll only finds rows another kine wrote: its own writes wake its watchers at once (kine's
               // sqllog notifies the poll loop after each insert). A single replica has another writer only while a

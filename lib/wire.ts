@@ -46,11 +46,28 @@ export const TENANT_DATABASE_MARK_KEY = 'mark';
 export const TENANT_DATABASE_PROVISIONED_KEY = 'provisioned';
 
 /**
- * Shared-database limits per tenant (security review M7): connections of the tenant role (kine opens at most
- * KINE_MAX_OPEN_CONNECTIONS, below it, so it never hits the limit), statement and idle-transaction timeout, temp files.
+ * Shared-database limits per tenant (security review M7): connections of the tenant role, statement and
+ * idle-transaction timeout, temp files. The connection limit must hold every kine pool that can run at once: a
+ * Pod's replacement starts while the old Pod still terminates (a wake right after a sleep, an evicted Pod, a
+ * rolling update), so each of a plane's replicas plus one gets a pool (`kinePoolSize`), and a few connections are
+ * left for an admin. At 25 for one pool of 20, a wake during a sleep's termination had its new kine refused ("too
+ * many connections for role") and its API server hung for a minute, then restarted (BENCHMARKS.md, issue 27 round 9).
  */
-export const TENANT_DB_CONNECTION_LIMIT = 25;
+export const TENANT_DB_CONNECTION_LIMIT = 45;
+/** What TENANT_DB_CONNECTION_LIMIT keeps out of the kine pools. */
+export const TENANT_DB_RESERVED_CONNECTIONS = 5;
+/** The largest kine pool (a single replica's): more made no start faster (BENCHMARKS.md, boot). */
 export const KINE_MAX_OPEN_CONNECTIONS = 20;
+
+/** kine's pool for a plane of `replicas` API servers: all of them plus one replacement fit the role's limit. */
+export const kinePoolSize = (replicas: number): number =>
+  Math.max(
+    1,
+    Math.min(
+      KINE_MAX_OPEN_CONNECTIONS,
+      Math.floor((TENANT_DB_CONNECTION_LIMIT - TENANT_DB_RESERVED_CONNECTIONS) / (Math.max(1, replicas) + 1)),
+    ),
+  );
 export const TENANT_DB_STATEMENT_TIMEOUT = '60s';
 export const TENANT_DB_TEMP_FILE_LIMIT = '1GB';
 

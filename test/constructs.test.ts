@@ -9,6 +9,7 @@ import {
   VClusterControlPlane,
 } from '../lib';
 import { datastoreOf, singleServer } from '../lib/datastore/endpoint';
+import { kinePoolSize, TENANT_DB_CONNECTION_LIMIT, TENANT_DB_RESERVED_CONNECTIONS } from '../lib/wire';
 import { find, setup, synth } from './helpers';
 
 /** A container that meets Pod Security `restricted`. */
@@ -320,6 +321,15 @@ describe('K8sControlPlane', () => {
         ],
       },
     });
+  });
+
+  test("kine's pool: every replica's and a replacement's fit the tenant role's connection limit", () => {
+    expect([1, 2, 3, 4, 5, 8].map(kinePoolSize)).toEqual([20, 13, 10, 8, 6, 4]);
+    for (const replicas of [1, 2, 3, 4, 5, 8, 40]) {
+      expect((replicas + 1) * kinePoolSize(replicas) + TENANT_DB_RESERVED_CONNECTIONS).toBeLessThanOrEqual(
+        Math.max(TENANT_DB_CONNECTION_LIMIT, replicas + 1 + TENANT_DB_RESERVED_CONNECTIONS),
+      );
+    }
   });
 
   test('kine listens on loopback and gets its password from a Secret, never from argv', () => {
@@ -680,6 +690,10 @@ describe('K8sControlPlane', () => {
     // Replicas share the database: each kine finds the others' writes by its poll, so it keeps kine's 1 s.
     const kineArgs = api.spec.template.spec.containers[0].args;
     expect(kineArgs.filter((a: string) => a.startsWith('--datastore-poll-interval'))).toEqual([]);
+    // Three replicas and a replacement starting beside a terminating Pod: four pools within the role's limit.
+    expect(kineArgs).toContain('--datastore-max-open-connections=10');
+    expect(kineArgs).toContain('--datastore-max-idle-connections=10');
+    expect(4 * 10 + TENANT_DB_RESERVED_CONNECTIONS).toBeLessThanOrEqual(TENANT_DB_CONNECTION_LIMIT);
     for (const [d, app] of [
       [api, 'kube-apiserver'],
       [kcm, 'kube-controller-manager'],

@@ -27,11 +27,14 @@ export interface TenantDatabase {
 export class DatabaseRefusedError extends Error {}
 
 /**
- * What the credentials Secret records once `db` was provisioned: a digest of its mark and password, so a changed
- * password (or plane) is provisioned again and the password itself is not repeated.
+ * What the credentials Secret records once `db` was provisioned: a digest of its mark, password and role limits, so
+ * a changed password (or plane) is provisioned again, and so are roles made with other limits by an older
+ * controller; the password itself is not repeated.
  */
 export function provisionedDigest(db: Pick<TenantDatabase, 'mark' | 'password'>): string {
-  return createHash('sha256').update(`${db.mark}\n${db.password}`).digest('hex');
+  return createHash('sha256')
+    .update(`${db.mark}\n${db.password}\nconnection limit ${TENANT_DB_CONNECTION_LIMIT}`)
+    .digest('hex');
 }
 
 /**

@@ -3,6 +3,7 @@
 import { ChildProcess, execFileSync, spawn, spawnSync } from 'child_process';
 import { createPrivateKey, X509Certificate } from 'crypto';
 import * as fs from 'fs';
+import * as net from 'net';
 import * as path from 'path';
 import { parse, stringify } from 'yaml';
 import {
@@ -83,19 +84,19 @@ suite('runtime controller on a real API server', () => {
     const c = (json(['get', 'cp', cp]).status?.conditions ?? []).find((x: any) => x.type === type);
     return c ? `${c.status}/${c.reason}${c.message ? `: ${c.message}` : ''}` : 'none';
   };
-  function startController(): Running {
+  /** The controller as the tests run it; `schedule` replaces its quick test schedule's flags. */
+  function startController(schedule: Record<string, string> = {}): Running {
     starts++;
     const log = path.join(state.logDir, `controller-${starts}.log`);
     const out = fs.openSync(log, 'a');
+    const flags = { 'requeue-not-ready': '500ms', 'requeue-hooks': '500ms', resync: '3s', ...schedule };
     const proc = spawn(
       process.execPath,
       [
         MAIN,
         `--kubeconfig=${controllerKubeconfig || hosting.kubeconfig}`,
         '--health-port=0',
-        '--requeue-not-ready=500ms',
-        '--requeue-hooks=500ms',
-        '--resync=3s',
+        ...Object.entries(flags).map(([f, v]) => `--${f}=${v}`),
         '--token-renew-fraction=0.02',
         '--log-level=debug',
         ...connectTo.map((c) => `--connect-to=${c}`),
@@ -850,5 +851,68 @@ suite('runtime controller on a real API server', () => {
           l.msg === 'namespace kept: it does not carry the control plane label' && l.namespace === 'unowned-system',
       ),
     ).toBe(true);
+  });
+
+  test('a sleeping k8s plane whose database could not be made says so, and is looked at again on the not-Ready schedule, not at the resync', async () => {
+    // PostgreSQL behind a proxy that first drops every connection (a server not reachable yet), then passes them on.
+    let open = false;
+    const proxy = net.createServer((c) => {
+      if (!open) return void c.destroy();
+      const up = net.connect(state.pgPort, '127.0.0.1');
+      c.on('error', () => up.destroy());
+      up.on('error', () => c.destroy());
+      c.pipe(up).pipe(c);
+    });
+    await new Promise<void>((resolve) => proxy.listen(0, '127.0.0.1', resolve));
+    const saved = [...connectTo];
+    try {
+      await stopController();
+      const pgPort = (proxy.address() as net.AddressInfo).port;
+      connectTo.splice(
+        0,
+        connectTo.length,
+        ...saved.map((c) => c.replace(/=127\.0\.0\.1:\d+$/, `=127.0.0.1:${pgPort}`)),
+      );
+      // A resync far away: only the not-Ready schedule (1 s, doubling) can bring the next pass.
+      controller = startController({ 'requeue-not-ready': '1s', resync: '10m' });
+      tenantNamespace('zz-system');
+      k(
+        ['apply', '--server-side', '-f', '-'],
+        stringify({
+          apiVersion: 'tenancy.kflex.kubestellar.org/v1alpha1',
+          kind: 'ControlPlane',
+          metadata: { name: 'zz', annotations: { 'kflex.kubestellar.org/sleeping': 'true' } },
+          spec: { type: 'k8s' },
+        }),
+      );
+      await waitFor('zz asleep without its database', () =>
+        /^False\/Sleeping: asleep: .*; not ready to wake: database zz on .* not provisioned: /.test(
+          condition('zz', 'Ready'),
+        ),
+      );
+      // Nothing about the plane changes from here on: no event, only its schedule can look at it again.
+      open = true;
+      const opened = Date.now();
+      await waitFor('zz provisioned while asleep', () => secret('kubeflex-system', 'zz-db-credentials')?.provisioned);
+      expect(Date.now() - opened).toBeLessThan(60_000);
+      await waitFor('zz Sleeping without a reason not to wake', () => {
+        const ready = condition('zz', 'Ready');
+        return ready.startsWith('False/Sleeping: asleep: ') && !ready.includes('not ready to wake');
+      });
+      const pg = { pgPort: state.pgPort, pgSocketDir: state.pgSocketDir };
+      expect(psql(pg, "SELECT count(*) FROM pg_database WHERE datname = 'zz'").trim()).toBe('1');
+      // Not `--wait=true`: a blocking kubectl would stop this process's proxy, through which the controller drops.
+      k(['delete', 'cp', 'zz', '--wait=false']);
+      await waitFor(
+        'zz gone',
+        () => !k(['get', 'cp', '-o', 'name']).split('\n').includes('controlplane.tenancy.kflex.kubestellar.org/zz'),
+      );
+      expect(psql(pg, "SELECT count(*) FROM pg_database WHERE datname = 'zz'").trim()).toBe('0');
+    } finally {
+      await stopController();
+      connectTo.splice(0, connectTo.length, ...saved);
+      controller = startController();
+      await new Promise((resolve) => proxy.close(resolve));
+    }
   });
 });

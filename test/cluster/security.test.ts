@@ -4,6 +4,7 @@
 import { ChildProcess, execFileSync, spawn, spawnSync } from 'child_process';
 import * as fs from 'fs';
 import * as path from 'path';
+import { Client } from 'pg';
 import { parse, stringify } from 'yaml';
 import {
   HostControlPlane,
@@ -14,6 +15,7 @@ import {
   VClusterControlPlane,
 } from '../../lib';
 import { dropTenantDatabase } from '../../lib/datastore/drop';
+import { kinePoolSize, TENANT_DB_CONNECTION_LIMIT, TENANT_DB_RESERVED_CONNECTIONS } from '../../lib/wire';
 import {
   applySynthesized,
   ClusterState,
@@ -677,14 +679,36 @@ suite('a hostile tenant cannot escape (security review findings, replayed)', () 
       // What kine does first: create its table in the public schema of its own database.
       asRole('legit', 'pw-2', 'legit', 'CREATE TABLE kine_probe (id int)');
       // M7: per-tenant limits on the shared database, and kine stays below the connection limit.
-      expect(psql(pg(), "SELECT rolconnlimit FROM pg_roles WHERE rolname = 'legit'").trim()).toBe('25');
+      expect(psql(pg(), "SELECT rolconnlimit FROM pg_roles WHERE rolname = 'legit'").trim()).toBe(
+        String(TENANT_DB_CONNECTION_LIMIT),
+      );
+      // A replacement Pod's kine opens its pool while the terminating Pod's still holds its own (a wake right after
+      // a sleep): both fit, with the reserve left; one more than the limit is refused.
+      const opened: Client[] = [];
+      const connect = async () => {
+        const c = new Client({
+          host: '127.0.0.1',
+          port: state.pgPort,
+          user: 'legit',
+          password: 'pw-2',
+          database: 'legit',
+        });
+        await c.connect();
+        opened.push(c);
+      };
+      try {
+        await Promise.all(Array.from({ length: 2 * kinePoolSize(1) + TENANT_DB_RESERVED_CONNECTIONS }, connect));
+        await expect(connect()).rejects.toThrow(/too many connections for role "legit"/);
+      } finally {
+        await Promise.all(opened.map((c) => c.end()));
+      }
       expect(asRole('legit', 'pw-2', 'legit', 'SHOW statement_timeout')).toBe('1min');
       expect(asRole('legit', 'pw-2', 'legit', 'SHOW idle_in_transaction_session_timeout')).toBe('1min');
       expect(asRole('legit', 'pw-2', 'legit', 'SHOW temp_file_limit')).toBe('1GB');
       const kine = JSON.parse(k(['get', 'deployment', '-n', 'keycloak-system', 'kube-apiserver', '-o', 'json'])).spec
         .template.spec.containers[0];
       expect(kine.name).toBe('kine');
-      expect(kine.args).toContain('--datastore-max-open-connections=20');
+      expect(kine.args).toContain(`--datastore-max-open-connections=${kinePoolSize(1)}`);
       // Tenant roles cannot reach each other's databases.
       await provisionLikeController(state, 'other', 'pw-o');
       expect(() => asRole('legit', 'pw-2', 'other', 'SELECT 1')).toThrow(/permission denied for database "other"/);
