@@ -49,11 +49,13 @@ describe('what the controller sends and keeps', () => {
     expect(scramVerifier('pencil')).not.toBe(scramVerifier('pencil'));
   });
 
-  test('the provisioned record changes with the password and with the plane, and does not hold the password', () => {
+  test('the provisioned record changes with the password, the plane and the role limits, and does not hold the password', () => {
     const a = provisionedDigest({ mark: 'kubeflex:uid-1', password: 'pw' });
     expect(a).toMatch(/^[0-9a-f]{64}$/);
     expect(provisionedDigest({ mark: 'kubeflex:uid-1', password: 'pw2' })).not.toBe(a);
     expect(provisionedDigest({ mark: 'kubeflex:uid-2', password: 'pw' })).not.toBe(a);
     expect(provisionedDigest({ mark: 'kubeflex:uid-1', password: 'pw' })).toBe(a);
+    // What controllers before the connection limit of 45 recorded: their roles are provisioned again (new limit).
+    expect(a).not.toBe(createHash('sha256').update('kubeflex:uid-1\npw').digest('hex'));
   });
 });

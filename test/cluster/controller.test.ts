@@ -17,6 +17,7 @@ import {
   VClusterControlPlane,
 } from '../../lib';
 import { HOST_NO_OFF_CLUSTER_KUBECONFIG } from '../../lib/controller/core';
+import { TENANT_DB_CONNECTION_LIMIT } from '../../lib/wire';
 import {
   applySynthesized,
   ClusterState,
@@ -901,6 +902,29 @@ suite('runtime controller on a real API server', () => {
       });
       const pg = { pgPort: state.pgPort, pgSocketDir: state.pgSocketDir };
       expect(psql(pg, "SELECT count(*) FROM pg_database WHERE datname = 'zz'").trim()).toBe('1');
+      expect(psql(pg, "SELECT rolconnlimit FROM pg_roles WHERE rolname = 'zz'").trim()).toBe(
+        String(TENANT_DB_CONNECTION_LIMIT),
+      );
+      // A role an older controller made (another connection limit, and the digest it recorded) is made again at the
+      // plane's next pass (here: an event of its namespace).
+      psql(pg, 'ALTER ROLE zz CONNECTION LIMIT 25');
+      k([
+        'patch',
+        'secret',
+        '-n',
+        'kubeflex-system',
+        'zz-db-credentials',
+        '--type=merge',
+        '-p',
+        JSON.stringify({ data: { provisioned: Buffer.from('digest of an older controller').toString('base64') } }),
+      ]);
+      k(['create', 'deployment', 'poke', '-n', 'zz-system', '--image=registry.k8s.io/pause:3.10', '--replicas=0']);
+      await waitFor(
+        'zz role made again with the current limit',
+        () =>
+          psql(pg, "SELECT rolconnlimit FROM pg_roles WHERE rolname = 'zz'").trim() ===
+          String(TENANT_DB_CONNECTION_LIMIT),
+      );
       // Not `--wait=true`: a blocking kubectl would stop this process's proxy, through which the controller drops.
       k(['delete', 'cp', 'zz', '--wait=false']);
       await waitFor(
