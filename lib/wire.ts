@@ -56,7 +56,7 @@ export const TENANT_DATABASE_PROVISIONED_KEY = 'provisioned';
 export const TENANT_DB_CONNECTION_LIMIT = 45;
 /** What TENANT_DB_CONNECTION_LIMIT keeps out of the kine pools. */
 export const TENANT_DB_RESERVED_CONNECTIONS = 5;
-/** The largest kine pool (a single replica's): more made no start faster (BENCHMARKS.md, boot). */
+/** kine's pool for a single replica, the largest: the pool every boot in BENCHMARKS.md was measured with. */
 export const KINE_MAX_OPEN_CONNECTIONS = 20;
 
 /** kine's pool for a plane of `replicas` API servers: all of them plus one replacement fit the role's limit. */

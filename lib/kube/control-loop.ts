@@ -1,8 +1,8 @@
 // The one control loop of the runtime parts, in the shape controller-runtime users know: list+watch feeds a
 // de-duplicating work queue, workers run a reconcile per key (one at a time per key), a reconcile returns done or
 // requeue-after, an error is retried with per-key exponential back-off, a TerminalError is not retried (the next event
-// or the resync looks again), and a periodic resync re-adds every key (behind the keys of events). The controller and the materializer are
-// reconcilers on it.
+// or the resync looks again), and a periodic resync re-adds every key (behind the keys of events). The controller and
+// the materializer are reconcilers on it.
 import { setMaxListeners } from 'events';
 import { KubeClient } from './client';
 import type { Logger } from './log';
