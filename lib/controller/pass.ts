@@ -137,3 +137,20 @@ export async function databaseProvisioned(deps: ReconcileDeps, names: TenantName
   const s = await deps.hosting.get(paths.secret(HOSTING_NAMESPACE, names.hostingDatabaseSecret));
   return !!s?.data?.[TENANT_DATABASE_PROVISIONED_KEY] && s?.metadata?.labels?.[CONTROL_PLANE_LABEL] === names.name;
 }
+
+/**
+ * Sets (a string) or removes (null) annotations of the ControlPlane `name` with a merge patch, and returns the plane
+ * as the server wrote it: a pass writes its status onto that, since the copy it read before is refused (409).
+ */
+export async function annotateControlPlane(
+  deps: ReconcileDeps,
+  name: string,
+  annotations: Record<string, string | null>,
+): Promise<ControlPlaneObject> {
+  return deps.hosting.request<ControlPlaneObject>(
+    'PATCH',
+    paths.controlPlane(name),
+    { metadata: { annotations } },
+    'application/merge-patch+json',
+  );
+}

@@ -39,6 +39,7 @@ import {
   workloadReady,
 } from './core';
 import {
+  annotateControlPlane,
   errorText,
   key,
   lookupIn,
@@ -221,12 +222,7 @@ export async function reconcileControlPlane(deps: ReconcileDeps, name: string): 
       if (alsoNotReady) notReady = notReady ? `${alsoNotReady}; ${notReady}` : alsoNotReady;
       // Once, the first time its API answers ready: a later wake may be spliced before the bootstrap hooks re-check.
       if (!notReady && typeContract(type)?.sleepWorkloads.length && !cp.metadata.annotations?.[BOOTED_ANNOTATION]) {
-        cp = await deps.hosting.request<ControlPlaneObject>(
-          'PATCH',
-          paths.controlPlane(name),
-          { metadata: { annotations: { [BOOTED_ANNOTATION]: 'true' } } },
-          'application/merge-patch+json',
-        );
+        cp = await annotateControlPlane(deps, name, { [BOOTED_ANNOTATION]: 'true' });
       }
       for (const use of hookUses(cp)) hooks.push(await hookState(deps, cp, names, use, hookObjs.get(use.hookName)));
       const idleMs = idleTimeoutMs(cp, config);

@@ -23,7 +23,7 @@ import { parseKubeconfig } from '../kube/kubeconfig';
 import type { Logger } from '../kube/log';
 import { HOSTING_NAMESPACE, TenantNames } from '../names';
 import { ControlPlaneObject, K8S_WORKLOADS, SLEEP_ANNOTATION, typeContract, WorkloadRef } from '../wire';
-import { decode, ReconcileDeps } from './pass';
+import { annotateControlPlane, decode, ReconcileDeps } from './pass';
 
 /** What the controller knows of a plane's requests: the audit counter last read, and since when it has not moved. */
 export interface Activity {
@@ -119,12 +119,9 @@ export async function enforceSleep(
   if (current.every((r) => !r)) return { cp };
   if (!cp.metadata.annotations?.[AWAKE_REPLICAS_ANNOTATION]) {
     const record = workloads.flatMap((w, i) => (current[i] ? [{ ...w, replicas: current[i]! }] : []));
-    cp = await deps.hosting.request<ControlPlaneObject>(
-      'PATCH',
-      paths.controlPlane(cp.metadata.name),
-      { metadata: { annotations: { [AWAKE_REPLICAS_ANNOTATION]: encodeAwakeReplicas(record) } } },
-      'application/merge-patch+json',
-    );
+    cp = await annotateControlPlane(deps, cp.metadata.name, {
+      [AWAKE_REPLICAS_ANNOTATION]: encodeAwakeReplicas(record),
+    });
   }
   if (config.activator && !(await activatorServes(deps, names.namespace))) return { cp, checkAfterMs: 1_000 };
   for (const [i, w] of workloads.entries()) {
@@ -166,12 +163,10 @@ export async function restoreFromSleep(
       'application/merge-patch+json',
     );
   }
-  const now = await deps.hosting.request<ControlPlaneObject>(
-    'PATCH',
-    paths.controlPlane(cp.metadata.name),
-    { metadata: { annotations: { [AWAKE_REPLICAS_ANNOTATION]: null, [PARKED_MANAGER_ANNOTATION]: null } } },
-    'application/merge-patch+json',
-  );
+  const now = await annotateControlPlane(deps, cp.metadata.name, {
+    [AWAKE_REPLICAS_ANNOTATION]: null,
+    [PARKED_MANAGER_ANNOTATION]: null,
+  });
   log.info('awake: workloads restored', { namespace: names.namespace });
   return now;
 }
@@ -257,14 +252,7 @@ export async function checkIdle(
   }
   log.info('idle: going to sleep', { idleMs: now - activity.sinceMs });
   deps.activity.delete(uid);
-  // The pass writes its status onto what the patch returned: the copy read before it would get a 409 and a retry.
-  const slept = await deps.hosting.request<ControlPlaneObject>(
-    'PATCH',
-    paths.controlPlane(cp.metadata.name),
-    { metadata: { annotations: { [SLEEP_ANNOTATION]: 'true' } } },
-    'application/merge-patch+json',
-  );
-  return { checkAfterMs: 0, cp: slept };
+  return { checkAfterMs: 0, cp: await annotateControlPlane(deps, cp.metadata.name, { [SLEEP_ANNOTATION]: 'true' }) };
 }
 
 /**
@@ -340,12 +328,7 @@ async function setManagerParked(
   const key = `${kcm.kind}/${kcm.name}`;
   const current = await replicasOf(deps, kcm, names.namespace);
   const annotate = async (value: string | null) =>
-    (await deps.hosting.request<ControlPlaneObject>(
-      'PATCH',
-      paths.controlPlane(cp.metadata.name),
-      { metadata: { annotations: { [PARKED_MANAGER_ANNOTATION]: value } } },
-      'application/merge-patch+json',
-    )) ?? cp;
+    (await annotateControlPlane(deps, cp.metadata.name, { [PARKED_MANAGER_ANNOTATION]: value })) ?? cp;
   const scale = (replicas: number) =>
     deps.hosting.request(
       'PATCH',
