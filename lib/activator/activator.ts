@@ -82,6 +82,9 @@ interface SliceCache {
 }
 
 /** Whether `cp`'s Ready condition says boot admission holds its API server Pod (gated: no address to list yet). */
+const isReady = (cp: ControlPlaneObject) =>
+  (cp.status?.conditions ?? []).some((c: any) => c?.type === 'Ready' && c.status === 'True');
+
 const waitsForBootSlot = (cp: ControlPlaneObject) =>
   (cp.status?.conditions ?? []).some(
     (c: any) => c?.type === 'Ready' && typeof c.message === 'string' && c.message.includes(BOOT_SLOT_WAIT),
@@ -201,7 +204,10 @@ export class Activator {
     if (!plane) return;
     const recorded = this.recordedPorts.has(name);
     if (!s && !recorded) return;
-    if (cp && !(await this.planeEndpoint(plane))) return { requeueAfterMs: 1_000 };
+    // Its own endpoint is ready about when its status says Ready (both follow the Pod's readiness), and that status
+    // change comes through the watch: until then the slices are listed every SLICE_RELIST_MS, not every second. In
+    // a storm of 20 wakes that waiting list was the hosting API server's second busiest request (BENCHMARKS.md).
+    if (cp && !(await this.planeEndpoint(plane))) return { requeueAfterMs: isReady(cp) ? 1_000 : SLICE_RELIST_MS };
     try {
       await this.opts.client.request('DELETE', slicePath(plane.namespace, sliceName(plane.service)));
     } catch (e) {

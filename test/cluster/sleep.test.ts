@@ -77,6 +77,18 @@ suite('sleep on idle and wake on request', () => {
     const r = tryK(['get', 'endpointslice', '-n', ns, name, '-o', 'json']);
     return r.ok ? JSON.parse(r.out) : undefined;
   };
+  /** How many namespaced LISTs of EndpointSlices the API server has served (its `apiserver_request_total`). */
+  const sliceLists = () =>
+    tryK(['get', '--raw', '/metrics'])
+      .out.split('\n')
+      .filter(
+        (l) =>
+          l.startsWith('apiserver_request_total{') &&
+          l.includes('resource="endpointslices"') &&
+          l.includes('scope="namespace"') &&
+          l.includes('verb="LIST"'),
+      )
+      .reduce((sum, l) => sum + Number(l.split(' ').pop()), 0);
   const annotations = (cp: string) => JSON.parse(k(['get', 'cp', cp, '-o', 'json'])).metadata.annotations ?? {};
   /** GET /version through the activator's port, verifying the server's certificate (the API server's own). */
   const versionThrough = (port: number) =>
@@ -233,9 +245,38 @@ suite('sleep on idle and wake on request', () => {
     // TLS end to end: the certificate verified is the server's own, and the answer is its /version.
     expect(JSON.parse(await answer)).toEqual({ gitVersion: 'stand-in', path: '/version' });
     expect([...new Set(readyzAsked)]).toEqual(['/readyz']);
+    // Spliced, but its own endpoint is not ready and its status not Ready (no controller runs here): the activator
+    // keeps its slice and looks at the plane's slices every 5 s, not every second (the old pace made that list the
+    // hosting API server's second busiest request in a storm of wakes). Only the activator lists slices here.
+    const lists0 = sliceLists();
+    await new Promise((r) => setTimeout(r, 6_000));
+    expect(sliceLists() - lists0).toBeLessThanOrEqual(2);
+    expect(slice('sl1-system', 'sl1-kflex-activator')).toBeTruthy();
+    // Ready (the watch brings the status change): every second again, so the Service is switched back at once.
+    const now = new Date().toISOString().replace(/\.\d+Z$/, 'Z');
+    const readyCondition = {
+      type: 'Ready',
+      status: 'True',
+      reason: 'Available',
+      message: '',
+      lastTransitionTime: now,
+      lastUpdateTime: now,
+    };
+    k([
+      'patch',
+      'cp',
+      'sl1',
+      '--subresource=status',
+      '--type=merge',
+      '-p',
+      JSON.stringify({ status: { conditions: [readyCondition] } }),
+    ]);
     // Awake with a ready endpoint: the activator's slice goes, the Service leads to the plane's pods again.
+    const readyAt = Date.now();
+    await new Promise((r) => setTimeout(r, 500));
     ownSlice(true);
     await waitFor('activator slice of sl1 removed', () => !slice('sl1-system', 'sl1-kflex-activator'), 20_000);
+    expect(Date.now() - readyAt).toBeLessThan(4_000);
 
     // sl1 was created asleep, so that wake was its first boot: the activator waited for the full /readyz, whose
     // bootstrap hooks write the roles clients are authorized by. Once its API answered ready the controller marks it
