@@ -11,7 +11,7 @@ import {
   ungatePatch,
 } from '../lib/controller/boot';
 import { decodeHostingConfig, encodeHostingConfig } from '../lib/hosting-config';
-import { expectConfigError, find, setup, synth } from './helpers';
+import { expectConfigError, find, setup, synth, testApp } from './helpers';
 
 const GATE = 'kflex.kubestellar.org/boot-slot';
 
@@ -51,12 +51,12 @@ describe('constructs', () => {
     const data = find(Testing.synth(hosting), 'ConfigMap', 'kubeflex-config').data;
     expect(data.bootSlots).toBe('3');
     expect(decodeHostingConfig(data).bootSlots).toBe(3);
-    const imported = KubeflexHosting.fromConfig(Testing.app(), 'h', { config: data });
+    const imported = KubeflexHosting.fromConfig(testApp(), 'h', { config: data });
     expect(imported.bootSlots).toBe(3);
   });
 
   test('imported attributes without bootSlots: no gate (a plane never waits on admission nobody runs)', () => {
-    const hosting = KubeflexHosting.fromHostingAttributes(Testing.app(), 'h', {
+    const hosting = KubeflexHosting.fromHostingAttributes(testApp(), 'h', {
       domain: 'example.com',
       externalPort: 443,
     });
@@ -76,7 +76,7 @@ describe('constructs', () => {
   test('fails when imported attributes have bootSlots out of range', () => {
     expectConfigError(
       () =>
-        KubeflexHosting.fromHostingAttributes(Testing.app(), 'h', {
+        KubeflexHosting.fromHostingAttributes(testApp(), 'h', {
           domain: 'example.com',
           externalPort: 443,
           bootSlots: 100,

@@ -1,9 +1,20 @@
+import * as os from 'os';
+import * as path from 'path';
 import { App, Chart, Testing } from 'cdk8s';
 import { KubeflexConfigError, KubeflexHosting, KubeflexHostingProps } from '../lib';
 
+/**
+ * An app for tests that render charts in memory (`Testing.synth`). `Testing.app()` makes a new temporary directory
+ * on every call and nothing removes it: a full test run left ~1,500 empty directories in /tmp. This one names a
+ * single directory, made only if a test calls `app.synth()`.
+ */
+export function testApp(): App {
+  return new App({ outdir: path.join(os.tmpdir(), 'kflex-test-app-output') });
+}
+
 /** A fresh app with a hosting install, the starting point of most construct tests. */
 export function setup(props: KubeflexHostingProps = {}): { app: App; hosting: KubeflexHosting } {
-  const app = Testing.app();
+  const app = testApp();
   return { app, hosting: new KubeflexHosting(app, 'hosting', props) };
 }
 

@@ -14,6 +14,7 @@ import {
   synthesizeAtomically,
 } from '../lib';
 import { buildExamplePlatform } from '../main';
+import { testApp } from './helpers';
 
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'kflex-tenants-only-'));
 afterAll(() => fs.rmSync(tmp, { recursive: true, force: true }));
@@ -53,24 +54,24 @@ test('tenants synthesized against KubeflexHosting.fromConfig equal the example p
 });
 
 test('fails when the config cannot be decoded, naming the construct and the bad key', () => {
-  expect(() => KubeflexHosting.fromConfig(Testing.app(), 'hosting', { config: { externalPort: 'eighty' } })).toThrow(
+  expect(() => KubeflexHosting.fromConfig(testApp(), 'hosting', { config: { externalPort: 'eighty' } })).toThrow(
     KubeflexConfigError,
   );
-  expect(() => KubeflexHosting.fromConfig(Testing.app(), 'hosting', { config: { externalPort: 'eighty' } })).toThrow(
+  expect(() => KubeflexHosting.fromConfig(testApp(), 'hosting', { config: { externalPort: 'eighty' } })).toThrow(
     /KubeflexHosting.fromConfig "hosting": invalid config .*externalPort="eighty" is not a port number/,
   );
 });
 
 test('fromHostingAttributes (typed) and fromConfig (the ConfigMap decoded beside it) give the same tenant objects', () => {
   const config = parse(read(path.resolve(__dirname, '../examples/tenants-only/kubeflex-config.yaml'))).data;
-  const viaConfig = Testing.app();
+  const viaConfig = testApp();
   const a = KubeflexHosting.fromConfig(viaConfig, 'hosting', { config });
-  const viaAttributes = Testing.app();
+  const viaAttributes = testApp();
   const b = KubeflexHosting.fromHostingAttributes(viaAttributes, 'hosting', hostingAttributesFromConfig('x', config));
   const render = (app: any, hosting: any) => Testing.synth(new K8sControlPlane(app, 'team-a', { hosting }));
   expect(render(viaAttributes, b)).toEqual(render(viaConfig, a));
   // Typed attributes, with the install's defaults for what is left out.
-  const typed = KubeflexHosting.fromHostingAttributes(Testing.app(), 'h', { domain: 'example.com', externalPort: 443 });
+  const typed = KubeflexHosting.fromHostingAttributes(testApp(), 'h', { domain: 'example.com', externalPort: 443 });
   expect([typed.ingressClassName, typed.ingressNamespace, typed.hostControlPlanes, typed.postgres]).toEqual([
     'nginx',
     'ingress-nginx',
@@ -81,9 +82,9 @@ test('fromHostingAttributes (typed) and fromConfig (the ConfigMap decoded beside
 
 test('fails when typed attributes are out of range, naming the import and the attribute', () => {
   expect(() =>
-    KubeflexHosting.fromHostingAttributes(Testing.app(), 'h', { domain: 'Bad_Domain', externalPort: 443 }),
+    KubeflexHosting.fromHostingAttributes(testApp(), 'h', { domain: 'Bad_Domain', externalPort: 443 }),
   ).toThrow(/KubeflexHosting.fromHostingAttributes "h": invalid domain "Bad_Domain"/);
   expect(() =>
-    KubeflexHosting.fromHostingAttributes(Testing.app(), 'h', { domain: 'ok.example', externalPort: 0 }),
+    KubeflexHosting.fromHostingAttributes(testApp(), 'h', { domain: 'ok.example', externalPort: 0 }),
   ).toThrow(/KubeflexHosting.fromHostingAttributes "h": invalid externalPort 0/);
 });

@@ -3,6 +3,7 @@ import { App, Testing, Yaml } from 'cdk8s';
 import { K8sControlPlane, KubeflexHosting, PostCreateHook } from '../lib';
 import { yamlDocuments } from '../lib/yaml-emit';
 import { buildExamplePlatform } from '../main';
+import { testApp } from './helpers';
 
 const same = (docs: unknown[]) => expect(yamlDocuments(docs)).toBe(Yaml.stringify(...docs));
 
@@ -13,7 +14,7 @@ test('the example platform: every chart byte for byte', () => {
 });
 
 test('many tenants with hooks, OIDC-free defaults and long names', () => {
-  const app = Testing.app();
+  const app = testApp();
   const hosting = new KubeflexHosting(app, 'hosting', { bootstrapSecretNamespaces: ['ks-release'] });
   new PostCreateHook(hosting, 'h', {
     hosting,

@@ -10,6 +10,7 @@ import { provisionTenantDatabase } from '../../lib/datastore/provision';
 import { decodeHostingConfig } from '../../lib/hosting-config';
 import { tenantNames } from '../../lib/names';
 import { HOSTING_CONFIGMAP } from '../../lib/wire';
+import { testApp } from '../helpers';
 import { ClusterState, freePort, makePki, waitReady, writeKubeconfig } from './harness';
 import { ContainerProcess, runPod } from './pod-to-process';
 
@@ -24,7 +25,7 @@ export async function provisionLikeController(
   dbPassword: string,
   mark = `kubeflex:test-uid-of-${name}`,
 ): Promise<void> {
-  const app = Testing.app();
+  const app = testApp();
   const config = Testing.synth(new KubeflexHosting(app, 'hosting')).find(
     (o) => o.kind === 'ConfigMap' && o.metadata.name === HOSTING_CONFIGMAP,
   ).data;
@@ -41,7 +42,7 @@ export async function provisionLikeController(
 
 /** The objects a K8sControlPlane named `name` synthesizes (default hosting install, optional extra props). */
 export function synthTenant(name: string, props: Omit<K8sControlPlaneProps, 'hosting'> = {}): any[] {
-  const app = Testing.app();
+  const app = testApp();
   const hosting = new KubeflexHosting(app, 'hosting');
   return Testing.synth(new K8sControlPlane(app, name, { ...props, hosting }));
 }
