@@ -193,9 +193,10 @@ const CANDIDATES: Record<string, Record<string, string[]>> = {
 /** A tenant's synthesized objects for a variant: `ours`, `ours-small`, `kubeflex`, `ours+candidate+…`. */
 export function variantObjects(name: string, variant: string): any[] {
   const size = (/^ours-(small|medium|large)/.exec(variant)?.[1] ?? undefined) as K8sControlPlaneSize | undefined;
-  const objects = synthTenant(name, { size });
-  if (variant === 'kubeflex') return kubeflexFlags(objects);
   const parts = variant.split('+').slice(1);
+  // `k133`: the same flags on the second supported minor's kube-apiserver and kube-controller-manager.
+  const objects = synthTenant(name, { size, ...(parts.includes('k133') ? { kubernetesVersion: '1.33' } : {}) });
+  if (variant === 'kubeflex') return kubeflexFlags(objects);
   const kcm = objects.find((o: any) => o.kind === 'Deployment' && o.metadata.name === 'kube-controller-manager');
   // No KCM process at all (round 4's estimate of parking). `parkkcm` (handled in main) models parking itself: KCM
   // starts and syncs with the rest, and is stopped once the tenants settled, as the controller parks an idle one.
@@ -208,7 +209,7 @@ export function variantObjects(name: string, variant: string): any[] {
     );
   }
   const extra = parts
-    .filter((c) => c !== 'nokcm' && c !== 'kcmnogc' && c !== 'parkkcm')
+    .filter((c) => c !== 'nokcm' && c !== 'kcmnogc' && c !== 'parkkcm' && c !== 'k133')
     .map((c) => {
       if (!CANDIDATES[c]) throw new Error(`unknown candidate ${c} (one of ${Object.keys(CANDIDATES).join(', ')})`);
       return CANDIDATES[c];

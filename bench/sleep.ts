@@ -46,6 +46,9 @@ if (AWAKE + WAKES + STORM > N) throw new Error(`N=${N} is fewer than AWAKE + WAK
 // UNBOOT=1: the second wake without the booted mark (removed as the tenant goes to sleep), so the activator waits for
 // the full /readyz as on a first boot: the same run's measure of what the mark saves.
 const UNBOOT = process.env.UNBOOT === '1';
+// GOGC: the tenants' `goGc` (default: the construct's): what a start's garbage collection costs a storm, against the
+// memory an awake tenant holds.
+const GOGC = process.env.GOGC ? Number(process.env.GOGC) : undefined;
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const MiB = (bytes: number) => bytes / 1024 / 1024;
 const quantile = (xs: number[], q: number) => {
@@ -96,7 +99,7 @@ async function main(): Promise<void> {
   const names = Array.from({ length: N }, (_, i) => `nap${i + 1}`);
   try {
     console.log(
-      `node ready in ${node.readyMs} ms; ${N} tenants, ${WAKES} single wakes, a storm of ${STORM}, boot slots ${SLOTS ?? 'as installed'}`,
+      `node ready in ${node.readyMs} ms; ${N} tenants, ${WAKES} single wakes, a storm of ${STORM}, boot slots ${SLOTS ?? 'as installed'}, GOGC ${GOGC ?? 'default'}`,
     );
     installHosting(bench, ['kubeflex-controller-manager', 'kubeflex-materializer', 'kubeflex-activator']);
     if (SLOTS) setHostingConfig(k, { bootSlots: SLOTS });
@@ -106,7 +109,7 @@ async function main(): Promise<void> {
     // N tenants, asleep from the start: the controller makes their databases, no API server Pod runs.
     const t0 = Date.now();
     for (let i = 0; i < names.length; i += 20) {
-      const items = names.slice(i, i + 20).flatMap((n) => synthTenant(n, { sleeping: true }));
+      const items = names.slice(i, i + 20).flatMap((n) => synthTenant(n, { sleeping: true, goGc: GOGC }));
       // Under load the API server's namespace cache can lag a Namespace made a moment before: apply again.
       for (let attempt = 1; ; attempt++) {
         try {
