@@ -146,6 +146,18 @@ describe('the decision', () => {
     expect(names(decideBoot([ready, ...waiting], 1, T0))).toEqual(['b-system/kube-apiserver']);
   });
 
+  test('a start whose API server answered the controller frees its slot before its Ready condition', () => {
+    const answered = api('a-system', { gated: false, ungatedMs: T0 - 1000, answered: true });
+    const waiting = [api('b-system'), api('c-system', { createdMs: T0 + 1 })];
+    expect(names(decideBoot([answered, ...waiting], 1, T0))).toEqual(['b-system/kube-apiserver']);
+    // Its controller manager still waits for the Ready condition (KCM exits against an API that does not answer).
+    const manager = kcm('a-system');
+    expect(names(decideBoot([answered, manager], 1, T0))).toEqual([]);
+    expect(names(decideBoot([{ ...answered, ready: true }, manager], 1, T0))).toEqual([
+      'a-system/kube-controller-manager',
+    ]);
+  });
+
   test('a start that never gets ready frees its slot after the timeout, and the decision says when', () => {
     const stuck = api('a-system', { gated: false, ungatedMs: T0 });
     const waiting = api('b-system');
@@ -259,6 +271,44 @@ describe('the decision', () => {
       ungatedMs: undefined,
     });
     expect(bootPodOf({ ...raw, metadata: { ...raw.metadata, labels: { [GATE]: 'etcd' } } }, undefined)).toBeUndefined();
+    // With an address: where its startup probe asks (an HTTPS GET, by number or by the container's port name).
+    const probe = (port: unknown, scheme = 'HTTPS') => ({ httpGet: { path: '/readyz', port, scheme } });
+    const withProbe = (startupProbe: unknown, podIP: unknown = '10.244.0.7') => ({
+      ...raw,
+      spec: {
+        ...raw.spec,
+        containers: [
+          { name: 'kine' },
+          { name: 'kube-apiserver', ports: [{ name: 'https', containerPort: 9444 }], startupProbe },
+        ],
+      },
+      status: { ...raw.status, podIP },
+    });
+    expect(bootPodOf(withProbe(probe(9444)), undefined)?.readyz).toEqual({
+      host: '10.244.0.7',
+      port: 9444,
+      path: '/readyz',
+    });
+    expect(bootPodOf(withProbe(probe('https')), undefined)?.readyz).toEqual({
+      host: '10.244.0.7',
+      port: 9444,
+      path: '/readyz',
+    });
+    // No address yet, another scheme, an unknown port name, a bad address or port: nothing to ask.
+    for (const pod of [
+      withProbe(probe(9444), null),
+      withProbe(probe(9444, 'HTTP')),
+      withProbe(probe('metrics')),
+      withProbe(probe(9444), 'evil.example/x'),
+      withProbe(probe(70000)),
+      withProbe({ tcpSocket: { port: 9444 } }),
+    ]) {
+      expect(bootPodOf(pod, undefined)?.readyz).toBeUndefined();
+    }
+    // A controller manager is never asked.
+    const manager = withProbe(probe(9444));
+    manager.metadata = { ...manager.metadata, labels: { [GATE]: 'kube-controller-manager' } };
+    expect(bootPodOf(manager, undefined)?.readyz).toBeUndefined();
     expect(bootPodOf({ ...raw, metadata: { ...raw.metadata, labels: {} } }, undefined)).toBeUndefined();
     // Only the boot gate goes; the patch fails if the gates changed since they were read.
     expect(ungatePatch(raw)).toEqual([

@@ -5,12 +5,12 @@
 // plane's own, end to end. A client that gives up early is closed; a plane that does not wake in time is closed too
 // (a clean FIN, never another certificate). Once the plane is awake and ready, the slice is removed and the listener
 // stops taking connections (those already passed through go on).
-import * as https from 'https';
 import * as net from 'net';
 import { ACTIVATOR_MANAGED_BY, ENDPOINTSLICE_MANAGED_BY, ENDPOINTSLICE_SERVICE_NAME } from '../idle';
 import { ApiError, KubeClient, paths } from '../kube/client';
 import { ControlLoop, Outcome } from '../kube/control-loop';
 import type { Logger } from '../kube/log';
+import { answersReadyz } from '../kube/readyz';
 import { BOOT_SLOT_WAIT, ControlPlaneObject, SLEEP_ANNOTATION } from '../wire';
 import {
   activatorSlice,
@@ -37,21 +37,6 @@ const SLICES = '/apis/discovery.k8s.io/v1';
 export const WAKE_READYZ_PATH =
   '/readyz?exclude=poststarthook/rbac/bootstrap-roles&exclude=poststarthook/scheduling/bootstrap-system-priority-classes';
 
-/**
- * Whether the API server at `e` answers `path` (/readyz or WAKE_READYZ_PATH) with 200 (anonymous, as the kubelet's
- * probe asks; nothing is sent but the path). The certificate is not checked here: the answer only decides when to
- * splice, and the client's own TLS session, spliced afterwards, verifies the server as always.
- */
-function answersReadyz(e: { host: string; port: number }, path: string): Promise<boolean> {
-  return new Promise((resolve) => {
-    const req = https.get({ host: e.host, port: e.port, path, rejectUnauthorized: false, timeout: 1_000 }, (res) => {
-      res.resume();
-      resolve(res.statusCode === 200);
-    });
-    req.on('timeout', () => req.destroy());
-    req.on('error', () => resolve(false));
-  });
-}
 const slicePath = (ns: string, name?: string) => `${SLICES}/namespaces/${ns}/endpointslices${name ? `/${name}` : ''}`;
 
 /** Options of the Activator. */

@@ -26,6 +26,13 @@ export interface BootPod {
   readonly wake?: boolean;
   /** The scheduler found no node for it (PodScheduled=False, Unschedulable): its message. */
   readonly unschedulable?: string;
+  /**
+   * Where an API server Pod with an address answers its startup probe (the kubelet's HTTPS GET): the controller asks
+   * it too, more often than the kubelet's period of 1 s.
+   */
+  readonly readyz?: { readonly host: string; readonly port: number; readonly path: string };
+  /** Its API server answered `readyz` (the controller asked): its start's CPU burst is over, it holds no slot. */
+  readonly answered?: boolean;
 }
 
 /** The decision: Pods whose gate to remove now, and when to decide again if nothing else happens. */
@@ -65,7 +72,25 @@ export function bootPodOf(pod: any, ungatedMs: number | undefined): BootPod | un
     createdMs: Number.isFinite(created) ? created : 0,
     ungatedMs,
     unschedulable: unschedulableMessage(pod),
+    readyz: component === K8S_WORKLOADS.apiServer ? readyzOf(pod) : undefined,
   };
+}
+
+/**
+ * The startup probe of a Pod's container as an address to ask: the Pod's IP, the port (a number, or a named port of
+ * that container) and the path, for an HTTPS probe only. Undefined for anything else.
+ */
+function readyzOf(pod: any): BootPod['readyz'] {
+  const host = pod?.status?.podIP;
+  if (typeof host !== 'string' || !/^[0-9a-fA-F.:]+$/.test(host)) return undefined;
+  for (const c of pod?.spec?.containers ?? []) {
+    const get = c?.startupProbe?.httpGet;
+    if (!get || get.scheme !== 'HTTPS' || typeof get.path !== 'string' || !get.path.startsWith('/')) continue;
+    const port =
+      typeof get.port === 'number' ? get.port : (c.ports ?? []).find((p: any) => p?.name === get.port)?.containerPort;
+    if (Number.isInteger(port) && port > 0 && port < 65536) return { host, port, path: get.path };
+  }
+  return undefined;
 }
 
 /** The scheduler's reason a Pod has no node (bounded: it goes into a status message), or undefined. */
@@ -83,9 +108,9 @@ function unschedulableMessage(pod: any): string | undefined {
  * namespace is ready (it would only time out against a starting one), and, while other API servers start or wait
  * for a slot, only once that one has been ready for MANAGER_DEFER_MS: KCM's start is CPU the starting API servers
  * (and the clients a wake holds) would wait for, and a plane is Ready with its API server. API server Pods are let
- * go while fewer than `slots` API server Pods are starting (ungated, not ready, not terminating, within the slot
- * timeout): those of woken planes first (a client waits for each), then oldest first. A Pod the scheduler cannot place starts nothing, so it
- * holds no slot: on a full node the next plane that fits (a smaller one, or after a deletion) is not held up for the
+ * go while fewer than `slots` API server Pods are starting (ungated, not ready, its API server not answering yet,
+ * not terminating, within the slot timeout): those of woken planes first (a client waits for each), then oldest
+ * first. A Pod the scheduler cannot place starts nothing, so it holds no slot: on a full node the next plane that fits (a smaller one, or after a deletion) is not held up for the
  * slot timeout, and a cluster autoscaler sees every Pod that waits for capacity.
  */
 export function decideBoot(pods: readonly BootPod[], slots: number, nowMs: number): BootDecision {
@@ -95,9 +120,15 @@ export function decideBoot(pods: readonly BootPod[], slots: number, nowMs: numbe
   for (const p of api.filter((x) => x.ready && !x.gated))
     readyApi.set(p.namespace, Math.min(readyApi.get(p.namespace) ?? Infinity, p.readyMs ?? 0));
   const unschedulable = api.filter((p) => !p.gated && !p.ready && p.unschedulable !== undefined);
+  // A Pod whose API server answered is not Ready yet only for the kubelet's next probe and the status round trip
+  // (~1.5 s in a storm of wakes, a third of each slot's turn): its slot goes to the next start at once.
   const starting = api.filter(
     (p) =>
-      !p.gated && !p.ready && p.unschedulable === undefined && nowMs - (p.ungatedMs ?? nowMs) < BOOT_SLOT_TIMEOUT_MS,
+      !p.gated &&
+      !p.ready &&
+      !p.answered &&
+      p.unschedulable === undefined &&
+      nowMs - (p.ungatedMs ?? nowMs) < BOOT_SLOT_TIMEOUT_MS,
   );
   const waiting = api
     .filter((p) => p.gated)

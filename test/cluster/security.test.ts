@@ -3,6 +3,8 @@
 // named after its finding, asserts the exact error or status the attacker sees, and that nothing changed.
 import { ChildProcess, execFileSync, spawn, spawnSync } from 'child_process';
 import * as fs from 'fs';
+import * as https from 'https';
+import * as net from 'net';
 import * as path from 'path';
 import { Client } from 'pg';
 import { parse, stringify } from 'yaml';
@@ -328,7 +330,7 @@ suite('a hostile tenant cannot escape (security review findings, replayed)', () 
     );
   });
 
-  test('boot admission: the controller lets two API server Pods start at once, a controller manager after its API server, and may change nothing else of a Pod', async () => {
+  test('boot admission: the controller lets two API server Pods start at once (a slot freed once its API server answers), a controller manager after its API server, and may change nothing else of a Pod', async () => {
     const gate = 'kflex.kubestellar.org/boot-slot';
     const ns = 'keycloak-system';
     // Pods as the Deployments' ReplicaSets would make them (this cluster runs no ReplicaSet controller nor scheduler).
@@ -482,6 +484,58 @@ suite('a hostile tenant cannot escape (security review findings, replayed)', () 
         ),
       30_000,
     );
+
+    // A start whose API server answers its startup probe's readyz gives its slot up before the kubelet marks it
+    // Ready: the controller asks it itself. A stand-in HTTPS server plays the starting API server (a loopback
+    // address: this cluster runs no kubelet, so the test writes the Pod's address as a kubelet would).
+    let readyz = 500;
+    const standIn = https.createServer(
+      {
+        cert: fs.readFileSync(path.join(hosting.pki, 'apiserver.crt')),
+        key: fs.readFileSync(path.join(hosting.pki, 'apiserver.key')),
+      },
+      (req, res) => {
+        res.statusCode = req.url === '/readyz' ? readyz : 404;
+        res.end();
+      },
+    );
+    await new Promise<void>((resolve) => standIn.listen(0, '127.0.0.1', resolve));
+    try {
+      const standInPort = (standIn.address() as net.AddressInfo).port;
+      const probed = parse(pod('api-7', 'kube-apiserver'));
+      probed.spec.containers[0].startupProbe = {
+        httpGet: { path: '/readyz', port: standInPort, scheme: 'HTTPS' },
+        periodSeconds: 1,
+      };
+      k(['apply', '-f', '-'], stringify(probed));
+      await new Promise((r) => setTimeout(r, 1100));
+      k(['apply', '-f', '-'], pod('api-8', 'kube-apiserver'));
+      // The slots are held by api-4 and the woken plane's Pod: one gets ready, api-7 (the older) goes.
+      makeReady('woken-api', 'sleeper-system');
+      await waitFor('api-7 admitted', () => !gated('api-7'), 30_000);
+      k([
+        'patch',
+        'pod',
+        '-n',
+        ns,
+        'api-7',
+        '--subresource=status',
+        '--type=merge',
+        '-p',
+        JSON.stringify({ status: { podIP: '127.0.0.1', podIPs: [{ ip: '127.0.0.1' }] } }),
+      ]);
+      // Not answering yet: api-8 waits.
+      await new Promise((r) => setTimeout(r, 3000));
+      expect(gated('api-8')).toBe(true);
+      readyz = 200;
+      const answeredAt = Date.now();
+      await waitFor('api-8 admitted once api-7 answers, api-7 not Ready', () => !gated('api-8'), 30_000);
+      expect(Date.now() - answeredAt).toBeLessThan(5_000);
+      const api7 = JSON.parse(k(['get', 'pod', '-n', ns, 'api-7', '-o', 'json']));
+      expect((api7.status.conditions ?? []).some((c: any) => c.type === 'Ready' && c.status === 'True')).toBe(false);
+    } finally {
+      await new Promise((resolve) => standIn.close(resolve));
+    }
     k(['delete', 'pod', '-n', ns, '--all', '--wait=false']);
     k(['delete', 'pod', '-n', 'sleeper-system', '--all', '--wait=false']);
     k(['delete', 'ns', 'elsewhere', '--wait=false']);
