@@ -26,6 +26,8 @@ const HOOK_KEY = 'pch:';
 const BOOT_KEY = 'boot:';
 /** How often the controller asks a starting API server Pod whether it answers (the kubelet: once a second). */
 const READYZ_ASK_MS = 200;
+/** At most this many starting API server Pods are asked at once (or twice the boot slots, if more). */
+const BOOT_ASK_LIMIT = 8;
 
 /** Settings of a running controller. */
 export interface ManagerOptions {
@@ -296,8 +298,21 @@ export class Manager {
         wake: this.woken.has(plane),
         answered: this.answered.has(uid),
       });
-      if (!gated && !pod.ready && !pod.terminating && pod.readyz && !this.answered.has(uid)) {
-        this.askReadyz(`${pod.namespace}/${pod.name}`, uid);
+      // Only a start that holds a slot is asked (within the slot timeout), and only so many at once: after a
+      // restart of ours every running Pod that is not ready holds a slot for the timeout, and a thousand broken
+      // planes must not become a thousand probes (BOOT_ASK_LIMIT).
+      const ungatedMs = this.ungatedAt.get(uid);
+      if (
+        !gated &&
+        !pod.ready &&
+        !pod.terminating &&
+        pod.readyz &&
+        !this.answered.has(uid) &&
+        ungatedMs !== undefined &&
+        now - ungatedMs < BOOT_SLOT_TIMEOUT_MS &&
+        this.asking.size < Math.max(BOOT_ASK_LIMIT, 2 * (config.bootSlots ?? 0))
+      ) {
+        this.askReadyz(`${pod.namespace}/${pod.name}`, uid, ungatedMs);
       }
     }
     const live = new Set([...this.bootPods.values()].map((b) => b.uid));
@@ -351,13 +366,12 @@ export class Manager {
    * once a second and the Pod's Ready condition then takes a status write and a watch event: ~1.5 s of each slot's
    * turn in a storm of 20 wakes, in which fewer starts ran than there are slots (BENCHMARKS.md, issue 27 round 10).
    */
-  private askReadyz(key: string, uid: string): void {
+  private askReadyz(key: string, uid: string, ungatedMs: number): void {
     if (this.asking.has(uid)) return;
     this.asking.add(uid);
     void (async () => {
-      const since = Date.now();
       try {
-        while (!this.stopped && Date.now() - since < BOOT_SLOT_TIMEOUT_MS) {
+        while (!this.stopped && Date.now() - ungatedMs < BOOT_SLOT_TIMEOUT_MS) {
           const seen = this.bootPods.get(key);
           if (!seen || seen.uid !== uid || seen.pod.ready || seen.pod.terminating || !seen.pod.readyz) return;
           if (await answersReadyz(seen.pod.readyz, seen.pod.readyz.path)) {
