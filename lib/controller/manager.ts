@@ -364,7 +364,7 @@ export class Manager {
    * Asks a starting API server Pod its startup probe's readyz every READYZ_ASK_MS until it answers (then its slot
    * goes to the next start at once), it is Ready, replaced or gone, or the slot timeout passes. The kubelet asks
    * once a second and the Pod's Ready condition then takes a status write and a watch event: ~1.5 s of each slot's
-   * turn in a storm of 20 wakes, in which fewer starts ran than there are slots (BENCHMARKS.md, issue 27 round 10).
+   * turn in a storm of 20 wakes, in which the cores idled (BENCHMARKS.md, issue 27 round 10).
    */
   private askReadyz(key: string, uid: string, ungatedMs: number): void {
     if (this.asking.has(uid)) return;
