@@ -66,14 +66,17 @@ interface SliceCache {
   slotWait?: boolean;
 }
 
-/** Whether `cp`'s Ready condition says boot admission holds its API server Pod (gated: no address to list yet). */
-const isReady = (cp: ControlPlaneObject) =>
-  (cp.status?.conditions ?? []).some((c: any) => c?.type === 'Ready' && c.status === 'True');
+const readyCondition = (cp: ControlPlaneObject): any =>
+  (cp.status?.conditions ?? []).find((c: any) => c?.type === 'Ready');
 
-const waitsForBootSlot = (cp: ControlPlaneObject) =>
-  (cp.status?.conditions ?? []).some(
-    (c: any) => c?.type === 'Ready' && typeof c.message === 'string' && c.message.includes(BOOT_SLOT_WAIT),
-  );
+/** Whether `cp`'s status says it is Ready. */
+const isReady = (cp: ControlPlaneObject) => readyCondition(cp)?.status === 'True';
+
+/** Whether `cp`'s Ready condition says boot admission holds its API server Pod (gated: no address to list yet). */
+const waitsForBootSlot = (cp: ControlPlaneObject) => {
+  const message = readyCondition(cp)?.message;
+  return typeof message === 'string' && message.includes(BOOT_SLOT_WAIT);
+};
 
 /**
  * How often a waking plane's EndpointSlices are listed at most (its starting Pods are asked every poll): until a

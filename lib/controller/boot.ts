@@ -110,8 +110,9 @@ function unschedulableMessage(pod: any): string | undefined {
  * (and the clients a wake holds) would wait for, and a plane is Ready with its API server. API server Pods are let
  * go while fewer than `slots` API server Pods are starting (ungated, not ready, its API server not answering yet,
  * not terminating, within the slot timeout): those of woken planes first (a client waits for each), then oldest
- * first. A Pod the scheduler cannot place starts nothing, so it holds no slot: on a full node the next plane that fits (a smaller one, or after a deletion) is not held up for the
- * slot timeout, and a cluster autoscaler sees every Pod that waits for capacity.
+ * first. A Pod the scheduler cannot place starts nothing, so it holds no slot: on a full node the next plane that
+ * fits (a smaller one, or after a deletion) is not held up for the slot timeout, and a cluster autoscaler sees every
+ * Pod that waits for capacity.
  */
 export function decideBoot(pods: readonly BootPod[], slots: number, nowMs: number): BootDecision {
   const api = pods.filter((p) => p.component === K8S_WORKLOADS.apiServer && !p.terminating);
