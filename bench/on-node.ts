@@ -32,6 +32,8 @@ export async function startBenchNode(prefix: string, what: string): Promise<Benc
     pgSocketDir: pg.state.pgSocketDir,
     // Two Pods per awake tenant: the test's 60 would stop a storm of 50 at 29 tenants ("Too many pods").
     maxPods: 250,
+    // BENCH_AUDIT=<file>: the hosting API server's audit log (who asked what; printAudit reads it).
+    auditLog: process.env.BENCH_AUDIT || undefined,
   });
   const k = (args: string[], input?: string) =>
     execFileSync(path.join(pg.state.binDir, 'kubectl'), [`--kubeconfig=${node.kubeconfig}`, ...args], {
@@ -210,6 +212,31 @@ export function printRequests(title: string, a: Map<string, number>, b: Map<stri
   );
   console.log('| verb resource | requests | per tenant |\n|---|---:|---:|');
   for (const [key, n] of rows.slice(0, 30)) console.log(`| ${key} | ${n} | ${(n / tenants).toFixed(1)} |`);
+}
+
+/**
+ * With BENCH_AUDIT set: the hosting API server's requests between two instants, by client, verb, resource and (for
+ * the top rows) namespace count, most first: which client's requests grow with what.
+ */
+export function printAudit(title: string, fromMs: number, toMs: number): void {
+  const file = process.env.BENCH_AUDIT;
+  if (!file || !fs.existsSync(file)) return;
+  const rows = new Map<string, { n: number; ns: Set<string> }>();
+  for (const line of fs.readFileSync(file, 'utf8').split('\n')) {
+    if (!line.startsWith('{')) continue;
+    const e = JSON.parse(line);
+    const t = Date.parse(e.requestReceivedTimestamp);
+    if (t < fromMs || t > toMs) continue;
+    const r = e.objectRef ?? {};
+    const key = `${e.user?.username} ${e.verb} ${r.resource ?? e.requestURI}${r.subresource ? `/${r.subresource}` : ''}`;
+    const row = rows.get(key) ?? { n: 0, ns: new Set<string>() };
+    row.n++;
+    if (r.namespace) row.ns.add(r.namespace);
+    rows.set(key, row);
+  }
+  console.log(`\n${title} (audit log):\n| client verb resource | requests | namespaces |\n|---|---:|---:|`);
+  for (const [key, r] of [...rows.entries()].sort((a, b) => b[1].n - a[1].n).slice(0, 30))
+    console.log(`| ${key} | ${r.n} | ${r.ns.size} |`);
 }
 
 /** Sets keys of kubeflex-config on the bench's node (the controller reads it on every pass). */

@@ -23,6 +23,7 @@ import {
   podCgroup,
   podCpuNs,
   podGroup,
+  printAudit,
   printCpu,
   printRequests,
   readCpu,
@@ -309,6 +310,7 @@ async function main(): Promise<void> {
     const stormCpuS = stormCpu.machineS;
     printCpu("Where the wake storm's CPU went", stormCpu, STORM);
     printRequests('What the hosting API server was asked during the wake storm', requests0, hostingRequests(), STORM);
+    printAudit('Who asked the hosting API server what during the wake storm', stormStart, stormStart + stormAll);
     const answered = storm.filter((x) => typeof x === 'number').length;
     console.log(
       `storm of ${STORM} (${STORM_BOOTED ? 'booted before' : 'first boots'}): ${answered} answered, the last result after ${stormAll} ms (${storm.join(', ')}); ` +

@@ -4,7 +4,7 @@ import * as fs from 'fs';
 import * as http from 'http';
 import * as os from 'os';
 import * as path from 'path';
-import { KubeClient } from '../lib/kube/client';
+import { KubeClient, WatchedSet } from '../lib/kube/client';
 
 let server: http.Server;
 let kubeconfig: string;
@@ -52,4 +52,43 @@ test('requests in flight survive the minute-ly re-read of the credentials', asyn
     spy.mockRestore();
     client.close();
   }
+});
+
+describe('WatchedSet: what a re-list tells a consumer that has seen the earlier events', () => {
+  const cm = (name: string, rv: string, ns = 'a') => ({
+    metadata: { name, namespace: ns, uid: `u-${name}`, resourceVersion: rv },
+  });
+
+  test('the first list tells every object as ADDED', () => {
+    const set = new WatchedSet();
+    expect(set.relist([cm('x', '1'), cm('y', '2')])).toEqual([
+      ['ADDED', cm('x', '1')],
+      ['ADDED', cm('y', '2')],
+    ]);
+  });
+
+  test('a re-list tells a changed or new object as ADDED, one gone meanwhile as DELETED, an unchanged one not at all', () => {
+    const set = new WatchedSet();
+    set.relist([cm('x', '1'), cm('y', '2'), cm('z', '3')]);
+    set.saw('MODIFIED', cm('y', '5'));
+    set.saw('ADDED', cm('w', '6'));
+    set.saw('DELETED', cm('z', '7'));
+    // Meanwhile (no watch): y changed again, x and w unchanged, w deleted, v created; the same name in another
+    // namespace is another object.
+    expect(set.relist([cm('x', '1'), cm('y', '8'), cm('v', '9'), cm('x', '10', 'b')])).toEqual([
+      ['ADDED', cm('y', '8')],
+      ['ADDED', cm('v', '9')],
+      ['ADDED', cm('x', '10', 'b')],
+      ['DELETED', { apiVersion: undefined, kind: undefined, metadata: { name: 'w', namespace: 'a', uid: 'u-w' } }],
+    ]);
+    // Nothing changed since: nothing to tell.
+    expect(set.relist([cm('x', '1'), cm('y', '8'), cm('v', '9'), cm('x', '10', 'b')])).toEqual([]);
+  });
+
+  test('an object without a resourceVersion is always told', () => {
+    const set = new WatchedSet();
+    const bare = { metadata: { name: 'x', namespace: 'a' } };
+    set.relist([bare]);
+    expect(set.relist([bare])).toEqual([['ADDED', bare]]);
+  });
 });

@@ -267,8 +267,11 @@ export class KubeClient {
   }
 
   /**
-   * List then watch `path`, forever, re-listing after any disconnect, expiry (410) or API-server restart.
-   * `onEvent` receives every object of the list as ADDED and then every watch event.
+   * List then watch `path`, forever. A watch the server ends (its request timeout, 30-60 min by default) is resumed
+   * from the last resourceVersion seen (bookmarks keep it fresh); only an expiry (410), an error or an API-server
+   * restart re-lists. `onEvent` receives every object of the first list as ADDED and then every watch event; a
+   * re-list tells only what changed meanwhile (WatchedSet): a re-list that told every object again made every
+   * consumer look at every plane again (a pass each), once per watch and half hour.
    */
   public runListWatch(
     path: string,
@@ -277,42 +280,57 @@ export class KubeClient {
     onError: (err: Error) => void,
     signal: AbortSignal,
   ): void {
+    const seen = new WatchedSet();
     const loop = async () => {
       let backoff = 500;
+      let rv: string | undefined;
       while (!signal.aborted) {
         try {
-          const list = await this.request<any>('GET', path);
-          for (const item of list.items ?? []) onEvent('ADDED', item);
-          onSynced();
-          backoff = 500;
-          await new Promise<void>((resolve) => {
+          if (rv === undefined) {
+            const list = await this.request<any>('GET', path);
+            for (const [type, obj] of seen.relist(list.items ?? [])) onEvent(type, obj);
+            onSynced();
+            rv = String(list.metadata?.resourceVersion ?? '');
+          }
+          const from: string = rv;
+          const ended = await new Promise<{ rv?: string; error?: Error }>((resolve) => {
+            let last = from;
+            let expired = false;
             const w = new Watch(this.config);
             let controller: AbortController | undefined;
             const stop = () => controller?.abort();
             signal.addEventListener('abort', stop, { once: true });
             w.watch(
               path,
-              { resourceVersion: list.metadata?.resourceVersion, allowWatchBookmarks: true },
+              { resourceVersion: from, allowWatchBookmarks: true },
               (type, obj) => {
                 if (type === 'ERROR') {
+                  // 410 Gone and its kin: the resourceVersion is too old to resume from.
+                  expired = true;
                   controller?.abort();
                   return;
                 }
-                if (type !== 'BOOKMARK') onEvent(type, obj);
+                if (obj?.metadata?.resourceVersion) last = String(obj.metadata.resourceVersion);
+                if (type === 'BOOKMARK') return;
+                seen.saw(type, obj);
+                onEvent(type, obj);
               },
               (err) => {
                 signal.removeEventListener('abort', stop);
-                if (err && !signal.aborted && (err as Error).name !== 'AbortError') onError(err as Error);
-                resolve();
+                const error =
+                  err && !signal.aborted && (err as Error).name !== 'AbortError' ? (err as Error) : undefined;
+                resolve(expired || error ? { error } : { rv: last });
               },
             )
               .then((c) => (controller = c))
-              .catch((err: Error) => {
-                onError(err);
-                resolve();
-              });
+              .catch((err: Error) => resolve({ error: err }));
           });
+          rv = ended.rv;
+          if (ended.error) throw ended.error;
+          if (rv === undefined) continue;
+          backoff = 500;
         } catch (e) {
+          rv = undefined;
           if (!signal.aborted) onError(e as Error);
           await sleep(backoff, signal);
           backoff = Math.min(backoff * 2, 30_000);
@@ -330,6 +348,51 @@ export class KubeClient {
     for (const c of this.impersonated.values()) c.close();
   }
 }
+
+/**
+ * What a list-watch consumer has been told of each object (its resourceVersion, and its name, namespace and uid for
+ * a DELETED it may have missed), so that a re-list tells only the difference, as an informer's store does.
+ */
+export class WatchedSet {
+  private readonly known = new Map<string, { rv: string; stub: any }>();
+
+  /** Records a watch event the consumer received. */
+  public saw(type: string, obj: any): void {
+    const key = objectKey(obj);
+    if (type === 'DELETED') this.known.delete(key);
+    else this.known.set(key, { rv: String(obj?.metadata?.resourceVersion ?? ''), stub: stubOf(obj) });
+  }
+
+  /**
+   * The events a (re-)list means to that consumer: a new or changed object as ADDED, an object gone meanwhile as
+   * DELETED (name, namespace and uid only), an unchanged one nothing.
+   */
+  public relist(items: readonly any[]): Array<[string, any]> {
+    const events: Array<[string, any]> = [];
+    const listed = new Set<string>();
+    for (const item of items) {
+      const key = objectKey(item);
+      listed.add(key);
+      const rv = String(item?.metadata?.resourceVersion ?? '');
+      if (rv && this.known.get(key)?.rv === rv) continue;
+      this.known.set(key, { rv, stub: stubOf(item) });
+      events.push(['ADDED', item]);
+    }
+    for (const [key, { stub }] of this.known) {
+      if (listed.has(key)) continue;
+      this.known.delete(key);
+      events.push(['DELETED', stub]);
+    }
+    return events;
+  }
+}
+
+const objectKey = (obj: any) => `${obj?.metadata?.namespace ?? ''}/${obj?.metadata?.name ?? ''}`;
+const stubOf = (obj: any) => ({
+  apiVersion: obj?.apiVersion,
+  kind: obj?.kind,
+  metadata: { name: obj?.metadata?.name, namespace: obj?.metadata?.namespace, uid: obj?.metadata?.uid },
+});
 
 function splitHostPort(s: string): [string, string] {
   const i = s.lastIndexOf(':');

@@ -246,6 +246,11 @@ export async function startNode(opts: {
   pgSocketDir: string;
   /** Pods the kubelet runs at most (the pod CIDR is a /24). @default 60 */
   maxPods?: number;
+  /**
+   * An audit log of the hosting API server (metadata of every request but watches and health checks, as JSON lines):
+   * who asks what, for a bench that must attribute requests. @default - none
+   */
+  auditLog?: string;
 }): Promise<NodeCluster> {
   const started = Date.now();
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'kflex-node-'));
@@ -374,6 +379,30 @@ export async function startNode(opts: {
       '--kubelet-certificate-authority': `${pki}/ca.crt`,
       '--kubelet-preferred-address-types': 'InternalIP',
     };
+    if (opts.auditLog) {
+      const policy = path.join(dir, 'audit-policy.yaml');
+      fs.writeFileSync(
+        policy,
+        [
+          'apiVersion: audit.k8s.io/v1',
+          'kind: Policy',
+          'omitStages: [RequestReceived]',
+          'rules:',
+          '- level: None',
+          '  verbs: [watch]',
+          '- level: None',
+          '  nonResourceURLs: [/healthz*, /readyz*, /livez*, /metrics]',
+          '- level: Metadata',
+          '',
+        ].join('\n'),
+      );
+      Object.assign(overrides, {
+        '--audit-policy-file': policy,
+        '--audit-log-path': opts.auditLog,
+        '--audit-log-format': 'json',
+        '--audit-log-maxsize': '0',
+      });
+    }
     const args = apiserverArgs(pki, port, `http://127.0.0.1:${kinePort}`).filter(
       (a) => !(a.split('=')[0] in overrides),
     );
