@@ -1,6 +1,6 @@
 // The one control loop: done, requeue-after, retry with back-off on an error, no retry on a TerminalError.
 import { KubeClient } from '../lib/kube/client';
-import { ControlLoop, TerminalError } from '../lib/kube/control-loop';
+import { ControlLoop, RESYNC_SLICES, TerminalError } from '../lib/kube/control-loop';
 import { jsonLogger } from '../lib/kube/log';
 
 const quiet = jsonLogger('error', () => undefined);
@@ -43,32 +43,38 @@ test('an error is retried with back-off, a TerminalError is not, requeue-after l
   expect(loop.isSynced).toBe(true); // no watches: nothing to list
 });
 
-test("a key added just after a resync is reconciled before the resync's keys", async () => {
-  const calls: string[] = [];
-  const planes = Array.from({ length: 20 }, (_, i) => `p${i}`);
-  const loop = new ControlLoop({
-    client: {} as KubeClient,
-    log: quiet,
-    watches: [],
-    reconcile: async (key) => {
-      calls.push(key);
-      await settle(5); // a pass of the hosting API server's reads
-    },
-    keys: () => planes,
-    resyncMs: 150,
-  });
-  let woken = false;
-  loop.start();
-  // The first resync queues all 20 at once; a wake comes a moment later (one worker: it finishes one pass first).
-  while (!woken) {
-    await settle(2);
-    if (calls.length > 0) {
-      loop.add('wake');
-      woken = true;
+test('the resync looks at each key once per period, a few at a time (its keys wait behind events: work-queue.test)', async () => {
+  jest.useFakeTimers();
+  try {
+    const calls: string[] = [];
+    const planes = Array.from({ length: 200 }, (_, i) => `plane-${i}`);
+    let resyncs = 0;
+    const loop = new ControlLoop({
+      client: {} as KubeClient,
+      log: quiet,
+      watches: [],
+      reconcile: async (key) => {
+        calls.push(key);
+      },
+      keys: () => planes,
+      onResync: () => resyncs++,
+      resyncMs: 60_000,
+      workers: 1,
+    });
+    loop.start();
+    const perStep: number[] = [];
+    for (let i = 0; i < RESYNC_SLICES; i++) {
+      const before = calls.length;
+      await jest.advanceTimersByTimeAsync(60_000 / RESYNC_SLICES);
+      perStep.push(calls.length - before);
     }
+    // One period: every key exactly once, the install-wide work once, and no step holds more than a tenth of them.
+    expect([...calls].sort()).toEqual([...planes].sort());
+    expect(resyncs).toBe(1);
+    expect(Math.max(...perStep)).toBeLessThanOrEqual(20);
+    expect(perStep.filter((n) => n > 0).length).toBeGreaterThan(RESYNC_SLICES / 2);
+    await loop.stop();
+  } finally {
+    jest.useRealTimers();
   }
-  await settle(200);
-  await loop.stop();
-  expect(calls.indexOf('wake')).toBeLessThanOrEqual(2);
-  expect(calls.filter((c) => c === 'p19').length).toBeGreaterThanOrEqual(1);
 });

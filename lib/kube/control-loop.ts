@@ -1,8 +1,8 @@
 // The one control loop of the runtime parts, in the shape controller-runtime users know: list+watch feeds a
 // de-duplicating work queue, workers run a reconcile per key (one at a time per key), a reconcile returns done or
 // requeue-after, an error is retried with per-key exponential back-off, a TerminalError is not retried (the next event
-// or the resync looks again), and a periodic resync re-adds every key (behind the keys of events). The controller and
-// the materializer are reconcilers on it.
+// or the resync looks again), and a periodic resync re-adds every key (behind the keys of events), spread over the
+// period. The controller, the materializer and the activator are reconcilers on it.
 import { setMaxListeners } from 'events';
 import { KubeClient } from './client';
 import type { Logger } from './log';
@@ -30,7 +30,7 @@ export interface ControlLoopOptions {
   readonly watches: readonly LoopWatch[];
   /** Reconciles one key. */
   readonly reconcile: (key: string) => Promise<Outcome | void>;
-  /** The keys the resync re-adds. */
+  /** The keys the resync re-adds, each once per period at an offset of its own. */
   readonly keys: () => Iterable<string>;
   /** Also runs at every resync (work outside any key). @default - nothing */
   readonly onResync?: () => void;
@@ -40,6 +40,16 @@ export interface ControlLoopOptions {
   readonly workers?: number;
   /** Name of the key in log lines. @default "key" */
   readonly keyField?: string;
+}
+
+/** Steps of one resync period: 15 s each at the controller's 15 min. */
+export const RESYNC_SLICES = 60;
+
+/** The resync step of a key (FNV-1a of its name): stable, so each key is looked at once per period. */
+export function resyncSlice(key: string): number {
+  let h = 0x811c9dc5;
+  for (let i = 0; i < key.length; i++) h = Math.imul(h ^ key.charCodeAt(i), 0x01000193) >>> 0;
+  return h % RESYNC_SLICES;
 }
 
 export class ControlLoop {
@@ -86,10 +96,15 @@ export class ControlLoop {
       );
     }
     for (let i = 0; i < (this.opts.workers ?? 1); i++) this.workersDone.push(this.work());
+    // The resync goes in RESYNC_SLICES steps: each key in the step its name hashes to. All keys at once were 200
+    // passes of the hosting API server's reads at one instant every period (~6 CPU-s at 200 planes), which a wake
+    // storm happening then waited behind (BENCHMARKS.md, issue 27 round 11).
+    let step = 0;
     this.resyncTimer = setInterval(() => {
-      this.opts.onResync?.();
-      for (const k of this.opts.keys()) this.queue.addBackground(k);
-    }, this.opts.resyncMs);
+      step = (step + 1) % RESYNC_SLICES;
+      if (step === 0) this.opts.onResync?.();
+      for (const k of this.opts.keys()) if (resyncSlice(k) === step) this.queue.addBackground(k);
+    }, this.opts.resyncMs / RESYNC_SLICES);
   }
 
   /** Stops watches, workers and the resync, and waits for running reconciles to finish. */
