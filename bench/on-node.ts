@@ -215,13 +215,13 @@ export function printRequests(title: string, a: Map<string, number>, b: Map<stri
 }
 
 /**
- * With BENCH_AUDIT set: the hosting API server's requests between two instants, by client, verb, resource and (for
- * the top rows) namespace count, most first: which client's requests grow with what.
+ * With BENCH_AUDIT set: the hosting API server's requests between two instants, by client, verb and resource, with
+ * how many namespaces and objects they touched, most first: which client's requests grow with what.
  */
 export function printAudit(title: string, fromMs: number, toMs: number): void {
   const file = process.env.BENCH_AUDIT;
   if (!file || !fs.existsSync(file)) return;
-  const rows = new Map<string, { n: number; ns: Set<string> }>();
+  const rows = new Map<string, { n: number; ns: Set<string>; objects: Set<string> }>();
   for (const line of fs.readFileSync(file, 'utf8').split('\n')) {
     if (!line.startsWith('{')) continue;
     const e = JSON.parse(line);
@@ -229,14 +229,17 @@ export function printAudit(title: string, fromMs: number, toMs: number): void {
     if (t < fromMs || t > toMs) continue;
     const r = e.objectRef ?? {};
     const key = `${e.user?.username} ${e.verb} ${r.resource ?? e.requestURI}${r.subresource ? `/${r.subresource}` : ''}`;
-    const row = rows.get(key) ?? { n: 0, ns: new Set<string>() };
+    const row = rows.get(key) ?? { n: 0, ns: new Set<string>(), objects: new Set<string>() };
     row.n++;
     if (r.namespace) row.ns.add(r.namespace);
+    if (r.name) row.objects.add(`${r.namespace ?? ''}/${r.name}`);
     rows.set(key, row);
   }
-  console.log(`\n${title} (audit log):\n| client verb resource | requests | namespaces |\n|---|---:|---:|`);
-  for (const [key, r] of [...rows.entries()].sort((a, b) => b[1].n - a[1].n).slice(0, 30))
-    console.log(`| ${key} | ${r.n} | ${r.ns.size} |`);
+  console.log(
+    `\n${title} (audit log):\n| client verb resource | requests | namespaces | objects |\n|---|---:|---:|---:|`,
+  );
+  for (const [key, r] of [...rows.entries()].sort((a, b) => b[1].n - a[1].n).slice(0, 40))
+    console.log(`| ${key} | ${r.n} | ${r.ns.size} | ${r.objects.size} |`);
 }
 
 /** Sets keys of kubeflex-config on the bench's node (the controller reads it on every pass). */
