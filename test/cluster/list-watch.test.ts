@@ -1,6 +1,7 @@
 // The list-watch under every runtime part (controller, materializer, activator) on a real kube-apiserver whose watches
 // end every 4-8 s (--min-request-timeout=4; 30-60 min by default): a watch the server ends is resumed where it left
 // off, with no re-list; after an API server restart the consumer hears each change once, and nothing twice.
+import { execFileSync } from 'child_process';
 import { KubeClient } from '../../lib/kube/client';
 import { ClusterState, kubectl, loadState, startCluster, TestCluster, waitFor } from './harness';
 
@@ -20,9 +21,12 @@ suite('list-watch on a real API server', () => {
   /** `apiserver_request_total` for configmaps by verb, from the server's own metrics. */
   const requests = (verb: string) => {
     let n = 0;
-    for (const m of kubectl(cluster, ['get', '--raw', '/metrics']).stdout.matchAll(
-      /^apiserver_request_total\{([^}]*)\} (\S+)$/gm,
-    ))
+    // The page is larger than spawnSync's default buffer.
+    const metrics = execFileSync('kubectl', [`--kubeconfig=${cluster.kubeconfig}`, 'get', '--raw', '/metrics'], {
+      encoding: 'utf8',
+      maxBuffer: 64 << 20,
+    });
+    for (const m of metrics.matchAll(/^apiserver_request_total\{([^}]*)\} (\S+)$/gm))
       if (m[1].includes(`verb="${verb}"`) && m[1].includes('resource="configmaps"')) n += Number(m[2]);
     return n;
   };
