@@ -36,6 +36,11 @@ const MAIN = path.resolve(__dirname, '../build/lib/controller/main.js');
  * so each k8s plane's first pass makes its role and database there.
  */
 const DATABASES = process.env.DATABASES ?? 'unreachable';
+/**
+ * WATCH_TIMEOUT_S: the hosting API server's --min-request-timeout, so its watches end every 1-2x that (default 30-60
+ * min): what the controller does when its watches end, within a short idle window.
+ */
+const WATCH_TIMEOUT_S = process.env.WATCH_TIMEOUT_S;
 const PG_SECRET = 'bench-postgres';
 
 function rss(pid: number): { rss: number; hwm: number } {
@@ -101,7 +106,12 @@ async function run(
   base: { dir: string; logDir: string; binDir: string; pgPort: number; pgPassword: string; pgSocketDir: string },
 ) {
   // The hosting controllers (root CA publisher: host planes' kubeconfigs carry kube-root-ca.crt; ServiceAccounts).
-  const cluster = await startCluster(base, `bench${n}`, HOSTING_KCM_CONTROLLERS);
+  const cluster = await startCluster(
+    base,
+    `bench${n}`,
+    HOSTING_KCM_CONTROLLERS,
+    WATCH_TIMEOUT_S ? [`--min-request-timeout=${WATCH_TIMEOUT_S}`] : [],
+  );
   try {
     const out = path.join(base.dir, `dist-${n}`);
     const files = synthesizeAtomically((app) => {
