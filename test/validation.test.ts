@@ -483,6 +483,25 @@ describe('bad input fails with a message naming construct, prop and value', () =
     );
   });
 
+  test('fails when the bundled PostgreSQL autovacuum naptime is out of range', () => {
+    expectConfigError(
+      () => setup({ postgres: { autovacuumNaptimeSeconds: 0 } }),
+      'KubeflexHosting',
+      'postgres.autovacuumNaptimeSeconds',
+      '0',
+    );
+    expectConfigError(
+      () => setup({ postgres: { autovacuumNaptimeSeconds: 1.5 } }),
+      'postgres.autovacuumNaptimeSeconds',
+      '1.5',
+    );
+    expectConfigError(
+      () => setup({ postgres: { autovacuumNaptimeSeconds: 3_000_000 } }),
+      'postgres.autovacuumNaptimeSeconds',
+      '3000000',
+    );
+  });
+
   test('fails when a port is out of range', () => {
     expectConfigError(() => setup({ externalPort: 70000 }), 'KubeflexHosting', 'externalPort', '70000', '1 to 65535');
     expectConfigError(() => setup({ externalPort: 0 }), 'externalPort', '0');

@@ -22,6 +22,12 @@ export interface PostgresOptions {
   readonly image?: string;
   /** `max_connections` of the server (each k8s tenant's kine holds a pool). @default 1000 */
   readonly maxConnections?: number;
+  /**
+   * `autovacuum_naptime` in seconds: how often autovacuum visits each database. A visit starts a worker process even
+   * for a database nothing wrote to, so with a database per tenant this is a cost per registered (and sleeping)
+   * tenant; kine compacts every 5 minutes, so visiting more often finds nothing more to clean. @default 300
+   */
+  readonly autovacuumNaptimeSeconds?: number;
 }
 
 /** The bundled server: Services, StatefulSet with its volume claim, TLS from the Secret the controller mints. */
@@ -30,6 +36,9 @@ export function addBundledPostgres(scope: Construct, where: string, options: Pos
   checkStorageSize(where, 'postgres.storageSize', storageSize);
   const maxConnections = options.maxConnections ?? 1000;
   checkInteger(where, 'postgres.maxConnections', maxConnections, 10, 100000);
+  const naptime = options.autovacuumNaptimeSeconds ?? 300;
+  // PostgreSQL's own bounds of the setting (1 s to INT_MAX ms).
+  checkInteger(where, 'postgres.autovacuumNaptimeSeconds', naptime, 1, 2147483);
   if (options.storageClassName !== undefined) {
     checkDnsSubdomain(where, 'postgres.storageClassName', options.storageClassName);
   }
@@ -82,6 +91,10 @@ export function addBundledPostgres(scope: Construct, where: string, options: Pos
           `ssl_key_file=${POSTGRES_TLS_DIR}/tls.key`,
           '-c',
           'ssl_min_protocol_version=TLSv1.2',
+          // PostgreSQL's 1 min started a worker every 0.3 s with 200 tenant databases, asleep or not: 160 mCPU of a
+          // 2-core node (BENCHMARKS.md, issue 27 round 11).
+          '-c',
+          `autovacuum_naptime=${naptime}s`,
         ],
         ports: [{ number: 5432, name: 'tcp-postgresql' }],
         envVariables: {
