@@ -354,6 +354,25 @@ export function kubectl(
   return { stdout: r.stdout, stderr: r.stderr };
 }
 
+/**
+ * The requests an API server has served whose `apiserver_request_total` labels include all of `labels` (all codes
+ * summed), from its own /metrics page.
+ */
+export function apiserverRequests(state: Pick<ClusterState, 'kubeconfig'>, labels: Record<string, string>): number {
+  // The page is larger than spawnSync's default buffer.
+  const metrics = execFileSync('kubectl', [`--kubeconfig=${state.kubeconfig}`, 'get', '--raw', '/metrics'], {
+    encoding: 'utf8',
+    maxBuffer: 64 << 20,
+  });
+  const wanted = Object.entries(labels).map(([k, v]) => `${k}="${v}"`);
+  let n = 0;
+  for (const m of metrics.matchAll(/^apiserver_request_total\{([^}]*)\} (\S+)$/gm)) {
+    const have = m[1].split(',');
+    if (wanted.every((w) => have.includes(w))) n += Number(m[2]);
+  }
+  return n;
+}
+
 /** A kube-apiserver (with kine on the shared test Postgres and optionally a KCM) started on loopback. */
 export interface TestCluster {
   server: string;

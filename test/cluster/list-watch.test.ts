@@ -1,9 +1,8 @@
 // The list-watch under every runtime part (controller, materializer, activator) on a real kube-apiserver whose watches
 // end every 4-8 s (--min-request-timeout=4; 30-60 min by default): a watch the server ends is resumed where it left
 // off, with no re-list; after an API server restart the consumer hears each change once, and nothing twice.
-import { execFileSync } from 'child_process';
 import { KubeClient } from '../../lib/kube/client';
-import { ClusterState, kubectl, loadState, startCluster, TestCluster, waitFor } from './harness';
+import { apiserverRequests, ClusterState, kubectl, loadState, startCluster, TestCluster, waitFor } from './harness';
 
 const state: ClusterState = loadState();
 const suite = state.skipped ? describe.skip : describe;
@@ -18,18 +17,8 @@ suite('list-watch on a real API server', () => {
     await cluster?.stop();
   });
 
-  /** `apiserver_request_total` for configmaps by verb, from the server's own metrics. */
-  const requests = (verb: string) => {
-    let n = 0;
-    // The page is larger than spawnSync's default buffer.
-    const metrics = execFileSync('kubectl', [`--kubeconfig=${cluster.kubeconfig}`, 'get', '--raw', '/metrics'], {
-      encoding: 'utf8',
-      maxBuffer: 64 << 20,
-    });
-    for (const m of metrics.matchAll(/^apiserver_request_total\{([^}]*)\} (\S+)$/gm))
-      if (m[1].includes(`verb="${verb}"`) && m[1].includes('resource="configmaps"')) n += Number(m[2]);
-    return n;
-  };
+  /** Configmap requests of `verb` the server has served. */
+  const requests = (verb: string) => apiserverRequests(cluster, { verb, resource: 'configmaps' });
 
   test('a watch the server ends is resumed without a re-list; a restart tells each change once', async () => {
     const k = (args: string[]) => kubectl(cluster, args);

@@ -15,6 +15,7 @@ import { WAKE_READYZ_PATH } from '../../lib/activator/activator';
 import { ACTIVATOR_PORTS } from '../../lib/idle';
 import { AUDIT_POLICY } from '../../lib/k8s-control-plane';
 import {
+  apiserverRequests,
   applySynthesized,
   ClusterState,
   HOSTING_KCM_CONTROLLERS,
@@ -78,17 +79,7 @@ suite('sleep on idle and wake on request', () => {
     return r.ok ? JSON.parse(r.out) : undefined;
   };
   /** How many namespaced LISTs of EndpointSlices the API server has served (its `apiserver_request_total`). */
-  const sliceLists = () =>
-    tryK(['get', '--raw', '/metrics'])
-      .out.split('\n')
-      .filter(
-        (l) =>
-          l.startsWith('apiserver_request_total{') &&
-          l.includes('resource="endpointslices"') &&
-          l.includes('scope="namespace"') &&
-          l.includes('verb="LIST"'),
-      )
-      .reduce((sum, l) => sum + Number(l.split(' ').pop()), 0);
+  const sliceLists = () => apiserverRequests(hosting, { verb: 'LIST', resource: 'endpointslices', scope: 'namespace' });
   const annotations = (cp: string) => JSON.parse(k(['get', 'cp', cp, '-o', 'json'])).metadata.annotations ?? {};
   /** GET /version through the activator's port, verifying the server's certificate (the API server's own). */
   const versionThrough = (port: number) =>
