@@ -152,10 +152,23 @@ async function setError(client: KubeClient, cp: BareControlPlane, message: strin
   );
 }
 
+/**
+ * What a pass reads of an object (ControlPlane or PostCreateHook): identity, spec (its generation), labels and
+ * annotations. Status is not among them: the controller writes every plane's and hook's status, and a pass for each
+ * such write would read and dry-run a whole tenant for nothing (N planes sharing one hook made N² passes).
+ */
+export function passInput(obj: any): string {
+  const m = obj?.metadata ?? {};
+  return JSON.stringify([m.uid, m.generation, m.deletionTimestamp, m.labels ?? {}, m.annotations ?? {}]);
+}
+
 /** Watches ControlPlanes and PostCreateHooks, and materializes every bare ControlPlane, one at a time per name. */
 export class Materializer {
   private readonly loop: ControlLoop;
-  private readonly known = new Set<string>();
+  /** Each known ControlPlane's pass input (passInput) and the hooks it uses. */
+  private readonly known = new Map<string, { input: string; hooks: Set<string> }>();
+  /** Each PostCreateHook's pass input. */
+  private readonly hooks = new Map<string, string>();
 
   public constructor(private readonly opts: MaterializerOptions) {
     this.loop = new ControlLoop({
@@ -169,20 +182,38 @@ export class Materializer {
           onEvent: (type, obj) => {
             const name = obj?.metadata?.name;
             if (!name) return;
-            if (type === 'DELETED') this.known.delete(name);
-            else {
-              this.known.add(name);
-              this.loop.add(name);
+            if (type === 'DELETED') {
+              this.known.delete(name);
+              return;
             }
+            const input = passInput(obj);
+            if (this.known.get(name)?.input === input) return; // a status write: nothing a pass reads changed
+            this.known.set(name, { input, hooks: new Set(hookUses(obj).map((u) => u.hookName)) });
+            this.loop.add(name);
           },
         },
-        // A hook created or changed after the ControlPlane that uses it (KubeFlex's hook-retry flow).
-        { kind: 'PostCreateHook', path: paths.postCreateHooks, onEvent: () => this.addAll() },
+        // A hook created, changed or deleted after the ControlPlanes that use it (KubeFlex's hook-retry flow): a pass
+        // for those planes only.
+        {
+          kind: 'PostCreateHook',
+          path: paths.postCreateHooks,
+          onEvent: (type, obj) => {
+            const name = obj?.metadata?.name;
+            if (!name) return;
+            if (type === 'DELETED') this.hooks.delete(name);
+            else {
+              const input = passInput(obj);
+              if (this.hooks.get(name) === input) return;
+              this.hooks.set(name, input);
+            }
+            for (const [cp, k] of this.known) if (k.hooks.has(name)) this.loop.add(cp);
+          },
+        },
       ],
       reconcile: async (name) => {
         await materializeOne(this.opts.client, name, this.opts.log);
       },
-      keys: () => this.known,
+      keys: () => this.known.keys(),
       resyncMs: opts.resyncMs ?? 300_000,
     });
   }
@@ -199,9 +230,5 @@ export class Materializer {
   public async stop(): Promise<void> {
     await this.loop.stop();
     this.opts.client.close();
-  }
-
-  private addAll(): void {
-    for (const n of this.known) this.loop.add(n);
   }
 }

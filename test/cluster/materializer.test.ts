@@ -372,6 +372,62 @@ suite('materializer: bare ControlPlanes (as KubeFlex clients create them) become
     expect(foreign()).toBe(before);
   }, 120_000);
 
+  test("status writes (the controller's, on planes and hooks) cause no pass; a hook's change passes only the planes that use it", async () => {
+    const passes = (cp: string) =>
+      fs
+        .readFileSync(path.join(state.logDir, 'materializer.log'), 'utf8')
+        .split('\n')
+        .filter((l) => l.includes('"msg":"materialized"') && l.includes(`"controlPlane":"${cp}"`)).length;
+    const planes = ['share1', 'share2', 'alone'];
+    bare('share1', { type: 'k8s', postCreateHooks: [{ hookName: 'hello' }] });
+    bare('share2', { type: 'k8s', postCreateHook: 'hello' });
+    bare('alone', { type: 'k8s' });
+    await waitFor('three planes materialized', () => planes.every((p) => passes(p) >= 1), 30_000);
+    await new Promise((r) => setTimeout(r, 3000)); // the materializer's own refusal-clearing patches have settled
+    const before = Object.fromEntries(planes.map((p) => [p, passes(p)]));
+    const now = new Date().toISOString();
+    const cond = (reason: string) => ({
+      conditions: [
+        { type: 'Ready', status: 'False', lastUpdateTime: now, lastTransitionTime: now, reason, message: reason },
+      ],
+      observedGeneration: 1,
+    });
+    for (let i = 0; i < 3; i++) {
+      for (const p of planes) {
+        k(['patch', 'cp', p, '--subresource=status', '--type=merge', '-p', JSON.stringify({ status: cond(`R${i}`) })]);
+      }
+      k([
+        'patch',
+        'postcreatehook',
+        'hello',
+        '--subresource=status',
+        '--type=merge',
+        '-p',
+        JSON.stringify({ status: cond(`R${i}`) }),
+      ]);
+    }
+    await new Promise((r) => setTimeout(r, 4000));
+    expect(Object.fromEntries(planes.map((p) => [p, passes(p)]))).toEqual(before);
+    // A label on the hook is read by a pass (it goes onto the planes' objects): the two planes that use it, once each.
+    k(['label', 'postcreatehook', 'hello', 'team=blue']);
+    await waitFor(
+      'hook users passed',
+      () => passes('share1') > before.share1 && passes('share2') > before.share2,
+      30_000,
+    );
+    await new Promise((r) => setTimeout(r, 3000));
+    expect(Object.fromEntries(planes.map((p) => [p, passes(p)]))).toEqual({
+      share1: before.share1 + 1,
+      share2: before.share2 + 1,
+      alone: before.alone,
+    });
+    // An annotation on a plane (the controller's sleep mark, an idle timeout) is read by a pass: that plane only.
+    k(['annotate', 'cp', 'alone', 'example.com/note=x']);
+    await waitFor('alone passed', () => passes('alone') > before.alone, 30_000);
+    expect(passes('share1')).toBe(before.share1 + 1);
+    k(['delete', 'cp', ...planes, '--wait=false']);
+  }, 120_000);
+
   test('kubectl delete cp: everything it applied goes with the ControlPlane (owner references)', async () => {
     await waitFor('bare1 gone', () => !exists(['get', 'cp', 'bare1']), 30_000);
     await waitFor('bare1-system gone', () => !exists(['get', 'ns', 'bare1-system']), 60_000);
