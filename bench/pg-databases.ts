@@ -3,54 +3,33 @@
 // server's CPU over WINDOW_S for each autovacuum_naptime in NAPTIMES (seconds). Autovacuum's launcher visits every
 // database once per naptime, and each visit is a worker process: a cost per registered tenant, asleep or not.
 // Usage: N=200 NAPTIMES=60,300 WINDOW_S=60 npm run bench:pg-databases
-import * as fs from 'fs';
-import * as path from 'path';
 import { psql } from '../test/cluster/harness';
 import { benchPostgres } from './common';
+import { postgresCpuTicks } from './density';
 
 const N = Number(process.env.N ?? 200);
 const NAPTIMES = (process.env.NAPTIMES ?? '60,300').split(',').map(Number);
 const WINDOW_S = Number(process.env.WINDOW_S ?? 60);
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-/** The server's CPU-seconds so far: every live process of it, and what the postmaster reaped of its ended children. */
-function serverCpuS(postmaster: number): number {
-  const ticks = (pid: number, withChildren: boolean) => {
-    try {
-      const f = fs.readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ');
-      // utime, stime (fields 14, 15), and cutime, cstime (16, 17) of reaped children.
-      return Number(f[11]) + Number(f[12]) + (withChildren ? Number(f[13]) + Number(f[14]) : 0);
-    } catch {
-      return 0; // ended between the listing and the read: its time is in the postmaster's reaped children
-    }
-  };
-  const children = fs
-    .readFileSync(`/proc/${postmaster}/task/${postmaster}/children`, 'utf8')
-    .split(' ')
-    .filter(Boolean)
-    .map(Number);
-  return (ticks(postmaster, true) + children.reduce((s, c) => s + ticks(c, false), 0)) / 100;
-}
-
-async function measure(postmaster: number): Promise<number> {
-  const c0 = serverCpuS(postmaster);
+/** The server's CPU over WINDOW_S, in mCPU: every process of it, and its backends that ended meanwhile. */
+async function measure(benchDir: string): Promise<number> {
+  const c0 = postgresCpuTicks(benchDir);
   await sleep(WINDOW_S * 1000);
-  return ((serverCpuS(postmaster) - c0) * 1000) / WINDOW_S;
+  return ((postgresCpuTicks(benchDir) - c0) * 10) / WINDOW_S; // ticks of 10 ms
 }
 
 async function main(): Promise<void> {
   const pg = await benchPostgres('kflex-bench-pgdb-');
   try {
     const db = { pgPort: pg.state.pgPort, pgSocketDir: pg.state.pgSocketDir };
-    // The postmaster's PID is the first line of its pid file (test/cluster/harness.ts startPostgres: <dir>/pg).
-    const pm = Number(fs.readFileSync(path.join(pg.state.dir, 'pg', 'postmaster.pid'), 'utf8').split('\n')[0]);
     const setNaptime = async (s: number) => {
       psql(db, `ALTER SYSTEM SET autovacuum_naptime = '${s}s'`);
       psql(db, 'SELECT pg_reload_conf()');
       await sleep(5_000);
     };
     await setNaptime(NAPTIMES[0]);
-    const base = await measure(pm);
+    const base = await measure(pg.state.dir);
     console.log(`no tenant database: ${base.toFixed(1)} mCPU over ${WINDOW_S} s`);
     for (let i = 1; i <= N; i++) {
       psql(db, `CREATE DATABASE t${i}`);
@@ -69,7 +48,7 @@ async function main(): Promise<void> {
     console.log('|---:|---:|---:|');
     for (const s of NAPTIMES) {
       await setNaptime(s);
-      const m = await measure(pm);
+      const m = await measure(pg.state.dir);
       console.log(`| ${s} s | ${m.toFixed(1)} mCPU | ${((m - base) / N).toFixed(3)} mCPU |`);
     }
   } finally {
