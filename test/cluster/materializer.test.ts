@@ -92,6 +92,8 @@ suite('materializer: bare ControlPlanes (as KubeFlex clients create them) become
   afterAll(async () => {
     if (proc?.pid) await killAll([proc.pid]);
     await hosting?.stop();
+    // The directory holds a kubeconfig with the materializer's token: nothing of it stays behind.
+    if (tmp) fs.rmSync(tmp, { recursive: true, force: true });
   });
 
   test('a bare k8s ControlPlane gets exactly the synthesized objects, marked with its UID and owned by it', async () => {
