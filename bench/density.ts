@@ -215,7 +215,7 @@ export function variantObjects(name: string, variant: string): any[] {
   // `k133`: the same flags on the second supported minor's kube-apiserver and kube-controller-manager.
   const objects = synthTenant(name, { size, ...(parts.includes('k133') ? { kubernetesVersion: '1.33' } : {}) });
   if (variant.split('+')[0] === 'kubeflex') {
-    // `kubeflex+candidate`: KubeFlex's flags with a candidate on top (e.g. its own kine's pool, `kine011pool`).
+    // `kubeflex+candidate`: KubeFlex's flags with a candidate on top (e.g. kine v0.17.5's own pool, `kine17pool`).
     const kf = kubeflexFlags(objects);
     return parts.length ? lean(kf, parts.map(candidate)) : kf;
   }
