@@ -17,7 +17,7 @@ const NS = (process.env.N ?? '10,25,50').split(',').map(Number);
 const VARIANTS = (process.env.VARIANTS ?? 'ours,kubeflex').split(',');
 const SETTLE_S = Number(process.env.SETTLE_S ?? 30);
 const IDLE_S = Number(process.env.IDLE_S ?? 60);
-const CLK_TCK = 100;
+export const CLK_TCK = 100;
 
 /**
  * CPU ticks of the bench's PostgreSQL: its postmaster and every process it forked (the backends serving kine). Divided
@@ -211,14 +211,11 @@ function candidate(c: string): Record<string, string[]> {
 /** A tenant's synthesized objects for a variant: `ours`, `ours-small`, `kubeflex`, `ours+candidate+…`. */
 export function variantObjects(name: string, variant: string): any[] {
   const size = (/^ours-(small|medium|large)/.exec(variant)?.[1] ?? undefined) as K8sControlPlaneSize | undefined;
-  const parts = variant.split('+').slice(1);
+  const [base, ...parts] = variant.split('+');
   // `k133`: the same flags on the second supported minor's kube-apiserver and kube-controller-manager.
-  const objects = synthTenant(name, { size, ...(parts.includes('k133') ? { kubernetesVersion: '1.33' } : {}) });
-  if (variant.split('+')[0] === 'kubeflex') {
-    // `kubeflex+candidate`: KubeFlex's flags with a candidate on top (e.g. kine v0.17.5's own pool, `kine17pool`).
-    const kf = kubeflexFlags(objects);
-    return parts.length ? lean(kf, parts.map(candidate)) : kf;
-  }
+  const synthesized = synthTenant(name, { size, ...(parts.includes('k133') ? { kubernetesVersion: '1.33' } : {}) });
+  // `kubeflex+…`: KubeFlex's flags, then the same parts as ours (e.g. kine v0.17.5's own pool, `kine17pool`).
+  const objects = base === 'kubeflex' ? kubeflexFlags(synthesized) : synthesized;
   const kcm = objects.find((o: any) => o.kind === 'Deployment' && o.metadata.name === 'kube-controller-manager');
   // No KCM process at all (round 4's estimate of parking). `parkkcm` (handled in main) models parking itself: KCM
   // starts and syncs with the rest, and is stopped once the tenants settled, as the controller parks an idle one.

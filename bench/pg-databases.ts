@@ -5,7 +5,7 @@
 // Usage: N=200 NAPTIMES=60,300 WINDOW_S=60 npm run bench:pg-databases
 import { psql } from '../test/cluster/harness';
 import { benchPostgres } from './common';
-import { postgresCpuTicks } from './density';
+import { CLK_TCK, postgresCpuTicks } from './density';
 
 const N = Number(process.env.N ?? 200);
 const NAPTIMES = (process.env.NAPTIMES ?? '60,300').split(',').map(Number);
@@ -16,7 +16,7 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 async function measure(benchDir: string): Promise<number> {
   const c0 = postgresCpuTicks(benchDir);
   await sleep(WINDOW_S * 1000);
-  return ((postgresCpuTicks(benchDir) - c0) * 10) / WINDOW_S; // ticks of 10 ms
+  return ((postgresCpuTicks(benchDir) - c0) / CLK_TCK / WINDOW_S) * 1000;
 }
 
 async function main(): Promise<void> {
