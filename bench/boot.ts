@@ -13,6 +13,7 @@ import * as fs from 'fs';
 import * as https from 'https';
 import * as os from 'os';
 import * as path from 'path';
+import { psql } from '../test/cluster/harness';
 import { adminAccess, bootTenant } from '../test/cluster/tenant';
 import { benchPostgres, machineBusyS, median } from './common';
 import { cpuTicks, variantObjects } from './density';
@@ -30,6 +31,8 @@ interface Sample {
   wallS: number;
   procCpuS: number;
   machineCpuS: number;
+  /** PostgreSQL backends connected to the tenant's database when it answered `/readyz` (kine's pool opened them). */
+  backends: number;
 }
 
 /**
@@ -103,6 +106,12 @@ async function main(): Promise<void> {
             for (const [check, ms] of seen) console.log(`${String(ms).padStart(6)}  ${check}`);
           }
           const m1 = machineBusyS();
+          const backends = Number(
+            psql(
+              state,
+              `SELECT count(*) FROM pg_stat_activity WHERE usename = '${tenant.name.replace(/-/g, '_')}'`,
+            ).trim(),
+          );
           const procs = ['kube-apiserver', 'kine'].map((c) => tenant.procs[c].pid);
           const procCpuS = procs.map(cpuTicks).reduce((a, b) => a + b, 0) / CLK_TCK;
           if (perf) {
@@ -110,7 +119,7 @@ async function main(): Promise<void> {
             await new Promise((r) => perf.once('exit', r));
           }
           await tenant.stop();
-          return { wallS, procCpuS, machineCpuS: m1 - m0 };
+          return { wallS, procCpuS, machineCpuS: m1 - m0, backends };
         };
         // Kept after the run for a closer look (perf report -i …).
         const perfFile =
@@ -143,13 +152,13 @@ async function main(): Promise<void> {
     `\nOne tenant's start, ${cores} cores; median of ${ROUNDS} (min-max), each round a new tenant's first boot and one restart`,
   );
   console.log(
-    '| flags | first boot: s to /readyz | CPU s (apiserver+kine) | machine CPU s | restart: s to /readyz | CPU s | machine CPU s | storm floor for 50 (s) |',
+    '| flags | first boot: s to /readyz | CPU s (apiserver+kine) | machine CPU s | PG backends | restart: s to /readyz | CPU s | machine CPU s | PG backends | storm floor for 50 (s) |',
   );
-  console.log('|---|---:|---:|---:|---:|---:|---:|---:|');
+  console.log('|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|');
   const range = (xs: number[]) =>
     `${median(xs).toFixed(2)} (${Math.min(...xs).toFixed(2)}-${Math.max(...xs).toFixed(2)})`;
   const cells = (xs: Sample[]) =>
-    (['wallS', 'procCpuS', 'machineCpuS'] as const).map((k) => range(xs.map((x) => x[k]))).join(' | ');
+    (['wallS', 'procCpuS', 'machineCpuS', 'backends'] as const).map((k) => range(xs.map((x) => x[k]))).join(' | ');
   for (const r of rows)
     console.log(
       `| ${r.variant} | ${cells(r.first)} | ${cells(r.restarts)} | ` +

@@ -201,6 +201,18 @@ const CANDIDATES: Record<string, Record<string, string[]>> = {
   kcmlim: { 'env:kube-controller-manager': ['GOMEMLIMIT=16777216', 'GOGC=100'] },
   // On `kubeflex`: the pool of kine v0.17.5's defaults instead of v0.11.4's (what that variant ran until round 13).
   kine17pool: { kine: KINE_017_POOL },
+  // Fewer PostgreSQL backends per start (each is a fork, TLS and cold caches): kine's pool at 10 or 8 instead of 20,
+  // with the API server's write limit that goes with it (kineWriteLimit). A pool of 5 hung at the first boot.
+  pool10: {
+    kine: ['--datastore-max-open-connections=10', '--datastore-max-idle-connections=10'],
+    'kube-apiserver': ['--max-mutating-requests-inflight=5'],
+  },
+  pool8: {
+    kine: ['--datastore-max-open-connections=8', '--datastore-max-idle-connections=8'],
+    'kube-apiserver': ['--max-mutating-requests-inflight=4'],
+  },
+  // The API server's own write limit (200), as before round 14: more writes at once than kine's pool deadlock it.
+  mut200: { 'kube-apiserver': ['--max-mutating-requests-inflight=200'] },
 };
 
 function candidate(c: string): Record<string, string[]> {

@@ -29,6 +29,7 @@ import {
   K8S_SECRETS,
   K8S_WORKLOADS,
   kinePoolSize,
+  kineWriteLimit,
   POSTGRES_CA_KEY,
   TYPE_CONTRACTS,
 } from './wire';
@@ -457,6 +458,8 @@ export class K8sControlPlane extends ControlPlaneBase {
         `--encryption-provider-config=${ENCRYPTION_DIR}/encryption-config.yaml`,
         '--endpoint-reconciler-type=none',
         `--etcd-servers=http://${KINE_LISTEN_ADDRESS}`,
+        // No more writes at once than kine's pool can finish: more deadlock it (kineWriteLimit).
+        `--max-mutating-requests-inflight=${kineWriteLimit(kinePoolSize(this.componentReplicas))}`,
         '--profiling=false',
         `--proxy-client-cert-file=${PKI}/front-proxy-client.crt`,
         `--proxy-client-key-file=${PKI}/front-proxy-client.key`,

@@ -68,6 +68,18 @@ export const kinePoolSize = (replicas: number): number =>
       Math.floor((TENANT_DB_CONNECTION_LIMIT - TENANT_DB_RESERVED_CONNECTIONS) / (Math.max(1, replicas) + 1)),
     ),
   );
+
+/**
+ * Writes a tenant's kube-apiserver takes at once (`--max-mutating-requests-inflight`) with a kine pool of `pool`:
+ * half of it. kine v0.17's write on PostgreSQL holds one pooled connection for a transaction and runs its INSERT on
+ * a second one from the same pool, so as many writes at once as the pool has connections each hold one and wait
+ * for another that never frees: every write then hangs until its 34 s timeout (200 creates at once with the pool of
+ * 20: 188 answered 504; BENCHMARKS.md, issue 27 round 14). Writes over this limit are answered 429 with
+ * Retry-After, which client-go and kubectl retry; the other half of the pool serves the second connection of each
+ * write and the reads. The limit needs priority and fairness off (it is: `--enable-priority-and-fairness=false`)
+ * and does not apply to system:masters or the API server's own loopback clients.
+ */
+export const kineWriteLimit = (pool: number): number => Math.max(1, Math.floor(pool / 2));
 export const TENANT_DB_STATEMENT_TIMEOUT = '60s';
 export const TENANT_DB_TEMP_FILE_LIMIT = '1GB';
 

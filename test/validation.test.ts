@@ -120,6 +120,17 @@ describe('bad input fails with a message naming construct, prop and value', () =
       'extraArgs.kine.--endpoint',
       'without leading dashes',
     );
+    // More writes at once than kine's pool can finish deadlock kine (lib/wire.ts, kineWriteLimit).
+    expectConfigError(
+      () =>
+        new K8sControlPlane(app, 'e5', {
+          hosting,
+          extraArgs: { apiServer: { 'max-mutating-requests-inflight': '200' } },
+        }),
+      'extraArgs.apiServer.max-mutating-requests-inflight',
+      '"200"',
+      '--max-mutating-requests-inflight=10',
+    );
     expectConfigError(
       () => new K8sControlPlane(app, 'e4', { hosting, extraArgs: { apiServer: { v: '2\n--x' } } }),
       'extraArgs.apiServer.v',

@@ -1,6 +1,7 @@
 // A k8s tenant booted from its own synthesized manifests as local processes (shared by tests and bench/).
 import { randomBytes } from 'crypto';
 import * as fs from 'fs';
+import * as https from 'https';
 import * as path from 'path';
 import { Testing } from 'cdk8s';
 import { parse } from 'yaml';
@@ -78,6 +79,57 @@ export function adminAccess(t: Pick<Tenant, 'kubeconfig' | 'dir'>): {
       key: fs.readFileSync(path.join(pki, 'admin.key')),
     },
   };
+}
+
+/** What a burst of writes came to: the final status code of each, the 429s retried, and the seconds it took. */
+export interface WriteBurst {
+  codes: number[];
+  refused: number;
+  seconds: number;
+}
+
+/**
+ * `count` ConfigMap creates at once in `default`, as `user` (the admin impersonates it: system:masters is exempt from
+ * the API server's in-flight limits), each retried 1 s after a 429 as client-go does; -1 for no answer within 120 s.
+ */
+export async function writeBurst(
+  access: ReturnType<typeof adminAccess>,
+  count: number,
+  user: string,
+  prefix: string,
+): Promise<WriteBurst> {
+  const create = (name: string) =>
+    new Promise<number>((resolve) => {
+      const req = https.request(
+        `${access.server}/api/v1/namespaces/default/configmaps`,
+        {
+          ...access.tls,
+          method: 'POST',
+          headers: { 'content-type': 'application/json', 'Impersonate-User': user },
+          timeout: 120_000,
+        },
+        (res) => {
+          res.resume();
+          res.on('end', () => resolve(res.statusCode ?? -1));
+        },
+      );
+      req.on('timeout', () => req.destroy());
+      req.on('error', () => resolve(-1));
+      req.end(JSON.stringify({ metadata: { name }, data: { value: 'x'.repeat(100) } }));
+    });
+  let refused = 0;
+  const t0 = Date.now();
+  const codes = await Promise.all(
+    Array.from({ length: count }, async (_, i) => {
+      for (;;) {
+        const code = await create(`${prefix}-${i}`);
+        if (code !== 429) return code;
+        refused++;
+        await new Promise((r) => setTimeout(r, 1000));
+      }
+    }),
+  );
+  return { codes, refused, seconds: (Date.now() - t0) / 1000 };
 }
 
 /** Secrets the runtime controller minted for a tenant, used instead of openssl-made test PKI. */
