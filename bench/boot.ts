@@ -13,10 +13,11 @@ import * as fs from 'fs';
 import * as https from 'https';
 import * as os from 'os';
 import * as path from 'path';
+import { tenantNames } from '../lib/names';
 import { psql } from '../test/cluster/harness';
 import { adminAccess, bootTenant } from '../test/cluster/tenant';
 import { benchPostgres, machineBusyS, median } from './common';
-import { cpuTicks, variantObjects } from './density';
+import { CLK_TCK, cpuTicks, variantObjects } from './density';
 
 const VARIANTS = (process.env.VARIANTS ?? 'ours,kubeflex').split(',');
 const ROUNDS = Number(process.env.ROUNDS ?? 5);
@@ -24,7 +25,6 @@ const PERF = process.env.PERF === '1';
 // Which start perf records: the first boot (default) or the restart (what a wake repeats).
 const PERF_PHASE = process.env.PERF_PHASE === 'restart' ? 'restart' : 'first boot';
 const TRACE = process.env.TRACE === '1';
-const CLK_TCK = 100;
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 interface Sample {
@@ -109,7 +109,7 @@ async function main(): Promise<void> {
           const backends = Number(
             psql(
               state,
-              `SELECT count(*) FROM pg_stat_activity WHERE usename = '${tenant.name.replace(/-/g, '_')}'`,
+              `SELECT count(*) FROM pg_stat_activity WHERE usename = '${tenantNames(tenant.name).databaseRole}'`,
             ).trim(),
           );
           const procs = ['kube-apiserver', 'kine'].map((c) => tenant.procs[c].pid);

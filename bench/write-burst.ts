@@ -5,7 +5,7 @@
 // answered and the final status codes. kine v0.17 deadlocks when as many writes as its pool has connections run at
 // once (lib/wire.ts, kineWriteLimit): `ours+mut200` (the API server's own write limit) shows it.
 // Usage: VARIANTS=ours,ours+mut200 WRITES=200 ROUNDS=2 npm run bench:write-burst (needs scripts/prepare-binaries.sh)
-import { execFileSync } from 'child_process';
+import { kubectl } from '../test/cluster/harness';
 import { adminAccess, bootTenant, writeBurst } from '../test/cluster/tenant';
 import { benchPostgres } from './common';
 import { variantObjects } from './density';
@@ -23,15 +23,7 @@ async function main(): Promise<void> {
       const tenant = await bootTenant(state, name, undefined, undefined, variantObjects(name, variant));
       await tenant.start(300_000);
       const access = adminAccess(tenant);
-      execFileSync('kubectl', [
-        '--kubeconfig',
-        tenant.kubeconfig,
-        'create',
-        'clusterrolebinding',
-        'burst',
-        '--clusterrole=cluster-admin',
-        '--user=burst',
-      ]);
+      kubectl(tenant, ['create', 'clusterrolebinding', 'burst', '--clusterrole=cluster-admin', '--user=burst']);
       for (let round = 0; round < ROUNDS; round++) {
         const { codes, refused, seconds } = await writeBurst(access, WRITES, 'burst', `r${round}`);
         const counts: Record<number, number> = {};

@@ -124,6 +124,8 @@ suite('k8s tenants at two minors, OIDC, extraArgs and leader election, booted fr
   const newest = minors[minors.length - 1];
   let oidcTenant: Tenant;
   let haTenant: Tenant;
+  // What each tenant was booted from.
+  const objectsOf = new Map<Tenant, any[]>();
   let issuer: Awaited<ReturnType<typeof startIssuer>>;
   beforeAll(async () => {
     issuer = await startIssuer(path.join(state.dir, 'oidc-issuer'));
@@ -141,13 +143,9 @@ suite('k8s tenants at two minors, OIDC, extraArgs and leader election, booted fr
     oidcTenant = await bootTenant(state, 'oidc', undefined, undefined, oidcObjects, {
       'oidc-issuer-ca': { 'ca.crt': issuer.ca },
     });
-    haTenant = await bootTenant(
-      state,
-      'ha',
-      undefined,
-      undefined,
-      synthTenant('ha', { kubernetesVersion: newest, replicas: 2 }),
-    );
+    const haObjects = synthTenant('ha', { kubernetesVersion: newest, replicas: 2 });
+    haTenant = await bootTenant(state, 'ha', undefined, undefined, haObjects);
+    objectsOf.set(oidcTenant, oidcObjects).set(haTenant, haObjects);
     await Promise.all([oidcTenant.start(), haTenant.start()]);
   }, 240_000);
   afterAll(async () => {
@@ -219,7 +217,7 @@ suite('k8s tenants at two minors, OIDC, extraArgs and leader election, booted fr
       [oidcTenant, 1],
       [haTenant, 2],
     ] as const) {
-      const apiArgs = containerArgs(synthTenant(t.name, { replicas }), 'kube-apiserver', 'kube-apiserver');
+      const apiArgs = containerArgs(objectsOf.get(t)!, 'kube-apiserver', 'kube-apiserver');
       expect(apiArgs).toContain(`--max-mutating-requests-inflight=${kineWriteLimit(kinePoolSize(replicas))}`);
       k(t, ['create', 'clusterrolebinding', 'burst', '--clusterrole=cluster-admin', '--user=burst']);
       const burst = await writeBurst(adminAccess(t), 200, 'burst', 'burst');
